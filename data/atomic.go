@@ -1,0 +1,161 @@
+package data
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// AtomicFile is a file written under a temporary name in the target's folder and renamed into
+// place by Commit. Until Commit nothing exists under the final name; Abort (or a crash) leaves
+// at most a hidden temp file, never a half-written artifact.
+type AtomicFile struct {
+	*os.File
+	final string
+	done  bool
+}
+
+// CreateAtomic starts writing path atomically, creating its folder if needed.
+func CreateAtomic(path string) (*AtomicFile, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return &AtomicFile{File: f, final: path}, nil
+}
+
+// Commit flushes the file to disk and renames it to its final name.
+func (a *AtomicFile) Commit() error {
+	if a.done {
+		return errors.New("atomic file already closed")
+	}
+	a.done = true
+	tmp := a.File.Name()
+	if err := a.File.Sync(); err != nil {
+		a.File.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("sync %s: %w", a.final, err)
+	}
+	if err := a.File.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("close %s: %w", a.final, err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("chmod %s: %w", a.final, err)
+	}
+	if err := os.Rename(tmp, a.final); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("rename into %s: %w", a.final, err)
+	}
+	syncDir(filepath.Dir(a.final))
+	return nil
+}
+
+// Abort discards the file. It is safe to call after Commit (it then does nothing).
+func (a *AtomicFile) Abort() {
+	if a.done {
+		return
+	}
+	a.done = true
+	a.File.Close()
+	os.Remove(a.File.Name())
+}
+
+// WriteFileAtomic writes data to path atomically.
+func WriteFileAtomic(path string, data []byte) error {
+	f, err := CreateAtomic(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Commit()
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// AtomicDir is an output folder built under a temporary name beside the target and renamed
+// into place by Commit, so a reader never sees a partly written dataset or cohort.
+type AtomicDir struct {
+	Tmp   string // write everything here
+	final string
+	done  bool
+}
+
+// CreateAtomicDir starts an output folder. It refuses an existing non-empty target unless
+// overwrite is set; the old folder is then replaced only at Commit.
+func CreateAtomicDir(path string, overwrite bool) (*AtomicDir, error) {
+	path = filepath.Clean(path)
+	if st, err := os.Stat(path); err == nil {
+		if !st.IsDir() {
+			return nil, fmt.Errorf("output %s exists and is not a folder", path)
+		}
+		if !overwrite {
+			if ents, _ := os.ReadDir(path); len(ents) > 0 {
+				return nil, fmt.Errorf("output %s already exists and is not empty (pass --force to replace it)", path)
+			}
+		}
+	}
+	parent := filepath.Dir(path)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", parent, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create temp folder for %s: %w", path, err)
+	}
+	return &AtomicDir{Tmp: tmp, final: path}, nil
+}
+
+// Path returns the final path of the folder.
+func (d *AtomicDir) Path() string { return d.final }
+
+// Commit moves the folder into place, replacing any previous one.
+func (d *AtomicDir) Commit() error {
+	if d.done {
+		return errors.New("atomic folder already committed or aborted")
+	}
+	d.done = true
+	var old string
+	if _, err := os.Stat(d.final); err == nil {
+		old = d.Tmp + ".old"
+		if err := os.Rename(d.final, old); err != nil {
+			os.RemoveAll(d.Tmp)
+			return fmt.Errorf("move old %s aside: %w", d.final, err)
+		}
+	}
+	if err := os.Rename(d.Tmp, d.final); err != nil {
+		if old != "" {
+			os.Rename(old, d.final)
+		}
+		os.RemoveAll(d.Tmp)
+		return fmt.Errorf("rename into %s: %w", d.final, err)
+	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	syncDir(filepath.Dir(d.final))
+	return nil
+}
+
+// Abort removes everything written so far. It is safe after Commit.
+func (d *AtomicDir) Abort() {
+	if d.done {
+		return
+	}
+	d.done = true
+	os.RemoveAll(d.Tmp)
+}

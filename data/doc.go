@@ -1,0 +1,14 @@
+// Package data owns everything medseq knows about patient records before a model sees them:
+// reading and writing MEDS v0.4 datasets (Parquet through arrow-go's pqarrow), importing CSV
+// extracts, the synthetic EHR generator's output layout, cohort and label building, temporal
+// censoring, subject-level stratified splits, run manifests and atomic writes.
+//
+// Times are int64 microseconds since the Unix epoch (MEDS stores timestamp[us] without a time
+// zone); StaticTime marks a static row (a null time in MEDS). Codes are interned into a Codes
+// table per dataset, so an Event is 16 bytes and sequences are cheap to slice.
+//
+// Censoring lives here, in one place (Censor and Cohort.Sequences): every later stage —
+// vocabulary counts, features, model inputs — sees a subject only through it.
+//
+// The package knows nothing about models.
+package data
