@@ -103,8 +103,13 @@ func WriteShard(path string, codes *Codes, subjects []Subject) error {
 // WriteSubjectSplits writes metadata/subject_splits.parquet (subject_id, split) under root.
 func WriteSubjectSplits(root string, splits map[int64]string) error {
 	ids := make([]int64, 0, len(splits))
-	for id := range splits {
-		ids = append(ids, id)
+	for id, s := range splits {
+		if s != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil // no split information: no subject_splits.parquet
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	schema := arrow.NewSchema([]arrow.Field{
@@ -227,13 +232,14 @@ func NewDatasetWriter(out string, overwrite bool) (*DatasetWriter, error) {
 // TempDir is the folder being written (for files beside the dataset, such as an oracle).
 func (w *DatasetWriter) TempDir() string { return w.dir.Tmp }
 
-// Add queues a subject for split. The events' codes must come from w.Codes. The writer keeps
+// Add queues a subject for split (train, tuning, held_out, or "" for a dataset without
+// splits). The events' codes must come from w.Codes. The writer keeps
 // the slice until its shard is flushed.
 func (w *DatasetWriter) Add(split string, s Subject) error {
 	if prev, dup := w.splits[s.ID]; dup {
 		return fmt.Errorf("subject %d added twice (splits %s and %s)", s.ID, prev, split)
 	}
-	w.splits[s.ID] = split
+	w.splits[s.ID] = split // "" writes data/<n>.parquet and leaves the subject out of subject_splits
 	w.pending[split] = append(w.pending[split], s)
 	w.pendingN[split] += len(s.Events)
 	w.rows += int64(len(s.Events))
