@@ -1,0 +1,443 @@
+package data
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+)
+
+// CohortResult is a built cohort: its labels (sorted by subject) and its report.
+type CohortResult struct {
+	Labels []Label
+	Report *CohortReport
+}
+
+// CohortReport is cohort_report.json: counts, every exclusion with its reason, splits, and
+// the age-at-prediction distribution of each class, with the sampling methods compared.
+type CohortReport struct {
+	Dataset         string                 `json:"dataset"`
+	RunID           string                 `json:"run_id"`
+	Targets         []string               `json:"targets"`
+	Subjects        int                    `json:"subjects"`
+	Labels          int                    `json:"labels"`
+	Positives       int                    `json:"positives"`
+	Negatives       int                    `json:"negatives"`
+	Prevalence      float64                `json:"prevalence"`
+	Params          map[string]any         `json:"params"`
+	Exclusions      []ExclusionCount       `json:"exclusions"`
+	SplitSource     string                 `json:"split_source"`
+	Splits          map[string]ClassCounts `json:"splits"`
+	AgeAtPrediction AgeReport              `json:"age_at_prediction"`
+	VisibleEvents   map[string]Summary     `json:"visible_events"`
+	Sampling        SamplingReport         `json:"sampling"`
+	Warnings        []string               `json:"warnings,omitempty"`
+}
+
+// ExclusionCount is how many subjects of a class were left out for one reason.
+type ExclusionCount struct {
+	Class  string `json:"class"` // positive, negative or any
+	Reason string `json:"reason"`
+	Count  int    `json:"count"`
+}
+
+// ClassCounts counts labels per class.
+type ClassCounts struct {
+	Positives int `json:"positives"`
+	Negatives int `json:"negatives"`
+}
+
+// AgeReport is the age at prediction of each class: histograms and summaries, and the KS
+// distance between them (a sampling bias shows as a large distance).
+type AgeReport struct {
+	BinYears float64 `json:"bin_years"`
+	Positive []int   `json:"positive"`
+	Negative []int   `json:"negative"`
+	// Summaries per class, in years.
+	PositiveSummary Summary `json:"positive_summary"`
+	NegativeSummary Summary `json:"negative_summary"`
+	KS              float64 `json:"ks"`
+}
+
+// SamplingReport says how negatives got their prediction times and what the other method
+// would have produced on the same data.
+type SamplingReport struct {
+	Method               string                     `json:"method"`
+	NegativesPerPositive float64                    `json:"negatives_per_positive,omitempty"`
+	Comparison           map[string]SamplingOutcome `json:"comparison"`
+	Bands                []BandReport               `json:"bands,omitempty"`
+}
+
+// SamplingOutcome is one method's result: negatives kept and their age distance to positives.
+type SamplingOutcome struct {
+	Negatives       int     `json:"negatives"`
+	KS              float64 `json:"ks"`
+	NegativeMeanAge float64 `json:"negative_mean_age"`
+	PositiveMeanAge float64 `json:"positive_mean_age"`
+}
+
+// BandReport is one birth-year band of matched-age sampling.
+type BandReport struct {
+	BornFrom  int `json:"born_from"`
+	BornTo    int `json:"born_to"`
+	Positives int `json:"positives"`
+	Eligible  int `json:"eligible_negatives"`
+	Sampled   int `json:"sampled_negatives"`
+}
+
+// BuildCohort makes labels from a MEDS dataset in two steps. First one pass over the data
+// keeps, per subject, birth, death, sex, the first target code and the times of its events
+// (never codes). Then positives get prediction time = first target code - Lead, and
+// negatives (no target code ever) get one by the chosen method; every candidate is checked
+// for age, history and (negatives) follow-up, and every exclusion is counted with its reason.
+//
+// Matched-age sampling works per birth-year band, as risk-set sampling: each positive's age at
+// prediction is a slot filled by k distinct negatives of the same band that are eligible at
+// that age (k = NegativesPerPositive; when 0, the largest ratio that the bands holding 90% of
+// the positives can supply, at least 1), so the negatives' ages reproduce the positives' within
+// every band and overall. Bands short of negatives are reported as warnings.
+func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortResult, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	infos, shardSplits, err := summarise(ctx, ds, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	excl := exclusions{}
+	var positives []Label
+	var candidates []*subjectInfo
+	byID := make(map[int64]*subjectInfo, len(infos))
+	for i := range infos {
+		s := &infos[i]
+		byID[s.id] = s
+		switch {
+		case s.birth == StaticTime:
+			excl.add(classOf(s), ExclNoBirth)
+			continue
+		case s.first == StaticTime:
+			excl.add(classOf(s), ExclNoEvents)
+			continue
+		}
+		if s.target != StaticTime {
+			pt := s.target - cfg.Lead
+			if r := cfg.eligible(s, pt, false); r != "" {
+				excl.add("positive", r)
+				continue
+			}
+			positives = append(positives, labelFor(s, pt, true))
+			continue
+		}
+		candidates = append(candidates, s)
+	}
+	if len(positives) == 0 {
+		return nil, fmt.Errorf("%w: no subject has an eligible first code starting with %v (%d subjects read)", ErrEmptyCohort, cfg.Targets, len(infos))
+	}
+	// Deterministic order for sampling.
+	sort.Slice(candidates, func(i, j int) bool {
+		hi, hj := subjectHash(cfg.Seed, candidates[i].id), subjectHash(cfg.Seed, candidates[j].id)
+		if hi != hj {
+			return hi < hj
+		}
+		return candidates[i].id < candidates[j].id
+	})
+	posAges := make([]float64, len(positives))
+	for i, l := range positives {
+		posAges[i] = l.Age
+	}
+	matched, mexcl, k, bands := sampleMatchedAge(&cfg, positives, candidates)
+	random, rexcl := sampleRandomDate(&cfg, positives, candidates)
+	negatives, nexcl := matched, mexcl
+	if cfg.Negatives == NegativesRandomDate {
+		negatives, nexcl = random, rexcl
+	}
+	for r, n := range nexcl {
+		for i := 0; i < n; i++ {
+			excl.add("negative", r)
+		}
+	}
+	if len(negatives) == 0 {
+		return nil, fmt.Errorf("%w: %d positives but no eligible negative (check --follow-up, --min-history, --min-age)", ErrEmptyCohort, len(positives))
+	}
+	labels := append(positives, negatives...)
+	sort.Slice(labels, func(i, j int) bool { return labels[i].SubjectID < labels[j].SubjectID })
+
+	// Splits: the dataset's subject_splits, else its shard folders, else stratified by label.
+	fixed, err := ds.SubjectSplits()
+	if err != nil {
+		return nil, err
+	}
+	source := "dataset metadata/subject_splits.parquet"
+	if len(fixed) == 0 {
+		fixed, source = shardSplits, "dataset shard folders (data/<split>/)"
+	}
+	if len(fixed) == 0 {
+		source = fmt.Sprintf("stratified by label, seed %d", cfg.Seed)
+	} else {
+		source += fmt.Sprintf("; subjects not listed there stratified by label, seed %d", cfg.Seed)
+	}
+	lab := make(map[int64]bool, len(labels))
+	for _, l := range labels {
+		lab[l.SubjectID] = l.Value
+	}
+	splits := StratifiedSplits(lab, fixed, cfg.Seed, cfg.Fractions)
+	for i := range labels {
+		labels[i].Split = splits[labels[i].SubjectID]
+	}
+
+	rep := &CohortReport{
+		Dataset: ds.Root, Targets: cfg.Targets, Subjects: len(infos), Labels: len(labels),
+		Positives: len(positives), Negatives: len(negatives),
+		Prevalence: float64(len(positives)) / float64(len(labels)),
+		Params:     cfg.Params(), SplitSource: source, Splits: map[string]ClassCounts{},
+		VisibleEvents: map[string]Summary{},
+	}
+	for _, class := range []string{"any", "positive", "negative"} {
+		reasons := make([]string, 0, len(excl[class]))
+		for r := range excl[class] {
+			reasons = append(reasons, r)
+		}
+		sort.Strings(reasons)
+		for _, r := range reasons {
+			rep.Exclusions = append(rep.Exclusions, ExclusionCount{Class: class, Reason: r, Count: excl[class][r]})
+		}
+	}
+	var negAges []float64
+	visible := map[string][]float64{}
+	for _, l := range labels {
+		cc := rep.Splits[l.Split]
+		if l.Value {
+			cc.Positives++
+		} else {
+			cc.Negatives++
+			negAges = append(negAges, l.Age)
+		}
+		rep.Splits[l.Split] = cc
+		s := byID[l.SubjectID]
+		visible[className(l.Value)] = append(visible[className(l.Value)], float64(s.visibleCount(l.PredictionTime-cfg.Gap)))
+	}
+	for c, v := range visible {
+		rep.VisibleEvents[c] = Summarise(v)
+	}
+	const binYears, nbins = 5.0, 24
+	rep.AgeAtPrediction = AgeReport{
+		BinYears: binYears, Positive: Histogram(posAges, binYears, nbins), Negative: Histogram(negAges, binYears, nbins),
+		PositiveSummary: Summarise(posAges), NegativeSummary: Summarise(negAges), KS: KSDistance(posAges, negAges),
+	}
+	rep.Sampling = SamplingReport{Method: cfg.Negatives, Comparison: map[string]SamplingOutcome{
+		NegativesMatchedAge: outcome(posAges, matched),
+		NegativesRandomDate: outcome(posAges, random),
+	}}
+	if cfg.Negatives == NegativesMatchedAge {
+		rep.Sampling.NegativesPerPositive = k
+		rep.Sampling.Bands = bands
+		for _, b := range bands {
+			if want := int(math.Round(k * float64(b.Positives))); b.Sampled < want {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("birth band %d-%d: %d eligible negatives for %d positives (wanted %d): older or sicker bands short of negatives skew the age match; lower --negatives-per-positive or widen --band-years",
+					b.BornFrom, b.BornTo, b.Eligible, b.Positives, want))
+			}
+		}
+	}
+	if ks := rep.AgeAtPrediction.KS; ks > 0.1 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the classes' ages at prediction differ (KS distance %.2f): a model can score well on age alone; see sampling.comparison", ks))
+	}
+	if rep.Splits[SplitTuning].Positives == 0 || rep.Splits[SplitHeldOut].Positives == 0 {
+		rep.Warnings = append(rep.Warnings, "a tuning or held_out split has no positives")
+	}
+	return &CohortResult{Labels: labels, Report: rep}, nil
+}
+
+func classOf(s *subjectInfo) string {
+	if s.target != StaticTime {
+		return "positive"
+	}
+	return "negative"
+}
+
+func className(v bool) string {
+	if v {
+		return "positive"
+	}
+	return "negative"
+}
+
+func labelFor(s *subjectInfo, pt int64, value bool) Label {
+	return Label{SubjectID: s.id, PredictionTime: pt, Value: value, Age: ageYears(s, pt), Sex: s.sex, Birth: s.birth}
+}
+
+func outcome(posAges []float64, neg []Label) SamplingOutcome {
+	ages := make([]float64, len(neg))
+	for i, l := range neg {
+		ages[i] = l.Age
+	}
+	return SamplingOutcome{Negatives: len(neg), KS: KSDistance(posAges, ages),
+		NegativeMeanAge: Summarise(ages).Mean, PositiveMeanAge: Summarise(posAges).Mean}
+}
+
+// Params is the configuration as written into manifests and reports.
+func (c CohortConfig) Params() map[string]any {
+	return map[string]any{
+		"targets": c.Targets, "lead": FormatDuration(c.Lead), "gap": FormatDuration(c.Gap),
+		"min_history": FormatDuration(c.MinHistory), "min_events": c.MinEvents,
+		"min_age": FormatDuration(c.MinAge), "follow_up": FormatDuration(c.FollowUp),
+		"negatives": c.Negatives, "negatives_per_positive": c.NegativesPerPositive,
+		"band_years": c.BandYears, "seed": c.Seed,
+		"split_fractions": []float64{c.Fractions.Train, c.Fractions.Tuning, c.Fractions.HeldOut},
+		"sex_prefixes":    c.SexPrefixes, "birth_codes": c.BirthCodes, "death_codes": c.DeathCodes,
+	}
+}
+
+// sampleMatchedAge gives negatives prediction times matched on age within birth-year bands.
+func sampleMatchedAge(cfg *CohortConfig, positives []Label, cands []*subjectInfo) ([]Label, map[string]int, float64, []BandReport) {
+	excl := map[string]int{}
+	bandAges := map[int][]float64{}
+	for _, p := range positives {
+		b := int(math.Floor(float64(TimeOf(p.Birth).Year()) / float64(cfg.BandYears)))
+		bandAges[b] = append(bandAges[b], p.Age)
+	}
+	for _, a := range bandAges {
+		sort.Float64s(a)
+	}
+	type cand struct {
+		s *subjectInfo
+	}
+	eligible := map[int][]cand{}
+	for _, s := range cands {
+		b := birthBand(s, cfg.BandYears)
+		ages, ok := bandAges[b]
+		if !ok {
+			excl[ExclNoPositiveBand]++
+			continue
+		}
+		lo, hi, ok := cfg.feasibleRange(s)
+		if !ok {
+			excl[cfg.whyInfeasible(s)]++
+			continue
+		}
+		// Positive ages a with birth + a inside [lo, hi].
+		i := sort.SearchFloat64s(ages, ageYears(s, lo))
+		j := sort.Search(len(ages), func(k int) bool { return ages[k] > ageYears(s, hi) })
+		if i >= j {
+			excl[ExclNoMatchedTime]++
+			continue
+		}
+		eligible[b] = append(eligible[b], cand{s})
+	}
+	// Negatives per positive: the largest ratio that bands holding 90% of positives supply.
+	k := cfg.NegativesPerPositive
+	type br struct {
+		ratio float64
+		pos   int
+	}
+	var ratios []br
+	for b, ages := range bandAges {
+		ratios = append(ratios, br{float64(len(eligible[b])) / float64(len(ages)), len(ages)})
+	}
+	if k == 0 {
+		sort.Slice(ratios, func(i, j int) bool { return ratios[i].ratio < ratios[j].ratio })
+		need := 0.1 * float64(len(positives))
+		acc := 0
+		for _, r := range ratios {
+			acc += r.pos
+			k = r.ratio
+			if float64(acc) > need {
+				break
+			}
+		}
+		k = math.Max(1, math.Floor(k))
+	}
+	var out []Label
+	var bands []BandReport
+	bandKeys := make([]int, 0, len(bandAges))
+	for b := range bandAges {
+		bandKeys = append(bandKeys, b)
+	}
+	sort.Ints(bandKeys)
+	for _, b := range bandKeys {
+		ages := bandAges[b]
+		cs := eligible[b]
+		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(int64(b))))
+		// Risk-set sampling: every positive's age is a slot to fill k times with a distinct
+		// negative eligible at that age, so the negatives' ages reproduce the positives'.
+		// Oldest slots first: they have the fewest eligible negatives.
+		copies := int(math.Floor(k))
+		if rng.Float64() < k-math.Floor(k) {
+			copies++
+		}
+		lo := make([]float64, len(cs))
+		hi := make([]float64, len(cs))
+		for i, c := range cs {
+			l, h, _ := cfg.feasibleRange(c.s)
+			lo[i], hi[i] = ageYears(c.s, l), ageYears(c.s, h)
+		}
+		used := make([]bool, len(cs))
+		n := 0
+		quota := int(math.Round(k * float64(len(ages))))
+		for si := len(ages) - 1; si >= 0 && n < quota; si-- {
+			a := ages[si]
+			for rep := 0; rep < copies && n < quota; rep++ {
+				pick, seen := -1, 0
+				for i := range cs {
+					if !used[i] && lo[i] <= a && a <= hi[i] {
+						seen++
+						if rng.IntN(seen) == 0 {
+							pick = i
+						}
+					}
+				}
+				if pick < 0 {
+					break
+				}
+				used[pick] = true
+				c := cs[pick].s
+				l, h, _ := cfg.feasibleRange(c)
+				pt := min(max(c.birth+int64(a*float64(MicrosPerYear)), l), h)
+				out = append(out, labelFor(c, pt, false))
+				n++
+			}
+		}
+		for i := range cs {
+			if !used[i] {
+				excl[ExclOverNegRatio]++
+			}
+		}
+		bands = append(bands, BandReport{BornFrom: b * cfg.BandYears, BornTo: b*cfg.BandYears + cfg.BandYears - 1,
+			Positives: len(ages), Eligible: len(cs), Sampled: n})
+	}
+	return out, excl, k, bands
+}
+
+// whyInfeasible names the first rule that leaves a negative no eligible prediction time.
+func (cfg *CohortConfig) whyInfeasible(s *subjectInfo) string {
+	end := s.observedEnd() - cfg.FollowUp
+	switch {
+	case s.observedEnd()-s.first < cfg.MinHistory+cfg.Gap+cfg.FollowUp:
+		return ExclShortRecord
+	case end <= s.birth:
+		return ExclShortFollowUp
+	case end-s.birth < cfg.MinAge:
+		return ExclTooYoung
+	case s.first+cfg.MinHistory+cfg.Gap > end:
+		return ExclShortHistory
+	case cfg.MinEvents > len(s.times) || s.times[cfg.MinEvents-1]+cfg.Gap > end:
+		return ExclFewEvents
+	}
+	return ExclShortFollowUp
+}
+
+// sampleRandomDate is the naive method: a random positive prediction date for each negative.
+func sampleRandomDate(cfg *CohortConfig, positives []Label, cands []*subjectInfo) ([]Label, map[string]int) {
+	excl := map[string]int{}
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed))
+	var out []Label
+	for _, s := range cands {
+		pt := positives[rng.IntN(len(positives))].PredictionTime
+		if r := cfg.eligible(s, pt, true); r != "" {
+			excl[r]++
+			continue
+		}
+		out = append(out, labelFor(s, pt, false))
+	}
+	return out, excl
+}
