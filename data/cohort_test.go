@@ -262,7 +262,7 @@ func TestCohortExclusions(t *testing.T) {
 	}
 	subj := map[int64][]ev{
 		// A good positive: born 1950, records 2000-2020, diagnosed 2015.
-		1: append(append([]ev{{BirthCode, d(1950, 1, 1)}, {"SEX//F", time.Time{}}, {"ICD10/E11.9", d(2015, 3, 1)}}, visits(2000, 2020)...)),
+		1: append([]ev{{BirthCode, d(1950, 1, 1)}, {"SEX//F", time.Time{}}, {"ICD10/E11.9", d(2015, 3, 1)}}, visits(2000, 2020)...),
 		// Positive diagnosed at 17: too young at prediction.
 		2: append([]ev{{BirthCode, d(1998, 1, 1)}, {"ICD10/E11.9", d(2015, 3, 1)}}, visits(2000, 2020)...),
 		// Positive whose records start 6 months before the prediction time: short history.
