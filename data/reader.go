@@ -1,6 +1,7 @@
 package data
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -137,22 +141,53 @@ func (d *Dataset) ForEachSubject(ctx context.Context, fn func(Subject) error) er
 // ReadShard reads one MEDS data file and groups its rows by subject (sorting them when the
 // file is not already ordered by subject and time).
 func (d *Dataset) ReadShard(path string) (*Shard, error) {
-	ids, ev, err := d.readColumns(path)
+	ids, ev, ord, err := d.readColumns(path)
 	if err != nil {
 		return nil, err
 	}
-	return groupSubjects(path, ids, ev), nil
+	return groupSubjects(path, ids, ev, ord), nil
 }
 
-func groupSubjects(path string, ids []int64, ev []Event) *Shard {
-	sorted := true
-	for i := 1; i < len(ids); i++ {
-		if ids[i] < ids[i-1] || (ids[i] == ids[i-1] && ev[i].Time < ev[i-1].Time) {
-			sorted = false
-			break
+// order is what the readers found out about the order of rows: whether they are sorted by
+// subject and time, and if so how many subjects they hold.
+type order struct {
+	known    bool // sorted and subjects are valid
+	sorted   bool
+	subjects int
+}
+
+// scan checks the order of ids[lo:hi] and ev[lo:hi], continuing from row lo-1 when lo > 0.
+func (o *order) scan(ids []int64, ev []Event, lo, hi int) {
+	if !o.sorted || lo >= hi {
+		return
+	}
+	i := lo
+	if i == 0 {
+		o.subjects++
+		i = 1
+	}
+	ids = ids[:hi]
+	ev = ev[:hi]
+	for ; i < hi; i++ {
+		if ids[i] != ids[i-1] {
+			if ids[i] < ids[i-1] {
+				o.sorted = false
+				return
+			}
+			o.subjects++
+		} else if ev[i].Time < ev[i-1].Time {
+			o.sorted = false
+			return
 		}
 	}
-	if !sorted {
+}
+
+func groupSubjects(path string, ids []int64, ev []Event, ord order) *Shard {
+	if !ord.known {
+		ord = order{sorted: true}
+		ord.scan(ids, ev, 0, len(ids))
+	}
+	if !ord.sorted {
 		perm := make([]int32, len(ids))
 		for i := range perm {
 			perm[i] = int32(i)
@@ -170,8 +205,9 @@ func groupSubjects(path string, ids []int64, ev []Event) *Shard {
 			ids2[i], ev2[i] = ids[p], ev[p]
 		}
 		ids, ev = ids2, ev2
+		ord.subjects = 0
 	}
-	sh := &Shard{Path: path, Rows: len(ids)}
+	sh := &Shard{Path: path, Rows: len(ids), Subjects: make([]Subject, 0, ord.subjects)}
 	for i := 0; i < len(ids); {
 		j := i + 1
 		for j < len(ids) && ids[j] == ids[i] {
@@ -189,20 +225,26 @@ func columnError(path, col, format string, args ...any) error {
 }
 
 // readColumns reads subject_id, time, code and numeric_value (when present) of one file.
-func (d *Dataset) readColumns(path string) ([]int64, []Event, error) {
+//
+// Row groups are read in parallel (one goroutine per core, each taking the next row group)
+// straight into their place in the output. Row group 0 interns its codes into d.Codes; the
+// others intern into a table of their own that is merged into d.Codes afterwards in row
+// group order, so code ids are the same as a sequential read would give.
+func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, order{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer pf.Close()
-	sc := pf.MetaData().Schema
+	md := pf.MetaData()
+	sc := md.Schema
 	leaf := map[string]int{}
 	for _, name := range []string{ColSubjectID, ColTime, ColCode, ColNumericValue} {
 		leaf[name] = sc.ColumnIndexByName(name)
 	}
 	for _, name := range []string{ColSubjectID, ColTime, ColCode} {
 		if leaf[name] < 0 {
-			return nil, nil, fmt.Errorf("read %s: %w: missing column %s", path, ErrNotMEDS, name)
+			return nil, nil, order{}, fmt.Errorf("read %s: %w: missing column %s", path, ErrNotMEDS, name)
 		}
 	}
 	cols := []int{leaf[ColSubjectID], leaf[ColTime], leaf[ColCode]}
@@ -213,48 +255,196 @@ func (d *Dataset) readColumns(path string) ([]int64, []Event, error) {
 	props.SetReadDict(leaf[ColCode], true)
 	fr, err := pqarrow.NewFileReader(pf, props, memory.DefaultAllocator)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, order{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	rr, err := fr.GetRecordReader(context.Background(), cols, nil)
+	nrg := pf.NumRowGroups()
+	offs := make([]int, nrg+1)
+	for g := 0; g < nrg; g++ {
+		offs[g+1] = offs[g] + int(md.RowGroup(g).NumRows())
+	}
+	n := offs[nrg]
+	ids := make([]int64, n)
+	ev := make([]Event, n)
+	if nrg <= 1 {
+		ord, err := readRowGroups(path, fr, cols, nil, ids, ev, 0, d.Codes)
+		if err != nil {
+			return nil, nil, order{}, err
+		}
+		return ids, ev, ord, nil
+	}
+
+	// Row group g's local code table (nil for row group 0) and error.
+	local := make([]*Codes, nrg)
+	errs := make([]error, nrg)
+	ords := make([]order, nrg)
+	var next, failed atomic.Int64
+	failed.Store(int64(nrg))
+	var wg sync.WaitGroup
+	workers := min(nrg, runtime.GOMAXPROCS(0))
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				g := int(next.Add(1) - 1)
+				if g >= nrg || int64(g) > failed.Load() {
+					return
+				}
+				codes := d.Codes
+				if g > 0 {
+					codes = NewCodes()
+					local[g] = codes
+				}
+				lo, hi := offs[g], offs[g+1]
+				var err error
+				if ords[g], err = readRowGroups(path, fr, cols, []int{g}, ids[lo:hi], ev[lo:hi], lo, codes); err != nil {
+					errs[g] = err
+					for f := failed.Load(); int64(g) < f && !failed.CompareAndSwap(f, int64(g)); f = failed.Load() {
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, nil, order{}, err
+		}
+	}
+	ord := order{known: true, sorted: true}
+	for g := 0; g < nrg && ord.sorted; g++ {
+		o := ords[g]
+		ord.sorted = o.sorted
+		ord.subjects += o.subjects
+		if lo := offs[g]; g > 0 && lo > 0 && lo < n && o.subjects > 0 {
+			// Row group g's first subject continues the previous one, or follows it.
+			if ids[lo] < ids[lo-1] || (ids[lo] == ids[lo-1] && ev[lo].Time < ev[lo-1].Time) {
+				ord.sorted = false
+			} else if ids[lo] == ids[lo-1] {
+				ord.subjects--
+			}
+		}
+	}
+	// Merge the local tables in row group order, then renumber the rows of those whose ids
+	// changed.
+	tables := make([][]int32, nrg)
+	for g := 1; g < nrg; g++ {
+		names := local[g].Names()
+		table := make([]int32, len(names))
+		same := true
+		for i, name := range names {
+			table[i] = d.Codes.ID(name)
+			same = same && table[i] == int32(i)
+		}
+		if !same {
+			tables[g] = table
+		}
+	}
+	next.Store(1)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for g := int(next.Add(1) - 1); g < nrg; g = int(next.Add(1) - 1) {
+				if table := tables[g]; table != nil {
+					part := ev[offs[g]:offs[g+1]]
+					for i := range part {
+						part[i].Code = table[part[i].Code]
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return ids, ev, ord, nil
+}
+
+// readRowGroups reads the rows of rowGroups (nil: all) into ids and ev, interning codes into
+// codes; base is the index in the file of their first row (for error messages). Batches are
+// converted (and their order checked) by a second goroutine while pqarrow decodes the next.
+func readRowGroups(path string, fr *pqarrow.FileReader, cols, rowGroups []int, ids []int64, ev []Event, base int, codes *Codes) (order, error) {
+	rr, err := fr.GetRecordReader(context.Background(), cols, rowGroups)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		return order{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer rr.Release()
-	n := pf.NumRows()
-	ids := make([]int64, 0, n)
-	ev := make([]Event, 0, n)
-	tr := &codeTranslator{codes: d.Codes}
+	ord := order{known: true, sorted: true}
+	tr := &codeTranslator{codes: codes}
 	defer tr.release()
-	for rr.Next() {
-		rec := rr.RecordBatch()
-		base := len(ids)
-		m := int(rec.NumRows())
-		ids = ids[:base+m]
-		ev = ev[:base+m]
-		sch := rec.Schema()
-		col := func(name string) arrow.Array {
-			if idx := sch.FieldIndices(name); len(idx) > 0 {
-				return rec.Column(idx[0])
+
+	type batch struct {
+		rec arrow.RecordBatch
+		at  int
+	}
+	var (
+		convErr error
+		failed  atomic.Bool
+		batches = make(chan batch, 1)
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for b := range batches {
+			if convErr == nil {
+				if convErr = convertBatch(path, b.rec, ids, ev, b.at, base, tr); convErr != nil {
+					failed.Store(true)
+				} else {
+					ord.scan(ids, ev, b.at, b.at+int(b.rec.NumRows()))
+				}
 			}
-			return nil
+			b.rec.Release()
 		}
-		if err := readIDs(path, col(ColSubjectID), ids[base:], base); err != nil {
-			return nil, nil, err
+	}()
+	at := 0
+	for !failed.Load() && rr.Next() {
+		rec := rr.RecordBatch()
+		m := int(rec.NumRows())
+		if at+m > len(ids) {
+			err = fmt.Errorf("read %s: more rows than the metadata's %d", path, base+len(ids))
+			break
 		}
-		if err := readTimes(path, col(ColTime), ev[base:]); err != nil {
-			return nil, nil, err
-		}
-		if err := tr.read(path, col(ColCode), ev[base:], base); err != nil {
-			return nil, nil, err
-		}
-		if err := readValues(path, col(ColNumericValue), ev[base:]); err != nil {
-			return nil, nil, err
-		}
+		rec.Retain()
+		batches <- batch{rec, at}
+		at += m
+	}
+	close(batches)
+	<-done
+	if convErr != nil {
+		return order{}, convErr
+	}
+	if err != nil {
+		return order{}, err
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		return order{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	return ids, ev, nil
+	if at != len(ids) {
+		return order{}, fmt.Errorf("read %s: %d rows, metadata says %d", path, base+at, base+len(ids))
+	}
+	return ord, nil
+}
+
+// convertBatch converts the rows of rec into ids[at:] and ev[at:].
+func convertBatch(path string, rec arrow.RecordBatch, ids []int64, ev []Event, at, base int, tr *codeTranslator) error {
+	m := int(rec.NumRows())
+	sch := rec.Schema()
+	col := func(name string) arrow.Array {
+		if idx := sch.FieldIndices(name); len(idx) > 0 {
+			return rec.Column(idx[0])
+		}
+		return nil
+	}
+	if err := readIDs(path, col(ColSubjectID), ids[at:at+m], base+at); err != nil {
+		return err
+	}
+	out := ev[at : at+m]
+	if err := readTimes(path, col(ColTime), out); err != nil {
+		return err
+	}
+	if err := tr.read(path, col(ColCode), out, base+at); err != nil {
+		return err
+	}
+	return readValues(path, col(ColNumericValue), out)
 }
 
 func readIDs(path string, a arrow.Array, out []int64, base int) error {
@@ -317,18 +507,37 @@ func readTimes(path string, a arrow.Array, out []Event) error {
 	default:
 		return columnError(path, ColTime, "type %s, want timestamp[us]", a.DataType())
 	}
-	hasNull := a.NullN() > 0
-	for i, v := range vals {
-		if hasNull && a.IsNull(i) {
-			out[i].Time = StaticTime
-			continue
+	out = out[:len(vals)]
+	switch {
+	case mul != 1:
+		for i, v := range vals {
+			out[i].Time = v * mul
 		}
-		if mul != 1 {
-			v *= mul
-		} else if div != 1 {
-			v = floorDiv(v, div)
+	case div != 1:
+		for i, v := range vals {
+			out[i].Time = floorDiv(v, div)
 		}
-		out[i].Time = v
+	default:
+		for i, v := range vals {
+			out[i].Time = v
+		}
+	}
+	if a.NullN() > 0 {
+		// Null times are static rows: patch them, a bitmap byte at a time.
+		bm, off := a.NullBitmapBytes(), a.Data().Offset()
+		for i := 0; i < len(out); {
+			j := off + i
+			if j&7 == 0 && i+8 <= len(out) {
+				if bm[j>>3] == 0xFF {
+					i += 8
+					continue
+				}
+			}
+			if bm[j>>3]>>(j&7)&1 == 0 {
+				out[i].Time = StaticTime
+			}
+			i++
+		}
 	}
 	return nil
 }
@@ -341,6 +550,9 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
+// noValueBits is the bit pattern of NoValue.
+var noValueBits = math.Float32bits(NoValue)
+
 func readValues(path string, a arrow.Array, out []Event) error {
 	if a == nil {
 		for i := range out {
@@ -348,22 +560,37 @@ func readValues(path string, a arrow.Array, out []Event) error {
 		}
 		return nil
 	}
+	// A null row gets NoValue, chosen without a branch from its validity bit.
 	hasNull := a.NullN() > 0
+	bm, off := a.NullBitmapBytes(), a.Data().Offset()
 	switch c := a.(type) {
 	case *array.Float32:
-		for i, v := range c.Float32Values() {
-			if hasNull && c.IsNull(i) {
-				v = NoValue
+		vals := c.Float32Values()
+		out = out[:len(vals)]
+		if !hasNull {
+			for i, v := range vals {
+				out[i].Value = v
 			}
-			out[i].Value = v
+			return nil
+		}
+		for i, v := range vals {
+			j := off + i
+			mask := -uint32(bm[j>>3] >> (j & 7) & 1) // all ones when valid
+			out[i].Value = math.Float32frombits(math.Float32bits(v)&mask | noValueBits&^mask)
 		}
 	case *array.Float64:
-		for i, v := range c.Float64Values() {
-			if hasNull && c.IsNull(i) {
-				out[i].Value = NoValue
-			} else {
+		vals := c.Float64Values()
+		out = out[:len(vals)]
+		if !hasNull {
+			for i, v := range vals {
 				out[i].Value = float32(v)
 			}
+			return nil
+		}
+		for i, v := range vals {
+			j := off + i
+			mask := -uint32(bm[j>>3] >> (j & 7) & 1)
+			out[i].Value = math.Float32frombits(math.Float32bits(float32(v))&mask | noValueBits&^mask)
 		}
 	case *array.Null:
 		for i := range out {
@@ -395,10 +622,14 @@ func (t *codeTranslator) read(path string, a arrow.Array, out []Event, base int)
 	case *array.Dictionary:
 		dict := c.Dictionary()
 		if dict != t.lastDict {
-			// A new dictionary (pqarrow starts one per row group): translate it once. The
-			// cached one is retained so its address cannot be reused by a different one.
-			t.table = t.table[:0]
-			for i := 0; i < dict.Len(); i++ {
+			// A new dictionary: pqarrow hands out one per batch, holding the row group's
+			// dictionary so far, so it usually starts with the previous one; translate only
+			// the entries that are new then. The cached one is retained so its address cannot
+			// be reused by a different one.
+			if !dictExtends(dict, t.lastDict, len(t.table)) {
+				t.table = t.table[:0]
+			}
+			for i := len(t.table); i < dict.Len(); i++ {
 				b, err := binaryAt(dict, i)
 				if err != nil {
 					return columnError(path, ColCode, "%v", err)
@@ -441,6 +672,35 @@ func (t *codeTranslator) read(path string, a arrow.Array, out []Event, base int)
 		return columnError(path, ColCode, "type %s, want string", a.DataType())
 	}
 	return nil
+}
+
+// dictExtends reports whether the first n entries of dict are those of prev (n = prev.Len()).
+func dictExtends(dict, prev arrow.Array, n int) bool {
+	if prev == nil || dict.Len() < n || prev.Len() != n {
+		return false
+	}
+	if d, ok := dict.(*array.String); ok {
+		if p, ok := prev.(*array.String); ok {
+			do, po := d.ValueOffsets()[:n+1], p.ValueOffsets()
+			for i := range po {
+				if do[i]-do[0] != po[i]-po[0] {
+					return false
+				}
+			}
+			return bytes.Equal(d.ValueBytes()[:do[n]-do[0]], p.ValueBytes())
+		}
+	}
+	if dict.DataType().ID() != prev.DataType().ID() {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		x, err1 := binaryAt(dict, i)
+		y, err2 := binaryAt(prev, i)
+		if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *codeTranslator) release() {

@@ -32,12 +32,13 @@ type env struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"version":     {"print the version, git commit and build time", runVersion},
-		"data synth":  {"write a synthetic primary-care EHR as a MEDS dataset", runDataSynth},
-		"data import": {"import events and subjects CSV files into a MEDS dataset", runDataImport},
-		"data cohort": {"build labels with leak-free prediction times, splits and a cohort report", runDataCohort},
-		"data info":   {"summarise a MEDS dataset", runDataInfo},
-		"demo":        {"run the whole pipeline on synthetic data", runDemo},
+		"version":        {"print the version, git commit and build time", runVersion},
+		"data synth":     {"write a synthetic primary-care EHR as a MEDS dataset", runDataSynth},
+		"data import":    {"import events and subjects CSV files into a MEDS dataset", runDataImport},
+		"data cohort":    {"build labels with leak-free prediction times, splits and a cohort report", runDataCohort},
+		"data info":      {"summarise a MEDS dataset", runDataInfo},
+		"data sequences": {"print the censored sequences a model sees for a cohort", runDataSequences},
+		"demo":           {"run the whole pipeline on synthetic data", runDemo},
 	}
 }
 
@@ -50,7 +51,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-16s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'medseq <command> -h' for a command's flags.")
 }
