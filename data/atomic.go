@@ -117,6 +117,10 @@ func CreateAtomicDir(path string, overwrite bool) (*AtomicDir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create temp folder for %s: %w", path, err)
 	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("create temp folder for %s: %w", path, err)
+	}
 	return &AtomicDir{Tmp: tmp, final: path}, nil
 }
 

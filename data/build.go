@@ -172,14 +172,19 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 	if len(fixed) == 0 {
 		fixed, source = shardSplits, "dataset shard folders (data/<split>/)"
 	}
-	if len(fixed) == 0 {
-		source = fmt.Sprintf("stratified by label, seed %d", cfg.Seed)
-	} else {
-		source += fmt.Sprintf("; subjects not listed there stratified by label, seed %d", cfg.Seed)
-	}
 	lab := make(map[int64]bool, len(labels))
+	unlisted := 0
 	for _, l := range labels {
 		lab[l.SubjectID] = l.Value
+		if _, ok := fixed[l.SubjectID]; !ok {
+			unlisted++
+		}
+	}
+	switch {
+	case len(fixed) == 0:
+		source = fmt.Sprintf("stratified by label, seed %d", cfg.Seed)
+	case unlisted > 0:
+		source += fmt.Sprintf("; %d subjects not listed there stratified by label, seed %d", unlisted, cfg.Seed)
 	}
 	splits := StratifiedSplits(lab, fixed, cfg.Seed, cfg.Fractions)
 	for i := range labels {
@@ -233,7 +238,7 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 		rep.Sampling.NegativesPerPositive = k
 		rep.Sampling.Bands = bands
 		for _, b := range bands {
-			if want := int(math.Round(k * float64(b.Positives))); b.Sampled < want {
+			if want := int(math.Round(k * float64(b.Positives))); float64(b.Sampled) < 0.9*float64(want) {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("birth band %d-%d: %d eligible negatives for %d positives (wanted %d): older or sicker bands short of negatives skew the age match; lower --negatives-per-positive or widen --band-years",
 					b.BornFrom, b.BornTo, b.Eligible, b.Positives, want))
 			}

@@ -80,6 +80,11 @@ func runDataCohort(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	printCohortSummary(e.stdout, res.Report, o.out)
+	if or, ok, err := cohortOracle(o.meds, res.Labels, o.cfg.Lead); err != nil {
+		return err
+	} else if ok {
+		printOracle(e.stdout, or)
+	}
 	return nil
 }
 

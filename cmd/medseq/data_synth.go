@@ -2,10 +2,35 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/medseq/medseq/data/synth"
 )
 
-// runDataSynth is being written; see the data package.
+// runDataSynth writes the built-in synthetic primary-care dataset (see package data/synth).
 func runDataSynth(ctx context.Context, e *env, args []string) error {
-	return errors.New("not built yet")
+	fs := newFlags(e, "data synth", "--out DIR [--subjects N] [--seed S]")
+	out := fs.String("out", "", "output dataset folder (required)")
+	subjects := fs.Int("subjects", synth.DefaultSubjects, "number of subjects")
+	seed := fs.Int64("seed", 1, "random seed: the same seed writes the same data")
+	force := fs.Bool("force", false, "replace an existing non-empty output folder")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("--out is required")
+	}
+	if *subjects < 1 {
+		return usagef("--subjects must be at least 1, got %d", *subjects)
+	}
+	s, err := synth.Generate(ctx, synth.Config{Out: *out, Subjects: *subjects, Seed: *seed, Force: *force, Logger: e.log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %s: %d subjects, %d events, %d distinct codes, %d with a T2D diagnosis in their record (%.1f%%), %.1fs (%.2fM events/s)\n",
+		s.Out, s.Subjects, s.Events, s.DistinctCodes, s.Diagnosed, 100*float64(s.Diagnosed)/float64(s.Subjects),
+		s.Elapsed.Seconds(), s.EventsPerSecond/1e6)
+	fmt.Fprintf(e.stdout, "oracle (true onset, diagnosis and hazard per subject): %s\n", filepath.Join(s.Out, synth.OracleDir))
+	return nil
 }

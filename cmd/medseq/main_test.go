@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/medseq/medseq/data"
+)
+
+// runCmd runs the binary's entry point in-process and returns exit code, stdout and stderr.
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &env{stdout: &out, stderr: &errb, stdin: strings.NewReader("")})
+	return code, out.String(), errb.String()
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCmd(t, "version", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var bi map[string]any
+	if err := json.Unmarshal([]byte(out), &bi); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"version", "commit", "build_time", "go_version", "module"} {
+		if s, _ := bi[k].(string); s == "" {
+			t.Errorf("version --json lacks %s: %s", k, out)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"data", "cohort", "--meds", "x", "--out", "y"}, 2, "--target"},
+		{[]string{"data", "cohort", "--meds", "x", "--target", "A", "--out", "y", "--lead", "1 year"}, 2, "lead"},
+		{[]string{"data", "cohort", "--meds", "x", "--target", "A", "--out", "y", "--negatives", "nearest"}, 2, "--negatives"},
+		{[]string{"data", "cohort", "--meds", "x", "--target", "A", "--out", "y", "--split", "0.8,0.2"}, 2, "--split"},
+		{[]string{"data", "cohort", "--meds", "/nonexistent", "--target", "A", "--out", "y"}, 1, "/nonexistent"},
+		{[]string{"data", "synth", "--subjects", "10"}, 2, "--out"},
+		{[]string{"demo", "--subjects", "5"}, 2, "--subjects"},
+		{[]string{"data", "sequences", "--meds", "x"}, 2, "--cohort"},
+		{[]string{"data", "info", "stray"}, 2, "stray"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, stderr := runCmd(t, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestDemoEndToEnd runs the demo on a small synthetic population and checks what it wrote.
+func TestDemoEndToEnd(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, stderr := runCmd(t, "demo", "--out", out, "--subjects", "2000", "--force")
+	if code != 0 {
+		t.Fatalf("demo exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"matched-age", "random-date", "oracle AUROC", "KS"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, stdout)
+		}
+	}
+	cohort := filepath.Join(out, demoCohort)
+	var rep data.CohortReport
+	buf, err := os.ReadFile(filepath.Join(cohort, data.CohortReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(buf, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Positives < 30 || rep.Negatives < rep.Positives {
+		t.Errorf("cohort %d positives, %d negatives", rep.Positives, rep.Negatives)
+	}
+	if ks := rep.AgeAtPrediction.KS; ks > 0.1 {
+		t.Errorf("matched-age KS %.3f on synth data, want near 0", ks)
+	}
+	if ks := rep.Sampling.Comparison[data.NegativesRandomDate].KS; ks < 0.25 {
+		t.Errorf("random-date KS %.3f: the naive method's bias should show", ks)
+	}
+	// The sequences command reads the cohort back through censoring.
+	meds := filepath.Join(out, demoMEDS)
+	code, stdout, stderr = runCmd(t, "data", "sequences", "--meds", meds, "--cohort", cohort, "--split", "held_out", "--limit", "3")
+	if code != 0 {
+		t.Fatalf("sequences exit %d: %s", code, stderr)
+	}
+	if lines := strings.Count(stdout, "\n"); lines != 5 {
+		t.Errorf("sequences printed %d lines, want 3 sequences and 2 summaries:\n%s", lines, stdout)
+	}
+	for _, leak := range []string{"ATC/A10BA02", "ICD10/E11", "SNOMED/44054006"} {
+		if strings.Contains(stdout, leak) {
+			t.Errorf("a censored sequence shows %s", leak)
+		}
+	}
+}
+
+// TestSequencesRefusesOtherDataset: a cohort read against a different dataset is refused.
+func TestSequencesRefusesOtherDataset(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for i, p := range []string{a, b} {
+		if code, _, stderr := runCmd(t, "data", "synth", "--out", p, "--subjects", "1500", "--seed", string(rune('1'+i))); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	cohort := filepath.Join(dir, "cohort")
+	if code, _, stderr := runCmd(t, "data", "cohort", "--meds", a, "--target", "ICD10/E11,SNOMED/44054006", "--out", cohort); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, _, stderr := runCmd(t, "data", "sequences", "--meds", b, "--cohort", cohort)
+	if code != 1 || !strings.Contains(stderr, "does not match") || !strings.Contains(stderr, b) {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	// Same subject ids (1..1500): with --allow-mismatch it reads, and says so.
+	if code, _, stderr := runCmd(t, "data", "sequences", "--meds", b, "--cohort", cohort, "--allow-mismatch"); code != 0 || !strings.Contains(stderr, "not built from") {
+		t.Errorf("--allow-mismatch: exit %d: %s", code, stderr)
+	}
+	// Rebuilding without --force is refused, naming the flag.
+	code, _, stderr = runCmd(t, "data", "cohort", "--meds", a, "--target", "ICD10/E11", "--out", cohort)
+	if code != 1 || !strings.Contains(stderr, "--force") {
+		t.Errorf("overwrite: exit %d: %s", code, stderr)
+	}
+}
