@@ -121,7 +121,9 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 			continue
 		}
 		if s.target != StaticTime {
-			pt := s.target - cfg.Lead
+			// The diagnosis itself is never visible: with --lead 0 the prediction is made just
+			// before it.
+			pt := s.target - max(cfg.Lead, 1)
 			if r := cfg.eligible(s, pt, false); r != "" {
 				excl.add("positive", r)
 				continue

@@ -18,8 +18,8 @@ func benchPopulation(b *testing.B, events int) (string, int64) {
 	meds := filepath.Join(dir, "meds")
 	if _, err := ReadManifest(meds); err != nil {
 		os.RemoveAll(dir)
-		// The population averages about 66 events per subject.
-		population(b, dir, events/66, 11)
+		// The population averages about 53 events per subject.
+		population(b, dir, events/53, 11)
 	}
 	ds, err := Open(meds)
 	if err != nil {

@@ -464,3 +464,29 @@ func TestKSDistance(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroLeadHidesDiagnosis: with --lead 0 the prediction is made just before the diagnosis,
+// so the diagnosis code (and what is recorded with it) stays invisible.
+func TestZeroLeadHidesDiagnosis(t *testing.T) {
+	meds := population(t, t.TempDir(), 1500, 6)
+	ds, _ := Open(meds)
+	cfg := testCohortConfig()
+	cfg.Lead = 0
+	res, err := BuildCohort(context.Background(), ds, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cohort{Labels: res.Labels}
+	ds2, _ := Open(meds)
+	err = c.Sequences(context.Background(), ds2, nil, func(s Sequence) error {
+		for _, e := range s.Events {
+			if name := ds2.Codes.Name(e.Code); strings.HasPrefix(name, "ICD10/E11") || strings.HasPrefix(name, "LEAK/") {
+				t.Fatalf("subject %d sees %s with --lead 0", s.Label.SubjectID, name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

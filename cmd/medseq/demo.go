@@ -8,12 +8,14 @@ import (
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/data/synth"
+	"github.com/medseq/medseq/tokenize"
 )
 
 // demoStages are the folders the demo writes under --out, in order.
 const (
-	demoMEDS   = "meds"
-	demoCohort = "cohort"
+	demoMEDS      = "meds"
+	demoCohort    = "cohort"
+	demoTokenizer = "tokenizer"
 )
 
 // runDemo runs the whole pipeline on the built-in synthetic data. Every capability adds its
@@ -56,6 +58,15 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	} else if ok {
 		printOracle(e.stdout, or)
 	}
+
+	step(3, "tokenizer: WordPiece over whole codes, counted on the censored training split (medseq tokenize build)")
+	to := &tokenizeOptions{meds: meds, cohort: co.out, out: filepath.Join(*out, demoTokenizer), force: *force,
+		build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}
+	tr, err := buildTokenizer(ctx, e, to)
+	if err != nil {
+		return err
+	}
+	printTokenizerSummary(e.stdout, tr)
 
 	fmt.Fprintf(e.stdout, "\ndemo done in %.1fs; outputs under %s\n", time.Since(start).Seconds(), *out)
 	return nil

@@ -32,13 +32,15 @@ type env struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"version":        {"print the version, git commit and build time", runVersion},
-		"data synth":     {"write a synthetic primary-care EHR as a MEDS dataset", runDataSynth},
-		"data import":    {"import events and subjects CSV files into a MEDS dataset", runDataImport},
-		"data cohort":    {"build labels with leak-free prediction times, splits and a cohort report", runDataCohort},
-		"data info":      {"summarise a MEDS dataset", runDataInfo},
-		"data sequences": {"print the censored sequences a model sees for a cohort", runDataSequences},
-		"demo":           {"run the whole pipeline on synthetic data", runDemo},
+		"version":         {"print the version, git commit and build time", runVersion},
+		"data synth":      {"write a synthetic primary-care EHR as a MEDS dataset", runDataSynth},
+		"data import":     {"import events and subjects CSV files into a MEDS dataset", runDataImport},
+		"data cohort":     {"build labels with leak-free prediction times, splits and a cohort report", runDataCohort},
+		"data info":       {"summarise a MEDS dataset", runDataInfo},
+		"data sequences":  {"print the censored sequences a model sees for a cohort", runDataSequences},
+		"demo":            {"run the whole pipeline on synthetic data", runDemo},
+		"tokenize build":  {"build the vocabulary and tokenizer from a cohort's censored training split", runTokenizeBuild},
+		"tokenize encode": {"encode one subject's codes per line on stdin to token ids", runTokenizeEncode},
 	}
 }
 
