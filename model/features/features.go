@@ -1,0 +1,224 @@
+package features
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/tokenize"
+)
+
+// File names in a model's xgboost/ folder.
+const (
+	SpaceFile   = "features.json"
+	FeatMapFile = "featmap.txt"
+)
+
+// Fixed features before the token-count blocks.
+const (
+	FeatAge = iota
+	FeatSexMale
+	FeatSexFemale
+	numFixed
+)
+
+// Config says which count windows a space has.
+type Config struct {
+	// Windows in microseconds before the prediction time; 0 means the whole history.
+	Windows []int64
+}
+
+// DefaultConfig counts over the whole history, the last 365 days and the last 30 days.
+func DefaultConfig() Config {
+	return Config{Windows: []int64{0, 365 * data.MicrosPerDay, 30 * data.MicrosPerDay}}
+}
+
+// Space is the layout of feature rows: index = 3 + window*V + token id, V the vocabulary size.
+type Space struct {
+	VocabSize int     `json:"vocab_size"`
+	Windows   []int64 `json:"windows_us"`
+}
+
+// ErrSpaceMismatch is returned when a space does not fit the tokenizer it is used with.
+var ErrSpaceMismatch = errors.New("feature space does not match the tokenizer")
+
+// NewSpace lays out features for a tokenizer.
+func NewSpace(tok *tokenize.Tokenizer, cfg Config) (*Space, error) {
+	if len(cfg.Windows) == 0 {
+		cfg = DefaultConfig()
+	}
+	seen := map[int64]bool{}
+	for _, w := range cfg.Windows {
+		if w < 0 {
+			return nil, fmt.Errorf("feature window %s is negative", data.FormatDuration(w))
+		}
+		if seen[w] {
+			return nil, fmt.Errorf("feature window %s listed twice", windowName(w))
+		}
+		seen[w] = true
+	}
+	return &Space{VocabSize: tok.Vocab.Len(), Windows: append([]int64(nil), cfg.Windows...)}, nil
+}
+
+// NumFeatures is the width of a row.
+func (s *Space) NumFeatures() int { return numFixed + len(s.Windows)*s.VocabSize }
+
+func windowName(w int64) string {
+	if w == 0 {
+		return "all"
+	}
+	return data.FormatDuration(w)
+}
+
+// Name is the readable name of feature i, e.g. "count[365d]:ICD10/E66.9".
+func (s *Space) Name(i int, v *tokenize.Vocab) string {
+	switch i {
+	case FeatAge:
+		return "age_years"
+	case FeatSexMale:
+		return "sex=M"
+	case FeatSexFemale:
+		return "sex=F"
+	}
+	j := i - numFixed
+	return fmt.Sprintf("count[%s]:%s", windowName(s.Windows[j/s.VocabSize]), v.Token(int32(j%s.VocabSize)))
+}
+
+// Token returns the token of a count feature (ok=false for the fixed ones).
+func (s *Space) Token(i int) (int32, bool) {
+	if i < numFixed {
+		return 0, false
+	}
+	return int32((i - numFixed) % s.VocabSize), true
+}
+
+// Check verifies the space fits tok.
+func (s *Space) Check(tok *tokenize.Tokenizer) error {
+	if s.VocabSize != tok.Vocab.Len() {
+		return fmt.Errorf("%w: space has %d tokens, tokenizer %d", ErrSpaceMismatch, s.VocabSize, tok.Vocab.Len())
+	}
+	return nil
+}
+
+// Builder appends feature rows; one per goroutine (it keeps scratch space).
+type Builder struct {
+	space   *Space
+	codes   *tokenize.CodeMap
+	special []bool
+	counts  map[int32]float32
+}
+
+// NewBuilder builds rows for events whose codes come from m's code table.
+func (s *Space) NewBuilder(tok *tokenize.Tokenizer, m *tokenize.CodeMap) *Builder {
+	sp := make([]bool, tok.Vocab.Len())
+	for id := range sp {
+		sp[id] = tok.Vocab.IsSpecial(int32(id)) && int32(id) != tok.Vocab.Unk
+	}
+	return &Builder{space: s, codes: m, special: sp, counts: map[int32]float32{}}
+}
+
+// Row is one subject at one prediction time: censored events, birth and sex.
+type Row struct {
+	Events         []data.Event
+	Birth          int64 // data.StaticTime when unknown
+	Sex            string
+	PredictionTime int64
+}
+
+// Append appends the row's features to x (indices ascending; absent means missing/zero count).
+func (b *Builder) Append(x *CSR, r Row) {
+	s := b.space
+	if len(x.Indptr) == 0 {
+		x.Indptr = append(x.Indptr, 0)
+	}
+	x.NumCol = s.NumFeatures()
+	if r.Birth != data.StaticTime {
+		x.Indices = append(x.Indices, FeatAge)
+		x.Data = append(x.Data, float32(float64(r.PredictionTime-r.Birth)/float64(data.MicrosPerYear)))
+	}
+	switch r.Sex {
+	case data.SexMale:
+		x.Indices, x.Data = append(x.Indices, FeatSexMale), append(x.Data, 1)
+	case data.SexFemale:
+		x.Indices, x.Data = append(x.Indices, FeatSexFemale), append(x.Data, 1)
+	}
+	clear(b.counts)
+	for _, e := range r.Events {
+		ids, _ := b.codes.Tokens(e.Code)
+		for wi, w := range s.Windows {
+			if w != 0 && (e.Time == data.StaticTime || r.PredictionTime-e.Time > w) {
+				continue
+			}
+			base := int32(numFixed + wi*s.VocabSize)
+			for _, id := range ids {
+				if !b.special[id] {
+					b.counts[base+id]++
+				}
+			}
+		}
+	}
+	start := len(x.Indices)
+	for idx, n := range b.counts {
+		x.Indices = append(x.Indices, uint32(idx))
+		x.Data = append(x.Data, n)
+	}
+	sortPairs(x.Indices[start:], x.Data[start:])
+	x.Indptr = append(x.Indptr, int64(len(x.Indices)))
+}
+
+type pairSorter struct {
+	idx []uint32
+	val []float32
+}
+
+func (p pairSorter) Len() int           { return len(p.idx) }
+func (p pairSorter) Less(i, j int) bool { return p.idx[i] < p.idx[j] }
+func (p pairSorter) Swap(i, j int) {
+	p.idx[i], p.idx[j] = p.idx[j], p.idx[i]
+	p.val[i], p.val[j] = p.val[j], p.val[i]
+}
+
+func sortPairs(idx []uint32, val []float32) { sort.Sort(pairSorter{idx, val}) }
+
+// Save writes features.json and XGBoost's featmap.txt into dir.
+func (s *Space) Save(dir string, v *tokenize.Vocab) error {
+	buf, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := data.WriteFileAtomic(dir+"/"+SpaceFile, append(buf, '\n')); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for i := 0; i < s.NumFeatures(); i++ {
+		kind := "q"
+		if i == FeatSexMale || i == FeatSexFemale {
+			kind = "i"
+		} else if i >= numFixed {
+			kind = "int"
+		}
+		fmt.Fprintf(&b, "%d\t%s\t%s\n", i, s.Name(i, v), kind)
+	}
+	return data.WriteFileAtomic(dir+"/"+FeatMapFile, []byte(b.String()))
+}
+
+// LoadSpace reads features.json.
+func LoadSpace(dir string) (*Space, error) {
+	p := dir + "/" + SpaceFile
+	buf, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read feature space: %w", err)
+	}
+	var s Space
+	if err := json.Unmarshal(buf, &s); err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	if s.VocabSize <= 0 || len(s.Windows) == 0 {
+		return nil, fmt.Errorf("read %s: empty feature space", p)
+	}
+	return &s, nil
+}
