@@ -12,6 +12,10 @@ if ! have go && [ ! -x /usr/local/go/bin/go ]; then
 fi
 have git || need_apt+=(git)
 have gcc || need_apt+=(gcc)
+# model/xgb trains through libxgboost (cgo); its tests check model.json with Python's xgboost.
+have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
+have_pkg libxgboost-dev || need_apt+=(libxgboost-dev)
+have_pkg python3-xgboost || need_apt+=(python3-xgboost)
 
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ] && have sudo; then SUDO=sudo; else SUDO=; fi

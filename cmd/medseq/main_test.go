@@ -135,3 +135,49 @@ func TestSequencesRefusesOtherDataset(t *testing.T) {
 		t.Errorf("overwrite: exit %d: %s", code, stderr)
 	}
 }
+
+// TestTrainAndPredict trains the baseline on the demo's outputs through the commands and scores
+// the held-out split offline: the predictions agree with what training recorded.
+func TestTrainAndPredict(t *testing.T) {
+	out := t.TempDir()
+	if code, _, stderr := runCmd(t, "demo", "--out", out, "--subjects", "2000"); code != 0 {
+		t.Fatal(stderr)
+	}
+	meds, cohort := filepath.Join(out, demoMEDS), filepath.Join(out, demoCohort)
+	model := filepath.Join(out, demoModels, "t2d-xgboost", "1")
+	for _, f := range []string{"manifest.json", "calibration.json", "tokenizer.json", "xgboost/model.json", "xgboost/model.bin", "xgboost/featmap.txt", "xgboost/top_features.json", "metrics.jsonl", "predictions_held_out.parquet"} {
+		if _, err := os.Stat(filepath.Join(model, f)); err != nil {
+			t.Errorf("model folder lacks %s", f)
+		}
+	}
+	pred := filepath.Join(out, "held_out.csv")
+	code, stdout, stderr := runCmd(t, "predict", "--model", model, "--meds", meds, "--labels", cohort, "--split", "held_out", "--out", pred)
+	if code != 0 || !strings.Contains(stdout, "AUROC") || !strings.Contains(stdout, "isotonic") {
+		t.Fatalf("predict exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	buf, err := os.ReadFile(pred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(buf)), "\n")
+	if !strings.HasPrefix(lines[0], "subject_id,prediction_time,boolean_value,predicted_boolean_value,predicted_boolean_probability") || len(lines) < 20 {
+		t.Errorf("predictions file: %d lines, header %q", len(lines), lines[0])
+	}
+	// Bad inputs name what is wrong.
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"predict", "--model", model, "--meds", meds, "--labels", cohort, "--out", "x.txt"}, 2, ".parquet or .csv"},
+		{[]string{"predict", "--model", out, "--meds", meds, "--labels", cohort, "--out", pred}, 1, "manifest.json"},
+		{[]string{"train", "xgboost", "--meds", meds, "--labels", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", filepath.Join(out, "m2"), "--max-depth", "0"}, 2, "max_depth"},
+		{[]string{"train", "xgboost", "--meds", meds, "--labels", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", filepath.Join(out, "m2"), "--windows", "all,soon"}, 2, "--windows"},
+		{[]string{"train", "xgboost", "--meds", meds, "--labels", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", model}, 1, "--force"},
+	} {
+		code, _, stderr := runCmd(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d %q; want %d mentioning %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+}

@@ -1,0 +1,563 @@
+package eval
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+
+	"github.com/medseq/medseq/data"
+)
+
+// CalibrationFile is the file name a model version's calibration is saved under.
+const CalibrationFile = "calibration.json"
+
+// Bin strategies for reliability curves.
+const (
+	BinsUniform  = "uniform"  // equal-width bins over [0, 1]
+	BinsQuantile = "quantile" // bins holding about equal numbers of predictions
+)
+
+// Bin is one point of a reliability curve.
+type Bin struct {
+	Lo            float64 `json:"lo"`
+	Hi            float64 `json:"hi"`
+	MeanPredicted float64 `json:"mean_predicted"`
+	ObservedRate  float64 `json:"observed_rate"`
+	Count         int     `json:"count"`
+}
+
+// Reliability bins scores like scikit-learn's calibration_curve: uniform edges k/bins or
+// quantile edges (percentiles of the scores), a score going to the first bin whose upper edge
+// is >= it; empty bins are left out.
+func Reliability(labels []bool, scores []float64, bins int, strategy string) ([]Bin, error) {
+	if len(labels) != len(scores) {
+		return nil, fmt.Errorf("reliability: %d labels but %d scores", len(labels), len(scores))
+	}
+	if bins < 1 {
+		return nil, fmt.Errorf("reliability: %d bins", bins)
+	}
+	for i, s := range scores {
+		if err := CheckScore(s); err != nil {
+			return nil, fmt.Errorf("reliability: score %d: %w", i+1, err)
+		}
+	}
+	edges := make([]float64, bins+1)
+	switch strategy {
+	case BinsUniform, "":
+		step := 1 / float64(bins)
+		for k := range edges {
+			edges[k] = float64(k) * step
+		}
+	case BinsQuantile:
+		if len(scores) == 0 {
+			return nil, nil
+		}
+		x := append([]float64(nil), scores...)
+		sort.Float64s(x)
+		for k := range edges {
+			edges[k] = quantile(x, float64(k)/float64(bins))
+		}
+	default:
+		return nil, fmt.Errorf("reliability: unknown strategy %q", strategy)
+	}
+	inner := edges[1:bins]
+	sumP := make([]float64, bins)
+	sumY := make([]float64, bins)
+	cnt := make([]int, bins)
+	for i, s := range scores {
+		b := sort.SearchFloat64s(inner, s) // first inner edge >= s
+		sumP[b] += s
+		if labels[i] {
+			sumY[b]++
+		}
+		cnt[b]++
+	}
+	var out []Bin
+	for b := range cnt {
+		if cnt[b] == 0 {
+			continue
+		}
+		out = append(out, Bin{Lo: edges[b], Hi: edges[b+1], MeanPredicted: sumP[b] / float64(cnt[b]), ObservedRate: sumY[b] / float64(cnt[b]), Count: cnt[b]})
+	}
+	return out, nil
+}
+
+// ECE is the expected calibration error over bins: Σ count/N · |observed − mean predicted|.
+func ECE(bins []Bin) float64 {
+	var n, e float64
+	for _, b := range bins {
+		n += float64(b.Count)
+		e += float64(b.Count) * math.Abs(b.ObservedRate-b.MeanPredicted)
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return e / n
+}
+
+// CalibrationSummary is the calibration part of a metrics report.
+type CalibrationSummary struct {
+	Bins        int   `json:"bins"`
+	Uniform     []Bin `json:"uniform"`
+	Quantile    []Bin `json:"quantile"`
+	ECE         Num   `json:"ece"`          // over the uniform bins
+	ECEQuantile Num   `json:"ece_quantile"` // over the quantile bins
+	// Slope and Intercept are the coefficients of a logistic regression of the label on
+	// logit(p) (p clipped to [1e-15, 1−1e-15]): 1 and 0 for a calibrated model, a slope below 1
+	// for overconfident scores. Null when the fit does not converge (separable data).
+	Slope     Num `json:"slope"`
+	Intercept Num `json:"intercept"`
+}
+
+// Summarise computes the calibration summary (bins defaults to 10).
+func Summarise(labels []bool, scores []float64, bins int) CalibrationSummary {
+	if bins <= 0 {
+		bins = 10
+	}
+	cs := CalibrationSummary{Bins: bins, ECE: Num(math.NaN()), ECEQuantile: Num(math.NaN())}
+	if u, err := Reliability(labels, scores, bins, BinsUniform); err == nil {
+		cs.Uniform, cs.ECE = u, Num(ECE(u))
+	}
+	if q, err := Reliability(labels, scores, bins, BinsQuantile); err == nil {
+		cs.Quantile, cs.ECEQuantile = q, Num(ECE(q))
+	}
+	slope, icpt, err := CalibrationSlope(labels, scores)
+	if err != nil {
+		slope, icpt = math.NaN(), math.NaN()
+	}
+	cs.Slope, cs.Intercept = Num(slope), Num(icpt)
+	return cs
+}
+
+// CalibrationSlope fits label ~ sigmoid(slope·logit(p) + intercept).
+func CalibrationSlope(labels []bool, scores []float64) (slope, intercept float64, err error) {
+	x := make([]float64, len(scores))
+	for i, s := range scores {
+		if err := CheckScore(s); err != nil {
+			return 0, 0, fmt.Errorf("score %d: %w", i+1, err)
+		}
+		s = min(max(s, 1e-15), 1-1e-15)
+		x[i] = math.Log(s / (1 - s))
+	}
+	return fitLogistic(x, labels, nil)
+}
+
+// ErrSeparated is returned by logistic fits when the score separates the classes perfectly,
+// so the maximum-likelihood coefficients are infinite.
+var ErrSeparated = errors.New("the classes are (almost) perfectly separated by the score: the logistic fit diverges")
+
+// fitLogistic minimises the weighted log loss of y ~ sigmoid(a·x + b) by Newton's method with
+// step halving (IRLS); no penalty, as scikit-learn's LogisticRegression(penalty=None).
+func fitLogistic(x []float64, y []bool, w []float64) (a, b float64, err error) {
+	if len(x) != len(y) || (w != nil && len(w) != len(x)) {
+		return 0, 0, errors.New("logistic fit: inputs differ in length")
+	}
+	var np, nn float64
+	for i := range y {
+		wi := 1.0
+		if w != nil {
+			wi = w[i]
+		}
+		if y[i] {
+			np += wi
+		} else {
+			nn += wi
+		}
+	}
+	if np == 0 || nn == 0 {
+		return 0, 0, fmt.Errorf("logistic fit: %w", ErrOneClass)
+	}
+	loss := func(a, b float64) float64 {
+		var l float64
+		for i, xi := range x {
+			wi := 1.0
+			if w != nil {
+				wi = w[i]
+			}
+			z := a*xi + b
+			// log(1+e^z) − y·z, stably
+			sp := math.Max(z, 0) + math.Log1p(math.Exp(-math.Abs(z)))
+			if y[i] {
+				l += wi * (sp - z)
+			} else {
+				l += wi * sp
+			}
+		}
+		return l
+	}
+	// With one feature the maximum-likelihood slope is infinite exactly when the classes'
+	// ranges of x meet at most at one point (complete or quasi-complete separation).
+	minP, maxP, minN, maxN := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
+	for i, xi := range x {
+		if w != nil && w[i] == 0 {
+			continue
+		}
+		if y[i] {
+			minP, maxP = min(minP, xi), max(maxP, xi)
+		} else {
+			minN, maxN = min(minN, xi), max(maxN, xi)
+		}
+	}
+	allEqual := minP == maxP && minN == maxN && minP == minN
+	if !allEqual && (maxN <= minP || maxP <= minN) {
+		return 0, 0, ErrSeparated
+	}
+	a, b = 0, math.Log(np/nn)
+	cur := loss(a, b)
+	for iter := 0; iter < 200; iter++ {
+		var ga, gb, haa, hab, hbb float64
+		for i, xi := range x {
+			wi := 1.0
+			if w != nil {
+				wi = w[i]
+			}
+			p := sigmoid(a*xi + b)
+			r := p
+			if y[i] {
+				r = p - 1
+			}
+			ga += wi * r * xi
+			gb += wi * r
+			h := wi * p * (1 - p)
+			haa += h * xi * xi
+			hab += h * xi
+			hbb += h
+		}
+		det := haa*hbb - hab*hab
+		if det <= 0 || math.IsNaN(det) {
+			if math.Abs(ga)+math.Abs(gb) < 1e-12*(np+nn) {
+				return a, b, nil
+			}
+			return 0, 0, ErrSeparated
+		}
+		da := (hbb*ga - hab*gb) / det
+		db := (haa*gb - hab*ga) / det
+		t := 1.0
+		var na, nb, nl float64
+		for k := 0; k < 60; k++ {
+			na, nb = a-t*da, b-t*db
+			nl = loss(na, nb)
+			if nl <= cur+1e-12*math.Abs(cur) {
+				break
+			}
+			t /= 2
+		}
+		a, b = na, nb
+		done := math.Abs(t*da) <= 1e-13*(1+math.Abs(a)) && math.Abs(t*db) <= 1e-13*(1+math.Abs(b))
+		cur = nl
+		if math.Abs(a) > 1e8 || math.Abs(b) > 1e8 {
+			return 0, 0, ErrSeparated
+		}
+		if done {
+			return a, b, nil
+		}
+	}
+	// Newton converges quadratically; 200 iterations without convergence means the
+	// coefficients are running away.
+	return 0, 0, ErrSeparated
+}
+
+func sigmoid(z float64) float64 {
+	if z >= 0 {
+		return 1 / (1 + math.Exp(-z))
+	}
+	e := math.Exp(z)
+	return e / (1 + e)
+}
+
+// Platt is a logistic recalibration sigmoid(A·s + B) of a score s. Fit matches scikit-learn's
+// LogisticRegression(penalty=None) on the single feature s (not CalibratedClassifierCV's
+// Platt target smoothing).
+type Platt struct {
+	A float64 `json:"a"`
+	B float64 `json:"b"`
+}
+
+// Fit fits A and B on the tuning scores and labels (weights optional, nil for 1).
+func (p *Platt) Fit(scores []float64, labels []bool, weights []float64) error {
+	for i, s := range scores {
+		if math.IsNaN(s) || math.IsInf(s, 0) {
+			return fmt.Errorf("platt: score %d is %v", i+1, s)
+		}
+	}
+	a, b, err := fitLogistic(scores, labels, weights)
+	if err != nil {
+		return fmt.Errorf("platt: %w", err)
+	}
+	p.A, p.B = a, b
+	return nil
+}
+
+// Apply returns the calibrated probability of s.
+func (p *Platt) Apply(s float64) float64 { return sigmoid(p.A*s + p.B) }
+
+// Isotonic is a non-decreasing piecewise-linear map fitted by pool adjacent violators, with
+// scikit-learn's IsotonicRegression(increasing=True, out_of_bounds="clip") semantics: tied
+// scores (within 1e-15) are first merged into one point with their weighted mean label;
+// Apply interpolates linearly between the fitted points and clips outside them.
+type Isotonic struct {
+	X []float64 `json:"x"` // breakpoints, strictly increasing
+	Y []float64 `json:"y"` // fitted values, non-decreasing
+}
+
+// Fit fits the map on the tuning scores and labels (weights optional, nil for 1).
+func (iso *Isotonic) Fit(scores []float64, labels []bool, weights []float64) error {
+	n := len(scores)
+	if len(labels) != n || (weights != nil && len(weights) != n) {
+		return errors.New("isotonic: inputs differ in length")
+	}
+	if n == 0 {
+		return errors.New("isotonic: no data")
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+		if math.IsNaN(scores[i]) || math.IsInf(scores[i], 0) {
+			return fmt.Errorf("isotonic: score %d is %v", i+1, scores[i])
+		}
+		if weights != nil && !(weights[i] >= 0) {
+			return fmt.Errorf("isotonic: weight %d is %v", i+1, weights[i])
+		}
+	}
+	yv := func(i int) float64 {
+		if labels[i] {
+			return 1
+		}
+		return 0
+	}
+	wv := func(i int) float64 {
+		if weights == nil {
+			return 1
+		}
+		return weights[i]
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		if scores[order[a]] != scores[order[b]] {
+			return scores[order[a]] < scores[order[b]]
+		}
+		return yv(order[a]) < yv(order[b])
+	})
+	// Merge ties as scikit-learn's _make_unique: a new point starts when x moves by at least
+	// the float64 resolution (1e-15) from the current point's first x.
+	const eps = 1e-15
+	var xs, ys, ws []float64
+	cur := math.Inf(-1)
+	var sy, sw float64
+	for _, i := range order {
+		x := scores[i]
+		if x-cur >= eps {
+			if len(xs) > 0 {
+				ys = append(ys, sy/sw)
+				ws = append(ws, sw)
+			}
+			xs = append(xs, x)
+			cur = x
+			sy, sw = 0, 0
+		}
+		sy += wv(i) * yv(i)
+		sw += wv(i)
+	}
+	ys = append(ys, sy/sw)
+	ws = append(ws, sw)
+	pava(ys, ws)
+	// Keep only the ends of each constant run: interpolation is unchanged.
+	var kx, ky []float64
+	for i := range xs {
+		if i == 0 || i == len(xs)-1 || ys[i] != ys[i-1] || ys[i] != ys[i+1] {
+			kx = append(kx, xs[i])
+			ky = append(ky, ys[i])
+		}
+	}
+	iso.X, iso.Y = kx, ky
+	return nil
+}
+
+// pava replaces y by its weighted least-squares non-decreasing fit.
+func pava(y, w []float64) {
+	n := len(y)
+	// blocks as a stack of (value, weight, end)
+	val := make([]float64, 0, n)
+	wt := make([]float64, 0, n)
+	end := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		v, ww := y[i], w[i]
+		for len(val) > 0 && val[len(val)-1] >= v {
+			k := len(val) - 1
+			tw := wt[k] + ww
+			if tw > 0 {
+				v = (val[k]*wt[k] + v*ww) / tw
+			} else {
+				v = (val[k] + v) / 2
+			}
+			ww = tw
+			val, wt, end = val[:k], wt[:k], end[:k]
+		}
+		val = append(val, v)
+		wt = append(wt, ww)
+		end = append(end, i+1)
+	}
+	start := 0
+	for k := range val {
+		for i := start; i < end[k]; i++ {
+			y[i] = val[k]
+		}
+		start = end[k]
+	}
+}
+
+// Apply returns the calibrated probability of s.
+func (iso *Isotonic) Apply(s float64) float64 {
+	x, y := iso.X, iso.Y
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	if s <= x[0] {
+		return y[0]
+	}
+	if s >= x[len(x)-1] {
+		return y[len(y)-1]
+	}
+	j := sort.SearchFloat64s(x, s) // x[j-1] < s <= x[j]
+	if x[j] == s {
+		return y[j]
+	}
+	t := (s - x[j-1]) / (x[j] - x[j-1])
+	return y[j-1] + t*(y[j]-y[j-1])
+}
+
+// Calibration methods.
+const (
+	CalibrationPlatt    = "platt"
+	CalibrationIsotonic = "isotonic"
+	CalibrationIdentity = "identity"
+)
+
+// FitCounts says what a calibration was fitted on.
+type FitCounts struct {
+	N         int `json:"n"`
+	Positives int `json:"positives"`
+	Negatives int `json:"negatives"`
+	Subjects  int `json:"subjects"`
+}
+
+// Calibration is a fitted score recalibration, saved as calibration.json beside a model.
+type Calibration struct {
+	Method   string    `json:"method"`
+	Platt    *Platt    `json:"platt,omitempty"`
+	Isotonic *Isotonic `json:"isotonic,omitempty"`
+	FittedOn FitCounts `json:"fitted_on"`
+}
+
+// FitCalibration fits method (platt, isotonic or identity) on tuning predictions, each
+// prediction weighted 1.
+func FitCalibration(method string, tuning []Prediction) (*Calibration, error) {
+	if err := validate(tuning); err != nil {
+		return nil, fmt.Errorf("fit calibration: %w", err)
+	}
+	c := &Calibration{Method: method}
+	subj := map[int64]bool{}
+	for _, p := range tuning {
+		subj[p.SubjectID] = true
+		if p.Label {
+			c.FittedOn.Positives++
+		} else {
+			c.FittedOn.Negatives++
+		}
+	}
+	c.FittedOn.N, c.FittedOn.Subjects = len(tuning), len(subj)
+	if c.FittedOn.Positives == 0 || c.FittedOn.Negatives == 0 {
+		return nil, fmt.Errorf("fit %s calibration on %d predictions: %w", method, len(tuning), ErrOneClass)
+	}
+	y, s := split(tuning)
+	switch method {
+	case CalibrationPlatt:
+		c.Platt = &Platt{}
+		if err := c.Platt.Fit(s, y, nil); err != nil {
+			return nil, err
+		}
+	case CalibrationIsotonic:
+		c.Isotonic = &Isotonic{}
+		if err := c.Isotonic.Fit(s, y, nil); err != nil {
+			return nil, err
+		}
+	case CalibrationIdentity:
+	default:
+		return nil, fmt.Errorf("unknown calibration method %q (want platt, isotonic or identity)", method)
+	}
+	return c, nil
+}
+
+// Apply maps a raw score to a calibrated probability.
+func (c *Calibration) Apply(s float64) float64 {
+	switch {
+	case c.Platt != nil:
+		return c.Platt.Apply(s)
+	case c.Isotonic != nil:
+		return c.Isotonic.Apply(s)
+	}
+	return s
+}
+
+// ApplyAll returns copies of preds with calibrated scores.
+func (c *Calibration) ApplyAll(preds []Prediction) []Prediction {
+	out := make([]Prediction, len(preds))
+	for i, p := range preds {
+		p.Score = c.Apply(p.Score)
+		out[i] = p
+	}
+	return out
+}
+
+func (c *Calibration) check() error {
+	switch c.Method {
+	case CalibrationPlatt:
+		if c.Platt == nil || math.IsNaN(c.Platt.A) || math.IsNaN(c.Platt.B) {
+			return errors.New("platt calibration without finite parameters a and b")
+		}
+	case CalibrationIsotonic:
+		iso := c.Isotonic
+		if iso == nil || len(iso.X) == 0 || len(iso.X) != len(iso.Y) {
+			return errors.New("isotonic calibration needs x and y of the same non-zero length")
+		}
+		for i := range iso.X {
+			if i > 0 && (!(iso.X[i] > iso.X[i-1]) || iso.Y[i] < iso.Y[i-1]) {
+				return fmt.Errorf("isotonic breakpoint %d: x must increase and y must not decrease", i+1)
+			}
+		}
+	case CalibrationIdentity:
+	default:
+		return fmt.Errorf("unknown calibration method %q", c.Method)
+	}
+	return nil
+}
+
+// Save writes c atomically as JSON at path (usually <model dir>/calibration.json).
+func (c *Calibration) Save(path string) error {
+	if err := c.check(); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return data.WriteFileAtomic(path, append(b, '\n'))
+}
+
+// LoadCalibration reads a calibration.json.
+func LoadCalibration(path string) (*Calibration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Calibration
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return &c, nil
+}

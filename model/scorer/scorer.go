@@ -1,0 +1,169 @@
+package scorer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/model/features"
+	"github.com/medseq/medseq/model/gbt"
+	"github.com/medseq/medseq/tokenize"
+)
+
+// Kinds of model.
+const (
+	KindXGBoost = "xgboost"
+	KindBERT    = "bert"
+)
+
+// Files and folders of a model version.
+const (
+	ManifestFile    = "manifest.json"
+	CalibrationFile = "calibration.json"
+	XGBoostDir      = "xgboost"
+	XGBoostJSON     = "model.json"
+	XGBoostLegacy   = "model.bin"
+	TopFeaturesFile = "top_features.json"
+	TrainLogFile    = "metrics.jsonl"
+)
+
+// ErrUnsupported is returned for a model kind this build cannot score.
+var ErrUnsupported = errors.New("unsupported model kind")
+
+// Manifest is a model version's manifest.json: the run manifest plus what serving needs.
+type Manifest struct {
+	data.Manifest
+	Kind      string             `json:"kind"`
+	Name      string             `json:"name,omitempty"`
+	Metrics   map[string]float64 `json:"metrics,omitempty"`
+	Threshold float64            `json:"threshold"`
+	VocabSize int                `json:"vocab_size"`
+}
+
+// ReadManifest reads dir/manifest.json.
+func ReadManifest(dir string) (*Manifest, error) {
+	p := filepath.Join(dir, ManifestFile)
+	buf, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read model: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(buf, &m); err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	if m.Kind == "" {
+		return nil, fmt.Errorf("read %s: no model kind", p)
+	}
+	return &m, nil
+}
+
+// Input is one history to score: censored events whose codes come from Codes.
+type Input struct {
+	Events         []data.Event
+	Birth          int64 // data.StaticTime when unknown
+	Sex            string
+	PredictionTime int64
+}
+
+// Result is a score with what the encoding had to drop or could not read.
+type Result struct {
+	Probability float64 // raw model probability (uncalibrated)
+	Unknown     int     // codes that became [UNK]
+	Truncated   int     // tokens dropped from the oldest end (BERT)
+}
+
+// Scorer scores histories. Safe for concurrent use.
+type Scorer interface {
+	Kind() string
+	Manifest() *Manifest
+	Tokenizer() *tokenize.Tokenizer
+	// Score scores inputs whose event codes come from codes.
+	Score(codes *data.Codes, ins []Input) ([]Result, error)
+}
+
+// Load opens a model version folder.
+func Load(dir string) (Scorer, error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	switch m.Kind {
+	case KindXGBoost:
+		return loadXGBoost(dir, m)
+	default:
+		return nil, fmt.Errorf("load %s: %w %q", dir, ErrUnsupported, m.Kind)
+	}
+}
+
+// XGBoost scores with the pure-Go leaves predictor.
+type XGBoost struct {
+	manifest *Manifest
+	tok      *tokenize.Tokenizer
+	space    *features.Space
+	pred     *gbt.Predictor
+	LoadTime time.Duration
+}
+
+func loadXGBoost(dir string, m *Manifest) (*XGBoost, error) {
+	start := time.Now()
+	tok, _, err := tokenize.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	x := filepath.Join(dir, XGBoostDir)
+	sp, err := features.LoadSpace(x)
+	if err != nil {
+		return nil, err
+	}
+	if err := sp.Check(tok); err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	p, err := gbt.Load(filepath.Join(x, XGBoostLegacy))
+	if err != nil {
+		return nil, err
+	}
+	if p.NumFeatures() > sp.NumFeatures() {
+		return nil, fmt.Errorf("load %s: model uses %d features, the feature space has %d", dir, p.NumFeatures(), sp.NumFeatures())
+	}
+	return &XGBoost{manifest: m, tok: tok, space: sp, pred: p, LoadTime: time.Since(start)}, nil
+}
+
+// Kind is "xgboost".
+func (x *XGBoost) Kind() string { return KindXGBoost }
+
+// Manifest is the model's manifest.
+func (x *XGBoost) Manifest() *Manifest { return x.manifest }
+
+// Tokenizer is the model's tokenizer.
+func (x *XGBoost) Tokenizer() *tokenize.Tokenizer { return x.tok }
+
+// Space is the model's feature space.
+func (x *XGBoost) Space() *features.Space { return x.space }
+
+// Score builds feature rows and predicts them.
+func (x *XGBoost) Score(codes *data.Codes, ins []Input) ([]Result, error) {
+	m := x.tok.NewCodeMap(codes)
+	b := x.space.NewBuilder(x.tok, m)
+	var rows features.CSR
+	out := make([]Result, len(ins))
+	for i, in := range ins {
+		b.Append(&rows, features.Row{Events: in.Events, Birth: in.Birth, Sex: in.Sex, PredictionTime: in.PredictionTime})
+		for _, e := range in.Events {
+			if _, unk := m.Tokens(e.Code); unk {
+				out[i].Unknown++
+			}
+		}
+	}
+	p, err := x.pred.PredictCSR(&rows)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Probability = p[i]
+	}
+	return out, nil
+}

@@ -1,0 +1,93 @@
+package xgb
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+
+	"github.com/medseq/medseq/model/gbt"
+)
+
+// ErrUnavailable is what every function returns in a build without libxgboost (see
+// Available).
+var ErrUnavailable = errors.New("xgb: built without libxgboost (cgo disabled or -tags noxgboost)")
+
+// CSR is the sparse row matrix both model/xgb and model/gbt use: an absent entry is MISSING
+// (not zero), as in XGBoost.
+type CSR = gbt.CSR
+
+// Params are the booster's training parameters (XGBoost's names in the comments).
+type Params struct {
+	Eta             float64 // eta, learning rate, in (0, 1]
+	Gamma           float64 // gamma, minimum loss reduction to split, >= 0
+	MaxDepth        int     // max_depth, >= 1
+	MinChildWeight  float64 // min_child_weight, >= 0
+	Subsample       float64 // subsample, rows per tree, in (0, 1]
+	ColsampleByTree float64 // colsample_bytree, columns per tree, in (0, 1]
+	ScalePosWeight  float64 // scale_pos_weight; 0 means: negatives/positives of the training labels
+	EvalMetric      string  // "logloss" or "auc": what early stopping watches on the tuning set
+	Rounds          int     // boosting rounds at most, >= 1
+	EarlyStopping   int     // stop after this many rounds without improvement on tune; 0: never
+	NThread         int     // nthread; 0 means runtime.NumCPU()
+	Seed            int64   // seed
+
+	baseScore float64 // base_score (probability); 0: XGBoost's default. For tests.
+}
+
+// DefaultParams are eta 0.1, max_depth 6, min_child_weight 1, subsample 0.8,
+// colsample_bytree 0.8, scale_pos_weight from the labels, 500 rounds with early stopping
+// after 30 on logloss, nthread = runtime.NumCPU(), seed 0.
+func DefaultParams() Params {
+	return Params{
+		Eta:             0.1,
+		MaxDepth:        6,
+		MinChildWeight:  1,
+		Subsample:       0.8,
+		ColsampleByTree: 0.8,
+		EvalMetric:      "logloss",
+		Rounds:          500,
+		EarlyStopping:   30,
+		NThread:         runtime.NumCPU(),
+	}
+}
+
+// RoundLog is one boosting round's evaluation: logloss and auc on the training and the
+// tuning set (Tune is empty without a tuning set).
+type RoundLog struct {
+	Round int
+	Train map[string]float64
+	Tune  map[string]float64
+}
+
+// Validate checks every parameter; the error names the first bad one.
+func (p Params) Validate() error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch {
+	case !finite(p.Eta) || p.Eta <= 0 || p.Eta > 1:
+		return fmt.Errorf("xgb: eta must be in (0, 1], got %v", p.Eta)
+	case !finite(p.Gamma) || p.Gamma < 0:
+		return fmt.Errorf("xgb: gamma must be >= 0, got %v", p.Gamma)
+	case p.MaxDepth < 1:
+		return fmt.Errorf("xgb: max_depth must be >= 1, got %d", p.MaxDepth)
+	case !finite(p.MinChildWeight) || p.MinChildWeight < 0:
+		return fmt.Errorf("xgb: min_child_weight must be >= 0, got %v", p.MinChildWeight)
+	case !finite(p.Subsample) || p.Subsample <= 0 || p.Subsample > 1:
+		return fmt.Errorf("xgb: subsample must be in (0, 1], got %v", p.Subsample)
+	case !finite(p.ColsampleByTree) || p.ColsampleByTree <= 0 || p.ColsampleByTree > 1:
+		return fmt.Errorf("xgb: colsample_bytree must be in (0, 1], got %v", p.ColsampleByTree)
+	case !finite(p.ScalePosWeight) || p.ScalePosWeight < 0:
+		return fmt.Errorf("xgb: scale_pos_weight must be >= 0 (0: from the labels), got %v", p.ScalePosWeight)
+	case p.EvalMetric != "logloss" && p.EvalMetric != "auc":
+		return fmt.Errorf("xgb: eval_metric must be \"logloss\" or \"auc\", got %q", p.EvalMetric)
+	case p.Rounds < 1:
+		return fmt.Errorf("xgb: rounds must be >= 1, got %d", p.Rounds)
+	case p.EarlyStopping < 0:
+		return fmt.Errorf("xgb: early_stopping must be >= 0, got %d", p.EarlyStopping)
+	case p.NThread < 0:
+		return fmt.Errorf("xgb: nthread must be >= 0 (0: all CPUs), got %d", p.NThread)
+	case p.baseScore != 0 && !(p.baseScore > 0 && p.baseScore < 1):
+		return fmt.Errorf("xgb: base_score must be in (0, 1), got %v", p.baseScore)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/tokenize"
+)
+
+// Inputs are the artifacts every training run reads, checked against each other's manifests.
+type Inputs struct {
+	MEDS, Cohort, Tokenizer string
+	AllowMismatch           bool
+}
+
+// opened is the loaded inputs.
+type opened struct {
+	ds     *data.Dataset
+	cohort *data.Cohort
+	tok    *tokenize.Tokenizer
+}
+
+// open loads the dataset, cohort and tokenizer and refuses a combination from different runs:
+// the cohort must come from this dataset, and the tokenizer from this cohort and dataset.
+func (in Inputs) open(log *slog.Logger) (*opened, error) {
+	c, err := data.LoadCohort(in.Cohort)
+	if err != nil {
+		return nil, err
+	}
+	tok, _, err := tokenize.Load(in.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	checks := []func() error{
+		func() error { return c.CheckDataset(in.MEDS) },
+		func() error {
+			tm, err := data.ReadManifest(in.Tokenizer)
+			if err != nil {
+				return fmt.Errorf("tokenizer %s: %w", in.Tokenizer, err)
+			}
+			if err := tm.CheckInput("cohort", in.Cohort); err != nil {
+				return err
+			}
+			return tm.CheckInput(data.InputMEDS, in.MEDS)
+		},
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			if !in.AllowMismatch {
+				return nil, fmt.Errorf("%w (or pass --allow-mismatch)", err)
+			}
+			log.Warn("inputs from different runs", "err", err.Error())
+		}
+	}
+	ds, err := data.Open(in.MEDS)
+	if err != nil {
+		return nil, err
+	}
+	return &opened{ds: ds, cohort: c, tok: tok}, nil
+}
+
+// addInputs records the three inputs in a manifest.
+func (in Inputs) addInputs(m *data.Manifest) error {
+	for _, x := range []struct{ name, path string }{{data.InputMEDS, in.MEDS}, {"cohort", in.Cohort}, {"tokenizer", in.Tokenizer}} {
+		if _, err := m.AddInput(x.name, x.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// labelled is a split's labels in cohort order.
+type labelled struct {
+	labels []data.Label
+}
+
+func (l *labelled) y() []float32 {
+	out := make([]float32, len(l.labels))
+	for i, x := range l.labels {
+		if x.Value {
+			out[i] = 1
+		}
+	}
+	return out
+}
+
+func (l *labelled) bools() []bool {
+	out := make([]bool, len(l.labels))
+	for i, x := range l.labels {
+		out[i] = x.Value
+	}
+	return out
+}
+
+// forSplits streams each label's censored sequence with its split.
+func (o *opened) forSplits(ctx context.Context, splits []string, fn func(data.Sequence) error) error {
+	return o.cohort.Sequences(ctx, o.ds, splits, fn)
+}
