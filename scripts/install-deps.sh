@@ -16,6 +16,9 @@ have gcc || need_apt+=(gcc)
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 have_pkg libxgboost-dev || need_apt+=(libxgboost-dev)
 have_pkg python3-xgboost || need_apt+=(python3-xgboost)
+# eval's numbers are checked against scikit-learn; the BERT export against PyTorch.
+have_pkg python3-sklearn || need_apt+=(python3-sklearn)
+have_pkg python3-torch || need_apt+=(python3-torch)
 
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ] && have sudo; then SUDO=sudo; else SUDO=; fi
@@ -30,3 +33,5 @@ if ! have go && [ -x /usr/local/go/bin/go ]; then
 fi
 # The go command downloads and caches the pinned toolchain the first time.
 GOTOOLCHAIN=go1.27.3 go version >/dev/null
+# The HuggingFace tokenizers parity test: node, npm and the pinned npm package.
+"$(dirname "$0")/hf-deps.sh"

@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/medseq/medseq/data"
 )
@@ -183,31 +184,120 @@ func (m *CodeMap) EncodeBatch(ins []Input, o Options) []Encoding {
 	return out
 }
 
-// EncodeText encodes one line of whitespace-separated codes, as HuggingFace's tokenizer does
-// with our tokenizer.json: special tokens in the text are kept whole.
+// EncodeText encodes one line of whitespace-separated codes exactly as HuggingFace's
+// tokenizers library does with our tokenizer.json (tokenize/hf_test.go checks it): words are
+// split at Unicode whitespace; special tokens ([SEP], [MASK], ...) are found anywhere in the
+// text, even inside a word, and kept whole (a literal [UNK] counts as unknown); a word longer
+// than MaxInputCharsPerWord characters is [UNK]; the rest is WordPiece; then truncation
+// (keeping the newest tokens), [CLS] and [SEP], and padding. Ages and DaysBefore are zeros.
 func (t *Tokenizer) EncodeText(line string, o Options) Encoding {
-	words := fields(line)
-	ids := make([]int32, 0, len(words)+2)
-	unknown := 0
-	for _, w := range words {
-		if id, ok := t.specialID(w); ok {
-			ids = append(ids, id)
-			continue
-		}
-		var unk bool
-		ids, unk = t.AppendWord(ids, w)
-		if unk {
-			unknown++
-		}
-	}
-	z := make([]float32, len(ids))
-	return finish(t.Vocab, ids, z, z, unknown, 0, o)
+	var scratch [256]int32
+	sp := t.specials()
+	body, unknown := t.appendText(scratch[:0], line, &sp, nil)
+	return finishText(t.Vocab, body, unknown, o, nil)
 }
 
-// EncodeTexts encodes lines on all cores.
+// EncodeTextIDs appends to dst the ids EncodeText(line, Options{MaxLen: maxLen}) gives
+// ([CLS], the newest tokens that fit, [SEP]), without building an Encoding: the lean path for
+// callers that only need ids.
+func (t *Tokenizer) EncodeTextIDs(line string, maxLen int, dst []int32) []int32 {
+	sp := t.specials()
+	return t.encodeTextIDs(line, maxLen, dst, &sp)
+}
+
+func (t *Tokenizer) encodeTextIDs(line string, maxLen int, dst []int32, sp *specials) []int32 {
+	v := t.Vocab
+	n0 := len(dst)
+	dst = append(dst, v.Cls)
+	dst, _ = t.appendText(dst, line, sp, nil)
+	if body := len(dst) - n0 - 1; maxLen > 0 && body > maxLen-2 {
+		keep := max(maxLen-2, 0)
+		copy(dst[n0+1:], dst[len(dst)-keep:])
+		dst = dst[:n0+1+keep]
+	}
+	return append(dst, v.Sep)
+}
+
+// finishText is finish for text, where ages and days are zero: it truncates, adds [CLS] and
+// [SEP] and pads like finish, with two allocations (ids and mask share one, ages and days the
+// other) or none when slab has room.
+func finishText(v *Vocab, body []int32, unknown int, o Options, sl *slab) Encoding {
+	truncated := 0
+	if o.MaxLen > 0 && len(body) > o.MaxLen-2 {
+		keep := max(o.MaxLen-2, 0)
+		truncated = len(body) - keep
+		for _, id := range body[:truncated] {
+			if id == v.Unk {
+				unknown--
+			}
+		}
+		body = body[truncated:]
+	}
+	total := len(body) + 2
+	size := total
+	if o.Padding == PadFixed && o.MaxLen > size {
+		size = o.MaxLen
+	}
+	var ints []int32
+	var floats []float32
+	if sl != nil {
+		ints, floats = sl.take(size)
+	} else {
+		ints, floats = make([]int32, 2*size), make([]float32, 2*size)
+	}
+	e := Encoding{
+		IDs: ints[:size:size], AttentionMask: ints[size : 2*size : 2*size],
+		Ages: floats[:size:size], DaysBefore: floats[size : 2*size : 2*size],
+		Unknown: unknown, Truncated: truncated,
+	}
+	e.IDs[0] = v.Cls
+	copy(e.IDs[1:], body)
+	e.IDs[total-1] = v.Sep
+	for i := 0; i < total; i++ {
+		e.AttentionMask[i] = 1
+	}
+	for i := total; i < size; i++ {
+		e.IDs[i] = v.Pad
+	}
+	return e
+}
+
+// slab hands out zeroed memory for many encodings from a few large allocations (one
+// encoding's slices then keep its slab alive: fine for a batch's results).
+type slab struct {
+	ints   []int32
+	floats []float32
+}
+
+const slabInts = 1 << 16
+
+func (s *slab) take(size int) ([]int32, []float32) {
+	n := 2 * size
+	if n > slabInts/4 {
+		return make([]int32, n), make([]float32, n)
+	}
+	if len(s.ints) < n {
+		s.ints, s.floats = make([]int32, slabInts), make([]float32, slabInts)
+	}
+	ints, floats := s.ints[:n:n], s.floats[:n:n]
+	s.ints, s.floats = s.ints[n:], s.floats[n:]
+	return ints, floats
+}
+
+// EncodeTexts encodes lines on all cores; each encoding is EncodeText's.
 func (t *Tokenizer) EncodeTexts(lines []string, o Options) []Encoding {
 	out := make([]Encoding, len(lines))
-	parallel(len(lines), func(i int) { out[i] = t.EncodeText(lines[i], o) })
+	sp := t.specials()
+	parallelChunks(len(lines), func(lo, hi int) {
+		var sl slab
+		var cache oovCache
+		scratch := make([]int32, 0, 256)
+		for i := lo; i < hi; i++ {
+			var unknown int
+			scratch, unknown = t.appendText(scratch[:0], lines[i], &sp, &cache)
+			out[i] = finishText(t.Vocab, scratch, unknown, o, &sl)
+		}
+	})
 	if o.Padding == PadLongest {
 		padLongest(t.Vocab, out)
 	}
@@ -232,25 +322,35 @@ func padLongest(v *Vocab, encs []Encoding) {
 
 // parallel runs f(0..n-1) on GOMAXPROCS goroutines in contiguous chunks.
 func parallel(n int, f func(i int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if n < 256 || workers == 1 {
-		for i := 0; i < n; i++ {
+	parallelChunks(n, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
 			f(i)
 		}
+	})
+}
+
+// parallelChunks runs f over [0,n) split into contiguous chunks, at most GOMAXPROCS at a time.
+// Chunks are small enough (about 8 per worker) that a worker slowed by other load does not
+// hold up the rest.
+func parallelChunks(n int, f func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 256 || workers == 1 {
+		f(0, n)
 		return
 	}
+	chunk := max((n+8*workers-1)/(8*workers), 64)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
 	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, n)
-		if lo >= hi {
-			break
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				f(i)
+			for {
+				lo := int(next.Add(int64(chunk))) - chunk
+				if lo >= n {
+					return
+				}
+				f(lo, min(lo+chunk, n))
 			}
 		}()
 	}

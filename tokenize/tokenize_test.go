@@ -106,7 +106,7 @@ func TestWordPieceFallback(t *testing.T) {
 		{"ICD10/E11.9", []string{"ICD10/E11.9"}},
 		{"ICD10/E11.65", []string{"ICD10/E11", "##.65"}},
 		{"ICD10/E10.9", []string{"ICD10/E10", "##.9"}},
-		{"SNOMED/44054", nil}, // checked below: namespace then continuation pieces
+		{"SNOMED/44054", nil},               // checked below: namespace then continuation pieces
 		{"icd10/e11.9", []string{UnkToken}}, // case matters; lowercase letters never seen as pieces
 		{"ZZZ", []string{UnkToken}},
 		{strings.Repeat("1", 150), []string{UnkToken}}, // longer than max_input_chars_per_word

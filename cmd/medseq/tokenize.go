@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"time"
 
@@ -178,7 +179,7 @@ func printTokenizerSummary(w io.Writer, r *tokenizerResult) {
 // runTokenizeEncode reads one subject's codes per line on stdin and writes their ids.
 func runTokenizeEncode(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "tokenize encode", "--tokenizer DIR [--max-len N] [--tokens] < codes.txt")
-	dir := fs.String("tokenizer", "", "tokenizer folder (or any folder with a tokenizer.json or vocab.txt)")
+	dir := fs.String("tokenizer", "", "tokenizer folder (medseq's, or any with a tokenizer.json or vocab.txt), or a third-party tokenizer.json file")
 	maxLen := fs.Int("max-len", -1, "truncate to N tokens keeping the newest (default: the tokenizer's; 0: none)")
 	tokens := fs.Bool("tokens", false, "write the tokens instead of their ids")
 	if err := parseFlags(fs, args); err != nil {
@@ -187,7 +188,7 @@ func runTokenizeEncode(ctx context.Context, e *env, args []string) error {
 	if err := required("tokenizer", *dir); err != nil {
 		return err
 	}
-	tok, _, err := tokenize.Load(*dir)
+	tok, err := loadAnyTokenizer(*dir)
 	if err != nil {
 		return err
 	}
@@ -222,4 +223,14 @@ func runTokenizeEncode(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("stdin line %d: %w", line+1, err)
 	}
 	return nil
+}
+
+// loadAnyTokenizer loads a medseq tokenizer folder, or a third-party tokenizer.json file
+// (WordPiece or WordLevel) through github.com/sugarme/tokenizer.
+func loadAnyTokenizer(path string) (*tokenize.Tokenizer, error) {
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		return tokenize.LoadThirdParty(path)
+	}
+	tok, _, err := tokenize.Load(path)
+	return tok, err
 }

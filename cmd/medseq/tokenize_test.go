@@ -122,3 +122,30 @@ func TestTokenizeOnDemo(t *testing.T) {
 		t.Fatalf("tokenizer.json: %v", err)
 	}
 }
+
+// TestEncodeThirdParty: a third-party tokenizer.json file loads (through sugarme) and encodes.
+func TestEncodeThirdParty(t *testing.T) {
+	path := filepath.Join("..", "..", "tokenize", "testdata", "thirdparty", "wordpiece.json")
+	tk, err := tokenize.LoadThirdParty(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := tk.Vocab.Token(int32(tk.Vocab.Len()-1)) + " NOT/A/CODE"
+	var so, se strings.Builder
+	code := run(context.Background(), []string{"tokenize", "encode", "--tokenizer", path, "--tokens"}, &env{stdout: &so, stderr: &se, stdin: strings.NewReader(line + "\n")})
+	if code != 0 {
+		t.Fatal(se.String())
+	}
+	want := tk.EncodeText(line, tokenize.Options{MaxLen: tk.MaxLen})
+	toks := strings.Fields(so.String())
+	if len(toks) != len(want.IDs) || toks[0] != tokenize.ClsToken {
+		t.Errorf("encode --tokens %q, want %d tokens", so.String(), len(want.IDs))
+	}
+	bad := filepath.Join("..", "..", "tokenize", "testdata", "thirdparty", "bad_bpe.json")
+	if _, err := os.Stat(bad); err == nil {
+		code = run(context.Background(), []string{"tokenize", "encode", "--tokenizer", bad}, &env{stdout: &so, stderr: &se, stdin: strings.NewReader("")})
+		if code != 1 || !strings.Contains(se.String(), "BPE") {
+			t.Errorf("BPE file: exit %d %s", code, se.String())
+		}
+	}
+}
