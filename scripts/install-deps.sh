@@ -7,9 +7,13 @@ set -euo pipefail
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
 
-if ! have go && [ ! -x /usr/local/go/bin/go ]; then
-  need_apt+=(golang-go)
-fi
+# Go: any go >= 1.21 switches itself to the pinned toolchain. Debian's golang-go (1.19) cannot,
+# so after installing it we fetch the pinned toolchain as the module the go command itself uses
+# (golang.org/toolchain, from the module proxy) and link it as /usr/local/bin/go.
+go_ok() { have go && go version | awk '{split(substr($3,3),v,"."); exit !(v[1]>1 || (v[1]==1 && v[2]>=21))}'; }
+[ -x /usr/local/go/bin/go ] && ! have go && export PATH="$PATH:/usr/local/go/bin"
+go_ok || have_go_needed=1
+[ "${have_go_needed:-0}" = 1 ] && ! have go && need_apt+=(golang-go)
 have git || need_apt+=(git)
 have gcc || need_apt+=(gcc)
 # model/xgb trains through libxgboost (cgo); its tests check model.json with Python's xgboost.
@@ -27,9 +31,13 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! have go && [ -x /usr/local/go/bin/go ]; then
-  echo "install-deps: go is at /usr/local/go/bin; add it to PATH" >&2
-  exit 1
+if ! go_ok; then
+  tc=golang.org/toolchain@v0.0.1-go1.27.3.linux-$(dpkg --print-architecture)
+  echo "install-deps: fetching the Go toolchain $tc" >&2
+  dir=$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod GO111MODULE=on go mod download -json "$tc" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  if [ "$(id -u)" -ne 0 ] && have sudo; then SUDO=sudo; else SUDO=; fi
+  $SUDO ln -sf "$dir/bin/go" /usr/local/bin/go
+  hash -r
 fi
 # The go command downloads and caches the pinned toolchain the first time.
 GOTOOLCHAIN=go1.27.3 go version >/dev/null

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/eval"
+	"github.com/medseq/medseq/model/scorer"
 	"github.com/medseq/medseq/tokenize"
 )
 
@@ -97,4 +100,31 @@ func (l *labelled) bools() []bool {
 // forSplits streams each label's censored sequence with its split.
 func (o *opened) forSplits(ctx context.Context, splits []string, fn func(data.Sequence) error) error {
 	return o.cohort.Sequences(ctx, o.ds, splits, fn)
+}
+
+// writeSplitOutputs writes each scored split's predictions (predictions_<split>.parquet, the
+// MEDS-evaluation layout with age, sex and split attributes) and fits calibration.json on the
+// tuning split with method (isotonic, platt or identity; "" means isotonic).
+func writeSplitOutputs(dir string, labels map[string][]data.Label, scores map[string][]float64, method string) error {
+	preds := map[string][]eval.Prediction{}
+	for name, s := range scores {
+		ls := labels[name]
+		p := make([]eval.Prediction, len(ls))
+		for i, l := range ls {
+			p[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: s[i],
+				Attrs: map[string]string{"age": fmt.Sprintf("%.2f", l.Age), "sex": l.Sex, "split": name}}
+		}
+		preds[name] = p
+		if err := eval.WritePredictions(filepath.Join(dir, "predictions_"+name+".parquet"), p); err != nil {
+			return err
+		}
+	}
+	if method == "" {
+		method = eval.CalibrationIsotonic
+	}
+	cal, err := eval.FitCalibration(method, preds[data.SplitTuning])
+	if err != nil {
+		return fmt.Errorf("calibrate on the tuning split: %w", err)
+	}
+	return cal.Save(filepath.Join(dir, scorer.CalibrationFile))
 }

@@ -202,21 +202,11 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {
 		return nil, err
 	}
-	preds := predictionsOf(splits, scores)
-	for name, p := range preds {
-		if err := eval.WritePredictions(filepath.Join(dir.Tmp, "predictions_"+name+".parquet"), p); err != nil {
-			return nil, err
-		}
+	labels := map[string][]data.Label{}
+	for name, sd := range splits {
+		labels[name] = sd.labels
 	}
-	method := cfg.Calibration
-	if method == "" {
-		method = eval.CalibrationIsotonic
-	}
-	cal, err := eval.FitCalibration(method, preds[data.SplitTuning])
-	if err != nil {
-		return nil, fmt.Errorf("calibrate on the tuning split: %w", err)
-	}
-	if err := cal.Save(filepath.Join(dir.Tmp, scorer.CalibrationFile)); err != nil {
+	if err := writeSplitOutputs(dir.Tmp, labels, scores, cfg.Calibration); err != nil {
 		return nil, err
 	}
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train xgboost", map[string]any{
@@ -310,23 +300,4 @@ func copyTokenizer(from, to string) error {
 		}
 	}
 	return nil
-}
-
-// predictionsOf pairs each split's labels with its scores, with age, sex and split as
-// attributes for segment analysis.
-func predictionsOf(splits map[string]*splitData, scores map[string][]float64) map[string][]eval.Prediction {
-	out := map[string][]eval.Prediction{}
-	for name, sd := range splits {
-		s, ok := scores[name]
-		if !ok {
-			continue
-		}
-		preds := make([]eval.Prediction, len(sd.labels))
-		for i, l := range sd.labels {
-			preds[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: s[i],
-				Attrs: map[string]string{"age": fmt.Sprintf("%.2f", l.Age), "sex": l.Sex, "split": name}}
-		}
-		out[name] = preds
-	}
-	return out
 }

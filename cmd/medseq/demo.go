@@ -25,11 +25,13 @@ const (
 // runDemo runs the whole pipeline on the built-in synthetic data. Every capability adds its
 // stage here.
 func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "demo", "[--out DIR] [--subjects N] [--seed S] [--force]")
+	fs := newFlags(e, "demo", "[--out DIR] [--subjects N] [--seed S] [--force] [--bert=false]")
 	out := fs.String("out", "out/demo", "folder for everything the demo writes")
 	subjects := fs.Int("subjects", synth.DefaultSubjects, "synthetic subjects")
 	seed := fs.Int64("seed", 1, "seed for the data, sampling and splits")
 	force := fs.Bool("force", false, "replace the output of an earlier demo")
+	withBERT := fs.Bool("bert", true, "train the BERT too (a few minutes on a 2-core CPU)")
+	bertSteps := fs.Int("bert-max-steps", 0, "cap the BERT's training steps (0: epochs and early stopping decide)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -88,6 +90,30 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	printXGBoostSummary(e.stdout, xres)
 	if haveOracle {
 		fmt.Fprintf(e.stdout, "  held_out AUROC     xgboost %.3f vs oracle %.3f (the best achievable on this cohort)\n", xres.AUROC[data.SplitHeldOut], oracle.HeldOut)
+	}
+
+	if *withBERT {
+		step(5, "BERT by direct classification, trained from scratch on the codes (medseq train classify)")
+		bcfg := train.DefaultBERTClassifyConfig()
+		bcfg.Inputs = train.Inputs{MEDS: meds, Cohort: co.out, Tokenizer: to.out}
+		bcfg.Out = filepath.Join(*out, demoModels, "t2d-bert", "1")
+		bcfg.Force, bcfg.Name, bcfg.Seed = *force, "t2d-bert", uint64(*seed)
+		bcfg.MaxLen, bcfg.LR, bcfg.EvalEvery, bcfg.Epochs = 128, 1e-3, 50, 4
+		bcfg.MaxSteps = *bertSteps
+		if bcfg.MaxSteps > 0 && bcfg.MaxSteps < bcfg.EvalEvery {
+			bcfg.EvalEvery = bcfg.MaxSteps
+		}
+		bres, err := train.BERTClassify(ctx, bcfg, e.log, e.stderr)
+		if err != nil {
+			return err
+		}
+		printClassifySummary(e.stdout, bres)
+		fmt.Fprintf(e.stdout, "\n  %-22s %8s %8s\n", "tuning / held_out AUROC", "tuning", "held_out")
+		fmt.Fprintf(e.stdout, "  %-22s %8.3f %8.3f\n", "XGBoost", xres.AUROC[data.SplitTuning], xres.AUROC[data.SplitHeldOut])
+		fmt.Fprintf(e.stdout, "  %-22s %8.3f %8.3f\n", "BERT (direct)", bres.AUROC[data.SplitTuning], bres.AUROC[data.SplitHeldOut])
+		if haveOracle {
+			fmt.Fprintf(e.stdout, "  %-22s %8s %8.3f\n", "oracle", "", oracle.HeldOut)
+		}
 	}
 
 	fmt.Fprintf(e.stdout, "\nscore offline: medseq predict --model %s --meds %s --labels %s --split held_out --out held_out.parquet\n", xcfg.Out, meds, co.out)

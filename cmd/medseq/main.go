@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"data info":       {"summarise a MEDS dataset", runDataInfo},
 		"data sequences":  {"print the censored sequences a model sees for a cohort", runDataSequences},
 		"demo":            {"run the whole pipeline on synthetic data", runDemo},
+		"train classify":  {"train a BERT classifier from scratch on a cohort (gomlx, CPU)", runTrainClassify},
 		"train xgboost":   {"train the XGBoost baseline (libxgboost) and write a model version folder", runTrainXGBoost},
 		"eval metrics":    {"metrics with bootstrap intervals, calibration and segments from a predictions file", runEvalMetrics},
 		"predict":         {"score labelled subjects offline with a model version folder", runPredict},

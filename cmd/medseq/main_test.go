@@ -65,13 +65,18 @@ func TestUsageErrors(t *testing.T) {
 // TestDemoEndToEnd runs the demo on a small synthetic population and checks what it wrote.
 func TestDemoEndToEnd(t *testing.T) {
 	out := t.TempDir()
-	code, stdout, stderr := runCmd(t, "demo", "--out", out, "--subjects", "2000", "--force")
+	code, stdout, stderr := runCmd(t, "demo", "--out", out, "--subjects", "2000", "--force", "--bert-max-steps", "20")
 	if code != 0 {
 		t.Fatalf("demo exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"matched-age", "random-date", "oracle AUROC", "KS"} {
+	for _, want := range []string{"matched-age", "random-date", "oracle AUROC", "KS", "BERT (direct)", "XGBoost"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, f := range []string{"t2d-bert/1/bert/model.safetensors", "t2d-bert/1/bert/config.json", "t2d-bert/1/calibration.json", "t2d-xgboost/1/xgboost/model.bin"} {
+		if _, err := os.Stat(filepath.Join(out, demoModels, f)); err != nil {
+			t.Errorf("demo did not write %s", f)
 		}
 	}
 	cohort := filepath.Join(out, demoCohort)
@@ -91,6 +96,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	if ks := rep.Sampling.Comparison[data.NegativesRandomDate].KS; ks < 0.25 {
 		t.Errorf("random-date KS %.3f: the naive method's bias should show", ks)
+	}
+	// The BERT scores offline through the same command as the baseline, calibrated.
+	code, stdout, stderr = runCmd(t, "predict", "--model", filepath.Join(out, demoModels, "t2d-bert", "1"), "--meds", filepath.Join(out, demoMEDS),
+		"--labels", filepath.Join(out, demoCohort), "--split", "held_out", "--out", filepath.Join(out, "bert_held_out.parquet"))
+	if code != 0 || !strings.Contains(stdout, "bert model") || !strings.Contains(stdout, "calibrated") {
+		t.Errorf("predict with the BERT: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	// The sequences command reads the cohort back through censoring.
 	meds := filepath.Join(out, demoMEDS)
@@ -140,7 +151,7 @@ func TestSequencesRefusesOtherDataset(t *testing.T) {
 // the held-out split offline: the predictions agree with what training recorded.
 func TestTrainAndPredict(t *testing.T) {
 	out := t.TempDir()
-	if code, _, stderr := runCmd(t, "demo", "--out", out, "--subjects", "2000"); code != 0 {
+	if code, _, stderr := runCmd(t, "demo", "--out", out, "--subjects", "2000", "--bert=false"); code != 0 {
 		t.Fatal(stderr)
 	}
 	meds, cohort := filepath.Join(out, demoMEDS), filepath.Join(out, demoCohort)

@@ -37,7 +37,7 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	if *batch < 1 {
 		return usagef("flag --batch: must be at least 1")
 	}
-	sc, err := scorer.Load(*modelDir)
+	sc, err := modelRegistry().Load(*modelDir)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func TestTokenizeLeakageGuard(t *testing.T) {
 // code that only follows a diagnosis is in the vocabulary, and the guard stays quiet.
 func TestTokenizeOnDemo(t *testing.T) {
 	out := t.TempDir()
-	if code, _, stderr := runCmd(t, "demo", "--out", out, "--subjects", "2000"); code != 0 {
+	if code, _, stderr := runCmd(t, "demo", "--out", out, "--subjects", "2000", "--bert=false"); code != 0 {
 		t.Fatal(stderr)
 	}
 	dir := filepath.Join(out, demoTokenizer)

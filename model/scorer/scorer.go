@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/medseq/medseq/data"
@@ -85,19 +86,46 @@ type Scorer interface {
 	Score(codes *data.Codes, ins []Input) ([]Result, error)
 }
 
-// Load opens a model version folder.
-func Load(dir string) (Scorer, error) {
+// Loader opens a model version folder of one kind.
+type Loader func(dir string, m *Manifest) (Scorer, error)
+
+// Registry maps model kinds to loaders. Packages that implement a kind (model/bert) cannot be
+// imported here without a cycle, so the binary registers them.
+type Registry struct {
+	mu      sync.RWMutex
+	loaders map[string]Loader
+}
+
+// NewRegistry knows the XGBoost kind; Register adds others.
+func NewRegistry() *Registry {
+	return &Registry{loaders: map[string]Loader{KindXGBoost: func(dir string, m *Manifest) (Scorer, error) { return loadXGBoost(dir, m) }}}
+}
+
+// Register adds or replaces the loader of a kind.
+func (r *Registry) Register(kind string, l Loader) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.loaders[kind] = l
+}
+
+// Load opens a model version folder with the loader of its kind.
+func (r *Registry) Load(dir string) (Scorer, error) {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
 	}
-	switch m.Kind {
-	case KindXGBoost:
-		return loadXGBoost(dir, m)
-	default:
+	r.mu.RLock()
+	l, ok := r.loaders[m.Kind]
+	r.mu.RUnlock()
+	if !ok {
 		return nil, fmt.Errorf("load %s: %w %q", dir, ErrUnsupported, m.Kind)
 	}
+	return l(dir, m)
 }
+
+// Load opens a model version folder of a kind this package knows (XGBoost); use a Registry
+// for the others.
+func Load(dir string) (Scorer, error) { return NewRegistry().Load(dir) }
 
 // XGBoost scores with the pure-Go leaves predictor.
 type XGBoost struct {

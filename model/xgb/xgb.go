@@ -196,6 +196,12 @@ func Train(ctx context.Context, p Params, train *CSR, trainY []float32, tune *CS
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
+	// XGBoost's random engine (row and column sampling) is thread-local and seeded on the
+	// thread that configures the booster. A goroutine may move between OS threads between cgo
+	// calls, and then later rounds sample from an unseeded engine: same seed, different model.
+	// Keep the whole training on one OS thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if tune == nil && p.EarlyStopping > 0 {
 		return nil, nil, errors.New("xgb: early stopping needs a tuning set")
 	}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/data/synth"
+	"github.com/medseq/medseq/eval"
+	"github.com/medseq/medseq/model/bert"
+	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/tokenize"
+)
+
+func TestTrainClassifyEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a synthetic cohort and trains a tiny BERT")
+	}
+	ctx := context.Background()
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	e := &env{stdout: &stdout, stderr: &stderr, stdin: strings.NewReader(""), log: slog.New(slog.NewTextHandler(&stderr, nil))}
+	meds := filepath.Join(out, "meds")
+	if _, err := synth.Generate(ctx, synth.Config{Out: meds, Subjects: 800, Seed: 3, Logger: e.log}); err != nil {
+		t.Fatal(err)
+	}
+	co := &cohortOptions{meds: meds, out: filepath.Join(out, "cohort"), cfg: data.DefaultCohortConfig()}
+	co.cfg.Targets = []string{"ICD10/E11", "SNOMED/44054006"}
+	co.cfg.Seed = 3
+	if _, err := buildCohort(ctx, e, co); err != nil {
+		t.Fatal(err)
+	}
+	to := &tokenizeOptions{meds: meds, cohort: co.out, out: filepath.Join(out, "tok"), build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}
+	to.build.MaxLen = 64
+	if _, err := buildTokenizer(ctx, e, to); err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(out, "models", "bert", "1")
+	args := []string{"--meds", meds, "--cohort", co.out, "--tokenizer", to.out, "--out", model, "--config", "tiny",
+		"--max-steps", "40", "--eval-every", "10", "--batch-size", "16", "--lr", "1e-3"}
+	if err := runTrainClassify(ctx, e, args); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	t.Logf("%s", stdout.String())
+	for _, f := range []string{"manifest.json", "tokenizer.json", "vocab.txt", "bert/config.json", "bert/model.safetensors", "metrics.jsonl",
+		"predictions_tuning.parquet", "predictions_held_out.parquet"} {
+		if _, err := os.Stat(filepath.Join(model, f)); err != nil {
+			t.Errorf("model folder lacks %s", f)
+		}
+	}
+	m, err := scorer.ReadManifest(model)
+	if err != nil || m.Kind != scorer.KindBERT {
+		t.Fatalf("manifest: %+v %v", m, err)
+	}
+	buf, _ := os.ReadFile(filepath.Join(model, "metrics.jsonl"))
+	lines := strings.Split(strings.TrimSpace(string(buf)), "\n")
+	if len(lines) != 4 {
+		t.Errorf("metrics.jsonl has %d lines, want 4 evaluations", len(lines))
+	}
+	var first map[string]any
+	json.Unmarshal([]byte(lines[0]), &first)
+	for _, k := range []string{"step", "train_loss", "val_loss", "val_auroc", "lr", "tokens_per_s"} {
+		if _, ok := first[k]; !ok {
+			t.Errorf("metrics line lacks %s: %s", k, lines[0])
+		}
+	}
+	// The scorer gives what training predicted for the held-out split.
+	s, err := bert.LoadScorer(model, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	preds, err := eval.ReadPredictions(filepath.Join(model, "predictions_held_out.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := data.LoadCohort(co.out)
+	ds, _ := data.Open(meds)
+	var ins []scorer.Input
+	c.Sequences(ctx, ds, []string{data.SplitHeldOut}, func(q data.Sequence) error {
+		ins = append(ins, scorer.Input{Events: q.Events, Birth: q.Label.Birth, Sex: q.Label.Sex, PredictionTime: q.Label.PredictionTime})
+		return nil
+	})
+	res, err := s.Score(ds.Codes, ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(preds) || len(res) == 0 {
+		t.Fatalf("%d scores, %d predictions", len(res), len(preds))
+	}
+	maxDiff := 0.0
+	for i := range res {
+		maxDiff = math.Max(maxDiff, math.Abs(res[i].Probability-preds[i].Score))
+	}
+	if maxDiff > 1e-5 {
+		t.Errorf("scorer and training predictions differ by %.3g", maxDiff)
+	}
+	// Bad flags are usage errors.
+	if err := runTrainClassify(ctx, e, append(args, "--config", "huge")); err == nil || !strings.Contains(err.Error(), "huge") {
+		t.Errorf("--config huge: %v", err)
+	}
+	if err := runTrainClassify(ctx, e, args); err == nil || !strings.Contains(err.Error(), "force") {
+		t.Errorf("existing output: %v", err)
+	}
+}
+
+// TestTrainClassifyOnDataset trains on an existing dataset and cohort when
+// MEDSEQ_BERT_MEDS and MEDSEQ_BERT_COHORT name them (a manual check of speed and AUROC;
+// MEDSEQ_BERT_ARGS adds flags).
+func TestTrainClassifyOnDataset(t *testing.T) {
+	meds, cohort := os.Getenv("MEDSEQ_BERT_MEDS"), os.Getenv("MEDSEQ_BERT_COHORT")
+	if meds == "" || cohort == "" {
+		t.Skip("set MEDSEQ_BERT_MEDS and MEDSEQ_BERT_COHORT")
+	}
+	ctx := context.Background()
+	out := t.TempDir()
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: strings.NewReader(""), log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	to := &tokenizeOptions{meds: meds, cohort: cohort, out: filepath.Join(out, "tok"), build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}
+	to.build.MaxLen = 128
+	if _, err := buildTokenizer(ctx, e, to); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--meds", meds, "--cohort", cohort, "--tokenizer", to.out, "--out", filepath.Join(out, "model")}
+	args = append(args, strings.Fields(os.Getenv("MEDSEQ_BERT_ARGS"))...)
+	if err := runTrainClassify(ctx, e, args); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,456 @@
+package bert
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/gobackend"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// Backend returns the compute backend for a device. Only "cpu" (gomlx's pure-Go backend with
+// unlimited parallelism, the fastest setting measured here) is built in; XLA is never loaded,
+// so nothing is ever downloaded.
+func Backend(device string) (compute.Backend, error) {
+	switch device {
+	case "", "cpu":
+		return cpuBackend()
+	case "gpu", "auto":
+		if device == "auto" {
+			return cpuBackend()
+		}
+		return nil, fmt.Errorf("device %q: this build has no GPU backend yet (use --device cpu)", device)
+	}
+	return nil, fmt.Errorf("unknown device %q (cpu, gpu, auto)", device)
+}
+
+var cpuBackend = sync.OnceValues(func() (compute.Backend, error) {
+	os.Setenv("GOMLX_NO_AUTO_INSTALL", "1")
+	// The Go backend prints its parallelism on stdout; keep stdout for our own output.
+	stdout := os.Stdout
+	if null, err := os.Open(os.DevNull); err == nil {
+		os.Stdout = null
+		defer func() { os.Stdout = stdout; null.Close() }()
+	}
+	return gobackend.New("parallelism=-1")
+})
+
+// Task is what a training step optimises.
+type Task int
+
+// Tasks.
+const (
+	TaskClassify Task = iota // BCE on the classifier's logit
+	TaskMLM                  // cross-entropy on masked positions
+)
+
+// Optim is AdamW with decoupled weight decay (on Decays weights only) and clipping of the
+// gradients' global norm.
+type Optim struct {
+	Beta1, Beta2, Eps float64
+	WeightDecay       float64
+	Clip              float64 // max global gradient norm; 0 for none
+	PosWeight         float64 // BCE positive weight (classify); 0 means 1
+}
+
+// DefaultOptim is PyTorch's AdamW defaults with BERT's epsilon, weight decay 0.01 and clipping
+// at 1.
+func DefaultOptim() Optim {
+	return Optim{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Clip: 1}
+}
+
+// Batch is one padded batch: B sequences of L tokens, flattened row-major.
+type Batch struct {
+	B, L          int
+	IDs           []int32
+	Mask          []int32
+	Ages          []float32 // only read with age embeddings; nil means zeros
+	Labels        []float32 // classify: 0 or 1 per sequence
+	Weights       []float32 // per sequence loss weight (0 for padding rows); nil means 1
+	P             int       // MLM: positions per sequence
+	Positions     []int32   // MLM [B*P]
+	Targets       []int32   // MLM [B*P] original token ids
+	TargetWeights []float32 // MLM [B*P] 1 for a masked position, 0 for padding
+}
+
+func (b *Batch) check(c Config, task Task, train bool) error {
+	n := b.B * b.L
+	if b.B <= 0 || b.L <= 0 || len(b.IDs) != n || len(b.Mask) != n {
+		return fmt.Errorf("bert batch: %d×%d needs %d ids and mask values, got %d and %d", b.B, b.L, n, len(b.IDs), len(b.Mask))
+	}
+	if b.L > c.MaxPositionEmbeddings {
+		return fmt.Errorf("bert batch: sequence length %d exceeds max_position_embeddings %d", b.L, c.MaxPositionEmbeddings)
+	}
+	for _, id := range b.IDs {
+		if id < 0 || int(id) >= c.VocabSize {
+			return fmt.Errorf("bert batch: token id %d outside the vocabulary [0, %d)", id, c.VocabSize)
+		}
+	}
+	if b.Ages != nil && len(b.Ages) != n {
+		return fmt.Errorf("bert batch: %d ages for %d tokens", len(b.Ages), n)
+	}
+	if task == TaskClassify && train && len(b.Labels) != b.B {
+		return fmt.Errorf("bert batch: %d labels for %d sequences", len(b.Labels), b.B)
+	}
+	if b.Weights != nil && len(b.Weights) != b.B {
+		return fmt.Errorf("bert batch: %d weights for %d sequences", len(b.Weights), b.B)
+	}
+	if task == TaskMLM {
+		m := b.B * b.P
+		if b.P <= 0 || len(b.Positions) != m || (train && (len(b.Targets) != m || len(b.TargetWeights) != m)) {
+			return fmt.Errorf("bert batch: MLM needs %d positions, targets and weights", m)
+		}
+		for _, p := range b.Positions {
+			if p < 0 || int(p) >= b.L {
+				return fmt.Errorf("bert batch: masked position %d outside [0, %d)", p, b.L)
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Batch) inputs(c Config) []any {
+	in := []any{
+		tensors.FromFlatDataAndDimensions(b.IDs, b.B, b.L),
+		tensors.FromFlatDataAndDimensions(b.Mask, b.B, b.L),
+	}
+	if c.AgeEmbeddings {
+		ages := b.Ages
+		if ages == nil {
+			ages = make([]float32, b.B*b.L)
+		}
+		in = append(in, tensors.FromFlatDataAndDimensions(ages, b.B, b.L))
+	}
+	return in
+}
+
+// Engine holds a model's weights (and optimizer state) on a backend and runs training steps
+// and inference. Every computation takes the current weights as inputs, so results always
+// reflect the latest step. Not safe for concurrent use.
+type Engine struct {
+	backend compute.Backend
+	cfg     Config
+	heads   Heads
+	specs   []TensorSpec
+	task    Task
+	opt     Optim
+
+	params, m, v []*tensors.Tensor
+	rng          *tensors.Tensor
+	steps        int
+
+	trainExec, evalExec, mlmExec *graph.Exec
+}
+
+// NewEngine puts w on the backend for task (the task's head must be in w.Heads).
+func NewEngine(backend compute.Backend, w *Weights, task Task, opt Optim, seed int64) (*Engine, error) {
+	if err := w.check(); err != nil {
+		return nil, err
+	}
+	if task == TaskClassify && !w.Heads.Classifier {
+		return nil, errors.New("bert: classification needs the classifier head")
+	}
+	if task == TaskMLM && !w.Heads.MLM {
+		return nil, errors.New("bert: masked language modelling needs the MLM head")
+	}
+	e := &Engine{backend: backend, cfg: w.Config, heads: w.Heads, specs: w.Specs, task: task, opt: opt}
+	if e.opt.PosWeight == 0 {
+		e.opt.PosWeight = 1
+	}
+	rng, err := graph.RNGStateFromSeed(seed)
+	if err != nil {
+		return nil, err
+	}
+	e.rng = rng
+	e.SetWeights(w)
+	for _, s := range e.specs {
+		e.m = append(e.m, tensors.FromFlatDataAndDimensions(make([]float32, s.Size()), s.Shape...))
+		e.v = append(e.v, tensors.FromFlatDataAndDimensions(make([]float32, s.Size()), s.Shape...))
+	}
+	e.trainExec = graph.MustNewExec(backend, e.trainGraph).SetMaxCache(256)
+	e.evalExec = graph.MustNewExec(backend, e.evalGraph).SetMaxCache(256)
+	if w.Heads.MLM {
+		e.mlmExec = graph.MustNewExec(backend, e.mlmGraph).SetMaxCache(256)
+	}
+	return e, nil
+}
+
+// Config is the model's configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Steps is the number of training steps taken.
+func (e *Engine) Steps() int { return e.steps }
+
+// SetOptim changes the optimizer settings (the graphs are rebuilt).
+func (e *Engine) SetOptim(o Optim) {
+	if o.PosWeight == 0 {
+		o.PosWeight = 1
+	}
+	e.opt = o
+	e.trainExec = graph.MustNewExec(e.backend, e.trainGraph).SetMaxCache(256)
+}
+
+// SetWeights replaces the weights (optimizer state is kept).
+func (e *Engine) SetWeights(w *Weights) {
+	old := e.params
+	e.params = make([]*tensors.Tensor, len(e.specs))
+	for i, s := range e.specs {
+		e.params[i] = tensors.FromFlatDataAndDimensions(append([]float32(nil), w.Data[s.Name]...), s.Shape...)
+	}
+	finalize(old)
+}
+
+// Weights copies the current weights to the host.
+func (e *Engine) Weights() (*Weights, error) {
+	w := &Weights{Config: e.cfg, Heads: e.heads, Specs: append([]TensorSpec(nil), e.specs...), Data: map[string][]float32{}}
+	for i, s := range e.specs {
+		v, err := tensors.CopyFlatData[float32](e.params[i])
+		if err != nil {
+			return nil, err
+		}
+		w.Data[s.Name] = v
+	}
+	return w, nil
+}
+
+func finalize(ts []*tensors.Tensor) {
+	for _, t := range ts {
+		if t != nil {
+			_ = t.FinalizeAll()
+		}
+	}
+}
+
+// Close frees the engine's tensors.
+func (e *Engine) Close() {
+	finalize(e.params)
+	finalize(e.m)
+	finalize(e.v)
+	e.params, e.m, e.v = nil, nil, nil
+}
+
+// numBatchInputs is how many batch tensors follow the weights in a graph.
+func (e *Engine) numBatchInputs() int {
+	if e.cfg.AgeEmbeddings {
+		return 3
+	}
+	return 2
+}
+
+func (e *Engine) batchNodes(in []*graph.Node) (ids, mask, ages *graph.Node, rest []*graph.Node) {
+	ids, mask = in[0], in[1]
+	rest = in[2:]
+	if e.cfg.AgeEmbeddings {
+		ages, rest = in[2], in[3:]
+	}
+	return
+}
+
+// evalGraph: [params..., ids, mask, (ages)] -> [logits B].
+func (e *Engine) evalGraph(in []*graph.Node) []*graph.Node {
+	P := len(e.specs)
+	f := newFwd(e.cfg, e.specs, in[:P], false, nil)
+	ids, mask, ages, _ := e.batchNodes(in[P:])
+	return []*graph.Node{f.classify(f.encode(ids, mask, ages))}
+}
+
+// mlmGraph: [params..., ids, mask, (ages), positions] -> [logits B×P×V].
+func (e *Engine) mlmGraph(in []*graph.Node) []*graph.Node {
+	P := len(e.specs)
+	f := newFwd(e.cfg, e.specs, in[:P], false, nil)
+	ids, mask, ages, rest := e.batchNodes(in[P:])
+	return []*graph.Node{f.mlmLogits(f.encode(ids, mask, ages), rest[0])}
+}
+
+// trainGraph: [params, m, v (P each), lr, bc1, bc2, rng, ids, mask, (ages), task inputs...]
+// -> [params', m', v', rng', loss, grad norm].
+// Task inputs: classify labels [B], weights [B]; MLM positions, targets [B,P], weights [B,P].
+func (e *Engine) trainGraph(in []*graph.Node) []*graph.Node {
+	P := len(e.specs)
+	params, ms, vs := in[:P], in[P:2*P], in[2*P:3*P]
+	lr, bc1, bc2, rng := in[3*P], in[3*P+1], in[3*P+2], in[3*P+3]
+	ids, mask, ages, rest := e.batchNodes(in[3*P+4:])
+	f := newFwd(e.cfg, e.specs, params, true, rng)
+	hidden := f.encode(ids, mask, ages)
+	var loss *graph.Node
+	switch e.task {
+	case TaskClassify:
+		logits := f.classify(hidden)
+		y, w := rest[0], rest[1]
+		per := bceWithLogits(logits, y, e.opt.PosWeight)
+		den := graph.Max(graph.ReduceAllSum(w), graph.ConstAs(w, 1))
+		loss = graph.Div(graph.ReduceAllSum(graph.Mul(per, w)), den)
+	case TaskMLM:
+		loss = mlmLoss(f.mlmLogits(hidden, rest[0]), rest[1], rest[2])
+	}
+	grads := graph.Gradient(loss, params...)
+	var sq *graph.Node
+	for _, g := range grads {
+		s := graph.ReduceAllSum(graph.Square(g))
+		if sq == nil {
+			sq = s
+		} else {
+			sq = graph.Add(sq, s)
+		}
+	}
+	norm := graph.Sqrt(sq)
+	if e.opt.Clip > 0 {
+		scale := graph.Min(graph.ConstAs(norm, 1), graph.Div(graph.ConstAs(norm, e.opt.Clip), graph.AddScalar(norm, 1e-6)))
+		for i := range grads {
+			grads[i] = graph.Mul(grads[i], scale)
+		}
+	}
+	o := e.opt
+	out := make([]*graph.Node, 0, 3*P+3)
+	newM, newV := make([]*graph.Node, P), make([]*graph.Node, P)
+	for i, p := range params {
+		g := grads[i]
+		m := graph.Add(graph.MulScalar(ms[i], o.Beta1), graph.MulScalar(g, 1-o.Beta1))
+		v := graph.Add(graph.MulScalar(vs[i], o.Beta2), graph.MulScalar(graph.Square(g), 1-o.Beta2))
+		upd := graph.Div(graph.Div(m, bc1), graph.AddScalar(graph.Sqrt(graph.Div(v, bc2)), o.Eps))
+		if o.WeightDecay > 0 && Decays(e.specs[i].Name) {
+			upd = graph.Add(upd, graph.MulScalar(p, o.WeightDecay))
+		}
+		out = append(out, graph.Sub(p, graph.Mul(upd, lr)))
+		newM[i], newV[i] = m, v
+	}
+	out = append(out, newM...)
+	out = append(out, newV...)
+	return append(out, f.rng, loss, norm)
+}
+
+// call runs an Exec, turning gomlx's panics into errors.
+func call(ex *graph.Exec, args []any) (out []*tensors.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("bert graph: %v", r)
+		}
+	}()
+	out, err = ex.Call(args...)
+	if err != nil {
+		err = fmt.Errorf("bert graph: %w", err)
+	}
+	return out, err
+}
+
+// StepResult is one training step's loss and (pre-clipping) gradient norm.
+type StepResult struct {
+	Loss, GradNorm float64
+}
+
+// TrainStep takes one AdamW step on b at learning rate lr.
+func (e *Engine) TrainStep(b *Batch, lr float64) (StepResult, error) {
+	if err := b.check(e.cfg, e.task, true); err != nil {
+		return StepResult{}, err
+	}
+	t := float64(e.steps + 1)
+	args := make([]any, 0, 3*len(e.specs)+12)
+	for _, group := range [][]*tensors.Tensor{e.params, e.m, e.v} {
+		for _, x := range group {
+			args = append(args, x)
+		}
+	}
+	args = append(args, tensors.FromScalar(float32(lr)), tensors.FromScalar(float32(1-math.Pow(e.opt.Beta1, t))),
+		tensors.FromScalar(float32(1-math.Pow(e.opt.Beta2, t))), e.rng)
+	args = append(args, b.inputs(e.cfg)...)
+	switch e.task {
+	case TaskClassify:
+		w := b.Weights
+		if w == nil {
+			w = ones(b.B)
+		}
+		args = append(args, tensors.FromFlatDataAndDimensions(append([]float32(nil), b.Labels...), b.B),
+			tensors.FromFlatDataAndDimensions(append([]float32(nil), w...), b.B))
+	case TaskMLM:
+		args = append(args, tensors.FromFlatDataAndDimensions(append([]int32(nil), b.Positions...), b.B, b.P),
+			tensors.FromFlatDataAndDimensions(append([]int32(nil), b.Targets...), b.B, b.P),
+			tensors.FromFlatDataAndDimensions(append([]float32(nil), b.TargetWeights...), b.B, b.P))
+	}
+	out, err := call(e.trainExec, args)
+	if err != nil {
+		return StepResult{}, err
+	}
+	P := len(e.specs)
+	res := StepResult{Loss: float64(tensors.ToScalar[float32](out[3*P+1])), GradNorm: float64(tensors.ToScalar[float32](out[3*P+2]))}
+	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
+		finalize(out)
+		return res, fmt.Errorf("bert: training loss is %v at step %d (lower the learning rate?)", res.Loss, e.steps+1)
+	}
+	old := append(append(append([]*tensors.Tensor(nil), e.params...), e.m...), e.v...)
+	e.params, e.m, e.v = out[:P], out[P:2*P], out[2*P:3*P]
+	oldRNG := e.rng
+	e.rng = out[3*P]
+	finalize(old)
+	finalize([]*tensors.Tensor{oldRNG, out[3*P+1], out[3*P+2]})
+	e.steps++
+	return res, nil
+}
+
+func ones(n int) []float32 {
+	w := make([]float32, n)
+	for i := range w {
+		w[i] = 1
+	}
+	return w
+}
+
+// Logits runs the classifier without dropout: one logit per sequence.
+func (e *Engine) Logits(b *Batch) ([]float32, error) {
+	if !e.heads.Classifier {
+		return nil, errors.New("bert: the model has no classifier head")
+	}
+	if err := b.check(e.cfg, TaskClassify, false); err != nil {
+		return nil, err
+	}
+	args := make([]any, 0, len(e.specs)+3)
+	for _, x := range e.params {
+		args = append(args, x)
+	}
+	args = append(args, b.inputs(e.cfg)...)
+	out, err := call(e.evalExec, args)
+	if err != nil {
+		return nil, err
+	}
+	defer finalize(out)
+	return tensors.CopyFlatData[float32](out[0])
+}
+
+// MLMLogits runs the MLM head without dropout at b.Positions: [B*P*V] logits.
+func (e *Engine) MLMLogits(b *Batch) ([]float32, error) {
+	if e.mlmExec == nil {
+		return nil, errors.New("bert: the model has no MLM head")
+	}
+	if err := b.check(e.cfg, TaskMLM, false); err != nil {
+		return nil, err
+	}
+	args := make([]any, 0, len(e.specs)+4)
+	for _, x := range e.params {
+		args = append(args, x)
+	}
+	args = append(args, b.inputs(e.cfg)...)
+	args = append(args, tensors.FromFlatDataAndDimensions(append([]int32(nil), b.Positions...), b.B, b.P))
+	out, err := call(e.mlmExec, args)
+	if err != nil {
+		return nil, err
+	}
+	defer finalize(out)
+	return tensors.CopyFlatData[float32](out[0])
+}
+
+// Probability is the logistic function of a logit.
+func Probability(z float32) float64 { return 1 / (1 + math.Exp(-float64(z))) }
+
+// shapeString prints a shape for errors.
+func shapeString(s []int) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = fmt.Sprint(d)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}

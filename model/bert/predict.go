@@ -1,0 +1,182 @@
+package bert
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/tokenize"
+)
+
+// PadBucket rounds a batch's longest sequence up to a multiple of this, so few graph shapes
+// are compiled.
+const PadBucket = 16
+
+// Encoded is one encoded sequence (unpadded) for batching.
+type Encoded struct {
+	IDs  []int32
+	Ages []float32
+}
+
+// FromEncoding keeps the real (unpadded) tokens of an encoding.
+func FromEncoding(e tokenize.Encoding) Encoded {
+	n := e.Len()
+	return Encoded{IDs: e.IDs[:n], Ages: e.Ages[:n]}
+}
+
+// MakeBatch pads seqs to a shared length (a multiple of PadBucket, at most maxLen) with rows
+// up to rows (extra rows are padding with weight 0). labels may be nil.
+func MakeBatch(seqs []Encoded, labels []float32, rows, maxLen int, pad int32) *Batch {
+	L := 0
+	for _, s := range seqs {
+		L = max(L, len(s.IDs))
+	}
+	L = min((L+PadBucket-1)/PadBucket*PadBucket, maxLen)
+	L = max(L, min(2, maxLen))
+	rows = max(rows, len(seqs))
+	b := &Batch{B: rows, L: L, IDs: make([]int32, rows*L), Mask: make([]int32, rows*L), Ages: make([]float32, rows*L),
+		Labels: make([]float32, rows), Weights: make([]float32, rows)}
+	for i := range b.IDs {
+		b.IDs[i] = pad
+	}
+	for i := 0; i < rows; i++ {
+		if i >= len(seqs) {
+			b.IDs[i*L] = pad
+			b.Mask[i*L] = 1 // a lone token so every row attends to something
+			continue
+		}
+		s := seqs[i]
+		n := min(len(s.IDs), L)
+		copy(b.IDs[i*L:], s.IDs[len(s.IDs)-n:])
+		copy(b.Ages[i*L:], s.Ages[len(s.Ages)-n:])
+		for j := 0; j < n; j++ {
+			b.Mask[i*L+j] = 1
+		}
+		b.Weights[i] = 1
+		if labels != nil {
+			b.Labels[i] = labels[i]
+		}
+	}
+	return b
+}
+
+// PredictLogits runs the classifier over seqs in batches of batchSize, shortest first (so
+// batches pad little), and returns the logits in the input order.
+func (e *Engine) PredictLogits(seqs []Encoded, batchSize int, pad int32) ([]float32, error) {
+	if batchSize <= 0 {
+		batchSize = 64
+	}
+	order := make([]int, len(seqs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(seqs[order[a]].IDs) < len(seqs[order[b]].IDs) })
+	out := make([]float32, len(seqs))
+	for lo := 0; lo < len(order); lo += batchSize {
+		hi := min(lo+batchSize, len(order))
+		part := make([]Encoded, 0, hi-lo)
+		for _, i := range order[lo:hi] {
+			part = append(part, seqs[i])
+		}
+		// Fixed batch rows keep the number of compiled shapes small.
+		logits, err := e.Logits(MakeBatch(part, nil, batchSize, e.cfg.MaxPositionEmbeddings, pad))
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range order[lo:hi] {
+			out[i] = logits[k]
+		}
+	}
+	return out, nil
+}
+
+// Scorer scores histories with a BERT model version folder (kind "bert"), without dropout.
+// Safe for concurrent use.
+type Scorer struct {
+	manifest *scorer.Manifest
+	tok      *tokenize.Tokenizer
+	opts     tokenize.Options
+	mu       sync.Mutex
+	engine   *Engine
+}
+
+var _ scorer.Scorer = (*Scorer)(nil)
+
+// LoadScorer opens a model version folder written by `medseq train classify`: manifest.json,
+// the tokenizer files and bert/config.json + bert/model.safetensors. m may be nil (it is then
+// read from dir).
+func LoadScorer(dir string, m *scorer.Manifest) (*Scorer, error) {
+	if m == nil {
+		var err error
+		if m, err = scorer.ReadManifest(dir); err != nil {
+			return nil, err
+		}
+	}
+	if m.Kind != scorer.KindBERT {
+		return nil, fmt.Errorf("load %s: model kind %q is not %q", dir, m.Kind, scorer.KindBERT)
+	}
+	tok, _, err := tokenize.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	w, _, err := Load(filepath.Join(dir, Dir))
+	if err != nil {
+		return nil, err
+	}
+	if !w.Heads.Classifier {
+		return nil, fmt.Errorf("load %s: the checkpoint has no classifier (a pretraining checkpoint?)", dir)
+	}
+	if w.Config.VocabSize != tok.Vocab.Len() {
+		return nil, fmt.Errorf("load %s: the model's vocab_size %d differs from the tokenizer's %d tokens", dir, w.Config.VocabSize, tok.Vocab.Len())
+	}
+	be, err := Backend("cpu")
+	if err != nil {
+		return nil, err
+	}
+	e, err := NewEngine(be, w, TaskClassify, DefaultOptim(), 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Scorer{manifest: m, tok: tok, engine: e,
+		opts: tokenize.Options{MaxLen: w.Config.MaxPositionEmbeddings, VisitSeparators: tok.VisitSeparators}}, nil
+}
+
+// Kind is "bert".
+func (s *Scorer) Kind() string { return scorer.KindBERT }
+
+// Manifest is the model's manifest.
+func (s *Scorer) Manifest() *scorer.Manifest { return s.manifest }
+
+// Tokenizer is the model's tokenizer.
+func (s *Scorer) Tokenizer() *tokenize.Tokenizer { return s.tok }
+
+// Score encodes each history (oldest tokens dropped beyond the model's length) and runs the
+// classifier.
+func (s *Scorer) Score(codes *data.Codes, ins []scorer.Input) ([]scorer.Result, error) {
+	m := s.tok.NewCodeMap(codes)
+	out := make([]scorer.Result, len(ins))
+	seqs := make([]Encoded, len(ins))
+	for i, in := range ins {
+		enc := m.Encode(tokenize.Input{Events: in.Events, Birth: in.Birth, PredictionTime: in.PredictionTime}, s.opts)
+		seqs[i] = FromEncoding(enc)
+		out[i].Truncated = enc.Truncated
+		for _, e := range in.Events {
+			if _, unk := m.Tokens(e.Code); unk {
+				out[i].Unknown++
+			}
+		}
+	}
+	s.mu.Lock()
+	logits, err := s.engine.PredictLogits(seqs, 64, s.tok.Vocab.Pad)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	for i, z := range logits {
+		out[i].Probability = Probability(z)
+	}
+	return out, nil
+}
