@@ -2,6 +2,7 @@ package eval
 
 import (
 	"encoding/json"
+	"github.com/medseq/medseq/internal/testpy"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -10,19 +11,11 @@ import (
 	"testing"
 )
 
-// sklearnPython is Debian's interpreter, which sees python3-sklearn.
-const sklearnPython = "/usr/bin/python3"
-
-// needSklearn skips when scikit-learn is absent, unless the CI variable is set: CI must run
-// these checks, so there it fails with what to install.
-func needSklearn(t *testing.T) {
+// needSklearn skips when scikit-learn is absent (fails when CI is set) and returns the
+// interpreter that has it.
+func needSklearn(t *testing.T) string {
 	t.Helper()
-	if err := exec.Command(sklearnPython, "-c", "import sklearn").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("scikit-learn is needed for the reference checks and CI is set: install it (apt-get install -y python3-sklearn) so that %s can import sklearn: %v", sklearnPython, err)
-		}
-		t.Skipf("scikit-learn not available to %s (apt-get install -y python3-sklearn); set CI to make this a failure", sklearnPython)
-	}
+	return testpy.Require(t, "python3-sklearn", "sklearn")
 }
 
 type skCase struct {
@@ -112,7 +105,7 @@ func randomCase(rng *rand.Rand, n, digits int) skCase {
 }
 
 func TestAgainstSklearn(t *testing.T) {
-	needSklearn(t)
+	sklearnPython := needSklearn(t)
 	rng := rand.New(rand.NewPCG(7, 11))
 	var cases []skCase
 	for _, nd := range []struct{ n, digits int }{{30, 1}, {200, 2}, {1000, 2}, {3000, 3}, {500, 6}} {

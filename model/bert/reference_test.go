@@ -2,6 +2,7 @@ package bert
 
 import (
 	"encoding/json"
+	"github.com/medseq/medseq/internal/testpy"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -9,19 +10,6 @@ import (
 	"path/filepath"
 	"testing"
 )
-
-const python = "/usr/bin/python3"
-
-// torchAvailable skips the test when Debian's python3-torch is missing, unless CI is set.
-func torchAvailable(t *testing.T) {
-	t.Helper()
-	if err := exec.Command(python, "-c", "import torch").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but %s cannot import torch (apt-get install python3-torch): %v", python, err)
-		}
-		t.Skipf("%s cannot import torch: %v", python, err)
-	}
-}
 
 // perturbed makes initialised weights less trivial: every LayerNorm and bias moves away from
 // 1 and 0, and weights grow so that the outputs depend on all of them.
@@ -44,7 +32,7 @@ func rows[T any](flat []T, B, L int) [][]T {
 }
 
 func TestMatchesPyTorchReference(t *testing.T) {
-	torchAvailable(t)
+	python := testpy.Require(t, "python3-torch", "torch")
 	for _, ages := range []bool{false, true} {
 		c := toyConfig(t, ages)
 		c.NumHiddenLayers = 2

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/medseq/medseq/internal/testpy"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -443,13 +444,7 @@ func writeCSRRaw(t testing.TB, dir string, x *CSR) {
 
 func TestPythonLoadsModelJSON(t *testing.T) {
 	needLib(t)
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import xgboost, numpy, scipy").Run(); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("%s cannot import xgboost, numpy and scipy (apt-get install python3-xgboost): %v", py, err)
-		}
-		t.Fatalf("CI: %s cannot import xgboost, numpy and scipy: %v", py, err)
-	}
+	py := testpy.Require(t, "python3-xgboost", "xgboost", "numpy", "scipy")
 	d := newDataset(4)
 	b, _ := train(t, testParams(), d)
 	dir := t.TempDir()

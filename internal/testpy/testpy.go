@@ -1,0 +1,30 @@
+// Package testpy finds Debian's Python for cross-language reference tests (scikit-learn,
+// PyTorch, xgboost): the system interpreter, which sees Debian's python3-* packages, not
+// whatever python3 comes first on PATH.
+package testpy
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Python is Debian's interpreter.
+const Python = "/usr/bin/python3"
+
+// Require returns the interpreter when it can import every module; otherwise the test is
+// skipped, or fails when the CI variable is set (CI must run the reference checks), naming the
+// Debian package to install.
+func Require(t testing.TB, aptPackage string, modules ...string) string {
+	t.Helper()
+	script := "import " + strings.Join(modules, ", ")
+	if out, err := exec.Command(Python, "-c", script).CombinedOutput(); err != nil {
+		msg := Python + " cannot import " + strings.Join(modules, ", ") + " (apt-get install -y " + aptPackage + "): " + strings.TrimSpace(string(out))
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set: %s", msg)
+		}
+		t.Skip(msg)
+	}
+	return Python
+}
