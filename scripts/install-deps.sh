@@ -23,6 +23,8 @@ have_pkg python3-xgboost || need_apt+=(python3-xgboost)
 # eval's numbers are checked against scikit-learn; the BERT export against PyTorch.
 have_pkg python3-sklearn || need_apt+=(python3-sklearn)
 have_pkg python3-torch || need_apt+=(python3-torch)
+# The evaluation report is checked in headless Chromium (no network).
+have_pkg chromium || need_apt+=(chromium)
 
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ] && have sudo; then SUDO=sudo; else SUDO=; fi

@@ -92,6 +92,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  held_out AUROC     xgboost %.3f vs oracle %.3f (the best achievable on this cohort)\n", xres.AUROC[data.SplitHeldOut], oracle.HeldOut)
 	}
 
+	modelDirs := []string{xcfg.Out}
 	if *withBERT {
 		step(5, "BERT by direct classification, trained from scratch on the codes (medseq train classify)")
 		bcfg := train.DefaultBERTClassifyConfig()
@@ -107,6 +108,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
+		modelDirs = append(modelDirs, bcfg.Out)
 		printClassifySummary(e.stdout, bres)
 		fmt.Fprintf(e.stdout, "\n  %-22s %8s %8s\n", "tuning / held_out AUROC", "tuning", "held_out")
 		fmt.Fprintf(e.stdout, "  %-22s %8.3f %8.3f\n", "XGBoost", xres.AUROC[data.SplitTuning], xres.AUROC[data.SplitHeldOut])
@@ -114,6 +116,15 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		if haveOracle {
 			fmt.Fprintf(e.stdout, "  %-22s %8s %8.3f\n", "oracle", "", oracle.HeldOut)
 		}
+	}
+
+	step(6, "evaluation report: the models side by side (medseq eval report)")
+	rcfg := eval.ReportConfig{Models: modelDirs, Bootstrap: 1000, Seed: uint64(*seed), CohortDir: co.out}
+	if haveOracle {
+		rcfg.OracleAUROC, rcfg.OracleNote = &oracle.HeldOut, fmt.Sprintf("held_out, %d labels", oracle.NHeldOut)
+	}
+	if _, _, err := writeEvalReport(e, rcfg, filepath.Join(*out, "report")); err != nil {
+		return err
 	}
 
 	fmt.Fprintf(e.stdout, "\nscore offline: medseq predict --model %s --meds %s --labels %s --split held_out --out held_out.parquet\n", xcfg.Out, meds, co.out)

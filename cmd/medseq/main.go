@@ -41,6 +41,7 @@ func commands() map[string]command {
 		"demo":            {"run the whole pipeline on synthetic data", runDemo},
 		"train classify":  {"train a BERT classifier from scratch on a cohort (gomlx, CPU)", runTrainClassify},
 		"train xgboost":   {"train the XGBoost baseline (libxgboost) and write a model version folder", runTrainXGBoost},
+		"eval report":     {"HTML + JSON report comparing model version folders (metrics, CIs, calibration, segments, DeLong, plots)", runEvalReport},
 		"eval metrics":    {"metrics with bootstrap intervals, calibration and segments from a predictions file", runEvalMetrics},
 		"predict":         {"score labelled subjects offline with a model version folder", runPredict},
 		"tokenize build":  {"build the vocabulary and tokenizer from a cohort's censored training split", runTokenizeBuild},

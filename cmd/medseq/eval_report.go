@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/eval"
+)
+
+// evalReportOptions are the flags of `medseq eval report`.
+type evalReportOptions struct {
+	cfg    eval.ReportConfig
+	out    string
+	oracle string // MEDS folder whose synth oracle scores the evaluated rows
+	lead   int64  // the cohort's lead time, for the oracle (from --cohort's manifest when given)
+}
+
+func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
+	fs := newFlags(e, "eval report", "--models M1,M2 --out DIR [--split held_out] [--tuning-split tuning] [--oracle MEDSDIR] [--cohort COHORTDIR] [--bootstrap 1000] [--threshold max-f1]")
+	o := &evalReportOptions{}
+	var threshold string
+	listVar(fs, &o.cfg.Models, "models", nil, "comma-separated model version folders (each with predictions_<split>.parquet, calibration.json, manifest.json)")
+	fs.StringVar(&o.out, "out", "", "folder for report.html and metrics.json (created if missing)")
+	fs.StringVar(&o.cfg.Split, "split", data.SplitHeldOut, "the split to evaluate")
+	fs.StringVar(&o.cfg.TuningSplit, "tuning-split", data.SplitTuning, "the split on which max-f1, youden and sens= thresholds are chosen")
+	fs.StringVar(&o.oracle, "oracle", "", "synthetic MEDS folder: report its oracle's AUROC on the evaluated rows (the best achievable)")
+	fs.StringVar(&o.cfg.CohortDir, "cohort", "", "cohort folder: add the cohort checks (age per class, KS distance, warnings)")
+	durationVar(fs, &o.lead, "lead", 365*data.MicrosPerDay, "the cohort's lead time for --oracle (read from --cohort's manifest when given)")
+	fs.IntVar(&o.cfg.Bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for 95% intervals (0 for none)")
+	fs.Uint64Var(&o.cfg.Seed, "seed", 1, "bootstrap seed")
+	fs.StringVar(&threshold, "threshold", "max-f1", "decision threshold: a probability, max-f1, youden or sens=X (tuned ones chosen on --tuning-split)")
+	listVar(fs, &o.cfg.SegmentColumns, "segments", nil, "attribute columns to segment by (default sex; age bands always when there is an age)")
+	fs.IntVar(&o.cfg.MinPositives, "min-positives", 10, "segments with fewer positives are reported with counts only")
+	fs.IntVar(&o.cfg.MinNegatives, "min-negatives", 10, "segments with fewer negatives are reported with counts only")
+	fs.IntVar(&o.cfg.Bins, "bins", 10, "reliability-curve bins")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if err := required("out", o.out); err != nil {
+		return nil, err
+	}
+	if len(o.cfg.Models) == 0 {
+		return nil, usagef("flag --models is required")
+	}
+	t, err := eval.ParseThreshold(threshold)
+	if err != nil {
+		return nil, usagef("flag --threshold: %v", err)
+	}
+	o.cfg.Threshold = t
+	switch {
+	case o.cfg.Bootstrap < 0:
+		return nil, usagef("flag --bootstrap: must be 0 or more")
+	case o.cfg.Bins < 1:
+		return nil, usagef("flag --bins: must be at least 1")
+	case o.cfg.MinPositives < 1 || o.cfg.MinNegatives < 1:
+		return nil, usagef("flags --min-positives and --min-negatives: must be at least 1")
+	}
+	return o, nil
+}
+
+func runEvalReport(ctx context.Context, e *env, args []string) error {
+	o, err := evalReportFlags(e, args)
+	if err != nil {
+		return err
+	}
+	if o.oracle != "" {
+		if err := reportOracle(o); err != nil {
+			return err
+		}
+		if o.cfg.OracleAUROC == nil {
+			e.log.Warn("no synth oracle in this dataset: the report has no oracle AUROC", "meds", o.oracle)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, _, err = writeEvalReport(e, o.cfg, o.out)
+	return err
+}
+
+// reportOracle scores the first model's evaluated rows with the synth oracle of o.oracle.
+func reportOracle(o *evalReportOptions) error {
+	lead := o.lead
+	if o.cfg.CohortDir != "" {
+		m, err := data.ReadManifest(o.cfg.CohortDir)
+		if err != nil {
+			return err
+		}
+		if s, ok := m.Params["lead"].(string); ok {
+			if lead, err = data.ParseDuration(s); err != nil {
+				return fmt.Errorf("cohort %s: manifest lead: %w", o.cfg.CohortDir, err)
+			}
+		}
+	}
+	preds, err := eval.ReadPredictions(eval.PredictionsFile(o.cfg.Models[0], o.cfg.Split))
+	if err != nil {
+		return err
+	}
+	labels := make([]data.Label, len(preds))
+	for i, p := range preds {
+		labels[i] = data.Label{SubjectID: p.SubjectID, PredictionTime: p.PredictionTime, Value: p.Label, Split: o.cfg.Split}
+	}
+	s, ok, err := cohortOracle(o.oracle, labels, lead)
+	if err != nil || !ok {
+		return err
+	}
+	auc := s.All // every label given is an evaluated row
+	o.cfg.OracleAUROC = &auc
+	o.cfg.OracleNote = fmt.Sprintf("%s, the same %d rows, lead %s", o.cfg.Split, s.N, data.FormatDuration(lead))
+	return nil
+}
+
+// writeEvalReport builds the report of cfg, writes report.html and metrics.json into out and
+// prints the report's path and the headline table. The demo calls it after training.
+func writeEvalReport(e *env, cfg eval.ReportConfig, out string) (*eval.Report, string, error) {
+	r, err := eval.BuildReport(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, "", err
+	}
+	path, err := r.Write(out)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, m := range r.Models {
+		for _, w := range m.Warnings {
+			e.log.Warn(w, "model", m.Name)
+		}
+	}
+	for _, w := range r.Warnings {
+		e.log.Warn(w)
+	}
+	fmt.Fprintf(e.stdout, "report: %s (and %s)\n\n", path, filepath.Join(out, eval.ReportJSONFile))
+	if err := r.WriteText(e.stdout); err != nil {
+		return nil, "", err
+	}
+	return r, path, nil
+}

@@ -1,0 +1,293 @@
+package eval
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// Plot sizes (points); the HTML scales them to its columns.
+const (
+	plotW = 5 * vg.Inch
+	plotH = 3.6 * vg.Inch
+)
+
+// modelColors are the models' colours, in order (Okabe-Ito, readable with colour blindness).
+var modelColors = []color.NRGBA{
+	{0, 114, 178, 255},   // blue
+	{213, 94, 0, 255},    // vermillion
+	{0, 158, 115, 255},   // green
+	{204, 121, 167, 255}, // purple
+	{230, 159, 0, 255},   // orange
+	{86, 180, 233, 255},  // sky
+}
+
+var (
+	colPositive = color.NRGBA{213, 94, 0, 255}
+	colNegative = color.NRGBA{0, 114, 178, 255}
+	colGrey     = color.NRGBA{120, 120, 120, 255}
+)
+
+func modelColor(i int) color.NRGBA { return modelColors[i%len(modelColors)] }
+
+func withAlpha(c color.NRGBA, a uint8) color.NRGBA { c.A = a; return c }
+
+var dashed = []vg.Length{vg.Points(5), vg.Points(3)}
+
+// newPlot makes a plot in the report's style: sans-serif text, a light grid.
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
+	for _, s := range []*plot.Axis{&p.X, &p.Y} {
+		s.Label.TextStyle.Font.Variant = "Sans"
+		s.Label.TextStyle.Font.Size = vg.Points(11)
+		s.Tick.Label.Font.Variant = "Sans"
+		s.Tick.Label.Font.Size = vg.Points(9)
+	}
+	p.Title.TextStyle.Font.Variant = "Sans"
+	p.Title.TextStyle.Font.Size = vg.Points(12)
+	p.Legend.TextStyle.Font.Variant = "Sans"
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
+	p.X.Tick.Marker, p.Y.Tick.Marker = shortTicks{}, shortTicks{}
+	g := plotter.NewGrid()
+	g.Vertical.Color = color.Gray{225}
+	g.Horizontal.Color = color.Gray{225}
+	p.Add(g)
+	return p
+}
+
+// shortTicks are plot's default ticks labelled without trailing zeros (2500, not 2500.00).
+type shortTicks struct{}
+
+func (shortTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'g', 6, 64)
+		}
+	}
+	return ts
+}
+
+// svgOf draws p as an SVG element for inlining in HTML: no XML prolog, comment or unused
+// xlink namespace.
+func svgOf(p *plot.Plot) (string, error) {
+	c := vgsvg.New(plotW, plotH)
+	p.Draw(draw.New(c))
+	var b bytes.Buffer
+	if _, err := c.WriteTo(&b); err != nil {
+		return "", err
+	}
+	s := b.String()
+	if i := strings.Index(s, "<svg"); i >= 0 {
+		s = s[i:]
+	}
+	s = strings.Replace(s, "\n\txmlns:xlink=\"http://www.w3.org/1999/xlink\"", "", 1)
+	return s, nil
+}
+
+func xys(pts []Point) plotter.XYs {
+	out := make(plotter.XYs, len(pts))
+	for i, p := range pts {
+		out[i].X, out[i].Y = p.X, p.Y
+	}
+	return out
+}
+
+func addLine(p *plot.Plot, pts plotter.XYs, c color.Color, width vg.Length, dash []vg.Length, legend string, points bool) error {
+	if len(pts) == 0 {
+		return nil
+	}
+	if points {
+		l, s, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		l.Color, l.Width, l.Dashes = c, width, dash
+		s.Color, s.Shape, s.Radius = c, draw.CircleGlyph{}, vg.Points(2.5)
+		p.Add(l, s)
+		if legend != "" {
+			p.Legend.Add(legend, l, s)
+		}
+		return nil
+	}
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return err
+	}
+	l.Color, l.Width, l.Dashes = c, width, dash
+	p.Add(l)
+	if legend != "" {
+		p.Legend.Add(legend, l)
+	}
+	return nil
+}
+
+func diagonal(p *plot.Plot, legend string) error {
+	return addLine(p, plotter.XYs{{X: 0, Y: 0}, {X: 1, Y: 1}}, colGrey, vg.Points(1), dashed, legend, false)
+}
+
+func unitSquare(p *plot.Plot) {
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
+}
+
+// plotROC draws every model's ROC curve.
+func plotROC(r *Report) (string, error) {
+	p := newPlot("ROC curves ("+r.Split+")", "1 − specificity (false positive rate)", "sensitivity (true positive rate)")
+	unitSquare(p)
+	for i, m := range r.Models {
+		if err := addLine(p, xys(m.ROC), modelColor(i), vg.Points(1.8), nil, fmt.Sprintf("%s (AUROC %s)", m.Name, fmtNum(m.Metrics.Sample.AUROC.Value, 3)), false); err != nil {
+			return "", err
+		}
+	}
+	if err := diagonal(p, "chance"); err != nil {
+		return "", err
+	}
+	p.Legend.Top, p.Legend.Left = false, false
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(6), vg.Points(6)
+	return svgOf(p)
+}
+
+// plotPR draws every model's precision-recall curve with the prevalence as the chance line.
+func plotPR(r *Report) (string, error) {
+	p := newPlot("Precision–recall curves ("+r.Split+")", "recall (sensitivity)", "precision (PPV)")
+	unitSquare(p)
+	for i, m := range r.Models {
+		// A step curve: precision holds until recall moves.
+		var pts plotter.XYs
+		for k, q := range m.PR {
+			if k > 0 {
+				pts = append(pts, plotter.XY{X: m.PR[k-1].X, Y: q.Y})
+			}
+			pts = append(pts, plotter.XY{X: q.X, Y: q.Y})
+		}
+		if err := addLine(p, pts, modelColor(i), vg.Points(1.8), nil, fmt.Sprintf("%s (AUPRC %s)", m.Name, fmtNum(m.Metrics.Sample.AUPRC.Value, 3)), false); err != nil {
+			return "", err
+		}
+	}
+	if len(r.Models) > 0 {
+		prev := float64(r.Models[0].Metrics.Sample.Prevalence.Value)
+		if err := addLine(p, plotter.XYs{{X: 0, Y: prev}, {X: 1, Y: prev}}, colGrey, vg.Points(1), dashed, fmt.Sprintf("chance (prevalence %.3f)", prev), false); err != nil {
+			return "", err
+		}
+	}
+	// Curves hug the top at low recall: the legend goes bottom left, above the axis.
+	p.Legend.Top, p.Legend.Left = false, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), vg.Points(6)
+	return svgOf(p)
+}
+
+// plotReliability draws the models' uniform-bin reliability curves before (raw scores) or
+// after calibration.
+func plotReliability(r *Report, after bool) (string, error) {
+	title := "Reliability before calibration (raw scores)"
+	if after {
+		title = "Reliability after calibration (calibration.json)"
+	}
+	p := newPlot(title, "mean predicted probability", "observed rate")
+	unitSquare(p)
+	for i, m := range r.Models {
+		cs := m.Metrics.Calibration
+		if after {
+			if m.Calibrated == nil {
+				continue
+			}
+			cs = m.Calibrated.Calibration
+		}
+		var pts plotter.XYs
+		for _, b := range cs.Uniform {
+			if b.Count > 0 {
+				pts = append(pts, plotter.XY{X: b.MeanPredicted, Y: b.ObservedRate})
+			}
+		}
+		if err := addLine(p, pts, modelColor(i), vg.Points(1.5), nil, fmt.Sprintf("%s (ECE %s)", m.Name, fmtNum(cs.ECE, 3)), true); err != nil {
+			return "", err
+		}
+	}
+	if err := diagonal(p, "perfect calibration"); err != nil {
+		return "", err
+	}
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), -vg.Points(4)
+	return svgOf(p)
+}
+
+// plotClassHist overlays the per-class histograms as shares of each class.
+// With trim, the x axis spans only the bins holding rows.
+func plotClassHist(title, xlabel string, h *ClassHistograms, trim bool) (string, error) {
+	p := newPlot(title, xlabel, "share of class")
+	add := func(bins []HistBin, c color.NRGBA, name string) {
+		if len(bins) == 0 {
+			return
+		}
+		hb := make([]plotter.HistogramBin, len(bins))
+		for i, b := range bins {
+			hb[i] = plotter.HistogramBin{Min: b.Lo, Max: b.Hi, Weight: b.Share}
+		}
+		hist := &plotter.Histogram{Bins: hb, Width: bins[0].Hi - bins[0].Lo, FillColor: withAlpha(c, 90)}
+		hist.LineStyle = draw.LineStyle{Color: c, Width: vg.Points(1)}
+		p.Add(hist)
+		p.Legend.Add(name, hist)
+	}
+	var np, nn int
+	for i := range h.Positive {
+		np += h.Positive[i].Count
+		nn += h.Negative[i].Count
+	}
+	add(h.Negative, colNegative, fmt.Sprintf("negatives (n=%d)", nn))
+	add(h.Positive, colPositive, fmt.Sprintf("positives (n=%d)", np))
+	if k := len(h.Positive); k > 0 {
+		lo, hi := 0, k-1
+		if trim {
+			for lo < hi && h.Positive[lo].Count+h.Negative[lo].Count == 0 {
+				lo++
+			}
+			for hi > lo && h.Positive[hi].Count+h.Negative[hi].Count == 0 {
+				hi--
+			}
+		}
+		p.X.Min, p.X.Max = h.Positive[lo].Lo, h.Positive[hi].Hi
+	}
+	p.Y.Min = 0
+	p.Legend.Top = true
+	p.Legend.XOffs = -vg.Points(6)
+	return svgOf(p)
+}
+
+// plotTraining draws a model's train and validation loss.
+func plotTraining(m *ModelReport) (string, error) {
+	t := m.Training
+	p := newPlot("Training: "+m.Name, t.XName, "loss")
+	if err := addLine(p, xys(t.Train), modelColor(0), vg.Points(1.5), nil, "train ("+t.TrainName+")", false); err != nil {
+		return "", err
+	}
+	if err := addLine(p, xys(t.Val), modelColor(1), vg.Points(1.5), dashed, "validation ("+t.ValName+")", false); err != nil {
+		return "", err
+	}
+	p.Legend.Top = true
+	p.Legend.XOffs = -vg.Points(6)
+	return svgOf(p)
+}
+
+// cohortAgeHist turns a cohort check's age histograms into ClassHistograms.
+func cohortAgeHist(c *CohortCheck) *ClassHistograms {
+	mk := func(counts []int, n int) []HistBin {
+		out := make([]HistBin, len(counts))
+		for i, k := range counts {
+			out[i] = HistBin{Lo: float64(i) * c.AgeBinWidth, Hi: float64(i+1) * c.AgeBinWidth, Count: k}
+			if n > 0 {
+				out[i].Share = float64(k) / float64(n)
+			}
+		}
+		return out
+	}
+	return &ClassHistograms{Positive: mk(c.Positive.AgeHistogram, c.Positive.N), Negative: mk(c.Negative.AgeHistogram, c.Negative.N)}
+}

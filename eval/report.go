@@ -1,0 +1,585 @@
+package eval
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/medseq/medseq/data"
+)
+
+// Files of a model version folder that the report reads (model/scorer names the same files;
+// eval does not import it, to stay free of the model packages).
+const (
+	ModelManifestFile    = "manifest.json"
+	ModelTrainLogFile    = "metrics.jsonl"
+	ModelTopFeaturesFile = "xgboost/top_features.json"
+)
+
+// Files a report writes into its output folder.
+const (
+	ReportHTMLFile = "report.html"
+	ReportJSONFile = "metrics.json"
+)
+
+// PredictionsFile is a model version folder's predictions for a split.
+func PredictionsFile(dir, split string) string {
+	return filepath.Join(dir, "predictions_"+split+".parquet")
+}
+
+// ReportConfig controls BuildReport.
+type ReportConfig struct {
+	// Models are model version folders, each holding predictions_<split>.parquet,
+	// calibration.json, manifest.json (kind, name) and optionally metrics.jsonl and
+	// xgboost/top_features.json.
+	Models      []string
+	Split       string        // the evaluated split, default "held_out"
+	TuningSplit string        // where tuned thresholds are chosen, default "tuning"
+	Threshold   ThresholdSpec // default max-f1 (chosen on TuningSplit)
+	Bootstrap   int           // resamples for 95% intervals; 0 for none
+	Seed        uint64        // bootstrap seed, default 1
+	Bins        int           // reliability bins, default 10
+	// SegmentColumns are attribute columns to segment by; default "sex" when present. Age
+	// bands are added whenever an age column exists.
+	SegmentColumns []string
+	MinPositives   int // segments with fewer are shown with counts only (default 10)
+	MinNegatives   int
+	// OracleAUROC is the synthetic data's true-risk AUROC on the evaluated rows, when known;
+	// OracleNote says what it was computed on.
+	OracleAUROC *float64
+	OracleNote  string
+	// CohortDir, when set, is a cohort folder (data.LoadCohort) whose classes are compared
+	// with CheckCohort.
+	CohortDir string
+	// Now stamps the report (default time.Now).
+	Now func() time.Time
+}
+
+func (c *ReportConfig) defaults() {
+	if c.Split == "" {
+		c.Split = data.SplitHeldOut
+	}
+	if c.TuningSplit == "" {
+		c.TuningSplit = data.SplitTuning
+	}
+	if c.Threshold.Method == "" {
+		c.Threshold = ThresholdSpec{Method: ThresholdMaxF1}
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Bins <= 0 {
+		c.Bins = 10
+	}
+	if c.MinPositives <= 0 {
+		c.MinPositives = 10
+	}
+	if c.MinNegatives <= 0 {
+		c.MinNegatives = 10
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Point is a point of a curve.
+type Point struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+}
+
+// HistBin is one bin of a histogram: [Lo, Hi) holding Count rows (Share of its class).
+type HistBin struct {
+	Lo    float64 `json:"lo"`
+	Hi    float64 `json:"hi"`
+	Count int     `json:"count"`
+	Share float64 `json:"share"`
+}
+
+// ClassHistograms are per-class histograms of one quantity.
+type ClassHistograms struct {
+	Positive []HistBin `json:"positive"`
+	Negative []HistBin `json:"negative"`
+	Missing  int       `json:"missing,omitempty"` // rows without a value
+}
+
+// TrainingCurve is a model's train and validation loss over training, from metrics.jsonl.
+type TrainingCurve struct {
+	XName     string  `json:"x"`          // "step" or "round"
+	TrainName string  `json:"train_name"` // the log's key, e.g. train_loss or train_logloss
+	ValName   string  `json:"val_name"`   // e.g. val_loss or tuning_logloss
+	Train     []Point `json:"train,omitempty"`
+	Val       []Point `json:"val,omitempty"`
+}
+
+// TopFeature is one row of xgboost/top_features.json.
+type TopFeature struct {
+	Feature     string  `json:"feature"`
+	Gain        float64 `json:"gain"`
+	Description string  `json:"description,omitempty"`
+}
+
+// CalibratedResult is the evaluated split's scores after the model's calibration.json.
+type CalibratedResult struct {
+	Method      string             `json:"method"`
+	LogLoss     Num                `json:"log_loss"`
+	Brier       Num                `json:"brier"`
+	Calibration CalibrationSummary `json:"calibration"`
+}
+
+// ModelReport is one model in a report.
+type ModelReport struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Dir     string `json:"dir"`
+	RunID   string `json:"run_id,omitempty"`
+	Created string `json:"created,omitempty"`
+	// Metrics are of the raw scores on the evaluated split, threshold chosen per the config.
+	Metrics *Metrics `json:"metrics"`
+	// Calibrated is nil when the folder has no calibration.json.
+	Calibrated *CalibratedResult `json:"calibrated,omitempty"`
+	Segments   []Segment         `json:"segments,omitempty"`
+	ROC        []Point           `json:"roc"` // (false positive rate, true positive rate)
+	PR         []Point           `json:"pr"`  // (recall, precision)
+	Scores     ClassHistograms   `json:"score_histograms"`
+	Training   *TrainingCurve    `json:"training,omitempty"`
+	// TopFeatures are XGBoost's features by gain (nil for other kinds).
+	TopFeatures []TopFeature `json:"top_features,omitempty"`
+	Warnings    []string     `json:"warnings,omitempty"`
+
+	preds []Prediction
+}
+
+// PairComparison is DeLong's test (overall and per segment) between two models.
+type PairComparison struct {
+	A          string      `json:"a"`
+	B          string      `json:"b"`
+	Comparison *Comparison `json:"comparison,omitempty"`
+	Error      string      `json:"error,omitempty"` // why the models could not be compared
+}
+
+// Oracle is the synthetic data's best achievable AUROC.
+type Oracle struct {
+	AUROC Num    `json:"auroc"`
+	Note  string `json:"note,omitempty"`
+}
+
+// ReportCohort is the cohort check of a report.
+type ReportCohort struct {
+	Dir   string       `json:"dir"`
+	Check *CohortCheck `json:"check"`
+}
+
+// Report is everything `medseq eval report` shows: BuildReport makes it, WriteHTML and
+// WriteJSON write it.
+type Report struct {
+	Created     string           `json:"created"`
+	Split       string           `json:"split"`
+	TuningSplit string           `json:"tuning_split"`
+	Threshold   ThresholdSpec    `json:"threshold"`
+	Bootstrap   int              `json:"bootstrap"`
+	Seed        uint64           `json:"seed"`
+	Bins        int              `json:"bins"`
+	Models      []*ModelReport   `json:"models"`
+	Pairs       []PairComparison `json:"comparisons,omitempty"`
+	Oracle      *Oracle          `json:"oracle,omitempty"`
+	Ages        *ClassHistograms `json:"age_histograms,omitempty"` // of the evaluated rows (first model)
+	Cohort      *ReportCohort    `json:"cohort,omitempty"`
+	Warnings    []string         `json:"warnings,omitempty"`
+	ElapsedS    float64          `json:"elapsed_s"`
+}
+
+// modelManifest is the part of manifest.json the report reads.
+type modelManifest struct {
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	RunID   string `json:"run_id"`
+	Created string `json:"created"`
+}
+
+func readModelManifest(dir string) (*modelManifest, error) {
+	p := filepath.Join(dir, ModelManifestFile)
+	buf, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(buf, &raw); err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	var m modelManifest
+	if err := json.Unmarshal(buf, &m); err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	if m.Kind == "" {
+		return nil, fmt.Errorf("read %s: no model kind", p)
+	}
+	// created may be a string or a number depending on the writer; keep it as text.
+	if c, ok := raw["created"]; ok && m.Created == "" {
+		m.Created = strings.Trim(string(c), `"`)
+	}
+	return &m, nil
+}
+
+// BuildReport evaluates every model of cfg on the same split and compares them.
+func BuildReport(cfg ReportConfig) (*Report, error) {
+	cfg.defaults()
+	if len(cfg.Models) == 0 {
+		return nil, errors.New("report: no models")
+	}
+	if cfg.Bootstrap < 0 {
+		return nil, errors.New("report: bootstrap resamples must be 0 or more")
+	}
+	start := time.Now()
+	r := &Report{Created: cfg.Now().UTC().Format(time.RFC3339), Split: cfg.Split, TuningSplit: cfg.TuningSplit,
+		Threshold: cfg.Threshold, Bootstrap: cfg.Bootstrap, Seed: cfg.Seed, Bins: cfg.Bins}
+	names := map[string]int{}
+	for _, dir := range cfg.Models {
+		m, err := buildModel(dir, cfg)
+		if err != nil {
+			return nil, err
+		}
+		names[m.Name]++
+		r.Models = append(r.Models, m)
+	}
+	// Two versions of one model: name them by their folders too.
+	for _, m := range r.Models {
+		if names[m.Name] > 1 {
+			m.Name = m.Name + " (" + filepath.Base(filepath.Dir(m.Dir)) + "/" + filepath.Base(m.Dir) + ")"
+		}
+	}
+	for i := 0; i < len(r.Models); i++ {
+		for j := i + 1; j < len(r.Models); j++ {
+			a, b := r.Models[i], r.Models[j]
+			pc := PairComparison{A: a.Name, B: b.Name}
+			c, err := CompareSegments(a.preds, b.preds, segmentConfig(cfg, a.preds))
+			if err != nil {
+				pc.Error = err.Error()
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s vs %s: no DeLong test: %v", a.Name, b.Name, err))
+			} else {
+				pc.Comparison = c
+			}
+			r.Pairs = append(r.Pairs, pc)
+		}
+	}
+	if cfg.OracleAUROC != nil {
+		r.Oracle = &Oracle{AUROC: Num(*cfg.OracleAUROC), Note: cfg.OracleNote}
+	}
+	if ages := ageHistograms(r.Models[0].preds); ages != nil {
+		r.Ages = ages
+	}
+	if cfg.CohortDir != "" {
+		co, err := data.LoadCohort(cfg.CohortDir)
+		if err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		chk, err := CheckCohort(co.Labels, nil, Features{}, CohortCheckConfig{})
+		if err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		r.Cohort = &ReportCohort{Dir: cfg.CohortDir, Check: chk}
+	}
+	r.ElapsedS = time.Since(start).Seconds()
+	return r, nil
+}
+
+func segmentConfig(cfg ReportConfig, preds []Prediction) SegmentConfig {
+	cols := cfg.SegmentColumns
+	if cols == nil {
+		for _, p := range preds {
+			if _, ok := p.Attrs["sex"]; ok {
+				cols = []string{"sex"}
+				break
+			}
+		}
+	}
+	return SegmentConfig{Columns: cols, MinPositives: cfg.MinPositives, MinNegatives: cfg.MinNegatives,
+		Metrics: Config{Bootstrap: cfg.Bootstrap, Seed: cfg.Seed, Bins: cfg.Bins}}
+}
+
+func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
+	man, err := readModelManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := &ModelReport{Name: man.Name, Kind: man.Kind, Dir: dir, RunID: man.RunID, Created: man.Created}
+	if m.Name == "" {
+		m.Name = filepath.Base(filepath.Dir(filepath.Clean(dir))) + "/" + filepath.Base(dir)
+	}
+	preds, err := ReadPredictions(PredictionsFile(dir, cfg.Split))
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	}
+	m.preds = preds
+	mc := Config{Threshold: cfg.Threshold, Bootstrap: cfg.Bootstrap, Seed: cfg.Seed, Bins: cfg.Bins}
+	if cfg.Threshold.Method != ThresholdFixed {
+		tun, err := ReadPredictions(PredictionsFile(dir, cfg.TuningSplit))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			m.Warnings = append(m.Warnings, fmt.Sprintf("no %s predictions: the threshold is chosen on %s itself", cfg.TuningSplit, cfg.Split))
+		case err != nil:
+			return nil, fmt.Errorf("model %s: %w", m.Name, err)
+		default:
+			mc.Tuning = tun
+		}
+	}
+	if m.Metrics, err = Compute(preds, mc); err != nil {
+		return nil, fmt.Errorf("model %s on %s: %w", m.Name, cfg.Split, err)
+	}
+	m.Warnings = append(m.Warnings, m.Metrics.Warnings...)
+	labels, scores := split(preds)
+	m.ROC, m.PR = curves(labels, scores)
+	m.Scores = classHistograms(labels, scores, 0, 1, 20)
+
+	cal, err := LoadCalibration(filepath.Join(dir, CalibrationFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		m.Warnings = append(m.Warnings, "no calibration.json: calibrated results not shown")
+	case err != nil:
+		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	default:
+		cp := cal.ApplyAll(preds)
+		cm, err := Compute(cp, Config{Threshold: ThresholdSpec{Method: ThresholdFixed, Value: 0.5}, Bins: cfg.Bins})
+		if err != nil {
+			return nil, fmt.Errorf("model %s, calibrated: %w", m.Name, err)
+		}
+		m.Calibrated = &CalibratedResult{Method: cal.Method, LogLoss: cm.Sample.LogLoss.Value, Brier: cm.Sample.Brier.Value, Calibration: cm.Calibration}
+	}
+
+	if m.Segments, err = Segments(preds, m.Metrics.Threshold.Value, segmentConfig(cfg, preds)); err != nil {
+		return nil, fmt.Errorf("model %s segments: %w", m.Name, err)
+	}
+	tc, err := ReadTrainingCurve(filepath.Join(dir, ModelTrainLogFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		m.Warnings = append(m.Warnings, "no metrics.jsonl: no training curve")
+	case err != nil:
+		m.Warnings = append(m.Warnings, err.Error())
+	default:
+		m.Training = tc
+	}
+	top, err := readTopFeatures(filepath.Join(dir, ModelTopFeaturesFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if m.Kind == "xgboost" {
+			m.Warnings = append(m.Warnings, "no xgboost/top_features.json")
+		}
+	case err != nil:
+		m.Warnings = append(m.Warnings, err.Error())
+	default:
+		m.TopFeatures = top
+	}
+	return m, nil
+}
+
+func readTopFeatures(path string) ([]TopFeature, error) {
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []TopFeature
+	if err := json.Unmarshal(buf, &out); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// Keys a training log may use, in order of preference.
+var (
+	trainLossKeys = []string{"train_loss", "train_logloss"}
+	valLossKeys   = []string{"val_loss", "tuning_logloss", "valid_loss", "validation_loss", "tuning_loss", "val_logloss"}
+	stepKeys      = []string{"step", "round", "iteration", "epoch"}
+)
+
+// ReadTrainingCurve reads a metrics.jsonl training log: one JSON object a line, with a step
+// or round and train/validation losses (BERT: train_loss, val_loss; XGBoost: train_logloss,
+// tuning_logloss). Lines without a loss are skipped; a line number stands in for a missing
+// step.
+func ReadTrainingCurve(path string) (*TrainingCurve, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var recs []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		t := strings.TrimSpace(sc.Text())
+		if t == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(t), &rec); err != nil {
+			return nil, fmt.Errorf("read %s line %d: %w", path, line, err)
+		}
+		recs = append(recs, rec)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	first := func(keys []string) string {
+		for _, k := range keys {
+			for _, r := range recs {
+				if _, ok := r[k].(float64); ok {
+					return k
+				}
+			}
+		}
+		return ""
+	}
+	tc := &TrainingCurve{XName: first(stepKeys), TrainName: first(trainLossKeys), ValName: first(valLossKeys)}
+	if tc.TrainName == "" && tc.ValName == "" {
+		return nil, fmt.Errorf("read %s: no train or validation loss (looked for %s)", path, strings.Join(append(append([]string{}, trainLossKeys...), valLossKeys...), ", "))
+	}
+	for i, r := range recs {
+		x := float64(i)
+		if tc.XName != "" {
+			v, ok := r[tc.XName].(float64)
+			if !ok {
+				continue
+			}
+			x = v
+		}
+		if v, ok := r[tc.TrainName].(float64); ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			tc.Train = append(tc.Train, Point{x, v})
+		}
+		if v, ok := r[tc.ValName].(float64); ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			tc.Val = append(tc.Val, Point{x, v})
+		}
+	}
+	if tc.XName == "" {
+		tc.XName = "record"
+	}
+	return tc, nil
+}
+
+// maxCurvePoints caps the points kept of a ROC or PR curve.
+const maxCurvePoints = 1000
+
+// curves returns the ROC curve (FPR, TPR) and the precision-recall curve (recall, precision)
+// over the distinct thresholds, thinned to about maxCurvePoints.
+func curves(labels []bool, scores []float64) (roc, pr []Point) {
+	order := make([]int, len(scores))
+	var P, N float64
+	for i := range order {
+		order[i] = i
+		if labels[i] {
+			P++
+		} else {
+			N++
+		}
+	}
+	if P == 0 || N == 0 {
+		return nil, nil
+	}
+	sort.Slice(order, func(a, b int) bool { return scores[order[a]] > scores[order[b]] })
+	roc = append(roc, Point{0, 0})
+	var tp, fp float64
+	for i := 0; i < len(order); {
+		j := i
+		for j < len(order) && scores[order[j]] == scores[order[i]] {
+			if labels[order[j]] {
+				tp++
+			} else {
+				fp++
+			}
+			j++
+		}
+		roc = append(roc, Point{fp / N, tp / P})
+		if len(pr) == 0 {
+			// The step curve starts at recall 0 with the first threshold's precision.
+			pr = append(pr, Point{0, tp / (tp + fp)})
+		}
+		pr = append(pr, Point{tp / P, tp / (tp + fp)})
+		i = j
+	}
+	return thin(roc), thin(pr)
+}
+
+func thin(p []Point) []Point {
+	if len(p) <= maxCurvePoints {
+		return p
+	}
+	k := (len(p) + maxCurvePoints - 1) / maxCurvePoints
+	out := make([]Point, 0, maxCurvePoints+1)
+	for i := 0; i < len(p); i += k {
+		out = append(out, p[i])
+	}
+	if out[len(out)-1] != p[len(p)-1] {
+		out = append(out, p[len(p)-1])
+	}
+	return out
+}
+
+// classHistograms bins v per class into n equal bins over [lo, hi] (values outside fall in
+// the end bins; NaN are counted as missing).
+func classHistograms(labels []bool, v []float64, lo, hi float64, n int) ClassHistograms {
+	var h ClassHistograms
+	mk := func() []HistBin {
+		b := make([]HistBin, n)
+		w := (hi - lo) / float64(n)
+		for i := range b {
+			b[i].Lo, b[i].Hi = lo+float64(i)*w, lo+float64(i+1)*w
+		}
+		return b
+	}
+	h.Positive, h.Negative = mk(), mk()
+	var np, nn int
+	for i, x := range v {
+		if math.IsNaN(x) {
+			h.Missing++
+			continue
+		}
+		k := int(math.Floor((x - lo) / (hi - lo) * float64(n)))
+		k = max(0, min(n-1, k))
+		if labels[i] {
+			h.Positive[k].Count++
+			np++
+		} else {
+			h.Negative[k].Count++
+			nn++
+		}
+	}
+	for i := range h.Positive {
+		if np > 0 {
+			h.Positive[i].Share = float64(h.Positive[i].Count) / float64(np)
+		}
+		if nn > 0 {
+			h.Negative[i].Share = float64(h.Negative[i].Count) / float64(nn)
+		}
+	}
+	return h
+}
+
+// ageHistograms bins the age attribute per class in 5-year bins from 0 to 100+; nil when no
+// row has an age.
+func ageHistograms(preds []Prediction) *ClassHistograms {
+	labels := make([]bool, len(preds))
+	ages := make([]float64, len(preds))
+	any := false
+	for i, p := range preds {
+		labels[i] = p.Label
+		ages[i] = math.NaN()
+		if s, ok := p.Attrs[AgeColumn]; ok {
+			var a float64
+			if _, err := fmt.Sscan(strings.TrimSpace(s), &a); err == nil {
+				ages[i], any = a, true
+			}
+		}
+	}
+	if !any {
+		return nil
+	}
+	h := classHistograms(labels, ages, 0, 105, 21)
+	return &h
+}
