@@ -1,15 +1,15 @@
 package train
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/medseq/medseq/data"
@@ -19,15 +19,9 @@ import (
 	"github.com/medseq/medseq/tokenize"
 )
 
-// BERTClassifyConfig is `medseq train classify`: a BERT classifier trained from scratch on the
-// cohort's labels.
-type BERTClassifyConfig struct {
-	Inputs
-	Out   string
-	Force bool
-	Name  string
-
-	Config        string // tiny, small, base
+// BERTModel is the model's shape as flags give it.
+type BERTModel struct {
+	Config        string // tiny, small, base ("" with Init: the pretrained model's)
 	Hidden        int    // overrides (0: the named config's)
 	Layers        int
 	Heads         int
@@ -35,39 +29,65 @@ type BERTClassifyConfig struct {
 	AgeEmbeddings bool
 	MaxLen        int     // tokens per sequence with [CLS] and [SEP] (0: the tokenizer's)
 	Dropout       float64 // hidden and attention dropout (<0: the config's 0.1)
+}
 
+// BERTTraining is the optimisation, evaluation and checkpoint settings shared by `train
+// classify` and `train pretrain`.
+type BERTTraining struct {
 	BatchSize   int
 	LR          float64
 	Warmup      float64 // steps, or a fraction of the total steps when below 1
 	WeightDecay float64
 	Clip        float64
-	Epochs      float64
-	MaxSteps    int // 0: Epochs decide
+	Epochs      float64 // passes over the training rows (0: MaxSteps decides)
+	MaxSteps    int     // 0: Epochs decide; with both, the smaller wins
 	EvalEvery   int
 	Patience    int // evaluations without a better validation loss before stopping (0: never)
 	OverfitK    int // evaluations of falling train loss and rising validation loss before warning
 	Seed        uint64
 	Device      string
+	// CheckpointEvery writes a checkpoint to WorkDir(Out) every N steps (0: never); Resume
+	// continues from the newest one there.
+	CheckpointEvery int
+	Resume          bool
+
+	afterCheckpoint func(step int) // tests: simulate a kill
+}
+
+// BERTClassifyConfig is `medseq train classify`: a BERT classifier trained on the cohort's
+// labels, from scratch or from a pretrained encoder (Init).
+type BERTClassifyConfig struct {
+	Inputs
+	Out   string
+	Force bool
+	Name  string
+	// Init is a `train pretrain` run folder whose encoder starts the classifier (heads new).
+	Init string
+	BERTModel
+	BERTTraining
 	// Calibration fitted on the tuning split: isotonic (default), platt or identity.
 	Calibration string
 }
 
 // DefaultBERTClassifyConfig is the flags' defaults.
 func DefaultBERTClassifyConfig() BERTClassifyConfig {
-	return BERTClassifyConfig{Config: "tiny", Dropout: -1, BatchSize: 32, LR: 5e-4, Warmup: 0.1, WeightDecay: 0.01, Clip: 1,
-		Epochs: 3, EvalEvery: 200, Patience: 5, OverfitK: 3, Seed: 1, Device: "cpu"}
+	return BERTClassifyConfig{BERTModel: BERTModel{Config: "tiny", Dropout: -1},
+		BERTTraining: BERTTraining{BatchSize: 32, LR: 5e-4, Warmup: 0.1, WeightDecay: 0.01, Clip: 1,
+			Epochs: 3, EvalEvery: 200, Patience: 5, OverfitK: 3, Seed: 1, Device: "cpu"}}
 }
 
 // BERTMetrics is one line of metrics.jsonl.
 type BERTMetrics struct {
-	Step       int     `json:"step"`
-	Epoch      float64 `json:"epoch"`
-	TrainLoss  float64 `json:"train_loss"`
-	ValLoss    float64 `json:"val_loss"`
-	ValAUROC   float64 `json:"val_auroc"`
-	LR         float64 `json:"lr"`
-	TokensPerS float64 `json:"tokens_per_s"`
-	ElapsedS   float64 `json:"elapsed_s"`
+	Step      int     `json:"step"`
+	Epoch     float64 `json:"epoch"`
+	TrainLoss float64 `json:"train_loss"`
+	ValLoss   float64 `json:"val_loss"`
+	ValAUROC  float64 `json:"val_auroc"`
+	// ValMLMAccuracy is pretraining's share of masked tokens predicted right.
+	ValMLMAccuracy float64 `json:"val_mlm_accuracy,omitempty"`
+	LR             float64 `json:"lr"`
+	TokensPerS     float64 `json:"tokens_per_s"`
+	ElapsedS       float64 `json:"elapsed_s"`
 }
 
 // BERTClassifyResult summarises a run.
@@ -107,54 +127,56 @@ func LRAt(step, warmup, total int, peak float64) float64 {
 	return peak * math.Max(0, float64(total-step)/float64(total-warmup))
 }
 
-// BERTClassify trains a BERT classifier: encoded censored sequences, AdamW with warmup and
-// linear decay, evaluation on the tuning split every EvalEvery steps, early stopping on the
-// validation loss keeping the best weights, then the model version folder.
-func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger, progress io.Writer) (res *BERTClassifyResult, err error) {
-	start := time.Now()
-	if cfg.BatchSize <= 0 || cfg.LR <= 0 || cfg.EvalEvery <= 0 {
-		return nil, fmt.Errorf("train classify: batch size, learning rate and eval-every must be positive")
+// KindBERTMLM is the manifest kind of a `train pretrain` run: an encoder with its MLM head,
+// not a servable model.
+const KindBERTMLM = "bert-mlm"
+
+// maxLen is the sequence length: the flag's, else the tokenizer's, else 512.
+func (mf BERTModel) maxLen(tok *tokenize.Tokenizer) int {
+	n := mf.MaxLen
+	if n == 0 {
+		n = tok.MaxLen
 	}
-	o, err := cfg.Inputs.open(log)
+	if n < 3 {
+		n = 512
+	}
+	return n
+}
+
+// modelConfig is the configuration the flags ask for.
+func (mf BERTModel) modelConfig(vocab, maxLen, pad int) (bert.Config, error) {
+	bc, err := bert.Named(mf.Config, vocab, maxLen)
 	if err != nil {
-		return nil, err
-	}
-	maxLen := cfg.MaxLen
-	if maxLen == 0 {
-		maxLen = o.tok.MaxLen
-	}
-	if maxLen < 3 {
-		maxLen = 512
-	}
-	bc, err := bert.Named(cfg.Config, o.tok.Vocab.Len(), maxLen)
-	if err != nil {
-		return nil, err
+		return bc, err
 	}
 	for _, ov := range []struct {
 		dst *int
 		v   int
-	}{{&bc.HiddenSize, cfg.Hidden}, {&bc.NumHiddenLayers, cfg.Layers}, {&bc.NumAttentionHeads, cfg.Heads}, {&bc.IntermediateSize, cfg.Intermediate}} {
+	}{{&bc.HiddenSize, mf.Hidden}, {&bc.NumHiddenLayers, mf.Layers}, {&bc.NumAttentionHeads, mf.Heads}, {&bc.IntermediateSize, mf.Intermediate}} {
 		if ov.v > 0 {
 			*ov.dst = ov.v
 		}
 	}
-	if cfg.Hidden > 0 && cfg.Intermediate == 0 {
+	if mf.Hidden > 0 && mf.Intermediate == 0 {
 		bc.IntermediateSize = 4 * bc.HiddenSize
 	}
-	if cfg.Dropout >= 0 {
-		bc.HiddenDropoutProb, bc.AttentionProbsDropoutProb = cfg.Dropout, cfg.Dropout
+	if mf.Dropout >= 0 {
+		bc.HiddenDropoutProb, bc.AttentionProbsDropoutProb = mf.Dropout, mf.Dropout
 	}
-	bc.AgeEmbeddings = cfg.AgeEmbeddings
-	bc.PadTokenID = int(o.tok.Vocab.Pad)
-	if err := bc.Validate(); err != nil {
-		return nil, err
-	}
+	bc.AgeEmbeddings = mf.AgeEmbeddings
+	bc.PadTokenID = pad
+	return bc, bc.Validate()
+}
 
-	// Encode every split's censored sequences.
+// encodeSplits encodes the censored sequences of the named splits.
+func encodeSplits(ctx context.Context, o *opened, maxLen int, names ...string) (map[string]*bertSplit, error) {
 	cm := o.tok.NewCodeMap(o.ds.Codes)
 	opts := tokenize.Options{MaxLen: maxLen, VisitSeparators: o.tok.VisitSeparators}
-	splits := map[string]*bertSplit{data.SplitTrain: {}, data.SplitTuning: {}, data.SplitHeldOut: {}}
-	err = o.forSplits(ctx, nil, func(s data.Sequence) error {
+	splits := map[string]*bertSplit{}
+	for _, n := range names {
+		splits[n] = &bertSplit{}
+	}
+	err := o.forSplits(ctx, names, func(s data.Sequence) error {
 		sd, ok := splits[s.Label.Split]
 		if !ok {
 			return nil
@@ -168,10 +190,148 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
+	for _, sd := range splits {
+		sd.y = sd.labelled.y()
+	}
+	return splits, nil
+}
+
+// loadInit reads the encoder of a pretrain run for a classifier: the run must come from
+// this tokenizer, its config must match what the flags ask for, and the heads this model
+// lacks are initialised (and listed, as transformers does).
+func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxLen int, seed uint64, log *slog.Logger) (*bert.Weights, error) {
+	m, err := scorer.ReadManifest(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--init %s: %w", dir, err)
+	}
+	if m.Kind != KindBERTMLM && m.Kind != scorer.KindBERT {
+		return nil, fmt.Errorf("--init %s: a %q run, not a BERT (train pretrain) run", dir, m.Kind)
+	}
+	if err := m.CheckInput("tokenizer", in.Tokenizer); err != nil {
+		return nil, fmt.Errorf("--init %s was pretrained with a different tokenizer than --tokenizer %s, so its token ids mean other codes: %w",
+			dir, in.Tokenizer, err)
+	}
+	w, _, err := bert.Load(filepath.Join(dir, bert.Dir))
+	if err != nil {
+		return nil, fmt.Errorf("--init %s: %w", dir, err)
+	}
+	pc := w.Config
+	if pc.VocabSize != tok.Vocab.Len() {
+		return nil, fmt.Errorf("--init %s: config mismatch: the checkpoint's vocab_size is %d, the tokenizer has %d tokens", dir, pc.VocabSize, tok.Vocab.Len())
+	}
+	if maxLen > pc.MaxPositionEmbeddings {
+		return nil, fmt.Errorf("--init %s: config mismatch: --max-len %d exceeds the checkpoint's max_position_embeddings %d", dir, maxLen, pc.MaxPositionEmbeddings)
+	}
+	if mf.Config != "" || mf.Hidden > 0 || mf.Layers > 0 || mf.Heads > 0 || mf.Intermediate > 0 {
+		if mf.Config == "" {
+			mf.Config = "tiny"
+		}
+		want, err := mf.modelConfig(pc.VocabSize, pc.MaxPositionEmbeddings, pc.PadTokenID)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range []struct {
+			name      string
+			got, want int
+		}{{"hidden_size", pc.HiddenSize, want.HiddenSize}, {"num_hidden_layers", pc.NumHiddenLayers, want.NumHiddenLayers},
+			{"num_attention_heads", pc.NumAttentionHeads, want.NumAttentionHeads}, {"intermediate_size", pc.IntermediateSize, want.IntermediateSize}} {
+			if x.got != x.want {
+				return nil, fmt.Errorf("--init %s: config mismatch: the checkpoint's %s is %d, the flags ask for %d (leave --config, --hidden, --layers, --heads and --intermediate out to take the checkpoint's)",
+					dir, x.name, x.got, x.want)
+			}
+		}
+	}
+	if mf.AgeEmbeddings != pc.AgeEmbeddings {
+		return nil, fmt.Errorf("--init %s: config mismatch: the checkpoint has age embeddings %v, --age-embeddings is %v", dir, pc.AgeEmbeddings, mf.AgeEmbeddings)
+	}
+	if mf.Dropout >= 0 {
+		w.Config.HiddenDropoutProb, w.Config.AttentionProbsDropoutProb = mf.Dropout, mf.Dropout
+	}
+	out, newly, err := w.WithHeads(bert.Heads{Classifier: true}, seed)
+	if err != nil {
+		return nil, err
+	}
+	var unused []string
+	for n := range w.Data {
+		if _, ok := out.Data[n]; !ok {
+			unused = append(unused, n)
+		}
+	}
+	sort.Strings(unused)
+	sort.Strings(newly)
+	if len(unused) > 0 {
+		log.Info(fmt.Sprintf("Some weights of the model checkpoint at %s were not used when initializing BertForSequenceClassification: [%s]",
+			dir, strings.Join(unused, ", ")))
+	}
+	if len(newly) > 0 {
+		log.Warn(fmt.Sprintf("Some weights of BertForSequenceClassification were not initialized from the model checkpoint at %s and are newly initialized: [%s]",
+			dir, strings.Join(newly, ", ")))
+	}
+	log.Info("encoder loaded", "init", dir, "run", m.RunID, "tensors", len(out.Specs)-len(newly), "newly_initialized", len(newly))
+	return out, nil
+}
+
+// trainParams are the settings a checkpoint must share with a resumed run.
+func trainParams(task string, bc bert.Config, maxLen int, t BERTTraining, total, warmup int, in Inputs, extra map[string]any) (map[string]any, error) {
+	p := map[string]any{"task": task, "config": bc, "max_len": maxLen, "batch_size": t.BatchSize, "lr": t.LR, "warmup_steps": warmup,
+		"weight_decay": t.WeightDecay, "clip": t.Clip, "steps": total, "eval_every": t.EvalEvery, "patience": t.Patience,
+		"overfit_warn": t.OverfitK, "seed": t.Seed, "device": t.Device}
+	for _, x := range []struct{ name, path string }{{"cohort", in.Cohort}, {"tokenizer", in.Tokenizer}} {
+		fp, err := data.Fingerprint(x.path)
+		if err != nil {
+			return nil, err
+		}
+		p[x.name+"_fingerprint"] = fp
+	}
+	for k, v := range extra {
+		p[k] = v
+	}
+	return p, nil
+}
+
+// classifyLine is a classify metrics.jsonl line.
+func classifyLine(m BERTMetrics) any { m.ValMLMAccuracy = 0; return m }
+
+// BERTClassify trains a BERT classifier: encoded censored sequences, AdamW with warmup and
+// linear decay, evaluation on the tuning split every EvalEvery steps, early stopping on the
+// validation loss keeping the best weights, checkpoints, then the model version folder.
+func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger, progress io.Writer) (res *BERTClassifyResult, err error) {
+	start := time.Now()
+	if cfg.BatchSize <= 0 || cfg.LR <= 0 || cfg.EvalEvery <= 0 {
+		return nil, fmt.Errorf("train classify: batch size, learning rate and eval-every must be positive")
+	}
+	o, err := cfg.Inputs.open(log)
+	if err != nil {
+		return nil, err
+	}
+	maxLen := cfg.maxLen(o.tok)
+	pad := o.tok.Vocab.Pad
+	var w *bert.Weights
+	if cfg.Init != "" {
+		if w, err = loadInit(cfg.Init, cfg.Inputs, o.tok, cfg.BERTModel, maxLen, cfg.Seed, log); err != nil {
+			return nil, err
+		}
+	} else {
+		if cfg.Config == "" {
+			cfg.Config = "tiny"
+		}
+		bc, err := cfg.modelConfig(o.tok.Vocab.Len(), maxLen, int(pad))
+		if err != nil {
+			return nil, err
+		}
+		if w, err = bert.NewWeights(bc, bert.Heads{Classifier: true}, cfg.Seed); err != nil {
+			return nil, err
+		}
+	}
+	bc := w.Config
+
+	splits, err := encodeSplits(ctx, o, maxLen, data.SplitTrain, data.SplitTuning, data.SplitHeldOut)
+	if err != nil {
+		return nil, err
+	}
 	res = &BERTClassifyResult{Out: cfg.Out, Config: bc, Rows: map[string]int{}, AUROC: map[string]float64{}}
 	for name, sd := range splits {
 		res.Rows[name] = len(sd.labels)
-		sd.y = sd.labelled.y()
 	}
 	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
 	if len(tr.labels) == 0 || len(tu.labels) == 0 {
@@ -190,10 +350,6 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	w, err := bert.NewWeights(bc, bert.Heads{Classifier: true}, cfg.Seed)
-	if err != nil {
-		return nil, err
-	}
 	res.Params = w.NumParams()
 	opt := bert.DefaultOptim()
 	opt.WeightDecay, opt.Clip, opt.PosWeight = cfg.WeightDecay, cfg.Clip, posWeight
@@ -204,18 +360,12 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	defer eng.Close()
 
 	stepsPerEpoch := (len(tr.seqs) + cfg.BatchSize - 1) / cfg.BatchSize
-	total := cfg.MaxSteps
-	if total <= 0 {
-		total = int(math.Ceil(cfg.Epochs * float64(stepsPerEpoch)))
-	}
+	total := totalSteps(cfg.Epochs, cfg.MaxSteps, stepsPerEpoch)
 	if total <= 0 {
 		return nil, fmt.Errorf("train classify: no steps to take (set --epochs or --max-steps)")
 	}
-	warmup := int(cfg.Warmup)
-	if cfg.Warmup > 0 && cfg.Warmup < 1 {
-		warmup = int(cfg.Warmup * float64(total))
-	}
-	log.Info("bert classify", "config", cfg.Config, "hidden", bc.HiddenSize, "layers", bc.NumHiddenLayers, "heads", bc.NumAttentionHeads,
+	warmup := warmupSteps(cfg.Warmup, total)
+	log.Info("bert classify", "config", cfg.Config, "init", cfg.Init, "hidden", bc.HiddenSize, "layers", bc.NumHiddenLayers, "heads", bc.NumAttentionHeads,
 		"params", res.Params, "train", len(tr.seqs), "tuning", len(tu.seqs), "pos_weight", posWeight, "steps", total, "warmup", warmup, "device", cfg.Device)
 
 	dir, err := data.CreateAtomicDir(cfg.Out, cfg.Force)
@@ -223,119 +373,59 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 		return nil, err
 	}
 	defer dir.Abort()
-	logf, err := data.CreateAtomic(filepath.Join(dir.Tmp, scorer.TrainLogFile))
+	extra := map[string]any{"pos_weight": posWeight}
+	if cfg.Init != "" {
+		fp, err := data.Fingerprint(cfg.Init)
+		if err != nil {
+			return nil, err
+		}
+		extra["init_fingerprint"] = fp
+	}
+	params, err := trainParams("train classify", bc, maxLen, cfg.BERTTraining, total, warmup, cfg.Inputs, extra)
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Abort()
-	jw := bufio.NewWriter(logf)
-	enc := json.NewEncoder(jw)
+	work, err := openWork(cfg.Out, "train classify", params, cfg.Resume, cfg.Force, eng, log, classifyLine)
+	if err != nil {
+		return nil, err
+	}
+	defer work.metrics.Close()
 
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x7472616963))
-	perm := rng.Perm(len(tr.seqs))
-	cursor := 0
-	var best *bert.Weights
-	res.BestLoss = math.Inf(1)
-	bad, rising := 0, 0
-	prevTrain, prevVal := math.Inf(1), math.Inf(-1)
-	var lossSum float64
-	var lossN, tokens int
-	trainStart := time.Now()
-	windowStart, windowTokens := time.Now(), 0
-	pad := o.tok.Vocab.Pad
-	res.Stopped = "max steps"
-	for step := 0; step < total; step++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		seqs := make([]bert.Encoded, 0, cfg.BatchSize)
-		ys := make([]float32, 0, cfg.BatchSize)
-		for len(seqs) < cfg.BatchSize {
-			if cursor == len(perm) {
-				perm, cursor = rng.Perm(len(tr.seqs)), 0
+	order := &sampleOrder{n: len(tr.seqs), batch: cfg.BatchSize, seed: cfg.Seed}
+	loop := &trainLoop{eng: eng, total: total, warmup: warmup, stepsPerEpoch: stepsPerEpoch, peakLR: cfg.LR, evalEvery: cfg.EvalEvery,
+		patience: cfg.Patience, overfitK: cfg.OverfitK, seed: cfg.Seed,
+		batch: func(step int) *bert.Batch {
+			rows := order.rows(step)
+			seqs, ys := make([]bert.Encoded, len(rows)), make([]float32, len(rows))
+			for j, i := range rows {
+				seqs[j], ys[j] = tr.seqs[i], tr.y[i]
 			}
-			i := perm[cursor]
-			cursor++
-			seqs, ys = append(seqs, tr.seqs[i]), append(ys, tr.y[i])
-		}
-		b := bert.MakeBatch(seqs, ys, cfg.BatchSize, maxLen, pad)
-		lr := LRAt(step, warmup, total, cfg.LR)
-		sr, err := eng.TrainStep(b, lr)
-		if err != nil {
-			return nil, err
-		}
-		lossSum += sr.Loss
-		lossN++
-		for _, m := range b.Mask {
-			tokens += int(m)
-			windowTokens += int(m)
-		}
-		if progress != nil && (step%10 == 0 || step == total-1) {
-			el := time.Since(trainStart).Seconds()
-			rate := float64(step+1) / el
-			fmt.Fprintf(progress, "\rstep %d/%d  loss %.4f  %.0f tokens/s  ETA %s   ", step+1, total, sr.Loss,
-				float64(tokens)/el, (time.Duration(float64(total-step-1)/rate) * time.Second).Round(time.Second))
-		}
-		if (step+1)%cfg.EvalEvery != 0 && step != total-1 {
-			continue
-		}
-		// Evaluate on the tuning split with the current weights (no dropout).
-		logits, err := eng.PredictLogits(tu.seqs, 2*cfg.BatchSize, pad)
-		if err != nil {
-			return nil, err
-		}
-		valLoss, auc := bceLoss(logits, tu.y, posWeight), aurocOf(tu.bools(), logits)
-		el := time.Since(windowStart).Seconds()
-		m := BERTMetrics{Step: step + 1, Epoch: float64(step+1) / float64(stepsPerEpoch), TrainLoss: lossSum / float64(lossN),
-			ValLoss: valLoss, ValAUROC: auc, LR: lr, TokensPerS: float64(windowTokens) / el, ElapsedS: time.Since(trainStart).Seconds()}
-		res.History = append(res.History, m)
-		if err := enc.Encode(m); err != nil {
-			return nil, err
-		}
-		if progress != nil {
-			fmt.Fprintf(progress, "\rstep %d/%d  train loss %.4f  val loss %.4f  val AUROC %.4f  %.0f tokens/s\n", m.Step, total, m.TrainLoss, m.ValLoss, m.ValAUROC, m.TokensPerS)
-		}
-		log.Debug("eval", "step", m.Step, "train_loss", m.TrainLoss, "val_loss", m.ValLoss, "val_auroc", m.ValAUROC)
-		if m.TrainLoss < prevTrain && m.ValLoss > prevVal {
-			rising++
-		} else {
-			rising = 0
-		}
-		if cfg.OverfitK > 0 && rising >= cfg.OverfitK && !res.Overfit {
-			res.Overfit = true
-			log.Warn("overfitting: training loss keeps falling while validation loss rises (raise --dropout or --weight-decay, or stop earlier)",
-				"evaluations", rising, "step", m.Step, "train_loss", m.TrainLoss, "val_loss", m.ValLoss)
-		}
-		prevTrain, prevVal = m.TrainLoss, m.ValLoss
-		lossSum, lossN = 0, 0
-		windowStart, windowTokens = time.Now(), 0
-		if valLoss < res.BestLoss {
-			res.BestLoss, res.BestStep, bad = valLoss, step+1, 0
-			if best, err = eng.Weights(); err != nil {
-				return nil, err
+			return bert.MakeBatch(seqs, ys, cfg.BatchSize, maxLen, pad)
+		},
+		evaluate: func() (BERTMetrics, error) {
+			// The tuning split with the current weights (no dropout).
+			logits, err := eng.PredictLogits(tu.seqs, 2*cfg.BatchSize, pad)
+			if err != nil {
+				return BERTMetrics{}, err
 			}
-		} else if bad++; cfg.Patience > 0 && bad >= cfg.Patience {
-			res.Stopped = fmt.Sprintf("early stopping: no better validation loss in %d evaluations", bad)
-			res.Steps = step + 1
-			break
-		}
-		res.Steps = step + 1
+			return BERTMetrics{ValLoss: bceLoss(logits, tu.y, posWeight), ValAUROC: aurocOf(tu.bools(), logits)}, nil
+		},
+		line:     classifyLine,
+		describe: func(m BERTMetrics) string { return fmt.Sprintf("val AUROC %.4f", m.ValAUROC) },
+		ckpt:     work.ckpt, checkpointEvery: cfg.CheckpointEvery, afterCheckpoint: cfg.afterCheckpoint,
+		metrics: work.metrics, progress: progress, log: log, what: "train classify"}
+	lr, err := loop.run(ctx, work.state, work.best)
+	if err != nil {
+		return nil, err
 	}
-	if progress != nil {
-		fmt.Fprintln(progress)
-	}
-	trainTime := time.Since(trainStart).Seconds()
-	res.TokensPerS, res.StepsPerS = float64(tokens)/trainTime, float64(res.Steps)/trainTime
-	if best == nil {
-		return nil, fmt.Errorf("train classify: no evaluation produced weights")
-	}
+	st := work.state
+	res.Steps, res.BestStep, res.BestLoss, res.Stopped, res.Overfit, res.History = st.Step, st.BestStep, st.BestLoss, st.Stopped, st.Overfit, st.History
+	res.TokensPerS, res.StepsPerS = lr.tokensPerS, lr.stepsPerS
+	best := lr.best
 	eng.SetWeights(best)
 	log.Info("training done", "steps", res.Steps, "best_step", res.BestStep, "best_val_loss", res.BestLoss, "why", res.Stopped,
 		"tokens_per_s", res.TokensPerS, "steps_per_s", res.StepsPerS)
-	if err := jw.Flush(); err != nil {
-		return nil, err
-	}
-	if err := logf.Commit(); err != nil {
+	if err := writeHistory(filepath.Join(dir.Tmp, scorer.TrainLogFile), st.History, classifyLine); err != nil {
 		return nil, err
 	}
 
@@ -371,12 +461,12 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	if err := writeSplitOutputs(dir.Tmp, labels, scores, cfg.Calibration); err != nil {
 		return nil, err
 	}
-	params := map[string]any{"config": cfg.Config, "hidden": bc.HiddenSize, "layers": bc.NumHiddenLayers, "heads": bc.NumAttentionHeads,
+	mp := map[string]any{"config": cfg.Config, "hidden": bc.HiddenSize, "layers": bc.NumHiddenLayers, "heads": bc.NumAttentionHeads,
 		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "dropout": bc.HiddenDropoutProb,
 		"batch_size": cfg.BatchSize, "lr": cfg.LR, "warmup_steps": warmup, "weight_decay": cfg.WeightDecay, "clip": cfg.Clip,
 		"epochs": cfg.Epochs, "max_steps": cfg.MaxSteps, "steps": res.Steps, "eval_every": cfg.EvalEvery, "patience": cfg.Patience,
-		"seed": cfg.Seed, "device": cfg.Device, "pos_weight": posWeight}
-	m := &scorer.Manifest{Manifest: *data.NewManifest("train classify", params), Kind: scorer.KindBERT, Name: cfg.Name,
+		"seed": cfg.Seed, "device": cfg.Device, "pos_weight": posWeight, "init": cfg.Init}
+	m := &scorer.Manifest{Manifest: *data.NewManifest("train classify", mp), Kind: scorer.KindBERT, Name: cfg.Name,
 		Threshold: 0.5, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "tokens_per_s": res.TokensPerS,
 			"params": float64(res.Params)}}
@@ -386,12 +476,19 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	if err := cfg.Inputs.addInputs(&m.Manifest); err != nil {
 		return nil, err
 	}
+	if cfg.Init != "" {
+		if _, err := m.AddInput("init", cfg.Init); err != nil {
+			return nil, err
+		}
+	}
 	if err := writeModelManifest(dir.Tmp, m); err != nil {
 		return nil, err
 	}
 	if err := dir.Commit(); err != nil {
 		return nil, err
 	}
+	work.metrics.Close()
+	os.RemoveAll(work.ckpt.work)
 	res.RunID = m.RunID
 	res.Elapsed = time.Since(start)
 	log.Info("bert model written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())

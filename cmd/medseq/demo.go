@@ -25,13 +25,14 @@ const (
 // runDemo runs the whole pipeline on the built-in synthetic data. Every capability adds its
 // stage here.
 func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "demo", "[--out DIR] [--subjects N] [--seed S] [--force] [--bert=false]")
+	fs := newFlags(e, "demo", "[--out DIR] [--subjects N] [--seed S] [--force] [--bert=false] [--pretrain]")
 	out := fs.String("out", "out/demo", "folder for everything the demo writes")
 	subjects := fs.Int("subjects", synth.DefaultSubjects, "synthetic subjects")
 	seed := fs.Int64("seed", 1, "seed for the data, sampling and splits")
 	force := fs.Bool("force", false, "replace the output of an earlier demo")
 	withBERT := fs.Bool("bert", true, "train the BERT too (a few minutes on a 2-core CPU)")
 	bertSteps := fs.Int("bert-max-steps", 0, "cap the BERT's training steps (0: epochs and early stopping decide)")
+	withPretrain := fs.Bool("pretrain", false, "also pretrain a masked-language model and fine-tune it (train pretrain, then train classify --init)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -110,9 +111,21 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		}
 		modelDirs = append(modelDirs, bcfg.Out)
 		printClassifySummary(e.stdout, bres)
+		var pres *train.BERTClassifyResult
+		if *withPretrain {
+			step(5, "BERT pretrained as a masked-language model, then fine-tuned (medseq train pretrain; train classify --init)")
+			_, pres, err = demoPretrain(ctx, e, bcfg.Inputs, *out, *force, *seed, *bertSteps)
+			if err != nil {
+				return err
+			}
+			modelDirs = append(modelDirs, pres.Out)
+		}
 		fmt.Fprintf(e.stdout, "\n  %-22s %8s %8s\n", "tuning / held_out AUROC", "tuning", "held_out")
 		fmt.Fprintf(e.stdout, "  %-22s %8.3f %8.3f\n", "XGBoost", xres.AUROC[data.SplitTuning], xres.AUROC[data.SplitHeldOut])
 		fmt.Fprintf(e.stdout, "  %-22s %8.3f %8.3f\n", "BERT (direct)", bres.AUROC[data.SplitTuning], bres.AUROC[data.SplitHeldOut])
+		if pres != nil {
+			fmt.Fprintf(e.stdout, "  %-22s %8.3f %8.3f\n", "BERT (pretrained)", pres.AUROC[data.SplitTuning], pres.AUROC[data.SplitHeldOut])
+		}
 		if haveOracle {
 			fmt.Fprintf(e.stdout, "  %-22s %8s %8.3f\n", "oracle", "", oracle.HeldOut)
 		}

@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"data info":       {"summarise a MEDS dataset", runDataInfo},
 		"data sequences":  {"print the censored sequences a model sees for a cohort", runDataSequences},
 		"demo":            {"run the whole pipeline on synthetic data", runDemo},
+		"train pretrain":  {"pretrain a BERT masked-language model on the cohort's training sequences (gomlx, CPU)", runTrainPretrain},
 		"train classify":  {"train a BERT classifier from scratch on a cohort (gomlx, CPU)", runTrainClassify},
 		"train xgboost":   {"train the XGBoost baseline (libxgboost) and write a model version folder", runTrainXGBoost},
 		"eval report":     {"HTML + JSON report comparing model version folders (metrics, CIs, calibration, segments, DeLong, plots)", runEvalReport},

@@ -2,16 +2,92 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/bert"
 	"github.com/medseq/medseq/train"
 )
 
+// bertModelFlags registers the model-shape flags.
+func bertModelFlags(fs *flag.FlagSet, m *train.BERTModel) {
+	fs.StringVar(&m.Config, "config", m.Config, "model size: tiny, small or base")
+	fs.IntVar(&m.Hidden, "hidden", 0, "hidden size (overrides --config; the FFN becomes 4x unless --intermediate)")
+	fs.IntVar(&m.Layers, "layers", 0, "transformer layers (overrides --config)")
+	fs.IntVar(&m.Heads, "heads", 0, "attention heads (overrides --config)")
+	fs.IntVar(&m.Intermediate, "intermediate", 0, "feed-forward size (overrides --config)")
+	fs.BoolVar(&m.AgeEmbeddings, "age-embeddings", false, "add embeddings of each token's age in years (BEHRT)")
+	fs.IntVar(&m.MaxLen, "max-len", 0, "tokens per sequence with [CLS] and [SEP] (0: the tokenizer's); older codes are dropped")
+	fs.Float64Var(&m.Dropout, "dropout", 0.1, "dropout on hidden states and attention probabilities")
+}
+
+// bertTrainingFlags registers the optimisation, evaluation and checkpoint flags.
+func bertTrainingFlags(fs *flag.FlagSet, t *train.BERTTraining) {
+	fs.IntVar(&t.BatchSize, "batch-size", t.BatchSize, "sequences per step")
+	fs.Float64Var(&t.LR, "lr", t.LR, "peak learning rate (AdamW)")
+	fs.Float64Var(&t.Warmup, "warmup", t.Warmup, "warmup steps, or a fraction of all steps when below 1; then linear decay to 0")
+	fs.Float64Var(&t.WeightDecay, "weight-decay", t.WeightDecay, "AdamW weight decay (dense weights only; never LayerNorm, biases or embeddings)")
+	fs.Float64Var(&t.Clip, "clip", t.Clip, "clip the gradients' global norm to this (0: off)")
+	fs.Float64Var(&t.Epochs, "epochs", t.Epochs, "passes over the training split (0: --max-steps decides; --max-steps alone ignores the default; with both given, the smaller wins)")
+	fs.IntVar(&t.MaxSteps, "max-steps", 0, "at most this many training steps (0: --epochs decide; with both, the smaller wins)")
+	fs.IntVar(&t.EvalEvery, "eval-every", t.EvalEvery, "evaluate on the tuning split every N steps")
+	fs.IntVar(&t.Patience, "patience", t.Patience, "stop after N evaluations without a better validation loss (0: never)")
+	fs.IntVar(&t.OverfitK, "overfit-warn", t.OverfitK, "warn after N evaluations of falling training loss and rising validation loss (0: never)")
+	fs.Uint64Var(&t.Seed, "seed", t.Seed, "random seed (initialisation, batch order, masking, dropout)")
+	fs.StringVar(&t.Device, "device", t.Device, "cpu (gpu: not in this build yet)")
+	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "write a checkpoint (weights, optimizer state, early-stopping state, metrics) to OUT.work/ every N steps (0: never)")
+	fs.BoolVar(&t.Resume, "resume", false, "continue from the newest checkpoint in OUT.work/ (ends exactly where an unbroken run ends)")
+}
+
+// checkBERTFlags validates the shared flags.
+func checkBERTFlags(m *train.BERTModel, t *train.BERTTraining) error {
+	if m.Config != "" {
+		if _, err := bert.Named(m.Config, 10, 10); err != nil {
+			return usagef("flag --config: %v", err)
+		}
+	}
+	switch {
+	case t.BatchSize < 1:
+		return usagef("flag --batch-size: must be at least 1")
+	case t.LR <= 0:
+		return usagef("flag --lr: must be positive")
+	case m.Dropout >= 1 || (m.Dropout < 0 && m.Dropout != -1):
+		return usagef("flag --dropout: must be in [0, 1)")
+	case t.Warmup < 0 || t.WeightDecay < 0 || t.Clip < 0:
+		return usagef("flags --warmup, --weight-decay and --clip must not be negative")
+	case t.Epochs < 0 || t.MaxSteps < 0 || (t.Epochs == 0 && t.MaxSteps == 0):
+		return usagef("flag --epochs or --max-steps: one must be positive")
+	case t.EvalEvery < 1:
+		return usagef("flag --eval-every: must be at least 1")
+	case t.CheckpointEvery < 0:
+		return usagef("flag --checkpoint-every: must not be negative")
+	case m.MaxLen != 0 && m.MaxLen < 3:
+		return usagef("flag --max-len: at least 3, or 0 for the tokenizer's")
+	case t.Device != "cpu" && t.Device != "gpu" && t.Device != "auto":
+		return usagef("flag --device: %q is not cpu, gpu or auto", t.Device)
+	}
+	return nil
+}
+
+// maxStepsAlone lets --max-steps given without --epochs decide alone (the default epochs
+// would otherwise cap it); with both given, the smaller wins.
+func maxStepsAlone(set map[string]bool, t *train.BERTTraining) {
+	if set["max-steps"] && !set["epochs"] && t.MaxSteps > 0 {
+		t.Epochs = 0
+	}
+}
+
+func flagsSet(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
 func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error) {
-	fs := newFlags(e, "train classify", "--meds DIR --cohort DIR --tokenizer DIR --out MODELDIR [flags]")
+	fs := newFlags(e, "train classify", "--meds DIR --cohort DIR --tokenizer DIR --out MODELDIR [--init PRETRAINDIR] [flags]")
 	cfg := train.DefaultBERTClassifyConfig()
 	fs.StringVar(&cfg.MEDS, "meds", "", "MEDS dataset folder")
 	fs.StringVar(&cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort)")
@@ -19,56 +95,123 @@ func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error
 	fs.StringVar(&cfg.Tokenizer, "tokenizer", "", "tokenizer folder (medseq tokenize build)")
 	fs.StringVar(&cfg.Out, "out", "", "model version folder to write, e.g. models/t2d-bert/1")
 	fs.StringVar(&cfg.Name, "name", "", "model name recorded in the manifest")
-	fs.BoolVar(&cfg.Force, "force", false, "replace an existing output folder")
+	fs.StringVar(&cfg.Init, "init", "", "start from the encoder of this `medseq train pretrain` run folder (heads new; the model flags default to its config)")
+	fs.BoolVar(&cfg.Force, "force", false, "replace an existing output folder (and discard earlier checkpoints)")
 	fs.BoolVar(&cfg.AllowMismatch, "allow-mismatch", false, "accept inputs from different runs")
-	fs.StringVar(&cfg.Config, "config", cfg.Config, "model size: tiny, small or base")
-	fs.IntVar(&cfg.Hidden, "hidden", 0, "hidden size (overrides --config; the FFN becomes 4x unless --intermediate)")
-	fs.IntVar(&cfg.Layers, "layers", 0, "transformer layers (overrides --config)")
-	fs.IntVar(&cfg.Heads, "heads", 0, "attention heads (overrides --config)")
-	fs.IntVar(&cfg.Intermediate, "intermediate", 0, "feed-forward size (overrides --config)")
-	fs.BoolVar(&cfg.AgeEmbeddings, "age-embeddings", false, "add embeddings of each token's age in years (BEHRT)")
-	fs.IntVar(&cfg.MaxLen, "max-len", 0, "tokens per sequence with [CLS] and [SEP] (0: the tokenizer's); older codes are dropped")
-	fs.Float64Var(&cfg.Dropout, "dropout", 0.1, "dropout on hidden states and attention probabilities")
-	fs.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "sequences per step")
-	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "peak learning rate (AdamW)")
-	fs.Float64Var(&cfg.Warmup, "warmup", cfg.Warmup, "warmup steps, or a fraction of all steps when below 1; then linear decay to 0")
-	fs.Float64Var(&cfg.WeightDecay, "weight-decay", cfg.WeightDecay, "AdamW weight decay (dense weights only; never LayerNorm, biases or embeddings)")
-	fs.Float64Var(&cfg.Clip, "clip", cfg.Clip, "clip the gradients' global norm to this (0: off)")
-	fs.Float64Var(&cfg.Epochs, "epochs", cfg.Epochs, "passes over the training split (ignored with --max-steps)")
-	fs.IntVar(&cfg.MaxSteps, "max-steps", 0, "training steps (0: --epochs decide)")
-	fs.IntVar(&cfg.EvalEvery, "eval-every", cfg.EvalEvery, "evaluate on the tuning split every N steps")
-	fs.IntVar(&cfg.Patience, "patience", cfg.Patience, "stop after N evaluations without a better validation loss (0: never)")
-	fs.IntVar(&cfg.OverfitK, "overfit-warn", cfg.OverfitK, "warn after N evaluations of falling training loss and rising validation loss (0: never)")
-	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (initialisation, batches, dropout)")
-	fs.StringVar(&cfg.Device, "device", cfg.Device, "cpu (gpu: not in this build yet)")
+	bertModelFlags(fs, &cfg.BERTModel)
+	bertTrainingFlags(fs, &cfg.BERTTraining)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if err := required("meds", cfg.MEDS, "cohort", cfg.Cohort, "tokenizer", cfg.Tokenizer, "out", cfg.Out); err != nil {
 		return nil, err
 	}
-	if _, err := bert.Named(cfg.Config, 10, 10); err != nil {
-		return nil, usagef("flag --config: %v", err)
+	set := flagsSet(fs)
+	maxStepsAlone(set, &cfg.BERTTraining)
+	if cfg.Init != "" {
+		// The pretrained model's shape and dropout unless a flag asks otherwise.
+		if !set["config"] {
+			cfg.Config = ""
+		}
+		if !set["dropout"] {
+			cfg.Dropout = -1
+		}
 	}
-	switch {
-	case cfg.BatchSize < 1:
-		return nil, usagef("flag --batch-size: must be at least 1")
-	case cfg.LR <= 0:
-		return nil, usagef("flag --lr: must be positive")
-	case cfg.Dropout < 0 || cfg.Dropout >= 1:
-		return nil, usagef("flag --dropout: must be in [0, 1)")
-	case cfg.Warmup < 0 || cfg.WeightDecay < 0 || cfg.Clip < 0:
-		return nil, usagef("flags --warmup, --weight-decay and --clip must not be negative")
-	case cfg.Epochs <= 0 && cfg.MaxSteps <= 0:
-		return nil, usagef("flag --epochs or --max-steps: one must be positive")
-	case cfg.EvalEvery < 1:
-		return nil, usagef("flag --eval-every: must be at least 1")
-	case cfg.MaxLen != 0 && cfg.MaxLen < 3:
-		return nil, usagef("flag --max-len: at least 3, or 0 for the tokenizer's")
-	case cfg.Device != "cpu" && cfg.Device != "gpu" && cfg.Device != "auto":
-		return nil, usagef("flag --device: %q is not cpu, gpu or auto", cfg.Device)
+	if err := checkBERTFlags(&cfg.BERTModel, &cfg.BERTTraining); err != nil {
+		return nil, err
 	}
 	return &cfg, nil
+}
+
+func trainPretrainFlags(e *env, args []string) (*train.BERTPretrainConfig, error) {
+	fs := newFlags(e, "train pretrain", "--meds DIR --cohort DIR --tokenizer DIR --out RUNDIR [flags]")
+	cfg := train.DefaultBERTPretrainConfig()
+	fs.StringVar(&cfg.MEDS, "meds", "", "MEDS dataset folder")
+	fs.StringVar(&cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort): its censored training split is the corpus")
+	fs.StringVar(&cfg.Cohort, "labels", "", "alias of --cohort")
+	fs.StringVar(&cfg.Tokenizer, "tokenizer", "", "tokenizer folder (medseq tokenize build)")
+	fs.StringVar(&cfg.Out, "out", "", "run folder to write (for train classify --init), e.g. runs/mlm-1")
+	fs.StringVar(&cfg.Name, "name", "", "name recorded in the manifest")
+	fs.BoolVar(&cfg.Force, "force", false, "replace an existing output folder (and discard earlier checkpoints)")
+	fs.BoolVar(&cfg.AllowMismatch, "allow-mismatch", false, "accept inputs from different runs")
+	fs.Float64Var(&cfg.MaskRate, "mask-rate", cfg.MaskRate, "share of non-special tokens masked per sequence (80% [MASK], 10% random, 10% kept)")
+	bertModelFlags(fs, &cfg.BERTModel)
+	bertTrainingFlags(fs, &cfg.BERTTraining)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if err := required("meds", cfg.MEDS, "cohort", cfg.Cohort, "tokenizer", cfg.Tokenizer, "out", cfg.Out); err != nil {
+		return nil, err
+	}
+	maxStepsAlone(flagsSet(fs), &cfg.BERTTraining)
+	if err := checkBERTFlags(&cfg.BERTModel, &cfg.BERTTraining); err != nil {
+		return nil, err
+	}
+	if cfg.MaskRate <= 0 || cfg.MaskRate >= 1 {
+		return nil, usagef("flag --mask-rate: must be in (0, 1)")
+	}
+	return &cfg, nil
+}
+
+// runTrainPretrain is `medseq train pretrain`.
+func runTrainPretrain(ctx context.Context, e *env, args []string) error {
+	cfg, err := trainPretrainFlags(e, args)
+	if err != nil {
+		return err
+	}
+	res, err := train.BERTPretrain(ctx, *cfg, e.log, e.stderr)
+	if err != nil {
+		return err
+	}
+	printPretrainSummary(e.stdout, res)
+	return nil
+}
+
+func printPretrainSummary(w io.Writer, r *train.BERTPretrainResult) {
+	c := r.Config
+	fmt.Fprintf(w, "bert masked-language model %s (run %s)\n", r.Out, r.RunID)
+	fmt.Fprintf(w, "  model              hidden %d, layers %d, heads %d, FFN %d, max len %d, %d parameters\n",
+		c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, r.Params)
+	fmt.Fprintf(w, "  sequences          train %d, tuning %d\n", r.Rows[data.SplitTrain], r.Rows[data.SplitTuning])
+	fmt.Fprintf(w, "  steps              %d (best %d; %s)\n", r.Steps, r.BestStep, r.Stopped)
+	fmt.Fprintf(w, "  tuning MLM         loss %.4f, masked-token accuracy %.3f\n", r.BestLoss, r.BestAcc)
+	fmt.Fprintf(w, "  speed              %.1f steps/s, %.0f tokens/s (%.1fs in all)\n", r.StepsPerS, r.TokensPerS, r.Elapsed.Seconds())
+	if r.Overfit {
+		fmt.Fprintln(w, "  warning            training loss fell while validation loss rose: overfitting")
+	}
+	fmt.Fprintf(w, "  fine-tune          medseq train classify --init %s ...\n", r.Out)
+}
+
+// demoPretrain is the demo's --pretrain stage: a masked-language model over the training
+// split (the run folder OUT/runs/t2d-bert-mlm, outside models/ since it is not servable),
+// then a classifier fine-tuned from it (OUT/models/t2d-bert-pretrained/1), with maxSteps
+// capping each (0: epochs and early stopping decide).
+func demoPretrain(ctx context.Context, e *env, in train.Inputs, out string, force bool, seed int64, maxSteps int) (*train.BERTPretrainResult, *train.BERTClassifyResult, error) {
+	models := filepath.Join(out, "models")
+	pcfg := train.DefaultBERTPretrainConfig()
+	pcfg.Inputs, pcfg.Out, pcfg.Force, pcfg.Name, pcfg.Seed = in, filepath.Join(out, "runs", "t2d-bert-mlm"), force, "t2d-bert-mlm", uint64(seed)
+	pcfg.MaxLen, pcfg.LR, pcfg.EvalEvery, pcfg.Epochs, pcfg.MaxSteps = 128, 1e-3, 50, 4, maxSteps
+	if pcfg.MaxSteps > 0 && pcfg.MaxSteps < pcfg.EvalEvery {
+		pcfg.EvalEvery = pcfg.MaxSteps
+	}
+	pres, err := train.BERTPretrain(ctx, pcfg, e.log, e.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	printPretrainSummary(e.stdout, pres)
+	ccfg := train.DefaultBERTClassifyConfig()
+	ccfg.Inputs, ccfg.Init, ccfg.Config, ccfg.Dropout = in, pcfg.Out, "", -1
+	ccfg.Out, ccfg.Force, ccfg.Name, ccfg.Seed = filepath.Join(models, "t2d-bert-pretrained", "1"), force, "t2d-bert-pretrained", uint64(seed)
+	ccfg.MaxLen, ccfg.LR, ccfg.EvalEvery, ccfg.Epochs, ccfg.MaxSteps = 128, 5e-4, 50, 4, maxSteps
+	if ccfg.MaxSteps > 0 && ccfg.MaxSteps < ccfg.EvalEvery {
+		ccfg.EvalEvery = ccfg.MaxSteps
+	}
+	cres, err := train.BERTClassify(ctx, ccfg, e.log, e.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	printClassifySummary(e.stdout, cres)
+	return pres, cres, nil
 }
 
 // runTrainClassify is `medseq train classify`.

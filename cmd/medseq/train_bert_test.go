@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/medseq/medseq/model/bert"
 	"github.com/medseq/medseq/model/scorer"
 	"github.com/medseq/medseq/tokenize"
+	"github.com/medseq/medseq/train"
 )
 
 func TestTrainClassifyEndToEnd(t *testing.T) {
@@ -130,5 +132,95 @@ func TestTrainClassifyOnDataset(t *testing.T) {
 	args = append(args, strings.Fields(os.Getenv("MEDSEQ_BERT_ARGS"))...)
 	if err := runTrainClassify(ctx, e, args); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTrainPretrainThenClassifyInit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a synthetic cohort and trains two tiny BERTs")
+	}
+	ctx := context.Background()
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	e := &env{stdout: &stdout, stderr: &stderr, stdin: strings.NewReader(""), log: slog.New(slog.NewTextHandler(&stderr, nil))}
+	meds := filepath.Join(out, "meds")
+	if _, err := synth.Generate(ctx, synth.Config{Out: meds, Subjects: 800, Seed: 3, Logger: e.log}); err != nil {
+		t.Fatal(err)
+	}
+	co := &cohortOptions{meds: meds, out: filepath.Join(out, "cohort"), cfg: data.DefaultCohortConfig()}
+	co.cfg.Targets = []string{"ICD10/E11", "SNOMED/44054006"}
+	co.cfg.Seed = 3
+	if _, err := buildCohort(ctx, e, co); err != nil {
+		t.Fatal(err)
+	}
+	to := &tokenizeOptions{meds: meds, cohort: co.out, out: filepath.Join(out, "tok"), build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}
+	to.build.MaxLen = 64
+	if _, err := buildTokenizer(ctx, e, to); err != nil {
+		t.Fatal(err)
+	}
+	in := []string{"--meds", meds, "--cohort", co.out, "--tokenizer", to.out}
+	run := filepath.Join(out, "runs", "mlm")
+	pargs := append(append([]string(nil), in...), "--out", run, "--hidden", "32", "--layers", "1", "--heads", "2",
+		"--max-steps", "8", "--epochs", "100", "--eval-every", "4", "--batch-size", "8", "--checkpoint-every", "4")
+	if err := runTrainPretrain(ctx, e, pargs); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "masked-token accuracy") || !strings.Contains(stdout.String(), "steps              8 ") {
+		t.Errorf("pretrain summary:\n%s", stdout.String())
+	}
+	m, err := scorer.ReadManifest(run)
+	if err != nil || m.Kind != "bert-mlm" {
+		t.Fatalf("pretrain manifest %+v: %v", m, err)
+	}
+	model := filepath.Join(out, "models", "bert", "1")
+	cargs := append(append([]string(nil), in...), "--out", model, "--init", run, "--max-steps", "4", "--eval-every", "4", "--batch-size", "8")
+	stderr.Reset()
+	if err := runTrainClassify(ctx, e, cargs); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "newly initialized: [bert.pooler.dense.bias, bert.pooler.dense.weight, classifier.bias, classifier.weight]") {
+		t.Errorf("no newly-initialised list in the log:\n%s", stderr.String())
+	}
+	if _, err := bert.LoadScorer(model, nil); err != nil {
+		t.Errorf("the fine-tuned model does not load: %v", err)
+	}
+	// Explicit model flags that contradict the pretrained config are refused.
+	bad := append(append([]string(nil), in...), "--out", filepath.Join(out, "bad"), "--init", run, "--max-steps", "4", "--layers", "2")
+	if err := runTrainClassify(ctx, e, bad); err == nil || !strings.Contains(err.Error(), "config mismatch") {
+		t.Errorf("--layers 2 over a 1-layer checkpoint: %v", err)
+	}
+	// The demo's --pretrain stage.
+	pres, cres, err := demoPretrain(ctx, e, train.Inputs{MEDS: meds, Cohort: co.out, Tokenizer: to.out}, filepath.Join(out, "demo"), false, 4, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pres.Steps != 4 || cres.Steps != 4 || cres.AUROC[data.SplitTuning] == 0 {
+		t.Errorf("demo pretrain: %d and %d steps, tuning AUROC %v", pres.Steps, cres.Steps, cres.AUROC)
+	}
+}
+
+func TestBERTStepFlags(t *testing.T) {
+	e := &env{stdout: io.Discard, stderr: io.Discard, stdin: strings.NewReader(""), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	base := []string{"--meds", "m", "--cohort", "c", "--tokenizer", "t", "--out", "o"}
+	cfg, err := trainClassifyFlags(e, append(base, "--epochs", "2", "--max-steps", "10", "--checkpoint-every", "5", "--resume"))
+	if err != nil || cfg.Epochs != 2 || cfg.MaxSteps != 10 || cfg.CheckpointEvery != 5 || !cfg.Resume || cfg.Config != "tiny" {
+		t.Errorf("classify flags %+v: %v", cfg, err)
+	}
+	if cfg, err = trainClassifyFlags(e, append(base, "--max-steps", "40")); err != nil || cfg.Epochs != 0 || cfg.MaxSteps != 40 {
+		t.Errorf("--max-steps alone: %+v %v", cfg, err)
+	}
+	cfg, err = trainClassifyFlags(e, append(base, "--init", "runs/mlm"))
+	if err != nil || cfg.Config != "" || cfg.Dropout != -1 || cfg.Init != "runs/mlm" {
+		t.Errorf("--init takes the checkpoint's config and dropout: %+v %v", cfg, err)
+	}
+	if _, err := trainPretrainFlags(e, append(base, "--epochs", "0")); err == nil {
+		t.Errorf("pretrain with no epochs and no max steps accepted")
+	}
+	if _, err := trainPretrainFlags(e, append(base, "--mask-rate", "1.5")); err == nil {
+		t.Errorf("--mask-rate 1.5 accepted")
+	}
+	p, err := trainPretrainFlags(e, append(base, "--max-steps", "3", "--epochs", "0"))
+	if err != nil || p.MaxSteps != 3 || p.MaskRate != 0.15 {
+		t.Errorf("pretrain flags %+v: %v", p, err)
 	}
 }
