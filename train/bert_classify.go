@@ -45,7 +45,9 @@ type BERTTraining struct {
 	Patience    int // evaluations without a better validation loss before stopping (0: never)
 	OverfitK    int // evaluations of falling train loss and rising validation loss before warning
 	Seed        uint64
-	Device      string
+	Device      string // cpu, gpu or auto
+	PJRTPlugin  string // the XLA CUDA PJRT plugin for gpu (default: searched)
+	DType       string // float32 (default) or bfloat16 on GPUs that support it
 	// CheckpointEvery writes a checkpoint to WorkDir(Out) every N steps (0: never); Resume
 	// continues from the newest one there.
 	CheckpointEvery int
@@ -105,6 +107,7 @@ type BERTClassifyResult struct {
 	Overfit    bool   // the overfitting warning fired
 	TokensPerS float64
 	StepsPerS  float64
+	Device     bert.Device
 	Elapsed    time.Duration
 	History    []BERTMetrics
 }
@@ -346,10 +349,11 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	}
 	posWeight := float64(len(tr.y)-pos) / float64(pos)
 
-	backend, err := bert.Backend(cfg.Device)
+	backend, dev, err := openDevice(cfg.BERTTraining, log)
 	if err != nil {
 		return nil, err
 	}
+	res.Device = dev
 	res.Params = w.NumParams()
 	opt := bert.DefaultOptim()
 	opt.WeightDecay, opt.Clip, opt.PosWeight = cfg.WeightDecay, cfg.Clip, posWeight
@@ -465,7 +469,7 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "dropout": bc.HiddenDropoutProb,
 		"batch_size": cfg.BatchSize, "lr": cfg.LR, "warmup_steps": warmup, "weight_decay": cfg.WeightDecay, "clip": cfg.Clip,
 		"epochs": cfg.Epochs, "max_steps": cfg.MaxSteps, "steps": res.Steps, "eval_every": cfg.EvalEvery, "patience": cfg.Patience,
-		"seed": cfg.Seed, "device": cfg.Device, "pos_weight": posWeight, "init": cfg.Init}
+		"seed": cfg.Seed, "device": res.Device, "pos_weight": posWeight, "init": cfg.Init}
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train classify", mp), Kind: scorer.KindBERT, Name: cfg.Name,
 		Threshold: 0.5, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "tokens_per_s": res.TokensPerS,

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gomlx/compute"
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/bert"
 	"github.com/medseq/medseq/model/scorer"
@@ -300,4 +301,21 @@ func writeHistory(path string, h []BERTMetrics, line func(BERTMetrics) any) erro
 		buf = append(append(buf, b...), '\n')
 	}
 	return data.WriteFileAtomic(path, buf)
+}
+
+// openDevice picks the device (cpu, gpu or auto: a GPU through go-nvml and an XLA CUDA PJRT
+// plugin, else the CPU), checks the dtype against it, logs what was chosen and why, and opens
+// the gomlx backend.
+func openDevice(t BERTTraining, log *slog.Logger) (compute.Backend, bert.Device, error) {
+	dev, err := bert.SelectDevice(t.Device, t.PJRTPlugin)
+	if err != nil {
+		return nil, dev, err
+	}
+	if err := bert.ValidateDType(t.DType, dev); err != nil {
+		return nil, dev, err
+	}
+	dev.DType = t.DType
+	log.Info("device", "kind", dev.Kind, "reason", dev.Reason, "plugin", dev.Plugin)
+	b, err := bert.BackendFor(dev)
+	return b, dev, err
 }

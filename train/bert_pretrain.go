@@ -187,7 +187,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	res = &BERTPretrainResult{Out: cfg.Out, Config: bc, Rows: map[string]int{data.SplitTrain: len(tr), data.SplitTuning: len(tu)}}
 	masking := bert.Masking{Rate: cfg.MaskRate, MaskID: o.tok.Vocab.Mask, VocabSize: o.tok.Vocab.Len(), Special: special}
 
-	backend, err := bert.Backend(cfg.Device)
+	backend, _, err := openDevice(cfg.BERTTraining, log)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,9 @@ func bertTrainingFlags(fs *flag.FlagSet, t *train.BERTTraining) {
 	fs.IntVar(&t.Patience, "patience", t.Patience, "stop after N evaluations without a better validation loss (0: never)")
 	fs.IntVar(&t.OverfitK, "overfit-warn", t.OverfitK, "warn after N evaluations of falling training loss and rising validation loss (0: never)")
 	fs.Uint64Var(&t.Seed, "seed", t.Seed, "random seed (initialisation, batch order, masking, dropout)")
-	fs.StringVar(&t.Device, "device", t.Device, "cpu (gpu: not in this build yet)")
+	fs.StringVar(&t.Device, "device", t.Device, "cpu, gpu (an NVIDIA GPU through XLA; build with -tags xla) or auto")
+	fs.StringVar(&t.PJRTPlugin, "pjrt-plugin", "", "XLA CUDA PJRT plugin for --device gpu (default: searched, e.g. jax_plugins/xla_cuda*/xla_cuda_plugin.so)")
+	fs.StringVar(&t.DType, "dtype", "float32", "float32, or bfloat16 on GPUs of compute capability 8.0 or later")
 	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "write a checkpoint (weights, optimizer state, early-stopping state, metrics) to OUT.work/ every N steps (0: never)")
 	fs.BoolVar(&t.Resume, "resume", false, "continue from the newest checkpoint in OUT.work/ (ends exactly where an unbroken run ends)")
 }

@@ -14,21 +14,22 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
-// Backend returns the compute backend for a device. Only "cpu" (gomlx's pure-Go backend with
-// unlimited parallelism, the fastest setting measured here) is built in; XLA is never loaded,
-// so nothing is ever downloaded.
+// Backend returns the compute backend for a device: "cpu" is gomlx's pure-Go backend with
+// unlimited parallelism (the fastest setting measured here); "gpu" and "auto" go through
+// SelectDevice (device.go: NVML discovery and a CUDA PJRT plugin search; the XLA backend only
+// in builds with -tags xla). Nothing is ever downloaded.
 func Backend(device string) (compute.Backend, error) {
 	switch device {
 	case "", "cpu":
 		return cpuBackend()
 	case "gpu", "auto":
-		if device == "auto" {
-			return cpuBackend()
-		}
-		return nil, fmt.Errorf("device %q: this build has no GPU backend yet (use --device cpu)", device)
+		return deviceBackend(device)
 	}
 	return nil, fmt.Errorf("unknown device %q (cpu, gpu, auto)", device)
 }
+
+// cpuBackendConfig is the CPU backend's configuration, as recorded in Device.Backend.
+const cpuBackendConfig = "go:parallelism=-1"
 
 var cpuBackend = sync.OnceValues(func() (compute.Backend, error) {
 	os.Setenv("GOMLX_NO_AUTO_INSTALL", "1")

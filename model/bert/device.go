@@ -1,0 +1,315 @@
+package bert
+
+// Device selection: CPU (gomlx's pure-Go backend) by default; an NVIDIA GPU through gomlx's
+// XLA backend and a CUDA PJRT plugin found on the machine. GPUs are discovered with go-nvml
+// (device_nvml.go, which dlopens libnvidia-ml.so.1 at run time: nothing of NVIDIA's is needed
+// to build). The XLA backend itself is cgo code that only a build with `-tags xla` includes
+// (device_xla.go); the default build answers "gpu" with a clear "rebuild with -tags xla".
+// Nothing is ever downloaded: GOMLX_NO_AUTO_INSTALL=1 and the plugin is always chosen here.
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/compute"
+)
+
+// GPU is what discovery learned about one NVIDIA GPU.
+type GPU struct {
+	Index             int    `json:"index"`
+	Name              string `json:"name"`
+	UUID              string `json:"uuid,omitempty"`
+	MemoryBytes       uint64 `json:"memory_bytes"`
+	DriverVersion     string `json:"driver_version"`
+	CUDADriverVersion string `json:"cuda_driver_version,omitempty"` // e.g. "12.4"
+	ComputeMajor      int    `json:"compute_major"`
+	ComputeMinor      int    `json:"compute_minor"`
+	BFloat16          bool   `json:"bfloat16"` // compute capability >= 8.0 (Ampere and later)
+}
+
+// Capability is the CUDA compute capability as "major.minor".
+func (g GPU) Capability() string { return fmt.Sprintf("%d.%d", g.ComputeMajor, g.ComputeMinor) }
+
+func (g GPU) String() string {
+	return fmt.Sprintf("GPU %d: %s, %.1f GiB, compute capability %s, driver %s", g.Index, g.Name,
+		float64(g.MemoryBytes)/(1<<30), g.Capability(), g.DriverVersion)
+}
+
+// supportsBF16 is the bfloat16 rule: compute capability 8.0 or later.
+func supportsBF16(major, minor int) bool { return major >= 8 }
+
+// ErrNoNVIDIADriver is DiscoverGPUs' answer on a machine without NVIDIA's driver library
+// (libnvidia-ml.so.1) or in a build without cgo: not a failure, just "no GPU here".
+var ErrNoNVIDIADriver = errors.New("no NVIDIA driver (libnvidia-ml.so.1 not found)")
+
+// DiscoverGPUs lists the NVIDIA GPUs through NVML. Without a driver it returns no GPUs and an
+// error that errors.Is ErrNoNVIDIADriver; callers treat that as "CPU only".
+func DiscoverGPUs() ([]GPU, error) { return discoverGPUs() }
+
+// Device is the chosen device and the facts behind the choice, for logs and the run manifest.
+type Device struct {
+	Requested string `json:"requested"`        // the --device flag: cpu, gpu or auto
+	Kind      string `json:"kind"`             // cpu or gpu
+	Reason    string `json:"reason,omitempty"` // why auto chose this kind, or why no GPU was found
+	GPU       *GPU   `json:"gpu,omitempty"`    // the GPU used (the first one)
+	GPUs      []GPU  `json:"gpus,omitempty"`   // all GPUs found
+	Plugin    string `json:"pjrt_plugin,omitempty"`
+	Backend   string `json:"backend"` // the gomlx backend configuration
+	DType     string `json:"dtype,omitempty"`
+}
+
+// SelectDevice resolves --device (cpu, gpu or auto; "" means cpu) and --pjrt-plugin.
+// auto takes the GPU when a GPU and a CUDA PJRT plugin are both found, else the CPU with the
+// reason logged; gpu without either is an error naming what is missing.
+func SelectDevice(flag, pluginFlag string) (Device, error) {
+	gpus, gerr := []GPU(nil), error(nil)
+	if flag == "gpu" || flag == "auto" {
+		gpus, gerr = DiscoverGPUs()
+	}
+	d, err := selectDevice(flag, pluginFlag, gpus, gerr, FindPJRTPlugin)
+	if err == nil && flag == "auto" {
+		log.Printf("device auto: %s (%s)", d.Kind, d.Reason)
+	}
+	return d, err
+}
+
+func selectDevice(flag, pluginFlag string, gpus []GPU, gpuErr error, find func(string) (string, error)) (Device, error) {
+	cpu := Device{Requested: flag, Kind: "cpu", Backend: cpuBackendConfig}
+	switch flag {
+	case "", "cpu":
+		if flag == "" {
+			cpu.Requested = "cpu"
+		}
+		return cpu, nil
+	case "gpu", "auto":
+	default:
+		return Device{}, fmt.Errorf("unknown device %q (cpu, gpu, auto)", flag)
+	}
+	if len(gpus) == 0 {
+		why := "no NVIDIA GPU found"
+		if gpuErr != nil {
+			why = gpuErr.Error()
+		}
+		if flag == "gpu" {
+			return Device{}, fmt.Errorf("--device gpu: %s (use --device cpu or auto)", why)
+		}
+		cpu.Reason = why
+		return cpu, nil
+	}
+	plugin, perr := find(pluginFlag)
+	if perr != nil {
+		if flag == "gpu" || pluginFlag != "" {
+			return Device{}, fmt.Errorf("--device %s: %s found, but %w", flag, gpus[0].Name, perr)
+		}
+		cpu.GPUs, cpu.Reason = gpus, fmt.Sprintf("%s found, but %v", gpus[0].Name, perr)
+		return cpu, nil
+	}
+	g := gpus[0]
+	return Device{Requested: flag, Kind: "gpu", Reason: fmt.Sprintf("%s and PJRT plugin %s", g, plugin),
+		GPU: &g, GPUs: gpus, Plugin: plugin, Backend: xlaBackendConfig(plugin)}, nil
+}
+
+// xlaBackendConfig is gomlx's XLA backend configuration for a plugin path: go-xla accepts an
+// absolute plugin path as the plugin name (so no search and no download happens) followed by
+// options; memory is allocated on demand rather than preallocated.
+func xlaBackendConfig(plugin string) string { return plugin + ",preallocate=false" }
+
+// DTypes are the --dtype values.
+var DTypes = []string{"float32", "bfloat16", "float16"}
+
+// ValidateDType checks --dtype against the device: float32 anywhere; bfloat16 (with float32
+// master weights and optimizer state) on a GPU of compute capability 8.0 or later; float16 is
+// refused since it needs loss scaling, which is not implemented (a V100, capability 7.0, has
+// no bfloat16: use float32 there).
+func ValidateDType(dtype string, d Device) error {
+	switch dtype {
+	case "", "float32":
+		return nil
+	case "bfloat16":
+		if d.Kind != "gpu" || d.GPU == nil {
+			return errors.New("--dtype bfloat16 needs a GPU of compute capability 8.0 or later (on the CPU use float32)")
+		}
+		if !d.GPU.BFloat16 {
+			return fmt.Errorf("--dtype bfloat16: %s has compute capability %s and no bfloat16 (it needs 8.0 or later): use --dtype float32",
+				d.GPU.Name, d.GPU.Capability())
+		}
+		return nil
+	case "float16":
+		return errors.New("--dtype float16 needs loss scaling, which medseq does not implement: use --dtype float32 (or bfloat16 on a GPU of compute capability 8.0 or later)")
+	}
+	return fmt.Errorf("unknown --dtype %q (%s)", dtype, strings.Join(DTypes, ", "))
+}
+
+// BackendFor creates the compute backend of a selected device.
+func BackendFor(d Device) (compute.Backend, error) {
+	if d.Kind == "gpu" {
+		return xlaBackend(d.Plugin)
+	}
+	return cpuBackend()
+}
+
+// deviceBackend is Backend's answer for "gpu" and "auto" (plugin from the search).
+func deviceBackend(flag string) (compute.Backend, error) {
+	d, err := SelectDevice(flag, "")
+	if err != nil {
+		return nil, err
+	}
+	return BackendFor(d)
+}
+
+// PluginEnv is the environment variable naming a PJRT plugin file, or directories to search
+// (":"-separated), as go-xla reads it.
+const PluginEnv = "PJRT_PLUGIN_LIBRARY_PATH"
+
+// FindPJRTPlugin returns the CUDA PJRT plugin to load: explicit (--pjrt-plugin) when given,
+// which must exist; else the first found in $PJRT_PLUGIN_LIBRARY_PATH, gomlx's and go-xla's
+// install directories (~/.local/lib/go-xla, /usr/local/lib/go-xla, /usr/local/lib/gomlx/pjrt,
+// ~/.local/lib/gomlx) and every Python site-packages / dist-packages directory's
+// jax_plugins/xla_cuda*/xla_cuda_plugin.so (system, /usr/local, ~/.local, $VIRTUAL_ENV,
+// $CONDA_PREFIX, pyenv and conda installs). Nothing is downloaded.
+func FindPJRTPlugin(explicit string) (string, error) {
+	home, _ := os.UserHomeDir()
+	return pluginSearch{Env: os.Getenv, Home: home}.find(explicit)
+}
+
+// pluginSearch is FindPJRTPlugin's search, with its environment, home and file-system root
+// injectable for tests.
+type pluginSearch struct {
+	Env  func(string) string
+	Home string
+	Root string // prefix of the system's absolute directories ("" is /)
+}
+
+// cudaPluginNames are the file names of CUDA PJRT plugins: go-xla's installs and jax's.
+var cudaPluginNames = []string{"pjrt_c_api_cuda*_plugin.so", "pjrt-plugin-cuda*.so", "pjrt_plugin_cuda*.so", "xla_cuda_plugin.so"}
+
+func (s pluginSearch) find(explicit string) (string, error) {
+	if explicit != "" {
+		p, err := filepath.Abs(explicit)
+		if err != nil {
+			return "", err
+		}
+		if err := regularFile(p); err != nil {
+			return "", fmt.Errorf("--pjrt-plugin %s: %w", explicit, err)
+		}
+		return p, nil
+	}
+	dirs := s.dirs()
+	for _, d := range dirs {
+		if p := s.inDir(d); p != "" {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no CUDA PJRT plugin found (pass --pjrt-plugin PATH, set %s, or `pip install jax[cuda12]` for jax_plugins/xla_cuda12/xla_cuda_plugin.so; searched %d places)", PluginEnv, len(dirs))
+}
+
+func regularFile(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a file", p)
+	}
+	return nil
+}
+
+// inDir is a CUDA plugin directly in dir, or in dir/jax_plugins/xla_cuda*/.
+func (s pluginSearch) inDir(dir string) string {
+	for _, pat := range cudaPluginNames {
+		if p := firstFile(filepath.Join(dir, pat)); p != "" {
+			return p
+		}
+	}
+	return firstFile(filepath.Join(dir, "jax_plugins", "xla_cuda*", "xla_cuda_plugin.so"))
+}
+
+// firstFile is the last (highest-versioned, e.g. xla_cuda13 over xla_cuda12) regular file
+// matching pattern.
+func firstFile(pattern string) string {
+	m, _ := filepath.Glob(pattern)
+	sort.Strings(m)
+	for i := len(m) - 1; i >= 0; i-- {
+		if regularFile(m[i]) == nil {
+			return m[i]
+		}
+	}
+	return ""
+}
+
+// dirs lists the directories to search, in order, without duplicates.
+func (s pluginSearch) dirs() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(d string) {
+		if d != "" && !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	sys := func(p string) string { return filepath.Join(s.Root, p) }
+	if v := s.Env(PluginEnv); v != "" {
+		for _, p := range strings.Split(v, ":") {
+			if p == "" {
+				continue
+			}
+			if regularFile(p) == nil { // a file named directly
+				add(filepath.Dir(p))
+				continue
+			}
+			add(p)
+		}
+	}
+	if s.Home != "" {
+		add(filepath.Join(s.Home, ".local/lib/go-xla"))
+		add(filepath.Join(s.Home, ".local/lib/go-xla/nvidia"))
+		add(filepath.Join(s.Home, ".local/lib/gomlx/pjrt"))
+		add(filepath.Join(s.Home, ".local/lib/gomlx"))
+	}
+	add(sys("/usr/local/lib/go-xla"))
+	add(sys("/usr/local/lib/go-xla/nvidia"))
+	add(sys("/usr/local/lib/gomlx/pjrt"))
+	add(sys("/usr/local/lib/gomlx"))
+	// Python prefixes whose lib/python3*/{site,dist}-packages may hold jax_plugins.
+	var prefixes []string
+	for _, e := range []string{"VIRTUAL_ENV", "CONDA_PREFIX"} {
+		if v := s.Env(e); v != "" {
+			prefixes = append(prefixes, v)
+		}
+	}
+	pyenv := s.Env("PYENV_ROOT")
+	if pyenv == "" && s.Home != "" {
+		pyenv = filepath.Join(s.Home, ".pyenv")
+	}
+	if pyenv != "" {
+		m, _ := filepath.Glob(filepath.Join(pyenv, "versions", "*"))
+		prefixes = append(prefixes, m...)
+	}
+	if s.Home != "" {
+		prefixes = append(prefixes, filepath.Join(s.Home, ".local"))
+		for _, c := range []string{"miniconda3", "anaconda3", "miniforge3", "mambaforge"} {
+			prefixes = append(prefixes, filepath.Join(s.Home, c))
+			m, _ := filepath.Glob(filepath.Join(s.Home, c, "envs", "*"))
+			prefixes = append(prefixes, m...)
+		}
+	}
+	prefixes = append(prefixes, sys("/usr/local"), sys("/usr"), sys("/opt/conda"))
+	m, _ := filepath.Glob(sys("/opt/conda/envs/*"))
+	prefixes = append(prefixes, m...)
+	for _, p := range prefixes {
+		for _, kind := range []string{"site-packages", "dist-packages"} {
+			m, _ := filepath.Glob(filepath.Join(p, "lib", "python3*", kind))
+			sort.Sort(sort.Reverse(sort.StringSlice(m))) // newest Python first
+			for _, d := range m {
+				add(d)
+			}
+		}
+	}
+	add(sys("/usr/lib/python3/dist-packages")) // Debian's
+	return out
+}

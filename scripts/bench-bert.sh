@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# BERT training-step benchmark: ours (gomlx, pure-Go CPU backend) and the PyTorch reference
+# (model/bert/testdata/torch_bench.py on Debian's python3-torch, 2 threads) in one run, for
+# the tiny and small configs (MLM on gathered positions, AdamW, batch 32 x 64 tokens, vocab
+# 2000). Prints tokens/s, steps/s and peak RSS of each, and ours / PyTorch (goal: >= 2.5x).
+#
+#   scripts/bench-bert.sh                      # both configs, >= 5 s of steps each
+#   MEDSEQ_BENCH_SECONDS=20 BENCH_COUNT=3 scripts/bench-bert.sh
+#   BENCH_CPUPROFILE=out/bert.cpu scripts/bench-bert.sh   # also profile ours (medseq rows only)
+#
+# Needs /usr/bin/python3 with torch for the PyTorch rows (skipped otherwise).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations}"
+# BENCH_COUNT=3 alternates the halves three times and prints the best of each (a shared, busy
+# machine slows whichever half it catches; PyTorch's OpenMP threads suffer most).
+args=(-run '^$' -bench 'BenchmarkTrainStepVsTorch' -benchtime 1x -count "${BENCH_COUNT:-1}" -timeout 30m)
+if [[ -n "${BENCH_CPUPROFILE:-}" ]]; then
+  mkdir -p "$(dirname "$BENCH_CPUPROFILE")"
+  args=(-run '^$' -bench 'BenchmarkTrainStepVsTorch/.*/medseq' -benchtime 1x -count 1 -cpuprofile "$(realpath -m "$BENCH_CPUPROFILE")")
+fi
+go test "${args[@]}" -v ./model/bert | tee /dev/stderr | awk '
+  /^Benchmark/ {
+    n = split($1, p, "/"); if (n < 3) next; cfg = p[2]; fw = p[3]; sub(/-[0-9]+$/, "", fw)
+    for (i = 2; i < NF; i++) if ($i + 0 > v[cfg, fw, $(i+1)] + 0) v[cfg, fw, $(i+1)] = $i  # best of -count runs
+    if (!(cfg in seen)) { seen[cfg] = 1; order[++k] = cfg }
+  }
+  END {
+    if (k == 0) exit
+    printf "\n%-6s %14s %14s %8s %12s %12s\n", "config", "medseq tok/s", "pytorch tok/s", "ratio", "medseq MB", "pytorch MB"
+    for (j = 1; j <= k; j++) {
+      c = order[j]; a = v[c, "medseq", "tokens/s"]; b = v[c, "pytorch", "tokens/s"]
+      printf "%-6s %14.0f %14.0f %8s %12.0f %12.0f\n", c, a, b, (b > 0 ? sprintf("%.2fx", a / b) : "n/a"), v[c, "medseq", "peak-RSS-MB"], v[c, "pytorch", "peak-RSS-MB"]
+    }
+    print "goal: medseq >= 2.5x PyTorch (issue 5)"
+  }'
