@@ -18,7 +18,7 @@ DEMO_OUT   ?= out/demo
 BENCH      ?= .
 BENCHTIME  ?= 1x
 
-.PHONY: all build deps test test-short demo bench lint clean
+.PHONY: all build deps test test-short demo bench lint clean proto e2e
 
 all: build
 
@@ -31,6 +31,7 @@ build: deps
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	scripts/e2e.sh
 
 test-short: deps
 	$(GO) test -count=1 -short ./...
@@ -46,6 +47,14 @@ lint: deps
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# Regenerates the protobuf and gRPC code under proto/ (committed).
+proto:
+	scripts/gen-proto.sh
+
+# End to end on loopback: demo, server, grpcurl, grpc-health-probe, /metrics.
+e2e: deps
+	scripts/e2e.sh
 
 clean:
 	rm -rf bin out

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +58,11 @@ type ReportConfig struct {
 	OracleNote  string
 	// CohortDir, when set, is a cohort folder (data.LoadCohort) whose classes are compared
 	// with CheckCohort.
-	CohortDir string
+	// CohortMEDS, with CohortDir, is the dataset it was built from: the checks then also
+	// compare the classes' censored sequence lengths and flag any code whose presence alone
+	// separates them (a leak).
+	CohortMEDS string
+	CohortDir  string
 	// Now stamps the report (default time.Now).
 	Now func() time.Time
 }
@@ -280,7 +285,17 @@ func BuildReport(cfg ReportConfig) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
-		chk, err := CheckCohort(co.Labels, nil, Features{}, CohortCheckConfig{})
+		var seqLens []int
+		var feats Features
+		if cfg.CohortMEDS != "" {
+			if err := co.CheckDataset(cfg.CohortMEDS); err != nil {
+				return nil, fmt.Errorf("report: %w", err)
+			}
+			if seqLens, feats, err = cohortSequenceFeatures(co, cfg.CohortMEDS); err != nil {
+				return nil, fmt.Errorf("report: %w", err)
+			}
+		}
+		chk, err := CheckCohort(co.Labels, seqLens, feats, CohortCheckConfig{})
 		if err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
@@ -582,4 +597,42 @@ func ageHistograms(preds []Prediction) *ClassHistograms {
 	}
 	h := classHistograms(labels, ages, 0, 105, 21)
 	return &h
+}
+
+// cohortSequenceFeatures reads every label's censored sequence (through data.Cohort.Sequences,
+// so exactly what a model sees): its length, and for each code the labels whose sequence holds
+// it, for CheckCohort's single-feature leak check.
+func cohortSequenceFeatures(co *data.Cohort, meds string) ([]int, Features, error) {
+	ds, err := data.Open(meds)
+	if err != nil {
+		return nil, Features{}, err
+	}
+	type key struct{ id, t int64 }
+	index := make(map[key]int, len(co.Labels))
+	for i, l := range co.Labels {
+		index[key{l.SubjectID, l.PredictionTime}] = i
+	}
+	lens := make([]int, len(co.Labels))
+	byCode := map[int32][]int{}
+	last := map[int32]int{}
+	err = co.Sequences(context.Background(), ds, nil, func(s data.Sequence) error {
+		i := index[key{s.Label.SubjectID, s.Label.PredictionTime}]
+		lens[i] = len(s.Events)
+		for _, e := range s.Events {
+			if j, ok := last[e.Code]; ok && j == i+1 {
+				continue
+			}
+			last[e.Code] = i + 1
+			byCode[e.Code] = append(byCode[e.Code], i)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, Features{}, err
+	}
+	f := Features{Sparse: make(map[string][]int, len(byCode))}
+	for code, rows := range byCode {
+		f.Sparse["code "+ds.Codes.Name(code)] = rows
+	}
+	return lens, f, nil
 }

@@ -469,7 +469,8 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "dropout": bc.HiddenDropoutProb,
 		"batch_size": cfg.BatchSize, "lr": cfg.LR, "warmup_steps": warmup, "weight_decay": cfg.WeightDecay, "clip": cfg.Clip,
 		"epochs": cfg.Epochs, "max_steps": cfg.MaxSteps, "steps": res.Steps, "eval_every": cfg.EvalEvery, "patience": cfg.Patience,
-		"seed": cfg.Seed, "device": res.Device, "pos_weight": posWeight, "init": cfg.Init}
+		"seed": cfg.Seed, "device": res.Device, "pos_weight": posWeight, "init": cfg.Init,
+		"cohort_gap": data.FormatDuration(o.cohort.Gap)}
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train classify", mp), Kind: scorer.KindBERT, Name: cfg.Name,
 		Threshold: 0.5, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "tokens_per_s": res.TokensPerS,

@@ -28,6 +28,7 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 	fs.StringVar(&o.cfg.TuningSplit, "tuning-split", data.SplitTuning, "the split on which max-f1, youden and sens= thresholds are chosen")
 	fs.StringVar(&o.oracle, "oracle", "", "synthetic MEDS folder: report its oracle's AUROC on the evaluated rows (the best achievable)")
 	fs.StringVar(&o.cfg.CohortDir, "cohort", "", "cohort folder: add the cohort checks (age per class, KS distance, warnings)")
+	fs.StringVar(&o.cfg.CohortMEDS, "meds", "", "with --cohort: the MEDS folder it was built from, to compare the classes' sequence lengths and flag codes that alone separate them")
 	durationVar(fs, &o.lead, "lead", 365*data.MicrosPerDay, "the cohort's lead time for --oracle (read from --cohort's manifest when given)")
 	fs.IntVar(&o.cfg.Bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for 95% intervals (0 for none)")
 	fs.Uint64Var(&o.cfg.Seed, "seed", 1, "bootstrap seed")

@@ -44,7 +44,8 @@ func commands() map[string]command {
 		"train xgboost":   {"train the XGBoost baseline (libxgboost) and write a model version folder", runTrainXGBoost},
 		"eval report":     {"HTML + JSON report comparing model version folders (metrics, CIs, calibration, segments, DeLong, plots)", runEvalReport},
 		"eval metrics":    {"metrics with bootstrap intervals, calibration and segments from a predictions file", runEvalMetrics},
-		"predict":         {"score labelled subjects offline with a model version folder", runPredict},
+		"serve":           {"serve a model repository over gRPC (medseq.v1.Predictor, Open Inference Protocol v2, health, metrics)", runServe},
+		"predict":         {"score labelled subjects offline (--model), or one subject through a server (--addr)", runPredict},
 		"tokenize build":  {"build the vocabulary and tokenizer from a cohort's censored training split", runTokenizeBuild},
 		"tokenize encode": {"encode one subject's codes per line on stdin to token ids", runTokenizeEncode},
 	}

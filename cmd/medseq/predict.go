@@ -16,6 +16,11 @@ import (
 // runPredict scores every labelled subject of a cohort with a model version folder and writes
 // the predictions in the MEDS-evaluation layout (Parquet, or CSV by extension).
 func runPredict(ctx context.Context, e *env, args []string) error {
+	for _, a := range args {
+		if a == "--addr" || a == "-addr" || strings.HasPrefix(a, "--addr=") || strings.HasPrefix(a, "-addr=") {
+			return runPredictClient(ctx, e, args)
+		}
+	}
 	fs := newFlags(e, "predict", "--model MODELDIR --meds DIR --labels COHORT --out FILE [--split S]")
 	modelDir := fs.String("model", "", "model version folder (train xgboost / train classify)")
 	meds := fs.String("meds", "", "MEDS dataset folder")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/tokenize"
@@ -41,6 +42,9 @@ func DefaultConfig() Config {
 type Space struct {
 	VocabSize int     `json:"vocab_size"`
 	Windows   []int64 `json:"windows_us"`
+
+	once    sync.Once
+	special []bool // tokens never counted: special tokens but [UNK]; built once per space
 }
 
 // ErrSpaceMismatch is returned when a space does not fit the tokenizer it is used with.
@@ -113,12 +117,15 @@ type Builder struct {
 }
 
 // NewBuilder builds rows for events whose codes come from m's code table.
+// The space must be used with one tokenizer (Check verifies the size).
 func (s *Space) NewBuilder(tok *tokenize.Tokenizer, m *tokenize.CodeMap) *Builder {
-	sp := make([]bool, tok.Vocab.Len())
-	for id := range sp {
-		sp[id] = tok.Vocab.IsSpecial(int32(id)) && int32(id) != tok.Vocab.Unk
-	}
-	return &Builder{space: s, codes: m, special: sp, counts: map[int32]float32{}}
+	s.once.Do(func() {
+		s.special = make([]bool, tok.Vocab.Len())
+		for id := range s.special {
+			s.special[id] = tok.Vocab.IsSpecial(int32(id)) && int32(id) != tok.Vocab.Unk
+		}
+	})
+	return &Builder{space: s, codes: m, special: s.special, counts: map[int32]float32{}}
 }
 
 // Row is one subject at one prediction time: censored events, birth and sex.

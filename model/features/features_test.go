@@ -61,7 +61,7 @@ func TestRowFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	back, err := LoadSpace(dir)
-	if err != nil || !reflect.DeepEqual(back, sp) || back.Check(tok) != nil {
+	if err != nil || back.VocabSize != sp.VocabSize || !reflect.DeepEqual(back.Windows, sp.Windows) || back.Check(tok) != nil {
 		t.Errorf("round trip %+v %v", back, err)
 	}
 	if _, err := LoadSpace(filepath.Join(dir, "nope")); err == nil {

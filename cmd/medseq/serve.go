@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/medseq/medseq/data"
+	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
+	"github.com/medseq/medseq/serve"
+)
+
+// runServe serves a model repository over gRPC until SIGINT/SIGTERM, then drains.
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "serve", "--models DIR [--addr HOST:PORT] [--metrics-addr HOST:PORT] [flags]")
+	models := fs.String("models", "", "model repository: DIR/<name>/<version>/")
+	addr := fs.String("addr", "127.0.0.1:8500", "gRPC listen address")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9090", "Prometheus /metrics listen address (empty: off)")
+	policy := fs.String("version-policy", "latest", "version served when a request names none: latest, or name=version[,name=version]")
+	poll := fs.Duration("poll", 5*time.Second, "how often to look for new model versions (0: load once)")
+	maxCodes := fs.Int("max-codes", serve.DefaultLimits().MaxCodes, "most events per subject")
+	maxBatch := fs.Int("max-batch", serve.DefaultLimits().MaxBatch, "most subjects per batch request")
+	maxMsg := fs.Int("max-message-bytes", 16<<20, "largest request or response message")
+	maxConc := fs.Int("max-concurrency", 0, "requests scoring at once (0: 4 x CPUs)")
+	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key")
+	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
+	clientCA := fs.String("client-ca", "", "require client certificates signed by this CA (mutual TLS)")
+	tokens := fs.String("tokens", "", "bearer tokens file (CALLER TOKEN per line) required for prediction RPCs")
+	audit := fs.String("audit", "", "append-only audit log (JSON lines)")
+	auditKey := fs.String("audit-key-file", "", "hash subject ids in the audit log with HMAC-SHA-256 under this file's key (default: plain SHA-256)")
+	gap := fs.String("gap", "", "override the cohort gap hidden before each prediction time (e.g. 30d)")
+	batchMax := fs.Int("batch-max", 0, "dynamic batching of Predict: most subjects per scoring call (0/1: off)")
+	batchDelay := fs.Duration("batch-delay", 0, "dynamic batching: longest a call waits for others to join its batch")
+	pprofOn := fs.Bool("pprof", false, "also serve /debug/pprof/ on --metrics-addr (keep that address private)")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "how long calls in flight may take to finish on shutdown")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := required("models", *models); err != nil {
+		return err
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return usagef("flags --tls-cert and --tls-key go together")
+	}
+	if *clientCA != "" && *certFile == "" {
+		return usagef("flag --client-ca needs --tls-cert and --tls-key")
+	}
+	pol, err := serve.ParsePolicy(*policy)
+	if err != nil {
+		return usagef("flag --version-policy: %v", err)
+	}
+	cfg := serve.Config{Models: *models, Policy: pol, Poll: *poll, MaxMessageBytes: *maxMsg, MaxConcurrency: *maxConc,
+		Limits: serve.Limits{MaxCodes: *maxCodes, MaxBatch: *maxBatch}, DrainTimeout: *drain, Log: e.log,
+		Batching: serve.Batching{MaxBatch: *batchMax, MaxDelay: *batchDelay}}
+	if *gap != "" {
+		g, err := data.ParseDuration(*gap)
+		if err != nil {
+			return usagef("flag --gap: %v", err)
+		}
+		cfg.Gap = &g
+	}
+	if *certFile != "" {
+		if cfg.TLS, err = serve.TLSConfig(*certFile, *keyFile, *clientCA); err != nil {
+			return err
+		}
+	}
+	if *tokens != "" {
+		if cfg.Tokens, err = serve.LoadTokens(*tokens); err != nil {
+			return err
+		}
+	}
+	if *audit != "" {
+		if cfg.Audit, err = serve.OpenAudit(*audit); err != nil {
+			return err
+		}
+		defer cfg.Audit.Close()
+		if *auditKey != "" {
+			key, err := os.ReadFile(*auditKey)
+			if err != nil {
+				return err
+			}
+			if key = []byte(strings.TrimSpace(string(key))); len(key) < 16 {
+				return fmt.Errorf("--audit-key-file %s: key shorter than 16 bytes", *auditKey)
+			}
+			cfg.Audit.SetKey(key)
+		}
+	}
+	srv, err := serve.New(cfg)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	if cfg.TLS == nil && !isLoopback(lis.Addr()) {
+		e.log.Warn("serving without TLS on a non-loopback address; health data should not cross a network in clear", "addr", lis.Addr().String())
+	}
+	var hs *http.Server
+	if *metricsAddr != "" {
+		mlis, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		if *pprofOn {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
+		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := hs.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.log.Error("metrics server", "err", err)
+			}
+		}()
+		e.log.Info("metrics", "addr", mlis.Addr().String())
+	}
+	e.log.Info("serving", "addr", lis.Addr().String(), "models", *models, "tls", cfg.TLS != nil, "mtls", *clientCA != "", "tokens", cfg.Tokens != nil)
+	fmt.Fprintf(e.stdout, "serving %s on %s\n", *models, lis.Addr())
+	err = srv.Serve(ctx, lis)
+	if hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = hs.Shutdown(sctx)
+		cancel()
+	}
+	e.log.Info("stopped")
+	return err
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// runPredictClient scores one subject with a running server (medseq predict --addr).
+func runPredictClient(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "predict", "--addr HOST:PORT --name NAME --codes \"CODE@TIME ...\" --prediction-time T [flags]")
+	addr := fs.String("addr", "", "server address HOST:PORT")
+	name := fs.String("name", "", "model name")
+	version := fs.String("version", "", "model version (default: the server's policy)")
+	codesFlag := fs.String("codes", "", "space-separated CODE@TIME items (TIME: RFC 3339 or YYYY-MM-DD; bare CODE: static)")
+	pt := fs.String("prediction-time", "", "prediction time (default: now)")
+	birth := fs.String("birth-date", "", "birth date (RFC 3339 or YYYY-MM-DD)")
+	sex := fs.String("sex", "", "F or M")
+	subject := fs.String("subject", "", "subject id (hashed in the server's audit log)")
+	token := fs.String("token", os.Getenv("MEDSEQ_TOKEN"), "bearer token (default $MEDSEQ_TOKEN)")
+	caFile := fs.String("ca", "", "CA certificate to verify the server (turns TLS on)")
+	certFile := fs.String("cert", "", "client certificate for mutual TLS (PEM)")
+	keyFile := fs.String("key", "", "client key for mutual TLS (PEM)")
+	serverName := fs.String("server-name", "", "TLS server name (default: the host of --addr)")
+	timeout := fs.Duration("timeout", 10*time.Second, "deadline for the call")
+	asJSON := fs.Bool("json", false, "print the response as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := required("addr", *addr, "name", *name, "codes", *codesFlag); err != nil {
+		return err
+	}
+	if *pt == "" {
+		*pt = time.Now().UTC().Format(time.RFC3339)
+	}
+	creds := insecure.NewCredentials()
+	if *caFile != "" || *certFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: *serverName}
+		if *caFile != "" {
+			pem, err := os.ReadFile(*caFile)
+			if err != nil {
+				return err
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("--ca %s: no certificates", *caFile)
+			}
+		}
+		if *certFile != "" {
+			c, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+			if err != nil {
+				return err
+			}
+			tc.Certificates = []tls.Certificate{c}
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if *token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+*token)
+	}
+	req := &medseqv1.PredictRequest{ModelName: *name, ModelVersion: *version, SubjectId: *subject,
+		Events: serve.ParseCodes(*codesFlag), PredictionTime: *pt, BirthDate: *birth, Sex: *sex}
+	resp, err := medseqv1.NewPredictorClient(cc).Predict(ctx, req)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := protojsonMarshal(resp)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, string(b))
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "model       %s version %s\nprobability %.9g (raw %.9g, calibrated)\ndecision    %v at threshold %.6g\nevents      %d used, %d censored; %d codes unknown, %d truncated\nrequest id  %s\n",
+		resp.ModelName, resp.ModelVersion, resp.Probability, resp.RawScore, resp.Decision, resp.Threshold,
+		resp.EventsUsed, resp.EventsCensored, resp.UnknownCodes, resp.TruncatedCodes, strings.TrimSpace(resp.RequestId))
+	return nil
+}
+
+func protojsonMarshal(m *medseqv1.PredictResponse) ([]byte, error) {
+	return protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+}

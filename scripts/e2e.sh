@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# End-to-end check of `medseq serve` on loopback: builds the binary, trains the demo models,
+# scores the cohort offline, starts the server, checks it with grpc-health-probe and
+# grpcurl (reflection, Predict, ModelInfer), compares the server's answers with the offline
+# predictions (to 1e-6), scrapes /metrics, then stops it with SIGTERM (graceful drain).
+# `make e2e` runs this. E2E_OUT=DIR keeps the outputs there (default: a temp dir, removed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3} GOEXPERIMENT=${GOEXPERIMENT:-simd}
+GRPCURL_VERSION=v1.9.4
+HEALTH_PROBE_VERSION=v0.4.61
+SUBJECTS=${E2E_SUBJECTS:-1500}
+N=${E2E_N:-200}
+
+keep=1
+if [ -z "${E2E_OUT:-}" ]; then E2E_OUT=$(mktemp -d); keep=0; fi
+OUT=$E2E_OUT
+mkdir -p "$OUT"
+SERVER_PID=
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  if [ "$keep" = 0 ]; then rm -rf "$OUT"; fi
+}
+trap cleanup EXIT
+fail() { echo "e2e: FAIL: $*" >&2; [ -f "$OUT/serve.err" ] && tail -20 "$OUT/serve.err" >&2; exit 1; }
+step() { echo "== e2e: $*"; }
+
+GOBIN_DIR=$(go env GOPATH)/bin
+export PATH="$GOBIN_DIR:$PATH"
+command -v grpcurl >/dev/null || go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+command -v grpc-health-probe >/dev/null || go install "github.com/grpc-ecosystem/grpc-health-probe@$HEALTH_PROBE_VERSION"
+
+step "build"
+BIN=$OUT/medseq
+go build -o "$BIN" ./cmd/medseq
+go build -o "$OUT/e2echeck" ./serve/internal/e2echeck
+"$BIN" help | grep -q '^  serve ' || fail "this medseq has no 'serve' command (cmd/medseq/main.go must list it)"
+
+step "demo ($SUBJECTS subjects)"
+"$BIN" demo --out "$OUT/demo" --subjects "$SUBJECTS" --force >"$OUT/demo.log" 2>&1 || { tail -20 "$OUT/demo.log"; fail "demo"; }
+MODEL_DIR=$OUT/demo/models/t2d-xgboost/1
+[ -f "$MODEL_DIR/manifest.json" ] || fail "demo wrote no $MODEL_DIR"
+
+step "offline predictions for every label (medseq predict)"
+"$BIN" predict --model "$MODEL_DIR" --meds "$OUT/demo/meds" --labels "$OUT/demo/cohort" \
+  --out "$OUT/offline.parquet" >"$OUT/predict.log" 2>&1 || { cat "$OUT/predict.log"; fail "offline predict"; }
+
+step "start the server on loopback"
+"$BIN" serve --models "$OUT/demo/models" --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --poll 1s \
+  --audit "$OUT/audit.jsonl" >"$OUT/serve.out" 2>"$OUT/serve.err" &
+SERVER_PID=$!
+ADDR= METRICS=
+for _ in $(seq 1 100); do
+  ADDR=$(sed -n 's/^serving .* on \(.*\)$/\1/p' "$OUT/serve.out" | head -1)
+  METRICS=$(sed -n 's/.*msg=metrics addr=\([^ ]*\).*/\1/p' "$OUT/serve.err" | head -1)
+  [ -n "$ADDR" ] && [ -n "$METRICS" ] && break
+  kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited"
+  sleep 0.1
+done
+[ -n "$ADDR" ] || fail "server did not start"
+echo "server $ADDR, metrics $METRICS"
+
+step "grpc-health-probe"
+for svc in "" medseq.v1.Predictor inference.GRPCInferenceService; do
+  grpc-health-probe -addr "$ADDR" -service "$svc" -connect-timeout 2s -rpc-timeout 2s || fail "health of '$svc'"
+done
+
+step "grpcurl: reflection"
+grpcurl -plaintext "$ADDR" list >"$OUT/services.txt"
+for svc in medseq.v1.Predictor inference.GRPCInferenceService grpc.health.v1.Health; do
+  grep -qx "$svc" "$OUT/services.txt" || fail "reflection lacks $svc"
+done
+grpcurl -plaintext "$ADDR" describe medseq.v1.Predictor >/dev/null || fail "describe"
+
+step "compare with offline predictions ($N labelled subjects: Predict, PredictBatch, ModelInfer)"
+"$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline.parquet" \
+  --n "$N" --write-predict "$OUT/predict.json" --write-infer "$OUT/infer.json" --write-expected "$OUT/expected.txt" || fail "server and offline predictions differ"
+
+step "grpcurl: Predict and ModelInfer"
+grpcurl -plaintext -d @ "$ADDR" medseq.v1.Predictor/Predict <"$OUT/predict.json" >"$OUT/predict.out" || fail "grpcurl Predict"
+grpcurl -plaintext -d @ "$ADDR" inference.GRPCInferenceService/ModelInfer <"$OUT/infer.json" >"$OUT/infer.out" || fail "grpcurl ModelInfer"
+grpcurl -plaintext -d '{"name":"t2d-xgboost"}' "$ADDR" inference.GRPCInferenceService/ModelMetadata >/dev/null || fail "grpcurl ModelMetadata"
+python3 - "$OUT/expected.txt" "$OUT/predict.out" "$OUT/infer.out" <<'PY' || fail "grpcurl answers differ from offline"
+import json, sys
+want = float(open(sys.argv[1]).read())
+p = json.load(open(sys.argv[2]))
+i = json.load(open(sys.argv[3]))
+got_p = p["probability"]
+out = {o["name"]: o for o in i["outputs"]}
+got_i = out["probability"]["contents"]["fp32Contents"][0]
+for what, got in (("Predict", got_p), ("ModelInfer", got_i)):
+    if abs(got - want) > 1e-6:
+        sys.exit(f"{what}: {got} vs offline {want}")
+print(f"grpcurl Predict {got_p:.9f}, ModelInfer {got_i:.9f}, offline {want:.9f}")
+PY
+code=$(grpcurl -plaintext -d '{"model_name":"nope","prediction_time":"2020-01-01","events":[{"code":"A"}]}' "$ADDR" medseq.v1.Predictor/Predict 2>&1 || true)
+echo "$code" | grep -q "NotFound" || fail "unknown model should be NOT_FOUND: $code"
+
+step "metrics"
+python3 - "http://$METRICS/metrics" <<'PY' || fail "metrics"
+import sys, urllib.request
+body = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+for want in ('medseq_requests_total{code="OK",method="Predict",model="t2d-xgboost"}',
+             'medseq_request_duration_seconds_bucket{method="ModelInfer",model="t2d-xgboost",version="1"',
+             'medseq_model_load_duration_seconds{model="t2d-xgboost",version="1"}',
+             'medseq_batch_size_bucket', 'medseq_queue_duration_seconds_bucket'):
+    if want not in body:
+        sys.exit("metrics lack " + want)
+print("metrics ok")
+PY
+[ -s "$OUT/audit.jsonl" ] || fail "empty audit log"
+
+step "SIGTERM: graceful drain"
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" || fail "server exited with status $?"
+SERVER_PID=
+grep -q 'msg=stopped' "$OUT/serve.err" || fail "server did not log its stop"
+echo "e2e: PASS"

@@ -1,0 +1,13 @@
+// Package serve serves the models of a model repository (DIR/<name>/<version>/, see
+// ../shared/DESIGN.md) over gRPC: medseq.v1.Predictor for code sequences, the Open Inference
+// Protocol v2 (inference.GRPCInferenceService, as KServe and Triton serve it),
+// grpc.health.v1 and server reflection; Prometheus metrics on a separate HTTP listener;
+// TLS, optional mutual TLS, bearer tokens and an append-only audit log.
+//
+// The repository is polled: a new version folder is loaded in the background and swapped in
+// atomically; a request keeps the *Version it resolved at its start, so requests in flight
+// finish on the version they started on.
+//
+// Nothing a request carries (codes, subject ids, times) is written to the process log; the
+// audit log records the SHA-256 of the subject id only.
+package serve

@@ -1,0 +1,387 @@
+package serve
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/internal/buildinfo"
+	inferencepb "github.com/medseq/medseq/proto/inference"
+)
+
+// Tensor names of medseq models in the Open Inference Protocol.
+const (
+	InputCodes          = "codes"
+	InputInputIDs       = "input_ids"
+	InputPredictionTime = "prediction_time"
+	InputBirthDate      = "birth_date"
+	InputSex            = "sex"
+	InputSubjectID      = "subject_id"
+	OutputProbability   = "probability"
+	OutputRawScore      = "raw_score"
+	OutputDecision      = "decision"
+)
+
+type inference struct {
+	inferencepb.UnimplementedGRPCInferenceServiceServer
+	s *Server
+}
+
+func (in *inference) ServerLive(context.Context, *inferencepb.ServerLiveRequest) (*inferencepb.ServerLiveResponse, error) {
+	return &inferencepb.ServerLiveResponse{Live: true}, nil
+}
+
+func (in *inference) ServerReady(context.Context, *inferencepb.ServerReadyRequest) (*inferencepb.ServerReadyResponse, error) {
+	in.s.mu.Lock()
+	draining := in.s.draining
+	in.s.mu.Unlock()
+	return &inferencepb.ServerReadyResponse{Ready: in.s.repo.Ready() && !draining}, nil
+}
+
+func (in *inference) ModelReady(ctx context.Context, req *inferencepb.ModelReadyRequest) (*inferencepb.ModelReadyResponse, error) {
+	if req.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "name: required")
+	}
+	_, err := in.s.repo.Resolve(req.GetName(), req.GetVersion())
+	return &inferencepb.ModelReadyResponse{Ready: err == nil}, nil
+}
+
+func (in *inference) ServerMetadata(context.Context, *inferencepb.ServerMetadataRequest) (*inferencepb.ServerMetadataResponse, error) {
+	return &inferencepb.ServerMetadataResponse{Name: "medseq", Version: buildinfo.Get().Version, Extensions: []string{}}, nil
+}
+
+func (in *inference) ModelMetadata(ctx context.Context, req *inferencepb.ModelMetadataRequest) (*inferencepb.ModelMetadataResponse, error) {
+	v, err := in.s.resolve(ctx, "name", req.GetName(), req.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	m := in.s.repo.Models()[v.Name]
+	var versions []string
+	if m != nil {
+		versions = m.SortedVersions()
+	}
+	tm := func(name, dt string, shape ...int64) *inferencepb.ModelMetadataResponse_TensorMetadata {
+		return &inferencepb.ModelMetadataResponse_TensorMetadata{Name: name, Datatype: dt, Shape: shape}
+	}
+	return &inferencepb.ModelMetadataResponse{
+		Name: v.Name, Versions: versions, Platform: "medseq_" + v.Manifest.Kind,
+		Inputs: []*inferencepb.ModelMetadataResponse_TensorMetadata{
+			tm(InputCodes, "BYTES", -1), tm(InputPredictionTime, "BYTES", -1), tm(InputBirthDate, "BYTES", -1),
+			tm(InputSex, "BYTES", -1), tm(InputSubjectID, "BYTES", -1), tm(InputInputIDs, "INT64", -1, -1),
+		},
+		Outputs: []*inferencepb.ModelMetadataResponse_TensorMetadata{
+			tm(OutputProbability, "FP32", -1), tm(OutputRawScore, "FP32", -1), tm(OutputDecision, "BOOL", -1),
+		},
+	}, nil
+}
+
+// tensor is a decoded input tensor.
+type tensor struct {
+	field string
+	shape []int64
+	bytes [][]byte
+	ints  []int64
+}
+
+// decodeTensor checks an input's datatype, shape and contents (typed or raw).
+func decodeTensor(i int, t *inferencepb.ModelInferRequest_InferInputTensor, raw [][]byte, wantType string, maxElems int) (*tensor, error) {
+	field := fmt.Sprintf("inputs[%d]", i)
+	if t.GetDatatype() != wantType {
+		return nil, badField(field+".datatype", "input %q must be %s", t.GetName(), wantType)
+	}
+	shape := t.GetShape()
+	if len(shape) == 0 || len(shape) > 2 {
+		return nil, badField(field+".shape", "input %q must have 1 or 2 dimensions", t.GetName())
+	}
+	n := int64(1)
+	for _, d := range shape {
+		if d < 0 {
+			return nil, badField(field+".shape", "negative dimension")
+		}
+		if d > int64(maxElems) || n*d > int64(maxElems) {
+			return nil, badField(field+".shape", "more than %d elements", maxElems)
+		}
+		n *= d
+	}
+	out := &tensor{field: field, shape: shape}
+	c := t.GetContents()
+	switch {
+	case raw != nil:
+		if i >= len(raw) {
+			return nil, badField("raw_input_contents", "has %d entries, fewer than the inputs", len(raw))
+		}
+		if c != nil && (len(c.GetBytesContents()) > 0 || len(c.GetInt64Contents()) > 0) {
+			return nil, badField(field+".contents", "must be empty when raw_input_contents is used")
+		}
+		b := raw[i]
+		if wantType == "BYTES" {
+			for len(b) > 0 {
+				if len(b) < 4 {
+					return nil, badField(fmt.Sprintf("raw_input_contents[%d]", i), "truncated length prefix")
+				}
+				l := binary.LittleEndian.Uint32(b)
+				b = b[4:]
+				if uint64(l) > uint64(len(b)) {
+					return nil, badField(fmt.Sprintf("raw_input_contents[%d]", i), "element longer than the contents")
+				}
+				out.bytes = append(out.bytes, b[:l])
+				b = b[l:]
+				if int64(len(out.bytes)) > n {
+					break
+				}
+			}
+		} else {
+			if len(b)%8 != 0 {
+				return nil, badField(fmt.Sprintf("raw_input_contents[%d]", i), "length not a multiple of 8 for INT64")
+			}
+			for j := 0; j+8 <= len(b); j += 8 {
+				out.ints = append(out.ints, int64(binary.LittleEndian.Uint64(b[j:])))
+			}
+		}
+	case wantType == "BYTES":
+		out.bytes = c.GetBytesContents()
+	default:
+		out.ints = c.GetInt64Contents()
+	}
+	got := int64(len(out.bytes) + len(out.ints))
+	if got != n {
+		return nil, badField(field+".shape", "shape %v holds %d elements, the contents %d", shape, n, got)
+	}
+	return out, nil
+}
+
+// rows splits a tensor's elements into its rows (first dimension).
+func (t *tensor) rowLen() int {
+	if len(t.shape) == 2 {
+		return int(t.shape[1])
+	}
+	return 1
+}
+
+func (t *tensor) batch() int { return int(t.shape[0]) }
+
+// inferSubjects decodes a ModelInferRequest into subjects.
+func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferRequest, table *data.Codes) ([]*subject, error) {
+	lim := in.s.limits
+	raw := req.GetRawInputContents()
+	if len(raw) == 0 {
+		raw = nil
+	}
+	if raw != nil && len(raw) != len(req.GetInputs()) {
+		return nil, badField("raw_input_contents", "has %d entries for %d inputs", len(raw), len(req.GetInputs()))
+	}
+	maxElems := lim.MaxBatch * lim.MaxCodes
+	ts := map[string]*tensor{}
+	for i, t := range req.GetInputs() {
+		want := "BYTES"
+		switch t.GetName() {
+		case InputCodes, InputPredictionTime, InputBirthDate, InputSex, InputSubjectID:
+		case InputInputIDs:
+			want = "INT64"
+		default:
+			return nil, badField(fmt.Sprintf("inputs[%d].name", i), "unknown input %q (want %s, %s, %s, %s, %s or %s)", truncate(t.GetName(), 64),
+				InputCodes, InputInputIDs, InputPredictionTime, InputBirthDate, InputSex, InputSubjectID)
+		}
+		if ts[t.GetName()] != nil {
+			return nil, badField(fmt.Sprintf("inputs[%d].name", i), "input %q given twice", t.GetName())
+		}
+		d, err := decodeTensor(i, t, raw, want, maxElems)
+		if err != nil {
+			return nil, err
+		}
+		ts[t.GetName()] = d
+	}
+	codesT, idsT := ts[InputCodes], ts[InputInputIDs]
+	switch {
+	case codesT == nil && idsT == nil:
+		return nil, badField("inputs", "need a %q (BYTES) or %q (INT64) input", InputCodes, InputInputIDs)
+	case codesT != nil && idsT != nil:
+		return nil, badField("inputs", "give %q or %q, not both", InputCodes, InputInputIDs)
+	}
+	main := codesT
+	if main == nil {
+		main = idsT
+		if len(main.shape) != 2 {
+			return nil, badField(main.field+".shape", "input %q must be [batch, length]", InputInputIDs)
+		}
+	}
+	b := main.batch()
+	if b == 0 {
+		return nil, badField(main.field+".shape", "empty batch")
+	}
+	if b > lim.MaxBatch {
+		return nil, badField(main.field+".shape", "batch of %d, more than the server's limit of %d", b, lim.MaxBatch)
+	}
+	per := func(name string) ([][]byte, error) {
+		t := ts[name]
+		if t == nil {
+			return nil, nil
+		}
+		if t.batch() != b || t.rowLen() != 1 {
+			return nil, badField(t.field+".shape", "input %q must be [%d] (one per subject)", name, b)
+		}
+		return t.bytes, nil
+	}
+	pts, err := per(InputPredictionTime)
+	if err != nil {
+		return nil, err
+	}
+	if pts == nil {
+		return nil, badField("inputs", "input %q (BYTES [batch]) is required", InputPredictionTime)
+	}
+	births, err := per(InputBirthDate)
+	if err != nil {
+		return nil, err
+	}
+	sexes, err := per(InputSex)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := per(InputSubjectID)
+	if err != nil {
+		return nil, err
+	}
+	at := func(xs [][]byte, i int) string {
+		if xs == nil {
+			return ""
+		}
+		return string(xs[i])
+	}
+	subs := make([]*subject, b)
+	w := main.rowLen()
+	vocab := v.Scorer.Tokenizer().Vocab
+	for i := 0; i < b; i++ {
+		var items []eventItem
+		switch {
+		case codesT != nil && len(codesT.shape) == 1:
+			items = parseCodeItems(string(codesT.bytes[i]))
+		case codesT != nil:
+			for _, e := range codesT.bytes[i*w : (i+1)*w] {
+				if s := strings.TrimSpace(string(e)); s != "" {
+					items = append(items, splitCodeItem(s))
+				}
+			}
+		default:
+			for j, id := range idsT.ints[i*w : (i+1)*w] {
+				if id < 0 || id >= int64(vocab.Len()) {
+					return nil, badField(fmt.Sprintf("%s.contents[%d]", idsT.field, i*w+j), "token id outside the vocabulary [0, %d)", vocab.Len())
+				}
+				if vocab.IsSpecial(int32(id)) {
+					continue
+				}
+				items = append(items, eventItem{code: vocab.Token(int32(id))})
+			}
+		}
+		field := fmt.Sprintf("%s[%d]", main.field, i)
+		sub, err := decodeSubject(table, items, at(pts, i), at(births, i), at(sexes, i), at(ids, i), lim, "", field)
+		if err != nil {
+			if fe, ok := err.(*fieldError); ok && strings.HasPrefix(fe.field, "prediction_time") {
+				fe.field = fmt.Sprintf("inputs[%s][%d]", InputPredictionTime, i)
+			} else if ok && strings.HasPrefix(fe.field, "birth_date") {
+				fe.field = fmt.Sprintf("inputs[%s][%d]", InputBirthDate, i)
+			} else if ok && strings.HasPrefix(fe.field, "sex") {
+				fe.field = fmt.Sprintf("inputs[%s][%d]", InputSex, i)
+			}
+			return nil, err
+		}
+		subs[i] = sub
+	}
+	return subs, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func (in *inference) ModelInfer(ctx context.Context, req *inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
+	v, err := in.s.resolve(ctx, "model_name", req.GetModelName(), req.GetModelVersion())
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for i, o := range req.GetOutputs() {
+		switch o.GetName() {
+		case OutputProbability, OutputRawScore, OutputDecision:
+			want[o.GetName()] = true
+		default:
+			return nil, status.Errorf(codes.InvalidArgument, "outputs[%d].name: unknown output %q (want %s, %s or %s)", i,
+				truncate(o.GetName(), 64), OutputProbability, OutputRawScore, OutputDecision)
+		}
+	}
+	if len(want) == 0 {
+		want = map[string]bool{OutputProbability: true, OutputRawScore: true, OutputDecision: true}
+	}
+	table := data.NewCodes()
+	subs, err := in.inferSubjects(v, req, table)
+	if err != nil {
+		return nil, toStatus(err, "", "", "")
+	}
+	id := req.GetId()
+	if len(id) > 128 {
+		return nil, status.Error(codes.InvalidArgument, "id: longer than 128 bytes")
+	}
+	rid := id
+	if rid == "" {
+		rid = pickID(ctx, "")
+	}
+	res, err := in.s.score(ctx, "ModelInfer", v, table, subs, rid)
+	if err != nil {
+		return nil, err
+	}
+	b := int64(len(res))
+	resp := &inferencepb.ModelInferResponse{ModelName: v.Name, ModelVersion: v.Version, Id: id}
+	useRaw := len(req.GetRawInputContents()) > 0
+	addF32 := func(name string, f func(r scored) float64) {
+		vals := make([]float32, len(res))
+		for i, r := range res {
+			vals[i] = float32(f(r))
+		}
+		o := &inferencepb.ModelInferResponse_InferOutputTensor{Name: name, Datatype: "FP32", Shape: []int64{b}}
+		if useRaw {
+			buf := make([]byte, 4*len(vals))
+			for i, x := range vals {
+				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
+			}
+			resp.RawOutputContents = append(resp.RawOutputContents, buf)
+		} else {
+			o.Contents = &inferencepb.InferTensorContents{Fp32Contents: vals}
+		}
+		resp.Outputs = append(resp.Outputs, o)
+	}
+	if want[OutputProbability] {
+		addF32(OutputProbability, func(r scored) float64 { return r.prob })
+	}
+	if want[OutputRawScore] {
+		addF32(OutputRawScore, func(r scored) float64 { return r.raw })
+	}
+	if want[OutputDecision] {
+		th := v.Manifest.Threshold
+		vals := make([]bool, len(res))
+		for i, r := range res {
+			vals[i] = r.prob >= th
+		}
+		o := &inferencepb.ModelInferResponse_InferOutputTensor{Name: OutputDecision, Datatype: "BOOL", Shape: []int64{b}}
+		if useRaw {
+			buf := make([]byte, len(vals))
+			for i, x := range vals {
+				if x {
+					buf[i] = 1
+				}
+			}
+			resp.RawOutputContents = append(resp.RawOutputContents, buf)
+		} else {
+			o.Contents = &inferencepb.InferTensorContents{BoolContents: vals}
+		}
+		resp.Outputs = append(resp.Outputs, o)
+	}
+	return resp, nil
+}

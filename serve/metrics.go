@@ -1,0 +1,60 @@
+package serve
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the server's Prometheus metrics, in base units (seconds, bytes).
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Requests     *prometheus.CounterVec   // method, model, code
+	Latency      *prometheus.HistogramVec // method, model, version (seconds)
+	RPCLatency   *prometheus.HistogramVec // method (seconds), every RPC
+	BatchSize    *prometheus.HistogramVec // method, model
+	QueueTime    *prometheus.HistogramVec // model (seconds waiting for a scoring slot)
+	Inferences   *prometheus.CounterVec   // model, version: subjects scored
+	LoadTime     *prometheus.GaugeVec     // model, version (seconds)
+	Loads        *prometheus.CounterVec   // model, status (ok|error)
+	ModelsLoaded prometheus.Gauge
+	InFlight     prometheus.Gauge
+}
+
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// NewMetrics registers the metrics (and the Go and process collectors) in a new registry.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_requests_total",
+			Help: "gRPC requests by method, model and status code."}, []string{"method", "model", "code"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "medseq_request_duration_seconds",
+			Help: "Latency of prediction requests that reached a model, by method, model and version.", Buckets: latencyBuckets},
+			[]string{"method", "model", "version"}),
+		RPCLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "medseq_grpc_handling_seconds",
+			Help: "Latency of every gRPC call, by method.", Buckets: latencyBuckets}, []string{"method"}),
+		BatchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "medseq_batch_size",
+			Help: "Subjects per scoring call.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}},
+			[]string{"method", "model"}),
+		QueueTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "medseq_queue_duration_seconds",
+			Help: "Time a request waited for a scoring slot.", Buckets: latencyBuckets}, []string{"model"}),
+		Inferences: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_inference_count_total",
+			Help: "Subjects scored, by model and version."}, []string{"model", "version"}),
+		LoadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medseq_model_load_duration_seconds",
+			Help: "Time the last load of a model version took."}, []string{"model", "version"}),
+		Loads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_model_loads_total",
+			Help: "Model version loads by outcome."}, []string{"model", "status"}),
+		ModelsLoaded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "medseq_model_versions_loaded",
+			Help: "Model versions loaded."}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "medseq_requests_in_flight",
+			Help: "gRPC calls being handled."}),
+	}
+	r.MustRegister(m.Requests, m.Latency, m.RPCLatency, m.BatchSize, m.QueueTime, m.Inferences, m.LoadTime, m.Loads,
+		m.ModelsLoaded, m.InFlight, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if g := newGPUCollector(); g != nil {
+		r.MustRegister(g)
+	}
+	return m
+}

@@ -1,0 +1,337 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/eval"
+	"github.com/medseq/medseq/model/scorer"
+)
+
+// Version is one loaded model version. It is immutable once published; requests hold the
+// pointer they resolved, so a swap never changes the model under a request in flight.
+type Version struct {
+	Name, Version string
+	Dir           string
+	Scorer        scorer.Scorer
+	Manifest      *scorer.Manifest
+	Calibration   *eval.Calibration // nil: probabilities are the raw scores
+	Gap           int64             // microseconds hidden before each prediction time
+	LoadedAt      time.Time
+	LoadTime      time.Duration
+
+	stamp string // manifest.json size and mtime: a change reloads the version
+}
+
+// Calibrate maps a raw probability through the version's calibration.
+func (v *Version) Calibrate(p float64) float64 {
+	if v.Calibration == nil {
+		return p
+	}
+	return v.Calibration.Apply(p)
+}
+
+// CalibrationMethod is the calibration's method, or "none".
+func (v *Version) CalibrationMethod() string {
+	if v.Calibration == nil {
+		return "none"
+	}
+	return v.Calibration.Method
+}
+
+// Model is one model name: its loaded versions and the one its policy serves.
+type Model struct {
+	Name     string
+	Versions map[string]*Version
+	Serving  *Version
+}
+
+// SortedVersions lists the version names in version order.
+func (m *Model) SortedVersions() []string {
+	vs := make([]string, 0, len(m.Versions))
+	for v := range m.Versions {
+		vs = append(vs, v)
+	}
+	sort.Slice(vs, func(i, j int) bool { return versionLess(vs[i], vs[j]) })
+	return vs
+}
+
+// versionLess orders numeric versions numerically, before non-numeric ones (lexically).
+func versionLess(a, b string) bool {
+	ai, aerr := strconv.ParseInt(a, 10, 64)
+	bi, berr := strconv.ParseInt(b, 10, 64)
+	switch {
+	case aerr == nil && berr == nil:
+		return ai < bi
+	case aerr == nil:
+		return true
+	case berr == nil:
+		return false
+	}
+	return a < b
+}
+
+// Policy chooses the version served when a request names none: the latest (highest) loaded
+// version unless the model is pinned.
+type Policy struct {
+	Pinned map[string]string // model name -> version
+}
+
+// ParsePolicy reads "latest" or "name=version,name=version" (unnamed models: latest).
+func ParsePolicy(s string) (Policy, error) {
+	p := Policy{Pinned: map[string]string{}}
+	s = strings.TrimSpace(s)
+	if s == "" || s == "latest" {
+		return p, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		name, ver, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || name == "" || ver == "" {
+			return p, fmt.Errorf("version policy %q: want latest or name=version[,name=version]", s)
+		}
+		p.Pinned[name] = ver
+	}
+	return p, nil
+}
+
+type snapshot struct {
+	models map[string]*Model
+}
+
+// Repository is a polled model repository.
+type Repository struct {
+	dir    string
+	policy Policy
+	gap    *int64 // overrides the manifests' gap when set
+	log    *slog.Logger
+	onLoad func(v *Version, err error, name, version string)
+
+	snap   atomic.Pointer[snapshot]
+	mu     sync.Mutex        // serialises Scan
+	failed map[string]string // dir -> stamp of a failed load, not retried until it changes
+}
+
+// NewRepository opens dir without loading anything; call Scan.
+func NewRepository(dir string, policy Policy, log *slog.Logger) *Repository {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Repository{dir: dir, policy: policy, log: log, failed: map[string]string{}}
+	r.snap.Store(&snapshot{models: map[string]*Model{}})
+	return r
+}
+
+// Models returns the current models (do not modify).
+func (r *Repository) Models() map[string]*Model { return r.snap.Load().models }
+
+// Ready reports whether at least one model version is loaded and served.
+func (r *Repository) Ready() bool {
+	for _, m := range r.snap.Load().models {
+		if m.Serving != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors of resolution.
+var (
+	ErrNoModel   = errors.New("model not found")
+	ErrNoVersion = errors.New("model version not found")
+)
+
+// Resolve returns the version a request names (version "" = the policy's).
+func (r *Repository) Resolve(name, version string) (*Version, error) {
+	m := r.snap.Load().models[name]
+	if m == nil {
+		return nil, ErrNoModel
+	}
+	if version == "" {
+		if m.Serving == nil {
+			return nil, ErrNoVersion
+		}
+		return m.Serving, nil
+	}
+	v := m.Versions[version]
+	if v == nil {
+		return nil, ErrNoVersion
+	}
+	return v, nil
+}
+
+func stampOf(dir string) (string, error) {
+	st, err := os.Stat(filepath.Join(dir, scorer.ManifestFile))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano()), nil
+}
+
+// Scan reads the repository folder, loads new or changed versions, drops vanished ones and
+// publishes the result atomically. A version that fails to load is logged once and retried
+// when its manifest changes; the versions already served stay.
+func (r *Repository) Scan(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names, err := os.ReadDir(r.dir)
+	if err != nil {
+		return fmt.Errorf("model repository: %w", err)
+	}
+	old := r.snap.Load().models
+	next := map[string]*Model{}
+	changed := false
+	for _, n := range names {
+		if !n.IsDir() || strings.HasPrefix(n.Name(), ".") {
+			continue
+		}
+		name := n.Name()
+		vdirs, err := os.ReadDir(filepath.Join(r.dir, name))
+		if err != nil {
+			continue
+		}
+		m := &Model{Name: name, Versions: map[string]*Version{}}
+		for _, vd := range vdirs {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !vd.IsDir() || strings.HasPrefix(vd.Name(), ".") {
+				continue
+			}
+			ver := vd.Name()
+			dir := filepath.Join(r.dir, name, ver)
+			stamp, err := stampOf(dir)
+			if err != nil {
+				continue // no manifest yet: a version being written
+			}
+			if om := old[name]; om != nil {
+				if ov := om.Versions[ver]; ov != nil && ov.stamp == stamp {
+					m.Versions[ver] = ov
+					continue
+				}
+			}
+			if r.failed[dir] == stamp {
+				continue
+			}
+			v, err := r.load(name, ver, dir, stamp)
+			if r.onLoad != nil {
+				r.onLoad(v, err, name, ver)
+			}
+			if err != nil {
+				r.failed[dir] = stamp
+				r.log.Warn("model version not loaded", "model", name, "version", ver, "err", err)
+				continue
+			}
+			delete(r.failed, dir)
+			r.log.Info("model version loaded", "model", name, "version", ver, "kind", v.Manifest.Kind, "seconds", v.LoadTime.Seconds())
+			m.Versions[ver] = v
+			changed = true
+		}
+		if len(m.Versions) == 0 {
+			continue
+		}
+		m.Serving = r.pick(m)
+		next[name] = m
+	}
+	for name, om := range old {
+		nm := next[name]
+		for ver := range om.Versions {
+			if nm == nil || nm.Versions[ver] == nil {
+				changed = true
+				r.log.Info("model version unloaded", "model", name, "version", ver)
+			}
+		}
+		if nm != nil && om.Serving != nm.Serving {
+			changed = true
+		}
+	}
+	if changed || len(next) != len(old) {
+		r.snap.Store(&snapshot{models: next})
+	}
+	return nil
+}
+
+func (r *Repository) pick(m *Model) *Version {
+	if want, ok := r.policy.Pinned[m.Name]; ok {
+		return m.Versions[want] // nil until the pinned version is there
+	}
+	vs := m.SortedVersions()
+	return m.Versions[vs[len(vs)-1]]
+}
+
+func (r *Repository) load(name, ver, dir, stamp string) (v *Version, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			v, err = nil, fmt.Errorf("load %s: panic: %v", dir, p)
+		}
+	}()
+	start := time.Now()
+	sc, err := scorer.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	cal, err := eval.LoadCalibration(filepath.Join(dir, scorer.CalibrationFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		cal, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := sc.Manifest()
+	gap, err := manifestGap(m)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	if r.gap != nil {
+		gap = *r.gap
+	}
+	return &Version{Name: name, Version: ver, Dir: dir, Scorer: sc, Manifest: m, Calibration: cal, Gap: gap,
+		LoadedAt: time.Now(), LoadTime: time.Since(start), stamp: stamp}, nil
+}
+
+// manifestGap reads the cohort gap a model was trained with from its manifest's params
+// ("gap" or "cohort_gap": a duration string or microseconds); 0 when absent.
+func manifestGap(m *scorer.Manifest) (int64, error) {
+	for _, k := range []string{"gap", "cohort_gap"} {
+		switch g := m.Params[k].(type) {
+		case nil:
+		case string:
+			return data.ParseDuration(g)
+		case float64:
+			return int64(g), nil
+		default:
+			return 0, fmt.Errorf("manifest param %s: unexpected %T", k, g)
+		}
+	}
+	return 0, nil
+}
+
+// Poll scans every interval until ctx ends.
+func (r *Repository) Poll(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.Scan(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("model repository scan", "err", err)
+			}
+		}
+	}
+}

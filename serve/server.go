@@ -1,0 +1,402 @@
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	inferencepb "github.com/medseq/medseq/proto/inference"
+	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
+)
+
+// Service names, as health checks name them.
+const (
+	PredictorService = "medseq.v1.Predictor"
+	InferenceService = "inference.GRPCInferenceService"
+)
+
+// Config configures a Server.
+type Config struct {
+	Models          string        // model repository DIR/<name>/<version>/
+	Policy          Policy        // version served when a request names none
+	Poll            time.Duration // repository polling interval; 0 = load once
+	Limits          Limits
+	MaxMessageBytes int           // largest request and response; 0 = 16 MiB
+	MaxConcurrency  int           // requests scoring at once; 0 = 4 x GOMAXPROCS
+	TLS             *tls.Config   // nil = plaintext (loopback only, please)
+	Tokens          Tokens        // nil = no bearer tokens
+	Audit           *Audit        // nil = no audit log
+	Gap             *int64        // overrides the gap read from manifests
+	DrainTimeout    time.Duration // graceful drain on shutdown; 0 = 30s
+	Batching        Batching      // dynamic batching of Predict; off by default
+	Log             *slog.Logger
+}
+
+// Server is the gRPC server and its model repository.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	repo    *Repository
+	metrics *Metrics
+	health  *health.Server
+	grpc    *grpc.Server
+	tokens  Tokens
+	audit   *Audit
+	limits  Limits
+	slots   chan struct{}
+	batchQ  chan *job // nil: no dynamic batching
+
+	mu       sync.Mutex
+	draining bool
+}
+
+// New builds a server; nothing is loaded or listened on until Serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Models == "" {
+		return nil, errors.New("serve: no model repository")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 16 << 20
+	}
+	if cfg.MaxConcurrency <= 0 {
+		cfg.MaxConcurrency = 4 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, metrics: NewMetrics(), health: health.NewServer(), tokens: cfg.Tokens,
+		audit: cfg.Audit, limits: cfg.Limits.withDefaults(), slots: make(chan struct{}, cfg.MaxConcurrency)}
+	if cfg.Batching.MaxBatch > 1 {
+		if cfg.Batching.Workers <= 0 {
+			cfg.Batching.Workers = runtime.GOMAXPROCS(0)
+		}
+		s.cfg.Batching = cfg.Batching
+		s.batchQ = make(chan *job, cfg.Batching.MaxBatch*cfg.Batching.Workers)
+	}
+	s.repo = NewRepository(cfg.Models, cfg.Policy, cfg.Log)
+	s.repo.gap = cfg.Gap
+	s.repo.onLoad = func(v *Version, err error, name, version string) {
+		if err != nil {
+			s.metrics.Loads.WithLabelValues(name, "error").Inc()
+			return
+		}
+		s.metrics.Loads.WithLabelValues(name, "ok").Inc()
+		s.metrics.LoadTime.WithLabelValues(name, version).Set(v.LoadTime.Seconds())
+	}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	medseqv1.RegisterPredictorServer(s.grpc, &predictor{s: s})
+	inferencepb.RegisterGRPCInferenceServiceServer(s.grpc, &inference{s: s})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.setHealth()
+	return s, nil
+}
+
+// Repository is the server's model repository.
+func (s *Server) Repository() *Repository { return s.repo }
+
+// Metrics are the server's metrics.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// MetricsHandler serves /metrics.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{Registry: s.metrics.Registry}))
+	return mux
+}
+
+// setHealth publishes SERVING for the server and both services once a model is loaded, and
+// NOT_SERVING before that and while draining.
+func (s *Server) setHealth() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if s.repo.Ready() && !s.draining {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	for _, svc := range []string{"", PredictorService, InferenceService} {
+		s.health.SetServingStatus(svc, st)
+	}
+	n := 0
+	for _, m := range s.repo.Models() {
+		n += len(m.Versions)
+	}
+	s.metrics.ModelsLoaded.Set(float64(n))
+}
+
+// Scan rescans the repository now and updates health.
+func (s *Server) Scan(ctx context.Context) error {
+	err := s.repo.Scan(ctx)
+	s.setHealth()
+	return err
+}
+
+// Serve loads the repository, serves on lis until ctx ends, then drains: health turns
+// NOT_SERVING, new calls are refused, calls in flight get DrainTimeout to finish.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	if err := s.Scan(ctx); err != nil {
+		return err
+	}
+	if !s.repo.Ready() {
+		s.log.Warn("no model version loaded yet; health is NOT_SERVING until one is", "models", s.cfg.Models)
+	}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	go func() {
+		if s.cfg.Poll <= 0 {
+			return
+		}
+		t := time.NewTicker(s.cfg.Poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-pollCtx.Done():
+				return
+			case <-t.C:
+				if err := s.Scan(pollCtx); err != nil && pollCtx.Err() == nil {
+					s.log.Warn("model repository scan", "err", err)
+				}
+			}
+		}
+	}()
+	if s.batchQ != nil {
+		// Workers outlive the drain: calls in flight still need their answers.
+		stop := make(chan struct{})
+		defer close(stop)
+		for range s.cfg.Batching.Workers {
+			go s.batchWorker(stop)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.Drain()
+	return nil
+}
+
+// Drain stops the server gracefully (bounded by DrainTimeout).
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	s.setHealth()
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.DrainTimeout):
+		s.log.Warn("drain timed out; stopping", "timeout", s.cfg.DrainTimeout)
+		s.grpc.Stop()
+	}
+}
+
+// Stop stops the server at once.
+func (s *Server) Stop() { s.grpc.Stop() }
+
+// callInfo is what a handler tells the interceptor about a call, for the metrics.
+type callInfo struct {
+	model string
+}
+
+type callInfoKey struct{}
+
+func setCallModel(ctx context.Context, model string) {
+	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+		ci.model = model
+	}
+}
+
+type requestIDKey struct{}
+
+// requestID is the request's id: the x-request-id metadata, else a fresh random one.
+func requestID(ctx context.Context) string {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		return id
+	}
+	return ""
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Server) prepare(ctx context.Context, full string) (context.Context, error) {
+	ctx, err := s.authenticate(ctx, full)
+	if err != nil {
+		return ctx, err
+	}
+	id := ""
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-request-id"); len(v) > 0 && len(v[0]) <= 128 {
+			id = v[0]
+		}
+	}
+	if id == "" && !openMethod(full) {
+		id = newRequestID()
+	}
+	if id != "" {
+		ctx = context.WithValue(ctx, requestIDKey{}, id)
+	}
+	return ctx, nil
+}
+
+func methodName(full string) string {
+	if i := strings.LastIndexByte(full, '/'); i >= 0 {
+		return full[i+1:]
+	}
+	return full
+}
+
+func (s *Server) record(full string, ci *callInfo, start time.Time, err error) {
+	m := methodName(full)
+	s.metrics.Requests.WithLabelValues(m, ci.model, status.Code(err).String()).Inc()
+	s.metrics.RPCLatency.WithLabelValues(m).Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) panicked(full string, p any) error {
+	// The stack names our code, never the request's contents.
+	s.log.Error("panic in handler", "method", full, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return status.Error(codes.Internal, "internal error")
+}
+
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	ci := &callInfo{}
+	s.metrics.InFlight.Inc()
+	defer func() {
+		if p := recover(); p != nil {
+			resp, err = nil, s.panicked(info.FullMethod, p)
+		}
+		s.metrics.InFlight.Dec()
+		s.record(info.FullMethod, ci, start, err)
+	}()
+	ctx, err = s.prepare(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return h(context.WithValue(ctx, callInfoKey{}, ci), req)
+}
+
+type wrappedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w *wrappedStream) Context() context.Context { return w.ctx }
+
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	start := time.Now()
+	ci := &callInfo{}
+	s.metrics.InFlight.Inc()
+	defer func() {
+		if p := recover(); p != nil {
+			err = s.panicked(info.FullMethod, p)
+		}
+		s.metrics.InFlight.Dec()
+		s.record(info.FullMethod, ci, start, err)
+	}()
+	ctx, err := s.prepare(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return h(srv, &wrappedStream{ServerStream: ss, ctx: context.WithValue(ctx, callInfoKey{}, ci)})
+}
+
+// acquire waits for a scoring slot, honouring the deadline; release with <-s.slots.
+func (s *Server) acquire(ctx context.Context, model string) error {
+	start := time.Now()
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctxStatus(ctx)
+	}
+	s.metrics.QueueTime.WithLabelValues(model).Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func ctxStatus(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded before scoring")
+	}
+	return status.Error(codes.Canceled, "request canceled")
+}
+
+// toStatus turns decoding and resolution errors into statuses naming the field.
+func toStatus(err error, field, name, version string) error {
+	var fe *fieldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe):
+		return status.Error(codes.InvalidArgument, fe.Error())
+	case errors.Is(err, ErrNoModel):
+		return status.Errorf(codes.NotFound, "%s: model %q not found", field, name)
+	case errors.Is(err, ErrNoVersion):
+		if version == "" {
+			return status.Errorf(codes.Unavailable, "%s: model %q has no version to serve (pinned version not loaded)", field, name)
+		}
+		vf := "version"
+		if strings.HasSuffix(field, "_name") {
+			vf = strings.TrimSuffix(field, "_name") + "_version"
+		}
+		return status.Errorf(codes.NotFound, "%s: version %q of model %q not found", vf, version, name)
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Internal, "internal error")
+}
+
+// resolve finds the version a request names and records the model for the metrics.
+func (s *Server) resolve(ctx context.Context, field, name, version string) (*Version, error) {
+	if name == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: required", field)
+	}
+	v, err := s.repo.Resolve(name, version)
+	if err != nil {
+		return nil, toStatus(err, field, name, version)
+	}
+	setCallModel(ctx, v.Name)
+	return v, nil
+}
