@@ -2,7 +2,9 @@ package serve
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -54,6 +56,9 @@ func ParseTime(s string) (int64, error) {
 	if s == "" {
 		return 0, fmt.Errorf("empty time")
 	}
+	if us, ok := parseUTCSeconds(s); ok {
+		return us, nil
+	}
 	var t time.Time
 	var err error
 	if len(s) == len("2006-01-02") {
@@ -70,6 +75,65 @@ func ParseTime(s string) (int64, error) {
 	return data.Micros(t), nil
 }
 
+// parseUTCSeconds is ParseTime's fast path for the commonest form, "2006-01-02T15:04:05Z"
+// with a year in 1800-2200; ok=false sends anything else (or anything invalid) to time.Parse.
+func parseUTCSeconds(s string) (int64, bool) {
+	if len(s) != len("2006-01-02T15:04:05Z") || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+		s[13] != ':' || s[16] != ':' || s[19] != 'Z' {
+		return 0, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(5, 2)
+	d, ok3 := num(8, 2)
+	h, ok4 := num(11, 2)
+	mi, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || y < 1800 || y > 2200 || mo < 1 || mo > 12 || d < 1 ||
+		d > daysIn(time.Month(mo), y) || h > 23 || mi > 59 || sec > 59 {
+		return 0, false
+	}
+	secs := daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+sec)
+	return secs * 1_000_000, true
+}
+
+// daysIn is the number of days in month m (1-12) of year y (proleptic Gregorian).
+func daysIn(m time.Month, y int) int {
+	switch m {
+	case time.February:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to y-m-d (proleptic Gregorian;
+// Howard Hinnant's algorithm), as time.Date(y, m, d, 0, 0, 0, 0, time.UTC) counts them.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400 // y >= 1799 here, so no floor adjustment is needed
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}
+
 // subject is one decoded, not yet censored, history.
 type subject struct {
 	events         []data.Event // sorted, static first
@@ -82,7 +146,8 @@ type subject struct {
 // eventItem is one code with its time text, as the requests carry them.
 type eventItem struct {
 	code, time string
-	value      *float32
+	value      float32
+	hasValue   bool
 }
 
 // decodeSubject validates and interns one history into codes. prefix names the request in
@@ -131,7 +196,7 @@ func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDa
 		if len(it.code) > lim.MaxCodeLen {
 			return nil, badField(f.name()+".code", "longer than %d bytes", lim.MaxCodeLen)
 		}
-		if !utf8.ValidString(it.code) || strings.ContainsAny(it.code, " \t\r\n") {
+		if !validCode(it.code) {
 			return nil, badField(f.name()+".code", "must be valid UTF-8 without whitespace")
 		}
 		ev := data.Event{Time: data.StaticTime, Code: codes.ID(it.code), Value: data.NoValue}
@@ -142,8 +207,8 @@ func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDa
 			}
 			ev.Time = t
 		}
-		if it.value != nil {
-			ev.Value = *it.value
+		if it.hasValue {
+			ev.Value = it.value
 		}
 		s.events[i] = ev
 	}
@@ -153,15 +218,39 @@ func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDa
 
 // decodePredict decodes a medseq.v1 PredictRequest.
 func decodePredict(codes *data.Codes, r *medseqv1.PredictRequest, lim Limits, prefix string) (*subject, error) {
-	items := make([]eventItem, len(r.GetEvents()))
+	ip := itemPool.Get().(*[]eventItem)
+	items := slices.Grow((*ip)[:0], len(r.GetEvents()))[:len(r.GetEvents())]
 	for i, e := range r.GetEvents() {
 		items[i] = eventItem{code: e.GetCode(), time: e.GetTime()}
 		if e.NumericValue != nil {
-			v := e.GetNumericValue()
-			items[i].value = &v
+			items[i].value, items[i].hasValue = e.GetNumericValue(), true
 		}
 	}
-	return decodeSubject(codes, items, r.GetPredictionTime(), r.GetBirthDate(), r.GetSex(), r.GetSubjectId(), lim, prefix, "events")
+	sub, err := decodeSubject(codes, items, r.GetPredictionTime(), r.GetBirthDate(), r.GetSex(), r.GetSubjectId(), lim, prefix, "events")
+	if cap(items) <= maxPooledItems {
+		clear(items) // drop the request's strings
+		*ip = items[:0]
+		itemPool.Put(ip)
+	}
+	return sub, err
+}
+
+// itemPool holds decodePredict's scratch item slices.
+var itemPool = sync.Pool{New: func() any { return new([]eventItem) }}
+
+const maxPooledItems = 4096
+
+// validCode reports whether code is valid UTF-8 without whitespace (' ', '\t', '\r', '\n').
+func validCode(code string) bool {
+	for i := 0; i < len(code); i++ {
+		switch c := code[i]; {
+		case c >= utf8.RuneSelf:
+			return utf8.ValidString(code[i:]) && !strings.ContainsAny(code[i:], " \t\r\n")
+		case c == ' ', c == '\t', c == '\r', c == '\n':
+			return false
+		}
+	}
+	return true
 }
 
 // ParseCodeItems splits "CODE@TIME CODE@TIME CODE" (whitespace separated; a bare CODE is a

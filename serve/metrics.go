@@ -1,6 +1,8 @@
 package serve
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -19,6 +21,58 @@ type Metrics struct {
 	Loads        *prometheus.CounterVec   // model, status (ok|error)
 	ModelsLoaded prometheus.Gauge
 	InFlight     prometheus.Gauge
+
+	cache metricCache // children of the vectors above, by label values
+}
+
+// labels3 is up to three label values.
+type labels3 struct{ a, b, c string }
+
+// metricCache caches metric children so a request does not hash its label values into
+// every vector. Safe for concurrent use; the label values come from loaded models and fixed
+// method names and codes, so it stays small.
+type metricCache struct {
+	mu sync.RWMutex
+	m  map[cacheKey]prometheus.Collector
+}
+
+type cacheKey struct {
+	vec any // the vector
+	l   labels3
+}
+
+const maxCachedMetrics = 4096
+
+func (c *metricCache) get(vec any, l labels3, make func() prometheus.Collector) prometheus.Collector {
+	k := cacheKey{vec, l}
+	c.mu.RLock()
+	m, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return m
+	}
+	m = make()
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[cacheKey]prometheus.Collector{}
+	}
+	if len(c.m) < maxCachedMetrics {
+		c.m[k] = m
+	}
+	c.mu.Unlock()
+	return m
+}
+
+func (l labels3) values(n int) []string { return []string{l.a, l.b, l.c}[:n] }
+
+// histogram is v.WithLabelValues of the first n of l, cached.
+func (m *Metrics) histogram(v *prometheus.HistogramVec, n int, l labels3) prometheus.Observer {
+	return m.cache.get(v, l, func() prometheus.Collector { return v.WithLabelValues(l.values(n)...).(prometheus.Histogram) }).(prometheus.Histogram)
+}
+
+// counter is v.WithLabelValues of the first n of l, cached.
+func (m *Metrics) counter(v *prometheus.CounterVec, n int, l labels3) prometheus.Counter {
+	return m.cache.get(v, l, func() prometheus.Collector { return v.WithLabelValues(l.values(n)...) }).(prometheus.Counter)
 }
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}

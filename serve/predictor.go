@@ -50,9 +50,10 @@ func (s *Server) score(ctx context.Context, method string, v *Version, table *da
 	if err := s.writeAudit(recs); err != nil {
 		return nil, err
 	}
-	s.metrics.BatchSize.WithLabelValues(method, v.Name).Observe(float64(len(subs)))
-	s.metrics.Inferences.WithLabelValues(v.Name, v.Version).Add(float64(len(subs)))
-	s.metrics.Latency.WithLabelValues(method, v.Name, v.Version).Observe(time.Since(start).Seconds())
+	m := s.metrics
+	m.histogram(m.BatchSize, 2, labels3{method, v.Name, ""}).Observe(float64(len(subs)))
+	m.counter(m.Inferences, 2, labels3{v.Name, v.Version, ""}).Add(float64(len(subs)))
+	m.histogram(m.Latency, 3, labels3{method, v.Name, v.Version}).Observe(time.Since(start).Seconds())
 	return out, nil
 }
 

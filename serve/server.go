@@ -290,8 +290,9 @@ func methodName(full string) string {
 
 func (s *Server) record(full string, ci *callInfo, start time.Time, err error) {
 	m := methodName(full)
-	s.metrics.Requests.WithLabelValues(m, ci.model, status.Code(err).String()).Inc()
-	s.metrics.RPCLatency.WithLabelValues(m).Observe(time.Since(start).Seconds())
+	mt := s.metrics
+	mt.counter(mt.Requests, 3, labels3{m, ci.model, status.Code(err).String()}).Inc()
+	mt.histogram(mt.RPCLatency, 1, labels3{m, "", ""}).Observe(time.Since(start).Seconds())
 }
 
 func (s *Server) panicked(full string, p any) error {
@@ -347,11 +348,15 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 func (s *Server) acquire(ctx context.Context, model string) error {
 	start := time.Now()
 	select {
-	case s.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctxStatus(ctx)
+	case s.slots <- struct{}{}: // fast path: a free slot, without waiting on ctx
+	default:
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctxStatus(ctx)
+		}
 	}
-	s.metrics.QueueTime.WithLabelValues(model).Observe(time.Since(start).Seconds())
+	s.metrics.histogram(s.metrics.QueueTime, 1, labels3{model, "", ""}).Observe(time.Since(start).Seconds())
 	return nil
 }
 

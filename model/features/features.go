@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 
@@ -108,25 +108,39 @@ func (s *Space) Check(tok *tokenize.Tokenizer) error {
 	return nil
 }
 
+// TokenSource gives the token ids of a code id and whether the code is [UNK].
+// *tokenize.CodeMap is one.
+type TokenSource interface {
+	Tokens(code int32) ([]int32, bool)
+}
+
 // Builder appends feature rows; one per goroutine (it keeps scratch space).
 type Builder struct {
 	space   *Space
-	codes   *tokenize.CodeMap
+	codes   TokenSource
 	special []bool
-	counts  map[int32]float32
+	idx     []uint32 // scratch: one entry per counted token occurrence
 }
 
 // NewBuilder builds rows for events whose codes come from m's code table.
 // The space must be used with one tokenizer (Check verifies the size).
 func (s *Space) NewBuilder(tok *tokenize.Tokenizer, m *tokenize.CodeMap) *Builder {
+	return s.NewBuilderFrom(tok, m)
+}
+
+// NewBuilderFrom is NewBuilder for any source of code tokens.
+func (s *Space) NewBuilderFrom(tok *tokenize.Tokenizer, src TokenSource) *Builder {
 	s.once.Do(func() {
 		s.special = make([]bool, tok.Vocab.Len())
 		for id := range s.special {
 			s.special[id] = tok.Vocab.IsSpecial(int32(id)) && int32(id) != tok.Vocab.Unk
 		}
 	})
-	return &Builder{space: s, codes: m, special: s.special, counts: map[int32]float32{}}
+	return &Builder{space: s, codes: src, special: s.special}
 }
+
+// Reset points a builder at another source of code tokens, keeping its scratch space.
+func (b *Builder) Reset(src TokenSource) { b.codes = src }
 
 // Row is one subject at one prediction time: censored events, birth and sex.
 type Row struct {
@@ -153,7 +167,9 @@ func (b *Builder) Append(x *CSR, r Row) {
 	case data.SexFemale:
 		x.Indices, x.Data = append(x.Indices, FeatSexFemale), append(x.Data, 1)
 	}
-	clear(b.counts)
+	// Collect one index per counted occurrence, sort, and emit each distinct index with its
+	// run length (an exact float32 count, as incrementing one is).
+	idx := b.idx[:0]
 	for _, e := range r.Events {
 		ids, _ := b.codes.Tokens(e.Code)
 		for wi, w := range s.Windows {
@@ -163,33 +179,24 @@ func (b *Builder) Append(x *CSR, r Row) {
 			base := int32(numFixed + wi*s.VocabSize)
 			for _, id := range ids {
 				if !b.special[id] {
-					b.counts[base+id]++
+					idx = append(idx, uint32(base+id))
 				}
 			}
 		}
 	}
-	start := len(x.Indices)
-	for idx, n := range b.counts {
-		x.Indices = append(x.Indices, uint32(idx))
-		x.Data = append(x.Data, n)
+	slices.Sort(idx)
+	for i := 0; i < len(idx); {
+		j := i + 1
+		for j < len(idx) && idx[j] == idx[i] {
+			j++
+		}
+		x.Indices = append(x.Indices, idx[i])
+		x.Data = append(x.Data, float32(j-i))
+		i = j
 	}
-	sortPairs(x.Indices[start:], x.Data[start:])
+	b.idx = idx
 	x.Indptr = append(x.Indptr, int64(len(x.Indices)))
 }
-
-type pairSorter struct {
-	idx []uint32
-	val []float32
-}
-
-func (p pairSorter) Len() int           { return len(p.idx) }
-func (p pairSorter) Less(i, j int) bool { return p.idx[i] < p.idx[j] }
-func (p pairSorter) Swap(i, j int) {
-	p.idx[i], p.idx[j] = p.idx[j], p.idx[i]
-	p.val[i], p.val[j] = p.val[j], p.val[i]
-}
-
-func sortPairs(idx []uint32, val []float32) { sort.Sort(pairSorter{idx, val}) }
 
 // Save writes features.json and XGBoost's featmap.txt into dir.
 func (s *Space) Save(dir string, v *tokenize.Vocab) error {

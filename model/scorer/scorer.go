@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,6 +137,9 @@ type XGBoost struct {
 	space    *features.Space
 	pred     *gbt.Predictor
 	LoadTime time.Duration
+
+	words   wordCache // code string -> token ids, shared by all calls
+	scratch sync.Pool // *scoreScratch
 }
 
 func loadXGBoost(dir string, m *Manifest) (*XGBoost, error) {
@@ -172,21 +178,58 @@ func (x *XGBoost) Tokenizer() *tokenize.Tokenizer { return x.tok }
 // Space is the model's feature space.
 func (x *XGBoost) Space() *features.Space { return x.space }
 
+// scoreScratch is one Score call's reusable state: the token ids of the call's code table
+// (from the scorer's word cache), a feature builder and the CSR rows.
+type scoreScratch struct {
+	ids  [][]int32
+	unk  []bool
+	b    *features.Builder
+	rows features.CSR
+}
+
+// Tokens implements features.TokenSource over the call's code table.
+func (s *scoreScratch) Tokens(code int32) ([]int32, bool) { return s.ids[code], s.unk[code] }
+
+// maxPooledEntries bounds the CSR scratch kept between calls.
+const maxPooledEntries = 1 << 20
+
 // Score builds feature rows and predicts them.
 func (x *XGBoost) Score(codes *data.Codes, ins []Input) ([]Result, error) {
-	m := x.tok.NewCodeMap(codes)
-	b := x.space.NewBuilder(x.tok, m)
-	var rows features.CSR
+	sc, _ := x.scratch.Get().(*scoreScratch)
+	if sc == nil {
+		sc = &scoreScratch{}
+		sc.b = x.space.NewBuilderFrom(x.tok, sc)
+	}
+	n := codes.Len()
+	sc.ids, sc.unk = slices.Grow(sc.ids[:0], n)[:n], slices.Grow(sc.unk[:0], n)[:n]
+	for id := range n {
+		sc.ids[id], sc.unk[id] = x.words.tokens(x.tok, codes.Name(int32(id)))
+	}
+	rows := &sc.rows
+	rows.Indptr, rows.Indices, rows.Data, rows.NumCol = rows.Indptr[:0], rows.Indices[:0], rows.Data[:0], 0
 	out := make([]Result, len(ins))
 	for i, in := range ins {
-		b.Append(&rows, features.Row{Events: in.Events, Birth: in.Birth, Sex: in.Sex, PredictionTime: in.PredictionTime})
+		sc.b.Append(rows, features.Row{Events: in.Events, Birth: in.Birth, Sex: in.Sex, PredictionTime: in.PredictionTime})
 		for _, e := range in.Events {
-			if _, unk := m.Tokens(e.Code); unk {
+			if sc.unk[e.Code] {
 				out[i].Unknown++
 			}
 		}
 	}
-	p, err := x.pred.PredictCSR(&rows)
+	var p []float64
+	var one [1]float64
+	var err error
+	if len(ins) == 1 && rows.NumCol <= x.pred.NumFeatures() {
+		// One row: the same per-row prediction as PredictCSR, without its worker goroutine.
+		one[0], err = x.pred.PredictSparse(rows.Indices, rows.Data)
+		p = one[:]
+	} else {
+		p, err = x.pred.PredictCSR(rows)
+	}
+	clear(sc.ids) // drop references to cached slices; keep capacity
+	if cap(rows.Indices) <= maxPooledEntries && cap(sc.ids) <= maxPooledEntries {
+		x.scratch.Put(sc)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -195,3 +238,49 @@ func (x *XGBoost) Score(codes *data.Codes, ins []Input) ([]Result, error) {
 	}
 	return out, nil
 }
+
+// wordCache maps code strings to their token ids. Safe for concurrent use; bounded (a code
+// met when the cache is full is tokenized on every call). Cached slices are never modified.
+type wordCache struct {
+	shards [wordShards]wordShard
+}
+
+const (
+	wordShards      = 64
+	wordShardMaxLen = 2048 // codes per shard: 128Ki codes in all
+)
+
+type wordShard struct {
+	mu sync.RWMutex
+	m  map[string]wordEntry
+}
+
+type wordEntry struct {
+	ids []int32
+	unk bool
+}
+
+// tokens returns the token ids of code under tok and whether it is [UNK], as
+// tok.AppendWord(nil, code) does.
+func (c *wordCache) tokens(tok *tokenize.Tokenizer, code string) ([]int32, bool) {
+	sh := &c.shards[maphash.String(wordSeed, code)%wordShards]
+	sh.mu.RLock()
+	e, ok := sh.m[code]
+	sh.mu.RUnlock()
+	if ok {
+		return e.ids, e.unk
+	}
+	ids, unk := tok.AppendWord(nil, code)
+	ids = slices.Clip(ids)
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.m = make(map[string]wordEntry)
+	}
+	if len(sh.m) < wordShardMaxLen {
+		sh.m[strings.Clone(code)] = wordEntry{ids: ids, unk: unk}
+	}
+	sh.mu.Unlock()
+	return ids, unk
+}
+
+var wordSeed = maphash.MakeSeed()
