@@ -82,6 +82,31 @@ type Codes struct {
 // NewCodes returns an empty code table.
 func NewCodes() *Codes { return &Codes{ids: make(map[string]int32)} }
 
+// NewCodesSize returns an empty code table with room for n codes.
+func NewCodesSize(n int) *Codes {
+	return &Codes{ids: make(map[string]int32, n), names: make([]string, 0, n)}
+}
+
+// Reset empties the table and keeps its memory, so one table can serve many short-lived uses
+// (for example a pool of per-request tables in a server).
+func (c *Codes) Reset() {
+	clear(c.ids)
+	clear(c.names)
+	c.names = c.names[:0]
+}
+
+// IDOwned is ID for a code string that is never modified afterwards (an ordinary Go string, not
+// a view of a reused buffer): it is stored without a copy.
+func (c *Codes) IDOwned(code string) int32 {
+	if id, ok := c.ids[code]; ok {
+		return id
+	}
+	id := int32(len(c.names))
+	c.ids[code] = id
+	c.names = append(c.names, code)
+	return id
+}
+
 // ID returns the id of code, adding it when new. A new code is copied, so code may alias a
 // buffer that is reused later.
 func (c *Codes) ID(code string) int32 {

@@ -199,7 +199,7 @@ func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDa
 		if !validCode(it.code) {
 			return nil, badField(f.name()+".code", "must be valid UTF-8 without whitespace")
 		}
-		ev := data.Event{Time: data.StaticTime, Code: codes.ID(it.code), Value: data.NoValue}
+		ev := data.Event{Time: data.StaticTime, Code: codes.IDOwned(it.code), Value: data.NoValue} // request strings are immutable
 		if it.time != "" {
 			t, err := ParseTime(it.time)
 			if err != nil {

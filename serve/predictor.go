@@ -115,6 +115,29 @@ func (p *predictor) Predict(ctx context.Context, req *medseqv1.PredictRequest) (
 	if err != nil {
 		return nil, err
 	}
+	if p.s.batchQ == nil {
+		// Unbatched, the table lives only for this call: take it from a pool.
+		table, _ := p.s.tables.Get().(*data.Codes)
+		if table == nil {
+			table = data.NewCodesSize(64)
+		}
+		defer func() {
+			if table.Len() <= maxPooledTable {
+				table.Reset()
+				p.s.tables.Put(table)
+			}
+		}()
+		sub, err := decodePredict(table, req, p.s.limits, "")
+		if err != nil {
+			return nil, toStatus(err, "", "", "")
+		}
+		id := pickID(ctx, req.GetRequestId())
+		res, err := p.s.score(ctx, "Predict", v, table, []*subject{sub}, id)
+		if err != nil {
+			return nil, err
+		}
+		return p.response(v, res[0], id), nil
+	}
 	table := data.NewCodes()
 	sub, err := decodePredict(table, req, p.s.limits, "")
 	if err != nil {
@@ -241,3 +264,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// maxPooledTable: tables that grew past this many codes are dropped rather than pooled.
+const maxPooledTable = 4096

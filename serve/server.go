@@ -67,6 +67,7 @@ type Server struct {
 	limits  Limits
 	slots   chan struct{}
 	batchQ  chan *job // nil: no dynamic batching
+	tables  sync.Pool // per-request code tables of unbatched Predict calls
 
 	mu       sync.Mutex
 	draining bool
