@@ -200,25 +200,37 @@ func runTokenizeEncode(ctx context.Context, e *env, args []string) error {
 	in.Buffer(make([]byte, 1<<20), 64<<20)
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
+	// Lines are encoded in chunks on all cores, written in input order.
+	const chunk = 4096
+	lines := make([]string, 0, chunk)
+	write := func() {
+		for _, enc := range tok.EncodeTexts(lines, opts) {
+			for i, id := range enc.IDs {
+				if i > 0 {
+					out.WriteByte(' ')
+				}
+				if *tokens {
+					out.WriteString(tok.Vocab.Token(id))
+				} else {
+					out.WriteString(strconv.Itoa(int(id)))
+				}
+			}
+			out.WriteByte('\n')
+		}
+		lines = lines[:0]
+	}
 	line := 0
 	for in.Scan() {
 		line++
-		if line%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		enc := tok.EncodeText(in.Text(), opts)
-		for i, id := range enc.IDs {
-			if i > 0 {
-				out.WriteByte(' ')
+		lines = append(lines, in.Text())
+		if len(lines) == chunk {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			if *tokens {
-				out.WriteString(tok.Vocab.Token(id))
-			} else {
-				out.WriteString(strconv.Itoa(int(id)))
-			}
+			write()
 		}
-		out.WriteByte('\n')
 	}
+	write()
 	if err := in.Err(); err != nil {
 		return fmt.Errorf("stdin line %d: %w", line+1, err)
 	}
