@@ -14,12 +14,13 @@ import (
 // benchPopulation returns a cached test population of about the given number of events.
 func benchPopulation(b *testing.B, events int) (string, int64) {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), "medseq-bench", "population-"+strconv.Itoa(events))
+	// The population averages about 53 events per subject.
+	subjects := events / 53
+	dir := filepath.Join(os.TempDir(), "medseq-bench", "population-"+strconv.Itoa(subjects)+"-subjects")
 	meds := filepath.Join(dir, "meds")
 	if _, err := ReadManifest(meds); err != nil {
 		os.RemoveAll(dir)
-		// The population averages about 53 events per subject.
-		population(b, dir, events/53, 11)
+		population(b, dir, subjects, 11)
 	}
 	ds, err := Open(meds)
 	if err != nil {
