@@ -68,6 +68,8 @@ type Server struct {
 	slots   chan struct{}
 	batchQ  chan *job // nil: no dynamic batching
 	tables  sync.Pool // per-request code tables of unbatched Predict calls
+	// modelHealth: models with a per-model health entry, guarded by mu.
+	modelHealth map[string]bool
 
 	mu       sync.Mutex
 	draining bool
@@ -153,10 +155,29 @@ func (s *Server) setHealth() {
 	for _, svc := range []string{"", PredictorService, InferenceService} {
 		s.health.SetServingStatus(svc, st)
 	}
+	// Per model: "<service>/<model name>" is SERVING while the model has a version loaded
+	// (and the server is not draining); a model that disappeared turns NOT_SERVING.
 	n := 0
-	for _, m := range s.repo.Models() {
+	seen := map[string]bool{}
+	for name, m := range s.repo.Models() {
 		n += len(m.Versions)
+		ms := healthpb.HealthCheckResponse_NOT_SERVING
+		if m.Serving != nil && !s.draining {
+			ms = healthpb.HealthCheckResponse_SERVING
+		}
+		for _, svc := range []string{PredictorService, InferenceService} {
+			s.health.SetServingStatus(svc+"/"+name, ms)
+		}
+		seen[name] = true
 	}
+	for name := range s.modelHealth {
+		if !seen[name] {
+			for _, svc := range []string{PredictorService, InferenceService} {
+				s.health.SetServingStatus(svc+"/"+name, healthpb.HealthCheckResponse_NOT_SERVING)
+			}
+		}
+	}
+	s.modelHealth = seen
 	s.metrics.ModelsLoaded.Set(float64(n))
 }
 

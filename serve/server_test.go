@@ -298,11 +298,21 @@ func TestMetadataRPCs(t *testing.T) {
 		t.Fatalf("ModelMetadata %v %v", mm, err)
 	}
 	hc := healthpb.NewHealthClient(cc)
-	for _, svc := range []string{"", PredictorService, InferenceService} {
+	for _, svc := range []string{"", PredictorService, InferenceService, PredictorService + "/" + fixtureModel, InferenceService + "/" + fixtureModel} {
 		h, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
 		if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 			t.Fatalf("health %q: %v %v", svc, h, err)
 		}
+	}
+}
+
+// An unknown model has no health entry.
+func TestHealthUnknownModel(t *testing.T) {
+	r := start(t, Config{Models: newRepo(t)})
+	cc := dial(t, r.addr)
+	_, err := healthpb.NewHealthClient(cc).Check(tctx(t), &healthpb.HealthCheckRequest{Service: PredictorService + "/no-such-model"})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown model health: %v", err)
 	}
 }
 
