@@ -129,8 +129,10 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 		enc.Encode(rec)
 		log.Debug("round", "round", r.Round, "train_logloss", r.Train["logloss"], "tuning_logloss", r.Tune["logloss"], "tuning_auc", r.Tune["auc"])
 		if progress != nil && (r.Round%progressEvery == 0 || r.Round == cfg.Params.Rounds-1) {
-			fmt.Fprintf(progress, "round %4d/%d  train logloss %.4f  tuning logloss %.4f  tuning AUROC %.4f  %.1f rounds/s\n",
-				r.Round, cfg.Params.Rounds, r.Train["logloss"], r.Tune["logloss"], r.Tune["auc"], float64(r.Round+1)/time.Since(trainStart).Seconds())
+			rate := float64(r.Round+1) / time.Since(trainStart).Seconds()
+			eta := time.Duration(float64(cfg.Params.Rounds-r.Round-1) / rate * float64(time.Second)).Round(time.Second)
+			fmt.Fprintf(progress, "round %4d/%d  train logloss %.4f  tuning logloss %.4f  tuning AUROC %.4f  %.1f rounds/s  ETA %s (at most; early stopping may end sooner)\n",
+				r.Round, cfg.Params.Rounds, r.Train["logloss"], r.Tune["logloss"], r.Tune["auc"], rate, eta)
 		}
 	})
 	if err != nil {
