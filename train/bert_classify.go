@@ -47,7 +47,7 @@ type BERTTraining struct {
 	Seed        uint64
 	Device      string // cpu, gpu or auto
 	PJRTPlugin  string // the XLA CUDA PJRT plugin for gpu (default: searched)
-	DType       string // float32 (default) or bfloat16 on GPUs that support it
+	DType       string // float32 (default), or bfloat16 mixed precision (float32 master weights and AdamW state) on GPUs that support it or --device cpu
 	// CheckpointEvery writes a checkpoint to WorkDir(Out) every N steps (0: never); Resume
 	// continues from the newest one there.
 	CheckpointEvery int
@@ -357,7 +357,7 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	res.Params = w.NumParams()
 	opt := bert.DefaultOptim()
 	opt.WeightDecay, opt.Clip, opt.PosWeight = cfg.WeightDecay, cfg.Clip, posWeight
-	eng, err := bert.NewEngine(backend, w, bert.TaskClassify, opt, int64(cfg.Seed))
+	eng, err := bert.NewEngine(backend, w, bert.TaskClassify, opt, int64(cfg.Seed), bert.WithDType(cfg.DType))
 	if err != nil {
 		return nil, err
 	}

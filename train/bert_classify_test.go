@@ -1,8 +1,12 @@
 package train
 
 import (
+	"context"
 	"math"
+	"path/filepath"
 	"testing"
+
+	"github.com/medseq/medseq/model/bert"
 )
 
 func TestLRSchedule(t *testing.T) {
@@ -31,5 +35,29 @@ func TestBCELossMatchesDefinition(t *testing.T) {
 	want /= 3
 	if got := bceLoss(z, y, pw); math.Abs(got-want) > 1e-9 {
 		t.Fatalf("bceLoss = %v, want %v", got, want)
+	}
+}
+
+// TestClassifyBFloat16OnCPU: --dtype bfloat16 with --device cpu trains in mixed precision
+// (gomlx's Go backend computes bfloat16), records the dtype, and saves float32 weights.
+func TestClassifyBFloat16OnCPU(t *testing.T) {
+	f := getFixture(t)
+	c := classifyCfg(f, filepath.Join(t.TempDir(), "bf16"))
+	c.DType = "bfloat16"
+	res, err := BERTClassify(context.Background(), c, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Device.DType != "bfloat16" {
+		t.Errorf("device dtype %q, want bfloat16", res.Device.DType)
+	}
+	ts, _, err := bert.ReadSafetensors(filepath.Join(c.Out, bert.Dir, bert.SafetensorsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, x := range ts {
+		if x.DType != "F32" {
+			t.Errorf("saved %s as %s, want F32 master weights", name, x.DType)
+		}
 	}
 }

@@ -314,13 +314,14 @@ func openDevice(t BERTTraining, log *slog.Logger) (compute.Backend, bert.Device,
 	if err := bert.ValidateDType(t.DType, dev); err != nil {
 		return nil, dev, err
 	}
-	if t.DType == "bfloat16" {
-		// The device supports it, but the engine computes in float32 only so far: refuse rather
-		// than silently train in another precision than asked.
-		return nil, dev, fmt.Errorf("--dtype bfloat16: %s supports it, but bfloat16 training is not implemented yet; use --dtype float32", dev.Kind)
-	}
 	dev.DType = t.DType
-	log.Info("device", "kind", dev.Kind, "reason", dev.Reason, "plugin", dev.Plugin)
+	if dev.DType == "" {
+		dev.DType = "float32"
+	}
+	log.Info("device", "kind", dev.Kind, "reason", dev.Reason, "plugin", dev.Plugin, "dtype", dev.DType)
+	if dev.DType == "bfloat16" && dev.Kind == "cpu" {
+		log.Warn("bfloat16 on the CPU: mixed precision runs correctly but slower than float32 (no bfloat16 arithmetic here); it is meant for GPUs of compute capability 8.0 or later")
+	}
 	b, err := bert.BackendFor(dev)
 	return b, dev, err
 }

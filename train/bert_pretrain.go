@@ -187,7 +187,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	res = &BERTPretrainResult{Out: cfg.Out, Config: bc, Rows: map[string]int{data.SplitTrain: len(tr), data.SplitTuning: len(tu)}}
 	masking := bert.Masking{Rate: cfg.MaskRate, MaskID: o.tok.Vocab.Mask, VocabSize: o.tok.Vocab.Len(), Special: special}
 
-	backend, _, err := openDevice(cfg.BERTTraining, log)
+	backend, dev, err := openDevice(cfg.BERTTraining, log)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	res.Params = w.NumParams()
 	opt := bert.DefaultOptim()
 	opt.WeightDecay, opt.Clip = cfg.WeightDecay, cfg.Clip
-	eng, err := bert.NewEngine(backend, w, bert.TaskMLM, opt, int64(cfg.Seed))
+	eng, err := bert.NewEngine(backend, w, bert.TaskMLM, opt, int64(cfg.Seed), bert.WithDType(cfg.DType))
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +282,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "dropout": bc.HiddenDropoutProb,
 		"batch_size": cfg.BatchSize, "lr": cfg.LR, "warmup_steps": warmup, "weight_decay": cfg.WeightDecay, "clip": cfg.Clip,
 		"epochs": cfg.Epochs, "max_steps": cfg.MaxSteps, "steps": res.Steps, "eval_every": cfg.EvalEvery, "patience": cfg.Patience,
-		"seed": cfg.Seed, "device": cfg.Device, "mask_rate": cfg.MaskRate}
+		"seed": cfg.Seed, "device": cfg.Device, "dtype": dev.DType, "mask_rate": cfg.MaskRate}
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train pretrain", mp), Kind: KindBERTMLM, Name: cfg.Name, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "best_val_mlm_accuracy": res.BestAcc,
 			"tokens_per_s": res.TokensPerS, "params": float64(res.Params)}}

@@ -8,7 +8,7 @@ import (
 // benchSetup builds an engine for a named config and task (vocab 2000, 64 tokens, batch 32,
 // dropout on, DefaultOptim) and a batch maker: MLM batches are freshly masked each call (as a
 // training loop does), classification batches are fixed.
-func benchSetup(b *testing.B, name string, task Task) (*Engine, func() *Batch) {
+func benchSetup(b *testing.B, name string, task Task, opts ...EngineOption) (*Engine, func() *Batch) {
 	b.Helper()
 	h := Heads{Classifier: true}
 	if task == TaskMLM {
@@ -26,7 +26,7 @@ func benchSetup(b *testing.B, name string, task Task) (*Engine, func() *Batch) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := NewEngine(be, w, task, DefaultOptim(), 1)
+	e, err := NewEngine(be, w, task, DefaultOptim(), 1, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,5 +82,27 @@ func BenchmarkTrainStep(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
 			})
 		}
+	}
+}
+
+// BenchmarkTrainStepDType compares float32 with bfloat16 mixed precision on the CPU backend
+// (tiny config, MLM): the CPU has no fast bfloat16 arithmetic, so this measures the cost of
+// the casts; the speed-up is a GPU's (tensor cores, half the memory traffic).
+func BenchmarkTrainStepDType(b *testing.B) {
+	for _, dtype := range []string{"float32", "bfloat16"} {
+		b.Run(dtype, func(b *testing.B) {
+			e, batch := benchSetup(b, "tiny", TaskMLM, WithDType(dtype))
+			defer e.Close()
+			if _, err := e.TrainStep(batch(), 1e-4); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := e.TrainStep(batch(), 1e-4); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*benchBatch*benchSeq)/b.Elapsed().Seconds(), "tokens/s")
+		})
 	}
 }

@@ -122,17 +122,24 @@ func xlaBackendConfig(plugin string) string { return plugin + ",preallocate=fals
 // DTypes are the --dtype values.
 var DTypes = []string{"float32", "bfloat16", "float16"}
 
-// ValidateDType checks --dtype against the device: float32 anywhere; bfloat16 (with float32
-// master weights and optimizer state) on a GPU of compute capability 8.0 or later; float16 is
-// refused since it needs loss scaling, which is not implemented (a V100, capability 7.0, has
-// no bfloat16: use float32 there).
+// ValidateDType checks --dtype against the device: float32 anywhere; bfloat16 (mixed
+// precision: float32 master weights and optimizer state) on a GPU of compute capability 8.0 or
+// later, and on the CPU when it was asked for explicitly (--device cpu): gomlx's Go backend
+// computes bfloat16 matrix products with float32 accumulation, correctly but slower than
+// float32 (no bfloat16 arithmetic on the CPU), so it serves to test the path, and --device
+// auto falling back to the CPU refuses it rather than run slowly; float16 is refused since it
+// needs loss scaling, which is not implemented (a V100, capability 7.0, has no bfloat16: use
+// float32 there).
 func ValidateDType(dtype string, d Device) error {
 	switch dtype {
 	case "", "float32":
 		return nil
 	case "bfloat16":
+		if d.Kind == "cpu" && (d.Requested == "" || d.Requested == "cpu") {
+			return nil
+		}
 		if d.Kind != "gpu" || d.GPU == nil {
-			return errors.New("--dtype bfloat16 needs a GPU of compute capability 8.0 or later (on the CPU use float32)")
+			return fmt.Errorf("--dtype bfloat16 needs a GPU of compute capability 8.0 or later, and --device %s chose the CPU (%s): use float32, or --device cpu to run bfloat16 on the CPU anyway (slower than float32 there)", d.Requested, d.Reason)
 		}
 		if !d.GPU.BFloat16 {
 			return fmt.Errorf("--dtype bfloat16: %s has compute capability %s and no bfloat16 (it needs 8.0 or later): use --dtype float32",

@@ -178,7 +178,9 @@ func TestValidateDType(t *testing.T) {
 	}{
 		{"", cpu, ""}, {"float32", cpu, ""}, {"float32", gpuV, ""}, {"float32", gpuA, ""},
 		{"bfloat16", gpuA, ""},
-		{"bfloat16", cpu, "needs a GPU"},
+		{"bfloat16", cpu, ""}, // explicit --device cpu: gomlx's Go backend computes bfloat16
+		{"bfloat16", Device{Requested: "cpu", Kind: "cpu"}, ""},
+		{"bfloat16", Device{Requested: "auto", Kind: "cpu", Reason: "no NVIDIA driver"}, "needs a GPU"},
 		{"bfloat16", gpuV, "capability 7.0"},
 		{"float16", gpuV, "loss scaling"},
 		{"float16", gpuA, "loss scaling"},

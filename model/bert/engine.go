@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -141,6 +142,7 @@ type Engine struct {
 	specs   []TensorSpec
 	task    Task
 	opt     Optim
+	dtype   dtypes.DType // compute dtype of the matrix products (weights and optimizer state stay float32)
 
 	params, m, v []*tensors.Tensor
 	rng          *tensors.Tensor
@@ -149,8 +151,34 @@ type Engine struct {
 	trainExec, evalExec, mlmExec *graph.Exec
 }
 
+// EngineOption configures an Engine.
+type EngineOption func(*Engine) error
+
+// WithDType sets the compute dtype (a --dtype value): "float32" (or "") computes everything in
+// float32; "bfloat16" is mixed precision: the forward and backward matrix products (Linear
+// layers, attention, MLM decoder) run in bfloat16 on weights cast inside the graph at every
+// step, while the master weights, AdamW's moments, the gradients the optimizer sees, LayerNorm,
+// softmax and the loss stay float32. The backend must support bfloat16 (gomlx's Go backend
+// and XLA do; whether a GPU does is ValidateDType's question). float16 is refused: it needs
+// loss scaling, which is not implemented.
+func WithDType(name string) EngineOption {
+	return func(e *Engine) error {
+		switch name {
+		case "", "float32":
+			e.dtype = dtypes.Float32
+		case "bfloat16":
+			e.dtype = dtypes.BFloat16
+		case "float16":
+			return errors.New("bert: float16 training needs loss scaling, which is not implemented: use float32 or bfloat16")
+		default:
+			return fmt.Errorf("bert: unknown dtype %q (%s)", name, strings.Join(DTypes, ", "))
+		}
+		return nil
+	}
+}
+
 // NewEngine puts w on the backend for task (the task's head must be in w.Heads).
-func NewEngine(backend compute.Backend, w *Weights, task Task, opt Optim, seed int64) (*Engine, error) {
+func NewEngine(backend compute.Backend, w *Weights, task Task, opt Optim, seed int64, opts ...EngineOption) (*Engine, error) {
 	if err := w.check(); err != nil {
 		return nil, err
 	}
@@ -160,7 +188,15 @@ func NewEngine(backend compute.Backend, w *Weights, task Task, opt Optim, seed i
 	if task == TaskMLM && !w.Heads.MLM {
 		return nil, errors.New("bert: masked language modelling needs the MLM head")
 	}
-	e := &Engine{backend: backend, cfg: w.Config, heads: w.Heads, specs: w.Specs, task: task, opt: opt}
+	e := &Engine{backend: backend, cfg: w.Config, heads: w.Heads, specs: w.Specs, task: task, opt: opt, dtype: dtypes.Float32}
+	for _, o := range opts {
+		if err := o(e); err != nil {
+			return nil, err
+		}
+	}
+	if e.dtype != dtypes.Float32 && !backend.Capabilities().DTypes[e.dtype] {
+		return nil, fmt.Errorf("bert: the %s backend does not support %s", backend.Name(), e.dtype)
+	}
 	if e.opt.PosWeight == 0 {
 		e.opt.PosWeight = 1
 	}
@@ -184,6 +220,14 @@ func NewEngine(backend compute.Backend, w *Weights, task Task, opt Optim, seed i
 
 // Config is the model's configuration.
 func (e *Engine) Config() Config { return e.cfg }
+
+// DType is the compute dtype as a --dtype value: "float32" or "bfloat16".
+func (e *Engine) DType() string {
+	if e.dtype == dtypes.BFloat16 {
+		return "bfloat16"
+	}
+	return "float32"
+}
 
 // Steps is the number of training steps taken.
 func (e *Engine) Steps() int { return e.steps }
@@ -256,7 +300,7 @@ func (e *Engine) batchNodes(in []*graph.Node) (ids, mask, ages *graph.Node, rest
 // evalGraph: [params..., ids, mask, (ages)] -> [logits B].
 func (e *Engine) evalGraph(in []*graph.Node) []*graph.Node {
 	P := len(e.specs)
-	f := newFwd(e.cfg, e.specs, in[:P], false, nil)
+	f := newFwd(e.cfg, e.specs, in[:P], false, nil, e.dtype)
 	ids, mask, ages, _ := e.batchNodes(in[P:])
 	return []*graph.Node{f.classify(f.encode(ids, mask, ages))}
 }
@@ -264,7 +308,7 @@ func (e *Engine) evalGraph(in []*graph.Node) []*graph.Node {
 // mlmGraph: [params..., ids, mask, (ages), positions] -> [logits B×P×V].
 func (e *Engine) mlmGraph(in []*graph.Node) []*graph.Node {
 	P := len(e.specs)
-	f := newFwd(e.cfg, e.specs, in[:P], false, nil)
+	f := newFwd(e.cfg, e.specs, in[:P], false, nil, e.dtype)
 	ids, mask, ages, rest := e.batchNodes(in[P:])
 	return []*graph.Node{f.mlmLogits(f.encode(ids, mask, ages), rest[0])}
 }
@@ -277,7 +321,7 @@ func (e *Engine) trainGraph(in []*graph.Node) []*graph.Node {
 	params, ms, vs := in[:P], in[P:2*P], in[2*P:3*P]
 	lr, bc1, bc2, rng := in[3*P], in[3*P+1], in[3*P+2], in[3*P+3]
 	ids, mask, ages, rest := e.batchNodes(in[3*P+4:])
-	f := newFwd(e.cfg, e.specs, params, true, rng)
+	f := newFwd(e.cfg, e.specs, params, true, rng, e.dtype)
 	hidden := f.encode(ids, mask, ages)
 	var loss *graph.Node
 	switch e.task {
@@ -291,6 +335,9 @@ func (e *Engine) trainGraph(in []*graph.Node) []*graph.Node {
 		loss = mlmLoss(f.mlmLogits(hidden, rest[0]), rest[1], rest[2])
 	}
 	grads := graph.Gradient(loss, params...)
+	for i := range grads { // float32 already (the casts' VJPs cast back); make it explicit
+		grads[i] = graph.ConvertDType(grads[i], dtypes.Float32)
+	}
 	var sq *graph.Node
 	for _, g := range grads {
 		s := graph.ReduceAllSum(graph.Square(g))

@@ -7,17 +7,28 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads best unqualified
 )
 
-// fwd builds one forward pass: the weights by name, whether it trains (dropout on) and the
-// random state dropout draws from.
+// fwd builds one forward pass: the weights by name, whether it trains (dropout on), the
+// random state dropout draws from and the compute dtype of the matrix products.
+//
+// Mixed precision: the weights (params) are always float32. With cd = BFloat16 every matrix
+// product (the Linear layers, the attention scores and context, the MLM decoder) casts its
+// operands to bfloat16 inside the graph and its result back to float32, so the embeddings sum,
+// the residual stream, LayerNorm statistics, GELU, the softmax and the loss stay float32. The
+// gradient of each cast casts back (gomlx's ConvertDType VJP), so the backward matrix products
+// run in bfloat16 too and the weights' gradients arrive in float32.
 type fwd struct {
 	c     Config
 	w     map[string]*Node
 	train bool
 	rng   *Node
+	cd    dtypes.DType
 }
 
-func newFwd(c Config, specs []TensorSpec, params []*Node, train bool, rng *Node) *fwd {
-	f := &fwd{c: c, w: make(map[string]*Node, len(specs)), train: train, rng: rng}
+func newFwd(c Config, specs []TensorSpec, params []*Node, train bool, rng *Node, cd dtypes.DType) *fwd {
+	if cd == dtypes.InvalidDType {
+		cd = dtypes.Float32
+	}
+	f := &fwd{c: c, w: make(map[string]*Node, len(specs)), train: train, rng: rng, cd: cd}
 	for i, s := range specs {
 		f.w[s.Name] = params[i]
 	}
@@ -34,13 +45,20 @@ func bcast(v *Node, rank int) *Node {
 	return Reshape(v, dims...)
 }
 
-// linear is PyTorch's Linear: x[..., in] · w[out, in]ᵀ + b.
+// low casts a float32 operand of a matrix product to the compute dtype (a no-op in float32).
+func (f *fwd) low(x *Node) *Node { return ConvertDType(x, f.cd) }
+
+// high casts a matrix product's result back to float32 (a no-op in float32).
+func high(x *Node) *Node { return ConvertDType(x, dtypes.Float32) }
+
+// linear is PyTorch's Linear: x[..., in] · w[out, in]ᵀ + b (the product in the compute dtype,
+// the bias added in float32).
 func (f *fwd) linear(x *Node, prefix string) *Node {
 	w, b := f.w[prefix+".weight"], f.w[prefix+".bias"]
 	dims := x.Shape().Dimensions
 	in := dims[len(dims)-1]
 	n := x.Shape().Size() / in
-	y := DotGeneral(Reshape(x, n, in), []int{1}, nil, w, []int{1}, nil)
+	y := high(DotGeneral(f.low(Reshape(x, n, in)), []int{1}, nil, f.low(w), []int{1}, nil))
 	y = Add(y, bcast(b, 2))
 	out := append(append([]int(nil), dims[:len(dims)-1]...), w.Shape().Dimensions[0])
 	return Reshape(y, out...)
@@ -101,10 +119,10 @@ func (f *fwd) encode(ids, mask, ages *Node) *Node {
 		q := Reshape(f.linear(x, p+"attention.self.query"), B, L, nh, hd)
 		k := Reshape(f.linear(x, p+"attention.self.key"), B, L, nh, hd)
 		v := Reshape(f.linear(x, p+"attention.self.value"), B, L, nh, hd)
-		scores := MulScalar(Einsum("bqhd,bkhd->bhqk", q, k), scale)
+		scores := MulScalar(high(Einsum("bqhd,bkhd->bhqk", f.low(q), f.low(k))), scale)
 		probs := Softmax(Add(scores, bias), -1)
 		probs = f.dropout(probs, c.AttentionProbsDropoutProb)
-		ctx := Reshape(Einsum("bhqk,bkhd->bqhd", probs, v), B, L, H)
+		ctx := Reshape(high(Einsum("bhqk,bkhd->bqhd", f.low(probs), f.low(v))), B, L, H)
 		a := f.dropout(f.linear(ctx, p+"attention.output.dense"), c.HiddenDropoutProb)
 		x = f.layerNorm(Add(a, x), p+"attention.output.LayerNorm")
 		h := gelu(f.linear(x, p+"intermediate.dense"))
@@ -135,7 +153,7 @@ func (f *fwd) mlmLogits(hidden, positions *Node) *Node {
 	t := gelu(f.linear(g, "cls.predictions.transform.dense"))
 	t = f.layerNorm(t, "cls.predictions.transform.LayerNorm")
 	emb := f.w["bert.embeddings.word_embeddings.weight"]
-	logits := DotGeneral(Reshape(t, B*P, H), []int{1}, nil, emb, []int{1}, nil)
+	logits := high(DotGeneral(f.low(Reshape(t, B*P, H)), []int{1}, nil, f.low(emb), []int{1}, nil))
 	logits = Add(logits, bcast(f.w["cls.predictions.bias"], 2))
 	return Reshape(logits, B, P, f.c.VocabSize)
 }
