@@ -129,6 +129,15 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		if haveOracle {
 			fmt.Fprintf(e.stdout, "  %-22s %8s %8.3f\n", "oracle", "", oracle.HeldOut)
 		}
+		d := bres.AUROC[data.SplitHeldOut] - xres.AUROC[data.SplitHeldOut]
+		verdict := "within 0.03 of"
+		switch {
+		case d > 0:
+			verdict = "better than"
+		case d < -0.03:
+			verdict = "more than 0.03 below"
+		}
+		fmt.Fprintf(e.stdout, "  held_out: the BERT (direct) is %s the XGBoost baseline (%+.3f AUROC; DeLong's test in the report)\n", verdict, d)
 	}
 
 	step(6, "evaluation report: the models side by side (medseq eval report)")
