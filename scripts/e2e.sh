@@ -34,7 +34,7 @@ step "build"
 BIN=$OUT/medseq
 go build -o "$BIN" ./cmd/medseq
 go build -o "$OUT/e2echeck" ./serve/internal/e2echeck
-"$BIN" help | grep -q '^  serve ' || fail "this medseq has no 'serve' command (cmd/medseq/main.go must list it)"
+grep -q '^  serve ' <<<"$("$BIN" help)" || fail "this medseq has no 'serve' command (cmd/medseq/main.go must list it)"
 
 step "demo ($SUBJECTS subjects)"
 "$BIN" demo --out "$OUT/demo" --subjects "$SUBJECTS" --force >"$OUT/demo.log" 2>&1 || { tail -20 "$OUT/demo.log"; fail "demo"; }
@@ -51,8 +51,8 @@ step "start the server on loopback"
 SERVER_PID=$!
 ADDR= METRICS=
 for _ in $(seq 1 100); do
-  ADDR=$(sed -n 's/^serving .* on \(.*\)$/\1/p' "$OUT/serve.out" | head -1)
-  METRICS=$(sed -n 's/.*msg=metrics addr=\([^ ]*\).*/\1/p' "$OUT/serve.err" | head -1)
+  ADDR=$(sed -n 's/^serving .* on \(.*\)$/\1/p' "$OUT/serve.out" | head -1 || true)
+  METRICS=$(sed -n 's/.*msg=metrics addr=\([^ ]*\).*/\1/p' "$OUT/serve.err" | head -1 || true)
   [ -n "$ADDR" ] && [ -n "$METRICS" ] && break
   kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited"
   sleep 0.1
