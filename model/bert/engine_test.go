@@ -106,7 +106,7 @@ func TestLearnsToyTask(t *testing.T) {
 	e := newToyEngine(t, c, Heads{Classifier: true}, TaskClassify)
 	start := time.Now()
 	steps := 0
-	for ; steps < 300 && time.Since(start) < 20*time.Second; steps++ {
+	for ; steps < 300; steps++ { // a fixed number of steps: the result must not depend on machine load
 		if _, err := e.TrainStep(toyBatch(r, 32, 16), 1e-3); err != nil {
 			t.Fatal(err)
 		}
