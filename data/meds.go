@@ -1,8 +1,9 @@
 package data
 
 import (
+	"cmp"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -60,10 +61,11 @@ type Subject struct {
 
 // SortEvents orders events by time (static first), keeping the original order of ties.
 func SortEvents(ev []Event) {
-	if sort.SliceIsSorted(ev, func(i, j int) bool { return ev[i].Time < ev[j].Time }) {
+	byTime := func(a, b Event) int { return cmp.Compare(a.Time, b.Time) }
+	if slices.IsSortedFunc(ev, byTime) {
 		return
 	}
-	sort.SliceStable(ev, func(i, j int) bool { return ev[i].Time < ev[j].Time })
+	slices.SortStableFunc(ev, byTime)
 }
 
 // Micros converts a time to MEDS microseconds.
