@@ -3,11 +3,11 @@ package data
 import (
 	"context"
 	"fmt"
+	"github.com/medseq/medseq/internal/memstat"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -37,24 +37,6 @@ func benchPopulation(b *testing.B, events int) (string, int64) {
 	return meds, rows
 }
 
-// peakRSS reads the process's peak resident set size (VmHWM) in bytes; 0 if unknown.
-func peakRSS() int64 {
-	buf, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(buf), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-
-// resetPeakRSS restarts the VmHWM high-water mark (Linux clear_refs 5).
-func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
 // BenchmarkBuildCohort measures cohort building (read every shard, summarise, sample, split)
 // and reports events/s and the process's peak RSS during the build. Goal: 10M events in
 // under 10 s with a peak under 2 GB.
@@ -64,7 +46,7 @@ func BenchmarkBuildCohort(b *testing.B) {
 			meds, rows := benchPopulation(b, n)
 			cfg := testCohortConfig()
 			runtime.GC()
-			resetPeakRSS()
+			memstat.ResetPeakRSS()
 			b.ResetTimer()
 			var labels int
 			for i := 0; i < b.N; i++ {
@@ -84,7 +66,7 @@ func BenchmarkBuildCohort(b *testing.B) {
 			b.ReportMetric(sec, "s/cohort")
 			b.ReportMetric(float64(rows), "events")
 			b.ReportMetric(float64(labels), "labels")
-			if p := peakRSS(); p > 0 {
+			if p := memstat.PeakRSS(); p > 0 {
 				b.ReportMetric(float64(p)/(1<<20), "peak-RSS-MB")
 			}
 		})

@@ -3,6 +3,7 @@ package bert
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/medseq/medseq/internal/memstat"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +39,7 @@ func BenchmarkTrainStepVsTorch(b *testing.B) {
 		b.Run(name+"/medseq", func(b *testing.B) {
 			runtime.GC()
 			debug.FreeOSMemory()
-			resetPeakRSSBench()
+			memstat.ResetPeakRSS()
 			e, batch := benchSetup(b, name, TaskMLM)
 			defer e.Close()
 			for i := 0; i < 2; i++ { // compile and warm up outside the timing
@@ -61,7 +62,7 @@ func BenchmarkTrainStepVsTorch(b *testing.B) {
 			ours[name] = tps
 			b.ReportMetric(tps, "tokens/s")
 			b.ReportMetric(float64(n)/sec, "steps/s")
-			b.ReportMetric(float64(peakRSSBench())/(1<<20), "peak-RSS-MB")
+			b.ReportMetric(float64(memstat.PeakRSS())/(1<<20), "peak-RSS-MB")
 			b.ReportMetric(0, "ns/op") // n steps, not b.N: tokens/s is the figure
 		})
 		b.Run(name+"/pytorch", func(b *testing.B) {
@@ -110,21 +111,3 @@ func runTorchBench(python, config string, steps int, minSec float64, threads int
 	}
 	return res, nil
 }
-
-// peakRSSBench is the process's peak resident set size (VmHWM) in bytes; 0 if unknown.
-func peakRSSBench() int64 {
-	buf, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(buf), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-
-// resetPeakRSSBench restarts the VmHWM high-water mark (Linux clear_refs 5).
-func resetPeakRSSBench() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
