@@ -138,19 +138,25 @@ func (m *CodeMap) Encode(in Input, o Options) Encoding {
 	return finish(v, ids, ages, days, unknown, ageOf(in.PredictionTime), o)
 }
 
+// truncateOldest drops the oldest tokens of body so that it fits maxLen with [CLS] and [SEP]
+// (maxLen 0: no limit), and discounts the [UNK] tokens it dropped from unknown.
+func truncateOldest(v *Vocab, body []int32, unknown, maxLen int) ([]int32, int, int) {
+	if maxLen <= 0 || len(body) <= maxLen-2 {
+		return body, unknown, 0
+	}
+	truncated := len(body) - max(maxLen-2, 0)
+	for _, id := range body[:truncated] {
+		if id == v.Unk {
+			unknown--
+		}
+	}
+	return body[truncated:], unknown, truncated
+}
+
 // finish truncates (keeping the newest tokens), adds [CLS] and [SEP], builds the mask and pads.
 func finish(v *Vocab, body []int32, ages, days []float32, unknown int, predAge float32, o Options) Encoding {
-	truncated := 0
-	if o.MaxLen > 0 && len(body) > o.MaxLen-2 {
-		keep := max(o.MaxLen-2, 0)
-		truncated = len(body) - keep
-		for _, id := range body[:truncated] {
-			if id == v.Unk {
-				unknown--
-			}
-		}
-		body, ages, days = body[truncated:], ages[truncated:], days[truncated:]
-	}
+	body, unknown, truncated := truncateOldest(v, body, unknown, o.MaxLen)
+	ages, days = ages[truncated:], days[truncated:]
 	total := len(body) + 2
 	size := total
 	if o.Padding == PadFixed && o.MaxLen > size {
@@ -222,17 +228,7 @@ func (t *Tokenizer) encodeTextIDs(line string, maxLen int, dst []int32, sp *spec
 // [SEP] and pads like finish, with two allocations (ids and mask share one, ages and days the
 // other) or none when slab has room.
 func finishText(v *Vocab, body []int32, unknown int, o Options, sl *slab) Encoding {
-	truncated := 0
-	if o.MaxLen > 0 && len(body) > o.MaxLen-2 {
-		keep := max(o.MaxLen-2, 0)
-		truncated = len(body) - keep
-		for _, id := range body[:truncated] {
-			if id == v.Unk {
-				unknown--
-			}
-		}
-		body = body[truncated:]
-	}
+	body, unknown, truncated := truncateOldest(v, body, unknown, o.MaxLen)
 	total := len(body) + 2
 	size := total
 	if o.Padding == PadFixed && o.MaxLen > size {
