@@ -67,12 +67,19 @@ func (m *Manifest) AddInput(name, path string) (InputRef, error) {
 	if err != nil {
 		return InputRef{}, err
 	}
+	return m.AddInputFingerprint(name, path, fp), nil
+}
+
+// AddInputFingerprint records input name at path with a fingerprint the caller already
+// computed (Fingerprint reads every byte: a stage that checks and records the same input
+// computes it once).
+func (m *Manifest) AddInputFingerprint(name, path, fp string) InputRef {
 	ref := InputRef{Name: name, Path: path, Fingerprint: fp}
 	if im, err := ReadManifest(path); err == nil {
 		ref.RunID = im.RunID
 	}
 	m.Inputs = append(m.Inputs, ref)
-	return ref, nil
+	return ref
 }
 
 // Input returns the input recorded under name.
@@ -116,13 +123,18 @@ func ReadManifest(root string) (*Manifest, error) {
 // CheckInput verifies that the artifact at path is the one m recorded as input name. It
 // returns an error wrapping ErrInputMismatch that says which runs and paths disagree.
 func (m *Manifest) CheckInput(name, path string) error {
-	ref, ok := m.Input(name)
-	if !ok {
-		return fmt.Errorf("%w: run %s (%s) records no input %q", ErrInputMismatch, m.RunID, m.Stage, name)
-	}
 	fp, err := Fingerprint(path)
 	if err != nil {
 		return err
+	}
+	return m.CheckInputFingerprint(name, path, fp)
+}
+
+// CheckInputFingerprint is CheckInput with the fingerprint of path already computed.
+func (m *Manifest) CheckInputFingerprint(name, path, fp string) error {
+	ref, ok := m.Input(name)
+	if !ok {
+		return fmt.Errorf("%w: run %s (%s) records no input %q", ErrInputMismatch, m.RunID, m.Stage, name)
 	}
 	if fp == ref.Fingerprint {
 		return nil

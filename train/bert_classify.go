@@ -275,16 +275,12 @@ func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxL
 }
 
 // trainParams are the settings a checkpoint must share with a resumed run.
-func trainParams(task string, bc bert.Config, maxLen int, t BERTTraining, total, warmup int, in Inputs, extra map[string]any) (map[string]any, error) {
+func trainParams(task string, bc bert.Config, maxLen int, t BERTTraining, total, warmup int, o *opened, extra map[string]any) (map[string]any, error) {
 	p := map[string]any{"task": task, "config": bc, "max_len": maxLen, "batch_size": t.BatchSize, "lr": t.LR, "warmup_steps": warmup,
 		"weight_decay": t.WeightDecay, "clip": t.Clip, "steps": total, "eval_every": t.EvalEvery, "patience": t.Patience,
 		"overfit_warn": t.OverfitK, "seed": t.Seed, "device": t.Device}
-	for _, x := range []struct{ name, path string }{{"cohort", in.Cohort}, {"tokenizer", in.Tokenizer}} {
-		fp, err := data.Fingerprint(x.path)
-		if err != nil {
-			return nil, err
-		}
-		p[x.name+"_fingerprint"] = fp
+	for _, name := range []string{"cohort", "tokenizer"} {
+		p[name+"_fingerprint"] = o.fp[name]
 	}
 	for k, v := range extra {
 		p[k] = v
@@ -385,7 +381,7 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 		}
 		extra["init_fingerprint"] = fp
 	}
-	params, err := trainParams("train classify", bc, maxLen, cfg.BERTTraining, total, warmup, cfg.Inputs, extra)
+	params, err := trainParams("train classify", bc, maxLen, cfg.BERTTraining, total, warmup, o, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -478,9 +474,7 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	for k, v := range res.AUROC {
 		m.Metrics["auroc_"+k] = v
 	}
-	if err := cfg.Inputs.addInputs(&m.Manifest); err != nil {
-		return nil, err
-	}
+	o.addInputs(&m.Manifest)
 	if cfg.Init != "" {
 		if _, err := m.AddInput("init", cfg.Init); err != nil {
 			return nil, err

@@ -219,7 +219,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 		return nil, err
 	}
 	defer dir.Abort()
-	params, err := trainParams("train pretrain", bc, maxLen, cfg.BERTTraining, total, warmup, cfg.Inputs, map[string]any{"mask_rate": cfg.MaskRate})
+	params, err := trainParams("train pretrain", bc, maxLen, cfg.BERTTraining, total, warmup, o, map[string]any{"mask_rate": cfg.MaskRate})
 	if err != nil {
 		return nil, err
 	}
@@ -286,9 +286,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train pretrain", mp), Kind: KindBERTMLM, Name: cfg.Name, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "best_val_mlm_accuracy": res.BestAcc,
 			"tokens_per_s": res.TokensPerS, "params": float64(res.Params)}}
-	if err := cfg.Inputs.addInputs(&m.Manifest); err != nil {
-		return nil, err
-	}
+	o.addInputs(&m.Manifest)
 	if err := writeModelManifest(dir.Tmp, m); err != nil {
 		return nil, err
 	}

@@ -23,6 +23,8 @@ type opened struct {
 	ds     *data.Dataset
 	cohort *data.Cohort
 	tok    *tokenize.Tokenizer
+	in     Inputs
+	fp     map[string]string // content fingerprint by input name (meds, cohort, tokenizer)
 }
 
 // open loads the dataset, cohort and tokenizer and refuses a combination from different runs:
@@ -36,17 +38,25 @@ func (in Inputs) open(log *slog.Logger) (*opened, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Fingerprints read every byte of an input: compute each once for the checks here, the
+	// checkpoint settings and the model's manifest.
+	fp := map[string]string{}
+	for _, x := range in.list() {
+		if fp[x.name], err = data.Fingerprint(x.path); err != nil {
+			return nil, err
+		}
+	}
 	checks := []func() error{
-		func() error { return c.CheckDataset(in.MEDS) },
+		func() error { return c.Manifest.CheckInputFingerprint(data.InputMEDS, in.MEDS, fp[data.InputMEDS]) },
 		func() error {
 			tm, err := data.ReadManifest(in.Tokenizer)
 			if err != nil {
 				return fmt.Errorf("tokenizer %s: %w", in.Tokenizer, err)
 			}
-			if err := tm.CheckInput("cohort", in.Cohort); err != nil {
+			if err := tm.CheckInputFingerprint("cohort", in.Cohort, fp["cohort"]); err != nil {
 				return err
 			}
-			return tm.CheckInput(data.InputMEDS, in.MEDS)
+			return tm.CheckInputFingerprint(data.InputMEDS, in.MEDS, fp[data.InputMEDS])
 		},
 	}
 	for _, check := range checks {
@@ -61,17 +71,22 @@ func (in Inputs) open(log *slog.Logger) (*opened, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &opened{ds: ds, cohort: c, tok: tok}, nil
+	return &opened{ds: ds, cohort: c, tok: tok, in: in, fp: fp}, nil
 }
 
-// addInputs records the three inputs in a manifest.
-func (in Inputs) addInputs(m *data.Manifest) error {
-	for _, x := range []struct{ name, path string }{{data.InputMEDS, in.MEDS}, {"cohort", in.Cohort}, {"tokenizer", in.Tokenizer}} {
-		if _, err := m.AddInput(x.name, x.path); err != nil {
-			return err
-		}
+// inputRef is one input of a training run.
+type inputRef struct{ name, path string }
+
+// list names the run's inputs as they are recorded in manifests.
+func (in Inputs) list() []inputRef {
+	return []inputRef{{data.InputMEDS, in.MEDS}, {"cohort", in.Cohort}, {"tokenizer", in.Tokenizer}}
+}
+
+// addInputs records the three inputs in a manifest, with the fingerprints open computed.
+func (o *opened) addInputs(m *data.Manifest) {
+	for _, x := range o.in.list() {
+		m.AddInputFingerprint(x.name, x.path, o.fp[x.name])
 	}
-	return nil
 }
 
 // labelled is a split's labels in cohort order.

@@ -223,9 +223,7 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 	for k, v := range res.AUROC {
 		m.Metrics["auroc_"+k] = v
 	}
-	if err := cfg.Inputs.addInputs(&m.Manifest); err != nil {
-		return nil, err
-	}
+	o.addInputs(&m.Manifest)
 	if err := writeModelManifest(dir.Tmp, m); err != nil {
 		return nil, err
 	}

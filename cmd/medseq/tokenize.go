@@ -90,7 +90,11 @@ func buildTokenizer(ctx context.Context, e *env, o *tokenizeOptions) (*tokenizer
 	if err != nil {
 		return nil, err
 	}
-	if err := c.CheckDataset(o.meds); err != nil {
+	medsFP, err := data.Fingerprint(o.meds) // read once: checked here, recorded below
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Manifest.CheckInputFingerprint(data.InputMEDS, o.meds, medsFP); err != nil {
 		if !o.allow {
 			return nil, fmt.Errorf("%w (or pass --allow-mismatch)", err)
 		}
@@ -134,10 +138,9 @@ func buildTokenizer(ctx context.Context, e *env, o *tokenizeOptions) (*tokenizer
 		"max_pieces": o.build.MaxPieces, "max_len": o.build.MaxLen, "visit_separators": o.visitSeparators,
 		"leak_threshold": leaks.Threshold, "strict": o.strict,
 	})
-	for name, p := range map[string]string{data.InputMEDS: o.meds, "cohort": o.cohort} {
-		if _, err := m.AddInput(name, p); err != nil {
-			return nil, err
-		}
+	m.AddInputFingerprint(data.InputMEDS, o.meds, medsFP)
+	if _, err := m.AddInput("cohort", o.cohort); err != nil {
+		return nil, err
 	}
 	if err := tokenize.Save(o.out, o.force, tok, cfg, m); err != nil {
 		return nil, err
