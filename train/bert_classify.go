@@ -461,12 +461,8 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	if err := writeSplitOutputs(dir.Tmp, labels, scores, cfg.Calibration); err != nil {
 		return nil, err
 	}
-	mp := map[string]any{"config": cfg.Config, "hidden": bc.HiddenSize, "layers": bc.NumHiddenLayers, "heads": bc.NumAttentionHeads,
-		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "dropout": bc.HiddenDropoutProb,
-		"batch_size": cfg.BatchSize, "lr": cfg.LR, "warmup_steps": warmup, "weight_decay": cfg.WeightDecay, "clip": cfg.Clip,
-		"epochs": cfg.Epochs, "max_steps": cfg.MaxSteps, "steps": res.Steps, "eval_every": cfg.EvalEvery, "patience": cfg.Patience,
-		"seed": cfg.Seed, "device": res.Device, "pos_weight": posWeight, "init": cfg.Init,
-		"cohort_gap": data.FormatDuration(o.cohort.Gap)}
+	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, res.Device, map[string]any{
+		"pos_weight": posWeight, "init": cfg.Init, "cohort_gap": data.FormatDuration(o.cohort.Gap)})
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train classify", mp), Kind: scorer.KindBERT, Name: cfg.Name,
 		Threshold: 0.5, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "tokens_per_s": res.TokensPerS,
@@ -474,16 +470,12 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	for k, v := range res.AUROC {
 		m.Metrics["auroc_"+k] = v
 	}
-	o.addInputs(&m.Manifest)
 	if cfg.Init != "" {
 		if _, err := m.AddInput("init", cfg.Init); err != nil {
 			return nil, err
 		}
 	}
-	if err := writeModelManifest(dir.Tmp, m); err != nil {
-		return nil, err
-	}
-	if err := dir.Commit(); err != nil {
+	if err := o.commitModel(dir, m); err != nil {
 		return nil, err
 	}
 	work.metrics.Close()
@@ -519,4 +511,17 @@ func aurocOf(y []bool, logits []float32) float64 {
 		return 0.5 // one class only: AUROC is undefined, report chance
 	}
 	return auc
+}
+
+// manifestParams are the settings a BERT run records in its manifest.
+func manifestParams(mf BERTModel, t BERTTraining, bc bert.Config, maxLen, warmup, steps int, dev bert.Device, extra map[string]any) map[string]any {
+	p := map[string]any{"config": mf.Config, "hidden": bc.HiddenSize, "layers": bc.NumHiddenLayers, "heads": bc.NumAttentionHeads,
+		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "dropout": bc.HiddenDropoutProb,
+		"batch_size": t.BatchSize, "lr": t.LR, "warmup_steps": warmup, "weight_decay": t.WeightDecay, "clip": t.Clip,
+		"epochs": t.Epochs, "max_steps": t.MaxSteps, "steps": steps, "eval_every": t.EvalEvery, "patience": t.Patience,
+		"seed": t.Seed, "device": dev}
+	for k, v := range extra {
+		p[k] = v
+	}
+	return p
 }

@@ -278,19 +278,11 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {
 		return nil, err
 	}
-	mp := map[string]any{"config": cfg.Config, "hidden": bc.HiddenSize, "layers": bc.NumHiddenLayers, "heads": bc.NumAttentionHeads,
-		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "dropout": bc.HiddenDropoutProb,
-		"batch_size": cfg.BatchSize, "lr": cfg.LR, "warmup_steps": warmup, "weight_decay": cfg.WeightDecay, "clip": cfg.Clip,
-		"epochs": cfg.Epochs, "max_steps": cfg.MaxSteps, "steps": res.Steps, "eval_every": cfg.EvalEvery, "patience": cfg.Patience,
-		"seed": cfg.Seed, "device": cfg.Device, "dtype": dev.DType, "mask_rate": cfg.MaskRate}
+	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, dev, map[string]any{"mask_rate": cfg.MaskRate})
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train pretrain", mp), Kind: KindBERTMLM, Name: cfg.Name, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "best_val_mlm_accuracy": res.BestAcc,
 			"tokens_per_s": res.TokensPerS, "params": float64(res.Params)}}
-	o.addInputs(&m.Manifest)
-	if err := writeModelManifest(dir.Tmp, m); err != nil {
-		return nil, err
-	}
-	if err := dir.Commit(); err != nil {
+	if err := o.commitModel(dir, m); err != nil {
 		return nil, err
 	}
 	work.metrics.Close()

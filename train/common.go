@@ -143,3 +143,13 @@ func writeSplitOutputs(dir string, labels map[string][]data.Label, scores map[st
 	}
 	return cal.Save(filepath.Join(dir, scorer.CalibrationFile))
 }
+
+// commitModel records the run's inputs in m, writes the model folder's manifest and moves the
+// folder into place.
+func (o *opened) commitModel(dir *data.AtomicDir, m *scorer.Manifest) error {
+	o.addInputs(&m.Manifest)
+	if err := writeModelManifest(dir.Tmp, m); err != nil {
+		return err
+	}
+	return dir.Commit()
+}

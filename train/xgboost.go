@@ -223,11 +223,7 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 	for k, v := range res.AUROC {
 		m.Metrics["auroc_"+k] = v
 	}
-	o.addInputs(&m.Manifest)
-	if err := writeModelManifest(dir.Tmp, m); err != nil {
-		return nil, err
-	}
-	if err := dir.Commit(); err != nil {
+	if err := o.commitModel(dir, m); err != nil {
 		return nil, err
 	}
 	res.RunID = m.RunID
