@@ -51,7 +51,7 @@ func DefaultCohortConfig() CohortConfig {
 		Lead: 365 * MicrosPerDay, MinHistory: 365 * MicrosPerDay, MinEvents: 1,
 		MinAge: 18 * MicrosPerYear, FollowUp: 365 * MicrosPerDay, Negatives: NegativesMatchedAge,
 		BandYears: 5, Seed: 1, Fractions: DefaultSplitFractions,
-		SexPrefixes: []string{"SEX//", "GENDER//", "SEX/", "GENDER/"},
+		SexPrefixes: []string{SexCodePrefix, "GENDER//", "SEX/", "GENDER/"},
 		BirthCodes:  []string{BirthCode}, DeathCodes: []string{DeathCode},
 	}
 }

@@ -62,9 +62,9 @@ type ImportSummary struct {
 
 // The static rows ImportCSV writes for the sex column.
 const (
-	importSexFemale  = "SEX//F"
-	importSexMale    = "SEX//M"
-	importSexUnknown = "SEX//U"
+	importSexFemale  = SexCodePrefix + SexFemale
+	importSexMale    = SexCodePrefix + SexMale
+	importSexUnknown = SexCodePrefix + SexUnknown
 )
 
 // importSubject is one row of subjects.csv and the events gathered for it.
@@ -513,10 +513,10 @@ func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes,
 		}
 		ev.Time = lastTime
 		if ev.Time != StaticTime {
-			if floorDiv(ev.Time, MicrosPerDay) < floorDiv(cur.birth, MicrosPerDay) {
+			if FloorDiv(ev.Time, MicrosPerDay) < FloorDiv(cur.birth, MicrosPerDay) {
 				return in.errorf(in.fieldLine(iTime), timeCol, "event at %s is before the birth of subject %d (%s)", strings.TrimSpace(rec[iTime]), lastID, cur.birthS)
 			}
-			if cur.death != StaticTime && floorDiv(ev.Time, MicrosPerDay) > floorDiv(cur.death, MicrosPerDay) {
+			if cur.death != StaticTime && FloorDiv(ev.Time, MicrosPerDay) > FloorDiv(cur.death, MicrosPerDay) {
 				return in.errorf(in.fieldLine(iTime), timeCol, "event at %s is after the death of subject %d (%s)", strings.TrimSpace(rec[iTime]), lastID, cur.deathS)
 			}
 		} else {

@@ -68,6 +68,18 @@ func SortEvents(ev []Event) {
 	slices.SortStableFunc(ev, byTime)
 }
 
+// FloorDiv divides rounding towards minus infinity (times before 1970 are negative).
+func FloorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// SexCodePrefix starts the static sex rows medseq writes (SEX//F, SEX//M, SEX//U).
+const SexCodePrefix = "SEX//"
+
 // Micros converts a time to MEDS microseconds.
 func Micros(t time.Time) int64 { return t.UnixMicro() }
 

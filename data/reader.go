@@ -515,7 +515,7 @@ func readTimes(path string, a arrow.Array, out []Event) error {
 		}
 	case div != 1:
 		for i, v := range vals {
-			out[i].Time = floorDiv(v, div)
+			out[i].Time = FloorDiv(v, div)
 		}
 	default:
 		for i, v := range vals {
@@ -540,14 +540,6 @@ func readTimes(path string, a arrow.Array, out []Event) error {
 		}
 	}
 	return nil
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 // noValueBits is the bit pattern of NoValue.

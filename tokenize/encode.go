@@ -115,7 +115,7 @@ func (m *CodeMap) Encode(in Input, o Options) Encoding {
 		if o.VisitSeparators {
 			day := int64(math.MinInt64 + 1)
 			if e.Time != data.StaticTime {
-				day = floorDiv(e.Time, data.MicrosPerDay)
+				day = data.FloorDiv(e.Time, data.MicrosPerDay)
 			}
 			if i > 0 && day != lastDay {
 				ids = append(ids, v.Sep)
@@ -351,12 +351,4 @@ func parallelChunks(n int, f func(lo, hi int)) {
 		}()
 	}
 	wg.Wait()
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }

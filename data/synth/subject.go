@@ -116,14 +116,6 @@ func splitmix(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
-}
-
 func (g *gen) u01() float64 { return g.r.Float64() }
 
 func (g *gen) age(t int64) float64 { return float64(t-g.birth) / float64(year) }
@@ -134,7 +126,7 @@ func (g *gen) emit(t int64, code int32, v float32) {
 
 // visitTime snaps t to its day: a date-only entry (midnight) or an appointment slot.
 func (g *gen) visitTime(t int64) int64 {
-	d := floorDiv(t, day) * day
+	d := data.FloorDiv(t, day) * day
 	if g.r.IntN(10) < 3 {
 		return d
 	}
@@ -186,7 +178,7 @@ func (g *gen) drawBirth() int64 {
 		u -= birthDecadeWeights[dec]
 	}
 	t := firstBirth + int64((float64(dec)*10+g.u01()*10)*float64(year))
-	return floorDiv(t, day) * day
+	return data.FloorDiv(t, day) * day
 }
 
 // simulateLife draws the subject's true life: risk factors, onset, diagnosis, death and the
@@ -348,7 +340,7 @@ func (g *gen) simulateLife() bool {
 	}
 	if g.onset != never {
 		d := g.onset + int64(g.r.ExpFloat64()*m.DelayMeanYears*float64(year))
-		d = (floorDiv(d, day)+1)*day + 8*hour + int64(g.r.IntN(60))*(10*60*1_000_000)
+		d = (data.FloorDiv(d, day)+1)*day + 8*hour + int64(g.r.IntN(60))*(10*60*1_000_000)
 		g.diag = d
 	}
 	// Gompertz mortality, raised after diagnosis, plus a constant background.
@@ -364,7 +356,7 @@ func (g *gen) simulateLife() bool {
 		ad = math.Log(math.Exp(B*aD)+e*B/(A*m.DiabetesMortality)) / B
 	}
 	ad = math.Min(ad, g.r.ExpFloat64()/m.BackgroundMortality)
-	g.death = floorDiv(g.birth+int64(ad*float64(year)), day) * day
+	g.death = data.FloorDiv(g.birth+int64(ad*float64(year)), day) * day
 	g.lifeEnd = min(g.death, CutoffTime)
 	lo := max(g.birth, systemStart)
 	if g.lifeEnd-lo < 60*day {
@@ -377,9 +369,9 @@ func (g *gen) simulateLife() bool {
 		f := g.u01()
 		g.reg = lo + int64(f*f*0.95*float64(span))
 	}
-	g.reg = floorDiv(g.reg, day) * day
+	g.reg = data.FloorDiv(g.reg, day) * day
 	g.end = g.lifeEnd
-	if x := floorDiv(g.reg+int64(g.r.ExpFloat64()*45*float64(year)), day) * day; x < g.lifeEnd {
+	if x := data.FloorDiv(g.reg+int64(g.r.ExpFloat64()*45*float64(year)), day) * day; x < g.lifeEnd {
 		g.end = max(x, g.reg+30*day) // transferred out
 	}
 	return true

@@ -483,8 +483,8 @@ func buildVocab() *vocab {
 	sp := &b.v.sp
 	sp.birth = b.add(data.BirthCode, "Birth")
 	sp.death = b.add(data.DeathCode, "Death")
-	sp.sexF = b.add("SEX//F", "Sex: female")
-	sp.sexM = b.add("SEX//M", "Sex: male")
+	sp.sexF = b.add(data.SexCodePrefix+data.SexFemale, "Sex: female")
+	sp.sexM = b.add(data.SexCodePrefix+data.SexMale, "Sex: male")
 
 	// Diabetes and its precursors: emitted only by the disease model.
 	b.add("ICD10/E11", "Type 2 diabetes mellitus")
