@@ -55,7 +55,7 @@ func WriteCohort(out string, overwrite bool, res *CohortResult, m *Manifest) err
 	}
 	defer dir.Abort()
 	res.Report.RunID = m.RunID
-	err = writeTable(filepath.Join(dir.Tmp, LabelsFile), labelSchema, func(b *array.RecordBuilder) {
+	err = WriteTable(filepath.Join(dir.Tmp, LabelsFile), labelSchema, func(b *array.RecordBuilder) {
 		for _, l := range res.Labels {
 			b.Field(0).(*array.Int64Builder).Append(l.SubjectID)
 			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(l.PredictionTime))
@@ -68,7 +68,7 @@ func WriteCohort(out string, overwrite bool, res *CohortResult, m *Manifest) err
 	if err != nil {
 		return err
 	}
-	err = writeTable(filepath.Join(dir.Tmp, CohortTableFile), cohortSchema, func(b *array.RecordBuilder) {
+	err = WriteTable(filepath.Join(dir.Tmp, CohortTableFile), cohortSchema, func(b *array.RecordBuilder) {
 		for _, l := range res.Labels {
 			b.Field(0).(*array.Int64Builder).Append(l.SubjectID)
 			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(l.PredictionTime))
@@ -111,7 +111,7 @@ func LoadCohort(dir string) (*Cohort, error) {
 		}
 	}
 	p := filepath.Join(dir, CohortTableFile)
-	err = readSmallTable(p, func(rec arrow.RecordBatch) error {
+	err = ReadTable(p, func(rec arrow.RecordBatch) error {
 		n := int(rec.NumRows())
 		ids := make([]int64, n)
 		if err := readIDs(p, fieldByName(rec, ColSubjectID), ids, 0); err != nil {

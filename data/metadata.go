@@ -14,9 +14,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// readSmallTable reads a whole (small) Parquet file into one table and calls fn with each
+// ReadTable reads a whole (small) Parquet file and calls fn with each
 // batch. Metadata files are small, so reading them whole is fine.
-func readSmallTable(path string, fn func(rec arrow.RecordBatch) error) error {
+func ReadTable(path string, fn func(rec arrow.RecordBatch) error) error {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
@@ -77,7 +77,7 @@ func (d *Dataset) SubjectSplits() (map[int64]string, error) {
 		return nil, nil
 	}
 	out := map[int64]string{}
-	err := readSmallTable(p, func(rec arrow.RecordBatch) error {
+	err := ReadTable(p, func(rec arrow.RecordBatch) error {
 		idc, sc := fieldByName(rec, ColSubjectID), fieldByName(rec, "split")
 		if idc == nil || sc == nil {
 			return fmt.Errorf("read %s: want columns subject_id and split", p)
@@ -105,7 +105,7 @@ func (d *Dataset) CodeMetadata() ([]CodeMeta, error) {
 		return nil, nil
 	}
 	var out []CodeMeta
-	err := readSmallTable(p, func(rec arrow.RecordBatch) error {
+	err := ReadTable(p, func(rec arrow.RecordBatch) error {
 		cc, dc, pc := fieldByName(rec, "code"), fieldByName(rec, "description"), fieldByName(rec, "parent_codes")
 		if cc == nil {
 			return fmt.Errorf("read %s: missing column code", p)

@@ -116,7 +116,7 @@ func WriteSubjectSplits(root string, splits map[int64]string) error {
 		{Name: ColSubjectID, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 		{Name: "split", Type: arrow.BinaryTypes.String, Nullable: true},
 	}, nil)
-	return writeTable(filepath.Join(root, SubjectSplitsFile), schema, func(b *array.RecordBuilder) {
+	return WriteTable(filepath.Join(root, SubjectSplitsFile), schema, func(b *array.RecordBuilder) {
 		for _, id := range ids {
 			b.Field(0).(*array.Int64Builder).Append(id)
 			b.Field(1).(*array.StringBuilder).Append(splits[id])
@@ -131,7 +131,7 @@ func WriteCodeMetadata(root string, codes []CodeMeta) error {
 		{Name: "description", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "parent_codes", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
 	}, nil)
-	return writeTable(filepath.Join(root, CodesFile), schema, func(b *array.RecordBuilder) {
+	return WriteTable(filepath.Join(root, CodesFile), schema, func(b *array.RecordBuilder) {
 		lb := b.Field(2).(*array.ListBuilder)
 		vb := lb.ValueBuilder().(*array.StringBuilder)
 		for _, c := range codes {
@@ -173,8 +173,9 @@ func WriteDatasetMetadata(root string, md DatasetMetadata) error {
 	return WriteFileAtomic(filepath.Join(root, DatasetJSONFile), append(buf, '\n'))
 }
 
-// writeTable writes a small single-batch Parquet table atomically.
-func writeTable(path string, schema *arrow.Schema, fill func(*array.RecordBuilder)) error {
+// WriteTable writes a small single-batch Parquet table atomically at path, with the same
+// writer settings as the dataset's own files: fill appends the rows to the builder.
+func WriteTable(path string, schema *arrow.Schema, fill func(*array.RecordBuilder)) error {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
 	fill(b)
