@@ -63,6 +63,33 @@ type splitData struct {
 	labelled
 }
 
+// featureRows builds each split's feature rows from the cohort's censored sequences (the only
+// way the baseline sees the data).
+func featureRows(ctx context.Context, o *opened, space *features.Space) (map[string]*splitData, error) {
+	cm := o.tok.NewCodeMap(o.ds.Codes)
+	b := space.NewBuilder(o.tok, cm)
+	splits := map[string]*splitData{data.SplitTrain: {}, data.SplitTuning: {}, data.SplitHeldOut: {}}
+	err := o.forSplits(ctx, nil, func(s data.Sequence) error {
+		sd, ok := splits[s.Label.Split]
+		if !ok {
+			return nil
+		}
+		cm.Refresh() // the code table grows shard by shard
+		b.Append(&sd.x, features.Row{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex, PredictionTime: s.Label.PredictionTime})
+		sd.labels = append(sd.labels, s.Label)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, sd := range splits {
+		if sd.x.NumCol == 0 {
+			sd.x.NumCol = space.NumFeatures()
+		}
+	}
+	return splits, nil
+}
+
 // XGBoost trains the baseline: features from the cohort's censored sequences, libxgboost with
 // early stopping on the tuning split, then the model version folder with the leaves predictor
 // checked against libxgboost on every tuning and held-out row.
@@ -76,28 +103,13 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 	if err != nil {
 		return nil, err
 	}
-	cm := o.tok.NewCodeMap(o.ds.Codes)
-	b := space.NewBuilder(o.tok, cm)
-	splits := map[string]*splitData{data.SplitTrain: {}, data.SplitTuning: {}, data.SplitHeldOut: {}}
-	err = o.forSplits(ctx, nil, func(s data.Sequence) error {
-		sd, ok := splits[s.Label.Split]
-		if !ok {
-			return nil
-		}
-		cm.Refresh() // the code table grows shard by shard
-		b.Append(&sd.x, features.Row{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex, PredictionTime: s.Label.PredictionTime})
-		sd.labels = append(sd.labels, s.Label)
-		return nil
-	})
+	splits, err := featureRows(ctx, o, space)
 	if err != nil {
 		return nil, err
 	}
 	res := &XGBoostResult{Out: cfg.Out, Rows: map[string]int{}, AUROC: map[string]float64{}}
 	for name, sd := range splits {
 		res.Rows[name] = len(sd.labels)
-		if sd.x.NumCol == 0 {
-			sd.x.NumCol = space.NumFeatures()
-		}
 	}
 	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
 	if len(tr.labels) == 0 || len(tu.labels) == 0 {
