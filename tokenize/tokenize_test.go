@@ -338,3 +338,28 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
+
+// TestWholeWord checks the lock-free fast path against AppendWord: every vocabulary token,
+// words that need pieces or are unknown, and a vocabulary word over the length limit.
+func TestWholeWord(t *testing.T) {
+	tok := testTokenizer(t)
+	words := []string{"ICD10/E11.65", "SNOMED/44054", "icd10/e11.9", "ZZZ", "", strings.Repeat("1", 150)}
+	for id := range tok.Vocab.Len() {
+		words = append(words, tok.Vocab.Token(int32(id)))
+	}
+	for _, w := range words {
+		id, ok := tok.WholeWord(w)
+		_, inVocab := tok.Vocab.ID(w)
+		if ok != inVocab {
+			t.Errorf("WholeWord(%q) ok=%v, in vocabulary %v", w, ok, inVocab)
+		}
+		if ids, _ := tok.AppendWord(nil, w); ok && !reflect.DeepEqual(ids, []int32{id}) {
+			t.Errorf("WholeWord(%q) = %d, AppendWord gives %v", w, id, ids)
+		}
+	}
+	short := *tok
+	short.MaxInputCharsPerWord = 3
+	if _, ok := short.WholeWord("ICD10/E11.9"); ok {
+		t.Error("a vocabulary word over MaxInputCharsPerWord must not be whole (AppendWord makes it [UNK])")
+	}
+}

@@ -58,6 +58,16 @@ func (t *Tokenizer) AppendWord(dst []int32, word string) ([]int32, bool) {
 	return t.appendPieces(dst, word)
 }
 
+// WholeWord returns the one id AppendWord gives a word that is in the vocabulary as it stands
+// (most codes are); ok=false sends the caller to AppendWord. Read-only: safe for concurrent
+// use and allocation-free.
+func (t *Tokenizer) WholeWord(word string) (id int32, ok bool) {
+	if len(word) > t.MaxInputCharsPerWord && utf8.RuneCountInString(word) > t.MaxInputCharsPerWord {
+		return 0, false
+	}
+	return t.lookup(word)
+}
+
 // appendPieces is AppendWord's fallback for a word that is not in the vocabulary.
 func (t *Tokenizer) appendPieces(dst []int32, word string) ([]int32, bool) {
 	n0 := len(dst)

@@ -138,8 +138,8 @@ type XGBoost struct {
 	pred     *gbt.Predictor
 	LoadTime time.Duration
 
-	words   wordCache // code string -> token ids, shared by all calls
-	scratch sync.Pool // *scoreScratch
+	words   *wordCache // code string -> token ids, shared by all calls
+	scratch sync.Pool  // *scoreScratch
 }
 
 func loadXGBoost(dir string, m *Manifest) (*XGBoost, error) {
@@ -163,7 +163,7 @@ func loadXGBoost(dir string, m *Manifest) (*XGBoost, error) {
 	if p.NumFeatures() > sp.NumFeatures() {
 		return nil, fmt.Errorf("load %s: model uses %d features, the feature space has %d", dir, p.NumFeatures(), sp.NumFeatures())
 	}
-	return &XGBoost{manifest: m, tok: tok, space: sp, pred: p, LoadTime: time.Since(start)}, nil
+	return &XGBoost{manifest: m, tok: tok, space: sp, pred: p, words: newWordCache(tok), LoadTime: time.Since(start)}, nil
 }
 
 // Kind is "xgboost".
@@ -241,8 +241,19 @@ func (x *XGBoost) Score(codes *data.Codes, ins []Input) ([]Result, error) {
 
 // wordCache maps code strings to their token ids. Safe for concurrent use; bounded (a code
 // met when the cache is full is tokenized on every call). Cached slices are never modified.
+// A code that is one vocabulary token (the common case) takes no lock: its ids are a
+// one-element window of single, read-only after load.
 type wordCache struct {
+	single []int32 // single[id] == id
 	shards [wordShards]wordShard
+}
+
+func newWordCache(tok *tokenize.Tokenizer) *wordCache {
+	c := &wordCache{single: make([]int32, tok.Vocab.Len())}
+	for i := range c.single {
+		c.single[i] = int32(i)
+	}
+	return c
 }
 
 const (
@@ -263,6 +274,9 @@ type wordEntry struct {
 // tokens returns the token ids of code under tok and whether it is [UNK], as
 // tok.AppendWord(nil, code) does.
 func (c *wordCache) tokens(tok *tokenize.Tokenizer, code string) ([]int32, bool) {
+	if id, ok := tok.WholeWord(code); ok && int(id) < len(c.single) {
+		return c.single[id : id+1 : id+1], id == tok.Vocab.Unk
+	}
 	sh := &c.shards[maphash.String(wordSeed, code)%wordShards]
 	sh.mu.RLock()
 	e, ok := sh.m[code]
