@@ -89,8 +89,7 @@ func (s *Server) authenticate(ctx context.Context, full string) (context.Context
 		}
 	}
 	if s.tokens != nil && !openMethod(full) {
-		md, _ := metadata.FromIncomingContext(ctx)
-		vals := md.Get("authorization")
+		vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 		if len(vals) == 0 {
 			return ctx, status.Error(codes.Unauthenticated, "authorization: bearer token required")
 		}

@@ -1,9 +1,14 @@
 package serve
 
 import (
+	"bytes"
 	"context"
+	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/medseq/medseq/data"
@@ -33,11 +38,30 @@ func FuzzPredictRequest(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0x22, 0x02, 0x0a, 0x00})
+	f.Add([]byte{0x22, 0x03, 0x0a, 0x01, 0xff})                   // an event code that is not UTF-8
+	f.Add([]byte{0x0a, 0x01, 0xff, 0x22, 0x02, 0x0a, 0x00})       // a model name that is not UTF-8
+	f.Add([]byte{0x22, 0x04, 0x0a, 0x01, 0x41, 0x98, 0x01, 0x07}) // an event with an unknown field
 	lim := Limits{MaxCodes: 64, MaxBatch: 4, MaxCodeLen: 64}
+	wire := newCodec() // shared across inputs, so its recycled events meet every shape
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The server's codec against the standard one: the same message whenever both accept.
+		var std medseqv1.PredictRequest
+		stdErr := proto.Unmarshal(b, &std)
 		var r medseqv1.PredictRequest
-		if proto.Unmarshal(b, &r) != nil {
+		err := wire.Unmarshal(mem.BufferSlice{mem.SliceBuffer(bytes.Clone(b))}, &r)
+		defer wire.release(&r)
+		switch {
+		case err != nil && stdErr == nil:
+			// vtprotobuf refuses a known field sent with the wrong wire type; the standard
+			// decoder keeps it as an unknown field. Nothing else may differ.
+			if !strings.Contains(err.Error(), "wrong wireType") {
+				t.Fatalf("codec refused what proto.Unmarshal accepts: %v", err)
+			}
 			return
+		case err != nil:
+			return
+		case stdErr == nil && !sameRequest(&std, &r):
+			t.Fatalf("codec decoded %v, proto.Unmarshal %v", &r, &std)
 		}
 		table := data.NewCodes()
 		sub, err := decodePredict(table, &r, lim, "")
@@ -46,6 +70,18 @@ func FuzzPredictRequest(f *testing.F) {
 				t.Fatalf("error of type %T: %v", err, err)
 			}
 			return
+		}
+		if stdErr != nil {
+			// Accepted by the codec only: an event's code or time that is not UTF-8, which
+			// decodePredict must then refuse, or a bad string that a later copy of the same
+			// field replaced (the last one counts), so what is read is valid.
+			valid := requestUTF8(&r) == nil
+			for _, e := range r.Events {
+				valid = valid && utf8.ValidString(e.Code) && utf8.ValidString(e.Time)
+			}
+			if !valid {
+				t.Fatalf("decodePredict accepted a string that is not UTF-8 (proto.Unmarshal: %v)", stdErr)
+			}
 		}
 		if len(sub.events) == 0 || len(sub.events) > lim.MaxCodes {
 			t.Fatalf("accepted %d events", len(sub.events))
@@ -60,6 +96,24 @@ func FuzzPredictRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sameRequest compares decoded requests, unknown fields by presence only: the standard
+// decoder re-encodes an unknown field's tag in its shortest form, vtprotobuf keeps the bytes.
+func sameRequest(a, b *medseqv1.PredictRequest) bool {
+	strip := func(m *medseqv1.PredictRequest) (*medseqv1.PredictRequest, []bool) {
+		m = proto.Clone(m).(*medseqv1.PredictRequest)
+		has := []bool{len(m.ProtoReflect().GetUnknown()) > 0}
+		m.ProtoReflect().SetUnknown(nil)
+		for _, e := range m.Events {
+			has = append(has, len(e.ProtoReflect().GetUnknown()) > 0)
+			e.ProtoReflect().SetUnknown(nil)
+		}
+		return m, has
+	}
+	sa, ha := strip(a)
+	sb, hb := strip(b)
+	return proto.Equal(sa, sb) && slices.Equal(ha, hb)
 }
 
 func FuzzModelInfer(f *testing.F) {

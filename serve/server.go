@@ -68,6 +68,7 @@ type Server struct {
 	slots   chan struct{}
 	batchQ  chan *job // nil: no dynamic batching
 	tables  sync.Pool // per-request code tables of unbatched Predict calls
+	wire    *codec    // the gRPC codec
 	// modelHealth: models with a per-model health entry, guarded by mu.
 	modelHealth map[string]bool
 
@@ -92,7 +93,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, metrics: NewMetrics(), health: health.NewServer(), tokens: cfg.Tokens,
+	s := &Server{cfg: cfg, log: cfg.Log, metrics: NewMetrics(), health: health.NewServer(), tokens: cfg.Tokens, wire: newCodec(),
 		audit: cfg.Audit, limits: cfg.Limits.withDefaults(), slots: make(chan struct{}, cfg.MaxConcurrency)}
 	if cfg.Batching.MaxBatch > 1 {
 		if cfg.Batching.Workers <= 0 {
@@ -112,6 +113,8 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.LoadTime.WithLabelValues(name, version).Set(v.LoadTime.Seconds())
 	}
 	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(s.wire),
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
@@ -289,10 +292,9 @@ func (s *Server) prepare(ctx context.Context, full string) (context.Context, err
 		return ctx, err
 	}
 	id := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-request-id"); len(v) > 0 && len(v[0]) <= 128 {
-			id = v[0]
-		}
+	// ValueFromIncomingContext reads one key; FromIncomingContext would copy every header.
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && len(v[0]) <= 128 {
+		id = v[0]
 	}
 	if id == "" && !openMethod(full) {
 		id = newRequestID()
@@ -338,7 +340,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if err != nil {
 		return nil, err
 	}
-	return h(context.WithValue(ctx, callInfoKey{}, ci), req)
+	resp, err = h(context.WithValue(ctx, callInfoKey{}, ci), req)
+	if r, ok := req.(*medseqv1.PredictRequest); ok {
+		s.wire.release(r) // the handler is done with it, and only the codec's requests come here
+	}
+	return resp, err
 }
 
 type wrappedStream struct {
