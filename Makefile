@@ -18,7 +18,7 @@ DEMO_OUT   ?= out/demo
 BENCH      ?= .
 BENCHTIME  ?= 1x
 
-.PHONY: all build deps test test-short demo bench lint clean proto e2e
+.PHONY: all build deps test test-short demo bench lint clean proto e2e load
 
 all: build
 
@@ -55,6 +55,10 @@ proto:
 # End to end on loopback: demo, server, grpcurl, grpc-health-probe, /metrics.
 e2e: deps
 	scripts/e2e.sh
+
+# ghz load test of the server (issue 7's figures); timings, so not part of `make test`.
+load: deps
+	scripts/load.sh
 
 clean:
 	rm -rf bin out
