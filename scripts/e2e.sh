@@ -12,23 +12,11 @@ HEALTH_PROBE_VERSION=v0.4.61
 SUBJECTS=${E2E_SUBJECTS:-1500}
 N=${E2E_N:-200}
 
-keep=1
-if [ -z "${E2E_OUT:-}" ]; then E2E_OUT=$(mktemp -d); keep=0; fi
-OUT=$E2E_OUT
-mkdir -p "$OUT"
-SERVER_PID=
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  if [ "$keep" = 0 ]; then rm -rf "$OUT"; fi
-}
-trap cleanup EXIT
-fail() { echo "e2e: FAIL: $*" >&2; [ -f "$OUT/serve.err" ] && tail -20 "$OUT/serve.err" >&2; exit 1; }
-step() { echo "== e2e: $*"; }
-
-GOBIN_DIR=$(go env GOPATH)/bin
-export PATH="$GOBIN_DIR:$PATH"
-command -v grpcurl >/dev/null || go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
-command -v grpc-health-probe >/dev/null || go install "github.com/grpc-ecosystem/grpc-health-probe@$HEALTH_PROBE_VERSION"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+script_setup e2e "${E2E_OUT:-}"
+go_tool grpcurl "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+go_tool grpc-health-probe "github.com/grpc-ecosystem/grpc-health-probe@$HEALTH_PROBE_VERSION"
 
 step "build"
 BIN=$OUT/medseq

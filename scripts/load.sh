@@ -17,24 +17,10 @@ N=${LOAD_N:-100000}
 ROUNDS=${LOAD_ROUNDS:-3}
 C=50
 
-keep=1
-if [ -z "${LOAD_OUT:-}" ]; then LOAD_OUT=$(mktemp -d); keep=0; fi
-OUT=$LOAD_OUT
-mkdir -p "$OUT"
-SERVER_PID=
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  if [ "$keep" = 0 ]; then rm -rf "$OUT"; fi
-}
-trap cleanup EXIT
-fail() { echo "load: FAIL: $*" >&2; exit 1; }
-step() { echo "== load: $*"; }
-
-GOBIN_DIR=$(go env GOPATH)/bin
-export PATH="$GOBIN_DIR:$PATH"
-# `@latest` resolves to an old ghz here; check the module version, not just the name.
-ghz_ok() { command -v ghz >/dev/null && [ "$(go version -m "$(command -v ghz)" | awk '$1 == "mod" {print $3}')" = "$GHZ_VERSION" ]; }
-ghz_ok || go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+script_setup load "${LOAD_OUT:-}"
+go_tool ghz "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 
 step "build"
 BIN=$OUT/medseq
@@ -157,4 +143,4 @@ if strict and paced and paced["p99_ms"] >= 5:
 if bad:
     sys.exit("load: FAIL: " + "; ".join(bad))
 PY
-echo "load: done (reports in $OUT when LOAD_OUT is set)"
+if [ "$keep" = 1 ]; then echo "load: done; ghz reports and load.json in $OUT"; else echo "load: done"; fi
