@@ -49,7 +49,8 @@ done
 echo "server $ADDR, metrics $METRICS"
 
 step "grpc-health-probe"
-for svc in "" medseq.v1.Predictor inference.GRPCInferenceService; do
+# Per-model health: both demo models loaded, the BERT included.
+for svc in "" medseq.v1.Predictor inference.GRPCInferenceService medseq.v1.Predictor/t2d-xgboost medseq.v1.Predictor/t2d-bert; do
   grpc-health-probe -addr "$ADDR" -service "$svc" -connect-timeout 2s -rpc-timeout 2s || fail "health of '$svc'"
 done
 

@@ -2,20 +2,38 @@ package serve
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/model/scorer"
 )
 
 // Batching configures dynamic batching of single-subject Predict calls: workers take the
 // calls queued at the moment (up to MaxBatch, waiting at most MaxDelay for more) and score
 // them with one scoring call per model version, sharing the code table and the model's
-// per-call setup. Off (MaxBatch <= 1) unless asked for: the XGBoost predictor is fast per
-// subject; models that gain more from batches (the BERT) turn it on.
+// per-call setup. It applies to the model kinds in Kinds: `medseq serve` batches the BERT
+// (one forward pass over a batch costs far less than one per subject) and not the XGBoost
+// predictor (a few microseconds per subject, which queueing would only delay) unless asked.
 type Batching struct {
 	MaxBatch int           // subjects per scoring call; <= 1 turns batching off
 	MaxDelay time.Duration // longest a call waits for others to join its batch; 0: take what is queued
 	Workers  int           // concurrent batches; 0 = GOMAXPROCS
+	Kinds    []string      // model kinds (scorer.KindBERT, ...) whose calls are batched; empty: every kind
+}
+
+// DefaultBatching is what `medseq serve` uses: BERT calls in batches of up to 32, waiting at
+// most 2 ms for company; XGBoost calls scored one by one.
+func DefaultBatching() Batching {
+	return Batching{MaxBatch: 32, MaxDelay: 2 * time.Millisecond, Kinds: []string{scorer.KindBERT}}
+}
+
+// batched reports whether Predict calls to v go through the batcher.
+func (s *Server) batched(v *Version) bool {
+	if s.batchQ == nil {
+		return false
+	}
+	return len(s.cfg.Batching.Kinds) == 0 || slices.Contains(s.cfg.Batching.Kinds, v.Scorer.Kind())
 }
 
 type job struct {

@@ -115,7 +115,7 @@ func (p *predictor) Predict(ctx context.Context, req *medseqv1.PredictRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if p.s.batchQ == nil {
+	if !p.s.batched(v) {
 		// Unbatched, the table lives only for this call: take it from a pool.
 		table, _ := p.s.tables.Get().(*data.Codes)
 		if table == nil {
@@ -144,18 +144,11 @@ func (p *predictor) Predict(ctx context.Context, req *medseqv1.PredictRequest) (
 		return nil, toStatus(err, "", "", "")
 	}
 	id := pickID(ctx, req.GetRequestId())
-	if p.s.batchQ != nil {
-		r, err := p.s.submit(ctx, "Predict", v, table, sub, id)
-		if err != nil {
-			return nil, err
-		}
-		return p.response(v, r, id), nil
-	}
-	res, err := p.s.score(ctx, "Predict", v, table, []*subject{sub}, id)
+	r, err := p.s.submit(ctx, "Predict", v, table, sub, id)
 	if err != nil {
 		return nil, err
 	}
-	return p.response(v, res[0], id), nil
+	return p.response(v, r, id), nil
 }
 
 func (p *predictor) PredictBatch(ctx context.Context, req *medseqv1.PredictBatchRequest) (*medseqv1.PredictBatchResponse, error) {

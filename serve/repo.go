@@ -117,6 +117,8 @@ type Repository struct {
 	gap    *int64 // overrides the manifests' gap when set
 	log    *slog.Logger
 	onLoad func(v *Version, err error, name, version string)
+	// scorers loads model kinds; nil knows XGBoost only (the binary registers the BERT).
+	scorers *scorer.Registry
 
 	snap   atomic.Pointer[snapshot]
 	mu     sync.Mutex        // serialises Scan
@@ -277,7 +279,11 @@ func (r *Repository) load(name, ver, dir, stamp string) (v *Version, err error) 
 		}
 	}()
 	start := time.Now()
-	sc, err := scorer.Load(dir)
+	reg := r.scorers
+	if reg == nil {
+		reg = scorer.NewRegistry()
+	}
+	sc, err := reg.Load(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/medseq/medseq/model/scorer"
 	inferencepb "github.com/medseq/medseq/proto/inference"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 )
@@ -43,14 +44,15 @@ type Config struct {
 	Policy          Policy        // version served when a request names none
 	Poll            time.Duration // repository polling interval; 0 = load once
 	Limits          Limits
-	MaxMessageBytes int           // largest request and response; 0 = 16 MiB
-	MaxConcurrency  int           // requests scoring at once; 0 = 4 x GOMAXPROCS
-	TLS             *tls.Config   // nil = plaintext (loopback only, please)
-	Tokens          Tokens        // nil = no bearer tokens
-	Audit           *Audit        // nil = no audit log
-	Gap             *int64        // overrides the gap read from manifests
-	DrainTimeout    time.Duration // graceful drain on shutdown; 0 = 30s
-	Batching        Batching      // dynamic batching of Predict; off by default
+	MaxMessageBytes int              // largest request and response; 0 = 16 MiB
+	MaxConcurrency  int              // requests scoring at once; 0 = 4 x GOMAXPROCS
+	TLS             *tls.Config      // nil = plaintext (loopback only, please)
+	Tokens          Tokens           // nil = no bearer tokens
+	Audit           *Audit           // nil = no audit log
+	Gap             *int64           // overrides the gap read from manifests
+	DrainTimeout    time.Duration    // graceful drain on shutdown; 0 = 30s
+	Batching        Batching         // dynamic batching of Predict; off when zero (DefaultBatching is the command's)
+	Scorers         *scorer.Registry // model kinds the repository can load; nil: XGBoost only
 	Log             *slog.Logger
 }
 
@@ -104,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.repo = NewRepository(cfg.Models, cfg.Policy, cfg.Log)
 	s.repo.gap = cfg.Gap
+	s.repo.scorers = cfg.Scorers
 	s.repo.onLoad = func(v *Version, err error, name, version string) {
 		if err != nil {
 			s.metrics.Loads.WithLabelValues(name, "error").Inc()

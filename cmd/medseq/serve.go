@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/model/scorer"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 	"github.com/medseq/medseq/serve"
 )
@@ -43,8 +44,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	audit := fs.String("audit", "", "append-only audit log (JSON lines)")
 	auditKey := fs.String("audit-key-file", "", "hash subject ids in the audit log with HMAC-SHA-256 under this file's key (default: plain SHA-256)")
 	gap := fs.String("gap", "", "override the cohort gap hidden before each prediction time (e.g. 30d)")
-	batchMax := fs.Int("batch-max", 0, "dynamic batching of Predict: most subjects per scoring call (0/1: off)")
-	batchDelay := fs.Duration("batch-delay", 0, "dynamic batching: longest a call waits for others to join its batch")
+	defBatch := serve.DefaultBatching()
+	batchMax := fs.Int("batch-max", defBatch.MaxBatch, "dynamic batching of Predict: most subjects per scoring call (0/1: off)")
+	batchDelay := fs.Duration("batch-delay", defBatch.MaxDelay, "dynamic batching: longest a call waits for others to join its batch")
+	batchKinds := fs.String("batch-kinds", strings.Join(defBatch.Kinds, ","), "dynamic batching: model kinds batched (bert, xgboost, comma-separated; all: every kind)")
 	pprofOn := fs.Bool("pprof", false, "also serve /debug/pprof/ on --metrics-addr (keep that address private)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long calls in flight may take to finish on shutdown")
 	if err := parseFlags(fs, args); err != nil {
@@ -65,7 +68,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	cfg := serve.Config{Models: *models, Policy: pol, Poll: *poll, MaxMessageBytes: *maxMsg, MaxConcurrency: *maxConc,
 		Limits: serve.Limits{MaxCodes: *maxCodes, MaxBatch: *maxBatch}, DrainTimeout: *drain, Log: e.log,
-		Batching: serve.Batching{MaxBatch: *batchMax, MaxDelay: *batchDelay}}
+		Batching: serve.Batching{MaxBatch: *batchMax, MaxDelay: *batchDelay}, Scorers: modelRegistry()}
+	if cfg.Batching.Kinds, err = parseBatchKinds(*batchKinds); err != nil {
+		return err
+	}
 	if *gap != "" {
 		g, err := data.ParseDuration(*gap)
 		if err != nil {
@@ -231,4 +237,21 @@ func runPredictClient(ctx context.Context, e *env, args []string) error {
 
 func protojsonMarshal(m *medseqv1.PredictResponse) ([]byte, error) {
 	return protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+}
+
+// parseBatchKinds reads --batch-kinds: model kinds, comma-separated, or "all" (every kind).
+func parseBatchKinds(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "all" {
+		return nil, nil
+	}
+	var kinds []string
+	for _, k := range strings.Split(v, ",") {
+		switch k = strings.TrimSpace(k); k {
+		case scorer.KindBERT, scorer.KindXGBoost:
+			kinds = append(kinds, k)
+		default:
+			return nil, usagef("flag --batch-kinds: unknown model kind %q (want %s, %s or all)", k, scorer.KindBERT, scorer.KindXGBoost)
+		}
+	}
+	return kinds, nil
 }

@@ -5,12 +5,24 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
+	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/medseq/medseq/data"
+	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
+	"github.com/medseq/medseq/serve"
 )
 
 type syncBuf struct {
@@ -38,10 +50,19 @@ func TestServeFlags(t *testing.T) {
 		{"--models", t.TempDir(), "--client-ca", "ca.pem"},
 		{"--models", t.TempDir(), "--version-policy", "a=1,b"},
 		{"--models", t.TempDir(), "--gap", "soon"},
+		{"--models", t.TempDir(), "--batch-kinds", "bert,gpt"},
 	} {
 		var ue usageError
 		if err := runServe(context.Background(), e, args); !errors.As(err, &ue) {
 			t.Errorf("%v: got %v, want a usage error", args, err)
+		}
+	}
+	for _, tc := range []struct {
+		flag string
+		want []string
+	}{{"bert", []string{"bert"}}, {"bert, xgboost", []string{"bert", "xgboost"}}, {"all", nil}} {
+		if got, err := parseBatchKinds(tc.flag); err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("--batch-kinds %q: %v, %v; want %v", tc.flag, got, err, tc.want)
 		}
 	}
 	var ue usageError
@@ -101,5 +122,107 @@ func TestServeAndPredictClient(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not drain")
+	}
+}
+
+// checkServedBERT serves the model repository models (one BERT, "bert") with medseq serve's
+// defaults, sends concurrent Predict calls for held-out subjects and checks that each raw
+// score is what training predicted for that subject (want, by subject and prediction time)
+// and that the calls were scored in batches (the default batches BERT calls).
+func checkServedBERT(t *testing.T, models, meds, cohort string, want map[[2]int64]float64) {
+	t.Helper()
+	var stdout, logs syncBuf
+	e := &env{stdout: &stdout, stderr: io.Discard, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(ctx, e, []string{"--models", models, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--poll", "0"})
+	}()
+	addrRe := regexp.MustCompile(`serving .* on (127\.0\.0\.1:\d+)`)
+	metricsRe := regexp.MustCompile(`msg=metrics addr=(127\.0\.0\.1:\d+)`)
+	var addr, maddr string
+	for deadline := time.Now().Add(30 * time.Second); (addr == "" || maddr == "") && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := addrRe.FindStringSubmatch(stdout.String()); m != nil {
+			addr = m[1]
+		}
+		if m := metricsRe.FindStringSubmatch(logs.String()); m != nil {
+			maddr = m[1]
+		}
+	}
+	if addr == "" || maddr == "" {
+		t.Fatalf("server did not start: %q %q", stdout.String(), logs.String())
+	}
+	reqs, err := serve.CohortRequests(ctx, meds, cohort, []string{data.SplitHeldOut}, 40, "bert")
+	if err != nil || len(reqs) == 0 {
+		t.Fatalf("requests: %d, %v", len(reqs), err)
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	// Ready once the model has loaded (its own health service).
+	hc := healthpb.NewHealthClient(cc)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "medseq.v1.Predictor/bert"})
+		if err == nil && st.Status == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the BERT did not load: %v %v\n%s", st, err, logs.String())
+		}
+	}
+	pc := medseqv1.NewPredictorClient(cc)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var worst float64
+	for range 3 {
+		for _, r := range reqs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := pc.Predict(ctx, r.Request)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				w, ok := want[[2]int64{r.Label.SubjectID, r.Label.PredictionTime}]
+				if !ok {
+					t.Errorf("subject %d has no training prediction", r.Label.SubjectID)
+					return
+				}
+				mu.Lock()
+				worst = math.Max(worst, math.Abs(resp.RawScore-w))
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	if worst > 1e-5 {
+		t.Errorf("served BERT scores differ from training's by up to %.3g", worst)
+	}
+	resp, err := http.Get("http://" + maddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metric := func(name string) float64 {
+		m := regexp.MustCompile(name + `\{method="Predict",model="bert"\} (\S+)`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("metrics lack %s for the BERT", name)
+		}
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		return v
+	}
+	calls, batches := metric("medseq_batch_size_sum"), metric("medseq_batch_size_count")
+	if calls != float64(3*len(reqs)) || batches >= calls {
+		t.Errorf("BERT calls were not batched: %v calls in %v scoring calls", calls, batches)
+	}
+	t.Logf("served BERT: %v concurrent calls in %v batches, max |raw score - training| %.3g", calls, batches, worst)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

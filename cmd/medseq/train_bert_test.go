@@ -103,6 +103,12 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	if maxDiff > 1e-5 {
 		t.Errorf("scorer and training predictions differ by %.3g", maxDiff)
 	}
+	// Served with medseq serve's defaults, the BERT answers the same, in batches.
+	want := map[[2]int64]float64{}
+	for _, p := range preds {
+		want[[2]int64{p.SubjectID, p.PredictionTime}] = p.Score
+	}
+	checkServedBERT(t, filepath.Join(out, "models"), meds, co.out, want)
 	// Bad flags are usage errors.
 	if err := runTrainClassify(ctx, e, append(args, "--config", "huge")); err == nil || !strings.Contains(err.Error(), "huge") {
 		t.Errorf("--config huge: %v", err)
