@@ -11,8 +11,10 @@ script_setup() {
   mkdir -p "$OUT"
   SERVER_PID=
   trap script_cleanup EXIT
-  GOBIN_DIR=$(go env GOPATH)/bin
-  export PATH="$GOBIN_DIR:$PATH"
+  if command -v go >/dev/null; then # a machine given prebuilt binaries may have no Go
+    GOBIN_DIR=$(go env GOPATH)/bin
+    export PATH="$GOBIN_DIR:$PATH"
+  fi
 }
 script_cleanup() {
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi

@@ -7,7 +7,7 @@
 # (LOAD_PACED, default "0.25 0.5"), where latency is the service's and not the queue's.
 #
 # `make load` runs this; it is not part of `make test` (timings are the machine's).
-# LOAD_OUT=DIR keeps the outputs; LOAD_MODELS=DIR serves an existing repository instead of
+# LOAD_OUT=DIR keeps the outputs; LOAD_BIN/LOAD_E2ECHECK/LOAD_GHZ use prebuilt binaries; LOAD_MODELS=DIR serves an existing repository instead of
 # training the demo models; LOAD_STRICT=1 fails unless the goals are met.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +20,18 @@ C=50
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 script_setup load "${LOAD_OUT:-}"
-go_tool ghz "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
-
-step "build"
-BIN=$OUT/medseq
-go build -o "$BIN" ./cmd/medseq
-go build -o "$OUT/e2echeck" ./serve/internal/e2echeck
+# LOAD_BIN, LOAD_E2ECHECK and LOAD_GHZ name prebuilt binaries (for a machine without Go,
+# such as a lent GPU machine with more cores); otherwise they are built here.
+GHZ=${LOAD_GHZ:-}
+if [ -z "$GHZ" ]; then go_tool ghz "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"; GHZ=ghz; fi
+BIN=${LOAD_BIN:-}
+E2ECHECK=${LOAD_E2ECHECK:-}
+if [ -z "$BIN" ] || [ -z "$E2ECHECK" ]; then
+  step "build"
+  BIN=$OUT/medseq E2ECHECK=$OUT/e2echeck
+  go build -o "$BIN" ./cmd/medseq
+  go build -o "$E2ECHECK" ./serve/internal/e2echeck
+fi
 
 MODELS=${LOAD_MODELS:-}
 if [ -z "$MODELS" ]; then
@@ -58,7 +64,7 @@ fi
 MODEL_DIR=$(ls -d "$MODELS"/t2d-xgboost/* | sort -V | tail -1)
 "$BIN" predict --model "$MODEL_DIR" --meds "$MEDS" --labels "$COHORT" --out "$OUT/offline.parquet" >"$OUT/predict.log" 2>&1 ||
   { cat "$OUT/predict.log"; fail "offline predict"; }
-"$OUT/e2echeck" --addr "$ADDR" --meds "$MEDS" --cohort "$COHORT" --offline "$OUT/offline.parquet" --n 20 \
+"$E2ECHECK" --addr "$ADDR" --meds "$MEDS" --cohort "$COHORT" --offline "$OUT/offline.parquet" --n 20 \
   --write-predict "$OUT/full.json" >/dev/null || fail "the server's answers differ from offline predictions"
 python3 - "$OUT/full.json" "$OUT/small.json" <<'PY'
 import json, sys
@@ -71,7 +77,7 @@ PY
 
 ghz_run() { # NAME ARGS...: one ghz phase, its JSON report in $OUT/NAME.json
   local name=$1; shift
-  ghz --insecure --format json -c "$C" "$@" "$ADDR" >"$OUT/$name.json" 2>"$OUT/$name.err" || fail "ghz $name: $(tail -3 "$OUT/$name.err")"
+  "$GHZ" --insecure --format json -c "$C" "$@" "$ADDR" >"$OUT/$name.json" 2>"$OUT/$name.err" || fail "ghz $name: $(tail -3 "$OUT/$name.err")"
 }
 health() { ghz_run "$1" --call grpc.health.v1.Health/Check -d '{}' -n "$N"; }
 predict() { ghz_run "$1" --call medseq.v1.Predictor/Predict -D "$2" "${@:3}"; }
