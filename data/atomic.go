@@ -3,13 +3,18 @@ package data
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // AtomicFile is a file written under a temporary name in the target's folder and renamed into
-// place by Commit. Until Commit nothing exists under the final name; Abort (or a crash) leaves
-// at most a hidden temp file, never a half-written artifact.
+// place by Commit. Until Commit nothing exists under the final name; Abort removes the temp
+// file, and one a killed process left behind is removed by the next writer of the same path
+// (see sweepStale): never a half-written artifact.
 type AtomicFile struct {
 	*os.File
 	final string
@@ -22,7 +27,8 @@ func CreateAtomic(path string) (*AtomicFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	sweepStale(path)
+	f, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -113,7 +119,8 @@ func CreateAtomicDir(path string, overwrite bool) (*AtomicDir, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", parent, err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(path)+".tmp-*")
+	sweepStale(path)
+	tmp, err := os.MkdirTemp(parent, tempPattern(path))
 	if err != nil {
 		return nil, fmt.Errorf("create temp folder for %s: %w", path, err)
 	}
@@ -162,4 +169,57 @@ func (d *AtomicDir) Abort() {
 	}
 	d.done = true
 	os.RemoveAll(d.Tmp)
+}
+
+// tempPattern names the temporary files and folders of this process's writers of path:
+// ".NAME.tmp-HOST.PID-RANDOM", HOST a hash of the host name, so that a later writer can tell
+// a temp whose process is gone from one still being written.
+func tempPattern(path string) string {
+	return fmt.Sprintf(".%s.tmp-%s.%d-*", filepath.Base(path), hostTag(), os.Getpid())
+}
+
+// hostTag is 8 hex digits of the host name's FNV-1a hash ("0" when it cannot be read).
+func hostTag() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "0"
+	}
+	f := fnv.New32a()
+	f.Write([]byte(h))
+	return fmt.Sprintf("%08x", f.Sum32())
+}
+
+// sweepStale removes what killed writers of path left behind (SIGKILL, a crash, a power cut):
+// hidden temps of this host whose process no longer runs. Temps of live processes (this one
+// included), of other hosts (a shared drive) and of older medseq versions (no process id in
+// the name) are left alone.
+func sweepStale(path string) {
+	dir := filepath.Dir(path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	prefix := "." + filepath.Base(path) + ".tmp-" + hostTag() + "."
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+// processAlive reports whether a process with this id exists (signal 0 checks without
+// sending; EPERM means it exists under another user).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
