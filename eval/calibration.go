@@ -408,6 +408,23 @@ func pava(y, w []float64) {
 	}
 }
 
+// Clip bounds the fitted values to [lo, hi], as scikit-learn's IsotonicRegression(y_min=lo,
+// y_max=hi) does after the fit.
+func (iso *Isotonic) Clip(lo, hi float64) {
+	for i, y := range iso.Y {
+		iso.Y[i] = min(max(y, lo), hi)
+	}
+}
+
+// IsotonicBounds are the bounds FitCalibration puts on an isotonic fit over n predictions:
+// 1/(n+2) and (n+1)/(n+2), the least and most Laplace's rule of succession allows n
+// observations to support. An unbounded fit answers exactly 0 for every score below the
+// lowest-scored positive of the tuning split (and 1 above the highest negative), a certainty
+// no finite sample supports and an infinite log loss on the first case it is wrong about.
+func IsotonicBounds(n int) (lo, hi float64) {
+	return 1 / float64(n+2), float64(n+1) / float64(n+2)
+}
+
 // Apply returns the calibrated probability of s.
 func (iso *Isotonic) Apply(s float64) float64 {
 	x, y := iso.X, iso.Y
@@ -483,6 +500,7 @@ func FitCalibration(method string, tuning []Prediction) (*Calibration, error) {
 		if err := c.Isotonic.Fit(s, y, nil); err != nil {
 			return nil, err
 		}
+		c.Isotonic.Clip(IsotonicBounds(len(s)))
 	case CalibrationIdentity:
 	default:
 		return nil, fmt.Errorf("unknown calibration method %q (want platt, isotonic or identity)", method)

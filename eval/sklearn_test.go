@@ -33,6 +33,7 @@ type skResult struct {
 	Brier, BrierW     float64
 	LogLoss, LogLossW float64
 	IsoPred, IsoPredW []float64
+	IsoPredB          []float64 // bounded to IsotonicBounds(n)
 	PlattA, PlattB    float64
 	PlattAW, PlattBW  float64
 	Slope, Intercept  float64
@@ -48,7 +49,7 @@ func (r *skResult) UnmarshalJSON(b []byte) error {
 	for k, dst := range map[string]any{
 		"auroc": &r.AUROC, "auroc_w": &r.AUROCW, "ap": &r.AP, "ap_w": &r.APW, "brier": &r.Brier,
 		"brier_w": &r.BrierW, "logloss": &r.LogLoss, "logloss_w": &r.LogLossW, "iso_pred": &r.IsoPred,
-		"iso_pred_w": &r.IsoPredW, "platt_a": &r.PlattA, "platt_b": &r.PlattB, "platt_a_w": &r.PlattAW,
+		"iso_pred_w": &r.IsoPredW, "iso_pred_b": &r.IsoPredB, "platt_a": &r.PlattA, "platt_b": &r.PlattB, "platt_a_w": &r.PlattAW,
 		"platt_b_w": &r.PlattBW, "slope": &r.Slope, "intercept": &r.Intercept,
 		"cal_uniform": &r.CalUniform, "cal_quantile": &r.CalQuantile,
 	} {
@@ -177,6 +178,18 @@ func TestAgainstSklearn(t *testing.T) {
 		for k, q := range c.Q {
 			near("isotonic", iso.Apply(q), r.IsoPred[k], 1e-6)
 			near("isotonic weighted", isoW.Apply(q), r.IsoPredW[k], 1e-6)
+		}
+		// FitCalibration's bounded fit against IsotonicRegression(y_min, y_max).
+		preds := make([]Prediction, len(c.P))
+		for i := range preds {
+			preds[i] = Prediction{SubjectID: int64(i), Score: c.P[i], Label: y[i]}
+		}
+		cal, err := FitCalibration(CalibrationIsotonic, preds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, q := range c.Q {
+			near("isotonic bounded", cal.Apply(q), r.IsoPredB[k], 1e-6)
 		}
 		var pl, plW Platt
 		if err := pl.Fit(c.P, y, nil); err != nil {

@@ -50,6 +50,9 @@ def main():
         r["iso_pred"] = iso.predict(q).tolist()
         iso_w = IsotonicRegression(out_of_bounds="clip").fit(p, y, sample_weight=w)
         r["iso_pred_w"] = iso_w.predict(q).tolist()
+        lo, hi = 1 / (len(p) + 2), (len(p) + 1) / (len(p) + 2)
+        iso_b = IsotonicRegression(out_of_bounds="clip", y_min=lo, y_max=hi).fit(p, y)
+        r["iso_pred_b"] = iso_b.predict(q).tolist()
         r["platt_a"], r["platt_b"] = logistic(p, y)
         r["platt_a_w"], r["platt_b_w"] = logistic(p, y, w)
         eps = 1e-15
