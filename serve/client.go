@@ -12,7 +12,8 @@ import (
 
 // InferRequest turns Predict requests into one Open Inference Protocol request: "codes"
 // BYTES [B] of "CODE@TIME ..." lines, "prediction_time", "birth_date", "sex" and
-// "subject_id" BYTES [B].
+// "subject_id" BYTES [B]; when any event has a numeric value, "codes" is [B, L] (one
+// "CODE@TIME" per element) with "values" FP32 [B, L] beside it.
 func InferRequest(model, version string, reqs []*medseqv1.PredictRequest) *inferencepb.ModelInferRequest {
 	b := int64(len(reqs))
 	col := func(name string, f func(r *medseqv1.PredictRequest) string) *inferencepb.ModelInferRequest_InferInputTensor {
@@ -23,13 +24,47 @@ func InferRequest(model, version string, reqs []*medseqv1.PredictRequest) *infer
 		return &inferencepb.ModelInferRequest_InferInputTensor{Name: name, Datatype: "BYTES", Shape: []int64{b},
 			Contents: &inferencepb.InferTensorContents{BytesContents: vals}}
 	}
-	return &inferencepb.ModelInferRequest{ModelName: model, ModelVersion: version, Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{
+	out := &inferencepb.ModelInferRequest{ModelName: model, ModelVersion: version, Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{
 		col(InputCodes, func(r *medseqv1.PredictRequest) string { return CodesLine(r.GetEvents()) }),
 		col(InputPredictionTime, (*medseqv1.PredictRequest).GetPredictionTime),
 		col(InputBirthDate, (*medseqv1.PredictRequest).GetBirthDate),
 		col(InputSex, (*medseqv1.PredictRequest).GetSex),
 		col(InputSubjectID, (*medseqv1.PredictRequest).GetSubjectId),
 	}}
+	// Numeric values need one element per event: codes as [batch, length] ("" pads) and an
+	// FP32 values input of the same shape (NaN for none).
+	width, valued := 0, false
+	for _, r := range reqs {
+		width = max(width, len(r.GetEvents()))
+		for _, e := range r.GetEvents() {
+			valued = valued || e.NumericValue != nil
+		}
+	}
+	if !valued {
+		return out
+	}
+	codes := make([][]byte, len(reqs)*width)
+	vals := make([]float32, len(reqs)*width)
+	for i, r := range reqs {
+		for j := range width {
+			k := i*width + j
+			codes[k], vals[k] = []byte{}, float32(math.NaN())
+			if j >= len(r.GetEvents()) {
+				continue
+			}
+			e := r.GetEvents()[j]
+			codes[k] = []byte(CodesLine([]*medseqv1.Event{e}))
+			if e.NumericValue != nil {
+				vals[k] = e.GetNumericValue()
+			}
+		}
+	}
+	shape := []int64{b, int64(width)}
+	out.Inputs[0] = &inferencepb.ModelInferRequest_InferInputTensor{Name: InputCodes, Datatype: "BYTES", Shape: shape,
+		Contents: &inferencepb.InferTensorContents{BytesContents: codes}}
+	out.Inputs = append(out.Inputs, &inferencepb.ModelInferRequest_InferInputTensor{Name: InputValues, Datatype: "FP32", Shape: shape,
+		Contents: &inferencepb.InferTensorContents{Fp32Contents: vals}})
+	return out
 }
 
 // CodesLine writes events as "CODE@TIME CODE ..." (a static row has no @TIME).
@@ -61,6 +96,9 @@ func RawInferRequest(req *inferencepb.ModelInferRequest) *inferencepb.ModelInfer
 		}
 		for _, x := range c.GetInt64Contents() {
 			buf = binary.LittleEndian.AppendUint64(buf, uint64(x))
+		}
+		for _, x := range c.GetFp32Contents() {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
 		}
 		out.Inputs = append(out.Inputs, &inferencepb.ModelInferRequest_InferInputTensor{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape})
 		out.RawInputContents = append(out.RawInputContents, buf)

@@ -13,6 +13,7 @@ import (
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/data/synth"
 	"github.com/medseq/medseq/eval"
+	"github.com/medseq/medseq/model/features"
 	"github.com/medseq/medseq/model/xgb"
 	"github.com/medseq/medseq/tokenize"
 	"github.com/medseq/medseq/train"
@@ -23,6 +24,7 @@ import (
 type fixture struct {
 	root, meds, cohort, models string
 	modelDir                   string // models/t2d-xgboost/1
+	valuesDir                  string // models/t2d-xgboost-values/1: trained with last values
 }
 
 var (
@@ -54,7 +56,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const fixtureModel = "t2d-xgboost"
+const (
+	fixtureModel = "t2d-xgboost"
+	valuesModel  = "t2d-xgboost-values"
+)
 
 func buildFixture() (*fixture, error) {
 	ctx := context.Background()
@@ -62,6 +67,7 @@ func buildFixture() (*fixture, error) {
 	f := &fixture{root: fixtureRoot, meds: filepath.Join(fixtureRoot, "meds"), cohort: filepath.Join(fixtureRoot, "cohort"),
 		models: filepath.Join(fixtureRoot, "models")}
 	f.modelDir = filepath.Join(f.models, fixtureModel, "1")
+	f.valuesDir = filepath.Join(f.models, valuesModel, "1")
 	if _, err := synth.Generate(ctx, synth.Config{Out: f.meds, Subjects: 1500, Seed: 7, Force: true, Logger: log}); err != nil {
 		return nil, err
 	}
@@ -116,6 +122,13 @@ func buildFixture() (*fixture, error) {
 		Params: xgb.DefaultParams(), Calibration: eval.CalibrationIsotonic,
 	}
 	xcfg.Params.Seed = 7
+	if _, err := train.XGBoost(ctx, xcfg, log, io.Discard); err != nil {
+		return nil, err
+	}
+	// The same baseline with each code's last numeric value as a feature.
+	xcfg.Out, xcfg.Name = f.valuesDir, valuesModel
+	xcfg.Features = features.DefaultConfig()
+	xcfg.Features.LastValue = true
 	if _, err := train.XGBoost(ctx, xcfg, log, io.Discard); err != nil {
 		return nil, err
 	}

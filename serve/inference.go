@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -23,9 +24,12 @@ const (
 	InputBirthDate      = "birth_date"
 	InputSex            = "sex"
 	InputSubjectID      = "subject_id"
-	OutputProbability   = "probability"
-	OutputRawScore      = "raw_score"
-	OutputDecision      = "decision"
+	// InputValues is FP32, the shape of a [batch, length] codes input: each event's numeric
+	// value (a lab result), NaN for none. Optional; models trained with last values read it.
+	InputValues       = "values"
+	OutputProbability = "probability"
+	OutputRawScore    = "raw_score"
+	OutputDecision    = "decision"
 )
 
 type inference struct {
@@ -74,6 +78,7 @@ func (in *inference) ModelMetadata(ctx context.Context, req *inferencepb.ModelMe
 		Inputs: []*inferencepb.ModelMetadataResponse_TensorMetadata{
 			tm(InputCodes, "BYTES", -1), tm(InputPredictionTime, "BYTES", -1), tm(InputBirthDate, "BYTES", -1),
 			tm(InputSex, "BYTES", -1), tm(InputSubjectID, "BYTES", -1), tm(InputInputIDs, "INT64", -1, -1),
+			tm(InputValues, "FP32", -1, -1),
 		},
 		Outputs: []*inferencepb.ModelMetadataResponse_TensorMetadata{
 			tm(OutputProbability, "FP32", -1), tm(OutputRawScore, "FP32", -1), tm(OutputDecision, "BOOL", -1),
@@ -83,10 +88,11 @@ func (in *inference) ModelMetadata(ctx context.Context, req *inferencepb.ModelMe
 
 // tensor is a decoded input tensor.
 type tensor struct {
-	field string
-	shape []int64
-	bytes [][]byte
-	ints  []int64
+	field  string
+	shape  []int64
+	bytes  [][]byte
+	ints   []int64
+	floats []float32
 }
 
 // decodeTensor checks an input's datatype, shape and contents (typed or raw).
@@ -116,7 +122,7 @@ func decodeTensor(i int, t *inferencepb.ModelInferRequest_InferInputTensor, raw 
 		if i >= len(raw) {
 			return nil, badField("raw_input_contents", "has %d entries, fewer than the inputs", len(raw))
 		}
-		if c != nil && (len(c.GetBytesContents()) > 0 || len(c.GetInt64Contents()) > 0) {
+		if c != nil && (len(c.GetBytesContents()) > 0 || len(c.GetInt64Contents()) > 0 || len(c.GetFp32Contents()) > 0) {
 			return nil, badField(field+".contents", "must be empty when raw_input_contents is used")
 		}
 		b := raw[i]
@@ -136,6 +142,13 @@ func decodeTensor(i int, t *inferencepb.ModelInferRequest_InferInputTensor, raw 
 					break
 				}
 			}
+		} else if wantType == "FP32" {
+			if len(b)%4 != 0 {
+				return nil, badField(fmt.Sprintf("raw_input_contents[%d]", i), "length not a multiple of 4 for FP32")
+			}
+			for j := 0; j+4 <= len(b); j += 4 {
+				out.floats = append(out.floats, math.Float32frombits(binary.LittleEndian.Uint32(b[j:])))
+			}
 		} else {
 			if len(b)%8 != 0 {
 				return nil, badField(fmt.Sprintf("raw_input_contents[%d]", i), "length not a multiple of 8 for INT64")
@@ -146,10 +159,12 @@ func decodeTensor(i int, t *inferencepb.ModelInferRequest_InferInputTensor, raw 
 		}
 	case wantType == "BYTES":
 		out.bytes = c.GetBytesContents()
+	case wantType == "FP32":
+		out.floats = c.GetFp32Contents()
 	default:
 		out.ints = c.GetInt64Contents()
 	}
-	got := int64(len(out.bytes) + len(out.ints))
+	got := int64(len(out.bytes) + len(out.ints) + len(out.floats))
 	if got != n {
 		return nil, badField(field+".shape", "shape %v holds %d elements, the contents %d", shape, n, got)
 	}
@@ -184,9 +199,11 @@ func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferReques
 		case InputCodes, InputPredictionTime, InputBirthDate, InputSex, InputSubjectID:
 		case InputInputIDs:
 			want = "INT64"
+		case InputValues:
+			want = "FP32"
 		default:
-			return nil, badField(fmt.Sprintf("inputs[%d].name", i), "unknown input %q (want %s, %s, %s, %s, %s or %s)", truncate(t.GetName(), 64),
-				InputCodes, InputInputIDs, InputPredictionTime, InputBirthDate, InputSex, InputSubjectID)
+			return nil, badField(fmt.Sprintf("inputs[%d].name", i), "unknown input %q (want %s, %s, %s, %s, %s, %s or %s)", truncate(t.GetName(), 64),
+				InputCodes, InputInputIDs, InputPredictionTime, InputBirthDate, InputSex, InputSubjectID, InputValues)
 		}
 		if ts[t.GetName()] != nil {
 			return nil, badField(fmt.Sprintf("inputs[%d].name", i), "input %q given twice", t.GetName())
@@ -210,6 +227,10 @@ func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferReques
 		if len(main.shape) != 2 {
 			return nil, badField(main.field+".shape", "input %q must be [batch, length]", InputInputIDs)
 		}
+	}
+	valsT := ts[InputValues]
+	if valsT != nil && (codesT == nil || len(codesT.shape) != 2 || !slices.Equal(valsT.shape, codesT.shape)) {
+		return nil, badField(valsT.field+".shape", "input %q must have the shape of a [batch, length] %q input", InputValues, InputCodes)
 	}
 	b := main.batch()
 	if b == 0 {
@@ -262,10 +283,21 @@ func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferReques
 		case codesT != nil && len(codesT.shape) == 1:
 			items = parseCodeItems(string(codesT.bytes[i]))
 		case codesT != nil:
-			for _, e := range codesT.bytes[i*w : (i+1)*w] {
-				if s := strings.TrimSpace(string(e)); s != "" {
-					items = append(items, splitCodeItem(s))
+			for j, e := range codesT.bytes[i*w : (i+1)*w] {
+				s := strings.TrimSpace(string(e))
+				if s == "" {
+					continue
 				}
+				it := splitCodeItem(s)
+				if valsT != nil {
+					if v := valsT.floats[i*w+j]; !math.IsNaN(float64(v)) {
+						if math.IsInf(float64(v), 0) {
+							return nil, badField(fmt.Sprintf("%s.contents[%d]", valsT.field, i*w+j), "infinite value")
+						}
+						it.value, it.hasValue = v, true
+					}
+				}
+				items = append(items, it)
 			}
 		default:
 			for j, id := range idsT.ints[i*w : (i+1)*w] {

@@ -3,7 +3,10 @@ package serve
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/medseq/medseq/data"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
@@ -58,7 +61,11 @@ func CohortRequests(ctx context.Context, meds, cohort string, splits []string, l
 			r := &medseqv1.PredictRequest{ModelName: model, SubjectId: fmt.Sprint(s.ID), PredictionTime: FormatTime(l.PredictionTime),
 				Sex: l.Sex, BirthDate: FormatTime(l.Birth)}
 			for _, e := range s.Events {
-				r.Events = append(r.Events, &medseqv1.Event{Code: ds.Codes.Name(e.Code), Time: FormatTime(e.Time)})
+				ev := &medseqv1.Event{Code: ds.Codes.Name(e.Code), Time: FormatTime(e.Time)}
+				if !math.IsNaN(float64(e.Value)) {
+					ev.NumericValue = proto.Float32(e.Value)
+				}
+				r.Events = append(r.Events, ev)
 			}
 			out = append(out, LabelledRequest{Label: l, Request: r})
 		}

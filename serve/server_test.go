@@ -395,9 +395,48 @@ func TestBadInput(t *testing.T) {
 
 	ic := inferencepb.NewGRPCInferenceServiceClient(cc)
 	reqs := heldOut(t, 2)
-	infer := func() *inferencepb.ModelInferRequest { return InferRequest(fixtureModel, "", requestsOf(reqs)) }
-	if _, err := ic.ModelInfer(ctx, infer()); err != nil {
-		t.Fatal(err)
+	// Without numeric values InferRequest writes the one-line-per-subject form; with them,
+	// [batch, length] codes and values.
+	withoutValues := func() []*medseqv1.PredictRequest {
+		var out []*medseqv1.PredictRequest
+		for _, r := range requestsOf(reqs) {
+			r = proto.Clone(r).(*medseqv1.PredictRequest)
+			for _, e := range r.Events {
+				e.NumericValue = nil
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	infer := func() *inferencepb.ModelInferRequest { return InferRequest(fixtureModel, "", withoutValues()) }
+	inferValues := func() *inferencepb.ModelInferRequest { return InferRequest(fixtureModel, "", requestsOf(reqs)) }
+	for _, r := range []*inferencepb.ModelInferRequest{infer(), inferValues()} {
+		if _, err := ic.ModelInfer(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := inferValues().Inputs[len(inferValues().Inputs)-1]; v.Name != InputValues || len(v.Shape) != 2 {
+		t.Fatalf("held-out histories carry lab values, but InferRequest wrote no values input: %v", v)
+	}
+	vcases := []struct {
+		name  string
+		edit  func(r *inferencepb.ModelInferRequest)
+		field string
+	}{
+		{"values with one-line codes", func(r *inferencepb.ModelInferRequest) { r.Inputs[0] = infer().Inputs[0] }, "inputs[5].shape"},
+		{"values of another shape", func(r *inferencepb.ModelInferRequest) {
+			r.Inputs[5].Shape = []int64{1, int64(len(r.Inputs[5].Contents.Fp32Contents))}
+		}, "inputs[5].shape"},
+		{"values not FP32", func(r *inferencepb.ModelInferRequest) { r.Inputs[5].Datatype = "FP64" }, "inputs[5].datatype"},
+		{"infinite value", func(r *inferencepb.ModelInferRequest) { r.Inputs[5].Contents.Fp32Contents[0] = float32(math.Inf(1)) }, "inputs[5].contents[0]"},
+	}
+	for _, tc := range vcases {
+		t.Run("infer "+tc.name, func(t *testing.T) {
+			req := inferValues()
+			tc.edit(req)
+			_, err := ic.ModelInfer(ctx, req)
+			wantCode(t, err, codes.InvalidArgument, tc.field)
+		})
 	}
 	icases := []struct {
 		name  string
@@ -581,4 +620,60 @@ func requestsOf(lrs []LabelledRequest) []*medseqv1.PredictRequest {
 		out[i] = l.Request
 	}
 	return out
+}
+
+// TestLastValuesModel serves a model trained with last numeric values: Predict and ModelInfer
+// (with its values input) answer what the model gives offline on the MEDS histories, and
+// the values matter (without them the answers change).
+func TestLastValuesModel(t *testing.T) {
+	f := getFixture(t)
+	repo := t.TempDir()
+	copyDir(t, f.valuesDir, filepath.Join(repo, valuesModel, "1"))
+	r := start(t, Config{Models: repo})
+	cc := dial(t, r.addr)
+	ctx := tctx(t)
+	reqs := heldOut(t, 40)
+	for _, lr := range reqs {
+		lr.Request.ModelName = valuesModel
+	}
+	want := offline(t, filepath.Join(repo, valuesModel, "1"), reqs)
+	pc := medseqv1.NewPredictorClient(cc)
+	changed := 0
+	for i, lr := range reqs {
+		resp, err := pc.Predict(ctx, lr.Request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(resp.Probability-want[i]) > 1e-12 {
+			t.Fatalf("subject %d: server %.12f, offline %.12f", i, resp.Probability, want[i])
+		}
+		bare := proto.Clone(lr.Request).(*medseqv1.PredictRequest)
+		for _, e := range bare.Events {
+			e.NumericValue = nil
+		}
+		without, err := pc.Predict(ctx, bare)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if without.RawScore != resp.RawScore {
+			changed++
+		}
+	}
+	if changed == 0 {
+		t.Fatal("no answer changed without the numeric values: the model does not read them")
+	}
+	resp, err := inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(ctx, InferRequest(valuesModel, "", requestsOf(reqs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := RawFP32(resp, OutputProbability)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range reqs {
+		if math.Abs(float64(got[i])-want[i]) > 1e-6 {
+			t.Fatalf("ModelInfer subject %d: %v, offline %v", i, got[i], want[i])
+		}
+	}
+	t.Logf("%d of %d answers change without the values", changed, len(reqs))
 }

@@ -1,9 +1,11 @@
 package features
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -31,17 +33,23 @@ const (
 type Config struct {
 	// Windows in microseconds before the prediction time; 0 means the whole history.
 	Windows []int64
+	// LastValue adds, per token, the numeric value of the latest visible event whose code is
+	// that one token (a lab result, a measurement); absent when there is none.
+	LastValue bool
 }
 
-// DefaultConfig counts over the whole history, the last 365 days and the last 30 days.
+// DefaultConfig counts over the whole history, the last 365 days and the last 30 days. Last
+// values stay off by default: the baseline sees what the BERT sees, the codes.
 func DefaultConfig() Config {
 	return Config{Windows: []int64{0, 365 * data.MicrosPerDay, 30 * data.MicrosPerDay}}
 }
 
-// Space is the layout of feature rows: index = 3 + window*V + token id, V the vocabulary size.
+// Space is the layout of feature rows: index = 3 + window*V + token id for the counts, V the
+// vocabulary size, then (with LastValue) 3 + len(Windows)*V + token id for the last values.
 type Space struct {
 	VocabSize int     `json:"vocab_size"`
 	Windows   []int64 `json:"windows_us"`
+	LastValue bool    `json:"last_value,omitempty"` // absent in models from before it existed
 
 	once    sync.Once
 	special []bool // tokens never counted: special tokens but [UNK]; built once per space
@@ -65,11 +73,20 @@ func NewSpace(tok *tokenize.Tokenizer, cfg Config) (*Space, error) {
 		}
 		seen[w] = true
 	}
-	return &Space{VocabSize: tok.Vocab.Len(), Windows: append([]int64(nil), cfg.Windows...)}, nil
+	return &Space{VocabSize: tok.Vocab.Len(), Windows: append([]int64(nil), cfg.Windows...), LastValue: cfg.LastValue}, nil
 }
 
 // NumFeatures is the width of a row.
-func (s *Space) NumFeatures() int { return numFixed + len(s.Windows)*s.VocabSize }
+func (s *Space) NumFeatures() int {
+	n := numFixed + len(s.Windows)*s.VocabSize
+	if s.LastValue {
+		n += s.VocabSize
+	}
+	return n
+}
+
+// lastValueBase is the index of the first last-value feature.
+func (s *Space) lastValueBase() int { return numFixed + len(s.Windows)*s.VocabSize }
 
 func windowName(w int64) string {
 	if w == 0 {
@@ -88,11 +105,14 @@ func (s *Space) Name(i int, v *tokenize.Vocab) string {
 	case FeatSexFemale:
 		return "sex=F"
 	}
+	if s.LastValue && i >= s.lastValueBase() {
+		return "last_value:" + v.Token(int32(i-s.lastValueBase()))
+	}
 	j := i - numFixed
 	return fmt.Sprintf("count[%s]:%s", windowName(s.Windows[j/s.VocabSize]), v.Token(int32(j%s.VocabSize)))
 }
 
-// Token returns the token of a count feature (ok=false for the fixed ones).
+// Token returns the token of a count or last-value feature (ok=false for the fixed ones).
 func (s *Space) Token(i int) (int32, bool) {
 	if i < numFixed {
 		return 0, false
@@ -119,7 +139,14 @@ type Builder struct {
 	space   *Space
 	codes   TokenSource
 	special []bool
-	idx     []uint32 // scratch: one entry per counted token occurrence
+	unk     int32
+	idx     []uint32    // scratch: one entry per counted token occurrence
+	vals    []lastValue // scratch: one entry per valued event, in time order
+}
+
+type lastValue struct {
+	idx uint32
+	v   float32
 }
 
 // NewBuilder builds rows for events whose codes come from m's code table.
@@ -136,7 +163,7 @@ func (s *Space) NewBuilderFrom(tok *tokenize.Tokenizer, src TokenSource) *Builde
 			s.special[id] = tok.Vocab.IsSpecial(int32(id)) && int32(id) != tok.Vocab.Unk
 		}
 	})
-	return &Builder{space: s, codes: src, special: s.special}
+	return &Builder{space: s, codes: src, special: s.special, unk: tok.Vocab.Unk}
 }
 
 // Reset points a builder at another source of code tokens, keeping its scratch space.
@@ -151,6 +178,7 @@ type Row struct {
 }
 
 // Append appends the row's features to x (indices ascending; absent means missing/zero count).
+// Events must be in time order (censored histories are), so the last valued one is the latest.
 func (b *Builder) Append(x *CSR, r Row) {
 	s := b.space
 	if len(x.Indptr) == 0 {
@@ -195,7 +223,38 @@ func (b *Builder) Append(x *CSR, r Row) {
 		i = j
 	}
 	b.idx = idx
+	if s.LastValue {
+		b.appendLastValues(x, r.Events)
+	}
 	x.Indptr = append(x.Indptr, int64(len(x.Indices)))
+}
+
+// appendLastValues appends, for each token that is the whole of a valued event's code, the
+// value of the latest such event. Codes of several pieces or [UNK] carry no value feature: a
+// value belongs to a code, and a piece or [UNK] stands for many.
+func (b *Builder) appendLastValues(x *CSR, events []data.Event) {
+	base := uint32(b.space.lastValueBase())
+	vals := b.vals[:0]
+	for _, e := range events {
+		if v := float64(e.Value); math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		ids, unk := b.codes.Tokens(e.Code)
+		if unk || len(ids) != 1 || b.special[ids[0]] || ids[0] == b.unk {
+			continue
+		}
+		vals = append(vals, lastValue{idx: base + uint32(ids[0]), v: e.Value})
+	}
+	// Stable: among one token's values, time order survives and the last is the latest.
+	slices.SortStableFunc(vals, func(a, b lastValue) int { return cmp.Compare(a.idx, b.idx) })
+	for i, lv := range vals {
+		if i+1 < len(vals) && vals[i+1].idx == lv.idx {
+			continue
+		}
+		x.Indices = append(x.Indices, lv.idx)
+		x.Data = append(x.Data, lv.v)
+	}
+	b.vals = vals
 }
 
 // Save writes features.json and XGBoost's featmap.txt into dir.
@@ -212,7 +271,7 @@ func (s *Space) Save(dir string, v *tokenize.Vocab) error {
 		kind := "q"
 		if i == FeatSexMale || i == FeatSexFemale {
 			kind = "i"
-		} else if i >= numFixed {
+		} else if i >= numFixed && !(s.LastValue && i >= s.lastValueBase()) {
 			kind = "int"
 		}
 		fmt.Fprintf(&b, "%d\t%s\t%s\n", i, s.Name(i, v), kind)

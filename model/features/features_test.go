@@ -1,6 +1,7 @@
 package features
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -10,7 +11,7 @@ import (
 )
 
 func TestRowFeatures(t *testing.T) {
-	v, err := tokenize.NewVocab(append(tokenize.SpecialTokens(), "ICD10/I10", "ICD10/E66.9", "ICD10/E11", "##.65"))
+	v, err := tokenize.NewVocab(append(tokenize.SpecialTokens(), "ICD10/I10", "ICD10/E66.9", "ICD10/E11", "##.65", "LOINC/4548-4"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,14 +19,20 @@ func TestRowFeatures(t *testing.T) {
 	codes := data.NewCodes()
 	day := data.MicrosPerDay
 	pt := 1000 * day
+	nv := data.NoValue
 	ev := []data.Event{
-		{Time: data.StaticTime, Code: codes.ID("SEX//M")}, // [UNK] in this vocabulary
-		{Time: 100 * day, Code: codes.ID("ICD10/I10")},
-		{Time: 700 * day, Code: codes.ID("ICD10/I10")},
-		{Time: 990 * day, Code: codes.ID("ICD10/E11.65")}, // pieces ICD10/E11 ##.65
-		{Time: 995 * day, Code: codes.ID("ICD10/E66.9")},
+		{Time: data.StaticTime, Code: codes.ID("SEX//M"), Value: nv}, // [UNK] in this vocabulary
+		{Time: 100 * day, Code: codes.ID("ICD10/I10"), Value: nv},
+		{Time: 200 * day, Code: codes.ID("LOINC/4548-4"), Value: 41},
+		{Time: 700 * day, Code: codes.ID("ICD10/I10"), Value: nv},
+		{Time: 800 * day, Code: codes.ID("LOINC/4548-4"), Value: 0}, // the latest; a zero is a value
+		{Time: 900 * day, Code: codes.ID("LOINC/9999-9"), Value: 7}, // [UNK]: no value feature
+		{Time: 990 * day, Code: codes.ID("ICD10/E11.65"), Value: 3}, // pieces ICD10/E11 ##.65: none either
+		{Time: 995 * day, Code: codes.ID("ICD10/E66.9"), Value: nv},
 	}
-	sp, err := NewSpace(tok, DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.LastValue = true
+	sp, err := NewSpace(tok, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +40,7 @@ func TestRowFeatures(t *testing.T) {
 	var x CSR
 	b.Append(&x, Row{Events: ev, Birth: 0, Sex: data.SexMale, PredictionTime: pt})
 	b.Append(&x, Row{Events: nil, Birth: data.StaticTime, Sex: data.SexUnknown, PredictionTime: pt})
-	if x.Rows() != 2 || x.NumCol != 3+3*v.Len() {
+	if x.Rows() != 2 || x.NumCol != 3+4*v.Len() {
 		t.Fatalf("rows %d cols %d", x.Rows(), x.NumCol)
 	}
 	got := map[string]float32{}
@@ -46,9 +53,11 @@ func TestRowFeatures(t *testing.T) {
 	}
 	want := map[string]float32{
 		"age_years": float32(1000.0 / 365.25), "sex=M": 1,
-		"count[all]:[UNK]": 1, "count[all]:ICD10/I10": 2, "count[all]:ICD10/E11": 1, "count[all]:##.65": 1, "count[all]:ICD10/E66.9": 1,
+		"count[all]:[UNK]": 2, "count[all]:ICD10/I10": 2, "count[all]:ICD10/E11": 1, "count[all]:##.65": 1, "count[all]:ICD10/E66.9": 1,
 		"count[365d]:ICD10/I10": 1, "count[365d]:ICD10/E11": 1, "count[365d]:##.65": 1, "count[365d]:ICD10/E66.9": 1,
 		"count[30d]:ICD10/E11": 1, "count[30d]:##.65": 1, "count[30d]:ICD10/E66.9": 1,
+		"count[all]:LOINC/4548-4": 2, "count[365d]:LOINC/4548-4": 1, "count[365d]:[UNK]": 1,
+		"last_value:LOINC/4548-4": 0,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("features\n got %v\nwant %v", got, want)
@@ -61,7 +70,7 @@ func TestRowFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	back, err := LoadSpace(dir)
-	if err != nil || back.VocabSize != sp.VocabSize || !reflect.DeepEqual(back.Windows, sp.Windows) || back.Check(tok) != nil {
+	if err != nil || back.VocabSize != sp.VocabSize || !reflect.DeepEqual(back.Windows, sp.Windows) || !back.LastValue || back.Check(tok) != nil {
 		t.Errorf("round trip %+v %v", back, err)
 	}
 	if _, err := LoadSpace(filepath.Join(dir, "nope")); err == nil {
@@ -69,5 +78,27 @@ func TestRowFeatures(t *testing.T) {
 	}
 	if _, err := NewSpace(tok, Config{Windows: []int64{0, 0}}); err == nil {
 		t.Error("duplicate window accepted")
+	}
+}
+
+// TestSpaceWithoutLastValue is a space saved before last values existed: the same width and
+// rows as then.
+func TestSpaceWithoutLastValue(t *testing.T) {
+	v, _ := tokenize.NewVocab(append(tokenize.SpecialTokens(), "LOINC/4548-4"))
+	tok := tokenize.New(v)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, SpaceFile), []byte(`{"vocab_size": 6, "windows_us": [0]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := LoadSpace(dir)
+	if err != nil || sp.LastValue || sp.NumFeatures() != 3+v.Len() {
+		t.Fatalf("%+v %v", sp, err)
+	}
+	codes := data.NewCodes()
+	lab := codes.ID("LOINC/4548-4")
+	var x CSR
+	sp.NewBuilder(tok, tok.NewCodeMap(codes)).Append(&x, Row{Events: []data.Event{{Time: 5, Code: lab, Value: 48}}, Birth: data.StaticTime, PredictionTime: 10})
+	if idx, val := x.Row(0); len(idx) != 1 || val[0] != 1 {
+		t.Fatalf("row %v %v, want only the count", idx, val)
 	}
 }
