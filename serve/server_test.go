@@ -418,25 +418,13 @@ func TestBadInput(t *testing.T) {
 	if v := inferValues().Inputs[len(inferValues().Inputs)-1]; v.Name != InputValues || len(v.Shape) != 2 {
 		t.Fatalf("held-out histories carry lab values, but InferRequest wrote no values input: %v", v)
 	}
-	vcases := []struct {
-		name  string
-		edit  func(r *inferencepb.ModelInferRequest)
-		field string
-	}{
-		{"values with one-line codes", func(r *inferencepb.ModelInferRequest) { r.Inputs[0] = infer().Inputs[0] }, "inputs[5].shape"},
-		{"values of another shape", func(r *inferencepb.ModelInferRequest) {
-			r.Inputs[5].Shape = []int64{1, int64(len(r.Inputs[5].Contents.Fp32Contents))}
-		}, "inputs[5].shape"},
-		{"values not FP32", func(r *inferencepb.ModelInferRequest) { r.Inputs[5].Datatype = "FP64" }, "inputs[5].datatype"},
-		{"infinite value", func(r *inferencepb.ModelInferRequest) { r.Inputs[5].Contents.Fp32Contents[0] = float32(math.Inf(1)) }, "inputs[5].contents[0]"},
-	}
-	for _, tc := range vcases {
-		t.Run("infer "+tc.name, func(t *testing.T) {
-			req := inferValues()
-			tc.edit(req)
-			_, err := ic.ModelInfer(ctx, req)
-			wantCode(t, err, codes.InvalidArgument, tc.field)
-		})
+	// withValues edits the request with a values input instead.
+	withValues := func(edit func(r *inferencepb.ModelInferRequest)) func(r *inferencepb.ModelInferRequest) {
+		return func(r *inferencepb.ModelInferRequest) {
+			proto.Reset(r)
+			proto.Merge(r, inferValues())
+			edit(r)
+		}
 	}
 	icases := []struct {
 		name  string
@@ -444,6 +432,12 @@ func TestBadInput(t *testing.T) {
 		code  codes.Code
 		field string
 	}{
+		{"values with one-line codes", withValues(func(r *inferencepb.ModelInferRequest) { r.Inputs[0] = infer().Inputs[0] }), codes.InvalidArgument, "inputs[5].shape"},
+		{"values of another shape", withValues(func(r *inferencepb.ModelInferRequest) {
+			r.Inputs[5].Shape = []int64{1, int64(len(r.Inputs[5].Contents.Fp32Contents))}
+		}), codes.InvalidArgument, "inputs[5].shape"},
+		{"values not FP32", withValues(func(r *inferencepb.ModelInferRequest) { r.Inputs[5].Datatype = "FP64" }), codes.InvalidArgument, "inputs[5].datatype"},
+		{"infinite value", withValues(func(r *inferencepb.ModelInferRequest) { r.Inputs[5].Contents.Fp32Contents[0] = float32(math.Inf(1)) }), codes.InvalidArgument, "inputs[5].contents[0]"},
 		{"unknown model", func(r *inferencepb.ModelInferRequest) { r.ModelName = "x" }, codes.NotFound, "model_name"},
 		{"unknown version", func(r *inferencepb.ModelInferRequest) { r.ModelVersion = "3" }, codes.NotFound, "model_version"},
 		{"wrong datatype", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Datatype = "FP32" }, codes.InvalidArgument, "inputs[0].datatype"},
