@@ -36,7 +36,11 @@ fi
 if ! go_ok; then
   tc=golang.org/toolchain@v0.0.1-go1.27.3.linux-$(dpkg --print-architecture)
   echo "install-deps: fetching the Go toolchain $tc" >&2
-  dir=$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod GO111MODULE=on go mod download -json "$tc" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  dir=$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod GO111MODULE=on GOTOOLCHAIN=local go mod download -json "$tc" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -n "$dir" ] && [ -f "$dir/bin/go" ] || { echo "install-deps: could not download $tc" >&2; exit 1; }
+  # The module cache drops the executable bits (the go command restores them when it switches
+  # toolchains itself): give them back to the binaries and the tools.
+  find "$dir/bin" "$dir/pkg/tool" -type f -exec chmod a+x {} +
   if [ "$(id -u)" -ne 0 ] && have sudo; then SUDO=sudo; else SUDO=; fi
   $SUDO ln -sf "$dir/bin/go" /usr/local/bin/go
   hash -r
