@@ -146,6 +146,8 @@ type ModelReport struct {
 	Dir     string `json:"dir"`
 	RunID   string `json:"run_id,omitempty"`
 	Created string `json:"created,omitempty"`
+	// Inputs is what the model reads of a history: InputsCodes or InputsCodesValues.
+	Inputs string `json:"inputs"`
 	// Metrics are of the raw scores on the evaluated split, threshold chosen per the config.
 	Metrics *Metrics `json:"metrics"`
 	// Calibrated is nil when the folder has no calibration.json.
@@ -207,7 +209,16 @@ type modelManifest struct {
 	Name    string `json:"name"`
 	RunID   string `json:"run_id"`
 	Created string `json:"created"`
+	Params  struct {
+		LastValues bool `json:"last_values"` // XGBoost trained with --last-values
+	} `json:"params"`
 }
+
+// Model inputs, as the report names them.
+const (
+	InputsCodes       = "codes"
+	InputsCodesValues = "codes and numeric values"
+)
 
 func readModelManifest(dir string) (*modelManifest, error) {
 	p := filepath.Join(dir, ModelManifestFile)
@@ -263,6 +274,9 @@ func BuildReport(cfg ReportConfig) (*Report, error) {
 	for i := 0; i < len(r.Models); i++ {
 		for j := i + 1; j < len(r.Models); j++ {
 			a, b := r.Models[i], r.Models[j]
+			if a.Inputs != b.Inputs {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s reads %s, %s reads %s: the comparison is not like for like", a.Name, a.Inputs, b.Name, b.Inputs))
+			}
 			pc := PairComparison{A: a.Name, B: b.Name}
 			c, err := CompareSegments(a.preds, b.preds, segmentConfig(cfg, a.preds))
 			if err != nil {
@@ -324,7 +338,10 @@ func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &ModelReport{Name: man.Name, Kind: man.Kind, Dir: dir, RunID: man.RunID, Created: man.Created}
+	m := &ModelReport{Name: man.Name, Kind: man.Kind, Dir: dir, RunID: man.RunID, Created: man.Created, Inputs: InputsCodes}
+	if man.Params.LastValues {
+		m.Inputs = InputsCodesValues
+	}
 	if m.Name == "" {
 		m.Name = filepath.Base(filepath.Dir(filepath.Clean(dir))) + "/" + filepath.Base(dir)
 	}

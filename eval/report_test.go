@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -414,5 +415,47 @@ func TestFormat(t *testing.T) {
 	}
 	if fmtP(0.00001) != "<0.001" || fmtP(0.5) != "0.500" {
 		t.Error("fmtP")
+	}
+}
+
+// TestReportUnequalInputs: a baseline trained with numeric values beside a codes-only model
+// is flagged, in the report's warnings and per model.
+func TestReportUnequalInputs(t *testing.T) {
+	root := t.TempDir()
+	xdir := fakeModel(t, root, "t2d-xgboost", "xgboost", 2, 2.0, 200)
+	bdir := fakeModel(t, root, "t2d-bert", "bert", 3, 1.6, 200)
+	for _, tc := range []struct {
+		name       string
+		lastValues bool
+		warned     bool
+	}{{"both codes only", false, false}, {"baseline reads values", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(xdir, ModelManifestFile)
+			var man map[string]any
+			b, _ := os.ReadFile(p)
+			if err := json.Unmarshal(b, &man); err != nil {
+				t.Fatal(err)
+			}
+			man["params"] = map[string]any{"last_values": tc.lastValues}
+			b, _ = json.Marshal(man)
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r, err := BuildReport(ReportConfig{Models: []string{xdir, bdir}, Bootstrap: 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			warned := slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "not like for like") })
+			if warned != tc.warned {
+				t.Errorf("warned %v, want %v: %q", warned, tc.warned, r.Warnings)
+			}
+			want := InputsCodes
+			if tc.lastValues {
+				want = InputsCodesValues
+			}
+			if r.Models[0].Inputs != want || r.Models[1].Inputs != InputsCodes {
+				t.Errorf("inputs %q, %q", r.Models[0].Inputs, r.Models[1].Inputs)
+			}
+		})
 	}
 }

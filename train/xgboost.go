@@ -228,7 +228,7 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 		"min_child_weight": cfg.Params.MinChildWeight, "subsample": cfg.Params.Subsample,
 		"colsample_bytree": cfg.Params.ColsampleByTree, "scale_pos_weight": cfg.Params.ScalePosWeight,
 		"eval_metric": cfg.Params.EvalMetric, "rounds": cfg.Params.Rounds, "early_stopping": cfg.Params.EarlyStopping,
-		"nthread": cfg.Params.NThread, "seed": cfg.Params.Seed, "windows": space.Windows,
+		"nthread": cfg.Params.NThread, "seed": cfg.Params.Seed, "windows": space.Windows, "last_values": space.LastValue,
 		"cohort_gap": data.FormatDuration(o.cohort.Gap), // serving censors with the gap the model was trained with
 	}), Kind: scorer.KindXGBoost, Name: cfg.Name, Threshold: 0.5, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_iteration": float64(res.BestIteration), "parity_max_abs_diff": res.ParityMaxDiff}}
