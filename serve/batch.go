@@ -22,10 +22,12 @@ type Batching struct {
 	Kinds    []string      // model kinds (scorer.KindBERT, ...) whose calls are batched; empty: every kind
 }
 
-// DefaultBatching is what `medseq serve` uses: BERT calls in batches of up to 32, waiting at
-// most 2 ms for company; XGBoost calls scored one by one.
+// DefaultBatching is what `medseq serve` uses: BERT calls in batches of up to 32 of those
+// queued at the moment, never waiting for company (on the CPU a 2 ms wait cost a lone call
+// 2.5 ms and bought no throughput; on a GPU a wait may pay, see --batch-delay); XGBoost calls
+// scored one by one.
 func DefaultBatching() Batching {
-	return Batching{MaxBatch: 32, MaxDelay: 2 * time.Millisecond, Kinds: []string{scorer.KindBERT}}
+	return Batching{MaxBatch: 32, Kinds: []string{scorer.KindBERT}}
 }
 
 // batched reports whether Predict calls to v go through the batcher.

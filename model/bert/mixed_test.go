@@ -233,3 +233,37 @@ func TestBFloat16MLM(t *testing.T) {
 		t.Fatalf("bfloat16 MLM loss %.3f -> %.3f: not learning", first, last)
 	}
 }
+
+// TestPredictLogitsRows: PredictLogits runs a part of n sequences in the smallest of
+// batchSize, batchSize/2, ... that holds it; a sequence's logit must not depend on how many
+// rows ran beside it.
+func TestPredictLogitsRows(t *testing.T) {
+	w, err := NewWeights(toyConfig(t, false), Heads{Classifier: true}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngineFor(t, w, TaskClassify, "float32")
+	defer e.Close()
+	test := toyBatch(rand.New(rand.NewPCG(5, 6)), 13, 16)
+	seqs := make([]Encoded, test.B)
+	for i := range seqs {
+		n := 0
+		for n < test.L && test.Mask[i*test.L+n] == 1 {
+			n++
+		}
+		seqs[i] = Encoded{IDs: test.IDs[i*test.L : i*test.L+n], Ages: test.Ages[i*test.L : i*test.L+n]}
+	}
+	all, err := e.PredictLogits(seqs, 64, 0) // 13 sequences: 16 rows
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range seqs {
+		one, err := e.PredictLogits([]Encoded{s}, 64, 0) // 1 row
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := math.Abs(float64(one[0] - all[i])); d > 1e-5 {
+			t.Fatalf("sequence %d: alone %v, among 13 %v", i, one[0], all[i])
+		}
+	}
+}

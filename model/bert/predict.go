@@ -75,20 +75,26 @@ func (e *Engine) PredictLogits(seqs []Encoded, batchSize int, pad int32) ([]floa
 	}
 	sort.SliceStable(order, func(a, b int) bool { return len(seqs[order[a]].IDs) < len(seqs[order[b]].IDs) })
 	out := make([]float32, len(seqs))
-	for lo := 0; lo < len(order); lo += batchSize {
-		hi := min(lo+batchSize, len(order))
-		part := make([]Encoded, 0, hi-lo)
+	// Chunks of batchSize, batchSize/2, ..., 1 rows, each full: a few compiled shapes and no
+	// padded rows (one subject costs one row; 17 run as 16 + 1).
+	for lo := 0; lo < len(order); {
+		rows := batchSize
+		for rows > 1 && rows > len(order)-lo {
+			rows /= 2
+		}
+		hi := lo + rows
+		part := make([]Encoded, 0, rows)
 		for _, i := range order[lo:hi] {
 			part = append(part, seqs[i])
 		}
-		// Fixed batch rows keep the number of compiled shapes small.
-		logits, err := e.Logits(MakeBatch(part, nil, batchSize, e.cfg.MaxPositionEmbeddings, pad))
+		logits, err := e.Logits(MakeBatch(part, nil, rows, e.cfg.MaxPositionEmbeddings, pad))
 		if err != nil {
 			return nil, err
 		}
 		for k, i := range order[lo:hi] {
 			out[i] = logits[k]
 		}
+		lo = hi
 	}
 	return out, nil
 }
