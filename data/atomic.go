@@ -27,8 +27,7 @@ func CreateAtomic(path string) (*AtomicFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	sweepStale(path)
-	f, err := os.CreateTemp(dir, tempPattern(path))
+	f, err := os.CreateTemp(dir, startTemp(path))
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -119,8 +118,7 @@ func CreateAtomicDir(path string, overwrite bool) (*AtomicDir, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", parent, err)
 	}
-	sweepStale(path)
-	tmp, err := os.MkdirTemp(parent, tempPattern(path))
+	tmp, err := os.MkdirTemp(parent, startTemp(path))
 	if err != nil {
 		return nil, fmt.Errorf("create temp folder for %s: %w", path, err)
 	}
@@ -171,11 +169,13 @@ func (d *AtomicDir) Abort() {
 	os.RemoveAll(d.Tmp)
 }
 
-// tempPattern names the temporary files and folders of this process's writers of path:
-// ".NAME.tmp-HOST.PID-RANDOM", HOST a hash of the host name, so that a later writer can tell
-// a temp whose process is gone from one still being written.
-func tempPattern(path string) string {
-	return fmt.Sprintf(".%s.tmp-%s.%d-*", filepath.Base(path), hostTag(), os.Getpid())
+// startTemp sweeps what killed writers of path left and returns the pattern of this
+// writer's temp name: ".NAME.tmp-HOST.PID-RANDOM", HOST a hash of the host name, so that a
+// later writer can tell a temp whose process is gone from one still being written.
+func startTemp(path string) string {
+	host := hostTag()
+	sweepStale(path, host)
+	return fmt.Sprintf(".%s.tmp-%s.%d-*", filepath.Base(path), host, os.Getpid())
 }
 
 // hostTag is 8 hex digits of the host name's FNV-1a hash ("0" when it cannot be read).
@@ -193,13 +193,13 @@ func hostTag() string {
 // hidden temps of this host whose process no longer runs. Temps of live processes (this one
 // included), of other hosts (a shared drive) and of older medseq versions (no process id in
 // the name) are left alone.
-func sweepStale(path string) {
+func sweepStale(path, host string) {
 	dir := filepath.Dir(path)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
-	prefix := "." + filepath.Base(path) + ".tmp-" + hostTag() + "."
+	prefix := "." + filepath.Base(path) + ".tmp-" + host + "."
 	for _, e := range ents {
 		rest, ok := strings.CutPrefix(e.Name(), prefix)
 		if !ok {

@@ -115,9 +115,14 @@ func (p *predictor) Predict(ctx context.Context, req *medseqv1.PredictRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if !p.s.batched(v) {
-		// Unbatched, the table lives only for this call: take it from a pool.
-		table, _ := p.s.tables.Get().(*data.Codes)
+	// An unbatched call's code table lives only for the call: it comes from a pool. A batched
+	// call's table stays with its job until a batch worker has read it, so it is never pooled.
+	batched := p.s.batched(v)
+	var table *data.Codes
+	if batched {
+		table = data.NewCodes()
+	} else {
+		table, _ = p.s.tables.Get().(*data.Codes)
 		if table == nil {
 			table = data.NewCodesSize(64)
 		}
@@ -127,24 +132,21 @@ func (p *predictor) Predict(ctx context.Context, req *medseqv1.PredictRequest) (
 				p.s.tables.Put(table)
 			}
 		}()
-		sub, err := decodePredict(table, req, p.s.limits, "")
-		if err != nil {
-			return nil, toStatus(err, "", "", "")
-		}
-		id := pickID(ctx, req.GetRequestId())
-		res, err := p.s.score(ctx, "Predict", v, table, []*subject{sub}, id)
-		if err != nil {
-			return nil, err
-		}
-		return p.response(v, res[0], id), nil
 	}
-	table := data.NewCodes()
 	sub, err := decodePredict(table, req, p.s.limits, "")
 	if err != nil {
 		return nil, toStatus(err, "", "", "")
 	}
 	id := pickID(ctx, req.GetRequestId())
-	r, err := p.s.submit(ctx, "Predict", v, table, sub, id)
+	var r scored
+	if batched {
+		r, err = p.s.submit(ctx, "Predict", v, table, sub, id)
+	} else {
+		var res []scored
+		if res, err = p.s.score(ctx, "Predict", v, table, []*subject{sub}, id); err == nil {
+			r = res[0]
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -117,7 +117,8 @@ type Repository struct {
 	gap    *int64 // overrides the manifests' gap when set
 	log    *slog.Logger
 	onLoad func(v *Version, err error, name, version string)
-	// scorers loads model kinds; nil knows XGBoost only (the binary registers the BERT).
+	// scorers loads model kinds: XGBoost unless the server is given more (the binary
+	// registers the BERT).
 	scorers *scorer.Registry
 
 	snap   atomic.Pointer[snapshot]
@@ -130,7 +131,7 @@ func NewRepository(dir string, policy Policy, log *slog.Logger) *Repository {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Repository{dir: dir, policy: policy, log: log, failed: map[string]string{}}
+	r := &Repository{dir: dir, policy: policy, log: log, failed: map[string]string{}, scorers: scorer.NewRegistry()}
 	r.snap.Store(&snapshot{models: map[string]*Model{}})
 	return r
 }
@@ -279,11 +280,7 @@ func (r *Repository) load(name, ver, dir, stamp string) (v *Version, err error) 
 		}
 	}()
 	start := time.Now()
-	reg := r.scorers
-	if reg == nil {
-		reg = scorer.NewRegistry()
-	}
-	sc, err := reg.Load(dir)
+	sc, err := r.scorers.Load(dir)
 	if err != nil {
 		return nil, err
 	}

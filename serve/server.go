@@ -106,7 +106,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.repo = NewRepository(cfg.Models, cfg.Policy, cfg.Log)
 	s.repo.gap = cfg.Gap
-	s.repo.scorers = cfg.Scorers
+	if cfg.Scorers != nil {
+		s.repo.scorers = cfg.Scorers
+	}
 	s.repo.onLoad = func(v *Version, err error, name, version string) {
 		if err != nil {
 			s.metrics.Loads.WithLabelValues(name, "error").Inc()

@@ -91,14 +91,7 @@ func TestBFloat16MatchesFloat32(t *testing.T) {
 			t.Fatalf("%s: bfloat16 logits equal float32's exactly: the engine did not compute in bfloat16", stage)
 		}
 		// PredictLogits (batched, reordered) agrees with the float32 engine too.
-		seqs := make([]Encoded, test.B)
-		for i := range seqs {
-			n := 0
-			for n < test.L && test.Mask[i*test.L+n] == 1 {
-				n++
-			}
-			seqs[i] = Encoded{IDs: test.IDs[i*test.L : i*test.L+n], Ages: test.Ages[i*test.L : i*test.L+n]}
-		}
+		seqs := unpadded(test)
 		pw, err := f32.PredictLogits(seqs, 16, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -245,14 +238,7 @@ func TestPredictLogitsRows(t *testing.T) {
 	e := newEngineFor(t, w, TaskClassify, "float32")
 	defer e.Close()
 	test := toyBatch(rand.New(rand.NewPCG(5, 6)), 13, 16)
-	seqs := make([]Encoded, test.B)
-	for i := range seqs {
-		n := 0
-		for n < test.L && test.Mask[i*test.L+n] == 1 {
-			n++
-		}
-		seqs[i] = Encoded{IDs: test.IDs[i*test.L : i*test.L+n], Ages: test.Ages[i*test.L : i*test.L+n]}
-	}
+	seqs := unpadded(test)
 	all, err := e.PredictLogits(seqs, 64, 0) // 13 sequences: 16 rows
 	if err != nil {
 		t.Fatal(err)
@@ -266,4 +252,17 @@ func TestPredictLogitsRows(t *testing.T) {
 			t.Fatalf("sequence %d: alone %v, among 13 %v", i, one[0], all[i])
 		}
 	}
+}
+
+// unpadded returns a batch's rows without their padding, as PredictLogits takes them.
+func unpadded(b *Batch) []Encoded {
+	seqs := make([]Encoded, b.B)
+	for i := range seqs {
+		n := 0
+		for n < b.L && b.Mask[i*b.L+n] == 1 {
+			n++
+		}
+		seqs[i] = Encoded{IDs: b.IDs[i*b.L : i*b.L+n], Ages: b.Ages[i*b.L : i*b.L+n]}
+	}
+	return seqs
 }

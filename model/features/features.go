@@ -139,7 +139,6 @@ type Builder struct {
 	space   *Space
 	codes   TokenSource
 	special []bool
-	unk     int32
 	idx     []uint32    // scratch: one entry per counted token occurrence
 	vals    []lastValue // scratch: one entry per valued event, in time order
 }
@@ -163,7 +162,7 @@ func (s *Space) NewBuilderFrom(tok *tokenize.Tokenizer, src TokenSource) *Builde
 			s.special[id] = tok.Vocab.IsSpecial(int32(id)) && int32(id) != tok.Vocab.Unk
 		}
 	})
-	return &Builder{space: s, codes: src, special: s.special, unk: tok.Vocab.Unk}
+	return &Builder{space: s, codes: src, special: s.special}
 }
 
 // Reset points a builder at another source of code tokens, keeping its scratch space.
@@ -240,7 +239,7 @@ func (b *Builder) appendLastValues(x *CSR, events []data.Event) {
 			continue
 		}
 		ids, unk := b.codes.Tokens(e.Code)
-		if unk || len(ids) != 1 || b.special[ids[0]] || ids[0] == b.unk {
+		if unk || len(ids) != 1 || b.special[ids[0]] {
 			continue
 		}
 		vals = append(vals, lastValue{idx: base + uint32(ids[0]), v: e.Value})
