@@ -3,6 +3,8 @@ package bert
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/gomlx/compute"
 )
 
 // benchSetup builds an engine for a named config and task (vocab 2000, 64 tokens, batch 32,
@@ -10,15 +12,21 @@ import (
 // training loop does), classification batches are fixed.
 func benchSetup(b *testing.B, name string, task Task, opts ...EngineOption) (*Engine, func() *Batch) {
 	b.Helper()
+	be, err := Backend("cpu")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return benchSetupOn(b, be, name, task, benchBatch, benchSeq, opts...)
+}
+
+// benchSetupOn is benchSetup on a backend, for batches of B sequences of L tokens.
+func benchSetupOn(b *testing.B, be compute.Backend, name string, task Task, B, L int, opts ...EngineOption) (*Engine, func() *Batch) {
+	b.Helper()
 	h := Heads{Classifier: true}
 	if task == TaskMLM {
 		h = Heads{MLM: true}
 	}
-	c, err := Named(name, 2000, 64)
-	if err != nil {
-		b.Fatal(err)
-	}
-	be, err := Backend("cpu")
+	c, err := Named(name, 2000, L)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,7 +39,6 @@ func benchSetup(b *testing.B, name string, task Task, opts ...EngineOption) (*En
 		b.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	const B, L = benchBatch, benchSeq
 	seqs := make([]Encoded, B)
 	labels := make([]float32, B)
 	for i := range seqs {

@@ -178,7 +178,8 @@ const PluginEnv = "PJRT_PLUGIN_LIBRARY_PATH"
 // install directories (~/.local/lib/go-xla, /usr/local/lib/go-xla, /usr/local/lib/gomlx/pjrt,
 // ~/.local/lib/gomlx) and every Python site-packages / dist-packages directory's
 // jax_plugins/xla_cuda*/xla_cuda_plugin.so (system, /usr/local, ~/.local, $VIRTUAL_ENV,
-// $CONDA_PREFIX, pyenv and conda installs). Nothing is downloaded.
+// $CONDA_PREFIX, the environments of the python3s on $PATH, pyenv and conda installs).
+// Nothing is downloaded.
 func FindPJRTPlugin(explicit string) (string, error) {
 	home, _ := os.UserHomeDir()
 	return pluginSearch{Env: os.Getenv, Home: home}.find(explicit)
@@ -287,6 +288,13 @@ func (s pluginSearch) dirs() []string {
 	for _, e := range []string{"VIRTUAL_ENV", "CONDA_PREFIX"} {
 		if v := s.Env(e); v != "" {
 			prefixes = append(prefixes, v)
+		}
+	}
+	// The environments of the python3 interpreters on $PATH (a venv's bin/ on PATH without
+	// VIRTUAL_ENV set, as in container images that ship one: /opt/torch/.venv/bin).
+	for _, d := range filepath.SplitList(s.Env("PATH")) {
+		if d != "" && filepath.IsAbs(d) && regularFile(filepath.Join(d, "python3")) == nil {
+			prefixes = append(prefixes, filepath.Dir(d))
 		}
 	}
 	pyenv := s.Env("PYENV_ROOT")

@@ -61,6 +61,15 @@ func TestFindPJRTPluginSearch(t *testing.T) {
 	if p, _ := s.find(""); p != vp {
 		t.Fatalf("virtualenv: got %q, want %s", p, vp)
 	}
+	// A venv whose bin/ is on PATH without VIRTUAL_ENV (a container image's Python).
+	img := t.TempDir()
+	touch(t, filepath.Join(img, "bin/python3"))
+	ip := touch(t, filepath.Join(img, "lib/python3.12/site-packages/jax_plugins/xla_cuda13/xla_cuda_plugin.so"))
+	s.Env = envOf(map[string]string{"PATH": "relative/bin:" + filepath.Join(img, "bin") + ":/nonexistent/bin"})
+	if p, _ := s.find(""); p != ip {
+		t.Fatalf("python3 on PATH: got %q, want %s", p, ip)
+	}
+	s.Env = envOf(map[string]string{"VIRTUAL_ENV": venv})
 	// gomlx's own install directories come before Python's.
 	gx := touch(t, filepath.Join(root, "usr/local/lib/go-xla/pjrt_c_api_cuda_plugin.so"))
 	if p, _ := s.find(""); p != gx {

@@ -9,10 +9,17 @@ import (
 	"github.com/medseq/medseq/eval"
 )
 
-// relErr is ‖got − want‖₂ / ‖want‖₂ and the largest |got − want| / max |want|.
+// relErr is ‖got − want‖ / ‖want‖ and the largest difference over the largest |want|; a NaN
+// or Inf in got, or a length mismatch, is +Inf.
 func relErr(got, want []float32) (l2, maxRel float64) {
+	if len(got) != len(want) {
+		return math.Inf(1), math.Inf(1)
+	}
 	var num, den, maxDiff, maxWant float64
 	for i := range want {
+		if g := float64(got[i]); math.IsNaN(g) || math.IsInf(g, 0) { // never passes a tolerance
+			return math.Inf(1), math.Inf(1)
+		}
 		d := float64(got[i]) - float64(want[i])
 		num += d * d
 		den += float64(want[i]) * float64(want[i])

@@ -93,11 +93,15 @@ type torchBenchResult struct {
 	StepsPerS  float64 `json:"steps_per_s"`
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
 	Loss       float64 `json:"loss"`
+	PeakGPUMB  float64 `json:"peak_gpu_mb"`
 }
 
-func runTorchBench(python, config string, steps int, minSec float64, threads int) (torchBenchResult, error) {
-	cmd := exec.Command(python, filepath.Join("testdata", "torch_bench.py"), "--config", config, "--task", "mlm",
-		"--steps", strconv.Itoa(steps), "--warmup", "2", "--seconds", fmt.Sprint(minSec), "--threads", strconv.Itoa(threads))
+// runTorchBench runs testdata/torch_bench.py's MLM step; extra adds its flags (--device,
+// --dtype, --batch, --seq).
+func runTorchBench(python, config string, steps int, minSec float64, threads int, extra ...string) (torchBenchResult, error) {
+	args := []string{filepath.Join("testdata", "torch_bench.py"), "--config", config, "--task", "mlm",
+		"--steps", strconv.Itoa(steps), "--warmup", "2", "--seconds", fmt.Sprint(minSec), "--threads", strconv.Itoa(threads)}
+	cmd := exec.Command(python, append(args, extra...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -152,6 +152,8 @@ def main():
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="bfloat16: autocast mixed precision (float32 weights and optimizer state), as medseq's --dtype bfloat16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
@@ -179,14 +181,18 @@ def main():
     B, L, V = args.batch, args.seq, args.vocab
     labels = (torch.arange(B) % 2).float().to(dev)
 
+    autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
+
     def step():
         if args.task == "mlm":
             batch = [t.to(dev) for t in mlm_batch(g, B, L, V)]
-            loss = model.mlm_loss(*batch)
+            with autocast:
+                loss = model.mlm_loss(*batch).float()
         else:
             ids = torch.randint(5, V, (B, L), generator=g)
             ids[:, 0] = 2
-            loss = model.classify_loss(ids.to(dev), torch.ones(B, L, dtype=torch.long, device=dev), labels)
+            with autocast:
+                loss = model.classify_loss(ids.to(dev), torch.ones(B, L, dtype=torch.long, device=dev), labels).float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -209,6 +215,7 @@ def main():
     dt = time.perf_counter() - t0
     out = {
         "framework": "pytorch", "torch": torch.__version__, "config": args.config, "task": args.task,
+        "device": str(dev), "dtype": args.dtype,
         "threads": torch.get_num_threads(), "batch": B, "seq": L, "vocab": V, "steps": n, "seconds": dt,
         "steps_per_s": n / dt, "tokens_per_s": n * B * L / dt, "loss": loss,
         "peak_rss_mb": vm("VmHWM"), "base_rss_mb": base,

@@ -1,0 +1,338 @@
+//go:build xla && cgo
+
+package bert
+
+// Checks of the GPU path: gomlx's XLA backend on a CUDA PJRT plugin, against the pure-Go CPU
+// backend (the reference) and PyTorch on the same GPU. They need an NVIDIA GPU and a plugin, so
+// they run on a lent GPU machine (scripts/gpu-check.sh builds `go test -c -tags xla` here and
+// runs the binary there); elsewhere they skip, unless MEDSEQ_GPU=1 says a GPU must be there.
+// MEDSEQ_PJRT_PLUGIN names the plugin (default: FindPJRTPlugin's search).
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gomlx/compute"
+
+	"github.com/medseq/medseq/internal/testpy"
+)
+
+// gpuBackend selects the GPU (skipping, or failing under MEDSEQ_GPU=1, when there is none)
+// and creates its XLA backend.
+// MEDSEQ_GPU_DRY_RUN=1 puts the CPU backend in the GPU's place, to check the checks
+// themselves on a machine without a GPU.
+func gpuBackend(t testing.TB) (compute.Backend, Device) {
+	t.Helper()
+	if os.Getenv("MEDSEQ_GPU_DRY_RUN") == "1" {
+		be, err := Backend("cpu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return be, Device{Kind: "cpu", Reason: "MEDSEQ_GPU_DRY_RUN=1: the CPU in the GPU's place"}
+	}
+	d, err := SelectDevice("gpu", os.Getenv("MEDSEQ_PJRT_PLUGIN"))
+	if err != nil {
+		if os.Getenv("MEDSEQ_GPU") == "1" {
+			t.Fatalf("MEDSEQ_GPU=1 but: %v", err)
+		}
+		t.Skipf("no GPU: %v", err)
+	}
+	be, err := BackendFor(d)
+	if err != nil {
+		t.Fatalf("%s: %v", d.Reason, err)
+	}
+	return be, d
+}
+
+// l2Err is relErr's ‖got − want‖ / ‖want‖ (mixed_test.go; +Inf for NaN, Inf or a length
+// mismatch).
+func l2Err(got, want []float32) float64 {
+	e, _ := relErr(got, want)
+	return e
+}
+
+// flat concatenates weights in spec order.
+func flat(w *Weights) []float32 {
+	var out []float32
+	for _, s := range w.Specs {
+		out = append(out, w.Data[s.Name]...)
+	}
+	return out
+}
+
+// randomBatch is B sequences of random lengths over the vocabulary (ids 5.. are codes),
+// padded to L, with ages and labels; MLM positions mask about 15% of each row.
+func randomBatch(r *rand.Rand, c Config, B, L int) *Batch {
+	b := &Batch{B: B, L: L, IDs: make([]int32, B*L), Mask: make([]int32, B*L), Ages: make([]float32, B*L), Labels: make([]float32, B)}
+	seqs := make([]Encoded, B)
+	for i := 0; i < B; i++ {
+		n := 2 + r.IntN(L-1)
+		ids := make([]int32, n)
+		ages := make([]float32, n)
+		ids[0], ids[n-1] = 2, 3
+		for j := 1; j < n-1; j++ {
+			ids[j] = int32(5 + r.IntN(c.VocabSize-5))
+			ages[j] = float32(20 + r.IntN(70))
+		}
+		seqs[i] = Encoded{IDs: ids, Ages: ages}
+		copy(b.IDs[i*L:], ids)
+		copy(b.Ages[i*L:], ages)
+		for j := 0; j < n; j++ {
+			b.Mask[i*L+j] = 1
+		}
+		b.Labels[i] = float32(r.IntN(2))
+	}
+	m := MakeMLMBatch(r, Masking{Rate: 0.15, MaskID: 4, VocabSize: c.VocabSize, Special: func(id int32) bool { return id < 5 }}, seqs, B, L, 0)
+	b.P, b.Positions, b.Targets, b.TargetWeights = m.P, m.Positions, m.Targets, m.TargetWeights
+	return b
+}
+
+// TestGPUMatchesCPU runs the same weights and batches through the CPU backend (float32, the
+// reference) and the GPU (float32, then bfloat16 mixed precision): classifier logits, three
+// AdamW steps (losses, gradient norms, weights after) and MLM logits. Dropout is off so both
+// compute the same function; inputs are fresh random draws each run (the seed is logged).
+// Tolerances: float32 on the GPU may use TF32 matrix units (relative error near 3e-4 per
+// product); bfloat16 operands land between 1e-3 and 1e-2.
+func TestGPUMatchesCPU(t *testing.T) {
+	gpu, d := gpuBackend(t)
+	t.Logf("GPU: %s", d.Reason)
+	cpu, err := Backend("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("MEDSEQ_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	t.Logf("seed %d (MEDSEQ_SEED=%d repeats this run)", seed, seed)
+	cases := []struct {
+		name, config, dtype string
+		ages                bool
+		B, L                int
+		tol, tolTrained     float64
+	}{
+		{"tiny/float32", "tiny", "float32", false, 16, 64, 2e-3, 1e-2},
+		{"small/float32/ages", "small", "float32", true, 32, 128, 2e-3, 1e-2},
+		// The CPU's own bfloat16 path, against float32, shows 3e-3 to 1.2e-2 on fresh logits and 7e-2 on
+		// MLM logits after three steps (small random logits with cancellation): the GPU's
+		// tolerances are those of the mixed precision itself.
+		{"small/bfloat16", "small", "bfloat16", false, 32, 128, 3e-2, 0.15},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Named(tc.config, 1000, tc.L)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.AgeEmbeddings = tc.ages
+			c.HiddenDropoutProb, c.AttentionProbsDropoutProb = 0, 0
+			r := rand.New(rand.NewPCG(seed, uint64(i)))
+			w, err := NewWeights(c, Heads{Classifier: true, MLM: true}, seed+uint64(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			batches := []*Batch{randomBatch(r, c, tc.B, tc.L), randomBatch(r, c, tc.B, tc.L), randomBatch(r, c, tc.B, tc.L)}
+			probe := randomBatch(r, c, tc.B, tc.L)
+
+			engines := map[string]*Engine{}
+			for _, side := range []struct {
+				name  string
+				be    compute.Backend
+				dtype string
+			}{{"cpu", cpu, "float32"}, {"gpu", gpu, tc.dtype}} {
+				e, err := NewEngine(side.be, w.Clone(), TaskClassify, DefaultOptim(), 1, WithDType(side.dtype))
+				if err != nil {
+					t.Fatalf("%s engine: %v", side.name, err)
+				}
+				defer e.Close()
+				engines[side.name] = e
+			}
+			logits := func(name string, b *Batch) []float32 {
+				out, err := engines[name].Logits(b)
+				if err != nil {
+					t.Fatalf("%s logits: %v", name, err)
+				}
+				return out
+			}
+			if e := l2Err(logits("gpu", probe), logits("cpu", probe)); e > tc.tol {
+				t.Errorf("initial logits: relative error %.2e > %.0e", e, tc.tol)
+			} else {
+				t.Logf("initial logits: relative error %.2e", e)
+			}
+			for s, b := range batches {
+				rc, err := engines["cpu"].TrainStep(b, 1e-3)
+				if err != nil {
+					t.Fatalf("cpu step %d: %v", s+1, err)
+				}
+				rg, err := engines["gpu"].TrainStep(b, 1e-3)
+				if err != nil {
+					t.Fatalf("gpu step %d: %v", s+1, err)
+				}
+				dl, dg := math.Abs(rg.Loss-rc.Loss)/math.Abs(rc.Loss), math.Abs(rg.GradNorm-rc.GradNorm)/rc.GradNorm
+				t.Logf("step %d: loss cpu %.6f gpu %.6f (%.1e), grad norm cpu %.5f gpu %.5f (%.1e)", s+1, rc.Loss, rg.Loss, dl, rc.GradNorm, rg.GradNorm, dg)
+				if !(dl <= tc.tol) || !(dg <= tc.tolTrained) {
+					t.Errorf("step %d: loss differs by %.1e (tolerance %.0e), gradient norm by %.1e (tolerance %.0e)", s+1, dl, tc.tol, dg, tc.tolTrained)
+				}
+			}
+			wc, err := engines["cpu"].Weights()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg, err := engines["gpu"].Weights()
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := flat(w)
+			fc, fg := flat(wc), flat(wg)
+			dc, dgv := make([]float32, len(fc)), make([]float32, len(fc))
+			for j := range fc {
+				dc[j], dgv[j] = fc[j]-before[j], fg[j]-before[j]
+			}
+			// Adam's first steps move each weight by about lr·sign(gradient): weights whose
+			// gradient is near zero may move either way, so the updates agree only in the large.
+			if e := l2Err(dgv, dc); e > 0.2 {
+				t.Errorf("weight updates after 3 steps: relative error %.2e > 0.2", e)
+			} else {
+				t.Logf("weight updates after 3 steps: relative error %.2e", e)
+			}
+			if e := l2Err(logits("gpu", probe), logits("cpu", probe)); e > tc.tolTrained {
+				t.Errorf("logits after 3 steps: relative error %.2e > %.0e", e, tc.tolTrained)
+			} else {
+				t.Logf("logits after 3 steps: relative error %.2e", e)
+			}
+			mc, err := engines["cpu"].MLMLogits(probe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mg, err := engines["gpu"].MLMLogits(probe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := l2Err(mg, mc); e > tc.tolTrained {
+				t.Errorf("MLM logits: relative error %.2e > %.0e", e, tc.tolTrained)
+			} else {
+				t.Logf("MLM logits (%d values): relative error %.2e", len(mc), e)
+			}
+		})
+	}
+}
+
+// TestGPUPredictLogitsChunks checks serving's entry point on the GPU: PredictLogits over
+// batches of 1, 5 and 70 sequences (full chunks and a remainder) equals the CPU's.
+func TestGPUPredictLogitsChunks(t *testing.T) {
+	gpu, _ := gpuBackend(t)
+	cpu, err := Backend("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Named("tiny", 500, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	w, err := NewWeights(c, Heads{Classifier: true}, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(seed, 1))
+	for _, n := range []int{1, 5, 70} {
+		seqs := make([]Encoded, n)
+		b := randomBatch(r, c, n, 128)
+		for i := range seqs {
+			k := 0
+			for k < 128 && b.Mask[i*128+k] == 1 {
+				k++
+			}
+			seqs[i] = Encoded{IDs: b.IDs[i*128 : i*128+k], Ages: b.Ages[i*128 : i*128+k]}
+		}
+		var out [2][]float32
+		for j, be := range []compute.Backend{cpu, gpu} {
+			e, err := NewEngine(be, w.Clone(), TaskClassify, DefaultOptim(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[j], err = e.PredictLogits(seqs, 128, 0)
+			e.Close()
+			if err != nil {
+				t.Fatalf("%d sequences: %v", n, err)
+			}
+		}
+		if e := l2Err(out[1], out[0]); e > 2e-3 {
+			t.Errorf("%d sequences: relative error %.2e", n, e)
+		} else {
+			t.Logf("%d sequences: relative error %.2e", n, e)
+		}
+	}
+}
+
+// BenchmarkTrainStepGPUVsTorch times the MLM training step (as BenchmarkTrainStepVsTorch does
+// on the CPU) on the GPU: ours through XLA, then PyTorch (testdata/torch_bench.py --device
+// cuda, $MEDSEQ_PYTHON) on the same GPU, in the same run, for the CPU benchmark's shapes and
+// for a BERT-base at 64 × 128 tokens in float32 and bfloat16. Each half times at least
+// MEDSEQ_BENCH_SECONDS (default 5) after warm-up. Ours synchronises every step (it reads the
+// loss back); PyTorch's loop queues steps and synchronises at the end.
+func BenchmarkTrainStepGPUVsTorch(b *testing.B) {
+	gpu, d := gpuBackend(b)
+	b.Logf("GPU: %s", d.Reason)
+	minSec := 5.0
+	if v, err := strconv.ParseFloat(os.Getenv("MEDSEQ_BENCH_SECONDS"), 64); err == nil && v > 0 {
+		minSec = v
+	}
+	for _, tc := range []struct {
+		config, dtype string
+		B, L          int
+	}{
+		{"tiny", "float32", 32, 64},
+		{"small", "float32", 32, 64},
+		{"base", "float32", 64, 128},
+		{"base", "bfloat16", 64, 128},
+	} {
+		name := fmt.Sprintf("%s/%dx%d/%s", tc.config, tc.B, tc.L, tc.dtype)
+		var ours float64
+		b.Run(name+"/medseq", func(b *testing.B) {
+			e, batch := benchSetupOn(b, gpu, tc.config, TaskMLM, tc.B, tc.L, WithDType(tc.dtype))
+			defer e.Close()
+			for i := 0; i < 3; i++ { // compile and warm up outside the timing
+				if _, err := e.TrainStep(batch(), 1e-4); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			start, n := time.Now(), 0
+			for n < b.N || time.Since(start).Seconds() < minSec {
+				if _, err := e.TrainStep(batch(), 1e-4); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			sec := time.Since(start).Seconds()
+			b.StopTimer()
+			ours = float64(n*tc.B*tc.L) / sec
+			b.ReportMetric(ours, "tokens/s")
+			b.ReportMetric(float64(n)/sec, "steps/s")
+			b.ReportMetric(0, "ns/op")
+		})
+		b.Run(name+"/pytorch", func(b *testing.B) {
+			python := testpy.Require(b, "python3-torch", "torch")
+			res, err := runTorchBench(python, tc.config, max(b.N, 3), minSec, 4, "--device", "cuda", "--dtype", tc.dtype,
+				"--batch", strconv.Itoa(tc.B), "--seq", strconv.Itoa(tc.L))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(res.TokensPerS, "tokens/s")
+			b.ReportMetric(res.StepsPerS, "steps/s")
+			b.ReportMetric(res.PeakGPUMB, "peak-GPU-MB")
+			b.ReportMetric(0, "ns/op")
+			if ours > 0 && res.TokensPerS > 0 {
+				b.ReportMetric(ours/res.TokensPerS, "x-pytorch")
+				b.Logf("%s MLM step on the GPU: medseq %.0f tokens/s, PyTorch %s %.0f tokens/s: %.2fx", name, ours, res.Torch, res.TokensPerS, ours/res.TokensPerS)
+			}
+		})
+	}
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# GPU checks on a machine with an NVIDIA GPU and a CUDA PJRT plugin (jax's), but no Go and no
+# network, such as the lent H100/H200 (CI has no GPU and never runs this).
+#
+#   scripts/gpu-check.sh prepare   # here: builds everything into .gpucheck/ (git-ignored)
+#   scripts/gpu-check.sh run       # there, from the repository root, with .gpucheck carried
+#
+# prepare: medseq built with -tags xla, the model/bert test binary (-tags xla), e2echeck and
+# ghz (xz-compressed), libxgboost and the libraries it needs, and a small demo (synthetic
+# MEDS, cohort, tokenizer, models). run, each stage under its own timeout, all output in
+# $OUT (or GPU_OUT):
+#   1. the GPU against the CPU (TestGPUMatchesCPU, TestGPUPredictLogitsChunks): logits, three
+#      AdamW steps, MLM logits, float32 and bfloat16; the plugin search
+#      as a user meets it (no variable set);
+#   2. serve's GPU metrics (go-nvml) on the Prometheus port;
+#   3. the load test (scripts/load.sh) on the machine's cores;
+#   4. the MLM training step on the GPU against PyTorch on the same GPU
+#      (BenchmarkTrainStepGPUVsTorch; GPU_BENCH=tiny picks sub-benchmarks);
+#   5. the CLI: train classify --device gpu (and the same on the CPU), train pretrain
+#      --device gpu --dtype bfloat16, and the GPU-trained model scored offline on the CPU.
+# GPU_CHECK_DRY=1 runs it all on the CPU (the CPU in the GPU's place) to check this script
+# without a GPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+G=.gpucheck
+
+prepare() {
+  set -e
+  export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations}"
+  grep -qx '/.gpucheck/' .git/info/exclude 2>/dev/null || echo '/.gpucheck/' >>.git/info/exclude
+  rm -rf "$G" && mkdir -p "$G/lib" "$G/bin"
+  go build -tags xla -trimpath -ldflags='-s -w' -o "$G/bin/medseq" ./cmd/medseq
+  go test -c -tags xla -trimpath -ldflags='-s -w' -o "$G/bin/bert.test" ./model/bert
+  go build -trimpath -ldflags='-s -w' -o "$G/bin/e2echeck" ./serve/internal/e2echeck
+  . scripts/lib.sh
+  script_setup gpu-check "$G/tmp"
+  go_tool ghz github.com/bojand/ghz/cmd/ghz@v0.121.0
+  cp "$(command -v ghz)" "$G/bin/ghz"
+  # The medseq binary links libxgboost (training); the GPU machine has none.
+  ldd "$G/bin/medseq" | awk '/libxgboost|libdmlc|libgomp/ {print $3}' | xargs -I{} cp -L {} "$G/lib/"
+  "$G/bin/medseq" demo --out "$G/tmp/demo" --subjects 1500 --bert-max-steps 100 --force >"$G/tmp/demo.log" 2>&1 ||
+    { tail -20 "$G/tmp/demo.log"; exit 1; }
+  tar -C "$G/tmp/demo" -cJf "$G/demo.tar.xz" meds cohort tokenizer models
+  xz -T0 -6 "$G"/bin/*
+  rm -rf "$G/tmp"
+  du -sh "$G"
+}
+
+run() {
+  OUT=${GPU_OUT:-${OUT:-/tmp/gpu-check}}
+  mkdir -p "$OUT"
+  W=$(mktemp -d)
+  LOG=$OUT/gpu-check.log
+  exec > >(tee -a "$LOG") 2>&1
+  : >"$OUT/stages.txt"
+  stage() { # NAME SECONDS CMD...: runs CMD under a timeout, records its exit status and time
+    local name=$1 secs=$2 t0=$SECONDS rc
+    shift 2
+    echo "=== $name (at most ${secs}s)"
+    timeout -k 5 "$secs" "$@"
+    rc=$?
+    printf '%-18s rc=%-3s %4ss\n' "$name" "$rc" "$((SECONDS - t0))" >>"$OUT/stages.txt"
+    echo "=== $name: rc=$rc in $((SECONDS - t0))s"
+  }
+  mkdir -p "$W/bin"
+  for f in "$G"/bin/*.xz; do xz -dc "$f" >"$W/bin/$(basename "$f" .xz)"; done
+  chmod +x "$W/bin"/*
+  tar -C "$W" -xJf "$G/demo.tar.xz"
+  export LD_LIBRARY_PATH="$PWD/$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # go-nvml dlopens libnvidia-ml.so.1: add the driver's folder when ld.so does not know it.
+  if ! ldconfig -p | grep -q 'libnvidia-ml.so.1'; then
+    nv=$(find /usr/local/nvidia /usr/lib /usr/lib64 -name 'libnvidia-ml.so.1' 2>/dev/null | head -1)
+    [ -n "$nv" ] && export LD_LIBRARY_PATH="$(dirname "$nv"):$LD_LIBRARY_PATH"
+  fi
+  PY=$(command -v python3)
+  export MEDSEQ_PYTHON=$PY MEDSEQ_GPU=1
+  GPU=gpu
+  if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then
+    export MEDSEQ_GPU=0 MEDSEQ_GPU_DRY_RUN=1 MEDSEQ_PYTHON=/usr/bin/python3
+    GPU=cpu
+  fi
+  MEDSEQ=$W/bin/medseq
+  timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap,clocks.sm,temperature.gpu,utilization.gpu --format=csv | tee "$OUT/nvidia-smi.txt"
+  echo "python3: $PY"
+  "$MEDSEQ" version 2>&1 | head -5
+
+  # The plugin search as a user meets it (no variable set), then the plugin named for the rest.
+  ( cd model/bert && "$W/bin/bert.test" -test.run 'TestFindPJRTPluginRealSearch' -test.v ) 2>&1 | grep FindPJRTPlugin
+  plugin=$(find /opt /usr /root /home -path '*jax_plugins/xla_cuda*/xla_cuda_plugin.so' 2>/dev/null | sort | tail -1)
+  [ -n "$plugin" ] && export PJRT_PLUGIN_LIBRARY_PATH=$plugin
+  ( cd model/bert && stage gpu-vs-cpu 150 "$W/bin/bert.test" -test.run 'TestGPU' -test.v -test.timeout 10m ) 2>&1 | tee "$OUT/tests.txt"
+  grep -E '^(--- |ok|FAIL|PASS)|relative error|seed|GPU:' "$OUT/tests.txt" | tail -40
+
+  {
+    stage metrics 30 bash -c '
+      "$0" serve --models "$1/models" --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:9464 --poll 0 >"$1/serve.out" 2>"$1/serve.err" &
+      pid=$!
+      for _ in $(seq 1 150); do grep -q "^serving" "$1/serve.out" 2>/dev/null && break; sleep 0.2; done
+      sleep 2
+      python3 -c "import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9464/metrics\").read().decode())" >"$1/metrics.txt"
+      kill -TERM $pid; wait $pid
+      echo "$(grep -c "^[a-z]" "$1/metrics.txt") samples; GPU lines:"
+      grep -E "^(# HELP )?nv_" "$1/metrics.txt" || grep -i "gpu\|nvml" "$1/serve.err"
+      grep -q "^nv_gpu_memory_used_bytes" "$1/metrics.txt"' "$MEDSEQ" "$W"
+  } 2>&1 | tee "$OUT/metrics.txt"
+
+  stage load 180 env LOAD_BIN="$MEDSEQ" LOAD_E2ECHECK="$W/bin/e2echeck" LOAD_GHZ="$W/bin/ghz" LOAD_MODELS="$W/models" \
+    LOAD_MEDS="$W/meds" LOAD_COHORT="$W/cohort" LOAD_OUT="$W/load" scripts/load.sh
+  cp "$W/load/load.json" "$OUT/" 2>/dev/null
+
+  ( cd model/bert && MEDSEQ_BENCH_SECONDS=${GPU_BENCH_SECONDS:-3} stage bench 200 "$W/bin/bert.test" -test.run '^$' \
+    -test.bench "BenchmarkTrainStepGPUVsTorch/${GPU_BENCH:-}" -test.benchtime 1x -test.v ) 2>&1 | tee "$OUT/bench.txt"
+
+  {
+    M="--meds $W/meds --cohort $W/cohort --tokenizer $W/tokenizer --epochs 50 --max-steps ${GPU_CLI_STEPS:-300} --patience 0 --max-len 128 --eval-every 100 --seed 7"
+    for dev in $GPU cpu; do
+      # $M is split on purpose (flags).
+      # shellcheck disable=SC2086
+      stage "classify-$dev" 120 "$MEDSEQ" train classify $M --device "$dev" --name "bert-$dev" --out "$W/runs/bert-$dev/1" --force
+      stage "predict-$dev" 30 "$MEDSEQ" predict --model "$W/runs/bert-$dev/1" --meds "$W/meds" --labels "$W/cohort" --split held_out --out "$W/pred-$dev.parquet"
+    done
+    # shellcheck disable=SC2086
+    stage pretrain-gpu-bf16 90 "$MEDSEQ" train pretrain --meds "$W/meds" --cohort "$W/cohort" --tokenizer "$W/tokenizer" \
+      --max-steps 100 --max-len 128 --device $GPU --dtype bfloat16 --out "$W/runs/mlm-bf16" --force
+    for m in "$W/runs/bert-$GPU/1" "$W/runs/bert-cpu/1" "$W/runs/mlm-bf16"; do
+      python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1] + "/manifest.json"))
+print(sys.argv[1].split("/runs/")[1], "device", json.dumps(m["params"].get("device")), "steps", m["params"].get("steps"),
+      "metrics", json.dumps(m.get("metrics")))' "$m"
+    done
+  } 2>&1 | tee "$OUT/cli.txt"
+
+  echo
+  echo "=== summary"
+  cat "$OUT/stages.txt"
+  grep -E '^Benchmark' "$OUT/bench.txt" | sed 's/BenchmarkTrainStepGPUVsTorch//' | awk '{$2=""; print}'
+  grep -E '^ *--- (PASS|FAIL|SKIP)' "$OUT/tests.txt"
+  grep -E 'ratio|p99|errors' "$LOG" | tail -4
+  rm -rf "$W"
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  run) run ;;
+  *) echo "usage: $0 prepare|run" >&2; exit 2 ;;
+esac
