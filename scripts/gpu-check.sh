@@ -18,7 +18,8 @@
 #      (BenchmarkTrainStepGPUVsTorch; GPU_BENCH=tiny picks sub-benchmarks);
 #   5. the CLI: train classify --device gpu (and the same on the CPU), train pretrain
 #      --device gpu --dtype bfloat16, and the GPU-trained model scored offline on the CPU.
-# GPU_CHECK_DRY=1 runs it all on the CPU (the CPU in the GPU's place) to check this script
+# GPU_STAGES picks stages (default "tests metrics load bench cli"); GPU_DTYPE is the CLI's
+# --dtype for train classify (default float32). GPU_CHECK_DRY=1 runs it all on the CPU (the CPU in the GPU's place) to check this script
 # without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,7 @@ run() {
   LOG=$OUT/gpu-check.log
   exec > >(tee -a "$LOG") 2>&1
   : >"$OUT/stages.txt"
+  want() { [[ " ${GPU_STAGES:-tests metrics load bench cli} " == *" $1 "* ]]; }
   stage() { # NAME SECONDS CMD...: runs CMD under a timeout, records its exit status and time
     local name=$1 secs=$2 t0=$SECONDS rc
     shift 2
@@ -88,9 +90,13 @@ run() {
   ( cd model/bert && "$W/bin/bert.test" -test.run 'TestFindPJRTPluginRealSearch' -test.v ) 2>&1 | grep FindPJRTPlugin
   plugin=$(find /opt /usr /root /home -path '*jax_plugins/xla_cuda*/xla_cuda_plugin.so' 2>/dev/null | sort | tail -1)
   [ -n "$plugin" ] && export PJRT_PLUGIN_LIBRARY_PATH=$plugin
+
+  if want tests; then
   ( cd model/bert && stage gpu-vs-cpu 150 "$W/bin/bert.test" -test.run 'TestGPU' -test.v -test.timeout 10m ) 2>&1 | tee "$OUT/tests.txt"
   grep -E '^(--- |ok|FAIL|PASS)|relative error|seed|GPU:' "$OUT/tests.txt" | tail -40
 
+  fi
+  if want metrics; then
   {
     stage metrics 30 bash -c '
       "$0" serve --models "$1/models" --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:9464 --poll 0 >"$1/serve.out" 2>"$1/serve.err" &
@@ -104,25 +110,33 @@ run() {
       grep -q "^nv_gpu_memory_used_bytes" "$1/metrics.txt"' "$MEDSEQ" "$W"
   } 2>&1 | tee "$OUT/metrics.txt"
 
+  fi
+  if want load; then
   stage load 180 env LOAD_BIN="$MEDSEQ" LOAD_E2ECHECK="$W/bin/e2echeck" LOAD_GHZ="$W/bin/ghz" LOAD_MODELS="$W/models" \
     LOAD_MEDS="$W/meds" LOAD_COHORT="$W/cohort" LOAD_OUT="$W/load" scripts/load.sh
   cp "$W/load/load.json" "$OUT/" 2>/dev/null
 
-  ( cd model/bert && MEDSEQ_BENCH_SECONDS=${GPU_BENCH_SECONDS:-3} stage bench 200 "$W/bin/bert.test" -test.run '^$' \
+  fi
+  if want bench; then
+  ( cd model/bert && MEDSEQ_BENCH_SECONDS=${GPU_BENCH_SECONDS:-3} stage bench 170 "$W/bin/bert.test" -test.run '^$' \
     -test.bench "BenchmarkTrainStepGPUVsTorch/${GPU_BENCH:-}" -test.benchtime 1x -test.v ) 2>&1 | tee "$OUT/bench.txt"
 
+  fi
+  if want cli; then
   {
     M="--meds $W/meds --cohort $W/cohort --tokenizer $W/tokenizer --epochs 50 --max-steps ${GPU_CLI_STEPS:-300} --patience 0 --max-len 128 --eval-every 100 --seed 7"
-    for dev in $GPU cpu; do
+    for dev in $GPU ${GPU_CLI_CPU-cpu}; do
+      dt=float32
+      [ "$dev" = gpu ] && dt=${GPU_DTYPE:-float32}
       # $M is split on purpose (flags).
       # shellcheck disable=SC2086
-      stage "classify-$dev" 120 "$MEDSEQ" train classify $M --device "$dev" --name "bert-$dev" --out "$W/runs/bert-$dev/1" --force
+      stage "classify-$dev" 120 "$MEDSEQ" train classify $M --device "$dev" --dtype "$dt" --name "bert-$dev" --out "$W/runs/bert-$dev/1" --force
       stage "predict-$dev" 30 "$MEDSEQ" predict --model "$W/runs/bert-$dev/1" --meds "$W/meds" --labels "$W/cohort" --split held_out --out "$W/pred-$dev.parquet"
     done
     # shellcheck disable=SC2086
     stage pretrain-gpu-bf16 90 "$MEDSEQ" train pretrain --meds "$W/meds" --cohort "$W/cohort" --tokenizer "$W/tokenizer" \
       --max-steps 100 --max-len 128 --device $GPU --dtype bfloat16 --out "$W/runs/mlm-bf16" --force
-    for m in "$W/runs/bert-$GPU/1" "$W/runs/bert-cpu/1" "$W/runs/mlm-bf16"; do
+    for m in "$W"/runs/bert-*/1 "$W/runs/mlm-bf16"; do
       python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1] + "/manifest.json"))
@@ -131,6 +145,7 @@ print(sys.argv[1].split("/runs/")[1], "device", json.dumps(m["params"].get("devi
     done
   } 2>&1 | tee "$OUT/cli.txt"
 
+  fi
   echo
   echo "=== summary"
   cat "$OUT/stages.txt"

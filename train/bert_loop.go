@@ -322,6 +322,7 @@ func openDevice(t BERTTraining, log *slog.Logger) (compute.Backend, bert.Device,
 	if dev.DType == "bfloat16" && dev.Kind == "cpu" {
 		log.Warn("bfloat16 on the CPU: mixed precision runs correctly but slower than float32 (no bfloat16 arithmetic here); it is meant for GPUs of compute capability 8.0 or later")
 	}
+	dev.Backend = bert.BackendConfig(dev)
 	b, err := bert.BackendFor(dev)
 	return b, dev, err
 }

@@ -39,7 +39,7 @@ func bertTrainingFlags(fs *flag.FlagSet, t *train.BERTTraining) {
 	fs.Uint64Var(&t.Seed, "seed", t.Seed, "random seed (initialisation, batch order, masking, dropout)")
 	fs.StringVar(&t.Device, "device", t.Device, "cpu, gpu (an NVIDIA GPU through XLA; build with -tags xla) or auto")
 	fs.StringVar(&t.PJRTPlugin, "pjrt-plugin", "", "XLA CUDA PJRT plugin for --device gpu (default: searched, e.g. jax_plugins/xla_cuda*/xla_cuda_plugin.so)")
-	fs.StringVar(&t.DType, "dtype", "float32", "float32, or bfloat16 (matrix products in bfloat16, float32 master weights and optimizer state) on GPUs of compute capability 8.0 or later, or on --device cpu for testing (slower there)")
+	fs.StringVar(&t.DType, "dtype", "float32", "float32 (exact float32, also on a GPU); tf32 (float32 weights, matrix products on TF32 tensor cores) on GPUs of compute capability 8.0 or later; or bfloat16 (matrix products in bfloat16, float32 master weights and optimizer state) on such GPUs, or on --device cpu for testing (slower there)")
 	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "write a checkpoint (weights, optimizer state, early-stopping state, metrics) to OUT.work/ every N steps (0: never)")
 	fs.BoolVar(&t.Resume, "resume", false, "continue from the newest checkpoint in OUT.work/ (ends exactly where an unbroken run ends)")
 }

@@ -119,10 +119,23 @@ func selectDevice(flag, pluginFlag string, gpus []GPU, gpuErr error, find func(s
 // options; memory is allocated on demand rather than preallocated.
 func xlaBackendConfig(plugin string) string { return plugin + ",preallocate=false" }
 
-// DTypes are the --dtype values.
-var DTypes = []string{"float32", "bfloat16", "float16"}
+// BackendConfig is the backend configuration a device opens for its dtype. On a GPU, float32
+// matrix products are exact float32 (go-xla's default on CUDA would be TF32, as JAX's is);
+// tf32 asks for the tensor cores' TF32 mode, and bfloat16 (whose backward products run on
+// float32 gradients) uses TF32 there too.
+func BackendConfig(d Device) string {
+	if d.Kind != "gpu" {
+		return cpuBackendConfig
+	}
+	tf32 := d.DType == "tf32" || d.DType == "bfloat16"
+	return fmt.Sprintf("%s,tf32=%t", xlaBackendConfig(d.Plugin), tf32)
+}
 
-// ValidateDType checks --dtype against the device: float32 anywhere; bfloat16 (mixed
+// DTypes are the --dtype values.
+var DTypes = []string{"float32", "tf32", "bfloat16", "float16"}
+
+// ValidateDType checks --dtype against the device: float32 anywhere; tf32 (float32 weights,
+// matrix products on TF32 tensor cores) on a GPU of compute capability 8.0 or later; bfloat16 (mixed
 // precision: float32 master weights and optimizer state) on a GPU of compute capability 8.0 or
 // later, and on the CPU when it was asked for explicitly (--device cpu): gomlx's Go backend
 // computes bfloat16 matrix products with float32 accumulation, correctly but slower than
@@ -133,6 +146,15 @@ var DTypes = []string{"float32", "bfloat16", "float16"}
 func ValidateDType(dtype string, d Device) error {
 	switch dtype {
 	case "", "float32":
+		return nil
+	case "tf32":
+		if d.Kind != "gpu" || d.GPU == nil {
+			return fmt.Errorf("--dtype tf32 is the matrix mode of NVIDIA GPUs of compute capability 8.0 or later, and --device %s chose the CPU%s: use float32", d.Requested, reasonSuffix(d))
+		}
+		if !d.GPU.BFloat16 {
+			return fmt.Errorf("--dtype tf32: %s has compute capability %s and no TF32 (it needs 8.0 or later): use --dtype float32",
+				d.GPU.Name, d.GPU.Capability())
+		}
 		return nil
 	case "bfloat16":
 		if d.Kind == "cpu" && (d.Requested == "" || d.Requested == "cpu") {
@@ -152,10 +174,18 @@ func ValidateDType(dtype string, d Device) error {
 	return fmt.Errorf("unknown --dtype %q (%s)", dtype, strings.Join(DTypes, ", "))
 }
 
-// BackendFor creates the compute backend of a selected device.
+// reasonSuffix is " (reason)" when the device has one.
+func reasonSuffix(d Device) string {
+	if d.Reason == "" {
+		return ""
+	}
+	return " (" + d.Reason + ")"
+}
+
+// BackendFor creates the compute backend of a selected device (BackendConfig: for its dtype).
 func BackendFor(d Device) (compute.Backend, error) {
 	if d.Kind == "gpu" {
-		return xlaBackend(d.Plugin)
+		return xlaBackend(BackendConfig(d))
 	}
 	return cpuBackend()
 }

@@ -4,6 +4,7 @@ package bert
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gomlx/compute"
 )
@@ -14,6 +15,7 @@ const XLABuilt = false
 // ErrNoXLA is the answer of a build without the XLA backend to a GPU request.
 var ErrNoXLA = fmt.Errorf("built without XLA support: rebuild with -tags xla (and cgo) to use the GPU")
 
-func xlaBackend(plugin string) (compute.Backend, error) {
+func xlaBackend(config string) (compute.Backend, error) {
+	plugin, _, _ := strings.Cut(config, ",")
 	return nil, fmt.Errorf("PJRT plugin %s: %w", plugin, ErrNoXLA)
 }

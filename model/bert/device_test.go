@@ -194,10 +194,30 @@ func TestValidateDType(t *testing.T) {
 		{"float16", gpuV, "loss scaling"},
 		{"float16", gpuA, "loss scaling"},
 		{"float64", cpu, "unknown --dtype"},
+		{"tf32", gpuA, ""},
+		{"tf32", gpuV, "capability 7.0"},
+		{"tf32", cpu, "chose the CPU"},
+		{"tf32", Device{Requested: "auto", Kind: "cpu", Reason: "no NVIDIA driver"}, "no NVIDIA driver"},
 	} {
 		err := ValidateDType(c.dtype, c.d)
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("ValidateDType(%q, %s): %v, want %q", c.dtype, c.d.Kind, err, c.want)
+		}
+	}
+	// The backend configuration follows the dtype: exact float32 on a GPU unless tf32 (or
+	// bfloat16, whose float32 gradient products take TF32) is asked for.
+	for _, c := range []struct {
+		d    Device
+		want string
+	}{
+		{Device{Kind: "cpu", DType: "float32"}, cpuBackendConfig},
+		{Device{Kind: "gpu", Plugin: "/p.so", DType: "float32"}, "/p.so,preallocate=false,tf32=false"},
+		{Device{Kind: "gpu", Plugin: "/p.so"}, "/p.so,preallocate=false,tf32=false"},
+		{Device{Kind: "gpu", Plugin: "/p.so", DType: "tf32"}, "/p.so,preallocate=false,tf32=true"},
+		{Device{Kind: "gpu", Plugin: "/p.so", DType: "bfloat16"}, "/p.so,preallocate=false,tf32=true"},
+	} {
+		if got := BackendConfig(c.d); got != c.want {
+			t.Errorf("BackendConfig(%+v) = %q, want %q", c.d, got, c.want)
 		}
 	}
 	if !supportsBF16(8, 0) || !supportsBF16(9, 0) || supportsBF16(7, 5) || supportsBF16(7, 0) {

@@ -9,6 +9,7 @@ package bert
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/gomlx/compute"
@@ -18,18 +19,21 @@ import (
 // XLABuilt says whether this build includes the XLA backend.
 const XLABuilt = true
 
-var xlaBackends sync.Map // plugin path -> compute.Backend
+var xlaBackends sync.Map // backend configuration -> compute.Backend
 
-func xlaBackend(plugin string) (compute.Backend, error) {
-	if b, ok := xlaBackends.Load(plugin); ok {
+// xlaBackend opens (once per configuration: the plugin path and its options, BackendConfig)
+// gomlx's XLA backend.
+func xlaBackend(config string) (compute.Backend, error) {
+	if b, ok := xlaBackends.Load(config); ok {
 		return b.(compute.Backend), nil
 	}
 	os.Setenv("GOMLX_NO_AUTO_INSTALL", "1")
 	xla.EnableAutoInstall(false)
-	b, err := xla.New(xlaBackendConfig(plugin))
+	b, err := xla.New(config)
 	if err != nil {
+		plugin, _, _ := strings.Cut(config, ",")
 		return nil, fmt.Errorf("XLA backend with PJRT plugin %s: %w", plugin, err)
 	}
-	actual, _ := xlaBackends.LoadOrStore(plugin, compute.Backend(b))
+	actual, _ := xlaBackends.LoadOrStore(config, compute.Backend(b))
 	return actual.(compute.Backend), nil
 }

@@ -164,7 +164,7 @@ type EngineOption func(*Engine) error
 func WithDType(name string) EngineOption {
 	return func(e *Engine) error {
 		switch name {
-		case "", "float32":
+		case "", "float32", "tf32": // tf32 is float32 to the graph; the backend picks the mode
 			e.dtype = dtypes.Float32
 		case "bfloat16":
 			e.dtype = dtypes.BFloat16

@@ -152,10 +152,13 @@ def main():
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
-                    help="bfloat16: autocast mixed precision (float32 weights and optimizer state), as medseq's --dtype bfloat16")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "tf32", "bfloat16"],
+                    help="tf32: float32 with TF32 matrix products (allow_tf32); bfloat16: autocast mixed "
+                    "precision (float32 weights and optimizer state), as medseq's --dtype bfloat16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = args.dtype in ("tf32", "bfloat16")
+    torch.backends.cudnn.allow_tf32 = args.dtype in ("tf32", "bfloat16")
     torch.manual_seed(1)
     try:
         with open("/proc/self/clear_refs", "w") as f:
