@@ -92,65 +92,60 @@ run() {
   [ -n "$plugin" ] && export PJRT_PLUGIN_LIBRARY_PATH=$plugin
 
   if want tests; then
-  ( cd model/bert && stage gpu-vs-cpu 150 "$W/bin/bert.test" -test.run 'TestGPU' -test.v -test.timeout 10m ) 2>&1 | tee "$OUT/tests.txt"
-  grep -E '^(--- |ok|FAIL|PASS)|relative error|seed|GPU:' "$OUT/tests.txt" | tail -40
-
+    ( cd model/bert && stage gpu-vs-cpu 150 "$W/bin/bert.test" -test.run 'TestGPU' -test.v -test.timeout 10m ) 2>&1 | tee "$OUT/tests.txt"
+    grep -E '^(--- |ok|FAIL|PASS)|relative error|seed|GPU:' "$OUT/tests.txt" | tail -40
   fi
   if want metrics; then
-  {
-    stage metrics 30 bash -c '
-      "$0" serve --models "$1/models" --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:9464 --poll 0 >"$1/serve.out" 2>"$1/serve.err" &
-      pid=$!
-      for _ in $(seq 1 150); do grep -q "^serving" "$1/serve.out" 2>/dev/null && break; sleep 0.2; done
-      sleep 2
-      python3 -c "import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9464/metrics\").read().decode())" >"$1/metrics.txt"
-      kill -TERM $pid; wait $pid
-      echo "$(grep -c "^[a-z]" "$1/metrics.txt") samples; GPU lines:"
-      grep -E "^(# HELP )?nv_" "$1/metrics.txt" || grep -i "gpu\|nvml" "$1/serve.err"
-      grep -q "^nv_gpu_memory_used_bytes" "$1/metrics.txt"' "$MEDSEQ" "$W"
-  } 2>&1 | tee "$OUT/metrics.txt"
-
+    {
+      stage metrics 30 bash -c '
+        "$0" serve --models "$1/models" --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:9464 --poll 0 >"$1/serve.out" 2>"$1/serve.err" &
+        pid=$!
+        for _ in $(seq 1 150); do grep -q "^serving" "$1/serve.out" 2>/dev/null && break; sleep 0.2; done
+        sleep 2
+        python3 -c "import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9464/metrics\").read().decode())" >"$1/metrics.txt"
+        kill -TERM $pid; wait $pid
+        echo "$(grep -c "^[a-z]" "$1/metrics.txt") samples; GPU lines:"
+        grep -E "^(# HELP )?nv_" "$1/metrics.txt" || grep -i "gpu\|nvml" "$1/serve.err"
+        grep -q "^nv_gpu_memory_used_bytes" "$1/metrics.txt"' "$MEDSEQ" "$W"
+    } 2>&1 | tee "$OUT/metrics.txt"
   fi
   if want load; then
-  stage load 180 env LOAD_BIN="$MEDSEQ" LOAD_E2ECHECK="$W/bin/e2echeck" LOAD_GHZ="$W/bin/ghz" LOAD_MODELS="$W/models" \
-    LOAD_MEDS="$W/meds" LOAD_COHORT="$W/cohort" LOAD_OUT="$W/load" scripts/load.sh
-  cp "$W/load/load.json" "$OUT/" 2>/dev/null
-
+    stage load 180 env LOAD_BIN="$MEDSEQ" LOAD_E2ECHECK="$W/bin/e2echeck" LOAD_GHZ="$W/bin/ghz" LOAD_MODELS="$W/models" \
+      LOAD_MEDS="$W/meds" LOAD_COHORT="$W/cohort" LOAD_OUT="$W/load" scripts/load.sh
+    cp "$W/load/load.json" "$OUT/" 2>/dev/null
   fi
   if want bench; then
-  ( cd model/bert && MEDSEQ_BENCH_SECONDS=${GPU_BENCH_SECONDS:-3} stage bench 170 "$W/bin/bert.test" -test.run '^$' \
-    -test.bench "BenchmarkTrainStepGPUVsTorch/${GPU_BENCH:-}" -test.benchtime 1x -test.v ) 2>&1 | tee "$OUT/bench.txt"
-
+    ( cd model/bert && MEDSEQ_BENCH_SECONDS=${GPU_BENCH_SECONDS:-3} stage bench 170 "$W/bin/bert.test" -test.run '^$' \
+      -test.bench "BenchmarkTrainStepGPUVsTorch/${GPU_BENCH:-}" -test.benchtime 1x -test.v ) 2>&1 | tee "$OUT/bench.txt"
   fi
   if want cli; then
-  {
-    M="--meds $W/meds --cohort $W/cohort --tokenizer $W/tokenizer --epochs 50 --max-steps ${GPU_CLI_STEPS:-300} --patience 0 --max-len 128 --eval-every 100 --seed 7"
-    for dev in $GPU ${GPU_CLI_CPU-cpu}; do
-      dt=float32
-      [ "$dev" = gpu ] && dt=${GPU_DTYPE:-float32}
-      # $M is split on purpose (flags).
+    {
+      M="--meds $W/meds --cohort $W/cohort --tokenizer $W/tokenizer --epochs 50 --max-steps ${GPU_CLI_STEPS:-300} --patience 0 --max-len 128 --eval-every 100 --seed 7"
+      for dev in $GPU ${GPU_CLI_CPU-cpu}; do
+        dt=float32
+        [ "$dev" = gpu ] && dt=${GPU_DTYPE:-float32}
+        # $M is split on purpose (flags).
+        # shellcheck disable=SC2086
+        stage "classify-$dev" 120 "$MEDSEQ" train classify $M --device "$dev" --dtype "$dt" --name "bert-$dev" --out "$W/runs/bert-$dev/1" --force
+        stage "predict-$dev" 30 "$MEDSEQ" predict --model "$W/runs/bert-$dev/1" --meds "$W/meds" --labels "$W/cohort" --split held_out --out "$W/pred-$dev.parquet"
+      done
       # shellcheck disable=SC2086
-      stage "classify-$dev" 120 "$MEDSEQ" train classify $M --device "$dev" --dtype "$dt" --name "bert-$dev" --out "$W/runs/bert-$dev/1" --force
-      stage "predict-$dev" 30 "$MEDSEQ" predict --model "$W/runs/bert-$dev/1" --meds "$W/meds" --labels "$W/cohort" --split held_out --out "$W/pred-$dev.parquet"
-    done
-    # shellcheck disable=SC2086
-    stage pretrain-gpu-bf16 90 "$MEDSEQ" train pretrain --meds "$W/meds" --cohort "$W/cohort" --tokenizer "$W/tokenizer" \
-      --max-steps 100 --max-len 128 --device $GPU --dtype bfloat16 --out "$W/runs/mlm-bf16" --force
-    for m in "$W"/runs/bert-*/1 "$W/runs/mlm-bf16"; do
-      python3 -c '
+      stage pretrain-gpu-bf16 90 "$MEDSEQ" train pretrain --meds "$W/meds" --cohort "$W/cohort" --tokenizer "$W/tokenizer" \
+        --max-steps 100 --max-len 128 --device $GPU --dtype bfloat16 --out "$W/runs/mlm-bf16" --force
+      for m in "$W"/runs/bert-*/1 "$W/runs/mlm-bf16"; do
+        python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1] + "/manifest.json"))
 print(sys.argv[1].split("/runs/")[1], "device", json.dumps(m["params"].get("device")), "steps", m["params"].get("steps"),
-      "metrics", json.dumps(m.get("metrics")))' "$m"
-    done
-  } 2>&1 | tee "$OUT/cli.txt"
-
+        "metrics", json.dumps(m.get("metrics")))' "$m"
+      done
+    } 2>&1 | tee "$OUT/cli.txt"
   fi
   echo
   echo "=== summary"
   cat "$OUT/stages.txt"
-  grep -E '^Benchmark' "$OUT/bench.txt" | sed 's/BenchmarkTrainStepGPUVsTorch//' | awk '{$2=""; print}'
-  grep -E '^ *--- (PASS|FAIL|SKIP)' "$OUT/tests.txt"
+  grep -sE '^Benchmark' "$OUT/bench.txt" | sed 's/BenchmarkTrainStepGPUVsTorch//' | awk '{$2=""; print}'
+  grep -sE '^ *--- (PASS|FAIL|SKIP)' "$OUT/tests.txt"
   grep -E 'ratio|p99|errors' "$LOG" | tail -4
   rm -rf "$W"
 }
