@@ -353,7 +353,7 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	res.Params = w.NumParams()
 	opt := bert.DefaultOptim()
 	opt.WeightDecay, opt.Clip, opt.PosWeight = cfg.WeightDecay, cfg.Clip, posWeight
-	eng, err := bert.NewEngine(backend, w, bert.TaskClassify, opt, int64(cfg.Seed), bert.WithDType(cfg.DType))
+	eng, err := bert.NewEngine(backend, w, bert.TaskClassify, opt, int64(cfg.Seed), engineOptions(cfg.BERTTraining, dev, 0)...)
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +462,7 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 		return nil, err
 	}
 	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, res.Device, map[string]any{
-		"pos_weight": posWeight, "init": cfg.Init, "cohort_gap": data.FormatDuration(o.cohort.Gap)})
+		"pos_weight": posWeight, "init": cfg.Init, "cohort_gap": data.FormatDuration(o.cohort.Gap), "static_shapes": eng.Static()})
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train classify", mp), Kind: scorer.KindBERT, Name: cfg.Name,
 		Threshold: 0.5, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "tokens_per_s": res.TokensPerS,

@@ -326,3 +326,14 @@ func openDevice(t BERTTraining, log *slog.Logger) (compute.Backend, bert.Device,
 	b, err := bert.BackendFor(dev)
 	return b, dev, err
 }
+
+// engineOptions are the engine's options for a device: the dtype, and on a GPU static shapes
+// (sequences padded to the maximum length, MLM batches to mlmPositions per row), since XLA
+// compiles every new batch shape and a CPU only pays for padding.
+func engineOptions(t BERTTraining, dev bert.Device, mlmPositions int) []bert.EngineOption {
+	opts := []bert.EngineOption{bert.WithDType(t.DType)}
+	if dev.Kind == "gpu" {
+		opts = append(opts, bert.WithStaticShapes(mlmPositions))
+	}
+	return opts
+}

@@ -185,7 +185,8 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 		return nil, fmt.Errorf("cohort %s has %d training and %d tuning sequences with codes: need both", cfg.Cohort, len(tr), len(tu))
 	}
 	res = &BERTPretrainResult{Out: cfg.Out, Config: bc, Rows: map[string]int{data.SplitTrain: len(tr), data.SplitTuning: len(tu)}}
-	masking := bert.Masking{Rate: cfg.MaskRate, MaskID: o.tok.Vocab.Mask, VocabSize: o.tok.Vocab.Len(), Special: special}
+	masking := bert.Masking{Rate: cfg.MaskRate, MaskID: o.tok.Vocab.Mask, VocabSize: o.tok.Vocab.Len(), Special: special,
+		MaxPerRow: bert.MaxPredictions(maxLen, cfg.MaskRate)}
 
 	backend, dev, err := openDevice(cfg.BERTTraining, log)
 	if err != nil {
@@ -198,7 +199,8 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	res.Params = w.NumParams()
 	opt := bert.DefaultOptim()
 	opt.WeightDecay, opt.Clip = cfg.WeightDecay, cfg.Clip
-	eng, err := bert.NewEngine(backend, w, bert.TaskMLM, opt, int64(cfg.Seed), bert.WithDType(cfg.DType))
+	eng, err := bert.NewEngine(backend, w, bert.TaskMLM, opt, int64(cfg.Seed),
+		engineOptions(cfg.BERTTraining, dev, bert.StaticPositions(masking.MaxPerRow))...)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +221,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 		return nil, err
 	}
 	defer dir.Abort()
-	params, err := trainParams("train pretrain", bc, maxLen, cfg.BERTTraining, total, warmup, o, map[string]any{"mask_rate": cfg.MaskRate})
+	params, err := trainParams("train pretrain", bc, maxLen, cfg.BERTTraining, total, warmup, o, map[string]any{"mask_rate": cfg.MaskRate, "max_predictions": masking.MaxPerRow})
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +232,11 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	defer work.metrics.Close()
 
 	evalBatches := mlmEvalBatches(tu, masking, 2*cfg.BatchSize, maxLen, pad)
+	if eng.Static() { // one shape for the evaluation too
+		for i, b := range evalBatches {
+			evalBatches[i] = b.PadTo(maxLen, bert.StaticPositions(masking.MaxPerRow))
+		}
+	}
 	order := &sampleOrder{n: len(tr), batch: cfg.BatchSize, seed: cfg.Seed}
 	loop := &trainLoop{eng: eng, total: total, warmup: warmup, stepsPerEpoch: stepsPerEpoch, peakLR: cfg.LR, evalEvery: cfg.EvalEvery,
 		patience: cfg.Patience, overfitK: cfg.OverfitK, seed: cfg.Seed,
@@ -278,7 +285,8 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {
 		return nil, err
 	}
-	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, dev, map[string]any{"mask_rate": cfg.MaskRate})
+	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, dev, map[string]any{"mask_rate": cfg.MaskRate,
+		"max_predictions": masking.MaxPerRow, "static_shapes": eng.Static()})
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train pretrain", mp), Kind: KindBERTMLM, Name: cfg.Name, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "best_val_mlm_accuracy": res.BestAcc,
 			"tokens_per_s": res.TokensPerS, "params": float64(res.Params)}}

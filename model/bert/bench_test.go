@@ -50,7 +50,7 @@ func benchSetupOn(b *testing.B, be compute.Backend, name string, task Task, B, L
 		seqs[i] = Encoded{IDs: ids, Ages: make([]float32, L)}
 		labels[i] = float32(i % 2)
 	}
-	m := Masking{Rate: 0.15, MaskID: 4, VocabSize: 2000, Special: func(id int32) bool { return id < 5 }}
+	m := Masking{Rate: 0.15, MaskID: 4, VocabSize: 2000, Special: func(id int32) bool { return id < 5 }, MaxPerRow: MaxPredictions(L, 0.15)}
 	fixed := MakeBatch(seqs, labels, B, L, 0)
 	return e, func() *Batch {
 		if task == TaskMLM {

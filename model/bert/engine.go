@@ -149,6 +149,9 @@ type Engine struct {
 	steps        int
 
 	trainExec, evalExec, mlmExec *graph.Exec
+
+	static  bool // pad batches to fixed shapes (WithStaticShapes)
+	staticP int  // MLM positions per row when static
 }
 
 // EngineOption configures an Engine.
@@ -176,6 +179,38 @@ func WithDType(name string) EngineOption {
 		}
 		return nil
 	}
+}
+
+// WithStaticShapes pads every batch to fixed shapes: sequences to the model's maximum length,
+// MLM training batches to mlmPositions masked positions per row (0: as they come; a cap such as
+// MaxPredictions keeps them within it), and PredictLogits to full batches. XLA compiles a graph
+// for each new shape (about a second on a GPU, more for larger models), so a GPU run compiles
+// once instead of for every length bucket and position count; on the CPU the padding only
+// costs time. Results are the same up to the order of sums.
+func WithStaticShapes(mlmPositions int) EngineOption {
+	return func(e *Engine) error {
+		if mlmPositions < 0 {
+			return fmt.Errorf("bert: negative MLM positions %d", mlmPositions)
+		}
+		e.static, e.staticP = true, mlmPositions
+		return nil
+	}
+}
+
+// Static says whether the engine pads batches to fixed shapes.
+func (e *Engine) Static() bool { return e.static }
+
+// fit pads b to the engine's static shapes (a no-op when not static): the length always, the
+// MLM positions only when withP (TrainStep, whose outputs do not depend on P).
+func (e *Engine) fit(b *Batch, withP bool) *Batch {
+	if !e.static {
+		return b
+	}
+	P := b.P
+	if withP && b.P > 0 {
+		P = max(P, e.staticP)
+	}
+	return b.PadTo(e.cfg.MaxPositionEmbeddings, P)
 }
 
 // NewEngine puts w on the backend for task (the task's head must be in w.Heads).
@@ -398,6 +433,7 @@ func (e *Engine) TrainStep(b *Batch, lr float64) (StepResult, error) {
 	if err := b.check(e.cfg, e.task, true); err != nil {
 		return StepResult{}, err
 	}
+	b = e.fit(b, true)
 	t := float64(e.steps + 1)
 	args := make([]any, 0, 3*len(e.specs)+12)
 	for _, group := range [][]*tensors.Tensor{e.params, e.m, e.v} {
@@ -457,6 +493,7 @@ func (e *Engine) Logits(b *Batch) ([]float32, error) {
 	if err := b.check(e.cfg, TaskClassify, false); err != nil {
 		return nil, err
 	}
+	b = e.fit(b, false)
 	args := make([]any, 0, len(e.specs)+3)
 	for _, x := range e.params {
 		args = append(args, x)
@@ -478,6 +515,7 @@ func (e *Engine) MLMLogits(b *Batch) ([]float32, error) {
 	if err := b.check(e.cfg, TaskMLM, false); err != nil {
 		return nil, err
 	}
+	b = e.fit(b, false) // the logits are per position: P stays the caller's
 	args := make([]any, 0, len(e.specs)+4)
 	for _, x := range e.params {
 		args = append(args, x)

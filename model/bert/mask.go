@@ -1,6 +1,10 @@
 package bert
 
-import "math/rand/v2"
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+)
 
 // Masking is BERT's masked-language-model corruption.
 type Masking struct {
@@ -8,7 +12,21 @@ type Masking struct {
 	MaskID    int32            // [MASK]
 	VocabSize int              // random replacements are drawn from [0, VocabSize)
 	Special   func(int32) bool // never chosen, never drawn as a replacement
+	MaxPerRow int              // at most this many chosen per sequence (0: no cap), as BERT's max_predictions_per_seq
 }
+
+// MaxPredictions is the cap on masked positions per sequence for sequences of up to maxLen
+// tokens at rate: the mean plus 4 standard deviations of the binomial count (for 128 tokens at
+// 0.15, 36), which a sequence exceeds with probability about 3e-5. It bounds the positions
+// per row, so batches can have one shape (WithStaticShapes).
+func MaxPredictions(maxLen int, rate float64) int {
+	n := float64(maxLen)
+	return max(1, int(math.Ceil(n*rate+4*math.Sqrt(n*rate*(1-rate)))))
+}
+
+// StaticPositions is the positions per row of batches whose rows hold at most maxPerRow
+// (MakeMLMBatch's multiple of 8).
+func StaticPositions(maxPerRow int) int { return (max(maxPerRow, 1) + 7) / 8 * 8 }
 
 // Mask chooses each non-special token with probability Rate (at least one when any is
 // eligible) and corrupts it: 80% [MASK], 10% a random non-special token, 10% unchanged. It
@@ -31,6 +49,11 @@ func (m Masking) Mask(r *rand.Rand, ids []int32) (out, positions, targets []int3
 	}
 	if len(positions) == 0 {
 		positions = append(positions, eligible[r.IntN(len(eligible))])
+	}
+	if m.MaxPerRow > 0 && len(positions) > m.MaxPerRow { // keep a uniform subset, in order
+		r.Shuffle(len(positions), func(i, j int) { positions[i], positions[j] = positions[j], positions[i] })
+		positions = positions[:m.MaxPerRow]
+		slices.Sort(positions)
 	}
 	for _, p := range positions {
 		targets = append(targets, ids[p])
@@ -67,7 +90,7 @@ func MakeMLMBatch(r *rand.Rand, m Masking, seqs []Encoded, rows, maxLen int, pad
 		masked[i] = Encoded{IDs: out, Ages: s.Ages[len(s.Ages)-len(ids):]}
 		P = max(P, len(pos[i]))
 	}
-	P = (P + 7) / 8 * 8
+	P = StaticPositions(P)
 	b := MakeBatch(masked, nil, rows, maxLen, pad)
 	b.P = P
 	b.Positions = make([]int32, b.B*P)

@@ -63,6 +63,40 @@ func MakeBatch(seqs []Encoded, labels []float32, rows, maxLen int, pad int32) *B
 	return b
 }
 
+// PadTo returns b with sequences padded to L tokens and MLM positions to P per row (padding
+// is masked out and weighs nothing: the same results up to the order of sums), or b itself
+// when it already has those shapes or larger.
+func (b *Batch) PadTo(L, P int) *Batch {
+	L, P = max(L, b.L), max(P, b.P)
+	if L == b.L && P == b.P {
+		return b
+	}
+	out := *b
+	out.L, out.P = L, P
+	if L != b.L {
+		out.IDs, out.Mask = make([]int32, b.B*L), make([]int32, b.B*L)
+		if b.Ages != nil {
+			out.Ages = make([]float32, b.B*L)
+		}
+		for i := 0; i < b.B; i++ {
+			copy(out.IDs[i*L:], b.IDs[i*b.L:(i+1)*b.L])
+			copy(out.Mask[i*L:], b.Mask[i*b.L:(i+1)*b.L])
+			if b.Ages != nil {
+				copy(out.Ages[i*L:], b.Ages[i*b.L:(i+1)*b.L])
+			}
+		}
+	}
+	if P != b.P && b.P > 0 {
+		out.Positions, out.Targets, out.TargetWeights = make([]int32, b.B*P), make([]int32, b.B*P), make([]float32, b.B*P)
+		for i := 0; i < b.B; i++ {
+			copy(out.Positions[i*P:], b.Positions[i*b.P:(i+1)*b.P])
+			copy(out.Targets[i*P:], b.Targets[i*b.P:(i+1)*b.P])
+			copy(out.TargetWeights[i*P:], b.TargetWeights[i*b.P:(i+1)*b.P])
+		}
+	}
+	return &out
+}
+
 // PredictLogits runs the classifier over seqs in batches of batchSize, shortest first (so
 // batches pad little), and returns the logits in the input order.
 func (e *Engine) PredictLogits(seqs []Encoded, batchSize int, pad int32) ([]float32, error) {
@@ -77,12 +111,13 @@ func (e *Engine) PredictLogits(seqs []Encoded, batchSize int, pad int32) ([]floa
 	out := make([]float32, len(seqs))
 	// Chunks of batchSize, batchSize/2, ..., 1 rows, each full: a few compiled shapes and no
 	// padded rows (one subject costs one row; 17 run as 16 + 1).
+	// A static engine runs every chunk as a full batch (padding rows): one shape.
 	for lo := 0; lo < len(order); {
 		rows := batchSize
-		for rows > 1 && rows > len(order)-lo {
+		for !e.static && rows > 1 && rows > len(order)-lo {
 			rows /= 2
 		}
-		hi := lo + rows
+		hi := min(lo+rows, len(order))
 		part := make([]Encoded, 0, rows)
 		for _, i := range order[lo:hi] {
 			part = append(part, seqs[i])
