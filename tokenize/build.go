@@ -3,6 +3,7 @@ package tokenize
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"unicode"
@@ -18,6 +19,9 @@ type BuildConfig struct {
 	Subwords  bool // add WordPiece pieces learned from the codes' structure
 	MaxPieces int  // at most this many pieces besides single characters (default 2000)
 	MaxLen    int  // default encoding length written into tokenizer.json (default 512)
+	// ValueBins > 0 adds value tokens VALUE/Q1..QN and per-code quantile cut points for codes
+	// with at least MinValuesPerBin·N numeric values (the Counter must keep values).
+	ValueBins int
 }
 
 // DefaultBuildConfig returns the command line's defaults.
@@ -38,10 +42,15 @@ type Counter struct {
 	nseq     [2]int
 	seq      int32
 	total    int64
+	values   [][]float32 // numeric values per code, when kept
+	keep     bool
 }
 
 // NewCounter counts codes of one dataset's code table.
 func NewCounter(codes *data.Codes) *Counter { return &Counter{codes: codes} }
+
+// KeepValues makes the counter keep every numeric value (for BuildConfig.ValueBins).
+func (c *Counter) KeepValues() { c.keep = true }
 
 func (c *Counter) grow() {
 	for len(c.count) < c.codes.Len() {
@@ -49,6 +58,9 @@ func (c *Counter) grow() {
 		c.present[0] = append(c.present[0], 0)
 		c.present[1] = append(c.present[1], 0)
 		c.lastSeen = append(c.lastSeen, -1)
+	}
+	for c.keep && len(c.values) < len(c.count) {
+		c.values = append(c.values, nil)
 	}
 }
 
@@ -62,6 +74,9 @@ func (c *Counter) Add(events []data.Event, label int) {
 	for _, e := range events {
 		c.count[e.Code]++
 		c.total++
+		if c.keep && e.HasValue() && !math.IsInf(float64(e.Value), 0) {
+			c.values[e.Code] = append(c.values[e.Code], e.Value)
+		}
 		if (label == 0 || label == 1) && c.lastSeen[e.Code] != c.seq {
 			c.lastSeen[e.Code] = c.seq
 			c.present[label][e.Code]++
@@ -86,6 +101,8 @@ type BuildReport struct {
 	Coverage      float64 `json:"coverage"` // share of counted occurrences that are whole codes in the vocabulary
 	DroppedRare   int     `json:"dropped_below_min_count"`
 	DroppedTopN   int     `json:"dropped_beyond_vocab_size"`
+	ValueBins     int     `json:"value_bins,omitempty"`  // quantile bins per code (0: no value tokens)
+	ValueCodes    int     `json:"value_codes,omitempty"` // codes with value tokens
 }
 
 type counted struct {
@@ -112,6 +129,12 @@ func Build(c *Counter, cfg BuildConfig) (*Tokenizer, *BuildReport, error) {
 	if cfg.MinCount < 1 {
 		cfg.MinCount = 1
 	}
+	if cfg.ValueBins == 1 || cfg.ValueBins < 0 {
+		return nil, nil, fmt.Errorf("value bins %d: 0 (off) or at least 2", cfg.ValueBins)
+	}
+	if cfg.ValueBins > 0 && !c.keep {
+		return nil, nil, errors.New("value bins need a Counter that keeps values (Counter.KeepValues)")
+	}
 	c.grow()
 	var all []counted
 	for id, n := range c.count {
@@ -121,6 +144,11 @@ func Build(c *Counter, cfg BuildConfig) (*Tokenizer, *BuildReport, error) {
 		name := c.codes.Name(int32(id))
 		if strings.IndexFunc(name, unicode.IsSpace) >= 0 {
 			return nil, nil, fmt.Errorf("code %q contains whitespace: it cannot be one token", name)
+		}
+		if cfg.ValueBins > 0 {
+			if err := checkValueNamespace(name); err != nil {
+				return nil, nil, err
+			}
 		}
 		all = append(all, counted{name, n})
 	}
@@ -152,6 +180,21 @@ func Build(c *Counter, cfg BuildConfig) (*Tokenizer, *BuildReport, error) {
 	if c.total > 0 {
 		rep.Coverage = float64(covered) / float64(c.total)
 	}
+	var vb *ValueBins
+	if cfg.ValueBins > 0 {
+		vals := map[string][]float32{}
+		for id, vs := range c.values {
+			if name := c.codes.Name(int32(id)); len(vs) > 0 && seen[name] {
+				vals[name] = vs
+			}
+		}
+		vb = buildValueBins(vals, cfg.ValueBins)
+		for k := 1; k <= cfg.ValueBins; k++ {
+			toks = append(toks, ValueToken(k))
+			seen[ValueToken(k)] = true
+		}
+		rep.ValueBins, rep.ValueCodes = cfg.ValueBins, len(vb.Edges)
+	}
 	wholeEnd := int32(len(toks))
 	if cfg.Subwords {
 		for _, p := range learnPieces(all, cfg) {
@@ -171,6 +214,9 @@ func Build(c *Counter, cfg BuildConfig) (*Tokenizer, *BuildReport, error) {
 	t.WholeEnd = wholeEnd
 	if maxChars := longestCode(all); maxChars > t.MaxInputCharsPerWord {
 		t.MaxInputCharsPerWord = maxChars
+	}
+	if err := t.SetValueBins(vb); err != nil {
+		return nil, nil, err
 	}
 	rep.VocabSize = v.Len()
 	return t, rep, nil

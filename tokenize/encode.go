@@ -64,6 +64,7 @@ type CodeMap struct {
 	codes *data.Codes
 	ids   [][]int32
 	unk   []bool
+	edges [][]float32 // value bins' cut points per code (nil: no value token)
 }
 
 // NewCodeMap maps every code currently in codes.
@@ -77,22 +78,30 @@ func (t *Tokenizer) NewCodeMap(codes *data.Codes) *CodeMap {
 // encoding.
 func (m *CodeMap) Refresh() {
 	for id := len(m.ids); id < m.codes.Len(); id++ {
-		ids, unk := m.tok.AppendWord(nil, m.codes.Name(int32(id)))
+		name := m.codes.Name(int32(id))
+		ids, unk := m.tok.AppendWord(nil, name)
 		m.ids = append(m.ids, ids)
 		m.unk = append(m.unk, unk)
+		var e []float32
+		if m.tok.Values != nil {
+			e = m.tok.Values.Edges[name]
+		}
+		m.edges = append(m.edges, e)
 	}
 }
 
 // Tokens returns the ids of a code and whether it is [UNK].
 func (m *CodeMap) Tokens(code int32) ([]int32, bool) { return m.ids[code], m.unk[code] }
 
-// Encode encodes one subject's events: [CLS], each event's code tokens (with [SEP] between
-// visits if asked), [SEP]; then truncation from the oldest end and padding.
+// Encode encodes one subject's events: [CLS], each event's code tokens (and its value token,
+// with value bins, when it has a numeric value and the code has bins; with [SEP] between
+// visits if asked), [SEP]; then truncation from the oldest end (never keeping a value token
+// without its code) and padding.
 func (m *CodeMap) Encode(in Input, o Options) Encoding {
 	v := m.tok.Vocab
 	n := 0
 	for _, e := range in.Events {
-		n += len(m.ids[e.Code]) + 1
+		n += len(m.ids[e.Code]) + 2
 	}
 	ids := make([]int32, 0, n+2)
 	ages := make([]float32, 0, n+2)
@@ -134,8 +143,28 @@ func (m *CodeMap) Encode(in Input, o Options) Encoding {
 			ages = append(ages, a)
 			days = append(days, d)
 		}
+		if edges := m.edges[e.Code]; edges != nil && e.HasValue() {
+			ids = append(ids, m.tok.Values.token(edges, e.Value))
+			ages = append(ages, a)
+			days = append(days, d)
+		}
 	}
-	return finish(v, ids, ages, days, unknown, ageOf(in.PredictionTime), o)
+	// Truncation keeps the newest MaxLen-2 tokens: if the oldest kept one is a value token,
+	// its code is gone, so drop it too.
+	dropped := 0
+	if o.MaxLen > 0 && len(ids) > o.MaxLen-2 && o.MaxLen >= 2 {
+		if cut := len(ids) - (o.MaxLen - 2); cut < len(ids) && m.tok.IsValueToken(ids[cut]) {
+			for _, id := range ids[:cut+1] {
+				if id == v.Unk {
+					unknown--
+				}
+			}
+			ids, ages, days, dropped = ids[cut+1:], ages[cut+1:], days[cut+1:], cut+1
+		}
+	}
+	enc := finish(v, ids, ages, days, unknown, ageOf(in.PredictionTime), o)
+	enc.Truncated += dropped
+	return enc
 }
 
 // truncateOldest drops the oldest tokens of body so that it fits maxLen with [CLS] and [SEP]

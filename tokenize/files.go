@@ -27,6 +27,7 @@ type Config struct {
 	Build           *BuildReport `json:"build,omitempty"`
 	TuningUnk       *UnkStats    `json:"tuning_unk,omitempty"`
 	Leaks           *LeakReport  `json:"leakage_guard,omitempty"`
+	ValueBins       *ValueBins   `json:"value_bins,omitempty"`
 }
 
 // Save writes vocab.txt, tokenizer.json, medseq_tokenizer.json and the manifest (when m is not
@@ -41,7 +42,7 @@ func Save(dir string, overwrite bool, t *Tokenizer, cfg Config, m *data.Manifest
 	if err != nil {
 		return err
 	}
-	cfg.MaxLen, cfg.VisitSeparators, cfg.WholeEnd = t.MaxLen, t.VisitSeparators, t.WholeEnd
+	cfg.MaxLen, cfg.VisitSeparators, cfg.WholeEnd, cfg.ValueBins = t.MaxLen, t.VisitSeparators, t.WholeEnd, t.Values
 	cj, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return err
@@ -85,6 +86,9 @@ func Load(dir string) (*Tokenizer, *Config, error) {
 		t.VisitSeparators, t.WholeEnd = cfg.VisitSeparators, cfg.WholeEnd
 		if int(t.WholeEnd) > t.Vocab.Len() {
 			return nil, nil, fmt.Errorf("read %s: %w: whole_end %d beyond vocabulary size %d", filepath.Join(dir, ConfigFile), ErrBadVocab, t.WholeEnd, t.Vocab.Len())
+		}
+		if err := t.SetValueBins(cfg.ValueBins); err != nil {
+			return nil, nil, fmt.Errorf("read %s: %w", filepath.Join(dir, ConfigFile), err)
 		}
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, nil, fmt.Errorf("load tokenizer: %w", err)

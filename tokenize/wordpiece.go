@@ -32,6 +32,8 @@ type Tokenizer struct {
 	WholeEnd int32
 	// VisitSeparators is the encoding default recorded with the tokenizer.
 	VisitSeparators bool
+	// Values are the value bins (nil: numeric values are not encoded); values.go.
+	Values *ValueBins
 
 	fast *fastVocab // Vocab's short tokens for quick lookups (nil: use Vocab's map)
 }
