@@ -211,6 +211,7 @@ type modelManifest struct {
 	Created string `json:"created"`
 	Params  struct {
 		LastValues bool `json:"last_values"` // XGBoost trained with --last-values
+		ValueBins  int  `json:"value_bins"`  // a BERT whose tokenizer encodes values (tokenize build --value-bins)
 	} `json:"params"`
 }
 
@@ -339,7 +340,7 @@ func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
 		return nil, err
 	}
 	m := &ModelReport{Name: man.Name, Kind: man.Kind, Dir: dir, RunID: man.RunID, Created: man.Created, Inputs: InputsCodes}
-	if man.Params.LastValues {
+	if man.Params.LastValues || man.Params.ValueBins > 0 {
 		m.Inputs = InputsCodesValues
 	}
 	if m.Name == "" {

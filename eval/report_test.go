@@ -418,29 +418,40 @@ func TestFormat(t *testing.T) {
 	}
 }
 
-// TestReportUnequalInputs: a baseline trained with numeric values beside a codes-only model
-// is flagged, in the report's warnings and per model.
+// TestReportUnequalInputs: a model that reads numeric values (XGBoost with --last-values, a
+// BERT whose tokenizer has value bins) beside one that reads codes only is flagged, in the
+// report's warnings and per model.
 func TestReportUnequalInputs(t *testing.T) {
 	root := t.TempDir()
 	xdir := fakeModel(t, root, "t2d-xgboost", "xgboost", 2, 2.0, 200)
 	bdir := fakeModel(t, root, "t2d-bert", "bert", 3, 1.6, 200)
+	setParams := func(dir string, params map[string]any) {
+		p := filepath.Join(dir, ModelManifestFile)
+		var man map[string]any
+		b, _ := os.ReadFile(p)
+		if err := json.Unmarshal(b, &man); err != nil {
+			t.Fatal(err)
+		}
+		man["params"] = params
+		b, _ = json.Marshal(man)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name       string
 		lastValues bool
+		valueBins  int // the BERT's tokenizer
 		warned     bool
-	}{{"both codes only", false, false}, {"baseline reads values", true, true}} {
+	}{
+		{"both codes only", false, 0, false},
+		{"baseline reads values", true, 0, true},
+		{"both read values", true, 10, false},
+		{"only the BERT reads values", false, 10, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(xdir, ModelManifestFile)
-			var man map[string]any
-			b, _ := os.ReadFile(p)
-			if err := json.Unmarshal(b, &man); err != nil {
-				t.Fatal(err)
-			}
-			man["params"] = map[string]any{"last_values": tc.lastValues}
-			b, _ = json.Marshal(man)
-			if err := os.WriteFile(p, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			setParams(xdir, map[string]any{"last_values": tc.lastValues})
+			setParams(bdir, map[string]any{"value_bins": tc.valueBins})
 			r, err := BuildReport(ReportConfig{Models: []string{xdir, bdir}, Bootstrap: 20})
 			if err != nil {
 				t.Fatal(err)
@@ -449,11 +460,13 @@ func TestReportUnequalInputs(t *testing.T) {
 			if warned != tc.warned {
 				t.Errorf("warned %v, want %v: %q", warned, tc.warned, r.Warnings)
 			}
-			want := InputsCodes
-			if tc.lastValues {
-				want = InputsCodesValues
+			want := func(values bool) string {
+				if values {
+					return InputsCodesValues
+				}
+				return InputsCodes
 			}
-			if r.Models[0].Inputs != want || r.Models[1].Inputs != InputsCodes {
+			if r.Models[0].Inputs != want(tc.lastValues) || r.Models[1].Inputs != want(tc.valueBins > 0) {
 				t.Errorf("inputs %q, %q", r.Models[0].Inputs, r.Models[1].Inputs)
 			}
 		})

@@ -288,6 +288,15 @@ func trainParams(task string, bc bert.Config, maxLen int, t BERTTraining, total,
 	return p, nil
 }
 
+// valueBins is the tokenizer's value bins per code (0: it encodes codes only), as manifests
+// record it (the report reads it to say what a model sees).
+func valueBins(t *tokenize.Tokenizer) int {
+	if t.Values == nil {
+		return 0
+	}
+	return t.Values.N
+}
+
 // classifyLine is a classify metrics.jsonl line.
 func classifyLine(m BERTMetrics) any { m.ValMLMAccuracy = 0; return m }
 
@@ -462,7 +471,8 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 		return nil, err
 	}
 	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, res.Device, map[string]any{
-		"pos_weight": posWeight, "init": cfg.Init, "cohort_gap": data.FormatDuration(o.cohort.Gap), "static_shapes": eng.Static()})
+		"pos_weight": posWeight, "init": cfg.Init, "cohort_gap": data.FormatDuration(o.cohort.Gap), "static_shapes": eng.Static(),
+		"value_bins": valueBins(o.tok)})
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train classify", mp), Kind: scorer.KindBERT, Name: cfg.Name,
 		Threshold: 0.5, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "tokens_per_s": res.TokensPerS,

@@ -286,7 +286,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 		return nil, err
 	}
 	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, dev, map[string]any{"mask_rate": cfg.MaskRate,
-		"max_predictions": masking.MaxPerRow, "static_shapes": eng.Static()})
+		"max_predictions": masking.MaxPerRow, "static_shapes": eng.Static(), "value_bins": valueBins(o.tok)})
 	m := &scorer.Manifest{Manifest: *data.NewManifest("train pretrain", mp), Kind: KindBERTMLM, Name: cfg.Name, VocabSize: o.tok.Vocab.Len(),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "best_val_mlm_accuracy": res.BestAcc,
 			"tokens_per_s": res.TokensPerS, "params": float64(res.Params)}}

@@ -38,6 +38,7 @@ func tokenizeBuildFlags(e *env, args []string) (*tokenizeOptions, error) {
 	fs.IntVar(&o.build.MaxPieces, "max-pieces", o.build.MaxPieces, "at most this many pieces besides single characters")
 	fs.IntVar(&o.build.MaxLen, "max-len", o.build.MaxLen, "sequence length (with [CLS] and [SEP]); longer histories lose their oldest codes")
 	fs.BoolVar(&o.visitSeparators, "visit-separators", false, "put [SEP] between visits (days)")
+	fs.IntVar(&o.build.ValueBins, "value-bins", 0, "encode numeric values as VALUE/Q1..QN after their code: N quantile bins per code on the training split (codes with at least 10·N values); 0: off")
 	fs.Float64Var(&o.leak.Threshold, "leak-threshold", 0.95, "flag tokens whose presence alone reaches this AUROC on the training split")
 	fs.BoolVar(&o.strict, "strict", false, "fail (and write nothing) when the leakage guard flags a token")
 	if err := parseFlags(fs, args); err != nil {
@@ -53,6 +54,8 @@ func tokenizeBuildFlags(e *env, args []string) (*tokenizeOptions, error) {
 		return nil, usagef("flag --min-count: must be at least 1")
 	case o.build.MaxLen != 0 && o.build.MaxLen < 3:
 		return nil, usagef("flag --max-len: at least 3 ([CLS], one code, [SEP]), or 0 for none")
+	case o.build.ValueBins == 1 || o.build.ValueBins < 0 || o.build.ValueBins > 100:
+		return nil, usagef("flag --value-bins: 0 (off) or 2 to 100, got %d", o.build.ValueBins)
 	case o.leak.Threshold <= 0.5 || o.leak.Threshold > 1:
 		return nil, usagef("flag --leak-threshold: must be in (0.5, 1]")
 	}
@@ -105,6 +108,9 @@ func buildTokenizer(ctx context.Context, e *env, o *tokenizeOptions) (*tokenizer
 		return nil, err
 	}
 	counter := tokenize.NewCounter(ds.Codes)
+	if o.build.ValueBins > 0 {
+		counter.KeepValues()
+	}
 	var tuning []int32
 	err = c.Sequences(ctx, ds, []string{data.SplitTrain, data.SplitTuning}, func(s data.Sequence) error {
 		if s.Label.Split == data.SplitTrain {
@@ -136,7 +142,7 @@ func buildTokenizer(ctx context.Context, e *env, o *tokenizeOptions) (*tokenizer
 	m := data.NewManifest(tokenize.StageTokenize, map[string]any{
 		"vocab_size": o.build.VocabSize, "min_count": o.build.MinCount, "subwords": o.build.Subwords,
 		"max_pieces": o.build.MaxPieces, "max_len": o.build.MaxLen, "visit_separators": o.visitSeparators,
-		"leak_threshold": leaks.Threshold, "strict": o.strict,
+		"leak_threshold": leaks.Threshold, "strict": o.strict, "value_bins": o.build.ValueBins,
 	})
 	m.AddInputFingerprint(data.InputMEDS, o.meds, medsFP)
 	if _, err := m.AddInput("cohort", o.cohort); err != nil {
@@ -156,6 +162,10 @@ func printTokenizerSummary(w io.Writer, r *tokenizerResult) {
 	fmt.Fprintf(w, "  vocabulary         %d tokens: 5 special, %d whole codes, %d pieces (from %d distinct codes in %d training sequences)\n",
 		r.tok.Vocab.Len(), b.WholeCodes, b.Pieces, b.DistinctCodes, b.Sequences)
 	fmt.Fprintf(w, "  coverage           %.2f%% of training code occurrences are whole codes in the vocabulary\n", 100*b.Coverage)
+	if b.ValueBins > 0 {
+		fmt.Fprintf(w, "  numeric values     %d quantile bins (%s1..%d) for %d codes with at least %d values\n",
+			b.ValueBins, tokenize.ValuePrefix, b.ValueBins, b.ValueCodes, b.ValueBins*tokenize.MinValuesPerBin)
+	}
 	fmt.Fprintf(w, "  [UNK] on tuning    %.3f%% of %d codes (%.3f%% without subword pieces)\n", 100*u.UnkRate, u.Occurrences, 100*u.UnkRateNoPieces)
 	switch {
 	case !l.Checked:

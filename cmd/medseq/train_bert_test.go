@@ -39,10 +39,17 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	if _, err := buildCohort(ctx, e, co); err != nil {
 		t.Fatal(err)
 	}
+	// With value bins: lab results reach the BERT as VALUE/Qk tokens, in training, in the
+	// scorer and in the served requests (checked against each other below); the demo and
+	// make e2e cover a codes-only tokenizer.
 	to := &tokenizeOptions{meds: meds, cohort: co.out, out: filepath.Join(out, "tok"), build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}
-	to.build.MaxLen = 64
-	if _, err := buildTokenizer(ctx, e, to); err != nil {
+	to.build.MaxLen, to.build.ValueBins = 64, 5
+	tr, err := buildTokenizer(ctx, e, to)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if tr.cfg.Build.ValueCodes == 0 {
+		t.Fatal("no code got value bins")
 	}
 	model := filepath.Join(out, "models", "bert", "1")
 	args := []string{"--meds", meds, "--cohort", co.out, "--tokenizer", to.out, "--out", model, "--config", "tiny",
@@ -60,6 +67,9 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	m, err := scorer.ReadManifest(model)
 	if err != nil || m.Kind != scorer.KindBERT {
 		t.Fatalf("manifest: %+v %v", m, err)
+	}
+	if vb, _ := m.Params["value_bins"].(float64); vb != 5 {
+		t.Errorf("manifest value_bins %v, want 5", m.Params["value_bins"])
 	}
 	buf, _ := os.ReadFile(filepath.Join(model, "metrics.jsonl"))
 	lines := strings.Split(strings.TrimSpace(string(buf)), "\n")
@@ -92,6 +102,18 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	res, err := s.Score(ds.Codes, ins)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The model's own tokenizer encodes values: some held-out history holds a value token.
+	cm, valueTokens := s.Tokenizer().NewCodeMap(ds.Codes), 0
+	for _, in := range ins {
+		for _, id := range cm.Encode(tokenize.Input{Events: in.Events, Birth: in.Birth, PredictionTime: in.PredictionTime}, tokenize.Options{MaxLen: 64}).IDs {
+			if s.Tokenizer().IsValueToken(id) {
+				valueTokens++
+			}
+		}
+	}
+	if valueTokens == 0 {
+		t.Error("no value token in the held-out encodings")
 	}
 	if len(res) != len(preds) || len(res) == 0 {
 		t.Fatalf("%d scores, %d predictions", len(res), len(preds))

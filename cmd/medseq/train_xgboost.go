@@ -39,7 +39,7 @@ func xgboostFlags(e *env, args []string) (*train.XGBoostConfig, error) {
 	var windows []int64
 	var ws []string
 	listVar(fs, &ws, "windows", []string{"all", "365d", "30d"}, "count windows before the prediction time (all = whole history)")
-	lastValues := fs.Bool("last-values", false, "add each code's latest numeric value (lab results) as a feature; the BERT sees codes only, so this makes the comparison unequal")
+	lastValues := fs.Bool("last-values", false, "add each code's latest numeric value (lab results) as a feature; a BERT sees values only through a tokenizer built with --value-bins, so without one this makes the comparison unequal")
 	fs.StringVar(&cfg.Calibration, "calibration", eval.CalibrationIsotonic, "calibration fitted on the tuning split: isotonic, platt or identity")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
