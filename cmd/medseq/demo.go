@@ -9,6 +9,7 @@ import (
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/data/synth"
 	"github.com/medseq/medseq/eval"
+	"github.com/medseq/medseq/model/features"
 	"github.com/medseq/medseq/model/xgb"
 	"github.com/medseq/medseq/tokenize"
 	"github.com/medseq/medseq/train"
@@ -25,7 +26,7 @@ const (
 // runDemo runs the whole pipeline on the built-in synthetic data. Every capability adds its
 // stage here.
 func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "demo", "[--out DIR] [--subjects N] [--seed S] [--force] [--bert=false] [--pretrain]")
+	fs := newFlags(e, "demo", "[--out DIR] [--subjects N] [--seed S] [--force] [--bert=false] [--pretrain] [--values]")
 	out := fs.String("out", "out/demo", "folder for everything the demo writes")
 	subjects := fs.Int("subjects", synth.DefaultSubjects, "synthetic subjects")
 	seed := fs.Int64("seed", 1, "seed for the data, sampling and splits")
@@ -33,6 +34,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	withBERT := fs.Bool("bert", true, "train the BERT too (a few minutes on a 2-core CPU)")
 	bertSteps := fs.Int("bert-max-steps", 0, "cap the BERT's training steps (0: epochs and early stopping decide)")
 	withPretrain := fs.Bool("pretrain", false, "also pretrain a masked-language model and fine-tune it (train pretrain, then train classify --init)")
+	withValues := fs.Bool("values", false, "let both models read numeric values (lab results): the tokenizer with --value-bins 10, XGBoost with --last-values")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +73,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	step(3, "tokenizer: WordPiece over whole codes, counted on the censored training split (medseq tokenize build)")
 	to := &tokenizeOptions{meds: meds, cohort: co.out, out: filepath.Join(*out, demoTokenizer), force: *force,
 		build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}
+	if *withValues {
+		to.build.ValueBins = 10
+	}
 	tr, err := buildTokenizer(ctx, e, to)
 	if err != nil {
 		return err
@@ -84,6 +89,10 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		Params: xgb.DefaultParams(), Calibration: eval.CalibrationIsotonic,
 	}
 	xcfg.Params.Seed = *seed
+	if *withValues {
+		xcfg.Features = features.DefaultConfig()
+		xcfg.Features.LastValue = true
+	}
 	xres, err := train.XGBoost(ctx, xcfg, e.log, e.stderr)
 	if err != nil {
 		return err
