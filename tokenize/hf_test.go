@@ -207,16 +207,27 @@ func hfBuild(tb testing.TB, r *rand.Rand, universe []string, seqs, perSeq int, c
 	tb.Helper()
 	codes := data.NewCodes()
 	c := NewCounter(codes)
+	if cfg.ValueBins > 0 {
+		c.KeepValues()
+	}
+	// The most frequent codes carry numeric values (used with value bins).
+	value := func(rank uint64) float32 {
+		if rank < 20 {
+			return float32(r.NormFloat64())
+		}
+		return data.NoValue
+	}
 	ev := make([]data.Event, 0, len(universe))
 	for _, u := range universe {
-		ev = append(ev, data.Event{Code: codes.ID(u)})
+		ev = append(ev, data.Event{Code: codes.ID(u), Value: data.NoValue})
 	}
 	c.Add(ev, -1)
 	z := rand.NewZipf(r, 1.1, 2, uint64(len(universe)-1))
 	for s := 0; s < seqs; s++ {
 		ev = ev[:0]
 		for range perSeq {
-			ev = append(ev, data.Event{Code: codes.ID(universe[z.Uint64()])})
+			k := z.Uint64()
+			ev = append(ev, data.Event{Code: codes.ID(universe[k]), Value: value(k)})
 		}
 		c.Add(ev, -1)
 	}
@@ -240,7 +251,7 @@ func hfLines(r *rand.Rand, n int, universe, unseen []string, maxChars int) []str
 		"ICD10/E11.€", "ZZZ_Ω", "icd10/e11.9", "SNOMED/", "LAB//51237//UNK", "ATC/A10BA02", "SNOMED/44054006",
 		strings.Repeat("1", maxChars), strings.Repeat("1", maxChars+1), strings.Repeat("é", maxChars/2+1),
 		strings.Repeat("é", maxChars), strings.Repeat("é", maxChars+1), "ICD10/" + strings.Repeat("9", maxChars),
-		"NOTE/\u200bcafé", "A\u001cB", "日本語",
+		"NOTE/\u200bcafé", "A\u001cB", "日本語", "VALUE/Q1", "VALUE/Q10", "VALUE/Q11", "VALUE/", "VALUE/Q3[SEP]",
 	}
 	seps := []string{" ", " ", " ", " ", "  ", "\t", "\u00a0", "\u3000", "\r", "\v", "\f", "\u0085", "\u2028", " \t "}
 	word := func() string {
@@ -294,8 +305,8 @@ func TestHuggingFaceParity(t *testing.T) {
 	universe := hfUniverse(3000, 0)
 	unseen := hfUniverse(400, 100000)
 
-	built := func(t *testing.T, maxLen int) *Tokenizer {
-		cfg := BuildConfig{VocabSize: 2000, MinCount: 2, Subwords: true, MaxPieces: 500, MaxLen: maxLen}
+	built := func(t *testing.T, maxLen, valueBins int) *Tokenizer {
+		cfg := BuildConfig{VocabSize: 2000, MinCount: 2, Subwords: true, MaxPieces: 500, MaxLen: maxLen, ValueBins: valueBins}
 		return hfBuild(t, rand.New(rand.NewSource(1)), universe, 400, 40, cfg)
 	}
 	// A vocabulary made directly (as a third-party one would be), with a word limit shorter
@@ -326,8 +337,15 @@ func TestHuggingFaceParity(t *testing.T) {
 		tok   func(t *testing.T) *Tokenizer
 		lines int
 	}{
-		{"built/max_len=64", func(t *testing.T) *Tokenizer { return built(t, 64) }, 3000},
-		{"built/no_truncation", func(t *testing.T) *Tokenizer { return built(t, 0) }, 1000},
+		{"built/max_len=64", func(t *testing.T) *Tokenizer { return built(t, 64, 0) }, 3000},
+		{"built/no_truncation", func(t *testing.T) *Tokenizer { return built(t, 0, 0) }, 1000},
+		{"built/value_bins=10", func(t *testing.T) *Tokenizer {
+			tok := built(t, 64, 10)
+			if tok.Values == nil || len(tok.Values.Edges) == 0 {
+				t.Fatal("no value bins built")
+			}
+			return tok
+		}, 1000},
 		{"direct/max_chars=12/max_len=3", func(t *testing.T) *Tokenizer { return direct(t, ModelWordPiece, 3, 12) }, 1000},
 		{"direct/wordlevel/max_len=16", func(t *testing.T) *Tokenizer { return direct(t, ModelWordLevel, 16, 100) }, 1000},
 	} {
