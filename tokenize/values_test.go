@@ -16,7 +16,7 @@ func TestQuantileEdges(t *testing.T) {
 	seq := func(lo, n int) []float32 {
 		v := make([]float32, n)
 		for i := range v {
-			v[i] = float32(lo + (n-1-i)) // descending: the function sorts
+			v[i] = float32(lo + (n - 1 - i)) // descending: the function sorts
 		}
 		return v
 	}
@@ -160,7 +160,7 @@ func TestValueBinsSaveLoad(t *testing.T) {
 		"too many": func(m map[string]any) {
 			m["value_bins"].(map[string]any)["edges"].(map[string]any)["LAB/A"] = []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 		},
-		"one bin": func(m map[string]any) { m["value_bins"].(map[string]any)["bins"] = 1 },
+		"one bin":               func(m map[string]any) { m["value_bins"].(map[string]any)["bins"] = 1 },
 		"more bins than tokens": func(m map[string]any) { m["value_bins"].(map[string]any)["bins"] = 11 },
 	} {
 		t.Run(name, func(t *testing.T) {
