@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	inferencepb "github.com/medseq/medseq/proto/inference"
@@ -53,7 +54,9 @@ func InferRequest(model, version string, reqs []*medseqv1.PredictRequest) *infer
 				continue
 			}
 			e := r.GetEvents()[j]
-			codes[k] = []byte(CodesLine([]*medseqv1.Event{e}))
+			var sb strings.Builder
+			writeCodeItem(&sb, e, false)
+			codes[k] = []byte(sb.String())
 			if e.NumericValue != nil {
 				vals[k] = e.GetNumericValue()
 			}
@@ -67,20 +70,31 @@ func InferRequest(model, version string, reqs []*medseqv1.PredictRequest) *infer
 	return out
 }
 
-// CodesLine writes events as "CODE@TIME CODE ..." (a static row has no @TIME).
+// CodesLine writes events as "CODE@TIME CODE@TIME=VALUE CODE ..." (a static row has no @TIME,
+// and so carries no value; a value is written to round-trip a float32 exactly), what
+// ParseCodes and the one-line "codes" input read.
 func CodesLine(evs []*medseqv1.Event) string {
 	var sb strings.Builder
 	for i, e := range evs {
 		if i > 0 {
 			sb.WriteByte(' ')
 		}
-		sb.WriteString(e.GetCode())
-		if e.GetTime() != "" {
-			sb.WriteByte('@')
-			sb.WriteString(e.GetTime())
-		}
+		writeCodeItem(&sb, e, true)
 	}
 	return sb.String()
+}
+
+func writeCodeItem(sb *strings.Builder, e *medseqv1.Event, withValue bool) {
+	sb.WriteString(e.GetCode())
+	if e.GetTime() == "" {
+		return
+	}
+	sb.WriteByte('@')
+	sb.WriteString(e.GetTime())
+	if withValue && e.NumericValue != nil {
+		sb.WriteByte('=')
+		sb.WriteString(strconv.FormatFloat(float64(e.GetNumericValue()), 'g', -1, 32))
+	}
 }
 
 // RawInferRequest moves a request's typed contents to raw_input_contents, as Triton clients

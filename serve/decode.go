@@ -2,6 +2,8 @@ package serve
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"slices"
 	"strings"
 	"sync"
@@ -253,8 +255,9 @@ func validCode(code string) bool {
 	return true
 }
 
-// ParseCodeItems splits "CODE@TIME CODE@TIME CODE" (whitespace separated; a bare CODE is a
-// static row) into items. The time is what follows the last '@'.
+// ParseCodeItems splits "CODE@TIME CODE@TIME=VALUE CODE" (whitespace separated; a bare CODE
+// is a static row) into items. The time is what follows the last '@'; a numeric value follows
+// the time's last '=' (splitCodeItem).
 func parseCodeItems(line string) []eventItem {
 	fields := strings.Fields(line)
 	out := make([]eventItem, 0, len(fields))
@@ -264,19 +267,34 @@ func parseCodeItems(line string) []eventItem {
 	return out
 }
 
+// splitCodeItem splits "CODE@TIME" or "CODE@TIME=VALUE" (a timed event with its numeric
+// value, e.g. LOINC/4548-4@2020-03-01=48.5) or a bare CODE. A value that is not a finite number
+// stays part of the time, whose parsing then names the field.
 func splitCodeItem(f string) eventItem {
-	if i := strings.LastIndexByte(f, '@'); i >= 0 {
-		return eventItem{code: f[:i], time: f[i+1:]}
+	i := strings.LastIndexByte(f, '@')
+	if i < 0 {
+		return eventItem{code: f}
 	}
-	return eventItem{code: f}
+	it := eventItem{code: f[:i], time: f[i+1:]}
+	if j := strings.LastIndexByte(it.time, '='); j >= 0 {
+		if v, err := strconv.ParseFloat(it.time[j+1:], 32); err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			it.time, it.value, it.hasValue = it.time[:j], float32(v), true
+		}
+	}
+	return it
 }
 
-// ParseCodes parses "CODE@TIME CODE@TIME ..." into medseq.v1 events (the client's --codes).
+// ParseCodes parses "CODE@TIME CODE@TIME=VALUE ..." into medseq.v1 events (the client's
+// --codes).
 func ParseCodes(line string) []*medseqv1.Event {
 	items := parseCodeItems(line)
 	out := make([]*medseqv1.Event, len(items))
 	for i, it := range items {
 		out[i] = &medseqv1.Event{Code: it.code, Time: it.time}
+		if it.hasValue {
+			v := it.value
+			out[i].NumericValue = &v
+		}
 	}
 	return out
 }

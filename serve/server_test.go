@@ -656,6 +656,68 @@ func TestLastValuesModel(t *testing.T) {
 	if changed == 0 {
 		t.Fatal("no answer changed without the numeric values: the model does not read them")
 	}
+	// Values inline ("CODE@TIME=VALUE", as medseq predict --codes and the one-line "codes"
+	// input take them) answer the same.
+	var lines []*medseqv1.PredictRequest
+	for i, lr := range reqs {
+		line := CodesLine(lr.Request.Events)
+		if !strings.Contains(line, "=") {
+			continue
+		}
+		inline := proto.Clone(lr.Request).(*medseqv1.PredictRequest)
+		inline.Events = ParseCodes(line)
+		for j, e := range inline.Events { // static rows carry no inline value
+			if lr.Request.Events[j].Time == "" {
+				e.NumericValue = lr.Request.Events[j].NumericValue
+			}
+		}
+		resp, err := pc.Predict(ctx, inline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(resp.Probability-want[i]) > 1e-12 {
+			t.Fatalf("subject %d with inline values: server %.12f, offline %.12f", i, resp.Probability, want[i])
+		}
+		lines = append(lines, inline)
+	}
+	if len(lines) == 0 {
+		t.Fatal("no request had a timed value to write inline")
+	}
+	// The one-line "codes" input of ModelInfer with inline values, for the same subjects.
+	var bare []*medseqv1.PredictRequest
+	var wantInline []float64
+	for i, lr := range reqs {
+		if !strings.Contains(CodesLine(lr.Request.Events), "=") {
+			continue
+		}
+		b := proto.Clone(lr.Request).(*medseqv1.PredictRequest)
+		for _, e := range b.Events {
+			if e.Time != "" {
+				e.NumericValue = nil
+			}
+		}
+		bare, wantInline = append(bare, b), append(wantInline, want[i])
+	}
+	ir := InferRequest(valuesModel, "", bare)
+	if len(ir.Inputs[0].Shape) != 1 { // static rows with values keep the [B, L] form
+		t.Fatalf("static rows carry values: the one-line form does not apply (shape %v)", ir.Inputs[0].Shape)
+	}
+	for k, b := range lines {
+		ir.Inputs[0].Contents.BytesContents[k] = []byte(CodesLine(b.Events))
+	}
+	inl, err := inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(ctx, ir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotInline, err := RawFP32(inl, OutputProbability)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range wantInline {
+		if math.Abs(float64(gotInline[k])-wantInline[k]) > 1e-6 {
+			t.Fatalf("one-line codes with inline values, subject %d: %v, offline %v", k, gotInline[k], wantInline[k])
+		}
+	}
 	resp, err := inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(ctx, InferRequest(valuesModel, "", requestsOf(reqs)))
 	if err != nil {
 		t.Fatal(err)
@@ -669,5 +731,36 @@ func TestLastValuesModel(t *testing.T) {
 			t.Fatalf("ModelInfer subject %d: %v, offline %v", i, got[i], want[i])
 		}
 	}
-	t.Logf("%d of %d answers change without the values", changed, len(reqs))
+	t.Logf("%d of %d answers change without the values; %d answered with inline values", changed, len(reqs), len(lines))
+}
+
+func TestSplitCodeItem(t *testing.T) {
+	for _, c := range []struct {
+		in, code, time string
+		value          float32
+		hasValue       bool
+	}{
+		{"ICD10/E11", "ICD10/E11", "", 0, false},
+		{"ICD10/E11@2020-01-01", "ICD10/E11", "2020-01-01", 0, false},
+		{"LOINC/4548-4@2020-03-01=48.5", "LOINC/4548-4", "2020-03-01", 48.5, true},
+		{"LOINC/4548-4@2020-03-01T10:00:00Z=-1e-3", "LOINC/4548-4", "2020-03-01T10:00:00Z", -1e-3, true},
+		{"A@B@2020-01-01=7", "A@B", "2020-01-01", 7, true},
+		{"X=Y@2020-01-01", "X=Y", "2020-01-01", 0, false},     // '=' in the code is the code's
+		{"L@2020-01-01=abc", "L", "2020-01-01=abc", 0, false}, // not a number: the time's (and an error there)
+		{"L@2020-01-01=Inf", "L", "2020-01-01=Inf", 0, false}, // not finite
+		{"L@2020-01-01=NaN", "L", "2020-01-01=NaN", 0, false}, // no value is no value
+		{"BMI=31", "BMI=31", "", 0, false},                    // a static row carries no inline value
+	} {
+		it := splitCodeItem(c.in)
+		if it.code != c.code || it.time != c.time || it.hasValue != c.hasValue || it.value != c.value {
+			t.Errorf("%q: %+v, want code %q time %q value %v (%v)", c.in, it, c.code, c.time, c.value, c.hasValue)
+		}
+	}
+	evs := ParseCodes("A@2020-01-01=1.25 B@2020-01-02 C")
+	if evs[0].NumericValue == nil || *evs[0].NumericValue != 1.25 || evs[1].NumericValue != nil || evs[2].NumericValue != nil {
+		t.Errorf("ParseCodes: %v", evs)
+	}
+	if got := CodesLine(evs); got != "A@2020-01-01=1.25 B@2020-01-02 C" {
+		t.Errorf("CodesLine round trip: %q", got)
+	}
 }

@@ -162,7 +162,7 @@ func runPredictClient(ctx context.Context, e *env, args []string) error {
 	addr := fs.String("addr", "", "server address HOST:PORT")
 	name := fs.String("name", "", "model name")
 	version := fs.String("version", "", "model version (default: the server's policy)")
-	codesFlag := fs.String("codes", "", "space-separated CODE@TIME items (TIME: RFC 3339 or YYYY-MM-DD; bare CODE: static)")
+	codesFlag := fs.String("codes", "", "space-separated CODE@TIME or CODE@TIME=VALUE items (TIME: RFC 3339 or YYYY-MM-DD; VALUE: the event's numeric value; bare CODE: static)")
 	pt := fs.String("prediction-time", "", "prediction time (default: now)")
 	birth := fs.String("birth-date", "", "birth date (RFC 3339 or YYYY-MM-DD)")
 	sex := fs.String("sex", "", "F or M")
