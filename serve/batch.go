@@ -24,7 +24,7 @@ type Batching struct {
 
 // DefaultBatching is what `medseq serve` uses: BERT calls in batches of up to 32 of those
 // queued at the moment, never waiting for company (on the CPU a 2 ms wait cost a lone call
-// 2.5 ms and bought no throughput; on a GPU a wait may pay, see --batch-delay); XGBoost calls
+// 2.5 ms and bought no throughput; on a GPU a wait may pay, see --dynamic-batch-delay); XGBoost calls
 // scored one by one.
 func DefaultBatching() Batching {
 	return Batching{MaxBatch: 32, Kinds: []string{scorer.KindBERT}}

@@ -34,7 +34,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	policy := fs.String("version-policy", "latest", "version served when a request names none: latest, or name=version[,name=version]")
 	poll := fs.Duration("poll", 5*time.Second, "how often to look for new model versions (0: load once)")
 	maxCodes := fs.Int("max-codes", serve.DefaultLimits().MaxCodes, "most events per subject")
-	maxBatch := fs.Int("max-batch", serve.DefaultLimits().MaxBatch, "most subjects per batch request")
+	maxBatch := fs.Int("max-request-subjects", serve.DefaultLimits().MaxBatch, "most subjects in one PredictBatch or ModelInfer request")
+	fs.IntVar(maxBatch, "max-batch", *maxBatch, "old name of --max-request-subjects")
 	maxMsg := fs.Int("max-message-bytes", 16<<20, "largest request or response message")
 	maxConc := fs.Int("max-concurrency", 0, "requests scoring at once (0: 4 x CPUs)")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key")
@@ -45,9 +46,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	auditKey := fs.String("audit-key-file", "", "hash subject ids in the audit log with HMAC-SHA-256 under this file's key (default: plain SHA-256)")
 	gap := fs.String("gap", "", "override the cohort gap hidden before each prediction time (e.g. 30d)")
 	defBatch := serve.DefaultBatching()
-	batchMax := fs.Int("batch-max", defBatch.MaxBatch, "dynamic batching of Predict: most subjects per scoring call (0/1: off)")
-	batchDelay := fs.Duration("batch-delay", defBatch.MaxDelay, "dynamic batching: longest a call waits for others to join its batch")
-	batchKinds := fs.String("batch-kinds", strings.Join(defBatch.Kinds, ","), "dynamic batching: model kinds batched (bert, xgboost, comma-separated; all: every kind)")
+	batchMax := fs.Int("dynamic-batch-size", defBatch.MaxBatch, "dynamic batching of Predict calls: most subjects per scoring call (0/1: off)")
+	batchDelay := fs.Duration("dynamic-batch-delay", defBatch.MaxDelay, "dynamic batching: longest a call waits for others to join its batch")
+	batchKinds := fs.String("dynamic-batch-kinds", strings.Join(defBatch.Kinds, ","), "dynamic batching: model kinds batched (bert, xgboost, comma-separated; all: every kind)")
+	fs.IntVar(batchMax, "batch-max", *batchMax, "old name of --dynamic-batch-size")
+	fs.DurationVar(batchDelay, "batch-delay", *batchDelay, "old name of --dynamic-batch-delay")
+	fs.StringVar(batchKinds, "batch-kinds", *batchKinds, "old name of --dynamic-batch-kinds")
 	pprofOn := fs.Bool("pprof", false, "also serve /debug/pprof/ on --metrics-addr (keep that address private)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long calls in flight may take to finish on shutdown")
 	if err := parseFlags(fs, args); err != nil {
@@ -239,7 +243,7 @@ func protojsonMarshal(m *medseqv1.PredictResponse) ([]byte, error) {
 	return protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
 }
 
-// parseBatchKinds reads --batch-kinds: model kinds, comma-separated, or "all" (every kind).
+// parseBatchKinds reads --dynamic-batch-kinds: model kinds, comma-separated, or "all" (every kind).
 func parseBatchKinds(v string) ([]string, error) {
 	if strings.TrimSpace(v) == "all" {
 		return nil, nil
@@ -250,7 +254,7 @@ func parseBatchKinds(v string) ([]string, error) {
 		case scorer.KindBERT, scorer.KindXGBoost:
 			kinds = append(kinds, k)
 		default:
-			return nil, usagef("flag --batch-kinds: unknown model kind %q (want %s, %s or all)", k, scorer.KindBERT, scorer.KindXGBoost)
+			return nil, usagef("flag --dynamic-batch-kinds: unknown model kind %q (want %s, %s or all)", k, scorer.KindBERT, scorer.KindXGBoost)
 		}
 	}
 	return kinds, nil

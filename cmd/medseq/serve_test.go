@@ -50,7 +50,8 @@ func TestServeFlags(t *testing.T) {
 		{"--models", t.TempDir(), "--client-ca", "ca.pem"},
 		{"--models", t.TempDir(), "--version-policy", "a=1,b"},
 		{"--models", t.TempDir(), "--gap", "soon"},
-		{"--models", t.TempDir(), "--batch-kinds", "bert,gpt"},
+		{"--models", t.TempDir(), "--dynamic-batch-kinds", "bert,gpt"},
+		{"--models", t.TempDir(), "--batch-kinds", "bert,gpt"}, // the old name still reads
 	} {
 		var ue usageError
 		if err := runServe(context.Background(), e, args); !errors.As(err, &ue) {
@@ -62,7 +63,7 @@ func TestServeFlags(t *testing.T) {
 		want []string
 	}{{"bert", []string{"bert"}}, {"bert, xgboost", []string{"bert", "xgboost"}}, {"all", nil}} {
 		if got, err := parseBatchKinds(tc.flag); err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("--batch-kinds %q: %v, %v; want %v", tc.flag, got, err, tc.want)
+			t.Errorf("--dynamic-batch-kinds %q: %v, %v; want %v", tc.flag, got, err, tc.want)
 		}
 	}
 	var ue usageError
