@@ -705,32 +705,24 @@ func TestLastValuesModel(t *testing.T) {
 	for k, b := range lines {
 		ir.Inputs[0].Contents.BytesContents[k] = []byte(CodesLine(b.Events))
 	}
-	inl, err := inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(ctx, ir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotInline, err := RawFP32(inl, OutputProbability)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k := range wantInline {
-		if math.Abs(float64(gotInline[k])-wantInline[k]) > 1e-6 {
-			t.Fatalf("one-line codes with inline values, subject %d: %v, offline %v", k, gotInline[k], wantInline[k])
+	// ModelInfer answers what the model gives offline, with values inline and as an input.
+	checkInfer := func(what string, req *inferencepb.ModelInferRequest, want []float64) {
+		resp, err := inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := RawFP32(resp, OutputProbability)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if math.Abs(float64(got[i])-want[i]) > 1e-6 {
+				t.Fatalf("ModelInfer, %s, subject %d: %v, offline %v", what, i, got[i], want[i])
+			}
 		}
 	}
-	resp, err := inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(ctx, InferRequest(valuesModel, "", requestsOf(reqs)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := RawFP32(resp, OutputProbability)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range reqs {
-		if math.Abs(float64(got[i])-want[i]) > 1e-6 {
-			t.Fatalf("ModelInfer subject %d: %v, offline %v", i, got[i], want[i])
-		}
-	}
+	checkInfer("one-line codes with inline values", ir, wantInline)
+	checkInfer("a values input", InferRequest(valuesModel, "", requestsOf(reqs)), want)
 	t.Logf("%d of %d answers change without the values; %d answered with inline values", changed, len(reqs), len(lines))
 }
 

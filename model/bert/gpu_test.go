@@ -317,10 +317,7 @@ func TestGPUPredictLogitsChunks(t *testing.T) {
 func BenchmarkTrainStepGPUVsTorch(b *testing.B) {
 	_, d := gpuBackend(b, "float32")
 	b.Logf("GPU: %s", d.Reason)
-	minSec := 5.0
-	if v, err := strconv.ParseFloat(os.Getenv("MEDSEQ_BENCH_SECONDS"), 64); err == nil && v > 0 {
-		minSec = v
-	}
+	minSec := benchSeconds()
 	for _, tc := range []struct {
 		config, dtype string
 		B, L          int
@@ -340,21 +337,7 @@ func BenchmarkTrainStepGPUVsTorch(b *testing.B) {
 			e, batch := benchSetupOn(b, gpu, tc.config, TaskMLM, tc.B, tc.L, WithDType(tc.dtype),
 				WithStaticShapes(StaticPositions(MaxPredictions(tc.L, 0.15))))
 			defer e.Close()
-			for i := 0; i < 5; i++ { // compile and warm up outside the timing
-				if _, err := e.TrainStep(batch(), 1e-4); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ResetTimer()
-			start, n := time.Now(), 0
-			for n < b.N || time.Since(start).Seconds() < minSec {
-				if _, err := e.TrainStep(batch(), 1e-4); err != nil {
-					b.Fatal(err)
-				}
-				n++
-			}
-			sec := time.Since(start).Seconds()
-			b.StopTimer()
+			n, sec := timeSteps(b, e, batch, 5, minSec)
 			ours = float64(n*tc.B*tc.L) / sec
 			b.ReportMetric(ours, "tokens/s")
 			b.ReportMetric(float64(n)/sec, "steps/s")

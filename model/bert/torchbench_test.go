@@ -26,10 +26,7 @@ import (
 // before the model is built) for each, and the ratio ours / PyTorch on the pytorch row. The
 // PyTorch half is skipped when torch cannot be imported. The goal: ratio >= 2.5.
 func BenchmarkTrainStepVsTorch(b *testing.B) {
-	minSec := 5.0
-	if v, err := strconv.ParseFloat(os.Getenv("MEDSEQ_BENCH_SECONDS"), 64); err == nil && v > 0 {
-		minSec = v
-	}
+	minSec := benchSeconds()
 	threads := 2
 	if v, err := strconv.Atoi(os.Getenv("MEDSEQ_TORCH_THREADS")); err == nil && v > 0 {
 		threads = v
@@ -42,22 +39,7 @@ func BenchmarkTrainStepVsTorch(b *testing.B) {
 			memstat.ResetPeakRSS()
 			e, batch := benchSetup(b, name, TaskMLM)
 			defer e.Close()
-			for i := 0; i < 2; i++ { // compile and warm up outside the timing
-				if _, err := e.TrainStep(batch(), 1e-4); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ResetTimer()
-			start := time.Now()
-			n := 0
-			for n < b.N || time.Since(start).Seconds() < minSec {
-				if _, err := e.TrainStep(batch(), 1e-4); err != nil {
-					b.Fatal(err)
-				}
-				n++
-			}
-			sec := time.Since(start).Seconds()
-			b.StopTimer()
+			n, sec := timeSteps(b, e, batch, 2, minSec)
 			tps := float64(n*benchBatch*benchSeq) / sec
 			ours[name] = tps
 			b.ReportMetric(tps, "tokens/s")
@@ -82,6 +64,36 @@ func BenchmarkTrainStepVsTorch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchSeconds is MEDSEQ_BENCH_SECONDS (default 5): the least time each half is timed.
+func benchSeconds() float64 {
+	if v, err := strconv.ParseFloat(os.Getenv("MEDSEQ_BENCH_SECONDS"), 64); err == nil && v > 0 {
+		return v
+	}
+	return 5
+}
+
+// timeSteps takes warmup training steps (compiling) outside the timing, then times at least
+// b.N steps and at least minSec seconds; it returns the steps and seconds timed.
+func timeSteps(b *testing.B, e *Engine, batch func() *Batch, warmup int, minSec float64) (int, float64) {
+	b.Helper()
+	for i := 0; i < warmup; i++ {
+		if _, err := e.TrainStep(batch(), 1e-4); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start, n := time.Now(), 0
+	for n < b.N || time.Since(start).Seconds() < minSec {
+		if _, err := e.TrainStep(batch(), 1e-4); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	sec := time.Since(start).Seconds()
+	b.StopTimer()
+	return n, sec
 }
 
 // torchBenchResult is torch_bench.py's JSON line.
