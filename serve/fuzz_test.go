@@ -28,6 +28,7 @@ func seedPredict() []*medseqv1.PredictRequest {
 		{ModelName: fixtureModel, PredictionTime: "2021-01-01T00:00:00+05:30", BirthDate: "1950-02-03", Sex: "M",
 			Events: []*medseqv1.Event{{Code: "LOINC/4548-4", Time: "2020-12-31T23:59:59.999999Z", NumericValue: &v}}},
 		{ModelName: fixtureModel, PredictionTime: "bad", Events: ParseCodes("A@x")},
+		{ModelName: fixtureModel, PredictionTime: "2021-01-01", Events: ParseCodes("LOINC/4548-4@2020-03-01=48.5 L@2020-01-01=abc L@2020-01-02=-0")},
 		{},
 	}
 }
@@ -129,7 +130,9 @@ func FuzzModelInfer(f *testing.F) {
 	s := &Server{limits: Limits{MaxCodes: 64, MaxBatch: 4, MaxCodeLen: 64}}
 	in := &inference{s: s}
 	good := InferRequest(fixtureModel, "", seedPredict()[:2])
-	for _, r := range []*inferencepb.ModelInferRequest{good, RawInferRequest(good), {ModelName: fixtureModel},
+	inline := InferRequest(fixtureModel, "", seedPredict()[:1]) // one-line codes
+	inline.Inputs[0].Contents.BytesContents[0] = []byte("LOINC/4548-4@2020-03-01=48.5 A@2020-01-01=1e39 B@2020-01-02==1")
+	for _, r := range []*inferencepb.ModelInferRequest{good, RawInferRequest(good), inline, {ModelName: fixtureModel},
 		{Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{Name: InputInputIDs, Datatype: "INT64", Shape: []int64{1, 3},
 			Contents: &inferencepb.InferTensorContents{Int64Contents: []int64{0, 7, 9}}}, {Name: InputPredictionTime, Datatype: "BYTES",
 			Shape: []int64{1}, Contents: &inferencepb.InferTensorContents{BytesContents: [][]byte{[]byte("2020-01-01")}}}}}} {
