@@ -16,9 +16,11 @@
 #   3. the load test (scripts/load.sh) on the machine's cores;
 #   4. the MLM training step on the GPU against PyTorch on the same GPU
 #      (BenchmarkTrainStepGPUVsTorch; GPU_BENCH=tiny picks sub-benchmarks);
-#   5. the CLI: train classify --device gpu (and the same on the CPU), train pretrain
+#   5. serving on the GPU: medseq serve --device gpu answers the t2d-bert model as the CPU
+#      scores it offline (e2echeck), and medseq predict --device gpu matches predict on the CPU;
+#   6. the CLI: train classify --device gpu (and the same on the CPU), train pretrain
 #      --device gpu --dtype bfloat16, and the GPU-trained model scored offline on the CPU.
-# GPU_STAGES picks stages (default "tests metrics load bench cli"); GPU_DTYPE is the CLI's
+# GPU_STAGES picks stages (default "tests metrics load bench serve cli"); GPU_DTYPE is the CLI's
 # --dtype for train classify (default float32). GPU_CHECK_DRY=1 runs it all on the CPU (the CPU in the GPU's place) to check this script
 # without a GPU.
 set -uo pipefail
@@ -54,7 +56,7 @@ run() {
   LOG=$OUT/gpu-check.log
   exec > >(tee -a "$LOG") 2>&1
   : >"$OUT/stages.txt"
-  want() { [[ " ${GPU_STAGES:-tests metrics load bench cli} " == *" $1 "* ]]; }
+  want() { [[ " ${GPU_STAGES:-tests metrics load bench serve cli} " == *" $1 "* ]]; }
   stage() { # NAME SECONDS CMD...: runs CMD under a timeout, records its exit status and time
     local name=$1 secs=$2 t0=$SECONDS rc
     shift 2
@@ -117,6 +119,31 @@ run() {
   if want bench; then
     ( cd model/bert && MEDSEQ_BENCH_SECONDS=${GPU_BENCH_SECONDS:-3} stage bench 170 "$W/bin/bert.test" -test.run '^$' \
       -test.bench "BenchmarkTrainStepGPUVsTorch/${GPU_BENCH:-}" -test.benchtime 1x -test.v ) 2>&1 | tee "$OUT/bench.txt"
+  fi
+  if want serve; then
+    {
+      stage serve-gpu 120 bash -c '
+        M=$0 W=$1 DEV=$2
+        set -e
+        for f in bert-cpu.parquet bert-cpu.csv; do
+          "$M" predict --model "$W/models/t2d-bert/1" --meds "$W/meds" --labels "$W/cohort" --out "$W/$f" >/dev/null
+        done
+        "$M" predict --model "$W/models/t2d-bert/1" --meds "$W/meds" --labels "$W/cohort" --out "$W/bert-dev.csv" --device "$DEV" >/dev/null
+        python3 - "$W/bert-cpu.csv" "$W/bert-dev.csv" "$DEV" <<PY
+import csv, sys
+a, b = ([float(r["raw_probability"]) for r in csv.DictReader(open(p))] for p in sys.argv[1:3])
+d = max(abs(x - y) for x, y in zip(a, b))
+print(f"predict --device {sys.argv[3]} vs cpu: {len(a)} subjects, max |raw probability diff| {d:.2e}")
+sys.exit(len(a) != len(b) or d > 1e-5)
+PY
+        "$M" serve --models "$W/models" --device "$DEV" --addr 127.0.0.1:0 --metrics-addr "" --poll 0 >"$W/serve-dev.out" 2>"$W/serve-dev.err" &
+        pid=$!
+        for _ in $(seq 1 300); do grep -q "^serving" "$W/serve-dev.out" 2>/dev/null && break; sleep 0.2; done
+        addr=$(sed -n "s/^serving .* on \(.*\)$/\1/p" "$W/serve-dev.out" | head -1)
+        grep -i "score on" "$W/serve-dev.err" | head -1
+        "$W/bin/e2echeck" --addr "$addr" --meds "$W/meds" --cohort "$W/cohort" --model t2d-bert --offline "$W/bert-cpu.parquet" --n 100 --raw --tol 1e-5
+        kill -TERM $pid; wait $pid' "$MEDSEQ" "$W" "$GPU"
+    } 2>&1 | tee -a "$OUT/cli.txt"
   fi
   if want cli; then
     {

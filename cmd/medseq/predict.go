@@ -30,6 +30,8 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	listVar(fs, &splits, "split", nil, "only these splits (default: all labels)")
 	allow := fs.Bool("allow-mismatch", false, "score a dataset the cohort was not built from")
 	batch := fs.Int("batch", 512, "subjects scored per batch")
+	var sd scoringDevice
+	sd.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -42,7 +44,11 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	if *batch < 1 {
 		return usagef("flag --batch: must be at least 1")
 	}
-	sc, err := modelRegistry().Load(*modelDir)
+	reg, _, err := sd.registry()
+	if err != nil {
+		return err
+	}
+	sc, err := reg.Load(*modelDir)
 	if err != nil {
 		return err
 	}

@@ -54,6 +54,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(batchKinds, "batch-kinds", *batchKinds, "old name of --dynamic-batch-kinds")
 	pprofOn := fs.Bool("pprof", false, "also serve /debug/pprof/ on --metrics-addr (keep that address private)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long calls in flight may take to finish on shutdown")
+	var sd scoringDevice
+	sd.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -70,9 +72,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("flag --version-policy: %v", err)
 	}
+	reg, dev, err := sd.registry()
+	if err != nil {
+		return err
+	}
+	e.log.Info("BERT models score on", "device", dev.Kind, "reason", dev.Reason)
 	cfg := serve.Config{Models: *models, Policy: pol, Poll: *poll, MaxMessageBytes: *maxMsg, MaxConcurrency: *maxConc,
 		Limits: serve.Limits{MaxCodes: *maxCodes, MaxBatch: *maxBatch}, DrainTimeout: *drain, Log: e.log,
-		Batching: serve.Batching{MaxBatch: *batchMax, MaxDelay: *batchDelay}, Scorers: modelRegistry()}
+		Batching: serve.Batching{MaxBatch: *batchMax, MaxDelay: *batchDelay}, Scorers: reg}
 	if cfg.Batching.Kinds, err = parseBatchKinds(*batchKinds); err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/model/bert"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 	"github.com/medseq/medseq/serve"
 )
@@ -56,6 +57,20 @@ func TestServeFlags(t *testing.T) {
 		var ue usageError
 		if err := runServe(context.Background(), e, args); !errors.As(err, &ue) {
 			t.Errorf("%v: got %v, want a usage error", args, err)
+		}
+	}
+	// --device: an unknown one, and a GPU where there is none, are refused before serving.
+	devArgs := [][]string{{"--models", t.TempDir(), "--device", "tpu"}}
+	if gpus, _ := bert.DiscoverGPUs(); len(gpus) == 0 {
+		devArgs = append(devArgs, []string{"--models", t.TempDir(), "--device", "gpu"})
+	}
+	for _, args := range devArgs {
+		err := runServe(context.Background(), e, args)
+		if err == nil || !strings.Contains(err.Error(), "device") {
+			t.Errorf("%v: %v, want an error naming the device", args, err)
+		}
+		if err := runPredict(context.Background(), e, append([]string{"--model", "m", "--meds", "d", "--labels", "l", "--out", "o.csv"}, args[2:]...)); err == nil || !strings.Contains(err.Error(), "device") {
+			t.Errorf("predict %v: %v, want an error naming the device", args[2:], err)
 		}
 	}
 	for _, tc := range []struct {

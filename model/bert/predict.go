@@ -148,8 +148,15 @@ var _ scorer.Scorer = (*Scorer)(nil)
 
 // LoadScorer opens a model version folder written by `medseq train classify`: manifest.json,
 // the tokenizer files and bert/config.json + bert/model.safetensors. m may be nil (it is then
-// read from dir).
+// read from dir). It scores on the CPU; LoadScorerOn takes a device.
 func LoadScorer(dir string, m *scorer.Manifest) (*Scorer, error) {
+	return LoadScorerOn(dir, m, Device{Kind: "cpu", Backend: cpuBackendConfig})
+}
+
+// LoadScorerOn is LoadScorer on a device (SelectDevice; its DType, float32 when empty). On a
+// GPU every call runs as full batches of the model's maximum length (WithStaticShapes), so XLA
+// compiles the graph once instead of for each batch and length.
+func LoadScorerOn(dir string, m *scorer.Manifest, dev Device) (*Scorer, error) {
 	if m == nil {
 		var err error
 		if m, err = scorer.ReadManifest(dir); err != nil {
@@ -173,11 +180,18 @@ func LoadScorer(dir string, m *scorer.Manifest) (*Scorer, error) {
 	if w.Config.VocabSize != tok.Vocab.Len() {
 		return nil, fmt.Errorf("load %s: the model's vocab_size %d differs from the tokenizer's %d tokens", dir, w.Config.VocabSize, tok.Vocab.Len())
 	}
-	be, err := Backend("cpu")
+	if err := ValidateDType(dev.DType, dev); err != nil {
+		return nil, err
+	}
+	be, err := BackendFor(dev)
 	if err != nil {
 		return nil, err
 	}
-	e, err := NewEngine(be, w, TaskClassify, DefaultOptim(), 0)
+	opts := []EngineOption{WithDType(dev.DType)}
+	if dev.Kind == "gpu" {
+		opts = append(opts, WithStaticShapes(0))
+	}
+	e, err := NewEngine(be, w, TaskClassify, DefaultOptim(), 0, opts...)
 	if err != nil {
 		return nil, err
 	}

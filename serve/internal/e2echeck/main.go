@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -30,17 +31,18 @@ func main() {
 	offline := flag.String("offline", "", "offline predictions (medseq predict --out)")
 	n := flag.Int("n", 50, "held-out subjects to compare")
 	tol := flag.Float64("tol", 1e-6, "largest allowed difference")
+	raw := flag.Bool("raw", false, "compare the raw (uncalibrated) probability with the offline raw_probability column: a steep calibration step magnifies the last bits of a BERT's raw score")
 	writeReq := flag.String("write-predict", "", "write one Predict request as JSON here")
 	writeInfer := flag.String("write-infer", "", "write one ModelInfer request as JSON here")
 	writeExpect := flag.String("write-expected", "", "write the expected probability of that request here")
 	flag.Parse()
-	if err := run(*addr, *meds, *cohort, *model, *offline, *n, *tol, *writeReq, *writeInfer, *writeExpect); err != nil {
+	if err := run(*addr, *meds, *cohort, *model, *offline, *n, *tol, *raw, *writeReq, *writeInfer, *writeExpect); err != nil {
 		fmt.Fprintln(os.Stderr, "e2echeck:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, meds, cohort, model, offline string, n int, tol float64, writeReq, writeInfer, writeExpect string) error {
+func run(addr, meds, cohort, model, offline string, n int, tol float64, raw bool, writeReq, writeInfer, writeExpect string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	preds, err := eval.ReadPredictions(offline)
@@ -50,7 +52,24 @@ func run(addr, meds, cohort, model, offline string, n int, tol float64, writeReq
 	type key struct{ id, pt int64 }
 	want := map[key]float64{}
 	for _, p := range preds {
-		want[key{p.SubjectID, p.PredictionTime}] = p.Score
+		w := p.Score
+		if raw {
+			if w, err = strconv.ParseFloat(p.Attrs["raw_probability"], 64); err != nil {
+				return fmt.Errorf("%s: subject %d: no raw_probability (%v)", offline, p.SubjectID, err)
+			}
+		}
+		want[key{p.SubjectID, p.PredictionTime}] = w
+	}
+	// pick is the probability compared: calibrated, or raw with --raw.
+	pick := func(calibrated, rawScore float64) float64 {
+		if raw {
+			return rawScore
+		}
+		return calibrated
+	}
+	output := serve.OutputProbability
+	if raw {
+		output = serve.OutputRawScore
 	}
 	reqs, err := serve.CohortRequests(ctx, meds, cohort, nil, n, model)
 	if err != nil {
@@ -89,7 +108,7 @@ func run(addr, meds, cohort, model, offline string, n int, tol float64, writeReq
 		if err != nil {
 			return fmt.Errorf("Predict: %w", err)
 		}
-		if err := check("Predict", i, resp.Probability); err != nil {
+		if err := check("Predict", i, pick(resp.Probability, resp.RawScore)); err != nil {
 			return err
 		}
 	}
@@ -98,7 +117,7 @@ func run(addr, meds, cohort, model, offline string, n int, tol float64, writeReq
 		return fmt.Errorf("PredictBatch: %w", err)
 	}
 	for i, resp := range br.Responses {
-		if err := check("PredictBatch", i, resp.Probability); err != nil {
+		if err := check("PredictBatch", i, pick(resp.Probability, resp.RawScore)); err != nil {
 			return err
 		}
 	}
@@ -107,7 +126,7 @@ func run(addr, meds, cohort, model, offline string, n int, tol float64, writeReq
 	if err != nil {
 		return fmt.Errorf("ModelInfer: %w", err)
 	}
-	probs, err := serve.RawFP32(ir, serve.OutputProbability)
+	probs, err := serve.RawFP32(ir, output)
 	if err != nil {
 		return err
 	}
