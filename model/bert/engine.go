@@ -160,9 +160,9 @@ type EngineOption func(*Engine) error
 // WithDType sets the compute dtype (a --dtype value): "float32" (or "") computes everything in
 // float32 ("tf32" too: the backend decides whether float32 products use TF32, BackendConfig);
 // "bfloat16" is mixed precision: the forward and backward matrix products (Linear layers but
-// the one-output classifier, attention, MLM decoder) run in bfloat16 on weights cast inside the graph at every
-// step, while the master weights, AdamW's moments, the gradients the optimizer sees, LayerNorm,
-// softmax and the loss stay float32. The backend must support bfloat16 (gomlx's Go backend
+// the one-output classifier, attention, MLM decoder) run in bfloat16 on weights cast inside
+// the graph at every step, while the master weights, AdamW's moments, the gradients the
+// optimizer sees, LayerNorm, softmax and the loss stay float32. The backend must support bfloat16 (gomlx's Go backend
 // and XLA do; whether a GPU does is ValidateDType's question). float16 is refused: it needs
 // loss scaling, which is not implemented.
 func WithDType(name string) EngineOption {
