@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +47,10 @@ type ImportConfig struct {
 	Out          string // the MEDS dataset folder to write
 	Force        bool   // replace an existing non-empty Out
 	TimeLayout   string // optional Go time layout tried before the built-in ones
+	// MemoryEvents bounds the events held in memory (default DefaultImportMemoryEvents); beyond
+	// it they are spilled to disk inside the dataset's temporary folder and merged back when the
+	// dataset is written, so an events file larger than memory imports.
+	MemoryEvents int
 }
 
 // ImportSummary describes a finished import.
@@ -58,6 +63,8 @@ type ImportSummary struct {
 	Static    int64          // static rows read from the events file (empty time)
 	Codes     int            // distinct codes written
 	Splits    map[string]int // subjects per split; the key "" when subjects.csv has no split column
+	Spilled   int64          // events spilled to disk (MemoryEvents) and merged back
+	SpillRuns int            // spill files written
 }
 
 // The static rows ImportCSV writes for the sex column.
@@ -80,7 +87,8 @@ type importSubject struct {
 }
 
 // ImportCSV reads an events and a subjects CSV file and writes them as a MEDS v0.4 dataset at
-// cfg.Out. All rows are grouped by subject in memory, then written in subject-id order.
+// cfg.Out. Rows are grouped by subject (in memory up to cfg.MemoryEvents events, beyond that in
+// spill files on disk), then written in subject-id order.
 //
 // Header names are trimmed and case-insensitive, in any order; other columns are ignored.
 // Every subject gets a static SEX//F, SEX//M or SEX//U row (other counts as U), a MEDS_BIRTH
@@ -126,17 +134,41 @@ func importInto(ctx context.Context, w *DatasetWriter, cfg ImportConfig) (*Impor
 		return nil, err
 	}
 	sum := &ImportSummary{Out: cfg.Out, Subjects: len(subs), Splits: map[string]int{}}
-	if err := readEventsCSV(ctx, cfg.EventsPath, cfg.SubjectsPath, w.Codes, &tp, subs, byID, sum); err != nil {
-		return nil, err
-	}
-	deathID := w.Codes.ID(DeathCode)
 	order := make([]int, len(subs))
 	for i := range order {
 		order[i] = i
 	}
 	sort.Slice(order, func(a, b int) bool { return subs[order[a]].id < subs[order[b]].id })
-	for _, i := range order {
+	memEvents := cfg.MemoryEvents
+	if memEvents <= 0 {
+		memEvents = DefaultImportMemoryEvents
+	}
+	sp := newImportSpill(filepath.Join(w.TempDir(), ".spill"), memEvents, subs, order)
+	defer sp.remove()
+	if err := readEventsCSV(ctx, cfg.EventsPath, cfg.SubjectsPath, w.Codes, &tp, subs, byID, sum, sp); err != nil {
+		return nil, err
+	}
+	sum.Spilled, sum.SpillRuns = sp.spilled, len(sp.runs)
+	var merge *spillMerger
+	if len(sp.runs) > 0 {
+		var err error
+		if merge, err = sp.merger(); err != nil {
+			return nil, err
+		}
+		defer merge.close()
+	}
+	deathID := w.Codes.ID(DeathCode)
+	for r, i := range order {
 		s := &subs[i]
+		if merge != nil {
+			spilled, err := merge.take(int32(r), nil)
+			if err != nil {
+				return nil, err
+			}
+			if len(spilled) > 0 {
+				s.events = append(spilled, s.events...) // the runs hold the earlier rows
+			}
+		}
 		if s.death != StaticTime {
 			s.events = append(s.events, Event{Time: s.death, Code: deathID, Value: NoValue})
 		}
@@ -151,6 +183,12 @@ func importInto(ctx context.Context, w *DatasetWriter, cfg ImportConfig) (*Impor
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+	}
+	if merge != nil {
+		merge.close()
+	}
+	if err := sp.remove(); err != nil { // before the temporary folder becomes the dataset
+		return nil, fmt.Errorf("import: remove spill files: %w", err)
 	}
 	sum.Events = w.Rows()
 	sum.Codes = w.Codes.Len()
@@ -450,7 +488,7 @@ func sexCode(v string) (string, bool) {
 	return "", false
 }
 
-func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes, tp *timeParser, subs []importSubject, byID map[int64]int32, sum *ImportSummary) error {
+func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes, tp *timeParser, subs []importSubject, byID map[int64]int32, sum *ImportSummary, sp *importSpill) error {
 	in, err := openCSV(path)
 	if err != nil {
 		return err
@@ -543,6 +581,9 @@ func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes,
 		}
 		cur.events = append(cur.events, ev)
 		sum.CSVEvents++
+		if err := sp.added(subs); err != nil {
+			return err
+		}
 	}
 	if sum.CSVEvents == 0 {
 		return in.errorf(in.line+1, "subject_id", "no events: the file has a header but no data rows")
