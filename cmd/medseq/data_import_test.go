@@ -34,15 +34,19 @@ func TestDataImportCommand(t *testing.T) {
 			exists: true,
 		},
 		{
-			name:   "spilling past a tiny memory budget",
-			args:   func(out string) []string { return []string{"--events", good, "--subjects", subjects, "--out", out, "--memory-events", "5"} },
+			name: "spilling past a tiny memory budget",
+			args: func(out string) []string {
+				return []string{"--events", good, "--subjects", subjects, "--out", out, "--memory-events", "5"}
+			},
 			code:   0,
 			stdout: []string{"subjects: 4\n", "events:   21 (12 rows from", "codes:    15\n", "spilled:  18 events in 2 runs on disk (--memory-events 5)"},
 			exists: true,
 		},
 		{
-			name:   "a memory budget of nothing",
-			args:   func(out string) []string { return []string{"--events", good, "--subjects", subjects, "--out", out, "--memory-events", "0"} },
+			name: "a memory budget of nothing",
+			args: func(out string) []string {
+				return []string{"--events", good, "--subjects", subjects, "--out", out, "--memory-events", "0"}
+			},
 			code:   2,
 			stderr: []string{"--memory-events"},
 		},
