@@ -2,7 +2,7 @@
 # GPU checks on a machine with an NVIDIA GPU and a CUDA PJRT plugin (jax's), but no Go and no
 # network, such as the lent H100/H200 (CI has no GPU and never runs this).
 #
-#   scripts/gpu-check.sh prepare   # here: builds everything into .gpucheck/ (git-ignored)
+#   scripts/gpu-check.sh prepare   # here: builds everything into .gpucheck/ (in .gitignore)
 #   scripts/gpu-check.sh run       # there, from the repository root, with .gpucheck carried
 #
 # prepare: medseq built with -tags xla, the model/bert test binary (-tags xla), e2echeck and
@@ -30,7 +30,6 @@ G=.gpucheck
 prepare() {
   set -e
   export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations}"
-  grep -qx '/.gpucheck/' .git/info/exclude 2>/dev/null || echo '/.gpucheck/' >>.git/info/exclude
   rm -rf "$G" && mkdir -p "$G/lib" "$G/bin"
   go build -tags xla -trimpath -ldflags='-s -w' -o "$G/bin/medseq" ./cmd/medseq
   go test -c -tags xla -trimpath -ldflags='-s -w' -o "$G/bin/bert.test" ./model/bert
