@@ -32,6 +32,8 @@ MODEL_DIR=$OUT/demo/models/t2d-xgboost/1
 step "offline predictions for every label (medseq predict)"
 "$BIN" predict --model "$MODEL_DIR" --meds "$OUT/demo/meds" --labels "$OUT/demo/cohort" \
   --out "$OUT/offline.parquet" >"$OUT/predict.log" 2>&1 || { cat "$OUT/predict.log"; fail "offline predict"; }
+"$BIN" predict --model "$OUT/demo/models/t2d-bert/1" --meds "$OUT/demo/meds" --labels "$OUT/demo/cohort" \
+  --out "$OUT/offline-bert.parquet" >"$OUT/predict-bert.log" 2>&1 || { cat "$OUT/predict-bert.log"; fail "offline BERT predict"; }
 
 step "start the server on loopback"
 "$BIN" serve --models "$OUT/demo/models" --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --poll 1s \
@@ -64,6 +66,11 @@ grpcurl -plaintext "$ADDR" describe medseq.v1.Predictor >/dev/null || fail "desc
 step "compare with offline predictions ($N labelled subjects: Predict, PredictBatch, ModelInfer)"
 "$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline.parquet" \
   --n "$N" --write-predict "$OUT/predict.json" --write-infer "$OUT/infer.json" --write-expected "$OUT/expected.txt" || fail "server and offline predictions differ"
+
+# The BERT: raw (uncalibrated) probabilities, since batching changes a score's last bits and a
+# steep isotonic step can magnify them in the calibrated one.
+"$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline-bert.parquet" \
+  --model t2d-bert --n "$N" --raw || fail "server and offline BERT predictions differ"
 
 step "grpcurl: Predict and ModelInfer"
 grpcurl -plaintext -d @ "$ADDR" medseq.v1.Predictor/Predict <"$OUT/predict.json" >"$OUT/predict.out" || fail "grpcurl Predict"
