@@ -101,7 +101,10 @@ func (m *CodeMap) Encode(in Input, o Options) Encoding {
 	v := m.tok.Vocab
 	n := 0
 	for _, e := range in.Events {
-		n += len(m.ids[e.Code]) + 2
+		n += len(m.ids[e.Code]) + 1 // + a visit separator
+		if m.edges[e.Code] != nil && e.HasValue() {
+			n++
+		}
 	}
 	ids := make([]int32, 0, n+2)
 	ages := make([]float32, 0, n+2)
