@@ -148,6 +148,9 @@ type ModelReport struct {
 	Created string `json:"created,omitempty"`
 	// Inputs is what the model reads of a history: InputsCodes or InputsCodesValues.
 	Inputs string `json:"inputs"`
+	// TrainedOn is where a BERT trained ("cpu float32", "gpu bfloat16"); "" when the
+	// manifest does not say (XGBoost trains on the CPU).
+	TrainedOn string `json:"trained_on,omitempty"`
 	// Metrics are of the raw scores on the evaluated split, threshold chosen per the config.
 	Metrics *Metrics `json:"metrics"`
 	// Calibrated is nil when the folder has no calibration.json.
@@ -212,6 +215,13 @@ type modelManifest struct {
 	Params  struct {
 		LastValues bool `json:"last_values"` // XGBoost trained with --last-values
 		ValueBins  int  `json:"value_bins"`  // a BERT whose tokenizer encodes values (tokenize build --value-bins)
+		Device     *struct {
+			Kind  string `json:"kind"`
+			DType string `json:"dtype"`
+			GPU   *struct {
+				Name string `json:"name"`
+			} `json:"gpu"`
+		} `json:"device"` // a BERT's training device (train classify / pretrain)
 	} `json:"params"`
 }
 
@@ -342,6 +352,15 @@ func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
 	m := &ModelReport{Name: man.Name, Kind: man.Kind, Dir: dir, RunID: man.RunID, Created: man.Created, Inputs: InputsCodes}
 	if man.Params.LastValues || man.Params.ValueBins > 0 {
 		m.Inputs = InputsCodesValues
+	}
+	if m.Kind == "xgboost" {
+		m.TrainedOn = "cpu" // libxgboost on the CPU
+	}
+	if d := man.Params.Device; d != nil && d.Kind != "" {
+		m.TrainedOn = strings.TrimSpace(d.Kind + " " + d.DType)
+		if d.GPU != nil && d.GPU.Name != "" {
+			m.TrainedOn += " (" + d.GPU.Name + ")"
+		}
 	}
 	if m.Name == "" {
 		m.Name = filepath.Base(filepath.Dir(filepath.Clean(dir))) + "/" + filepath.Base(dir)

@@ -241,7 +241,7 @@ type (
 	}
 	htmlModel struct {
 		Name, Kind, Dir, RunID, Created string
-		Inputs                          string
+		Inputs, TrainedOn               string
 		Color                           string
 		Threshold                       string
 		CalMethod                       string
@@ -316,7 +316,7 @@ func (r *Report) view() (*htmlView, error) {
 		}
 	}
 	for i, m := range r.Models {
-		hm := htmlModel{Name: m.Name, Kind: m.Kind, Dir: m.Dir, RunID: m.RunID, Created: m.Created, Inputs: m.Inputs, Color: hexColor(modelColor(i)),
+		hm := htmlModel{Name: m.Name, Kind: m.Kind, Dir: m.Dir, RunID: m.RunID, Created: m.Created, Inputs: m.Inputs, TrainedOn: m.TrainedOn, Color: hexColor(modelColor(i)),
 			Threshold: ThresholdText(m.Metrics.Threshold), Warnings: m.Warnings}
 		cs := m.Metrics.Calibration
 		hm.ECE, hm.ECEQ, hm.Slope, hm.Intercept = fmtNum(cs.ECE, 4), fmtNum(cs.ECEQuantile, 4), fmtNum(cs.Slope, 3), fmtNum(cs.Intercept, 3)

@@ -45,9 +45,9 @@ code { font-size: 13px; background: var(--band); padding: 0 3px; border-radius: 
 <p class="meta">Split <b>{{.R.Split}}</b> · generated {{.R.Created}} · {{if .R.Bootstrap}}95% CIs by percentile bootstrap over subjects ({{.R.Bootstrap}} resamples, seed {{.R.Seed}}){{else}}no bootstrap intervals{{end}}</p>
 
 <table>
-<thead><tr><th>model</th><th>kind</th><th>reads</th><th>folder</th><th>run</th><th>created</th></tr></thead>
+<thead><tr><th>model</th><th>kind</th><th>reads</th><th>trained on</th><th>folder</th><th>run</th><th>created</th></tr></thead>
 <tbody>
-{{range .Models}}<tr><td><span class="swatch" style="background: {{.Color}}"></span>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Inputs}}</td><td><code>{{.Dir}}</code></td><td><code>{{.RunID}}</code></td><td>{{.Created}}</td></tr>
+{{range .Models}}<tr><td><span class="swatch" style="background: {{.Color}}"></span>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Inputs}}</td><td>{{if .TrainedOn}}{{.TrainedOn}}{{else}}—{{end}}</td><td><code>{{.Dir}}</code></td><td><code>{{.RunID}}</code></td><td>{{.Created}}</td></tr>
 {{end}}</tbody>
 </table>
 

@@ -451,7 +451,8 @@ func TestReportUnequalInputs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			setParams(xdir, map[string]any{"last_values": tc.lastValues})
-			setParams(bdir, map[string]any{"value_bins": tc.valueBins})
+			setParams(bdir, map[string]any{"value_bins": tc.valueBins,
+				"device": map[string]any{"kind": "gpu", "dtype": "bfloat16", "gpu": map[string]any{"name": "NVIDIA H200"}}})
 			r, err := BuildReport(ReportConfig{Models: []string{xdir, bdir}, Bootstrap: 20})
 			if err != nil {
 				t.Fatal(err)
@@ -465,6 +466,9 @@ func TestReportUnequalInputs(t *testing.T) {
 					return InputsCodesValues
 				}
 				return InputsCodes
+			}
+			if r.Models[0].TrainedOn != "cpu" || r.Models[1].TrainedOn != "gpu bfloat16 (NVIDIA H200)" {
+				t.Errorf("trained on %q, %q", r.Models[0].TrainedOn, r.Models[1].TrainedOn)
 			}
 			if r.Models[0].Inputs != want(tc.lastValues) || r.Models[1].Inputs != want(tc.valueBins > 0) {
 				t.Errorf("inputs %q, %q", r.Models[0].Inputs, r.Models[1].Inputs)
