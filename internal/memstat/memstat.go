@@ -1,4 +1,3 @@
-// Package memstat reads the process's peak resident memory for benchmarks that report it.
 package memstat
 
 import (

@@ -1,11 +1,3 @@
-// Package bert is a BERT encoder for sequences of medical codes, written with gomlx: token,
-// position and (optionally) age embeddings, post-LayerNorm transformer layers with exact GELU,
-// an MLM head tied to the token embeddings and a binary classification head (pooler +
-// classifier on [CLS]). Weights carry HuggingFace BERT names and are exported and imported as
-// config.json + model.safetensors, so `transformers` loads what we train.
-//
-// The graph takes every weight as an explicit input of the compiled computation (never as a
-// variable captured at build time), so an evaluation always sees the current weights.
 package bert
 
 import (

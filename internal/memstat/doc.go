@@ -1,0 +1,2 @@
+// Package memstat reads the process's peak resident memory for benchmarks that report it.
+package memstat

@@ -1,0 +1,15 @@
+// Package bert is a BERT encoder for sequences of medical codes, written with gomlx: token,
+// position and (optionally) age embeddings, post-LayerNorm transformer layers with exact GELU,
+// an MLM head tied to the token embeddings and a binary classification head (pooler +
+// classifier on [CLS]). Weights carry HuggingFace BERT names and are exported and imported as
+// config.json + model.safetensors, so `transformers` loads what we train.
+//
+// The graph takes every weight as an explicit input of the compiled computation (never as a
+// variable captured at build time), so an evaluation always sees the current weights.
+//
+// Engine runs training steps and inference on a gomlx backend: the pure-Go CPU backend, or
+// XLA on an NVIDIA GPU through a CUDA PJRT plugin in builds with -tags xla (device.go:
+// discovery through go-nvml, the plugin search, the dtype checks; float32 is exact float32,
+// tf32 and bfloat16 are opt-in). On a GPU batches take static shapes (WithStaticShapes), so
+// XLA compiles each graph once. Scorer serves a model version folder (serve, predict).
+package bert
