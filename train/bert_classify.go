@@ -27,8 +27,11 @@ type BERTModel struct {
 	Heads         int
 	Intermediate  int
 	AgeEmbeddings bool
-	MaxLen        int     // tokens per sequence with [CLS] and [SEP] (0: the tokenizer's)
-	Dropout       float64 // hidden and attention dropout (<0: the config's 0.1)
+	// TimeEmbeddings adds embeddings of how long before the prediction time each event
+	// happened (log2 buckets of days).
+	TimeEmbeddings bool
+	MaxLen         int     // tokens per sequence with [CLS] and [SEP] (0: the tokenizer's)
+	Dropout        float64 // hidden and attention dropout (<0: the config's 0.1)
 }
 
 // BERTTraining is the optimisation, evaluation and checkpoint settings shared by `train
@@ -167,6 +170,10 @@ func (mf BERTModel) modelConfig(vocab, maxLen, pad int) (bert.Config, error) {
 		bc.HiddenDropoutProb, bc.AttentionProbsDropoutProb = mf.Dropout, mf.Dropout
 	}
 	bc.AgeEmbeddings = mf.AgeEmbeddings
+	bc.TimeEmbeddings = mf.TimeEmbeddings
+	if bc.TimeEmbeddings {
+		bc.TimeBuckets = bert.DefaultTimeBuckets
+	}
 	bc.PadTokenID = pad
 	return bc, bc.Validate()
 }
@@ -246,6 +253,9 @@ func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxL
 	}
 	if mf.AgeEmbeddings != pc.AgeEmbeddings {
 		return nil, fmt.Errorf("--init %s: config mismatch: the checkpoint has age embeddings %v, --age-embeddings is %v", dir, pc.AgeEmbeddings, mf.AgeEmbeddings)
+	}
+	if mf.TimeEmbeddings != pc.TimeEmbeddings {
+		return nil, fmt.Errorf("--init %s: config mismatch: the checkpoint has time embeddings %v, --time-embeddings is %v", dir, pc.TimeEmbeddings, mf.TimeEmbeddings)
 	}
 	if mf.Dropout >= 0 {
 		w.Config.HiddenDropoutProb, w.Config.AttentionProbsDropoutProb = mf.Dropout, mf.Dropout
@@ -526,7 +536,7 @@ func aurocOf(y []bool, logits []float32) float64 {
 // manifestParams are the settings a BERT run records in its manifest.
 func manifestParams(mf BERTModel, t BERTTraining, bc bert.Config, maxLen, warmup, steps int, dev bert.Device, extra map[string]any) map[string]any {
 	p := map[string]any{"config": mf.Config, "hidden": bc.HiddenSize, "layers": bc.NumHiddenLayers, "heads": bc.NumAttentionHeads,
-		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "dropout": bc.HiddenDropoutProb,
+		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "time_embeddings": bc.TimeEmbeddings, "dropout": bc.HiddenDropoutProb,
 		"batch_size": t.BatchSize, "lr": t.LR, "warmup_steps": warmup, "weight_decay": t.WeightDecay, "clip": t.Clip,
 		"epochs": t.Epochs, "max_steps": t.MaxSteps, "steps": steps, "eval_every": t.EvalEvery, "patience": t.Patience,
 		"seed": t.Seed, "device": dev}

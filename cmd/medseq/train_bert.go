@@ -20,6 +20,7 @@ func bertModelFlags(fs *flag.FlagSet, m *train.BERTModel) {
 	fs.IntVar(&m.Heads, "heads", 0, "attention heads (overrides --config)")
 	fs.IntVar(&m.Intermediate, "intermediate", 0, "feed-forward size (overrides --config)")
 	fs.BoolVar(&m.AgeEmbeddings, "age-embeddings", false, "add embeddings of each token's age in years (BEHRT)")
+	fs.BoolVar(&m.TimeEmbeddings, "time-embeddings", false, "add embeddings of how long before the prediction time each event happened (log2 buckets of days)")
 	fs.IntVar(&m.MaxLen, "max-len", 0, "tokens per sequence with [CLS] and [SEP] (0: the tokenizer's); older codes are dropped")
 	fs.Float64Var(&m.Dropout, "dropout", 0.1, "dropout on hidden states and attention probabilities")
 }

@@ -53,7 +53,7 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	}
 	model := filepath.Join(out, "models", "bert", "1")
 	args := []string{"--meds", meds, "--cohort", co.out, "--tokenizer", to.out, "--out", model, "--config", "tiny",
-		"--max-steps", "40", "--eval-every", "10", "--batch-size", "16", "--lr", "1e-3"}
+		"--max-steps", "40", "--eval-every", "10", "--batch-size", "16", "--lr", "1e-3", "--time-embeddings"}
 	if err := runTrainClassify(ctx, e, args); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -70,6 +70,9 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	}
 	if vb, _ := m.Params["value_bins"].(float64); vb != 5 {
 		t.Errorf("manifest value_bins %v, want 5", m.Params["value_bins"])
+	}
+	if te, _ := m.Params["time_embeddings"].(bool); !te {
+		t.Errorf("manifest time_embeddings %v, want true", m.Params["time_embeddings"])
 	}
 	buf, _ := os.ReadFile(filepath.Join(model, "metrics.jsonl"))
 	lines := strings.Split(strings.TrimSpace(string(buf)), "\n")

@@ -39,7 +39,15 @@ type Config struct {
 	// bucket = clamp(floor(age), 0, AgeBuckets-1). transformers ignores it (an unknown key).
 	AgeEmbeddings bool `json:"age_embeddings,omitempty"`
 	AgeBuckets    int  `json:"age_buckets,omitempty"`
+	// TimeEmbeddings adds a learned embedding of how long before the prediction time each
+	// token's event happened: bucket = clamp(floor(log2(days + 1)), 0, TimeBuckets-1) (same day,
+	// 1-2 days, 3-6, ... up to ~90 years with 16 buckets). transformers ignores it.
+	TimeEmbeddings bool `json:"time_embeddings,omitempty"`
+	TimeBuckets    int  `json:"time_buckets,omitempty"`
 }
+
+// DefaultTimeBuckets is the number of log2 buckets of days before the prediction time.
+const DefaultTimeBuckets = 16
 
 // hfConfig adds the fields transformers expects beside ours.
 type hfConfig struct {
@@ -116,6 +124,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bert config: num_labels %d: only one binary logit is supported", c.NumLabels)
 	case c.AgeEmbeddings && c.AgeBuckets <= 0:
 		return fmt.Errorf("bert config: age_buckets %d must be positive with age embeddings", c.AgeBuckets)
+	case c.TimeEmbeddings && c.TimeBuckets <= 0:
+		return fmt.Errorf("bert config: time_buckets %d must be positive with time embeddings", c.TimeBuckets)
 	case c.TypeVocabSize <= 0:
 		return fmt.Errorf("bert config: type_vocab_size %d must be positive", c.TypeVocabSize)
 	}
@@ -144,6 +154,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AgeEmbeddings && c.AgeBuckets == 0 {
 		c.AgeBuckets = 121
+	}
+	if c.TimeEmbeddings && c.TimeBuckets == 0 {
+		c.TimeBuckets = DefaultTimeBuckets
 	}
 	return c
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"os"
 	"strings"
 	"sync"
@@ -73,6 +74,7 @@ type Batch struct {
 	IDs           []int32
 	Mask          []int32
 	Ages          []float32 // only read with age embeddings; nil means zeros
+	Days          []float32 // days before the prediction time, only read with time embeddings; nil means zeros
 	Labels        []float32 // classify: 0 or 1 per sequence
 	Weights       []float32 // per sequence loss weight (0 for padding rows); nil means 1
 	P             int       // MLM: positions per sequence
@@ -96,6 +98,9 @@ func (b *Batch) check(c Config, task Task, train bool) error {
 	}
 	if b.Ages != nil && len(b.Ages) != n {
 		return fmt.Errorf("bert batch: %d ages for %d tokens", len(b.Ages), n)
+	}
+	if b.Days != nil && len(b.Days) != n {
+		return fmt.Errorf("bert batch: %d days for %d tokens", len(b.Days), n)
 	}
 	if task == TaskClassify && train && len(b.Labels) != b.B {
 		return fmt.Errorf("bert batch: %d labels for %d sequences", len(b.Labels), b.B)
@@ -122,14 +127,35 @@ func (b *Batch) inputs(c Config) []any {
 		tensors.FromFlatDataAndDimensions(b.IDs, b.B, b.L),
 		tensors.FromFlatDataAndDimensions(b.Mask, b.B, b.L),
 	}
-	if c.AgeEmbeddings {
-		ages := b.Ages
-		if ages == nil {
-			ages = make([]float32, b.B*b.L)
+	perToken := func(v []float32) any {
+		if v == nil {
+			v = make([]float32, b.B*b.L)
 		}
-		in = append(in, tensors.FromFlatDataAndDimensions(ages, b.B, b.L))
+		return tensors.FromFlatDataAndDimensions(v, b.B, b.L)
+	}
+	if c.AgeEmbeddings {
+		in = append(in, perToken(b.Ages))
+	}
+	if c.TimeEmbeddings { // bucketed here, exactly, rather than in float arithmetic in the graph
+		buckets := make([]int32, b.B*b.L)
+		if b.Days != nil {
+			for i, d := range b.Days {
+				buckets[i] = TimeBucket(d, c.TimeBuckets)
+			}
+		}
+		in = append(in, tensors.FromFlatDataAndDimensions(buckets, b.B, b.L))
 	}
 	return in
+}
+
+// TimeBucket is the time embedding's bucket of an event days before the prediction time:
+// floor(log2(floor(days) + 1)) clamped to [0, buckets-1]; negative days count as 0.
+func TimeBucket(days float32, buckets int) int32 {
+	if !(days > 0) {
+		return 0
+	}
+	d := uint64(min(days, 1e15))
+	return int32(min(bits.Len64(d+1)-1, buckets-1))
 }
 
 // Engine holds a model's weights (and optimizer state) on a backend and runs training steps
@@ -318,17 +344,27 @@ func (e *Engine) Close() {
 
 // numBatchInputs is how many batch tensors follow the weights in a graph.
 func (e *Engine) numBatchInputs() int {
+	n := 2
 	if e.cfg.AgeEmbeddings {
-		return 3
+		n++
 	}
-	return 2
+	if e.cfg.TimeEmbeddings {
+		n++
+	}
+	return n
 }
 
-func (e *Engine) batchNodes(in []*graph.Node) (ids, mask, ages *graph.Node, rest []*graph.Node) {
-	ids, mask = in[0], in[1]
+// tokenInputs are a batch's per-token graph inputs.
+type tokenInputs struct{ ids, mask, ages, days *graph.Node }
+
+func (e *Engine) batchNodes(in []*graph.Node) (t tokenInputs, rest []*graph.Node) {
+	t.ids, t.mask = in[0], in[1]
 	rest = in[2:]
 	if e.cfg.AgeEmbeddings {
-		ages, rest = in[2], in[3:]
+		t.ages, rest = rest[0], rest[1:]
+	}
+	if e.cfg.TimeEmbeddings {
+		t.days, rest = rest[0], rest[1:]
 	}
 	return
 }
@@ -337,16 +373,16 @@ func (e *Engine) batchNodes(in []*graph.Node) (ids, mask, ages *graph.Node, rest
 func (e *Engine) evalGraph(in []*graph.Node) []*graph.Node {
 	P := len(e.specs)
 	f := newFwd(e.cfg, e.specs, in[:P], false, nil, e.dtype)
-	ids, mask, ages, _ := e.batchNodes(in[P:])
-	return []*graph.Node{f.classify(f.encode(ids, mask, ages))}
+	t, _ := e.batchNodes(in[P:])
+	return []*graph.Node{f.classify(f.encode(t))}
 }
 
 // mlmGraph: [params..., ids, mask, (ages), positions] -> [logits B×P×V].
 func (e *Engine) mlmGraph(in []*graph.Node) []*graph.Node {
 	P := len(e.specs)
 	f := newFwd(e.cfg, e.specs, in[:P], false, nil, e.dtype)
-	ids, mask, ages, rest := e.batchNodes(in[P:])
-	return []*graph.Node{f.mlmLogits(f.encode(ids, mask, ages), rest[0])}
+	t, rest := e.batchNodes(in[P:])
+	return []*graph.Node{f.mlmLogits(f.encode(t), rest[0])}
 }
 
 // trainGraph: [params, m, v (P each), lr, bc1, bc2, rng, ids, mask, (ages), task inputs...]
@@ -356,9 +392,9 @@ func (e *Engine) trainGraph(in []*graph.Node) []*graph.Node {
 	P := len(e.specs)
 	params, ms, vs := in[:P], in[P:2*P], in[2*P:3*P]
 	lr, bc1, bc2, rng := in[3*P], in[3*P+1], in[3*P+2], in[3*P+3]
-	ids, mask, ages, rest := e.batchNodes(in[3*P+4:])
+	t, rest := e.batchNodes(in[3*P+4:])
 	f := newFwd(e.cfg, e.specs, params, true, rng, e.dtype)
-	hidden := f.encode(ids, mask, ages)
+	hidden := f.encode(t)
 	var loss *graph.Node
 	switch e.task {
 	case TaskClassify:

@@ -96,8 +96,10 @@ func (f *fwd) dropout(x *Node, rate float64) *Node {
 }
 
 // encode runs the embeddings and the transformer layers: ids and mask [B, L] int32, ages
-// [B, L] float32 (nil without age embeddings). It returns hidden states [B, L, H].
-func (f *fwd) encode(ids, mask, ages *Node) *Node {
+// [B, L] float32 (nil without age embeddings), days [B, L] int32 time buckets (nil without
+// time embeddings, TimeBucket). It returns hidden states [B, L, H].
+func (f *fwd) encode(t tokenInputs) *Node {
+	ids, mask, ages, days := t.ids, t.mask, t.ages, t.days
 	c := f.c
 	B, L := ids.Shape().Dimensions[0], ids.Shape().Dimensions[1]
 	H := c.HiddenSize
@@ -109,6 +111,9 @@ func (f *fwd) encode(ids, mask, ages *Node) *Node {
 	if c.AgeEmbeddings && ages != nil {
 		bucket := ConvertDType(Clip(Floor(ages), ConstAs(ages, 0), ConstAs(ages, float64(c.AgeBuckets-1))), dtypes.Int32)
 		x = Add(x, Gather(f.w["bert.embeddings.age_embeddings.weight"], ExpandAxes(bucket, -1)))
+	}
+	if c.TimeEmbeddings && days != nil {
+		x = Add(x, Gather(f.w["bert.embeddings.time_embeddings.weight"], ExpandAxes(days, -1)))
 	}
 	x = f.layerNorm(x, "bert.embeddings.LayerNorm")
 	x = f.dropout(x, c.HiddenDropoutProb)

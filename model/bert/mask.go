@@ -88,6 +88,9 @@ func MakeMLMBatch(r *rand.Rand, m Masking, seqs []Encoded, rows, maxLen int, pad
 		var out []int32
 		out, pos[i], tgt[i] = m.Mask(r, ids)
 		masked[i] = Encoded{IDs: out, Ages: s.Ages[len(s.Ages)-len(ids):]}
+		if len(s.Days) == len(s.IDs) {
+			masked[i].Days = s.Days[len(s.Days)-len(ids):]
+		}
 		P = max(P, len(pos[i]))
 	}
 	P = StaticPositions(P)

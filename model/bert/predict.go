@@ -19,12 +19,13 @@ const PadBucket = 16
 type Encoded struct {
 	IDs  []int32
 	Ages []float32
+	Days []float32 // days before the prediction time (nil: zeros)
 }
 
 // FromEncoding keeps the real (unpadded) tokens of an encoding.
 func FromEncoding(e tokenize.Encoding) Encoded {
 	n := e.Len()
-	return Encoded{IDs: e.IDs[:n], Ages: e.Ages[:n]}
+	return Encoded{IDs: e.IDs[:n], Ages: e.Ages[:n], Days: e.DaysBefore[:n]}
 }
 
 // MakeBatch pads seqs to a shared length (a multiple of PadBucket, at most maxLen) with rows
@@ -38,7 +39,7 @@ func MakeBatch(seqs []Encoded, labels []float32, rows, maxLen int, pad int32) *B
 	L = max(L, min(2, maxLen))
 	rows = max(rows, len(seqs))
 	b := &Batch{B: rows, L: L, IDs: make([]int32, rows*L), Mask: make([]int32, rows*L), Ages: make([]float32, rows*L),
-		Labels: make([]float32, rows), Weights: make([]float32, rows)}
+		Days: make([]float32, rows*L), Labels: make([]float32, rows), Weights: make([]float32, rows)}
 	for i := range b.IDs {
 		b.IDs[i] = pad
 	}
@@ -52,6 +53,9 @@ func MakeBatch(seqs []Encoded, labels []float32, rows, maxLen int, pad int32) *B
 		n := min(len(s.IDs), L)
 		copy(b.IDs[i*L:], s.IDs[len(s.IDs)-n:])
 		copy(b.Ages[i*L:], s.Ages[len(s.Ages)-n:])
+		if len(s.Days) == len(s.IDs) {
+			copy(b.Days[i*L:], s.Days[len(s.Days)-n:])
+		}
 		for j := 0; j < n; j++ {
 			b.Mask[i*L+j] = 1
 		}
@@ -75,15 +79,10 @@ func (b *Batch) PadTo(L, P int) *Batch {
 	out.L, out.P = L, P
 	if L != b.L {
 		out.IDs, out.Mask = make([]int32, b.B*L), make([]int32, b.B*L)
-		if b.Ages != nil {
-			out.Ages = make([]float32, b.B*L)
-		}
+		out.Ages, out.Days = padRows(b.Ages, b.B, b.L, L), padRows(b.Days, b.B, b.L, L)
 		for i := 0; i < b.B; i++ {
 			copy(out.IDs[i*L:], b.IDs[i*b.L:(i+1)*b.L])
 			copy(out.Mask[i*L:], b.Mask[i*b.L:(i+1)*b.L])
-			if b.Ages != nil {
-				copy(out.Ages[i*L:], b.Ages[i*b.L:(i+1)*b.L])
-			}
 		}
 	}
 	if P != b.P && b.P > 0 {
@@ -95,6 +94,18 @@ func (b *Batch) PadTo(L, P int) *Batch {
 		}
 	}
 	return &out
+}
+
+// padRows copies B rows of l values into rows of L (nil stays nil).
+func padRows(v []float32, B, l, L int) []float32 {
+	if v == nil {
+		return nil
+	}
+	out := make([]float32, B*L)
+	for i := 0; i < B; i++ {
+		copy(out[i*L:], v[i*l:(i+1)*l])
+	}
+	return out
 }
 
 // PredictLogits runs the classifier over seqs in batches of batchSize, shortest first (so

@@ -33,9 +33,13 @@ func rows[T any](flat []T, B, L int) [][]T {
 
 func TestMatchesPyTorchReference(t *testing.T) {
 	python := testpy.Require(t, "python3-torch", "torch")
-	for _, ages := range []bool{false, true} {
+	for _, tc := range []struct{ ages, time bool }{{false, false}, {true, false}, {true, true}} {
+		ages := tc.ages
 		c := toyConfig(t, ages)
 		c.NumHiddenLayers = 2
+		if tc.time {
+			c.TimeEmbeddings, c.TimeBuckets = true, 6 // days beyond 31 share the last bucket
+		}
 		w, err := NewWeights(c, Heads{Classifier: true, MLM: true}, 5)
 		if err != nil {
 			t.Fatal(err)
@@ -47,6 +51,11 @@ func TestMatchesPyTorchReference(t *testing.T) {
 		}
 		r := rand.New(rand.NewPCG(7, 8))
 		b := toyBatch(r, 6, 20)
+		b.Days = make([]float32, len(b.IDs))
+		for i := range b.Days { // 0 to ~200 days, exact powers of two minus one included
+			b.Days[i] = float32(r.IntN(200)) + []float32{0, 0.5, 0.999}[r.IntN(3)]
+		}
+		b.Days[1], b.Days[2], b.Days[3] = 1, 3, 2.9999
 		b.P = 3
 		for i := 0; i < b.B; i++ {
 			for j := 0; j < b.P; j++ {
@@ -66,7 +75,8 @@ func TestMatchesPyTorchReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := map[string]any{"ids": rows(b.IDs, b.B, b.L), "mask": rows(b.Mask, b.B, b.L), "ages": rows(b.Ages, b.B, b.L), "positions": rows(b.Positions, b.B, b.P)}
+		in := map[string]any{"ids": rows(b.IDs, b.B, b.L), "mask": rows(b.Mask, b.B, b.L), "ages": rows(b.Ages, b.B, b.L),
+			"days": rows(b.Days, b.B, b.L), "positions": rows(b.Positions, b.B, b.P)}
 		buf, _ := json.Marshal(in)
 		inPath, outPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
 		if err := os.WriteFile(inPath, buf, 0o644); err != nil {
@@ -116,7 +126,7 @@ func TestMatchesPyTorchReference(t *testing.T) {
 		for i, x := range ref.HFLogits {
 			maxDiff = math.Max(maxDiff, math.Abs(x-float64(logits[i])))
 		}
-		t.Logf("ages=%v: classifier max |ours-torch| %.3g (logits %v), MLM max relative %.3g (|logit| up to %.1f), transformers checked: %v", ages, maxDiff, ref.Logits, mlmDiff, mlmMax, ref.HFLogits != nil)
+		t.Logf("ages=%v time=%v: classifier max |ours-torch| %.3g (logits %v), MLM max relative %.3g (|logit| up to %.1f), transformers checked: %v", ages, tc.time, maxDiff, ref.Logits, mlmDiff, mlmMax, ref.HFLogits != nil)
 		if maxDiff > 1e-4 || mlmDiff > 1e-4 {
 			t.Fatalf("ours and PyTorch differ: classifier %.3g, MLM %.3g (limit 1e-4)", maxDiff, mlmDiff)
 		}

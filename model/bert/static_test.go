@@ -172,3 +172,48 @@ func TestPadToKeepsData(t *testing.T) {
 		t.Error("PadTo changed its receiver")
 	}
 }
+
+func TestTimeBucket(t *testing.T) {
+	for _, c := range []struct {
+		days float32
+		want int32
+	}{{-3, 0}, {0, 0}, {0.99, 0}, {1, 1}, {2.99, 1}, {3, 2}, {6.5, 2}, {7, 3}, {364, 8}, {365, 8}, {1e9, 15}, {float32(math.NaN()), 0}} {
+		if got := TimeBucket(c.days, 16); got != c.want {
+			t.Errorf("TimeBucket(%v) = %d, want %d", c.days, got, c.want)
+		}
+	}
+}
+
+// TestTimeEmbeddingsMatter: with time embeddings, moving events in time changes the logits;
+// without them it does not.
+func TestTimeEmbeddingsMatter(t *testing.T) {
+	be, err := Backend("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, on := range []bool{false, true} {
+		c, err := Named("tiny", 50, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.TimeEmbeddings, c.TimeBuckets = on, DefaultTimeBuckets
+		w, err := NewWeights(c, Heads{Classifier: true}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := NewEngine(be, w, TaskClassify, DefaultOptim(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := Encoded{IDs: []int32{2, 7, 8, 9, 3}, Ages: make([]float32, 5), Days: []float32{0, 400, 30, 2, 0}}
+		recent := Encoded{IDs: seq.IDs, Ages: seq.Ages, Days: []float32{0, 1, 1, 1, 0}}
+		got, err := e.PredictLogits([]Encoded{seq, recent}, 2, 0)
+		e.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed := got[0] != got[1]; changed != on {
+			t.Errorf("time embeddings %v: logits %v (changed %v)", on, got, changed)
+		}
+	}
+}

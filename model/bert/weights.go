@@ -49,6 +49,9 @@ func Spec(c Config, h Heads) []TensorSpec {
 	if c.AgeEmbeddings {
 		add("bert.embeddings.age_embeddings.weight", c.AgeBuckets, H)
 	}
+	if c.TimeEmbeddings {
+		add("bert.embeddings.time_embeddings.weight", c.TimeBuckets, H)
+	}
 	ln("bert.embeddings.LayerNorm")
 	for l := 0; l < c.NumHiddenLayers; l++ {
 		p := fmt.Sprintf("bert.encoder.layer.%d.", l)

@@ -65,6 +65,11 @@ def main():
             ages = torch.tensor(inp["ages"], dtype=torch.float32)
             bucket = ages.floor().clamp(0, cfg["age_buckets"] - 1).long()
             x = x + W["bert.embeddings.age_embeddings.weight"][bucket]
+        if cfg.get("time_embeddings"):
+            # floor(log2(floor(days) + 1)), exactly, in integers, clamped to the buckets.
+            days = [[int(d) if d > 0 else 0 for d in row] for row in inp["days"]]
+            bucket = torch.tensor([[min((d + 1).bit_length() - 1, cfg["time_buckets"] - 1) for d in row] for row in days], dtype=torch.long)
+            x = x + W["bert.embeddings.time_embeddings.weight"][bucket]
         x = ln(x, "bert.embeddings.LayerNorm")
         ext = (1.0 - mask)[:, None, None, :] * torch.finfo(mask.dtype).min
         for l in range(cfg["num_hidden_layers"]):
@@ -91,7 +96,7 @@ def main():
             out["mlm_logits"] = (t @ W["bert.embeddings.word_embeddings.weight"].T + W["cls.predictions.bias"]).tolist()
     try:
         import transformers  # noqa: F401
-        if not cfg.get("age_embeddings"):
+        if not cfg.get("age_embeddings") and not cfg.get("time_embeddings"):
             m = transformers.BertForSequenceClassification.from_pretrained(model_dir).eval()
             with torch.no_grad():
                 out["hf_logits"] = m(input_ids=ids, attention_mask=mask.long()).logits[:, 0].tolist()
