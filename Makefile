@@ -18,7 +18,7 @@ DEMO_OUT   ?= out/demo
 BENCH      ?= .
 BENCHTIME  ?= 1x
 
-.PHONY: all build deps test test-short demo bench lint clean proto e2e load
+.PHONY: all build deps test test-short demo bench lint clean proto e2e load gpu-prepare
 
 all: build
 
@@ -62,5 +62,10 @@ e2e: deps
 load: deps
 	scripts/load.sh
 
+# Builds what scripts/gpu-check.sh run needs on a GPU machine without Go or network into
+# .gpucheck/ (carry it there; see the script's header).
+gpu-prepare: deps
+	scripts/gpu-check.sh prepare
+
 clean:
-	rm -rf bin out
+	rm -rf bin out .gpucheck
