@@ -143,7 +143,7 @@ func importInto(ctx context.Context, w *DatasetWriter, cfg ImportConfig) (*Impor
 	if memEvents <= 0 {
 		memEvents = DefaultImportMemoryEvents
 	}
-	sp := newImportSpill(filepath.Join(w.TempDir(), ".spill"), memEvents, subs, order)
+	sp := newImportSpill(filepath.Join(w.TempDir(), ".spill"), memEvents, order)
 	defer sp.remove()
 	if err := readEventsCSV(ctx, cfg.EventsPath, cfg.SubjectsPath, w.Codes, &tp, subs, byID, sum, sp); err != nil {
 		return nil, err

@@ -28,19 +28,14 @@ type importSpill struct {
 	held    int
 	runs    []string
 	spilled int64
-	rank    []int32 // subject index -> its position in id order
-	order   []int   // position in id order -> subject index
+	order   []int // position in id order -> subject index
 }
 
 // spillRecord is one spilled event: subject rank, time, code, value.
 const spillRecord = 4 + 8 + 4 + 4
 
-func newImportSpill(dir string, max int, subs []importSubject, order []int) *importSpill {
-	s := &importSpill{dir: dir, max: max, order: order, rank: make([]int32, len(subs))}
-	for r, i := range order {
-		s.rank[i] = int32(r)
-	}
-	return s
+func newImportSpill(dir string, max int, order []int) *importSpill {
+	return &importSpill{dir: dir, max: max, order: order}
 }
 
 // added counts one event held in memory and spills when the budget is reached.
@@ -149,10 +144,12 @@ func (m *spillMerger) take(rank int32, dst []Event) ([]Event, error) {
 	return dst, nil
 }
 
+// close closes the runs (again: a no-op).
 func (m *spillMerger) close() {
 	for _, u := range m.runs {
 		u.f.Close()
 	}
+	m.runs = nil
 }
 
 // remove deletes the runs.

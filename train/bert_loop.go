@@ -314,15 +314,11 @@ func openDevice(t BERTTraining, log *slog.Logger) (compute.Backend, bert.Device,
 	if err := bert.ValidateDType(t.DType, dev); err != nil {
 		return nil, dev, err
 	}
-	dev.DType = t.DType
-	if dev.DType == "" {
-		dev.DType = "float32"
-	}
+	dev = dev.WithDType(t.DType)
 	log.Info("device", "kind", dev.Kind, "reason", dev.Reason, "plugin", dev.Plugin, "dtype", dev.DType)
 	if dev.DType == "bfloat16" && dev.Kind == "cpu" {
 		log.Warn("bfloat16 on the CPU: mixed precision runs correctly but slower than float32 (no bfloat16 arithmetic here); it is meant for GPUs of compute capability 8.0 or later")
 	}
-	dev.Backend = bert.BackendConfig(dev)
 	b, err := bert.BackendFor(dev)
 	return b, dev, err
 }

@@ -24,8 +24,7 @@ func (d *scoringDevice) registry() (*scorer.Registry, bert.Device, error) {
 	if err != nil {
 		return nil, dev, err
 	}
-	dev.DType = "float32"
-	dev.Backend = bert.BackendConfig(dev)
+	dev = dev.WithDType("float32")
 	return modelRegistry(dev), dev, nil
 }
 

@@ -119,6 +119,17 @@ func selectDevice(flag, pluginFlag string, gpus []GPU, gpuErr error, find func(s
 // options; memory is allocated on demand rather than preallocated.
 func xlaBackendConfig(plugin string) string { return plugin + ",preallocate=false" }
 
+// WithDType is d set to train or score in dtype ("" is float32), its Backend the configuration
+// BackendFor opens for that dtype (check the pair with ValidateDType first).
+func (d Device) WithDType(dtype string) Device {
+	if dtype == "" {
+		dtype = "float32"
+	}
+	d.DType = dtype
+	d.Backend = BackendConfig(d)
+	return d
+}
+
 // BackendConfig is the backend configuration a device opens for its dtype. On a GPU, float32
 // matrix products are exact float32 (go-xla's default on CUDA would be TF32, as JAX's is);
 // tf32 asks for the tensor cores' TF32 mode, and bfloat16 (whose backward products run on

@@ -78,30 +78,22 @@ func (b *Batch) PadTo(L, P int) *Batch {
 	out := *b
 	out.L, out.P = L, P
 	if L != b.L {
-		out.IDs, out.Mask = make([]int32, b.B*L), make([]int32, b.B*L)
+		out.IDs, out.Mask = padRows(b.IDs, b.B, b.L, L), padRows(b.Mask, b.B, b.L, L)
 		out.Ages, out.Days = padRows(b.Ages, b.B, b.L, L), padRows(b.Days, b.B, b.L, L)
-		for i := 0; i < b.B; i++ {
-			copy(out.IDs[i*L:], b.IDs[i*b.L:(i+1)*b.L])
-			copy(out.Mask[i*L:], b.Mask[i*b.L:(i+1)*b.L])
-		}
 	}
 	if P != b.P && b.P > 0 {
-		out.Positions, out.Targets, out.TargetWeights = make([]int32, b.B*P), make([]int32, b.B*P), make([]float32, b.B*P)
-		for i := 0; i < b.B; i++ {
-			copy(out.Positions[i*P:], b.Positions[i*b.P:(i+1)*b.P])
-			copy(out.Targets[i*P:], b.Targets[i*b.P:(i+1)*b.P])
-			copy(out.TargetWeights[i*P:], b.TargetWeights[i*b.P:(i+1)*b.P])
-		}
+		out.Positions, out.Targets = padRows(b.Positions, b.B, b.P, P), padRows(b.Targets, b.B, b.P, P)
+		out.TargetWeights = padRows(b.TargetWeights, b.B, b.P, P)
 	}
 	return &out
 }
 
-// padRows copies B rows of l values into rows of L (nil stays nil).
-func padRows(v []float32, B, l, L int) []float32 {
+// padRows copies B rows of l values into rows of L, zero-filled (nil stays nil).
+func padRows[T int32 | float32](v []T, B, l, L int) []T {
 	if v == nil {
 		return nil
 	}
-	out := make([]float32, B*L)
+	out := make([]T, B*L)
 	for i := 0; i < B; i++ {
 		copy(out[i*L:], v[i*l:(i+1)*l])
 	}
@@ -161,7 +153,7 @@ var _ scorer.Scorer = (*Scorer)(nil)
 // the tokenizer files and bert/config.json + bert/model.safetensors. m may be nil (it is then
 // read from dir). It scores on the CPU; LoadScorerOn takes a device.
 func LoadScorer(dir string, m *scorer.Manifest) (*Scorer, error) {
-	return LoadScorerOn(dir, m, Device{Kind: "cpu", Backend: cpuBackendConfig})
+	return LoadScorerOn(dir, m, Device{Requested: "cpu", Kind: "cpu"}.WithDType(""))
 }
 
 // LoadScorerOn is LoadScorer on a device (SelectDevice; its DType, float32 when empty). On a
