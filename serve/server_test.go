@@ -353,6 +353,12 @@ func TestBadInput(t *testing.T) {
 			}
 		}, codes.InvalidArgument, "events"},
 		{"bad event time", func(r *medseqv1.PredictRequest) { r.Events[1].Time = "2020-13-45" }, codes.InvalidArgument, "events[1].time"},
+		{"inline value not a number", func(r *medseqv1.PredictRequest) {
+			r.Events = ParseCodes("ICD10/I10@2019-05-01 LOINC/4548-4@2020-03-01=abc")
+		}, codes.InvalidArgument, "events[1].time"},
+		{"inline value infinite", func(r *medseqv1.PredictRequest) {
+			r.Events = ParseCodes("ICD10/I10@2019-05-01 LOINC/4548-4@2020-03-01=Inf")
+		}, codes.InvalidArgument, "events[1].time"},
 		{"empty code", func(r *medseqv1.PredictRequest) { r.Events[2].Code = "" }, codes.InvalidArgument, "events[2].code"},
 		{"no prediction time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "" }, codes.InvalidArgument, "prediction_time"},
 		{"bad prediction time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "yesterday" }, codes.InvalidArgument, "prediction_time"},
