@@ -18,34 +18,46 @@ DEMO_OUT   ?= out/demo
 BENCH      ?= .
 BENCHTIME  ?= 1x
 
-.PHONY: all build deps test test-short demo bench lint clean proto e2e load gpu-prepare
+.PHONY: all build deps deps-build deps-e2e deps-test test test-short demo bench lint clean proto e2e load gpu-prepare
 
 all: build
 
-deps:
-	@scripts/install-deps.sh
+# What each target installs (scripts/install-deps.sh, silent when all is there): build and
+# demo only what building and running need (Go, git, gcc, libxgboost); e2e and load add
+# python3; test, test-short and bench add the test references (Python's xgboost,
+# scikit-learn, PyTorch, Chromium, node + npm tokenizers).
+deps-build:
+	@scripts/install-deps.sh build
 
-build: deps
+deps-e2e:
+	@scripts/install-deps.sh e2e
+
+deps-test:
+	@scripts/install-deps.sh test
+
+deps: deps-test
+
+build: deps-build
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/medseq
 
-test: deps
+test: deps-test
 	$(GO) vet ./...
 	$(GO) vet -tags xla ./...
 	scripts/e2e.sh
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags xla ./model/bert
 
-test-short: deps
+test-short: deps-test
 	$(GO) test -count=1 -short ./...
 
 demo: build
 	$(BIN) demo --out $(DEMO_OUT) --force
 
 # Benchmarks print throughput next to the reference measured in the same run.
-bench: deps
+bench: deps-test
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem ./...
 
-lint: deps
+lint: deps-build
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -55,16 +67,16 @@ proto:
 	scripts/gen-proto.sh
 
 # End to end on loopback: demo, server, grpcurl, grpc-health-probe, /metrics.
-e2e: deps
+e2e: deps-e2e
 	scripts/e2e.sh
 
 # ghz load test of the server (issue 7's figures); timings, so not part of `make test`.
-load: deps
+load: deps-e2e
 	scripts/load.sh
 
 # Builds what scripts/gpu-check.sh run needs on a GPU machine without Go or network into
 # .gpucheck/ (carry it there; see the script's header).
-gpu-prepare: deps
+gpu-prepare: deps-build
 	scripts/gpu-check.sh prepare
 
 clean:

@@ -33,15 +33,21 @@ func ParseDuration(s string) (int64, error) {
 	return 0, fmt.Errorf("cannot parse duration %q: want a non-negative number with a unit y, w, d, h, min or s (e.g. 365d)", s)
 }
 
-// FormatDuration writes microseconds in the largest unit that divides them (d, h, s).
+// FormatDuration writes microseconds in the largest unit that divides them exactly (y, d, h,
+// min, s), so that a duration reads as it was written: 18y (not 157788h), 365d, 12h, 90min.
+// Weeks print as days (2w is 14d); ParseDuration reads every form back.
 func FormatDuration(us int64) string {
 	switch {
 	case us == 0:
 		return "0"
+	case us%MicrosPerYear == 0:
+		return strconv.FormatInt(us/MicrosPerYear, 10) + "y"
 	case us%MicrosPerDay == 0:
 		return strconv.FormatInt(us/MicrosPerDay, 10) + "d"
 	case us%3_600_000_000 == 0:
 		return strconv.FormatInt(us/3_600_000_000, 10) + "h"
+	case us%60_000_000 == 0:
+		return strconv.FormatInt(us/60_000_000, 10) + "min"
 	default:
 		return strconv.FormatFloat(float64(us)/1e6, 'f', -1, 64) + "s"
 	}

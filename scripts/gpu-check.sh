@@ -89,7 +89,7 @@ run() {
   MEDSEQ=$W/bin/medseq
   timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap,clocks.sm,temperature.gpu,utilization.gpu --format=csv | tee "$OUT/nvidia-smi.txt"
   echo "python3: $PY"
-  "$MEDSEQ" version 2>&1 | head -5
+  "$MEDSEQ" version 2>&1
 
   # The plugin search as a user meets it (no variable set), then the plugin named for the rest.
   ( cd model/bert && "$W/bin/bert.test" -test.run 'TestFindPJRTPluginRealSearch' -test.v ) 2>&1 | grep FindPJRTPlugin
@@ -129,9 +129,9 @@ run() {
         M=$0 W=$1 DEV=$2
         set -e
         for f in bert-cpu.parquet bert-cpu.csv; do
-          "$M" predict --model "$W/models/t2d-bert/1" --meds "$W/meds" --labels "$W/cohort" --out "$W/$f" >/dev/null
+          "$M" predict --model "$W/models/t2d-bert/1" --meds "$W/meds" --cohort "$W/cohort" --out "$W/$f" >/dev/null
         done
-        "$M" predict --model "$W/models/t2d-bert/1" --meds "$W/meds" --labels "$W/cohort" --out "$W/bert-dev.csv" --device "$DEV" >/dev/null
+        "$M" predict --model "$W/models/t2d-bert/1" --meds "$W/meds" --cohort "$W/cohort" --out "$W/bert-dev.csv" --device "$DEV" >/dev/null
         python3 - "$W/bert-cpu.csv" "$W/bert-dev.csv" "$DEV" <<PY
 import csv, sys
 a, b = ([float(r["raw_probability"]) for r in csv.DictReader(open(p))] for p in sys.argv[1:3])
@@ -157,7 +157,7 @@ PY
         # $M is split on purpose (flags).
         # shellcheck disable=SC2086
         stage "classify-$dev" 120 "$MEDSEQ" train classify $M --device "$dev" --dtype "$dt" --name "bert-$dev" --out "$W/runs/bert-$dev/1" --force
-        stage "predict-$dev" 30 "$MEDSEQ" predict --model "$W/runs/bert-$dev/1" --meds "$W/meds" --labels "$W/cohort" --split held_out --out "$W/pred-$dev.parquet"
+        stage "predict-$dev" 30 "$MEDSEQ" predict --model "$W/runs/bert-$dev/1" --meds "$W/meds" --cohort "$W/cohort" --split held_out --out "$W/pred-$dev.parquet"
       done
       # shellcheck disable=SC2086
       stage pretrain-gpu-bf16 90 "$MEDSEQ" train pretrain --meds "$W/meds" --cohort "$W/cohort" --tokenizer "$W/tokenizer" \

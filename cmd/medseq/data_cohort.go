@@ -115,6 +115,9 @@ func buildCohort(ctx context.Context, e *env, o *cohortOptions) (*data.CohortRes
 func printCohortSummary(w io.Writer, r *data.CohortReport, out string) {
 	fmt.Fprintf(w, "cohort %s (run %s)\n", out, r.RunID)
 	fmt.Fprintf(w, "  subjects read      %d\n", r.Subjects)
+	if d := cohortDurations(r.Params); d != "" {
+		fmt.Fprintf(w, "  windows            %s\n", d)
+	}
 	fmt.Fprintf(w, "  labels             %d: %d positive, %d negative (prevalence %.1f%%)\n",
 		r.Labels, r.Positives, r.Negatives, 100*r.Prevalence)
 	fmt.Fprintf(w, "  age at prediction  positives mean %.1f (median %.1f), negatives mean %.1f (median %.1f), KS distance %.3f\n",
@@ -154,4 +157,16 @@ func printCohortSummary(w io.Writer, r *data.CohortReport, out string) {
 			fmt.Fprintf(w, "    %-8s %7d  %s\n", x.Class, x.Count, x.Reason)
 		}
 	}
+}
+
+// cohortDurations is the cohort's time windows as its manifest records them (written as
+// given: 18y, 365d), e.g. "lead 365d, gap 0, min history 365d, min age 18y, follow-up 365d".
+func cohortDurations(params map[string]any) string {
+	var parts []string
+	for _, k := range [][2]string{{"lead", "lead"}, {"gap", "gap"}, {"min_history", "min history"}, {"min_age", "min age"}, {"follow_up", "follow-up"}} {
+		if v, ok := params[k[0]].(string); ok {
+			parts = append(parts, k[1]+" "+v)
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"text/tabwriter"
 
 	"github.com/medseq/medseq/eval"
 )
@@ -17,6 +21,7 @@ type evalMetricsOptions struct {
 	seed                uint64
 	minPos, minNeg      int
 	bins                int
+	json                bool
 }
 
 func evalMetricsFlags(e *env, args []string) (*evalMetricsOptions, error) {
@@ -32,6 +37,7 @@ func evalMetricsFlags(e *env, args []string) (*evalMetricsOptions, error) {
 	fs.IntVar(&o.minPos, "min-positives", 10, "segments with fewer positives are reported with counts only")
 	fs.IntVar(&o.minNeg, "min-negatives", 10, "segments with fewer negatives are reported with counts only")
 	fs.IntVar(&o.bins, "bins", 10, "reliability-curve bins")
+	fs.BoolVar(&o.json, "json", false, "print every number (both weightings, calibration bins, segments) as JSON instead of the table")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -107,10 +113,121 @@ func runEvalMetrics(ctx context.Context, e *env, args []string) error {
 	for _, w := range m.Warnings {
 		e.log.Warn(w)
 	}
+	if !o.json {
+		return writeMetricsTable(e.stdout, rep)
+	}
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 	return err
+}
+
+// writeMetricsTable prints rep for people: the sample-weighted metrics with their 95%
+// intervals (and the subject-weighted ones beside them when subjects have several
+// predictions), the threshold, calibration and per-segment AUROCs. --json prints everything.
+func writeMetricsTable(w io.Writer, rep evalMetricsReport) error {
+	m := rep.Metrics
+	fmt.Fprintf(w, "%s: %d predictions of %d subjects, %d positive, %d negative\n", rep.Predictions, m.N, m.Subjects, m.Positives, m.Negatives)
+	th := m.Threshold
+	how := th.Method
+	if th.Method == eval.ThresholdSensitivity {
+		how = fmt.Sprintf("sensitivity %g", th.Target)
+	}
+	switch th.ChosenOn {
+	case "tuning":
+		how += fmt.Sprintf(", chosen on the tuning predictions (%d)", th.TuningN)
+	case "evaluation":
+		how += ", chosen on these predictions (optimistic)"
+	}
+	fmt.Fprintf(w, "threshold %.3f: %s\n\n", th.Value, how)
+	perSubject := m.Subjects < m.N
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "metric\tvalue\t95% CI")
+	if perSubject {
+		fmt.Fprint(tw, "\tsubject-weighted\t95% CI")
+	}
+	fmt.Fprintln(tw)
+	rows := []struct {
+		name string
+		get  func(*eval.MetricSet) eval.Estimate
+	}{
+		{"AUROC", func(s *eval.MetricSet) eval.Estimate { return s.AUROC }},
+		{"AUPRC", func(s *eval.MetricSet) eval.Estimate { return s.AUPRC }},
+		{"log loss", func(s *eval.MetricSet) eval.Estimate { return s.LogLoss }},
+		{"Brier", func(s *eval.MetricSet) eval.Estimate { return s.Brier }},
+		{"prevalence", func(s *eval.MetricSet) eval.Estimate { return s.Prevalence }},
+		{"precision (PPV)", func(s *eval.MetricSet) eval.Estimate { return s.Precision }},
+		{"sensitivity", func(s *eval.MetricSet) eval.Estimate { return s.Recall }},
+		{"specificity", func(s *eval.MetricSet) eval.Estimate { return s.Specificity }},
+		{"NPV", func(s *eval.MetricSet) eval.Estimate { return s.NPV }},
+		{"F1", func(s *eval.MetricSet) eval.Estimate { return s.F1 }},
+		{"accuracy", func(s *eval.MetricSet) eval.Estimate { return s.Accuracy }},
+		{"balanced accuracy", func(s *eval.MetricSet) eval.Estimate { return s.BalancedAccuracy }},
+		{"MCC", func(s *eval.MetricSet) eval.Estimate { return s.MCC }},
+		{"LR+", func(s *eval.MetricSet) eval.Estimate { return s.LRPlus }},
+		{"LR−", func(s *eval.MetricSet) eval.Estimate { return s.LRMinus }},
+	}
+	for _, r := range rows {
+		e := r.get(&m.Sample)
+		fmt.Fprintf(tw, "%s\t%s\t%s", r.name, tableNum(e.Value), tableCI(e))
+		if perSubject {
+			e := r.get(&m.Subject)
+			fmt.Fprintf(tw, "\t%s\t%s", tableNum(e.Value), tableCI(e))
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	c, cal := m.Sample.Confusion, m.Calibration
+	fmt.Fprintf(w, "confusion          TP %g, FP %g, TN %g, FN %g\n", c.TP, c.FP, c.TN, c.FN)
+	fmt.Fprintf(w, "calibration        ECE %s, slope %s, intercept %s (%d bins)\n", tableNum(cal.ECE), tableNum(cal.Slope), tableNum(cal.Intercept), cal.Bins)
+	if m.Bootstrap != nil {
+		fmt.Fprintf(w, "(95%% CIs: percentile bootstrap over subjects, %d resamples, seed %d; %s: undefined)\n", m.Bootstrap.Resamples, m.Bootstrap.Seed, eval.Dash)
+	} else {
+		fmt.Fprintln(w, "(no intervals: --bootstrap 0)")
+	}
+	if len(rep.Segments) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "segment\tn\tpositives\tnegatives\tAUROC\t95% CI")
+		for _, sg := range rep.Segments {
+			fmt.Fprintf(tw, "%s=%s\t%d\t%d\t%d", sg.Column, sg.Value, sg.N, sg.Positives, sg.Negatives)
+			if sg.Metrics == nil {
+				fmt.Fprintf(tw, "\t%s\t%s\n", eval.Dash, sg.Note)
+				continue
+			}
+			a := sg.Metrics.Sample.AUROC
+			fmt.Fprintf(tw, "\t%s\t%s\n", tableNum(a.Value), tableCI(a))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintln(w, "(--json for every number: both weightings, calibration bins, segment metrics)")
+	return err
+}
+
+// tableNum is a number for the table: 3 decimals, the dash for an undefined one.
+func tableNum(n eval.Num) string {
+	f := n.Float()
+	switch {
+	case math.IsNaN(f):
+		return eval.Dash
+	case math.IsInf(f, 1):
+		return "∞"
+	case math.IsInf(f, -1):
+		return "−∞"
+	}
+	return strconv.FormatFloat(f, 'f', 3, 64)
+}
+
+// tableCI is an estimate's interval, or nothing without bootstrap bounds.
+func tableCI(e eval.Estimate) string {
+	if math.IsNaN(e.Lo.Float()) && math.IsNaN(e.Hi.Float()) {
+		return ""
+	}
+	return tableNum(e.Lo) + "–" + tableNum(e.Hi)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
@@ -19,10 +21,11 @@ type evalReportOptions struct {
 }
 
 func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
-	fs := newFlags(e, "eval report", "--models M1,M2 --out DIR [--split held_out] [--tuning-split tuning] [--oracle MEDSDIR] [--cohort COHORTDIR] [--bootstrap 1000] [--threshold max-f1]")
+	fs := newFlags(e, "eval report", "--model MODELDIR [--model MODELDIR...] | --models DIR --out DIR [--split held_out] [--tuning-split tuning] [--oracle MEDSDIR] [--cohort COHORTDIR] [--bootstrap 1000] [--threshold max-f1]")
 	o := &evalReportOptions{}
-	var threshold string
-	listVar(fs, &o.cfg.Models, "models", nil, "comma-separated model version folders (each with predictions_<split>.parquet, calibration.json, manifest.json)")
+	var threshold, root string
+	appendListVar(fs, &o.cfg.Models, "model", "model version folder (with predictions_<split>.parquet, calibration.json, manifest.json); repeat it or separate folders by commas")
+	fs.StringVar(&root, "models", "", "model repository DIR/<name>/<version>/ (as serve reads it): add every model's latest (highest numeric) version")
 	fs.StringVar(&o.out, "out", "", "folder for report.html and metrics.json (created if missing)")
 	fs.StringVar(&o.cfg.Split, "split", data.SplitHeldOut, "the split to evaluate")
 	fs.StringVar(&o.cfg.TuningSplit, "tuning-split", data.SplitTuning, "the split on which max-f1, youden and sens= thresholds are chosen")
@@ -43,8 +46,15 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 	if err := required("out", o.out); err != nil {
 		return nil, err
 	}
+	if root != "" {
+		latest, err := latestVersions(root)
+		if err != nil {
+			return nil, err
+		}
+		o.cfg.Models = append(o.cfg.Models, latest...)
+	}
 	if len(o.cfg.Models) == 0 {
-		return nil, usagef("flag --models is required")
+		return nil, usagef("flag --model (a model version folder) or --models (a model repository) is required")
 	}
 	t, err := eval.ParseThreshold(threshold)
 	if err != nil {
@@ -141,4 +151,44 @@ func writeEvalReport(e *env, cfg eval.ReportConfig, out string) (*eval.Report, s
 		return nil, "", err
 	}
 	return r, path, nil
+}
+
+// latestVersions lists, in name order, the latest version folder of every model under a
+// model repository root (ROOT/<name>/<version>/, as serve reads it): the highest numeric
+// version holding a manifest.json. Hidden folders, non-numeric versions and versions still
+// being written (no manifest) are skipped; a root with no such version is an error.
+func latestVersions(root string) ([]string, error) {
+	names, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("model repository: %w", err)
+	}
+	var out []string
+	for _, n := range names { // os.ReadDir sorts by name
+		if !n.IsDir() || strings.HasPrefix(n.Name(), ".") {
+			continue
+		}
+		vdirs, err := os.ReadDir(filepath.Join(root, n.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("model repository: %w", err)
+		}
+		best, dir := int64(-1), ""
+		for _, vd := range vdirs {
+			v, err := strconv.ParseInt(vd.Name(), 10, 64)
+			if !vd.IsDir() || err != nil || v < 0 || v <= best {
+				continue
+			}
+			d := filepath.Join(root, n.Name(), vd.Name())
+			if _, err := os.Stat(filepath.Join(d, data.ManifestFile)); err != nil {
+				continue
+			}
+			best, dir = v, d
+		}
+		if dir != "" {
+			out = append(out, dir)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("model repository %s: no model version folders (<name>/<version>/ with a manifest.json)", root)
+	}
+	return out, nil
 }

@@ -78,7 +78,7 @@ func TestEvalReportCommand(t *testing.T) {
 	a := reportModel(t, root, "model-a", "xgboost", 1)
 	b := reportModel(t, root, "model-b", "bert", 2)
 	out := filepath.Join(root, "out", "report")
-	stdout, stderr, err := evalReportCmd(t, "--models", a+","+b, "--out", out, "--bootstrap", "100", "--oracle", t.TempDir())
+	stdout, stderr, err := evalReportCmd(t, "--model", a, "--model", b, "--out", out, "--bootstrap", "100", "--oracle", t.TempDir())
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -114,15 +114,15 @@ func TestEvalReportUsage(t *testing.T) {
 	var ue usageError
 	for _, args := range [][]string{
 		{"--out", root},
-		{"--models", a},
-		{"--models", a, "--out", root, "--threshold", "2"},
-		{"--models", a, "--out", root, "--bootstrap", "-1"},
+		{"--model", a},
+		{"--model", a, "--out", root, "--threshold", "2"},
+		{"--model", a, "--out", root, "--bootstrap", "-1"},
 	} {
 		if _, _, err := evalReportCmd(t, args...); !errors.As(err, &ue) {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}
 	}
-	if _, _, err := evalReportCmd(t, "--models", a, "--out", filepath.Join(root, "o"), "--split", "nope"); err == nil {
+	if _, _, err := evalReportCmd(t, "--model", a, "--out", filepath.Join(root, "o"), "--split", "nope"); err == nil {
 		t.Error("missing split: no error")
 	}
 }

@@ -49,7 +49,7 @@ func TestEvalMetrics(t *testing.T) {
 	tune := filepath.Join(dir, "tune.csv")
 	writeEvalPreds(t, test, 1, 600)
 	writeEvalPreds(t, tune, 2, 400)
-	out, stderr, err := evalCmd(t, "--predictions", test, "--tuning", tune, "--threshold", "youden", "--segments", "sex", "--bootstrap", "50", "--seed", "3")
+	out, stderr, err := evalCmd(t, "--predictions", test, "--tuning", tune, "--threshold", "youden", "--segments", "sex", "--bootstrap", "50", "--seed", "3", "--json")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -72,7 +72,7 @@ func TestEvalMetrics(t *testing.T) {
 		t.Errorf("segments %v", cols)
 	}
 	// Same seed, same output.
-	again, _, _ := evalCmd(t, "--predictions", test, "--tuning", tune, "--threshold", "youden", "--segments", "sex", "--bootstrap", "50", "--seed", "3")
+	again, _, _ := evalCmd(t, "--predictions", test, "--tuning", tune, "--threshold", "youden", "--segments", "sex", "--bootstrap", "50", "--seed", "3", "--json")
 	if again != out {
 		t.Error("same seed gave different output")
 	}

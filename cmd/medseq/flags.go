@@ -57,6 +57,25 @@ func listVar(fs *flag.FlagSet, p *[]string, name string, def []string, usage str
 	fs.Var(listFlag{p}, name, usage)
 }
 
+// appendListFlag is a repeatable flag whose values may also be comma-separated: every use
+// adds to the list.
+type appendListFlag struct{ v *[]string }
+
+func (l appendListFlag) String() string { return listFlag(l).String() }
+
+func (l appendListFlag) Set(s string) error {
+	var add []string
+	if err := (listFlag{&add}).Set(s); err != nil {
+		return err
+	}
+	*l.v = append(*l.v, add...)
+	return nil
+}
+
+func appendListVar(fs *flag.FlagSet, p *[]string, name string, usage string) {
+	fs.Var(appendListFlag{p}, name, usage)
+}
+
 // required returns a usage error naming the first empty flag.
 func required(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {

@@ -182,9 +182,9 @@ func TestTrainAndPredict(t *testing.T) {
 	}{
 		{[]string{"predict", "--model", model, "--meds", meds, "--labels", cohort, "--out", "x.txt"}, 2, ".parquet or .csv"},
 		{[]string{"predict", "--model", out, "--meds", meds, "--labels", cohort, "--out", pred}, 1, "manifest.json"},
-		{[]string{"train", "xgboost", "--meds", meds, "--labels", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", filepath.Join(out, "m2"), "--max-depth", "0"}, 2, "max_depth"},
-		{[]string{"train", "xgboost", "--meds", meds, "--labels", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", filepath.Join(out, "m2"), "--windows", "all,soon"}, 2, "--windows"},
-		{[]string{"train", "xgboost", "--meds", meds, "--labels", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", model}, 1, "--force"},
+		{[]string{"train", "xgboost", "--meds", meds, "--cohort", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", filepath.Join(out, "m2"), "--max-depth", "0"}, 2, "max_depth"},
+		{[]string{"train", "xgboost", "--meds", meds, "--cohort", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", filepath.Join(out, "m2"), "--windows", "all,soon"}, 2, "--windows"},
+		{[]string{"train", "xgboost", "--meds", meds, "--cohort", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", model}, 1, "--force"},
 	} {
 		code, _, stderr := runCmd(t, tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {

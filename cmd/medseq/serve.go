@@ -35,7 +35,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	poll := fs.Duration("poll", 5*time.Second, "how often to look for new model versions (0: load once)")
 	maxCodes := fs.Int("max-codes", serve.DefaultLimits().MaxCodes, "most events per subject")
 	maxBatch := fs.Int("max-request-subjects", serve.DefaultLimits().MaxBatch, "most subjects in one PredictBatch or ModelInfer request")
-	fs.IntVar(maxBatch, "max-batch", *maxBatch, "old name of --max-request-subjects")
 	maxMsg := fs.Int("max-message-bytes", 16<<20, "largest request or response message")
 	maxConc := fs.Int("max-concurrency", 0, "requests scoring at once (0: 4 x CPUs)")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key")
@@ -49,9 +48,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	batchMax := fs.Int("dynamic-batch-size", defBatch.MaxBatch, "dynamic batching of Predict calls: most subjects per scoring call (0/1: off)")
 	batchDelay := fs.Duration("dynamic-batch-delay", defBatch.MaxDelay, "dynamic batching: longest a call waits for others to join its batch")
 	batchKinds := fs.String("dynamic-batch-kinds", strings.Join(defBatch.Kinds, ","), "dynamic batching: model kinds batched (bert, xgboost, comma-separated; all: every kind)")
-	fs.IntVar(batchMax, "batch-max", *batchMax, "old name of --dynamic-batch-size")
-	fs.DurationVar(batchDelay, "batch-delay", *batchDelay, "old name of --dynamic-batch-delay")
-	fs.StringVar(batchKinds, "batch-kinds", *batchKinds, "old name of --dynamic-batch-kinds")
 	pprofOn := fs.Bool("pprof", false, "also serve /debug/pprof/ on --metrics-addr (keep that address private)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long calls in flight may take to finish on shutdown")
 	var sd scoringDevice

@@ -52,11 +52,17 @@ func TestServeFlags(t *testing.T) {
 		{"--models", t.TempDir(), "--version-policy", "a=1,b"},
 		{"--models", t.TempDir(), "--gap", "soon"},
 		{"--models", t.TempDir(), "--dynamic-batch-kinds", "bert,gpt"},
-		{"--models", t.TempDir(), "--batch-kinds", "bert,gpt"}, // the old name still reads
 	} {
 		var ue usageError
 		if err := runServe(context.Background(), e, args); !errors.As(err, &ue) {
 			t.Errorf("%v: got %v, want a usage error", args, err)
+		}
+	}
+	// The deprecated aliases are gone.
+	for _, old := range []string{"--max-batch=8", "--batch-max=8", "--batch-delay=1ms", "--batch-kinds=bert"} {
+		var ue usageError
+		if err := runServe(context.Background(), e, []string{"--models", t.TempDir(), old}); !errors.As(err, &ue) || !strings.Contains(err.Error(), "not defined") {
+			t.Errorf("%s: got %v, want an undefined-flag usage error", old, err)
 		}
 	}
 	// --device: an unknown one, and a GPU where there is none, are refused before serving.

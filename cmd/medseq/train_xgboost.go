@@ -13,12 +13,12 @@ import (
 )
 
 func xgboostFlags(e *env, args []string) (*train.XGBoostConfig, error) {
-	fs := newFlags(e, "train xgboost", "--meds DIR --labels COHORT --tokenizer DIR --out MODELDIR [flags]")
+	fs := newFlags(e, "train xgboost", "--meds DIR --cohort DIR --tokenizer DIR --out MODELDIR [flags]")
 	cfg := &train.XGBoostConfig{}
 	p := &cfg.Params
 	*p = xgb.DefaultParams()
 	fs.StringVar(&cfg.MEDS, "meds", "", "MEDS dataset folder")
-	fs.StringVar(&cfg.Cohort, "labels", "", "cohort folder (medseq data cohort)")
+	fs.StringVar(&cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort)")
 	fs.StringVar(&cfg.Tokenizer, "tokenizer", "", "tokenizer folder (medseq tokenize build)")
 	fs.StringVar(&cfg.Out, "out", "", "model version folder to write, e.g. models/t2d-xgboost/1")
 	fs.StringVar(&cfg.Name, "name", "", "model name recorded in the manifest (default: the folder above --out)")
@@ -44,7 +44,7 @@ func xgboostFlags(e *env, args []string) (*train.XGBoostConfig, error) {
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	if err := required("meds", cfg.MEDS, "labels", cfg.Cohort, "tokenizer", cfg.Tokenizer, "out", cfg.Out); err != nil {
+	if err := required("meds", cfg.MEDS, "cohort", cfg.Cohort, "tokenizer", cfg.Tokenizer, "out", cfg.Out); err != nil {
 		return nil, err
 	}
 	for _, w := range ws {

@@ -8,6 +8,9 @@ import "context"
 // without cgo).
 const Available = false
 
+// LibraryVersion is the version of the libxgboost this process loaded: none in this build.
+func LibraryVersion() string { return "" }
+
 // Booster is a trained XGBoost model; in this build there is none.
 type Booster struct{ best int }
 

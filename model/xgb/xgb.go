@@ -37,6 +37,14 @@ import (
 // without cgo).
 const Available = true
 
+// LibraryVersion is the version of the libxgboost this process loaded, e.g. "1.7.4" ("" in a
+// build without libxgboost).
+func LibraryVersion() string {
+	var major, minor, patch C.int
+	C.XGBoostVersion(&major, &minor, &patch)
+	return fmt.Sprintf("%d.%d.%d", int(major), int(minor), int(patch))
+}
+
 // xgCall runs f, which calls into libxgboost, on one locked OS thread, so that
 // XGBGetLastError (thread-local in libxgboost) and any thread-local output buffer f copies
 // belong to that call. A non-zero return code becomes an error naming op.
