@@ -28,8 +28,32 @@ type hfTruncation struct {
 	Stride    int    `json:"stride"`
 }
 
-// MarshalHF writes t as a HuggingFace tokenizer.json. The vocabulary is written in id order.
-func (t *Tokenizer) MarshalHF() ([]byte, error) {
+// hfPadding is tokenizer.json's padding (tokenizers' PaddingParams).
+type hfPadding struct {
+	Strategy        string `json:"strategy"`
+	Direction       string `json:"direction"`
+	PadToMultipleOf *int   `json:"pad_to_multiple_of"`
+	PadID           int32  `json:"pad_id"`
+	PadTypeID       int    `json:"pad_type_id"`
+	PadToken        string `json:"pad_token"`
+}
+
+// HFOptions say how MarshalHFWith writes tokenizer.json's truncation and padding.
+type HFOptions struct {
+	// MaxLen is the truncation length with [CLS] and [SEP]: longer inputs lose their oldest
+	// tokens (direction Left). 0: no truncation.
+	MaxLen int
+	// Pad pads a batch to its longest encoding, on the right, with [PAD] (its id), attention
+	// mask 0 (tokenizers' BatchLongest). Ignored when the vocabulary has no [PAD].
+	Pad bool
+}
+
+// MarshalHF writes t as a HuggingFace tokenizer.json truncating at t.MaxLen, without padding.
+// The vocabulary is written in id order.
+func (t *Tokenizer) MarshalHF() ([]byte, error) { return t.MarshalHFWith(HFOptions{MaxLen: t.MaxLen}) }
+
+// MarshalHFWith writes t as a HuggingFace tokenizer.json with o's truncation and padding.
+func (t *Tokenizer) MarshalHFWith(o HFOptions) ([]byte, error) {
 	v := t.Vocab
 	var b bytes.Buffer
 	w := func(s string) { b.WriteString(s) }
@@ -41,12 +65,18 @@ func (t *Tokenizer) MarshalHF() ([]byte, error) {
 		b.Write(buf)
 	}
 	w("{\n  \"version\": \"1.0\",\n  \"truncation\": ")
-	if t.MaxLen > 0 {
-		js(hfTruncation{Direction: "Left", MaxLength: t.MaxLen, Strategy: "LongestFirst", Stride: 0})
+	if o.MaxLen > 0 {
+		js(hfTruncation{Direction: "Left", MaxLength: o.MaxLen, Strategy: "LongestFirst", Stride: 0})
 	} else {
 		w("null")
 	}
-	w(",\n  \"padding\": null,\n  \"added_tokens\": [")
+	w(",\n  \"padding\": ")
+	if o.Pad && v.Pad >= 0 {
+		js(hfPadding{Strategy: "BatchLongest", Direction: "Right", PadID: v.Pad, PadToken: v.Token(v.Pad)})
+	} else {
+		w("null")
+	}
+	w(",\n  \"added_tokens\": [")
 	first := true
 	for id, tok := range v.tokens {
 		if !v.IsSpecial(int32(id)) {

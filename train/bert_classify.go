@@ -467,7 +467,8 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 			res.AUROC[name] = auc
 		}
 	}
-	if err := bert.Save(filepath.Join(dir.Tmp, bert.Dir), best); err != nil {
+	if _, err := bert.SaveHF(filepath.Join(dir.Tmp, bert.Dir), best,
+		bert.HFExport{Tokenizer: o.tok, MaxLen: maxLen, Label: outcomeLabel(o.cohort), Log: log}); err != nil {
 		return nil, err
 	}
 	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {

@@ -2,7 +2,6 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -151,9 +150,10 @@ func mlmEval(eng *bert.Engine, batches []*bert.Batch) (loss, acc float64, err er
 // training sequence chosen (80% [MASK], 10% a random token, 10% kept), the loss on the
 // gathered chosen positions, AdamW with warmup and linear decay, evaluation of the MLM loss
 // and masked-token accuracy on the tuning split (fixed masks) with early stopping, and
-// checkpoints. It writes a run folder: manifest.json (kind bert-mlm), bert/ (config.json and
-// model.safetensors with the encoder and cls.predictions.*), the tokenizer files and
-// metrics.jsonl; `train classify --init` starts from it.
+// checkpoints. It writes a run folder: manifest.json (kind bert-mlm), bert/ (a HuggingFace
+// folder, bert.SaveHF: config.json for BertForMaskedLM, model.safetensors with the encoder and
+// cls.predictions.*, the tokenizer), the tokenizer files and metrics.jsonl; `train classify
+// --init` starts from it.
 func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger, progress io.Writer) (res *BERTPretrainResult, err error) {
 	start := time.Now()
 	if cfg.BatchSize <= 0 || cfg.LR <= 0 || cfg.EvalEvery <= 0 {
@@ -276,10 +276,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 		return nil, err
 	}
 	bdir := filepath.Join(dir.Tmp, bert.Dir)
-	if err := bert.Save(bdir, lr.best); err != nil {
-		return nil, err
-	}
-	if err := markMaskedLM(bdir); err != nil {
+	if _, err := bert.SaveHF(bdir, lr.best, bert.HFExport{Tokenizer: o.tok, MaxLen: maxLen, Log: log}); err != nil {
 		return nil, err
 	}
 	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {
@@ -299,26 +296,4 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	res.Elapsed = time.Since(start)
 	log.Info("bert pretrain run written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
 	return res, nil
-}
-
-// markMaskedLM makes config.json name the masked-LM architecture, so transformers'
-// AutoModelForMaskedLM picks the right class.
-func markMaskedLM(dir string) error {
-	p := filepath.Join(dir, bert.ConfigFile)
-	buf, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	var c map[string]any
-	if err := json.Unmarshal(buf, &c); err != nil {
-		return err
-	}
-	c["architectures"] = []string{"BertForMaskedLM"}
-	delete(c, "id2label")
-	delete(c, "label2id")
-	out, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	return data.WriteFileAtomic(p, append(out, '\n'))
 }

@@ -49,16 +49,26 @@ type Config struct {
 // DefaultTimeBuckets is the number of log2 buckets of days before the prediction time.
 const DefaultTimeBuckets = 16
 
-// hfConfig adds the fields transformers expects beside ours.
+// hfConfig adds the fields transformers expects beside ours, and medseq's notes on what
+// transformers cannot know (hf.go).
 type hfConfig struct {
 	Config
 	Architectures         []string          `json:"architectures"`
 	PositionEmbeddingType string            `json:"position_embedding_type"`
 	ID2Label              map[string]string `json:"id2label,omitempty"`
 	Label2ID              map[string]int    `json:"label2id,omitempty"`
+	ProblemType           string            `json:"problem_type,omitempty"`
 	TorchDType            string            `json:"torch_dtype"`
 	UseCache              bool              `json:"use_cache"`
 	ClassifierDropout     *float64          `json:"classifier_dropout"`
+	// MedseqLogit says how the classifier's single logit is read.
+	MedseqLogit string `json:"medseq_logit,omitempty"`
+	// MedseqMaxLength is the sequence length (with [CLS] and [SEP]) the model trained with:
+	// older tokens were dropped beyond it. medseq scores with it.
+	MedseqMaxLength int `json:"medseq_max_length,omitempty"`
+	// MedseqExtraWeights are tensors transformers' BERT does not have (it drops them).
+	MedseqExtraWeights     []string `json:"medseq_extra_weights,omitempty"`
+	MedseqExtraWeightsNote string   `json:"medseq_extra_weights_note,omitempty"`
 }
 
 // Named configurations.
@@ -161,12 +171,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// MarshalHF is config.json as transformers writes it for BertForSequenceClassification.
+// MarshalHF is config.json for BertForSequenceClassification as SaveHF writes it, with
+// transformers' default label name LABEL_0 and max_position_embeddings as the trained length.
 func (c Config) MarshalHF() ([]byte, error) {
-	h := hfConfig{Config: c, Architectures: []string{"BertForSequenceClassification"}, PositionEmbeddingType: "absolute",
-		ID2Label: map[string]string{"0": "LABEL_0"}, Label2ID: map[string]int{"LABEL_0": 0}, TorchDType: "float32",
-		UseCache: true}
-	return json.MarshalIndent(h, "", "  ")
+	return c.marshalHF(Heads{Classifier: true}, HFExport{})
 }
 
 // ParseConfig reads a config.json (ours or transformers').

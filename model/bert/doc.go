@@ -2,7 +2,12 @@
 // position and (optionally) age embeddings, post-LayerNorm transformer layers with exact GELU,
 // an MLM head tied to the token embeddings and a binary classification head (pooler +
 // classifier on [CLS]). Weights carry HuggingFace BERT names and are exported and imported as
-// config.json + model.safetensors, so `transformers` loads what we train.
+// config.json + model.safetensors, so `transformers` loads what we train. SaveHF (hf.go) writes
+// a model version's bert/ folder as a self-contained HuggingFace folder: beside the weights the
+// tokenizer (tokenizer.json truncating at the trained length from the left and padding with
+// [PAD], vocab.txt, tokenizer_config.json, special_tokens_map.json), and in config.json how
+// the single logit is read (probability = sigmoid(logit)), the trained length, and the extra
+// weights (age and time embeddings) transformers drops. Scorer truncates at that trained length.
 //
 // The graph takes every weight as an explicit input of the compiled computation (never as a
 // variable captured at build time), so an evaluation always sees the current weights.

@@ -183,6 +183,11 @@ func LoadScorerOn(dir string, m *scorer.Manifest, dev Device) (*Scorer, error) {
 	if w.Config.VocabSize != tok.Vocab.Len() {
 		return nil, fmt.Errorf("load %s: the model's vocab_size %d differs from the tokenizer's %d tokens", dir, w.Config.VocabSize, tok.Vocab.Len())
 	}
+	// Truncate as training did: at the trained length, not the tokenizer folder's max_len.
+	maxLen, err := TrainedLength(filepath.Join(dir, Dir), w.Config)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
 	if err := ValidateDType(dev.DType, dev); err != nil {
 		return nil, err
 	}
@@ -199,7 +204,7 @@ func LoadScorerOn(dir string, m *scorer.Manifest, dev Device) (*Scorer, error) {
 		return nil, err
 	}
 	return &Scorer{manifest: m, tok: tok, engine: e,
-		opts: tokenize.Options{MaxLen: w.Config.MaxPositionEmbeddings, VisitSeparators: tok.VisitSeparators}}, nil
+		opts: tokenize.Options{MaxLen: maxLen, VisitSeparators: tok.VisitSeparators}}, nil
 }
 
 // Kind is "bert".
@@ -211,8 +216,8 @@ func (s *Scorer) Manifest() *scorer.Manifest { return s.manifest }
 // Tokenizer is the model's tokenizer.
 func (s *Scorer) Tokenizer() *tokenize.Tokenizer { return s.tok }
 
-// Score encodes each history (oldest tokens dropped beyond the model's length) and runs the
-// classifier.
+// Score encodes each history (oldest tokens dropped beyond the length the model trained with,
+// TrainedLength) and runs the classifier.
 func (s *Scorer) Score(codes *data.Codes, ins []scorer.Input) ([]scorer.Result, error) {
 	m := s.tok.NewCodeMap(codes)
 	out := make([]scorer.Result, len(ins))

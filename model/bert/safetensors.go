@@ -250,25 +250,11 @@ func f16(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }
 
-// Save writes dir/config.json and dir/model.safetensors (HuggingFace names; the MLM decoder
-// is tied to the word embeddings and, as transformers does, not stored twice).
+// Save writes dir/config.json and dir/model.safetensors: SaveHF without a tokenizer, the
+// trained length max_position_embeddings and transformers' default label name.
 func Save(dir string, w *Weights) error {
-	if err := w.check(); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := SaveConfig(dir, w.Config); err != nil {
-		return err
-	}
-	names := make([]string, len(w.Specs))
-	ts := make(map[string]Tensor, len(w.Specs))
-	for i, s := range w.Specs {
-		names[i] = s.Name
-		ts[s.Name] = Tensor{DType: "F32", Shape: s.Shape, F32: w.Data[s.Name]}
-	}
-	return WriteSafetensors(filepath.Join(dir, SafetensorsFile), names, ts, map[string]string{"format": "pt", "producer": "medseq"})
+	_, err := SaveHF(dir, w, HFExport{})
+	return err
 }
 
 // ignored are checkpoint entries transformers may write that carry nothing of ours.
