@@ -45,14 +45,19 @@ type CohortConfig struct {
 	DeathCodes           []string
 }
 
+// Demographics are the config's birth codes and sex prefixes.
+func (c *CohortConfig) Demographics() Demographics {
+	return Demographics{BirthCodes: c.BirthCodes, SexPrefixes: c.SexPrefixes}
+}
+
 // DefaultCohortConfig returns the defaults the command line uses.
 func DefaultCohortConfig() CohortConfig {
 	return CohortConfig{
 		Lead: 365 * MicrosPerDay, MinHistory: 365 * MicrosPerDay, MinEvents: 1,
 		MinAge: 18 * MicrosPerYear, FollowUp: 365 * MicrosPerDay, Negatives: NegativesMatchedAge,
 		BandYears: 5, Seed: 1, Fractions: DefaultSplitFractions,
-		SexPrefixes: []string{SexCodePrefix, "GENDER//", "SEX/", "GENDER/"},
-		BirthCodes:  []string{BirthCode}, DeathCodes: []string{DeathCode},
+		SexPrefixes: DefaultDemographics().SexPrefixes,
+		BirthCodes:  DefaultDemographics().BirthCodes, DeathCodes: []string{DeathCode},
 	}
 }
 
@@ -134,7 +139,8 @@ func (s *subjectInfo) visibleCount(t int64) int {
 type codeClass struct {
 	codes  *Codes
 	cfg    *CohortConfig
-	class  []uint8 // 0 unknown, else 1+kind
+	demo   Demographics // cfg's birth codes and sex prefixes
+	class  []uint8      // 0 unknown, else 1+kind
 	sexVal []string
 }
 
@@ -159,17 +165,14 @@ func (cc *codeClass) kind(id int32) uint8 {
 	switch {
 	case hasAnyPrefix(name, cc.cfg.Targets):
 		k = kindTarget
-	case contains(cc.cfg.BirthCodes, name):
+	case cc.demo.IsBirth(name):
 		k = kindBirth
 	case contains(cc.cfg.DeathCodes, name):
 		k = kindDeath
 	default:
-		for _, p := range cc.cfg.SexPrefixes {
-			if len(name) > len(p) && strings.EqualFold(name[:len(p)], p) {
-				k = kindSex
-				cc.sexVal[id] = ParseSex(name[len(p):])
-				break
-			}
+		if v, ok := cc.demo.Sex(name); ok {
+			k = kindSex
+			cc.sexVal[id] = v
 		}
 	}
 	cc.class[id] = k
@@ -208,7 +211,7 @@ func contains(ss []string, s string) bool {
 // summarise is the first pass: one subjectInfo per subject, streaming shard by shard. It also
 // returns the split each subject's shard folder names (data/<split>/...), if any.
 func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig) ([]subjectInfo, map[int64]string, error) {
-	cc := &codeClass{codes: ds.Codes, cfg: cfg}
+	cc := &codeClass{codes: ds.Codes, cfg: cfg, demo: cfg.Demographics()}
 	var out []subjectInfo
 	seen := map[int64]bool{}
 	shardSplit := map[int64]string{}

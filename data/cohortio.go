@@ -25,6 +25,9 @@ type Cohort struct {
 	Labels   []Label
 	Manifest *Manifest
 	Gap      int64 // microseconds hidden before each prediction time, from the manifest
+	// Demographics are the rules that found the labels' birth and sex (the manifest's
+	// birth_codes and sex_prefixes; the defaults for a cohort that records none).
+	Demographics Demographics
 }
 
 var labelSchema = arrow.NewSchema([]arrow.Field{
@@ -104,7 +107,13 @@ func LoadCohort(dir string) (*Cohort, error) {
 	if m.Stage != StageCohort {
 		return nil, fmt.Errorf("load cohort %s: manifest says it was made by %q, not %q", dir, m.Stage, StageCohort)
 	}
-	c := &Cohort{Dir: dir, Manifest: m}
+	c := &Cohort{Dir: dir, Manifest: m, Demographics: DefaultDemographics()}
+	if v, ok := stringsParam(m.Params["birth_codes"]); ok {
+		c.Demographics.BirthCodes = v
+	}
+	if v, ok := stringsParam(m.Params["sex_prefixes"]); ok {
+		c.Demographics.SexPrefixes = v
+	}
 	if g, ok := m.Params["gap"].(string); ok {
 		if c.Gap, err = ParseDuration(g); err != nil {
 			return nil, fmt.Errorf("load cohort %s: manifest gap: %w", dir, err)
@@ -186,4 +195,21 @@ func (c *Cohort) Sequences(ctx context.Context, ds *Dataset, splits []string, fn
 		return fmt.Errorf("%w: %d labelled subjects of cohort %s are not in dataset %s", ErrInputMismatch, len(byID)-found, c.Dir, ds.Root)
 	}
 	return nil
+}
+
+// stringsParam reads a manifest parameter holding a list of strings.
+func stringsParam(v any) ([]string, bool) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, ok := x.(string)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
 }

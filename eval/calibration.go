@@ -1,18 +1,13 @@
 package eval
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"sort"
 
-	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/modelrepo"
 )
-
-// CalibrationFile is the file name a model version's calibration is saved under.
-const CalibrationFile = "calibration.json"
 
 // Bin strategies for reliability curves.
 const (
@@ -268,58 +263,99 @@ func sigmoid(z float64) float64 {
 	return e / (1 + e)
 }
 
-// Platt is a logistic recalibration sigmoid(A·s + B) of a score s. Fit matches scikit-learn's
-// LogisticRegression(penalty=None) on the single feature s (not CalibratedClassifierCV's
-// Platt target smoothing).
-type Platt struct {
-	A float64 `json:"a"`
-	B float64 `json:"b"`
+// pava replaces y by its weighted least-squares non-decreasing fit.
+func pava(y, w []float64) {
+	n := len(y)
+	// blocks as a stack of (value, weight, end)
+	val := make([]float64, 0, n)
+	wt := make([]float64, 0, n)
+	end := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		v, ww := y[i], w[i]
+		for len(val) > 0 && val[len(val)-1] >= v {
+			k := len(val) - 1
+			tw := wt[k] + ww
+			if tw > 0 {
+				v = (val[k]*wt[k] + v*ww) / tw
+			} else {
+				v = (val[k] + v) / 2
+			}
+			ww = tw
+			val, wt, end = val[:k], wt[:k], end[:k]
+		}
+		val = append(val, v)
+		wt = append(wt, ww)
+		end = append(end, i+1)
+	}
+	start := 0
+	for k := range val {
+		for i := start; i < end[k]; i++ {
+			y[i] = val[k]
+		}
+		start = end[k]
+	}
 }
 
-// Fit fits A and B on the tuning scores and labels (weights optional, nil for 1).
-func (p *Platt) Fit(scores []float64, labels []bool, weights []float64) error {
+// IsotonicBounds are the bounds FitCalibration puts on an isotonic fit over n predictions:
+// 1/(n+2) and (n+1)/(n+2), the least and most Laplace's rule of succession allows n
+// observations to support. An unbounded fit answers exactly 0 for every score below the
+// lowest-scored positive of the tuning split (and 1 above the highest negative), a certainty
+// no finite sample supports and an infinite log loss on the first case it is wrong about.
+func IsotonicBounds(n int) (lo, hi float64) {
+	return 1 / float64(n+2), float64(n+1) / float64(n+2)
+}
+
+// The fitted calibrations; package modelrepo owns their file, calibration.json.
+type (
+	Calibration = modelrepo.Calibration
+	Platt       = modelrepo.Platt
+	Isotonic    = modelrepo.Isotonic
+	FitCounts   = modelrepo.FitCounts
+)
+
+// Calibration methods.
+const (
+	CalibrationPlatt    = modelrepo.CalibrationPlatt
+	CalibrationIsotonic = modelrepo.CalibrationIsotonic
+	CalibrationIdentity = modelrepo.CalibrationIdentity
+)
+
+// FitPlatt fits a Platt recalibration on the tuning scores and labels (weights optional, nil
+// for 1). It matches scikit-learn's LogisticRegression(penalty=None) on the single feature s
+// (not CalibratedClassifierCV's Platt target smoothing).
+func FitPlatt(scores []float64, labels []bool, weights []float64) (*Platt, error) {
 	for i, s := range scores {
 		if math.IsNaN(s) || math.IsInf(s, 0) {
-			return fmt.Errorf("platt: score %d is %v", i+1, s)
+			return nil, fmt.Errorf("platt: score %d is %v", i+1, s)
 		}
 	}
 	a, b, err := fitLogistic(scores, labels, weights)
 	if err != nil {
-		return fmt.Errorf("platt: %w", err)
+		return nil, fmt.Errorf("platt: %w", err)
 	}
-	p.A, p.B = a, b
-	return nil
+	return &Platt{A: a, B: b}, nil
 }
 
-// Apply returns the calibrated probability of s.
-func (p *Platt) Apply(s float64) float64 { return sigmoid(p.A*s + p.B) }
-
-// Isotonic is a non-decreasing piecewise-linear map fitted by pool adjacent violators, with
-// scikit-learn's IsotonicRegression(increasing=True, out_of_bounds="clip") semantics: tied
-// scores (within 1e-15) are first merged into one point with their weighted mean label;
-// Apply interpolates linearly between the fitted points and clips outside them.
-type Isotonic struct {
-	X []float64 `json:"x"` // breakpoints, strictly increasing
-	Y []float64 `json:"y"` // fitted values, non-decreasing
-}
-
-// Fit fits the map on the tuning scores and labels (weights optional, nil for 1).
-func (iso *Isotonic) Fit(scores []float64, labels []bool, weights []float64) error {
+// FitIsotonic fits an isotonic map by pool adjacent violators on the tuning scores and labels
+// (weights optional, nil for 1), with scikit-learn's IsotonicRegression(increasing=True,
+// out_of_bounds="clip") semantics: tied scores (within 1e-15) are first merged into one point
+// with their weighted mean label.
+func FitIsotonic(scores []float64, labels []bool, weights []float64) (*Isotonic, error) {
 	n := len(scores)
 	if len(labels) != n || (weights != nil && len(weights) != n) {
-		return errors.New("isotonic: inputs differ in length")
+		return nil, errors.New("isotonic: inputs differ in length")
 	}
 	if n == 0 {
-		return errors.New("isotonic: no data")
+		return nil, errors.New("isotonic: no data")
 	}
 	order := make([]int, n)
 	for i := range order {
 		order[i] = i
 		if math.IsNaN(scores[i]) || math.IsInf(scores[i], 0) {
-			return fmt.Errorf("isotonic: score %d is %v", i+1, scores[i])
+			return nil, fmt.Errorf("isotonic: score %d is %v", i+1, scores[i])
 		}
 		if weights != nil && !(weights[i] >= 0) {
-			return fmt.Errorf("isotonic: weight %d is %v", i+1, weights[i])
+			return nil, fmt.Errorf("isotonic: weight %d is %v", i+1, weights[i])
 		}
 	}
 	yv := func(i int) float64 {
@@ -371,101 +407,7 @@ func (iso *Isotonic) Fit(scores []float64, labels []bool, weights []float64) err
 			ky = append(ky, ys[i])
 		}
 	}
-	iso.X, iso.Y = kx, ky
-	return nil
-}
-
-// pava replaces y by its weighted least-squares non-decreasing fit.
-func pava(y, w []float64) {
-	n := len(y)
-	// blocks as a stack of (value, weight, end)
-	val := make([]float64, 0, n)
-	wt := make([]float64, 0, n)
-	end := make([]int, 0, n)
-	for i := 0; i < n; i++ {
-		v, ww := y[i], w[i]
-		for len(val) > 0 && val[len(val)-1] >= v {
-			k := len(val) - 1
-			tw := wt[k] + ww
-			if tw > 0 {
-				v = (val[k]*wt[k] + v*ww) / tw
-			} else {
-				v = (val[k] + v) / 2
-			}
-			ww = tw
-			val, wt, end = val[:k], wt[:k], end[:k]
-		}
-		val = append(val, v)
-		wt = append(wt, ww)
-		end = append(end, i+1)
-	}
-	start := 0
-	for k := range val {
-		for i := start; i < end[k]; i++ {
-			y[i] = val[k]
-		}
-		start = end[k]
-	}
-}
-
-// Clip bounds the fitted values to [lo, hi], as scikit-learn's IsotonicRegression(y_min=lo,
-// y_max=hi) does after the fit.
-func (iso *Isotonic) Clip(lo, hi float64) {
-	for i, y := range iso.Y {
-		iso.Y[i] = min(max(y, lo), hi)
-	}
-}
-
-// IsotonicBounds are the bounds FitCalibration puts on an isotonic fit over n predictions:
-// 1/(n+2) and (n+1)/(n+2), the least and most Laplace's rule of succession allows n
-// observations to support. An unbounded fit answers exactly 0 for every score below the
-// lowest-scored positive of the tuning split (and 1 above the highest negative), a certainty
-// no finite sample supports and an infinite log loss on the first case it is wrong about.
-func IsotonicBounds(n int) (lo, hi float64) {
-	return 1 / float64(n+2), float64(n+1) / float64(n+2)
-}
-
-// Apply returns the calibrated probability of s.
-func (iso *Isotonic) Apply(s float64) float64 {
-	x, y := iso.X, iso.Y
-	if len(x) == 0 {
-		return math.NaN()
-	}
-	if s <= x[0] {
-		return y[0]
-	}
-	if s >= x[len(x)-1] {
-		return y[len(y)-1]
-	}
-	j := sort.SearchFloat64s(x, s) // x[j-1] < s <= x[j]
-	if x[j] == s {
-		return y[j]
-	}
-	t := (s - x[j-1]) / (x[j] - x[j-1])
-	return y[j-1] + t*(y[j]-y[j-1])
-}
-
-// Calibration methods.
-const (
-	CalibrationPlatt    = "platt"
-	CalibrationIsotonic = "isotonic"
-	CalibrationIdentity = "identity"
-)
-
-// FitCounts says what a calibration was fitted on.
-type FitCounts struct {
-	N         int `json:"n"`
-	Positives int `json:"positives"`
-	Negatives int `json:"negatives"`
-	Subjects  int `json:"subjects"`
-}
-
-// Calibration is a fitted score recalibration, saved as calibration.json beside a model.
-type Calibration struct {
-	Method   string    `json:"method"`
-	Platt    *Platt    `json:"platt,omitempty"`
-	Isotonic *Isotonic `json:"isotonic,omitempty"`
-	FittedOn FitCounts `json:"fitted_on"`
+	return &Isotonic{X: kx, Y: ky}, nil
 }
 
 // FitCalibration fits method (platt, isotonic or identity) on tuning predictions, each
@@ -491,16 +433,18 @@ func FitCalibration(method string, tuning []Prediction) (*Calibration, error) {
 	y, s := split(tuning)
 	switch method {
 	case CalibrationPlatt:
-		c.Platt = &Platt{}
-		if err := c.Platt.Fit(s, y, nil); err != nil {
+		p, err := FitPlatt(s, y, nil)
+		if err != nil {
 			return nil, err
 		}
+		c.Platt = p
 	case CalibrationIsotonic:
-		c.Isotonic = &Isotonic{}
-		if err := c.Isotonic.Fit(s, y, nil); err != nil {
+		iso, err := FitIsotonic(s, y, nil)
+		if err != nil {
 			return nil, err
 		}
-		c.Isotonic.Clip(IsotonicBounds(len(s)))
+		iso.Clip(IsotonicBounds(len(s)))
+		c.Isotonic = iso
 	case CalibrationIdentity:
 	default:
 		return nil, fmt.Errorf("unknown calibration method %q (want platt, isotonic or identity)", method)
@@ -508,74 +452,12 @@ func FitCalibration(method string, tuning []Prediction) (*Calibration, error) {
 	return c, nil
 }
 
-// Apply maps a raw score to a calibrated probability.
-func (c *Calibration) Apply(s float64) float64 {
-	switch {
-	case c.Platt != nil:
-		return c.Platt.Apply(s)
-	case c.Isotonic != nil:
-		return c.Isotonic.Apply(s)
-	}
-	return s
-}
-
-// ApplyAll returns copies of preds with calibrated scores.
-func (c *Calibration) ApplyAll(preds []Prediction) []Prediction {
+// Calibrate returns copies of preds with scores calibrated by c.
+func Calibrate(c *Calibration, preds []Prediction) []Prediction {
 	out := make([]Prediction, len(preds))
 	for i, p := range preds {
 		p.Score = c.Apply(p.Score)
 		out[i] = p
 	}
 	return out
-}
-
-func (c *Calibration) check() error {
-	switch c.Method {
-	case CalibrationPlatt:
-		if c.Platt == nil || math.IsNaN(c.Platt.A) || math.IsNaN(c.Platt.B) {
-			return errors.New("platt calibration without finite parameters a and b")
-		}
-	case CalibrationIsotonic:
-		iso := c.Isotonic
-		if iso == nil || len(iso.X) == 0 || len(iso.X) != len(iso.Y) {
-			return errors.New("isotonic calibration needs x and y of the same non-zero length")
-		}
-		for i := range iso.X {
-			if i > 0 && (!(iso.X[i] > iso.X[i-1]) || iso.Y[i] < iso.Y[i-1]) {
-				return fmt.Errorf("isotonic breakpoint %d: x must increase and y must not decrease", i+1)
-			}
-		}
-	case CalibrationIdentity:
-	default:
-		return fmt.Errorf("unknown calibration method %q", c.Method)
-	}
-	return nil
-}
-
-// Save writes c atomically as JSON at path (usually <model dir>/calibration.json).
-func (c *Calibration) Save(path string) error {
-	if err := c.check(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	return data.WriteFileAtomic(path, append(b, '\n'))
-}
-
-// LoadCalibration reads a calibration.json.
-func LoadCalibration(path string) (*Calibration, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var c Calibration
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := c.check(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return &c, nil
 }

@@ -27,7 +27,7 @@ func TestPredictionsRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"p.parquet", "p.csv"} {
 		path := filepath.Join(dir, name)
-		if err := WritePredictions(path, preds); err != nil {
+		if err := WritePredictions(path, preds, 0.5); err != nil {
 			t.Fatal(err)
 		}
 		got, err := ReadPredictions(path)
@@ -38,7 +38,7 @@ func TestPredictionsRoundTrip(t *testing.T) {
 			t.Errorf("%s: read back\n%+v\nwant\n%+v", name, got, preds)
 		}
 	}
-	if err := WritePredictions(filepath.Join(dir, "bad.csv"), []Prediction{{Score: math.NaN()}}); err == nil {
+	if err := WritePredictions(filepath.Join(dir, "bad.csv"), []Prediction{{Score: math.NaN()}}, 0.5); err == nil {
 		t.Error("NaN written")
 	}
 }

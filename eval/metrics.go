@@ -280,10 +280,25 @@ func lr(a, b float64) float64 {
 // ThresholdSpec says how the decision threshold is chosen.
 type ThresholdSpec struct {
 	// Method is "fixed" (Value), "max-f1" (maximise F1), "youden" (maximise sensitivity +
-	// specificity − 1) or "sensitivity" (the highest threshold reaching Target sensitivity).
+	// specificity − 1), "sensitivity" (the highest threshold reaching Target sensitivity) or
+	// "specificity" (the lowest threshold keeping Target specificity).
 	Method string  `json:"method"`
 	Value  float64 `json:"value,omitempty"`
-	Target float64 `json:"target_sensitivity,omitempty"`
+	Target float64 `json:"target,omitempty"`
+}
+
+// String is the spec as ParseThreshold reads it: "0.37", "max-f1", "youden", "sens=0.9",
+// "spec=0.95".
+func (t ThresholdSpec) String() string {
+	switch t.Method {
+	case ThresholdFixed, "":
+		return strconv.FormatFloat(t.Value, 'g', -1, 64)
+	case ThresholdSensitivity:
+		return "sens=" + strconv.FormatFloat(t.Target, 'g', -1, 64)
+	case ThresholdSpecificity:
+		return "spec=" + strconv.FormatFloat(t.Target, 'g', -1, 64)
+	}
+	return t.Method
 }
 
 // Threshold methods.
@@ -292,9 +307,12 @@ const (
 	ThresholdMaxF1       = "max-f1"
 	ThresholdYouden      = "youden"
 	ThresholdSensitivity = "sensitivity"
+	ThresholdSpecificity = "specificity"
+	// ThresholdDeployed is a model's own operating point (its manifest's), as a report uses it.
+	ThresholdDeployed = "deployed"
 )
 
-// ParseThreshold reads "0.5" (fixed), "max-f1", "youden" or "sens=0.9".
+// ParseThreshold reads "0.5" (fixed), "max-f1", "youden", "sens=0.9" or "spec=0.95".
 func ParseThreshold(s string) (ThresholdSpec, error) {
 	switch s {
 	case "max-f1", "maxf1", "f1":
@@ -309,9 +327,16 @@ func ParseThreshold(s string) (ThresholdSpec, error) {
 		}
 		return ThresholdSpec{Method: ThresholdSensitivity, Target: t}, nil
 	}
+	if rest, ok := cutPrefix(s, "spec="); ok {
+		t, err := strconv.ParseFloat(rest, 64)
+		if err != nil || !(t > 0 && t <= 1) {
+			return ThresholdSpec{}, fmt.Errorf("threshold %q: target specificity must be in (0, 1]", s)
+		}
+		return ThresholdSpec{Method: ThresholdSpecificity, Target: t}, nil
+	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
-		return ThresholdSpec{}, fmt.Errorf("threshold %q: want a probability in [0, 1], max-f1, youden or sens=X", s)
+		return ThresholdSpec{}, fmt.Errorf("threshold %q: want a probability in [0, 1], max-f1, youden, sens=X or spec=X", s)
 	}
 	return ThresholdSpec{Method: ThresholdFixed, Value: v}, nil
 }
@@ -327,11 +352,16 @@ func cutPrefix(s, p string) (string, bool) {
 type ChosenThreshold struct {
 	Method string  `json:"method"`
 	Value  float64 `json:"value"`
-	Target float64 `json:"target_sensitivity,omitempty"`
+	Target float64 `json:"target,omitempty"`
 	// ChosenOn is "fixed", "tuning" (chosen on the tuning predictions: honest) or
 	// "evaluation" (chosen on the very predictions evaluated: optimistic, flagged in Warnings).
 	ChosenOn string `json:"chosen_on"`
 	TuningN  int    `json:"tuning_n,omitempty"`
+	// For the deployed point (Method "deployed"): Value is the calibrated probability of the
+	// model's manifest, Rule how it was chosen, and Raw the raw score at and above which the
+	// calibrated probability reaches Value on the evaluated rows (the cut the metrics use).
+	Rule string  `json:"rule,omitempty"`
+	Raw  float64 `json:"raw_threshold,omitempty"`
 }
 
 // ChooseThreshold picks a threshold on preds (sample-weighted): a prediction is positive when
@@ -340,16 +370,17 @@ type ChosenThreshold struct {
 func ChooseThreshold(preds []Prediction, spec ThresholdSpec) (float64, error) {
 	switch spec.Method {
 	case ThresholdFixed, "":
-		if math.IsNaN(spec.Value) || spec.Value < 0 || spec.Value > 1 {
-			return 0, fmt.Errorf("fixed threshold %v outside [0, 1]", spec.Value)
+		// Above 1 is allowed: no prediction is positive.
+		if math.IsNaN(spec.Value) || spec.Value < 0 {
+			return 0, fmt.Errorf("fixed threshold %v below 0", spec.Value)
 		}
 		return spec.Value, nil
-	case ThresholdMaxF1, ThresholdYouden, ThresholdSensitivity:
+	case ThresholdMaxF1, ThresholdYouden, ThresholdSensitivity, ThresholdSpecificity:
 	default:
 		return 0, fmt.Errorf("unknown threshold method %q", spec.Method)
 	}
-	if spec.Method == ThresholdSensitivity && !(spec.Target > 0 && spec.Target <= 1) {
-		return 0, fmt.Errorf("target sensitivity %v outside (0, 1]", spec.Target)
+	if (spec.Method == ThresholdSensitivity || spec.Method == ThresholdSpecificity) && !(spec.Target > 0 && spec.Target <= 1) {
+		return 0, fmt.Errorf("target %s %v outside (0, 1]", spec.Method, spec.Target)
 	}
 	if err := validate(preds); err != nil {
 		return 0, err
@@ -395,6 +426,18 @@ func ChooseThreshold(preds []Prediction, spec ThresholdSpec) (float64, error) {
 			if tp/P >= spec.Target-1e-12 {
 				return s[i], nil
 			}
+			i = j
+			continue
+		case ThresholdSpecificity:
+			// Lowering the threshold only loses specificity: keep the last one that holds it.
+			if 1-fp/N < spec.Target-1e-12 {
+				if i == 0 {
+					// Even the highest score costs too much specificity: nothing is positive.
+					return math.Nextafter(s[0], math.Inf(1)), nil
+				}
+				return bestT, nil
+			}
+			bestT = s[i]
 			i = j
 			continue
 		}

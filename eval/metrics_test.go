@@ -5,11 +5,14 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/medseq/medseq/modelrepo"
 )
 
 func synthPreds(rng *rand.Rand, n int, sep float64) []Prediction {
@@ -341,11 +344,14 @@ func TestCalibrationFile(t *testing.T) {
 		if c.FittedOn.N != 2000 || c.FittedOn.Subjects != 667 {
 			t.Errorf("fitted on %+v", c.FittedOn)
 		}
-		path := filepath.Join(dir, method, CalibrationFile)
-		if err := c.Save(path); err != nil {
+		path := filepath.Join(dir, method)
+		if err := os.MkdirAll(path, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		back, err := LoadCalibration(path)
+		if err := c.Write(path); err != nil {
+			t.Fatal(err)
+		}
+		back, err := modelrepo.ReadCalibration(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -371,8 +377,7 @@ func TestCalibrationFile(t *testing.T) {
 
 func TestIsotonicTies(t *testing.T) {
 	// Ties at x=0.5 with labels 1,0,0 merge to one point of mean 1/3 before pooling.
-	var iso Isotonic
-	err := iso.Fit([]float64{0.2, 0.5, 0.5, 0.5, 0.8}, []bool{true, true, false, false, true}, nil)
+	iso, err := FitIsotonic([]float64{0.2, 0.5, 0.5, 0.5, 0.8}, []bool{true, true, false, false, true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

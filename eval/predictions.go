@@ -29,10 +29,6 @@ const (
 	ColProbability    = "predicted_boolean_probability"
 )
 
-// PredictedThreshold is the cut WritePredictions uses for predicted_boolean_value
-// (probability >= 0.5). Metrics at other thresholds come from Compute, never from that column.
-const PredictedThreshold = 0.5
-
 // Prediction is one row of a predictions table: a model's probability for one subject at one
 // prediction time, the true label, and free-form attributes (segment columns such as sex,
 // region or age; numbers are kept as their text).
@@ -77,8 +73,10 @@ func ReadPredictions(path string) ([]Prediction, error) {
 
 // WritePredictions writes preds atomically as Parquet (.parquet) or CSV (any other
 // extension), attributes as string columns in sorted name order after the five standard
-// columns. predicted_boolean_value is Score >= PredictedThreshold.
-func WritePredictions(path string, preds []Prediction) error {
+// columns. predicted_boolean_value is Score >= threshold: a model's operating point on its
+// calibrated probability (metrics at other thresholds come from Compute, never from that
+// column).
+func WritePredictions(path string, preds []Prediction, threshold float64) error {
 	for i, p := range preds {
 		if err := CheckScore(p.Score); err != nil {
 			return fmt.Errorf("write %s: prediction %d (subject %d): %w", path, i+1, p.SubjectID, err)
@@ -86,7 +84,7 @@ func WritePredictions(path string, preds []Prediction) error {
 	}
 	attrs := attrNames(preds)
 	if strings.EqualFold(filepath.Ext(path), ".parquet") {
-		return writePredictionsParquet(path, preds, attrs)
+		return writePredictionsParquet(path, preds, attrs, threshold)
 	}
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
@@ -96,7 +94,7 @@ func WritePredictions(path string, preds []Prediction) error {
 		rec[0] = strconv.FormatInt(p.SubjectID, 10)
 		rec[1] = time.UnixMicro(p.PredictionTime).UTC().Format("2006-01-02T15:04:05.999999Z")
 		rec[2] = strconv.FormatBool(p.Label)
-		rec[3] = strconv.FormatBool(p.Score >= PredictedThreshold)
+		rec[3] = strconv.FormatBool(p.Score >= threshold)
 		rec[4] = strconv.FormatFloat(p.Score, 'g', -1, 64)
 		for j, a := range attrs {
 			rec[5+j] = p.Attrs[a]
@@ -131,7 +129,7 @@ func attrNames(preds []Prediction) []string {
 
 var standardCols = []string{ColSubjectID, ColPredictionTime, ColLabel, ColPredicted, ColProbability}
 
-func writePredictionsParquet(path string, preds []Prediction, attrs []string) error {
+func writePredictionsParquet(path string, preds []Prediction, attrs []string, threshold float64) error {
 	fields := []arrow.Field{
 		{Name: ColSubjectID, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 		{Name: ColPredictionTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
@@ -147,7 +145,7 @@ func writePredictionsParquet(path string, preds []Prediction, attrs []string) er
 			b.Field(0).(*array.Int64Builder).Append(p.SubjectID)
 			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(p.PredictionTime))
 			b.Field(2).(*array.BooleanBuilder).Append(p.Label)
-			b.Field(3).(*array.BooleanBuilder).Append(p.Score >= PredictedThreshold)
+			b.Field(3).(*array.BooleanBuilder).Append(p.Score >= threshold)
 			b.Field(4).(*array.Float64Builder).Append(p.Score)
 			for j, a := range attrs {
 				if v, ok := p.Attrs[a]; ok {

@@ -14,14 +14,7 @@ import (
 	"time"
 
 	"github.com/medseq/medseq/data"
-)
-
-// Files of a model version folder that the report reads (model/scorer names the same files;
-// eval does not import it, to stay free of the model packages).
-const (
-	ModelManifestFile    = "manifest.json"
-	ModelTrainLogFile    = "metrics.jsonl"
-	ModelTopFeaturesFile = "xgboost/top_features.json"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // Files a report writes into its output folder.
@@ -30,23 +23,21 @@ const (
 	ReportJSONFile = "metrics.json"
 )
 
-// PredictionsFile is a model version folder's predictions for a split.
-func PredictionsFile(dir, split string) string {
-	return filepath.Join(dir, "predictions_"+split+".parquet")
-}
-
 // ReportConfig controls BuildReport.
 type ReportConfig struct {
 	// Models are model version folders, each holding predictions_<split>.parquet,
 	// calibration.json, manifest.json (kind, name) and optionally metrics.jsonl and
 	// xgboost/top_features.json.
 	Models      []string
-	Split       string        // the evaluated split, default "held_out"
-	TuningSplit string        // where tuned thresholds are chosen, default "tuning"
-	Threshold   ThresholdSpec // default max-f1 (chosen on TuningSplit)
-	Bootstrap   int           // resamples for 95% intervals; 0 for none
-	Seed        uint64        // bootstrap seed, default 1
-	Bins        int           // reliability bins, default 10
+	Split       string // the evaluated split, default "held_out"
+	TuningSplit string // where alternative thresholds are chosen, default "tuning"
+	// Threshold, when set, is one more alternative operating point, chosen per model on its
+	// calibrated TuningSplit predictions as training chooses the deployed one. The headline
+	// metrics are always at each model's deployed point (its manifest's).
+	Threshold ThresholdSpec
+	Bootstrap int    // resamples for 95% intervals; 0 for none
+	Seed      uint64 // bootstrap seed, default 1
+	Bins      int    // reliability bins, default 10
 	// SegmentColumns are attribute columns to segment by; default "sex" when present. Age
 	// bands are added whenever an age column exists.
 	SegmentColumns []string
@@ -73,9 +64,6 @@ func (c *ReportConfig) defaults() {
 	}
 	if c.TuningSplit == "" {
 		c.TuningSplit = data.SplitTuning
-	}
-	if c.Threshold.Method == "" {
-		c.Threshold = ThresholdSpec{Method: ThresholdMaxF1}
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
@@ -151,8 +139,12 @@ type ModelReport struct {
 	// TrainedOn is where a BERT trained ("cpu float32", "gpu bfloat16"); "" when the
 	// manifest does not say (XGBoost trains on the CPU).
 	TrainedOn string `json:"trained_on,omitempty"`
-	// Metrics are of the raw scores on the evaluated split, threshold chosen per the config.
+	// Metrics are of the raw scores on the evaluated split; the threshold metrics are at the
+	// model's deployed operating point (Metrics.Threshold, method "deployed").
 	Metrics *Metrics `json:"metrics"`
+	// Alternatives are other operating points (max-F1, Youden's J, the config's), each chosen
+	// on the calibrated tuning predictions, evaluated on the same rows: not deployed.
+	Alternatives []AltPoint `json:"alternative_points,omitempty"`
 	// Calibrated is nil when the folder has no calibration.json.
 	Calibrated *CalibratedResult `json:"calibrated,omitempty"`
 	Segments   []Segment         `json:"segments,omitempty"`
@@ -165,6 +157,17 @@ type ModelReport struct {
 	Warnings    []string     `json:"warnings,omitempty"`
 
 	preds []Prediction
+}
+
+// AltPoint is an operating point the model does not use, shown beside the deployed one.
+type AltPoint struct {
+	Rule        string  `json:"rule"`      // max-f1, youden, sens=0.9, spec=0.95, 0.3
+	Threshold   float64 `json:"threshold"` // calibrated probability
+	ChosenOn    string  `json:"chosen_on"` // "tuning", "fixed" or "evaluation" (no tuning predictions)
+	Sensitivity Num     `json:"sensitivity"`
+	Specificity Num     `json:"specificity"`
+	PPV         Num     `json:"ppv"`
+	F1          Num     `json:"f1"`
 }
 
 // PairComparison is DeLong's test (overall and per segment) between two models.
@@ -206,54 +209,11 @@ type Report struct {
 	ElapsedS    float64          `json:"elapsed_s"`
 }
 
-// modelManifest is the part of manifest.json the report reads.
-type modelManifest struct {
-	Kind    string `json:"kind"`
-	Name    string `json:"name"`
-	RunID   string `json:"run_id"`
-	Created string `json:"created"`
-	Params  struct {
-		LastValues bool `json:"last_values"` // XGBoost trained with --last-values
-		ValueBins  int  `json:"value_bins"`  // a BERT whose tokenizer encodes values (tokenize build --value-bins)
-		Device     *struct {
-			Kind  string `json:"kind"`
-			DType string `json:"dtype"`
-			GPU   *struct {
-				Name string `json:"name"`
-			} `json:"gpu"`
-		} `json:"device"` // a BERT's training device (train classify / pretrain)
-	} `json:"params"`
-}
-
 // Model inputs, as the report names them.
 const (
 	InputsCodes       = "codes"
 	InputsCodesValues = "codes and numeric values"
 )
-
-func readModelManifest(dir string) (*modelManifest, error) {
-	p := filepath.Join(dir, ModelManifestFile)
-	buf, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", dir, err)
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(buf, &raw); err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	var m modelManifest
-	if err := json.Unmarshal(buf, &m); err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	if m.Kind == "" {
-		return nil, fmt.Errorf("read %s: no model kind", p)
-	}
-	// created may be a string or a number depending on the writer; keep it as text.
-	if c, ok := raw["created"]; ok && m.Created == "" {
-		m.Created = strings.Trim(string(c), `"`)
-	}
-	return &m, nil
-}
 
 // BuildReport evaluates every model of cfg on the same split and compares them.
 func BuildReport(cfg ReportConfig) (*Report, error) {
@@ -345,70 +305,77 @@ func segmentConfig(cfg ReportConfig, preds []Prediction) SegmentConfig {
 }
 
 func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
-	man, err := readModelManifest(dir)
+	man, err := modelrepo.ReadManifest(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
-	m := &ModelReport{Name: man.Name, Kind: man.Kind, Dir: dir, RunID: man.RunID, Created: man.Created, Inputs: InputsCodes}
-	if man.Params.LastValues || man.Params.ValueBins > 0 {
+	m := &ModelReport{Name: man.Name, Kind: man.Kind, Dir: dir, RunID: man.RunID, Inputs: InputsCodes}
+	if !man.Created.IsZero() {
+		m.Created = man.Created.UTC().Format(time.RFC3339)
+	}
+	if man.LastValues || man.ValueBins > 0 {
 		m.Inputs = InputsCodesValues
 	}
-	if m.Kind == "xgboost" {
+	if m.Kind == modelrepo.KindXGBoost {
 		m.TrainedOn = "cpu" // libxgboost on the CPU
 	}
-	if d := man.Params.Device; d != nil && d.Kind != "" {
-		m.TrainedOn = strings.TrimSpace(d.Kind + " " + d.DType)
-		if d.GPU != nil && d.GPU.Name != "" {
-			m.TrainedOn += " (" + d.GPU.Name + ")"
-		}
+	if d := man.Device.String(); d != "" {
+		m.TrainedOn = d
 	}
 	if m.Name == "" {
 		m.Name = filepath.Base(filepath.Dir(filepath.Clean(dir))) + "/" + filepath.Base(dir)
 	}
-	preds, err := ReadPredictions(PredictionsFile(dir, cfg.Split))
+	stored, err := ReadPredictions(modelrepo.PredictionsFile(dir, cfg.Split))
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	}
+	preds, err := RawScores(stored)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", m.Name, err)
 	}
 	m.preds = preds
-	mc := Config{Threshold: cfg.Threshold, Bootstrap: cfg.Bootstrap, Seed: cfg.Seed, Bins: cfg.Bins}
-	if cfg.Threshold.Method != ThresholdFixed {
-		tun, err := ReadPredictions(PredictionsFile(dir, cfg.TuningSplit))
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			m.Warnings = append(m.Warnings, fmt.Sprintf("no %s predictions: the threshold is chosen on %s itself", cfg.TuningSplit, cfg.Split))
-		case err != nil:
-			return nil, fmt.Errorf("model %s: %w", m.Name, err)
-		default:
-			mc.Tuning = tun
-		}
-	}
+	op := man.OperatingPoint
+	raw := RawThreshold(preds, stored, op.Threshold)
+	mc := Config{Threshold: ThresholdSpec{Method: ThresholdFixed, Value: raw}, Bootstrap: cfg.Bootstrap, Seed: cfg.Seed, Bins: cfg.Bins}
 	if m.Metrics, err = Compute(preds, mc); err != nil {
 		return nil, fmt.Errorf("model %s on %s: %w", m.Name, cfg.Split, err)
 	}
+	m.Metrics.Threshold = ChosenThreshold{Method: ThresholdDeployed, Value: op.Threshold, Target: op.Target, Rule: op.Rule,
+		ChosenOn: op.ChosenOn, TuningN: op.TuningN, Raw: raw}
 	m.Warnings = append(m.Warnings, m.Metrics.Warnings...)
+	tun, err := ReadPredictions(modelrepo.PredictionsFile(dir, cfg.TuningSplit))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		m.Warnings = append(m.Warnings, fmt.Sprintf("no %s predictions: alternative operating points are chosen on %s itself", cfg.TuningSplit, cfg.Split))
+		tun = nil
+	case err != nil:
+		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	}
+	if m.Alternatives, err = alternatives(cfg, stored, tun); err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	}
 	labels, scores := split(preds)
 	m.ROC, m.PR = curves(labels, scores)
 	m.Scores = classHistograms(labels, scores, 0, 1, 20)
 
-	cal, err := LoadCalibration(filepath.Join(dir, CalibrationFile))
+	cal, err := modelrepo.ReadCalibration(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		m.Warnings = append(m.Warnings, "no calibration.json: calibrated results not shown")
 	case err != nil:
 		return nil, fmt.Errorf("model %s: %w", m.Name, err)
 	default:
-		cp := cal.ApplyAll(preds)
-		cm, err := Compute(cp, Config{Threshold: ThresholdSpec{Method: ThresholdFixed, Value: 0.5}, Bins: cfg.Bins})
+		cm, err := Compute(stored, Config{Threshold: ThresholdSpec{Method: ThresholdFixed, Value: op.Threshold}, Bins: cfg.Bins})
 		if err != nil {
 			return nil, fmt.Errorf("model %s, calibrated: %w", m.Name, err)
 		}
 		m.Calibrated = &CalibratedResult{Method: cal.Method, LogLoss: cm.Sample.LogLoss.Value, Brier: cm.Sample.Brier.Value, Calibration: cm.Calibration}
 	}
 
-	if m.Segments, err = Segments(preds, m.Metrics.Threshold.Value, segmentConfig(cfg, preds)); err != nil {
+	if m.Segments, err = Segments(preds, raw, segmentConfig(cfg, preds)); err != nil {
 		return nil, fmt.Errorf("model %s segments: %w", m.Name, err)
 	}
-	tc, err := ReadTrainingCurve(filepath.Join(dir, ModelTrainLogFile))
+	tc, err := ReadTrainingCurve(modelrepo.TrainLogPath(dir))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		m.Warnings = append(m.Warnings, "no metrics.jsonl: no training curve")
@@ -417,7 +384,7 @@ func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
 	default:
 		m.Training = tc
 	}
-	top, err := readTopFeatures(filepath.Join(dir, ModelTopFeaturesFile))
+	top, err := readTopFeatures(modelrepo.TopFeaturesPath(dir))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if m.Kind == "xgboost" {

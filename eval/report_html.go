@@ -70,6 +70,14 @@ func ThresholdText(t ChosenThreshold) string {
 		how = "Youden's J"
 	case ThresholdSensitivity:
 		how = fmt.Sprintf("sensitivity ≥ %g", t.Target)
+	case ThresholdSpecificity:
+		how = fmt.Sprintf("specificity ≥ %g", t.Target)
+	case ThresholdDeployed:
+		on := t.ChosenOn
+		if on == "tuning" {
+			on = fmt.Sprintf("the tuning split, %d rows", t.TuningN)
+		}
+		return fmt.Sprintf("%.4f calibrated, deployed (%s on %s; raw score ≥ %.4f here)", t.Value, t.Rule, on, t.Raw)
 	default:
 		how = t.Method
 	}
@@ -244,6 +252,7 @@ type (
 		Inputs, TrainedOn               string
 		Color                           string
 		Threshold                       string
+		Alternatives                    []htmlAlt
 		CalMethod                       string
 		ECE, ECEQ, Slope, Intercept     string
 		ECECal, ECEQCal, SlopeCal, ICal string
@@ -253,6 +262,10 @@ type (
 		TrainingNote                    string
 		TopFeatures                     []htmlFeature
 		Warnings                        []string
+	}
+	htmlAlt struct {
+		Rule, Threshold, ChosenOn string
+		Sens, Spec, PPV, F1       string
 	}
 	htmlFeature struct {
 		Rank                       int
@@ -305,19 +318,14 @@ func (r *Report) view() (*htmlView, error) {
 	if r.Oracle != nil {
 		v.Oracle, v.OracleNote = fmtNum(r.Oracle.AUROC, 3), r.Oracle.Note
 	}
-	spec := r.Threshold
-	switch spec.Method {
-	case ThresholdFixed:
-		v.ThresholdDoc = fmt.Sprintf("a fixed threshold of %g on the raw scores", spec.Value)
-	default:
-		v.ThresholdDoc = fmt.Sprintf("the %s threshold chosen per model on its %s predictions (raw scores), then applied unchanged to %s and to every segment", spec.Method, r.TuningSplit, r.Split)
-		if spec.Method == ThresholdSensitivity {
-			v.ThresholdDoc = fmt.Sprintf("the highest threshold reaching sensitivity %g, chosen per model on its %s predictions (raw scores), then applied unchanged to %s and to every segment", spec.Target, r.TuningSplit, r.Split)
-		}
-	}
+	v.ThresholdDoc = fmt.Sprintf("each model's deployed operating point, the calibrated probability its manifest records and medseq predict and serve decide at, applied unchanged to %s and to every segment", r.Split)
 	for i, m := range r.Models {
 		hm := htmlModel{Name: m.Name, Kind: m.Kind, Dir: m.Dir, RunID: m.RunID, Created: m.Created, Inputs: m.Inputs, TrainedOn: m.TrainedOn, Color: hexColor(modelColor(i)),
 			Threshold: ThresholdText(m.Metrics.Threshold), Warnings: m.Warnings}
+		for _, a := range m.Alternatives {
+			hm.Alternatives = append(hm.Alternatives, htmlAlt{Rule: a.Rule, Threshold: fmt.Sprintf("%.4f", a.Threshold), ChosenOn: a.ChosenOn,
+				Sens: fmtNum(a.Sensitivity, 3), Spec: fmtNum(a.Specificity, 3), PPV: fmtNum(a.PPV, 3), F1: fmtNum(a.F1, 3)})
+		}
 		cs := m.Metrics.Calibration
 		hm.ECE, hm.ECEQ, hm.Slope, hm.Intercept = fmtNum(cs.ECE, 4), fmtNum(cs.ECEQuantile, 4), fmtNum(cs.Slope, 3), fmtNum(cs.Intercept, 3)
 		hm.CalMethod, hm.ECECal, hm.ECEQCal, hm.SlopeCal, hm.ICal = Dash, Dash, Dash, Dash, Dash

@@ -61,6 +61,16 @@ code { font-size: 13px; background: var(--band); padding: 0 3px; border-radius: 
 </table>
 {{if .Oracle}}<p>Synthetic-data oracle AUROC <b>{{.Oracle}}</b>{{if .OracleNote}} ({{.OracleNote}}){{end}}: the true risk the generator used, scored on the same labels; no model can do better than this on this cohort.</p>{{end}}
 
+<h3>Operating points</h3>
+<p>The deployed point is the one above. The others are what the same model would give at other thresholds, each chosen on its calibrated {{.R.TuningSplit}} predictions and evaluated on {{.R.Split}}: for choosing a different point at training time (<code>--threshold</code>), not deployed.</p>
+<table>
+<thead><tr><th>model</th><th>rule</th><th>calibrated threshold</th><th>chosen on</th><th>sensitivity</th><th>specificity</th><th>PPV</th><th>F1</th></tr></thead>
+<tbody>
+{{range .Models}}{{$m := .}}<tr><td>{{.Name}}</td><td colspan="3"><b>deployed</b>: {{.Threshold}}</td><td colspan="4">see the headline</td></tr>
+{{range .Alternatives}}<tr><td>{{$m.Name}}</td><td>{{.Rule}} (alternative)</td><td class="num">{{.Threshold}}</td><td>{{.ChosenOn}}</td><td class="num">{{.Sens}}</td><td class="num">{{.Spec}}</td><td class="num">{{.PPV}}</td><td class="num">{{.F1}}</td></tr>
+{{end}}{{end}}</tbody>
+</table>
+
 {{if .Pairs}}<h2 id="delong">Model comparison (DeLong's test)</h2>
 <p>Paired DeLong test of the AUROC difference (first minus second) on the same rows; the interval is the difference ± 1.96 standard errors.</p>
 <table>

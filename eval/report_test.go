@@ -16,6 +16,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // fakeModel writes a model version folder: tuning and held-out predictions of the same
@@ -54,23 +57,14 @@ func fakeModel(t testing.TB, root, name, kind string, seed uint64, signal float6
 		return out
 	}
 	tun, held := mk("tuning", 10_000), mk("held_out", 20_000)
-	if err := WritePredictions(PredictionsFile(dir, "tuning"), tun); err != nil {
-		t.Fatal(err)
-	}
-	if err := WritePredictions(PredictionsFile(dir, "held_out"), held); err != nil {
-		t.Fatal(err)
-	}
-	cal, err := FitCalibration(CalibrationIsotonic, tun)
+	cal, op, err := ModelOutputs(dir, map[string][]Prediction{"tuning": tun, "held_out": held}, CalibrationIsotonic, ThresholdSpec{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cal.Save(filepath.Join(dir, CalibrationFile)); err != nil {
-		t.Fatal(err)
-	}
-	man := map[string]any{"run_id": "run-" + name, "created": "2026-01-02T03:04:05Z", "kind": kind, "name": name,
-		"metrics": map[string]float64{"best_iteration": 40}, "threshold": 0.5}
-	b, _ := json.Marshal(man)
-	if err := os.WriteFile(filepath.Join(dir, ModelManifestFile), b, 0o644); err != nil {
+	man := &modelrepo.Manifest{Manifest: data.Manifest{RunID: "run-" + name, Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		Kind: kind, Name: name, Metrics: map[string]float64{"best_iteration": 40}, Calibration: cal.Method,
+		OperatingPoint: op}
+	if err := man.Write(dir); err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
@@ -82,26 +76,50 @@ func fakeModel(t testing.TB, root, name, kind string, seed uint64, signal float6
 			fmt.Fprintf(&log, `{"step":%d,"epoch":%g,"train_loss":%g,"val_loss":%g,"val_auroc":0.8,"lr":0.001}`+"\n", i*50, float64(i)/20, tr, va)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, ModelTrainLogFile), log.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(modelrepo.TrainLogPath(dir), log.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if kind == "xgboost" {
 		top := []TopFeature{{"ICD10/R73.0", 120.5, "Abnormal glucose <tolerance> & more"}, {"age", 80.25, ""}, {"LOINC/4548-4", 33, "HbA1c"}}
 		b, _ := json.Marshal(top)
-		if err := os.WriteFile(filepath.Join(dir, ModelTopFeaturesFile), b, 0o644); err != nil {
+		if err := os.WriteFile(modelrepo.TopFeaturesPath(dir), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dir
 }
 
+// readPreds reads a fake model's predictions of a split with their raw scores.
 func readPreds(t testing.TB, dir, split string) []Prediction {
 	t.Helper()
-	p, err := ReadPredictions(PredictionsFile(dir, split))
+	p, err := RawScores(readStored(t, dir, split))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// readStored reads a fake model's predictions of a split as stored (calibrated).
+func readStored(t testing.TB, dir, split string) []Prediction {
+	t.Helper()
+	p, err := ReadPredictions(modelrepo.PredictionsFile(dir, split))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// updateManifest rewrites a fake model's manifest through f.
+func updateManifest(t testing.TB, dir string, f func(m *modelrepo.Manifest)) {
+	t.Helper()
+	m, err := modelrepo.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	if err := m.Write(dir); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var svgRE = regexp.MustCompile(`(?s)<svg\b.*?</svg>`)
@@ -169,7 +187,8 @@ func TestReport(t *testing.T) {
 	checkHTML(t, html)
 	for _, want := range []string{"t2d-xgboost", "t2d-bert", "0.871", "held_out, 300 labels", "DeLong", "Simpson", "Top features",
 		"train (train_logloss)", "train (train_loss)", "validation (val_loss)", "validation (tuning_logloss)",
-		"Abnormal glucose &lt;tolerance&gt; &amp; more", "age_band", "on the tuning split, 300 rows"} {
+		"Abnormal glucose &lt;tolerance&gt; &amp; more", "age_band", "on the tuning split, 300 rows", "calibrated, deployed (max-f1",
+		"max-f1 (alternative)", "youden (alternative)"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report.html lacks %q", want)
 		}
@@ -189,12 +208,27 @@ func TestReport(t *testing.T) {
 	}
 	t.Logf("\n%s", text.String())
 	for i, dir := range []string{xdir, bdir} {
-		m, err := Compute(readPreds(t, dir, "held_out"), Config{Threshold: ThresholdSpec{Method: ThresholdMaxF1}, Tuning: readPreds(t, dir, "tuning"), Bootstrap: 1000, Seed: 1})
+		// At the deployed point: the manifest's calibrated threshold, as a raw cut on these rows.
+		man, err := modelrepo.ReadManifest(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
+		raw := RawThreshold(readPreds(t, dir, "held_out"), readStored(t, dir, "held_out"), man.OperatingPoint.Threshold)
+		m, err := Compute(readPreds(t, dir, "held_out"), Config{Threshold: ThresholdSpec{Method: ThresholdFixed, Value: raw}, Bootstrap: 1000, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The deployed point decides as the stored predicted_boolean_value does, row by row.
+		for j, p := range readStored(t, dir, "held_out") {
+			if (p.Score >= man.OperatingPoint.Threshold) != (readPreds(t, dir, "held_out")[j].Score >= raw) {
+				t.Fatalf("model %d row %d: the raw cut decides otherwise than the calibrated threshold", i, j)
+			}
+		}
 		got := r.Models[i].Metrics
-		if got.Sample.AUROC != m.Sample.AUROC || got.Sample.AUPRC != m.Sample.AUPRC || got.Threshold != m.Threshold || got.Sample.F1 != m.Sample.F1 {
+		if got.Threshold.Method != ThresholdDeployed || got.Threshold.Value != man.OperatingPoint.Threshold || got.Threshold.Raw != raw {
+			t.Errorf("model %d: threshold %+v, want the deployed %v (raw %v)", i, got.Threshold, man.OperatingPoint.Threshold, raw)
+		}
+		if got.Sample.AUROC != m.Sample.AUROC || got.Sample.AUPRC != m.Sample.AUPRC || got.Sample.F1 != m.Sample.F1 || got.Sample.Recall != m.Sample.Recall {
 			t.Errorf("model %d: report metrics differ from Compute's", i)
 		}
 		for _, want := range []string{fmtEst(m.Sample.AUROC, 3), fmtEst(m.Sample.AUPRC, 3), fmtNum(m.Sample.LogLoss.Value, 4),
@@ -207,11 +241,11 @@ func TestReport(t *testing.T) {
 				t.Errorf("model %d: headline text lacks Compute's %q", i, want)
 			}
 		}
-		cal, err := LoadCalibration(filepath.Join(dir, CalibrationFile))
+		cal, err := modelrepo.ReadCalibration(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cm, err := Compute(cal.ApplyAll(readPreds(t, dir, "held_out")), Config{})
+		cm, err := Compute(Calibrate(cal, readPreds(t, dir, "held_out")), Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,16 +303,16 @@ func TestReport(t *testing.T) {
 func TestReportEdgeCases(t *testing.T) {
 	root := t.TempDir()
 	dir := fakeModel(t, root, "m", "bert", 5, 1.0, 80)
-	man := `{"kind":"bert","name":"<script>alert(1)</script> & co"}`
-	if err := os.WriteFile(filepath.Join(dir, ModelManifestFile), []byte(man), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{CalibrationFile, ModelTrainLogFile, "predictions_tuning.parquet"} {
-		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+	updateManifest(t, dir, func(m *modelrepo.Manifest) {
+		m.Name = "<script>alert(1)</script> & co"
+		m.OperatingPoint = modelrepo.OperatingPoint{Rule: "1", Method: ThresholdFixed, Threshold: 1, ChosenOn: modelrepo.PointFixed}
+	})
+	for _, f := range []string{modelrepo.CalibrationPath(dir), modelrepo.TrainLogPath(dir), modelrepo.PredictionsFile(dir, "tuning")} {
+		if err := os.Remove(f); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r, err := BuildReport(ReportConfig{Models: []string{dir}, Bootstrap: 50, Threshold: ThresholdSpec{Method: ThresholdFixed, Value: 1}})
+	r, err := BuildReport(ReportConfig{Models: []string{dir}, Bootstrap: 50, Threshold: ThresholdSpec{Method: ThresholdSensitivity, Target: 0.9}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,6 +322,15 @@ func TestReportEdgeCases(t *testing.T) {
 	}
 	html := b.String()
 	checkHTML(t, html)
+	// Without tuning predictions the alternatives are chosen on the evaluated split, and say so.
+	alts := r.Models[0].Alternatives
+	if len(alts) != 3 || alts[2].Rule != "sens=0.9" || alts[2].ChosenOn != "evaluation" || float64(alts[2].Sensitivity) < 0.9 {
+		t.Errorf("alternatives %+v", alts)
+	}
+	// The deployed point (threshold 1) predicts nothing positive.
+	if c := r.Models[0].Metrics.Sample.Confusion; c.TP+c.FP != 0 {
+		t.Errorf("threshold 1 gave %v positives", c.TP+c.FP)
+	}
 	if strings.Contains(html, "<script") {
 		t.Error("model name not escaped")
 	}
@@ -425,19 +468,7 @@ func TestReportUnequalInputs(t *testing.T) {
 	root := t.TempDir()
 	xdir := fakeModel(t, root, "t2d-xgboost", "xgboost", 2, 2.0, 200)
 	bdir := fakeModel(t, root, "t2d-bert", "bert", 3, 1.6, 200)
-	setParams := func(dir string, params map[string]any) {
-		p := filepath.Join(dir, ModelManifestFile)
-		var man map[string]any
-		b, _ := os.ReadFile(p)
-		if err := json.Unmarshal(b, &man); err != nil {
-			t.Fatal(err)
-		}
-		man["params"] = params
-		b, _ = json.Marshal(man)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	set := func(dir string, f func(m *modelrepo.Manifest)) { updateManifest(t, dir, f) }
 	for _, tc := range []struct {
 		name       string
 		lastValues bool
@@ -450,9 +481,10 @@ func TestReportUnequalInputs(t *testing.T) {
 		{"only the BERT reads values", false, 10, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			setParams(xdir, map[string]any{"last_values": tc.lastValues})
-			setParams(bdir, map[string]any{"value_bins": tc.valueBins,
-				"device": map[string]any{"kind": "gpu", "dtype": "bfloat16", "gpu": map[string]any{"name": "NVIDIA H200"}}})
+			set(xdir, func(m *modelrepo.Manifest) { m.LastValues = tc.lastValues })
+			set(bdir, func(m *modelrepo.Manifest) {
+				m.ValueBins, m.Device = tc.valueBins, &modelrepo.Device{Kind: "gpu", DType: "bfloat16", GPU: "NVIDIA H200"}
+			})
 			r, err := BuildReport(ReportConfig{Models: []string{xdir, bdir}, Bootstrap: 20})
 			if err != nil {
 				t.Fatal(err)

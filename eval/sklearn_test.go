@@ -168,11 +168,12 @@ func TestAgainstSklearn(t *testing.T) {
 		for i := range y {
 			y[i] = c.Y[i] == 1
 		}
-		var iso, isoW Isotonic
-		if err := iso.Fit(c.P, y, nil); err != nil {
+		iso, err := FitIsotonic(c.P, y, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := isoW.Fit(c.P, y, c.W); err != nil {
+		isoW, err := FitIsotonic(c.P, y, c.W)
+		if err != nil {
 			t.Fatal(err)
 		}
 		for k, q := range c.Q {
@@ -191,11 +192,12 @@ func TestAgainstSklearn(t *testing.T) {
 		for k, q := range c.Q {
 			near("isotonic bounded", cal.Apply(q), r.IsoPredB[k], 1e-6)
 		}
-		var pl, plW Platt
-		if err := pl.Fit(c.P, y, nil); err != nil {
+		pl, err := FitPlatt(c.P, y, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := plW.Fit(c.P, y, c.W); err != nil {
+		plW, err := FitPlatt(c.P, y, c.W)
+		if err != nil {
 			t.Fatal(err)
 		}
 		near("platt a", pl.A, r.PlattA, 1e-6)

@@ -30,9 +30,9 @@ MODEL_DIR=$OUT/demo/models/t2d-xgboost/1
 [ -f "$MODEL_DIR/manifest.json" ] || fail "demo wrote no $MODEL_DIR"
 
 step "offline predictions for every label (medseq predict)"
-"$BIN" predict --model "$MODEL_DIR" --meds "$OUT/demo/meds" --labels "$OUT/demo/cohort" \
+"$BIN" predict --force --model "$MODEL_DIR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" \
   --out "$OUT/offline.parquet" >"$OUT/predict.log" 2>&1 || { cat "$OUT/predict.log"; fail "offline predict"; }
-"$BIN" predict --model "$OUT/demo/models/t2d-bert/1" --meds "$OUT/demo/meds" --labels "$OUT/demo/cohort" \
+"$BIN" predict --force --model "$OUT/demo/models/t2d-bert/1" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" \
   --out "$OUT/offline-bert.parquet" >"$OUT/predict-bert.log" 2>&1 || { cat "$OUT/predict-bert.log"; fail "offline BERT predict"; }
 
 step "start the server on loopback"
@@ -63,14 +63,19 @@ for svc in medseq.v1.Predictor inference.GRPCInferenceService grpc.health.v1.Hea
 done
 grpcurl -plaintext "$ADDR" describe medseq.v1.Predictor >/dev/null || fail "describe"
 
-step "compare with offline predictions ($N labelled subjects: Predict, PredictBatch, ModelInfer)"
+step "compare with offline predictions ($N labelled subjects: Predict with age and sex as fields, events or both, PredictBatch, ModelInfer; the model folders' predictions)"
+# Every model kind, calibrated and raw: the same probability and the same decision at the
+# manifest's operating point through every door.
+XGB_DIR=$MODEL_DIR BERT_DIR=$OUT/demo/models/t2d-bert/1
 "$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline.parquet" \
-  --n "$N" --write-predict "$OUT/predict.json" --write-infer "$OUT/infer.json" --write-expected "$OUT/expected.txt" || fail "server and offline predictions differ"
-
-# The BERT: raw (uncalibrated) probabilities, since batching changes a score's last bits and a
-# steep isotonic step can magnify them in the calibrated one.
+  --folder "$XGB_DIR" --n "$N" --write-predict "$OUT/predict.json" --write-infer "$OUT/infer.json" --write-expected "$OUT/expected.txt" \
+  || fail "server and offline predictions differ"
+"$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline.parquet" \
+  --folder "$XGB_DIR" --n "$N" --raw || fail "server and offline raw predictions differ"
 "$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline-bert.parquet" \
-  --model t2d-bert --n "$N" --raw || fail "server and offline BERT predictions differ"
+  --model t2d-bert --folder "$BERT_DIR" --n "$N" --raw || fail "server and offline raw BERT predictions differ"
+"$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline-bert.parquet" \
+  --model t2d-bert --folder "$BERT_DIR" --n "$N" || fail "server and offline calibrated BERT predictions differ"
 
 step "grpcurl: Predict and ModelInfer"
 grpcurl -plaintext -d @ "$ADDR" medseq.v1.Predictor/Predict <"$OUT/predict.json" >"$OUT/predict.out" || fail "grpcurl Predict"

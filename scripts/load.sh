@@ -62,7 +62,7 @@ fi
 # One held-out subject's full request, and a short one: its static rows and its 20 latest
 # events before the prediction time (the in-process TestLoad's request).
 MODEL_DIR=$(ls -d "$MODELS"/t2d-xgboost/* | sort -V | tail -1)
-"$BIN" predict --model "$MODEL_DIR" --meds "$MEDS" --cohort "$COHORT" --out "$OUT/offline.parquet" >"$OUT/predict.log" 2>&1 ||
+"$BIN" predict --force --model "$MODEL_DIR" --meds "$MEDS" --cohort "$COHORT" --out "$OUT/offline.parquet" >"$OUT/predict.log" 2>&1 ||
   { cat "$OUT/predict.log"; fail "offline predict"; }
 "$E2ECHECK" --addr "$ADDR" --meds "$MEDS" --cohort "$COHORT" --offline "$OUT/offline.parquet" --n 20 \
   --write-predict "$OUT/full.json" >/dev/null || fail "the server's answers differ from offline predictions"

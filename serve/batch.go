@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/medseq/medseq/data"
-	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // Batching configures dynamic batching of single-subject Predict calls: workers take the
@@ -19,7 +19,7 @@ type Batching struct {
 	MaxBatch int           // subjects per scoring call; <= 1 turns batching off
 	MaxDelay time.Duration // longest a call waits for others to join its batch; 0: take what is queued
 	Workers  int           // concurrent batches; 0 = GOMAXPROCS
-	Kinds    []string      // model kinds (scorer.KindBERT, ...) whose calls are batched; empty: every kind
+	Kinds    []string      // model kinds (modelrepo.KindBERT, ...) whose calls are batched; empty: every kind
 }
 
 // DefaultBatching is what `medseq serve` uses: BERT calls in batches of up to 32 of those
@@ -27,7 +27,7 @@ type Batching struct {
 // 2.5 ms and bought no throughput; on a GPU a wait may pay, see --dynamic-batch-delay); XGBoost calls
 // scored one by one.
 func DefaultBatching() Batching {
-	return Batching{MaxBatch: 32, Kinds: []string{scorer.KindBERT}}
+	return Batching{MaxBatch: 32, Kinds: []string{modelrepo.KindBERT}}
 }
 
 // batched reports whether Predict calls to v go through the batcher.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 )
 
@@ -21,7 +21,7 @@ func TestDynamicBatching(t *testing.T) {
 		batched bool
 	}{
 		{"every kind", nil, true},
-		{"xgboost named", []string{scorer.KindXGBoost}, true},
+		{"xgboost named", []string{modelrepo.KindXGBoost}, true},
 		{"bert only (medseq serve's default)", DefaultBatching().Kinds, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -141,3 +141,26 @@ func RawFP32(resp *inferencepb.ModelInferResponse, name string) ([]float32, erro
 	}
 	return nil, fmt.Errorf("no output %q", name)
 }
+
+// RawBool reads a BOOL output of a ModelInfer response (raw or typed contents), such as
+// OutputDecision.
+func RawBool(resp *inferencepb.ModelInferResponse, name string) ([]bool, error) {
+	for i, o := range resp.GetOutputs() {
+		if o.GetName() != name {
+			continue
+		}
+		if o.GetDatatype() != "BOOL" {
+			return nil, fmt.Errorf("output %q is %s", name, o.GetDatatype())
+		}
+		if i < len(resp.GetRawOutputContents()) {
+			b := resp.GetRawOutputContents()[i]
+			out := make([]bool, len(b))
+			for j, x := range b {
+				out[j] = x != 0
+			}
+			return out, nil
+		}
+		return o.GetContents().GetBoolContents(), nil
+	}
+	return nil, fmt.Errorf("no output %q", name)
+}

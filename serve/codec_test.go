@@ -97,7 +97,8 @@ func TestCodecUTF8(t *testing.T) {
 	}
 }
 
-// rawRequest encodes a one-event PredictRequest by hand, so its strings may be anything.
+// rawRequest encodes a one-event PredictRequest with a birth date by hand, so its strings
+// may be anything.
 func rawRequest(model, code, when string) []byte {
 	b := protowire.AppendTag(nil, 1, protowire.BytesType)
 	b = protowire.AppendString(b, model)
@@ -108,7 +109,9 @@ func rawRequest(model, code, when string) []byte {
 	b = protowire.AppendTag(b, 4, protowire.BytesType)
 	b = protowire.AppendBytes(b, ev)
 	b = protowire.AppendTag(b, 5, protowire.BytesType)
-	return protowire.AppendString(b, "2021-01-01")
+	b = protowire.AppendString(b, "2021-01-01")
+	b = protowire.AppendTag(b, 6, protowire.BytesType)
+	return protowire.AppendString(b, "1960-05-01")
 }
 
 // rawCodec sends and receives bytes as they are: a client that writes what it likes.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 )
 
@@ -152,9 +153,11 @@ type eventItem struct {
 	hasValue   bool
 }
 
-// decodeSubject validates and interns one history into codes. prefix names the request in
-// error messages ("" or "requests[3].").
-func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDate, sex, subjectID string, lim Limits, prefix, eventsField string) (*subject, error) {
+// decodeSubject validates and interns one history into codes, and settles its birth and sex
+// with the model's demographics (settleDemographics). prefix names the request in error
+// messages ("" or "requests[3].").
+func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDate, sex, subjectID string, lim Limits, prefix, eventsField string,
+	demo *modelrepo.Demographics) (*subject, error) {
 	if len(items) == 0 {
 		return nil, badField(prefix+eventsField, "empty: at least one event is required")
 	}
@@ -215,11 +218,74 @@ func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDa
 		s.events[i] = ev
 	}
 	data.SortEvents(s.events)
+	if err := s.settleDemographics(codes, demo, prefix, eventsField); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-// decodePredict decodes a medseq.v1 PredictRequest.
-func decodePredict(codes *data.Codes, r *medseqv1.PredictRequest, lim Limits, prefix string) (*subject, error) {
+// settleDemographics makes one history of the ways birth and sex may come, as data cohort
+// reads them offline: from the events (the model's birth codes and sex prefixes), from the
+// birth_date and sex fields, or both.
+//   - Events only: birth and sex are derived from them (data.Demographics.Derive).
+//   - Fields only: the events the training data carried them as (the manifest's birth code,
+//     timed at birth, and sex code, static) are added, so the model sees what it saw offline.
+//   - Both: they must agree; a contradiction names the field and the event.
+//
+// A history with no birth either way is refused: every training label had one. A history with
+// no sex either way is scored as sex unknown, as data cohort labels a subject without a sex
+// code.
+func (s *subject) settleDemographics(codes *data.Codes, demo *modelrepo.Demographics, prefix, eventsField string) error {
+	if demo == nil {
+		return nil
+	}
+	birthAt, sexAt := -1, -1
+	evSex := data.SexUnknown
+	for i, e := range s.events {
+		name := codes.Name(e.Code)
+		if demo.IsBirth(name) {
+			if e.Time != data.StaticTime && birthAt < 0 {
+				birthAt = i
+			}
+			continue
+		}
+		if v, ok := demo.Sex(name); ok && v != data.SexUnknown {
+			evSex, sexAt = v, i
+		}
+	}
+	var add []data.Event
+	switch {
+	case birthAt >= 0 && s.birth != data.StaticTime && s.events[birthAt].Time != s.birth:
+		return badField(prefix+"birth_date", "differs from the birth event %s[%d]", eventsField, birthAt)
+	case birthAt >= 0:
+		s.birth = s.events[birthAt].Time
+	case s.birth == data.StaticTime:
+		return badField(prefix+"birth_date", "no birth: send birth_date or a birth event (%s) among %s", strings.Join(demo.BirthCodes, ", "), eventsField)
+	case demo.BirthCode != "":
+		add = append(add, data.Event{Time: s.birth, Code: codes.ID(demo.BirthCode), Value: data.NoValue})
+	}
+	switch {
+	case sexAt >= 0 && s.sex != "" && s.sex != evSex:
+		return badField(prefix+"sex", "differs from the sex event %s[%d]", eventsField, sexAt)
+	case sexAt >= 0:
+		s.sex = evSex
+	case s.sex == "":
+		s.sex = data.SexUnknown
+	case demo.SexCodes[s.sex] != "":
+		// Static rows come first in a MEDS record, the sex row before the birth row.
+		add = append([]data.Event{{Time: data.StaticTime, Code: codes.ID(demo.SexCodes[s.sex]), Value: data.NoValue}}, add...)
+	}
+	if len(add) > 0 {
+		// Added rows go before the record's own rows of the same time, as a MEDS file lists
+		// them (the sort is stable).
+		s.events = append(add, s.events...)
+		data.SortEvents(s.events)
+	}
+	return nil
+}
+
+// decodePredict decodes a medseq.v1 PredictRequest for a model with demographics demo.
+func decodePredict(codes *data.Codes, r *medseqv1.PredictRequest, lim Limits, prefix string, demo *modelrepo.Demographics) (*subject, error) {
 	ip := itemPool.Get().(*[]eventItem)
 	items := slices.Grow((*ip)[:0], len(r.GetEvents()))[:len(r.GetEvents())]
 	for i, e := range r.GetEvents() {
@@ -228,7 +294,7 @@ func decodePredict(codes *data.Codes, r *medseqv1.PredictRequest, lim Limits, pr
 			items[i].value, items[i].hasValue = e.GetNumericValue(), true
 		}
 	}
-	sub, err := decodeSubject(codes, items, r.GetPredictionTime(), r.GetBirthDate(), r.GetSex(), r.GetSubjectId(), lim, prefix, "events")
+	sub, err := decodeSubject(codes, items, r.GetPredictionTime(), r.GetBirthDate(), r.GetSex(), r.GetSubjectId(), lim, prefix, "events", demo)
 	if cap(items) <= maxPooledItems {
 		clear(items) // drop the request's strings
 		*ip = items[:0]

@@ -15,6 +15,7 @@ import (
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/features"
 	"github.com/medseq/medseq/model/xgb"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
 	"github.com/medseq/medseq/train"
 )
@@ -133,4 +134,11 @@ func buildFixture() (*fixture, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// testDemographics are a model's birth and sex rules as training records them for a dataset
+// written by medseq data synth or data import.
+func testDemographics() *modelrepo.Demographics {
+	return &modelrepo.Demographics{Demographics: data.DefaultDemographics(), BirthCode: data.BirthCode,
+		SexCodes: map[string]string{data.SexFemale: data.SexCodePrefix + "F", data.SexMale: data.SexCodePrefix + "M"}}
 }

@@ -65,7 +65,7 @@ func FuzzPredictRequest(f *testing.F) {
 			t.Fatalf("codec decoded %v, proto.Unmarshal %v", &r, &std)
 		}
 		table := data.NewCodes()
-		sub, err := decodePredict(table, &r, lim, "")
+		sub, err := decodePredict(table, &r, lim, "", testDemographics())
 		if err != nil {
 			if _, ok := err.(*fieldError); !ok {
 				t.Fatalf("error of type %T: %v", err, err)

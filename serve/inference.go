@@ -311,7 +311,7 @@ func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferReques
 			}
 		}
 		field := fmt.Sprintf("%s[%d]", main.field, i)
-		sub, err := decodeSubject(table, items, at(pts, i), at(births, i), at(sexes, i), at(ids, i), lim, "", field)
+		sub, err := decodeSubject(table, items, at(pts, i), at(births, i), at(sexes, i), at(ids, i), lim, "", field, &v.Manifest.Demographics)
 		if err != nil {
 			if fe, ok := err.(*fieldError); ok && strings.HasPrefix(fe.field, "prediction_time") {
 				fe.field = fmt.Sprintf("inputs[%s][%d]", InputPredictionTime, i)
@@ -396,7 +396,7 @@ func (in *inference) ModelInfer(ctx context.Context, req *inferencepb.ModelInfer
 		addF32(OutputRawScore, func(r scored) float64 { return r.raw })
 	}
 	if want[OutputDecision] {
-		th := v.Manifest.Threshold
+		th := v.Threshold
 		vals := make([]bool, len(res))
 		for i, r := range res {
 			vals[i] = r.prob >= th

@@ -18,6 +18,7 @@ type Metrics struct {
 	QueueTime    *prometheus.HistogramVec // model (seconds waiting for a scoring slot)
 	Inferences   *prometheus.CounterVec   // model, version: subjects scored
 	LoadTime     *prometheus.GaugeVec     // model, version (seconds)
+	Threshold    *prometheus.GaugeVec     // model, version, source (manifest or override)
 	Loads        *prometheus.CounterVec   // model, status (ok|error)
 	ModelsLoaded prometheus.Gauge
 	InFlight     prometheus.Gauge
@@ -98,6 +99,9 @@ func NewMetrics() *Metrics {
 			Help: "Subjects scored, by model and version."}, []string{"model", "version"}),
 		LoadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medseq_model_load_duration_seconds",
 			Help: "Time the last load of a model version took."}, []string{"model", "version"}),
+		Threshold: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medseq_model_threshold",
+			Help: "The operating point a model version decides at (calibrated probability): source manifest, or override (serve --threshold)."},
+			[]string{"model", "version", "source"}),
 		Loads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_model_loads_total",
 			Help: "Model version loads by outcome."}, []string{"model", "status"}),
 		ModelsLoaded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "medseq_model_versions_loaded",
@@ -105,7 +109,7 @@ func NewMetrics() *Metrics {
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "medseq_requests_in_flight",
 			Help: "gRPC calls being handled."}),
 	}
-	r.MustRegister(m.Requests, m.Latency, m.RPCLatency, m.BatchSize, m.QueueTime, m.Inferences, m.LoadTime, m.Loads,
+	r.MustRegister(m.Requests, m.Latency, m.RPCLatency, m.BatchSize, m.QueueTime, m.Inferences, m.LoadTime, m.Threshold, m.Loads,
 		m.ModelsLoaded, m.InFlight, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if g := newGPUCollector(); g != nil {
 		r.MustRegister(g)

@@ -94,7 +94,7 @@ type predictor struct {
 }
 
 func (p *predictor) response(v *Version, r scored, reqID string) *medseqv1.PredictResponse {
-	th := v.Manifest.Threshold
+	th := v.Threshold
 	return &medseqv1.PredictResponse{ModelName: v.Name, ModelVersion: v.Version, Probability: r.prob, RawScore: r.raw,
 		Decision: r.prob >= th, Threshold: th, UnknownCodes: int32(r.unknown), TruncatedCodes: int32(r.trunc),
 		EventsUsed: int32(r.used), EventsCensored: int32(r.censored), RequestId: reqID}
@@ -133,7 +133,7 @@ func (p *predictor) Predict(ctx context.Context, req *medseqv1.PredictRequest) (
 			}
 		}()
 	}
-	sub, err := decodePredict(table, req, p.s.limits, "")
+	sub, err := decodePredict(table, req, p.s.limits, "", &v.Manifest.Demographics)
 	if err != nil {
 		return nil, toStatus(err, "", "", "")
 	}
@@ -175,7 +175,7 @@ func (p *predictor) PredictBatch(ctx context.Context, req *medseqv1.PredictBatch
 		if r.GetModelVersion() != "" && r.GetModelVersion() != req.GetModelVersion() {
 			return nil, status.Errorf(codes.InvalidArgument, "%smodel_version: differs from the batch's model_version", pre)
 		}
-		if subs[i], err = decodePredict(table, r, p.s.limits, pre); err != nil {
+		if subs[i], err = decodePredict(table, r, p.s.limits, pre, &v.Manifest.Demographics); err != nil {
 			return nil, toStatus(err, "", "", "")
 		}
 	}
@@ -240,8 +240,11 @@ func (p *predictor) GetModel(ctx context.Context, req *medseqv1.GetModelRequest)
 func modelInfo(v *Version) *medseqv1.ModelInfo {
 	m := v.Manifest
 	info := &medseqv1.ModelInfo{Name: v.Name, Version: v.Version, Kind: m.Kind, Metrics: m.Metrics,
-		Calibration: v.CalibrationMethod(), VocabSize: int32(m.VocabSize), RunId: m.RunID, Threshold: m.Threshold,
-		GapMicros: v.Gap, CodeVersion: m.CodeVersion}
+		Calibration: v.CalibrationMethod(), VocabSize: int32(m.VocabSize), RunId: m.RunID, Threshold: v.Threshold,
+		GapMicros: v.Gap, CodeVersion: m.CodeVersion, ThresholdRule: m.OperatingPoint.String(), ThresholdOverridden: v.Overridden}
+	if v.Overridden {
+		info.ThresholdRule = "override (serve --threshold); manifest: " + info.ThresholdRule
+	}
 	if info.VocabSize == 0 && v.Scorer.Tokenizer() != nil {
 		info.VocabSize = int32(v.Scorer.Tokenizer().Vocab.Len())
 	}

@@ -15,9 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/medseq/medseq/data"
-	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // Version is one loaded model version. It is immutable once published; requests hold the
@@ -26,11 +25,15 @@ type Version struct {
 	Name, Version string
 	Dir           string
 	Scorer        scorer.Scorer
-	Manifest      *scorer.Manifest
-	Calibration   *eval.Calibration // nil: probabilities are the raw scores
-	Gap           int64             // microseconds hidden before each prediction time
-	LoadedAt      time.Time
-	LoadTime      time.Duration
+	Manifest      *modelrepo.Manifest
+	Calibration   *modelrepo.Calibration // nil: probabilities are the raw scores
+	Gap           int64                  // microseconds hidden before each prediction time
+	// Threshold is the operating point the server decides at: the manifest's, or the
+	// serve --threshold override (Overridden).
+	Threshold  float64
+	Overridden bool
+	LoadedAt   time.Time
+	LoadTime   time.Duration
 
 	stamp string // manifest.json size and mtime: a change reloads the version
 }
@@ -115,8 +118,10 @@ type Repository struct {
 	dir    string
 	policy Policy
 	gap    *int64 // overrides the manifests' gap when set
-	log    *slog.Logger
-	onLoad func(v *Version, err error, name, version string)
+	// thresholds override the manifests' operating points, by model name (serve --threshold).
+	thresholds map[string]float64
+	log        *slog.Logger
+	onLoad     func(v *Version, err error, name, version string)
 	// scorers loads model kinds: XGBoost unless the server is given more (the binary
 	// registers the BERT).
 	scorers *scorer.Registry
@@ -175,7 +180,7 @@ func (r *Repository) Resolve(name, version string) (*Version, error) {
 }
 
 func stampOf(dir string) (string, error) {
-	st, err := os.Stat(filepath.Join(dir, scorer.ManifestFile))
+	st, err := os.Stat(filepath.Join(dir, modelrepo.ManifestFile))
 	if err != nil {
 		return "", err
 	}
@@ -284,40 +289,23 @@ func (r *Repository) load(name, ver, dir, stamp string) (v *Version, err error) 
 	if err != nil {
 		return nil, err
 	}
-	cal, err := eval.LoadCalibration(filepath.Join(dir, scorer.CalibrationFile))
-	if errors.Is(err, fs.ErrNotExist) {
+	m := sc.Manifest()
+	cal, err := modelrepo.ReadCalibration(dir)
+	if errors.Is(err, fs.ErrNotExist) && m.Calibration == "" {
 		cal, err = nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	m := sc.Manifest()
-	gap, err := manifestGap(m)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", dir, err)
-	}
+	v = &Version{Name: name, Version: ver, Dir: dir, Scorer: sc, Manifest: m, Calibration: cal, Gap: m.Gap.Micros(),
+		Threshold: m.OperatingPoint.Threshold, LoadedAt: time.Now(), LoadTime: time.Since(start), stamp: stamp}
 	if r.gap != nil {
-		gap = *r.gap
+		v.Gap = *r.gap
 	}
-	return &Version{Name: name, Version: ver, Dir: dir, Scorer: sc, Manifest: m, Calibration: cal, Gap: gap,
-		LoadedAt: time.Now(), LoadTime: time.Since(start), stamp: stamp}, nil
-}
-
-// manifestGap reads the cohort gap a model was trained with from its manifest's params
-// ("gap" or "cohort_gap": a duration string or microseconds); 0 when absent.
-func manifestGap(m *scorer.Manifest) (int64, error) {
-	for _, k := range []string{"gap", "cohort_gap"} {
-		switch g := m.Params[k].(type) {
-		case nil:
-		case string:
-			return data.ParseDuration(g)
-		case float64:
-			return int64(g), nil
-		default:
-			return 0, fmt.Errorf("manifest param %s: unexpected %T", k, g)
-		}
+	if t, ok := r.thresholds[name]; ok {
+		v.Threshold, v.Overridden = t, true
 	}
-	return 0, nil
+	return v, nil
 }
 
 // Poll scans every interval until ctx ends.

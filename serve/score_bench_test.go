@@ -36,7 +36,7 @@ func BenchmarkScorePath(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				table := data.NewCodes()
-				sub, err := decodePredict(table, req, DefaultLimits(), "")
+				sub, err := decodePredict(table, req, DefaultLimits(), "", testDemographics())
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -44,16 +44,19 @@ type Config struct {
 	Policy          Policy        // version served when a request names none
 	Poll            time.Duration // repository polling interval; 0 = load once
 	Limits          Limits
-	MaxMessageBytes int              // largest request and response; 0 = 16 MiB
-	MaxConcurrency  int              // requests scoring at once; 0 = 4 x GOMAXPROCS
-	TLS             *tls.Config      // nil = plaintext (loopback only, please)
-	Tokens          Tokens           // nil = no bearer tokens
-	Audit           *Audit           // nil = no audit log
-	Gap             *int64           // overrides the gap read from manifests
-	DrainTimeout    time.Duration    // graceful drain on shutdown; 0 = 30s
-	Batching        Batching         // dynamic batching of Predict; off when zero (DefaultBatching is the command's)
-	Scorers         *scorer.Registry // model kinds the repository can load; nil: XGBoost only
-	Log             *slog.Logger
+	MaxMessageBytes int         // largest request and response; 0 = 16 MiB
+	MaxConcurrency  int         // requests scoring at once; 0 = 4 x GOMAXPROCS
+	TLS             *tls.Config // nil = plaintext (loopback only, please)
+	Tokens          Tokens      // nil = no bearer tokens
+	Audit           *Audit      // nil = no audit log
+	Gap             *int64      // overrides the gap read from manifests
+	// Thresholds override a model's operating point (its manifest's threshold on the
+	// calibrated probability), by model name; GetModel and the metrics say so.
+	Thresholds   map[string]float64
+	DrainTimeout time.Duration    // graceful drain on shutdown; 0 = 30s
+	Batching     Batching         // dynamic batching of Predict; off when zero (DefaultBatching is the command's)
+	Scorers      *scorer.Registry // model kinds the repository can load; nil: XGBoost only
+	Log          *slog.Logger
 }
 
 // Server is the gRPC server and its model repository.
@@ -106,6 +109,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.repo = NewRepository(cfg.Models, cfg.Policy, cfg.Log)
 	s.repo.gap = cfg.Gap
+	for name, t := range cfg.Thresholds {
+		if !(t >= 0 && t <= 1) {
+			return nil, fmt.Errorf("serve: threshold %v for model %s outside [0, 1]", t, name)
+		}
+	}
+	s.repo.thresholds = cfg.Thresholds
 	if cfg.Scorers != nil {
 		s.repo.scorers = cfg.Scorers
 	}
@@ -116,6 +125,11 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.metrics.Loads.WithLabelValues(name, "ok").Inc()
 		s.metrics.LoadTime.WithLabelValues(name, version).Set(v.LoadTime.Seconds())
+		source := "manifest"
+		if v.Overridden {
+			source = "override"
+		}
+		s.metrics.Threshold.WithLabelValues(name, version, source).Set(v.Threshold)
 	}
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(s.wire),

@@ -20,8 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/medseq/medseq/data"
-	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	inferencepb "github.com/medseq/medseq/proto/inference"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 )
@@ -116,7 +116,7 @@ func offline(t testing.TB, modelDir string, labels []LabelledRequest) []float64 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cal, err := eval.LoadCalibration(filepath.Join(modelDir, scorer.CalibrationFile))
+	cal, err := modelrepo.ReadCalibration(modelDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,7 +528,7 @@ func TestHealthAndReload(t *testing.T) {
 	}
 	// A version being written (no manifest yet) is not loaded; a broken one is skipped.
 	os.MkdirAll(filepath.Join(repo, "broken", "1"), 0o755)
-	os.WriteFile(filepath.Join(repo, "broken", "1", scorer.ManifestFile), []byte("{"), 0o644)
+	os.WriteFile(filepath.Join(repo, "broken", "1", modelrepo.ManifestFile), []byte("{"), 0o644)
 	copyDir(t, f.modelDir, filepath.Join(repo, fixtureModel, "1"))
 	waitFor(t, "SERVING", func() bool { return healthStatus(t, hc, "") == healthpb.HealthCheckResponse_SERVING })
 	req := heldOut(t, 1)[0].Request
@@ -544,7 +544,9 @@ func TestHealthAndReload(t *testing.T) {
 	// Version 2: the same model with the identity calibration, so its answers differ.
 	v2dir := filepath.Join(repo, fixtureModel, ".2.tmp")
 	copyDir(t, f.modelDir, v2dir)
-	os.Remove(filepath.Join(v2dir, scorer.CalibrationFile))
+	if err := (&modelrepo.Calibration{Method: modelrepo.CalibrationIdentity}).Write(v2dir); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Rename(v2dir, filepath.Join(repo, fixtureModel, "2")); err != nil {
 		t.Fatal(err)
 	}
@@ -554,7 +556,7 @@ func TestHealthAndReload(t *testing.T) {
 	})
 	resp2, _ := pc.Predict(ctx, req)
 	if resp2.Probability != resp2.RawScore {
-		t.Fatalf("v2 has no calibration: %v vs %v", resp2.Probability, resp2.RawScore)
+		t.Fatalf("v2's calibration is the identity: %v vs %v", resp2.Probability, resp2.RawScore)
 	}
 	if resp2.RawScore != resp.RawScore {
 		t.Fatalf("same booster, different raw scores %v %v", resp2.RawScore, resp.RawScore)
@@ -565,7 +567,7 @@ func TestHealthAndReload(t *testing.T) {
 		t.Fatalf("pinned v1: %v %v", old, err)
 	}
 	table := data.NewCodes()
-	sub, err := decodePredict(table, req, DefaultLimits(), "")
+	sub, err := decodePredict(table, req, DefaultLimits(), "", testDemographics())
 	if err != nil {
 		t.Fatal(err)
 	}

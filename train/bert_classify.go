@@ -15,7 +15,7 @@ import (
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/bert"
-	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
 )
 
@@ -72,6 +72,9 @@ type BERTClassifyConfig struct {
 	BERTTraining
 	// Calibration fitted on the tuning split: isotonic (default), platt or identity.
 	Calibration string
+	// Threshold is the rule of the operating point, chosen on the calibrated tuning
+	// predictions (zero: max-f1).
+	Threshold eval.ThresholdSpec
 }
 
 // DefaultBERTClassifyConfig is the flags' defaults.
@@ -113,6 +116,7 @@ type BERTClassifyResult struct {
 	Device     bert.Device
 	Elapsed    time.Duration
 	History    []BERTMetrics
+	Point      modelrepo.OperatingPoint
 }
 
 type bertSplit struct {
@@ -135,7 +139,7 @@ func LRAt(step, warmup, total int, peak float64) float64 {
 
 // KindBERTMLM is the manifest kind of a `train pretrain` run: an encoder with its MLM head,
 // not a servable model.
-const KindBERTMLM = "bert-mlm"
+const KindBERTMLM = modelrepo.KindBERTMLM
 
 // maxLen is the sequence length: the flag's, else the tokenizer's, else 512.
 func (mf BERTModel) maxLen(tok *tokenize.Tokenizer) int {
@@ -210,11 +214,11 @@ func encodeSplits(ctx context.Context, o *opened, maxLen int, names ...string) (
 // this tokenizer, its config must match what the flags ask for, and the heads this model
 // lacks are initialised (and listed, as transformers does).
 func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxLen int, seed uint64, log *slog.Logger) (*bert.Weights, error) {
-	m, err := scorer.ReadManifest(dir)
+	m, err := modelrepo.ReadManifest(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--init %s: %w", dir, err)
 	}
-	if m.Kind != KindBERTMLM && m.Kind != scorer.KindBERT {
+	if m.Kind != KindBERTMLM && m.Kind != modelrepo.KindBERT {
 		return nil, fmt.Errorf("--init %s: a %q run, not a BERT (train pretrain) run", dir, m.Kind)
 	}
 	if err := m.CheckInput("tokenizer", in.Tokenizer); err != nil {
@@ -444,64 +448,55 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	eng.SetWeights(best)
 	log.Info("training done", "steps", res.Steps, "best_step", res.BestStep, "best_val_loss", res.BestLoss, "why", res.Stopped,
 		"tokens_per_s", res.TokensPerS, "steps_per_s", res.StepsPerS)
-	if err := writeHistory(filepath.Join(dir.Tmp, scorer.TrainLogFile), st.History, classifyLine); err != nil {
+	if err := writeHistory(modelrepo.TrainLogPath(dir.Tmp), st.History, classifyLine); err != nil {
 		return nil, err
 	}
 
-	scores := map[string][]float64{}
-	for _, name := range []string{data.SplitTrain, data.SplitTuning, data.SplitHeldOut} {
-		sd := splits[name]
-		if len(sd.seqs) == 0 {
-			continue
-		}
-		logits, err := eng.PredictLogits(sd.seqs, 2*cfg.BatchSize, pad)
-		if err != nil {
-			return nil, err
-		}
-		p := make([]float64, len(logits))
-		for i, z := range logits {
-			p[i] = bert.Probability(z)
-		}
-		scores[name] = p
-		if auc, err := eval.AUROC(sd.bools(), p); err == nil {
-			res.AUROC[name] = auc
-		}
-	}
 	if _, err := bert.SaveHF(filepath.Join(dir.Tmp, bert.Dir), best,
 		bert.HFExport{Tokenizer: o.tok, MaxLen: maxLen, Label: outcomeLabel(o.cohort), Log: log}); err != nil {
-		return nil, err
-	}
-	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {
 		return nil, err
 	}
 	labels := map[string][]data.Label{}
 	for name, sd := range splits {
 		labels[name] = sd.labels
 	}
-	if err := writeSplitOutputs(dir.Tmp, labels, scores, cfg.Calibration); err != nil {
-		return nil, err
-	}
 	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, res.Device, map[string]any{
-		"pos_weight": posWeight, "init": cfg.Init, "cohort_gap": data.FormatDuration(o.cohort.Gap), "static_shapes": eng.Static(),
-		"value_bins": valueBins(o.tok)})
-	m := &scorer.Manifest{Manifest: *data.NewManifest("train classify", mp), Kind: scorer.KindBERT, Name: cfg.Name,
-		Threshold: 0.5, VocabSize: o.tok.Vocab.Len(),
+		"pos_weight": posWeight, "init": cfg.Init, "static_shapes": eng.Static()})
+	m := &modelrepo.Manifest{Manifest: *data.NewManifest("train classify", mp), Kind: modelrepo.KindBERT, Name: cfg.Name,
+		MaxLen: maxLen, Device: deviceSummary(res.Device),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "tokens_per_s": res.TokensPerS,
 			"params": float64(res.Params)}}
-	for k, v := range res.AUROC {
-		m.Metrics["auroc_"+k] = v
+	// Every split scored as medseq predict and serve will score it: the saved folder through
+	// the BERT scorer (float32, each history alone on the CPU), so the folder's predictions are
+	// the served answers.
+	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {
+		return nil, err
+	}
+	sc, err := bert.LoadScorerOn(dir.Tmp, m, res.Device.WithDType("float32"))
+	if err != nil {
+		return nil, fmt.Errorf("score the model it wrote: %w", err)
+	}
+	scores, err := o.scoreWith(ctx, sc, labels)
+	if err != nil {
+		return nil, err
+	}
+	for name, p := range scores {
+		if auc, err := eval.AUROC((&labelled{labels[name]}).bools(), p); err == nil {
+			res.AUROC[name] = auc
+			m.Metrics["auroc_"+name] = auc
+		}
 	}
 	if cfg.Init != "" {
 		if _, err := m.AddInput("init", cfg.Init); err != nil {
 			return nil, err
 		}
 	}
-	if err := o.commitModel(dir, m); err != nil {
+	if err := o.commitModel(dir, m, scoredSplits{labels, scores}, cfg.Calibration, cfg.Threshold); err != nil {
 		return nil, err
 	}
 	work.metrics.Close()
 	os.RemoveAll(work.ckpt.work)
-	res.RunID = m.RunID
+	res.RunID, res.Point = m.RunID, m.OperatingPoint
 	res.Elapsed = time.Since(start)
 	log.Info("bert model written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
 	return res, nil
@@ -545,4 +540,13 @@ func manifestParams(mf BERTModel, t BERTTraining, bc bert.Config, maxLen, warmup
 		p[k] = v
 	}
 	return p
+}
+
+// deviceSummary is the manifest's record of where a BERT trained.
+func deviceSummary(d bert.Device) *modelrepo.Device {
+	out := &modelrepo.Device{Kind: d.Kind, DType: d.DType}
+	if d.GPU != nil {
+		out.GPU = d.GPU.Name
+	}
+	return out
 }

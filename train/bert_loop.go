@@ -15,7 +15,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/bert"
-	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // Randomness in training is a pure function of (seed, step), so a run resumed from a
@@ -277,7 +277,7 @@ func openWork(out, task string, params map[string]any, resume, force bool, eng *
 		return nil, err
 	}
 	// The live metrics log restarts from the checkpoint's history.
-	if w.metrics, err = os.Create(filepath.Join(c.work, scorer.TrainLogFile)); err != nil {
+	if w.metrics, err = os.Create(filepath.Join(c.work, modelrepo.TrainLogFile)); err != nil {
 		return nil, err
 	}
 	for _, m := range w.state.History {

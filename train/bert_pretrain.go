@@ -14,7 +14,7 @@ import (
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/bert"
-	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // BERTPretrainConfig is `medseq train pretrain`: a masked-language model over the censored
@@ -272,22 +272,20 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	log.Info("pretraining done", "steps", res.Steps, "best_step", res.BestStep, "best_val_loss", res.BestLoss, "best_val_mlm_accuracy", res.BestAcc,
 		"why", res.Stopped, "tokens_per_s", res.TokensPerS, "steps_per_s", res.StepsPerS)
 
-	if err := writeHistory(filepath.Join(dir.Tmp, scorer.TrainLogFile), st.History, mlmLine); err != nil {
+	if err := writeHistory(modelrepo.TrainLogPath(dir.Tmp), st.History, mlmLine); err != nil {
 		return nil, err
 	}
 	bdir := filepath.Join(dir.Tmp, bert.Dir)
 	if _, err := bert.SaveHF(bdir, lr.best, bert.HFExport{Tokenizer: o.tok, MaxLen: maxLen, Log: log}); err != nil {
 		return nil, err
 	}
-	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {
-		return nil, err
-	}
 	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, dev, map[string]any{"mask_rate": cfg.MaskRate,
-		"max_predictions": masking.MaxPerRow, "static_shapes": eng.Static(), "value_bins": valueBins(o.tok)})
-	m := &scorer.Manifest{Manifest: *data.NewManifest("train pretrain", mp), Kind: KindBERTMLM, Name: cfg.Name, VocabSize: o.tok.Vocab.Len(),
+		"max_predictions": masking.MaxPerRow, "static_shapes": eng.Static()})
+	m := &modelrepo.Manifest{Manifest: *data.NewManifest("train pretrain", mp), Kind: KindBERTMLM, Name: cfg.Name,
+		MaxLen: maxLen, Device: deviceSummary(dev),
 		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "best_val_mlm_accuracy": res.BestAcc,
 			"tokens_per_s": res.TokensPerS, "params": float64(res.Params)}}
-	if err := o.commitModel(dir, m); err != nil {
+	if err := o.commitRun(dir, m); err != nil {
 		return nil, err
 	}
 	work.metrics.Close()

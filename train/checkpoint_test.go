@@ -17,7 +17,7 @@ import (
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/data/synth"
 	"github.com/medseq/medseq/model/bert"
-	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
 )
 
@@ -145,7 +145,7 @@ func classifyCfg(f fixture, out string) BERTClassifyConfig {
 // metricsWithoutTiming reads metrics.jsonl without the wall-clock fields.
 func metricsWithoutTiming(t *testing.T, dir string) []map[string]any {
 	t.Helper()
-	buf, err := os.ReadFile(filepath.Join(dir, scorer.TrainLogFile))
+	buf, err := os.ReadFile(filepath.Join(dir, modelrepo.TrainLogFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestPretrainResumeEqualsUnbrokenRun(t *testing.T) {
 	}
 
 	// The run folder: kind bert-mlm, encoder and MLM head, tokenizer, metrics.
-	m, err := scorer.ReadManifest(a.Out)
+	m, err := modelrepo.ReadManifest(a.Out)
 	if err != nil || m.Kind != KindBERTMLM {
 		t.Fatalf("manifest %+v: %v", m, err)
 	}
@@ -258,7 +258,7 @@ func TestPretrainResumeEqualsUnbrokenRun(t *testing.T) {
 	if !w.Heads.MLM || w.Heads.Classifier {
 		t.Errorf("heads %+v, want the MLM head only", w.Heads)
 	}
-	for _, p := range []string{tokenize.HFFile, tokenize.VocabFile, scorer.TrainLogFile} {
+	for _, p := range []string{tokenize.HFFile, tokenize.VocabFile, modelrepo.TrainLogFile} {
 		if _, err := os.Stat(filepath.Join(a.Out, p)); err != nil {
 			t.Errorf("run folder lacks %s", p)
 		}
@@ -295,7 +295,7 @@ func TestClassifyResumeEqualsUnbrokenRunAndInit(t *testing.T) {
 	if !strings.Contains(logBuf.String(), want) || !strings.Contains(logBuf.String(), "were not used when initializing") {
 		t.Errorf("log lacks the newly-initialised list:\n%s", logBuf.String())
 	}
-	m, _ := scorer.ReadManifest(a.Out)
+	m, _ := modelrepo.ReadManifest(a.Out)
 	if _, ok := m.Input("init"); !ok {
 		t.Errorf("manifest records no init input")
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
 )
 
@@ -117,39 +119,117 @@ func (o *opened) forSplits(ctx context.Context, splits []string, fn func(data.Se
 	return o.cohort.Sequences(ctx, o.ds, splits, fn)
 }
 
-// writeSplitOutputs writes each scored split's predictions (predictions_<split>.parquet, the
-// MEDS-evaluation layout with age, sex and split attributes) and fits calibration.json on the
-// tuning split with method (isotonic, platt or identity; "" means isotonic).
-func writeSplitOutputs(dir string, labels map[string][]data.Label, scores map[string][]float64, method string) error {
-	preds := map[string][]eval.Prediction{}
-	for name, s := range scores {
-		ls := labels[name]
-		p := make([]eval.Prediction, len(ls))
-		for i, l := range ls {
-			p[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: s[i],
-				Attrs: map[string]string{"age": fmt.Sprintf("%.2f", l.Age), "sex": l.Sex, "split": name}}
+// scoredSplits are a run's raw probabilities per split, with the labels in the same order.
+type scoredSplits struct {
+	labels map[string][]data.Label
+	scores map[string][]float64
+}
+
+// predictions are a split's raw predictions with age, sex and split as attributes.
+func (s scoredSplits) predictions(split string) []eval.Prediction {
+	ls, scores := s.labels[split], s.scores[split]
+	p := make([]eval.Prediction, len(ls))
+	for i, l := range ls {
+		p[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: scores[i],
+			Attrs: map[string]string{"age": fmt.Sprintf("%.2f", l.Age), "sex": l.Sex, "split": split}}
+	}
+	return p
+}
+
+// scoreWith scores each split's labels with sc through scorer.ScoreCohort (as medseq predict
+// does) and returns the raw probabilities in the labels' order.
+func (o *opened) scoreWith(ctx context.Context, sc scorer.Scorer, labels map[string][]data.Label) (map[string][]float64, error) {
+	type key struct{ id, pt int64 }
+	got := map[key]float64{}
+	var splits []string
+	for name := range labels {
+		splits = append(splits, name)
+	}
+	err := scorer.ScoreCohort(ctx, sc, o.ds, o.cohort, splits, 512, func(batch []scorer.Scored) error {
+		for _, x := range batch {
+			got[key{x.Label.SubjectID, x.Label.PredictionTime}] = x.Result.Probability
 		}
-		preds[name] = p
-		if err := eval.WritePredictions(filepath.Join(dir, "predictions_"+name+".parquet"), p); err != nil {
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]float64{}
+	for name, ls := range labels {
+		p := make([]float64, len(ls))
+		for i, l := range ls {
+			v, ok := got[key{l.SubjectID, l.PredictionTime}]
+			if !ok {
+				return nil, fmt.Errorf("split %s: subject %d was not scored", name, l.SubjectID)
+			}
+			p[i] = v
+		}
+		out[name] = p
+	}
+	return out, nil
+}
+
+// commitModel ends every training run of a servable model: it fits the calibration and
+// chooses the operating point, writes each scored split's predictions (calibrated, decided at
+// the operating point) and the calibration (eval.ModelOutputs), copies the tokenizer beside the model,
+// completes the manifest (inputs, gap, demographics, vocabulary) and moves the folder into
+// place.
+func (o *opened) commitModel(dir *data.AtomicDir, m *modelrepo.Manifest, s scoredSplits, method string, spec eval.ThresholdSpec) error {
+	raw := map[string][]eval.Prediction{}
+	for name := range s.scores {
+		raw[name] = s.predictions(name)
+	}
+	cal, op, err := eval.ModelOutputs(dir.Tmp, raw, method, spec)
+	if err != nil {
+		return err
+	}
+	m.Calibration, m.OperatingPoint = cal.Method, op
+	return o.commitRun(dir, m)
+}
+
+// commitRun copies the tokenizer beside the model, completes the manifest and moves the
+// folder into place (pretraining runs, which have no calibration or operating point, end here).
+func (o *opened) commitRun(dir *data.AtomicDir, m *modelrepo.Manifest) error {
+	if _, err := os.Stat(filepath.Join(dir.Tmp, tokenize.HFFile)); err != nil {
+		if err := copyTokenizer(o.in.Tokenizer, dir.Tmp); err != nil {
 			return err
 		}
 	}
-	if method == "" {
-		method = eval.CalibrationIsotonic
-	}
-	cal, err := eval.FitCalibration(method, preds[data.SplitTuning])
-	if err != nil {
-		return fmt.Errorf("calibrate on the tuning split: %w", err)
-	}
-	return cal.Save(filepath.Join(dir, scorer.CalibrationFile))
-}
-
-// commitModel records the run's inputs in m, writes the model folder's manifest and moves the
-// folder into place.
-func (o *opened) commitModel(dir *data.AtomicDir, m *scorer.Manifest) error {
+	m.Gap = modelrepo.Duration(o.cohort.Gap)
+	m.VocabSize = o.tok.Vocab.Len()
+	m.ValueBins = valueBins(o.tok)
+	m.Demographics = demographics(o.cohort.Demographics, o.tok)
 	o.addInputs(&m.Manifest)
-	if err := writeModelManifest(dir.Tmp, m); err != nil {
+	if err := m.Write(dir.Tmp); err != nil {
 		return err
 	}
 	return dir.Commit()
+}
+
+// demographics records the cohort's birth and sex rules and the codes the vocabulary holds
+// for them (the first, most frequent, whole code of each), so that scoring adds the same
+// events to a history that sends birth and sex as fields.
+func demographics(rules data.Demographics, tok *tokenize.Tokenizer) modelrepo.Demographics {
+	d := modelrepo.Demographics{Demographics: rules}
+	for id := range tok.Vocab.Len() {
+		name := tok.Vocab.Token(int32(id))
+		if w, ok := tok.WholeWord(name); !ok || int(w) != id {
+			continue // a piece or special token
+		}
+		if rules.IsBirth(name) {
+			if d.BirthCode == "" {
+				d.BirthCode = name
+			}
+			continue
+		}
+		if v, ok := rules.Sex(name); ok && v != data.SexUnknown {
+			if d.SexCodes == nil {
+				d.SexCodes = map[string]string{}
+			}
+			if _, seen := d.SexCodes[v]; !seen {
+				d.SexCodes[v] = name
+			}
+		}
+	}
+	return d
 }

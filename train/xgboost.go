@@ -17,8 +17,8 @@ import (
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/features"
 	"github.com/medseq/medseq/model/gbt"
-	"github.com/medseq/medseq/model/scorer"
 	"github.com/medseq/medseq/model/xgb"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
 )
 
@@ -33,6 +33,9 @@ type XGBoostConfig struct {
 	TopN     int // top features by gain to list (default 30)
 	// Calibration fitted on the tuning split: isotonic (default), platt or identity.
 	Calibration string
+	// Threshold is the rule of the operating point, chosen on the calibrated tuning
+	// predictions (zero: max-f1).
+	Threshold eval.ThresholdSpec
 }
 
 // XGBoostResult summarises a trained baseline.
@@ -44,6 +47,7 @@ type XGBoostResult struct {
 	AUROC         map[string]float64 // by split
 	ParityMaxDiff float64            // max |p_leaves - p_libxgboost| over tuning and held-out rows
 	TopFeatures   []TopFeature
+	Point         modelrepo.OperatingPoint
 	Elapsed       time.Duration
 }
 
@@ -122,7 +126,7 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 		return nil, err
 	}
 	defer dir.Abort()
-	logf, err := data.CreateAtomic(filepath.Join(dir.Tmp, scorer.TrainLogFile))
+	logf, err := data.CreateAtomic(modelrepo.TrainLogPath(dir.Tmp))
 	if err != nil {
 		return nil, err
 	}
@@ -159,14 +163,14 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 		return nil, err
 	}
 
-	xdir := filepath.Join(dir.Tmp, scorer.XGBoostDir)
+	xdir := modelrepo.XGBoostPath(dir.Tmp)
 	if err := os.MkdirAll(xdir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := booster.SaveJSON(filepath.Join(xdir, scorer.XGBoostJSON)); err != nil {
+	if err := booster.SaveJSON(modelrepo.XGBoostPath(dir.Tmp, modelrepo.XGBoostJSON)); err != nil {
 		return nil, err
 	}
-	legacy := filepath.Join(xdir, scorer.XGBoostLegacy)
+	legacy := modelrepo.XGBoostPath(dir.Tmp, modelrepo.XGBoostLegacy)
 	if err := booster.SaveLegacyBinary(legacy); err != nil {
 		return nil, err
 	}
@@ -210,35 +214,28 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 		return nil, err
 	}
 	res.TopFeatures = top
-	if err := writeJSON(filepath.Join(xdir, scorer.TopFeaturesFile), top); err != nil {
-		return nil, err
-	}
-	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {
+	if err := writeJSON(modelrepo.TopFeaturesPath(dir.Tmp), top); err != nil {
 		return nil, err
 	}
 	labels := map[string][]data.Label{}
 	for name, sd := range splits {
 		labels[name] = sd.labels
 	}
-	if err := writeSplitOutputs(dir.Tmp, labels, scores, cfg.Calibration); err != nil {
-		return nil, err
-	}
-	m := &scorer.Manifest{Manifest: *data.NewManifest("train xgboost", map[string]any{
+	m := &modelrepo.Manifest{Manifest: *data.NewManifest("train xgboost", map[string]any{
 		"eta": cfg.Params.Eta, "gamma": cfg.Params.Gamma, "max_depth": cfg.Params.MaxDepth,
 		"min_child_weight": cfg.Params.MinChildWeight, "subsample": cfg.Params.Subsample,
 		"colsample_bytree": cfg.Params.ColsampleByTree, "scale_pos_weight": cfg.Params.ScalePosWeight,
 		"eval_metric": cfg.Params.EvalMetric, "rounds": cfg.Params.Rounds, "early_stopping": cfg.Params.EarlyStopping,
-		"nthread": cfg.Params.NThread, "seed": cfg.Params.Seed, "windows": space.Windows, "last_values": space.LastValue,
-		"cohort_gap": data.FormatDuration(o.cohort.Gap), // serving censors with the gap the model was trained with
-	}), Kind: scorer.KindXGBoost, Name: cfg.Name, Threshold: 0.5, VocabSize: o.tok.Vocab.Len(),
+		"nthread": cfg.Params.NThread, "seed": cfg.Params.Seed, "windows": space.Windows,
+	}), Kind: modelrepo.KindXGBoost, Name: cfg.Name, LastValues: space.LastValue,
 		Metrics: map[string]float64{"best_iteration": float64(res.BestIteration), "parity_max_abs_diff": res.ParityMaxDiff}}
 	for k, v := range res.AUROC {
 		m.Metrics["auroc_"+k] = v
 	}
-	if err := o.commitModel(dir, m); err != nil {
+	if err := o.commitModel(dir, m, scoredSplits{labels, scores}, cfg.Calibration, cfg.Threshold); err != nil {
 		return nil, err
 	}
-	res.RunID = m.RunID
+	res.RunID, res.Point = m.RunID, m.OperatingPoint
 	res.Elapsed = time.Since(start)
 	log.Info("xgboost model written", "out", cfg.Out, "best_iteration", res.BestIteration, "seconds", res.Elapsed.Seconds())
 	return res, nil
@@ -285,16 +282,6 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return data.WriteFileAtomic(path, append(buf, '\n'))
-}
-
-// writeModelManifest fingerprints the model folder and writes its manifest.json.
-func writeModelManifest(dir string, m *scorer.Manifest) error {
-	fp, err := data.Fingerprint(dir)
-	if err != nil {
-		return err
-	}
-	m.Fingerprint = fp
-	return writeJSON(filepath.Join(dir, scorer.ManifestFile), m)
 }
 
 // copyTokenizer puts the tokenizer's files beside the model, so the version folder serves alone.

@@ -162,7 +162,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if *withBERT {
 		names += ", t2d-bert (its calls are batched)"
 	}
-	fmt.Fprintf(e.stdout, "\nserve: medseq serve --models %s --addr 127.0.0.1:8500 --metrics-addr 127.0.0.1:9090\n  then: medseq predict --addr 127.0.0.1:8500 --name t2d-xgboost --codes \"ICD10/I10@2019-05-01 SNOMED/38341003@2020-02-03\" --prediction-time 2021-01-01\n  models served: %s\n", filepath.Join(*out, demoModels), names)
+	fmt.Fprintf(e.stdout, "\nserve: medseq serve --models %s --addr 127.0.0.1:8500 --metrics-addr 127.0.0.1:9090\n  then: medseq predict --addr 127.0.0.1:8500 --name t2d-xgboost --codes \"ICD10/I10@2019-05-01 SNOMED/38341003@2020-02-03\" --birth-date 1961-04-12 --sex F --prediction-time 2021-01-01\n    (or birth and sex as events: --codes \"SEX//F MEDS_BIRTH@1961-04-12 ICD10/I10@2019-05-01 ...\")\n  models served: %s\n", filepath.Join(*out, demoModels), names)
 	fmt.Fprintf(e.stdout, "\nscore offline: medseq predict --model %s --meds %s --cohort %s --split held_out --out held_out.parquet\n", xcfg.Out, meds, co.out)
 	fmt.Fprintf(e.stdout, "\ndemo done in %.1fs; outputs under %s\n", time.Since(start).Seconds(), *out)
 	return nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // evalReportOptions are the flags of `medseq eval report`.
@@ -28,14 +29,14 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 	fs.StringVar(&root, "models", "", "model repository DIR/<name>/<version>/ (as serve reads it): add every model's latest (highest numeric) version")
 	fs.StringVar(&o.out, "out", "", "folder for report.html and metrics.json (created if missing)")
 	fs.StringVar(&o.cfg.Split, "split", data.SplitHeldOut, "the split to evaluate")
-	fs.StringVar(&o.cfg.TuningSplit, "tuning-split", data.SplitTuning, "the split on which max-f1, youden and sens= thresholds are chosen")
+	fs.StringVar(&o.cfg.TuningSplit, "tuning-split", data.SplitTuning, "the split on which alternative operating points are chosen")
 	fs.StringVar(&o.oracle, "oracle", "", "synthetic MEDS folder: report its oracle's AUROC on the evaluated rows (the best achievable)")
 	fs.StringVar(&o.cfg.CohortDir, "cohort", "", "cohort folder: add the cohort checks (age per class, KS distance, warnings)")
 	fs.StringVar(&o.cfg.CohortMEDS, "meds", "", "with --cohort: the MEDS folder it was built from, to compare the classes' sequence lengths and flag codes that alone separate them")
 	durationVar(fs, &o.lead, "lead", 365*data.MicrosPerDay, "the cohort's lead time for --oracle (read from --cohort's manifest when given)")
 	fs.IntVar(&o.cfg.Bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for 95% intervals (0 for none)")
 	fs.Uint64Var(&o.cfg.Seed, "seed", 1, "bootstrap seed")
-	fs.StringVar(&threshold, "threshold", "max-f1", "decision threshold: a probability, max-f1, youden or sens=X (tuned ones chosen on --tuning-split)")
+	fs.StringVar(&threshold, "threshold", "", "one more alternative operating point to show beside each model's deployed one (its manifest's) and max-f1 and youden: a probability, sens=X or spec=X (chosen on --tuning-split)")
 	listVar(fs, &o.cfg.SegmentColumns, "segments", nil, "attribute columns to segment by (default sex; age bands always when there is an age)")
 	fs.IntVar(&o.cfg.MinPositives, "min-positives", 10, "segments with fewer positives are reported with counts only")
 	fs.IntVar(&o.cfg.MinNegatives, "min-negatives", 10, "segments with fewer negatives are reported with counts only")
@@ -56,11 +57,13 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 	if len(o.cfg.Models) == 0 {
 		return nil, usagef("flag --model (a model version folder) or --models (a model repository) is required")
 	}
-	t, err := eval.ParseThreshold(threshold)
-	if err != nil {
-		return nil, usagef("flag --threshold: %v", err)
+	if threshold != "" {
+		t, err := eval.ParseThreshold(threshold)
+		if err != nil {
+			return nil, usagef("flag --threshold: %v", err)
+		}
+		o.cfg.Threshold = t
 	}
-	o.cfg.Threshold = t
 	switch {
 	case o.cfg.Bootstrap < 0:
 		return nil, usagef("flag --bootstrap: must be 0 or more")
@@ -106,7 +109,7 @@ func reportOracle(o *evalReportOptions) error {
 			}
 		}
 	}
-	preds, err := eval.ReadPredictions(eval.PredictionsFile(o.cfg.Models[0], o.cfg.Split))
+	preds, err := eval.ReadPredictions(modelrepo.PredictionsFile(o.cfg.Models[0], o.cfg.Split))
 	if err != nil {
 		return err
 	}

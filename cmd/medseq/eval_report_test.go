@@ -14,7 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // evalReportCmd calls runEvalReport directly (the command is registered in main.go by the lead).
@@ -36,7 +38,7 @@ func reportModel(t *testing.T, root, name, kind string, seed uint64) string {
 	}
 	lr := rand.New(rand.NewPCG(9, 9))
 	sr := rand.New(rand.NewPCG(seed, 2))
-	var tun []eval.Prediction
+	raw := map[string][]eval.Prediction{}
 	for _, split := range []string{"tuning", "held_out"} {
 		var preds []eval.Prediction
 		for i := 0; i < 200; i++ {
@@ -48,26 +50,18 @@ func reportModel(t *testing.T, root, name, kind string, seed uint64) string {
 			preds = append(preds, eval.Prediction{SubjectID: int64(len(split)*1000 + i), PredictionTime: 1e15, Label: y, Score: 1 / (1 + math.Exp(-z)),
 				Attrs: map[string]string{"age": fmt.Sprint(30 + lr.IntN(55)), "sex": []string{"F", "M"}[lr.IntN(2)], "split": split}})
 		}
-		if err := eval.WritePredictions(eval.PredictionsFile(dir, split), preds); err != nil {
-			t.Fatal(err)
-		}
-		if split == "tuning" {
-			tun = preds
-		}
+		raw[split] = preds
 	}
-	cal, err := eval.FitCalibration(eval.CalibrationPlatt, tun)
+	cal, op, err := eval.ModelOutputs(dir, raw, eval.CalibrationPlatt, eval.ThresholdSpec{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cal.Save(filepath.Join(dir, eval.CalibrationFile)); err != nil {
-		t.Fatal(err)
-	}
-	man, _ := json.Marshal(map[string]any{"kind": kind, "name": name, "run_id": "r1"})
-	if err := os.WriteFile(filepath.Join(dir, eval.ModelManifestFile), man, 0o644); err != nil {
+	man := &modelrepo.Manifest{Manifest: data.Manifest{RunID: "r1"}, Kind: kind, Name: name, Calibration: cal.Method, OperatingPoint: op}
+	if err := man.Write(dir); err != nil {
 		t.Fatal(err)
 	}
 	log := "{\"step\":0,\"train_loss\":0.7,\"val_loss\":0.69}\n{\"step\":10,\"train_loss\":0.5,\"val_loss\":0.6}\n"
-	if err := os.WriteFile(filepath.Join(dir, eval.ModelTrainLogFile), []byte(log), 0o644); err != nil {
+	if err := os.WriteFile(modelrepo.TrainLogPath(dir), []byte(log), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -37,7 +37,7 @@ func writeEvalPreds(t *testing.T, path string, seed uint64, n int) []eval.Predic
 		preds = append(preds, eval.Prediction{SubjectID: int64(i / 2), PredictionTime: int64(i % 2), Label: y,
 			Score: 1 / (1 + math.Exp(-z+1)), Attrs: map[string]string{"sex": []string{"F", "M"}[i%2], "age": strconv.Itoa(30 + i%50)}})
 	}
-	if err := eval.WritePredictions(path, preds); err != nil {
+	if err := eval.WritePredictions(path, preds, 0.5); err != nil {
 		t.Fatal(err)
 	}
 	return preds

@@ -99,7 +99,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	// The BERT scores offline through the same command as the baseline, calibrated.
 	code, stdout, stderr = runCmd(t, "predict", "--model", filepath.Join(out, demoModels, "t2d-bert", "1"), "--meds", filepath.Join(out, demoMEDS),
-		"--labels", filepath.Join(out, demoCohort), "--split", "held_out", "--out", filepath.Join(out, "bert_held_out.parquet"))
+		"--cohort", filepath.Join(out, demoCohort), "--split", "held_out", "--out", filepath.Join(out, "bert_held_out.parquet"))
 	if code != 0 || !strings.Contains(stdout, "bert model") || !strings.Contains(stdout, "calibrated") {
 		t.Errorf("predict with the BERT: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -162,7 +162,7 @@ func TestTrainAndPredict(t *testing.T) {
 		}
 	}
 	pred := filepath.Join(out, "held_out.csv")
-	code, stdout, stderr := runCmd(t, "predict", "--model", model, "--meds", meds, "--labels", cohort, "--split", "held_out", "--out", pred)
+	code, stdout, stderr := runCmd(t, "predict", "--model", model, "--meds", meds, "--cohort", cohort, "--split", "held_out", "--out", pred)
 	if code != 0 || !strings.Contains(stdout, "AUROC") || !strings.Contains(stdout, "isotonic") {
 		t.Fatalf("predict exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -180,8 +180,9 @@ func TestTrainAndPredict(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"predict", "--model", model, "--meds", meds, "--labels", cohort, "--out", "x.txt"}, 2, ".parquet or .csv"},
-		{[]string{"predict", "--model", out, "--meds", meds, "--labels", cohort, "--out", pred}, 1, "manifest.json"},
+		{[]string{"predict", "--model", model, "--meds", meds, "--cohort", cohort, "--out", "x.txt"}, 2, ".parquet or .csv"},
+		{[]string{"predict", "--model", out, "--meds", meds, "--cohort", cohort, "--out", filepath.Join(out, "new.csv")}, 1, "manifest.json"},
+		{[]string{"predict", "--model", model, "--meds", meds, "--cohort", cohort, "--out", pred}, 1, "--force"},
 		{[]string{"train", "xgboost", "--meds", meds, "--cohort", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", filepath.Join(out, "m2"), "--max-depth", "0"}, 2, "max_depth"},
 		{[]string{"train", "xgboost", "--meds", meds, "--cohort", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", filepath.Join(out, "m2"), "--windows", "all,soon"}, 2, "--windows"},
 		{[]string{"train", "xgboost", "--meds", meds, "--cohort", cohort, "--tokenizer", filepath.Join(out, demoTokenizer), "--out", model}, 1, "--force"},

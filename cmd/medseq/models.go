@@ -2,9 +2,13 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"io"
 
+	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/bert"
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // scoringDevice is where a BERT scores (serve, predict): --device and --pjrt-plugin.
@@ -31,7 +35,7 @@ func (d *scoringDevice) registry() (*scorer.Registry, bert.Device, error) {
 // modelRegistry knows every model kind this binary can score; BERT models score on dev.
 func modelRegistry(dev bert.Device) *scorer.Registry {
 	r := scorer.NewRegistry()
-	r.Register(scorer.KindBERT, func(dir string, m *scorer.Manifest) (scorer.Scorer, error) {
+	r.Register(modelrepo.KindBERT, func(dir string, m *modelrepo.Manifest) (scorer.Scorer, error) {
 		s, err := bert.LoadScorerOn(dir, m, dev)
 		if err != nil {
 			return nil, err
@@ -39,4 +43,39 @@ func modelRegistry(dev bert.Device) *scorer.Registry {
 		return s, nil
 	})
 	return r
+}
+
+// operatingPointFlag registers --threshold: the rule that chooses a model's operating point on
+// its calibrated tuning predictions (max-f1 by default).
+func operatingPointFlag(fs *flag.FlagSet, spec *eval.ThresholdSpec) {
+	*spec = eval.ThresholdSpec{Method: eval.ThresholdMaxF1}
+	fs.Func("threshold", "the model's operating point, chosen on the calibrated tuning predictions: max-f1 (default), youden, "+
+		"sens=0.90 (highest threshold reaching that sensitivity), spec=0.95 (lowest keeping that specificity) or a probability such as 0.37; "+
+		"predict, serve and the report all decide at it", func(v string) error {
+		t, err := eval.ParseThreshold(v)
+		if err != nil {
+			return err
+		}
+		*spec = t
+		return nil
+	})
+}
+
+// printOperatingPoint prints a trained model's operating point and what it gives on the tuning
+// split.
+func printOperatingPoint(w io.Writer, op modelrepo.OperatingPoint) {
+	fmt.Fprintf(w, "  operating point    calibrated probability >= %s", op)
+	if t := op.Tuning; t != nil {
+		fmt.Fprintf(w, ": tuning sensitivity %.3f, specificity %.3f, PPV %.3f", t.Sensitivity, t.Specificity, t.PPV)
+	}
+	fmt.Fprintln(w)
+}
+
+// checkCalibration checks --calibration.
+func checkCalibration(method string) error {
+	switch method {
+	case eval.CalibrationIsotonic, eval.CalibrationPlatt, eval.CalibrationIdentity:
+		return nil
+	}
+	return usagef("flag --calibration: %q is not isotonic, platt or identity", method)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // runPredict scores every labelled subject of a cohort with a model version folder and writes
@@ -21,11 +21,12 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 			return runPredictClient(ctx, e, args)
 		}
 	}
-	fs := newFlags(e, "predict", "--model MODELDIR --meds DIR --labels COHORT --out FILE [--split S]")
+	fs := newFlags(e, "predict", "--model MODELDIR --meds DIR --cohort COHORT --out FILE [--split S]")
 	modelDir := fs.String("model", "", "model version folder (train xgboost / train classify)")
 	meds := fs.String("meds", "", "MEDS dataset folder")
-	labels := fs.String("labels", "", "cohort folder: its labels say whom to score and when")
+	cohort := fs.String("cohort", "", "cohort folder (medseq data cohort): its labels say whom to score and when")
 	out := fs.String("out", "", "predictions file (.parquet or .csv)")
+	force := fs.Bool("force", false, "replace --out if it exists")
 	var splits []string
 	listVar(fs, &splits, "split", nil, "only these splits (default: all labels)")
 	allow := fs.Bool("allow-mismatch", false, "score a dataset the cohort was not built from")
@@ -35,7 +36,7 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := required("model", *modelDir, "meds", *meds, "labels", *labels, "out", *out); err != nil {
+	if err := required("model", *modelDir, "meds", *meds, "cohort", *cohort, "out", *out); err != nil {
 		return err
 	}
 	if ext := strings.ToLower(filepath.Ext(*out)); ext != ".parquet" && ext != ".csv" {
@@ -43,6 +44,9 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	}
 	if *batch < 1 {
 		return usagef("flag --batch: must be at least 1")
+	}
+	if _, err := os.Stat(*out); err == nil && !*force {
+		return fmt.Errorf("%s already exists (pass --force to replace it)", *out)
 	}
 	reg, _, err := sd.registry()
 	if err != nil {
@@ -52,13 +56,12 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var cal *eval.Calibration
-	if c, err := eval.LoadCalibration(filepath.Join(*modelDir, scorer.CalibrationFile)); err == nil {
-		cal = c
-	} else if !errors.Is(err, os.ErrNotExist) {
+	man := sc.Manifest()
+	cal, err := modelrepo.ReadCalibration(*modelDir)
+	if err != nil {
 		return err
 	}
-	c, err := data.LoadCohort(*labels)
+	c, err := data.LoadCohort(*cohort)
 	if err != nil {
 		return err
 	}
@@ -68,54 +71,33 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 		}
 		e.log.Warn("scoring a dataset the cohort was not built from", "cohort_run", c.Manifest.RunID)
 	}
+	if c.Gap != man.Gap.Micros() {
+		e.log.Warn("the cohort's gap differs from the model's: scoring censors as the cohort does", "cohort_gap", data.FormatDuration(c.Gap),
+			"model_gap", data.FormatDuration(man.Gap.Micros()))
+	}
 	ds, err := data.Open(*meds)
 	if err != nil {
 		return err
 	}
 	var preds []eval.Prediction
-	var pending []scorer.Input
-	var pendingLabels []data.Label
 	unknown := 0
-	flush := func() error {
-		if len(pending) == 0 {
-			return nil
-		}
-		res, err := sc.Score(ds.Codes, pending)
-		if err != nil {
-			return err
-		}
-		for i, r := range res {
-			l := pendingLabels[i]
-			p := r.Probability
-			if cal != nil {
-				p = cal.Apply(p)
-			}
+	err = scorer.ScoreCohort(ctx, sc, ds, c, splits, *batch, func(batch []scorer.Scored) error {
+		for _, x := range batch {
+			l, r := x.Label, x.Result
 			unknown += r.Unknown
-			preds = append(preds, eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: p,
-				Attrs: map[string]string{"age": fmt.Sprintf("%.2f", l.Age), "sex": l.Sex, "split": l.Split, "raw_probability": fmt.Sprintf("%.9g", r.Probability)}})
-		}
-		pending, pendingLabels = pending[:0], pendingLabels[:0]
-		return nil
-	}
-	// Events of a shard stay valid while the shard is current: score before moving on.
-	err = c.Sequences(ctx, ds, splits, func(s data.Sequence) error {
-		pending = append(pending, scorer.Input{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex, PredictionTime: s.Label.PredictionTime})
-		pendingLabels = append(pendingLabels, s.Label)
-		if len(pending) >= *batch {
-			return flush()
+			preds = append(preds, eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: cal.Apply(r.Probability),
+				Attrs: map[string]string{"age": fmt.Sprintf("%.2f", l.Age), "sex": l.Sex, "split": l.Split, eval.ColRawProbability: eval.FormatRaw(r.Probability)}})
 		}
 		return nil
 	})
-	if err == nil {
-		err = flush()
-	}
 	if err != nil {
 		return err
 	}
 	if len(preds) == 0 {
-		return fmt.Errorf("no labels to score in %s (splits %v)", *labels, splits)
+		return fmt.Errorf("no labels to score in %s (splits %v)", *cohort, splits)
 	}
-	if err := eval.WritePredictions(*out, preds); err != nil {
+	op := man.OperatingPoint
+	if err := eval.WritePredictions(*out, preds, op.Threshold); err != nil {
 		return err
 	}
 	y := make([]bool, len(preds))
@@ -123,14 +105,12 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	for i, p := range preds {
 		y[i], s[i] = p.Label, p.Score
 	}
-	msg := fmt.Sprintf("scored %d labels with %s model %s", len(preds), sc.Kind(), *modelDir)
-	if cal != nil {
-		msg += " (calibrated: " + cal.Method + ")"
-	}
-	fmt.Fprintln(e.stdout, msg)
+	fmt.Fprintf(e.stdout, "scored %d labels with %s model %s (calibrated: %s)\n", len(preds), sc.Kind(), *modelDir, cal.Method)
 	if auc, err := eval.AUROC(y, s); err == nil {
 		fmt.Fprintf(e.stdout, "  AUROC %.4f\n", auc)
 	}
+	sens, spec, ppv, _ := eval.PointRates(preds, op.Threshold)
+	fmt.Fprintf(e.stdout, "  operating point %s: sensitivity %.3f, specificity %.3f, PPV %.3f\n", op, sens, spec, ppv)
 	fmt.Fprintf(e.stdout, "  codes unknown to the tokenizer: %d\n  predictions: %s\n", unknown, *out)
 	return nil
 }

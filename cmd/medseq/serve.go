@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/medseq/medseq/data"
-	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 	"github.com/medseq/medseq/serve"
 )
@@ -44,6 +45,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	audit := fs.String("audit", "", "append-only audit log (JSON lines)")
 	auditKey := fs.String("audit-key-file", "", "hash subject ids in the audit log with HMAC-SHA-256 under this file's key (default: plain SHA-256)")
 	gap := fs.String("gap", "", "override the cohort gap hidden before each prediction time (e.g. 30d)")
+	thresholds := map[string]float64{}
+	fs.Func("threshold", "NAME=PROBABILITY: decide model NAME at this calibrated probability instead of its manifest's operating point "+
+		"(repeatable; GetModel and the medseq_model_threshold metric say so)", func(v string) error {
+		name, val, ok := strings.Cut(v, "=")
+		t, err := strconv.ParseFloat(val, 64)
+		if !ok || name == "" || err != nil || !(t >= 0 && t <= 1) {
+			return fmt.Errorf("%q: want NAME=PROBABILITY with a probability in [0, 1]", v)
+		}
+		thresholds[name] = t
+		return nil
+	})
 	defBatch := serve.DefaultBatching()
 	batchMax := fs.Int("dynamic-batch-size", defBatch.MaxBatch, "dynamic batching of Predict calls: most subjects per scoring call (0/1: off)")
 	batchDelay := fs.Duration("dynamic-batch-delay", defBatch.MaxDelay, "dynamic batching: longest a call waits for others to join its batch")
@@ -75,7 +87,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	e.log.Info("BERT models score on", "device", dev.Kind, "reason", dev.Reason)
 	cfg := serve.Config{Models: *models, Policy: pol, Poll: *poll, MaxMessageBytes: *maxMsg, MaxConcurrency: *maxConc,
 		Limits: serve.Limits{MaxCodes: *maxCodes, MaxBatch: *maxBatch}, DrainTimeout: *drain, Log: e.log,
-		Batching: serve.Batching{MaxBatch: *batchMax, MaxDelay: *batchDelay}, Scorers: reg}
+		Batching: serve.Batching{MaxBatch: *batchMax, MaxDelay: *batchDelay}, Scorers: reg, Thresholds: thresholds}
 	if cfg.Batching.Kinds, err = parseBatchKinds(*batchKinds); err != nil {
 		return err
 	}
@@ -254,10 +266,10 @@ func parseBatchKinds(v string) ([]string, error) {
 	var kinds []string
 	for _, k := range strings.Split(v, ",") {
 		switch k = strings.TrimSpace(k); k {
-		case scorer.KindBERT, scorer.KindXGBoost:
+		case modelrepo.KindBERT, modelrepo.KindXGBoost:
 			kinds = append(kinds, k)
 		default:
-			return nil, usagef("flag --dynamic-batch-kinds: unknown model kind %q (want %s, %s or all)", k, scorer.KindBERT, scorer.KindXGBoost)
+			return nil, usagef("flag --dynamic-batch-kinds: unknown model kind %q (want %s, %s or all)", k, modelrepo.KindBERT, modelrepo.KindXGBoost)
 		}
 	}
 	return kinds, nil

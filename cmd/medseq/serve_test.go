@@ -75,7 +75,7 @@ func TestServeFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "device") {
 			t.Errorf("%v: %v, want an error naming the device", args, err)
 		}
-		if err := runPredict(context.Background(), e, append([]string{"--model", "m", "--meds", "d", "--labels", "l", "--out", "o.csv"}, args[2:]...)); err == nil || !strings.Contains(err.Error(), "device") {
+		if err := runPredict(context.Background(), e, append([]string{"--model", "m", "--meds", "d", "--cohort", "l", "--out", "o.csv"}, args[2:]...)); err == nil || !strings.Contains(err.Error(), "device") {
 			t.Errorf("predict %v: %v, want an error naming the device", args[2:], err)
 		}
 	}

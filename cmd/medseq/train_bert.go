@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/bert"
 	"github.com/medseq/medseq/train"
 )
@@ -100,12 +101,17 @@ func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error
 	fs.StringVar(&cfg.Init, "init", "", "start from the encoder of this `medseq train pretrain` run folder (heads new; the model flags default to its config)")
 	fs.BoolVar(&cfg.Force, "force", false, "replace an existing output folder (and discard earlier checkpoints)")
 	fs.BoolVar(&cfg.AllowMismatch, "allow-mismatch", false, "accept inputs from different runs")
+	fs.StringVar(&cfg.Calibration, "calibration", eval.CalibrationIsotonic, "calibration fitted on the tuning split: isotonic, platt or identity")
+	operatingPointFlag(fs, &cfg.Threshold)
 	bertModelFlags(fs, &cfg.BERTModel)
 	bertTrainingFlags(fs, &cfg.BERTTraining)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if err := required("meds", cfg.MEDS, "cohort", cfg.Cohort, "tokenizer", cfg.Tokenizer, "out", cfg.Out); err != nil {
+		return nil, err
+	}
+	if err := checkCalibration(cfg.Calibration); err != nil {
 		return nil, err
 	}
 	set := flagsSet(fs)
@@ -238,6 +244,7 @@ func printClassifySummary(w io.Writer, r *train.BERTClassifyResult) {
 	fmt.Fprintf(w, "  steps              %d (best %d, val loss %.4f; %s)\n", r.Steps, r.BestStep, r.BestLoss, r.Stopped)
 	fmt.Fprintf(w, "  speed              %.1f steps/s, %.0f tokens/s (%.1fs in all)\n", r.StepsPerS, r.TokensPerS, r.Elapsed.Seconds())
 	fmt.Fprintf(w, "  AUROC              train %.3f, tuning %.3f, held_out %.3f\n", r.AUROC[data.SplitTrain], r.AUROC[data.SplitTuning], r.AUROC[data.SplitHeldOut])
+	printOperatingPoint(w, r.Point)
 	if r.Overfit {
 		fmt.Fprintln(w, "  warning            training loss fell while validation loss rose: overfitting")
 	}

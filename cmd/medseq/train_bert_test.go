@@ -17,6 +17,7 @@ import (
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/bert"
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
 	"github.com/medseq/medseq/train"
 )
@@ -64,8 +65,8 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 			t.Errorf("model folder lacks %s", f)
 		}
 	}
-	m, err := scorer.ReadManifest(model)
-	if err != nil || m.Kind != scorer.KindBERT {
+	m, err := modelrepo.ReadManifest(model)
+	if err != nil || m.Kind != modelrepo.KindBERT {
 		t.Fatalf("manifest: %+v %v", m, err)
 	}
 	if vb, _ := m.Params["value_bins"].(float64); vb != 5 {
@@ -199,7 +200,7 @@ func TestTrainPretrainThenClassifyInit(t *testing.T) {
 	if !strings.Contains(stdout.String(), "masked-token accuracy") || !strings.Contains(stdout.String(), "steps              8 ") {
 		t.Errorf("pretrain summary:\n%s", stdout.String())
 	}
-	m, err := scorer.ReadManifest(run)
+	m, err := modelrepo.ReadManifest(run)
 	if err != nil || m.Kind != "bert-mlm" {
 		t.Fatalf("pretrain manifest %+v: %v", m, err)
 	}

@@ -41,6 +41,7 @@ func xgboostFlags(e *env, args []string) (*train.XGBoostConfig, error) {
 	listVar(fs, &ws, "windows", []string{"all", "365d", "30d"}, "count windows before the prediction time (all = whole history)")
 	lastValues := fs.Bool("last-values", false, "add each code's latest numeric value (lab results) as a feature; a BERT sees values only through a tokenizer built with --value-bins, so without one this makes the comparison unequal")
 	fs.StringVar(&cfg.Calibration, "calibration", eval.CalibrationIsotonic, "calibration fitted on the tuning split: isotonic, platt or identity")
+	operatingPointFlag(fs, &cfg.Threshold)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -62,10 +63,8 @@ func xgboostFlags(e *env, args []string) (*train.XGBoostConfig, error) {
 	if err := p.Validate(); err != nil {
 		return nil, usagef("%v", err)
 	}
-	switch cfg.Calibration {
-	case eval.CalibrationIsotonic, eval.CalibrationPlatt, eval.CalibrationIdentity:
-	default:
-		return nil, usagef("flag --calibration: %q is not isotonic, platt or identity", cfg.Calibration)
+	if err := checkCalibration(cfg.Calibration); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -89,6 +88,7 @@ func printXGBoostSummary(w io.Writer, r *train.XGBoostResult) {
 	fmt.Fprintf(w, "  best iteration     %d (%.1fs)\n", r.BestIteration, r.Elapsed.Seconds())
 	fmt.Fprintf(w, "  AUROC              train %.3f, tuning %.3f, held_out %.3f\n", r.AUROC[data.SplitTrain], r.AUROC[data.SplitTuning], r.AUROC[data.SplitHeldOut])
 	fmt.Fprintf(w, "  leaves vs libxgboost max |diff| %.2g over tuning and held-out rows\n", r.ParityMaxDiff)
+	printOperatingPoint(w, r.Point)
 	fmt.Fprintln(w, "  top features by gain")
 	for i, f := range r.TopFeatures {
 		if i == 10 {

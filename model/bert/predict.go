@@ -2,12 +2,12 @@ package bert
 
 import (
 	"fmt"
-	"path/filepath"
 	"sort"
 	"sync"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
 )
 
@@ -140,7 +140,7 @@ func (e *Engine) PredictLogits(seqs []Encoded, batchSize int, pad int32) ([]floa
 // Scorer scores histories with a BERT model version folder (kind "bert"), without dropout.
 // Safe for concurrent use.
 type Scorer struct {
-	manifest *scorer.Manifest
+	manifest *modelrepo.Manifest
 	tok      *tokenize.Tokenizer
 	opts     tokenize.Options
 	mu       sync.Mutex
@@ -152,28 +152,28 @@ var _ scorer.Scorer = (*Scorer)(nil)
 // LoadScorer opens a model version folder written by `medseq train classify`: manifest.json,
 // the tokenizer files and bert/config.json + bert/model.safetensors. m may be nil (it is then
 // read from dir). It scores on the CPU; LoadScorerOn takes a device.
-func LoadScorer(dir string, m *scorer.Manifest) (*Scorer, error) {
+func LoadScorer(dir string, m *modelrepo.Manifest) (*Scorer, error) {
 	return LoadScorerOn(dir, m, Device{Requested: "cpu", Kind: "cpu"}.WithDType(""))
 }
 
 // LoadScorerOn is LoadScorer on a device (SelectDevice; its DType, float32 when empty). On a
 // GPU every call runs as full batches of the model's maximum length (WithStaticShapes), so XLA
 // compiles the graph once instead of for each batch and length.
-func LoadScorerOn(dir string, m *scorer.Manifest, dev Device) (*Scorer, error) {
+func LoadScorerOn(dir string, m *modelrepo.Manifest, dev Device) (*Scorer, error) {
 	if m == nil {
 		var err error
-		if m, err = scorer.ReadManifest(dir); err != nil {
+		if m, err = modelrepo.ReadManifest(dir); err != nil {
 			return nil, err
 		}
 	}
-	if m.Kind != scorer.KindBERT {
-		return nil, fmt.Errorf("load %s: model kind %q is not %q", dir, m.Kind, scorer.KindBERT)
+	if m.Kind != modelrepo.KindBERT {
+		return nil, fmt.Errorf("load %s: model kind %q is not %q", dir, m.Kind, modelrepo.KindBERT)
 	}
 	tok, _, err := tokenize.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
-	w, _, err := Load(filepath.Join(dir, Dir))
+	w, _, err := Load(modelrepo.BERTPath(dir))
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func LoadScorerOn(dir string, m *scorer.Manifest, dev Device) (*Scorer, error) {
 		return nil, fmt.Errorf("load %s: the model's vocab_size %d differs from the tokenizer's %d tokens", dir, w.Config.VocabSize, tok.Vocab.Len())
 	}
 	// Truncate as training did: at the trained length, not the tokenizer folder's max_len.
-	maxLen, err := TrainedLength(filepath.Join(dir, Dir), w.Config)
+	maxLen, err := TrainedLength(modelrepo.BERTPath(dir), w.Config)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
@@ -208,16 +208,21 @@ func LoadScorerOn(dir string, m *scorer.Manifest, dev Device) (*Scorer, error) {
 }
 
 // Kind is "bert".
-func (s *Scorer) Kind() string { return scorer.KindBERT }
+func (s *Scorer) Kind() string { return modelrepo.KindBERT }
 
 // Manifest is the model's manifest.
-func (s *Scorer) Manifest() *scorer.Manifest { return s.manifest }
+func (s *Scorer) Manifest() *modelrepo.Manifest { return s.manifest }
 
 // Tokenizer is the model's tokenizer.
 func (s *Scorer) Tokenizer() *tokenize.Tokenizer { return s.tok }
 
 // Score encodes each history (oldest tokens dropped beyond the length the model trained with,
-// TrainedLength) and runs the classifier.
+// TrainedLength) and runs the classifier. On the CPU every history runs alone, padded to its
+// own length bucket: the floating-point sums of a batched product depend on the rows and
+// length they are batched with, so a history scored alone (a served Predict), in a batch
+// (PredictBatch, dynamic batching) or among a whole cohort (medseq predict, the model folder's
+// predictions) would otherwise differ in its last bits, which a steep calibration step can
+// magnify. A static-shape (GPU) engine runs full batches of one shape, every row alike.
 func (s *Scorer) Score(codes *data.Codes, ins []scorer.Input) ([]scorer.Result, error) {
 	m := s.tok.NewCodeMap(codes)
 	out := make([]scorer.Result, len(ins))
@@ -232,8 +237,12 @@ func (s *Scorer) Score(codes *data.Codes, ins []scorer.Input) ([]scorer.Result, 
 			}
 		}
 	}
+	batch := 64
+	if !s.engine.static {
+		batch = 1
+	}
 	s.mu.Lock()
-	logits, err := s.engine.PredictLogits(seqs, 64, s.tok.Vocab.Pad)
+	logits, err := s.engine.PredictLogits(seqs, batch, s.tok.Vocab.Pad)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err

@@ -1,12 +1,9 @@
 package scorer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,55 +12,12 @@ import (
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/features"
 	"github.com/medseq/medseq/model/gbt"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
-)
-
-// Kinds of model.
-const (
-	KindXGBoost = "xgboost"
-	KindBERT    = "bert"
-)
-
-// Files and folders of a model version.
-const (
-	ManifestFile    = "manifest.json"
-	CalibrationFile = "calibration.json"
-	XGBoostDir      = "xgboost"
-	XGBoostJSON     = "model.json"
-	XGBoostLegacy   = "model.bin"
-	TopFeaturesFile = "top_features.json"
-	TrainLogFile    = "metrics.jsonl"
 )
 
 // ErrUnsupported is returned for a model kind this build cannot score.
 var ErrUnsupported = errors.New("unsupported model kind")
-
-// Manifest is a model version's manifest.json: the run manifest plus what serving needs.
-type Manifest struct {
-	data.Manifest
-	Kind      string             `json:"kind"`
-	Name      string             `json:"name,omitempty"`
-	Metrics   map[string]float64 `json:"metrics,omitempty"`
-	Threshold float64            `json:"threshold"`
-	VocabSize int                `json:"vocab_size"`
-}
-
-// ReadManifest reads dir/manifest.json.
-func ReadManifest(dir string) (*Manifest, error) {
-	p := filepath.Join(dir, ManifestFile)
-	buf, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("read model: %w", err)
-	}
-	var m Manifest
-	if err := json.Unmarshal(buf, &m); err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	if m.Kind == "" {
-		return nil, fmt.Errorf("read %s: no model kind", p)
-	}
-	return &m, nil
-}
 
 // Input is one history to score: censored events whose codes come from Codes.
 type Input struct {
@@ -83,14 +37,14 @@ type Result struct {
 // Scorer scores histories. Safe for concurrent use.
 type Scorer interface {
 	Kind() string
-	Manifest() *Manifest
+	Manifest() *modelrepo.Manifest
 	Tokenizer() *tokenize.Tokenizer
 	// Score scores inputs whose event codes come from codes.
 	Score(codes *data.Codes, ins []Input) ([]Result, error)
 }
 
 // Loader opens a model version folder of one kind.
-type Loader func(dir string, m *Manifest) (Scorer, error)
+type Loader func(dir string, m *modelrepo.Manifest) (Scorer, error)
 
 // Registry maps model kinds to loaders. Packages that implement a kind (model/bert) cannot be
 // imported here without a cycle, so the binary registers them.
@@ -101,7 +55,7 @@ type Registry struct {
 
 // NewRegistry knows the XGBoost kind; Register adds others.
 func NewRegistry() *Registry {
-	return &Registry{loaders: map[string]Loader{KindXGBoost: func(dir string, m *Manifest) (Scorer, error) { return loadXGBoost(dir, m) }}}
+	return &Registry{loaders: map[string]Loader{modelrepo.KindXGBoost: func(dir string, m *modelrepo.Manifest) (Scorer, error) { return loadXGBoost(dir, m) }}}
 }
 
 // Register adds or replaces the loader of a kind.
@@ -113,7 +67,7 @@ func (r *Registry) Register(kind string, l Loader) {
 
 // Load opens a model version folder with the loader of its kind.
 func (r *Registry) Load(dir string) (Scorer, error) {
-	m, err := ReadManifest(dir)
+	m, err := modelrepo.ReadManifest(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +86,7 @@ func Load(dir string) (Scorer, error) { return NewRegistry().Load(dir) }
 
 // XGBoost scores with the pure-Go leaves predictor.
 type XGBoost struct {
-	manifest *Manifest
+	manifest *modelrepo.Manifest
 	tok      *tokenize.Tokenizer
 	space    *features.Space
 	pred     *gbt.Predictor
@@ -142,13 +96,13 @@ type XGBoost struct {
 	scratch sync.Pool  // *scoreScratch
 }
 
-func loadXGBoost(dir string, m *Manifest) (*XGBoost, error) {
+func loadXGBoost(dir string, m *modelrepo.Manifest) (*XGBoost, error) {
 	start := time.Now()
 	tok, _, err := tokenize.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
-	x := filepath.Join(dir, XGBoostDir)
+	x := modelrepo.XGBoostPath(dir)
 	sp, err := features.LoadSpace(x)
 	if err != nil {
 		return nil, err
@@ -156,7 +110,7 @@ func loadXGBoost(dir string, m *Manifest) (*XGBoost, error) {
 	if err := sp.Check(tok); err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
-	p, err := gbt.Load(filepath.Join(x, XGBoostLegacy))
+	p, err := gbt.Load(modelrepo.XGBoostPath(dir, modelrepo.XGBoostLegacy))
 	if err != nil {
 		return nil, err
 	}
@@ -167,10 +121,10 @@ func loadXGBoost(dir string, m *Manifest) (*XGBoost, error) {
 }
 
 // Kind is "xgboost".
-func (x *XGBoost) Kind() string { return KindXGBoost }
+func (x *XGBoost) Kind() string { return modelrepo.KindXGBoost }
 
 // Manifest is the model's manifest.
-func (x *XGBoost) Manifest() *Manifest { return x.manifest }
+func (x *XGBoost) Manifest() *modelrepo.Manifest { return x.manifest }
 
 // Tokenizer is the model's tokenizer.
 func (x *XGBoost) Tokenizer() *tokenize.Tokenizer { return x.tok }

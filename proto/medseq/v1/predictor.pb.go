@@ -653,13 +653,19 @@ type ModelInfo struct {
 	VocabSize   int32  `protobuf:"varint,6,opt,name=vocab_size,json=vocabSize,proto3" json:"vocab_size,omitempty"`
 	RunId       string `protobuf:"bytes,7,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	// Creation time of the model version, RFC 3339.
-	Created   string  `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
+	Created string `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
+	// The operating point: a prediction is positive (decision) when its calibrated probability
+	// is >= threshold.
 	Threshold float64 `protobuf:"fixed64,9,opt,name=threshold,proto3" json:"threshold,omitempty"`
 	// Microseconds hidden before each prediction time (the cohort's gap).
-	GapMicros     int64  `protobuf:"varint,10,opt,name=gap_micros,json=gapMicros,proto3" json:"gap_micros,omitempty"`
-	CodeVersion   string `protobuf:"bytes,11,opt,name=code_version,json=codeVersion,proto3" json:"code_version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GapMicros   int64  `protobuf:"varint,10,opt,name=gap_micros,json=gapMicros,proto3" json:"gap_micros,omitempty"`
+	CodeVersion string `protobuf:"bytes,11,opt,name=code_version,json=codeVersion,proto3" json:"code_version,omitempty"`
+	// How the manifest's threshold was chosen, e.g. "max-f1 on tuning", or "override (serve
+	// --threshold); manifest: ..." when the server decides at another one.
+	ThresholdRule       string `protobuf:"bytes,12,opt,name=threshold_rule,json=thresholdRule,proto3" json:"threshold_rule,omitempty"`
+	ThresholdOverridden bool   `protobuf:"varint,13,opt,name=threshold_overridden,json=thresholdOverridden,proto3" json:"threshold_overridden,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ModelInfo) Reset() {
@@ -769,6 +775,20 @@ func (x *ModelInfo) GetCodeVersion() string {
 	return ""
 }
 
+func (x *ModelInfo) GetThresholdRule() string {
+	if x != nil {
+		return x.ThresholdRule
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetThresholdOverridden() bool {
+	if x != nil {
+		return x.ThresholdOverridden
+	}
+	return false
+}
+
 var File_medseq_v1_predictor_proto protoreflect.FileDescriptor
 
 const file_medseq_v1_predictor_proto_rawDesc = "" +
@@ -825,7 +845,7 @@ const file_medseq_v1_predictor_proto_rawDesc = "" +
 	"\x04kind\x18\x04 \x01(\tR\x04kind\"?\n" +
 	"\x0fGetModelRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"\x98\x03\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\xf2\x03\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x12\n" +
@@ -840,7 +860,9 @@ const file_medseq_v1_predictor_proto_rawDesc = "" +
 	"\n" +
 	"gap_micros\x18\n" +
 	" \x01(\x03R\tgapMicros\x12!\n" +
-	"\fcode_version\x18\v \x01(\tR\vcodeVersion\x1a:\n" +
+	"\fcode_version\x18\v \x01(\tR\vcodeVersion\x12%\n" +
+	"\x0ethreshold_rule\x18\f \x01(\tR\rthresholdRule\x121\n" +
+	"\x14threshold_overridden\x18\r \x01(\bR\x13thresholdOverridden\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x012\xf3\x02\n" +

@@ -1,7 +1,9 @@
 // Command e2echeck compares a running medseq server's answers with offline predictions
-// (medseq predict) for the same subjects: Predict, PredictBatch and ModelInfer must agree
-// with the offline calibrated probabilities to 1e-6. It also writes a Predict and a
-// ModelInfer request as JSON for grpcurl. Used by scripts/e2e.sh.
+// (medseq predict) and with the model folder's own predictions for the same subjects:
+// Predict (age and sex sent as fields and events, as events only, as fields only),
+// PredictBatch and ModelInfer must agree with the offline calibrated probabilities to 1e-6,
+// and decide as the offline predictions do at the manifest's operating point. It also writes
+// a Predict and a ModelInfer request as JSON for grpcurl. Used by scripts/e2e.sh.
 package main
 
 import (
@@ -16,8 +18,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
+	"github.com/medseq/medseq/modelrepo"
 	inferencepb "github.com/medseq/medseq/proto/inference"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 	"github.com/medseq/medseq/serve"
@@ -35,30 +40,98 @@ func main() {
 	writeReq := flag.String("write-predict", "", "write one Predict request as JSON here")
 	writeInfer := flag.String("write-infer", "", "write one ModelInfer request as JSON here")
 	writeExpect := flag.String("write-expected", "", "write the expected probability of that request here")
+	folder := flag.String("folder", "", "the model's version folder: its manifest's operating point and demographics, and its predictions_<split>.parquet, are checked too")
 	flag.Parse()
-	if err := run(*addr, *meds, *cohort, *model, *offline, *n, *tol, *raw, *writeReq, *writeInfer, *writeExpect); err != nil {
+	if err := run(*addr, *meds, *cohort, *model, *offline, *folder, *n, *tol, *raw, *writeReq, *writeInfer, *writeExpect); err != nil {
 		fmt.Fprintln(os.Stderr, "e2echeck:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, meds, cohort, model, offline string, n int, tol float64, raw bool, writeReq, writeInfer, writeExpect string) error {
+type key struct{ id, pt int64 }
+
+// expected is an offline prediction: the compared probability and the calibrated one.
+type expected struct{ p, calibrated float64 }
+
+// readExpected reads a predictions file by subject and time: the calibrated probability, and
+// the compared one (raw with --raw).
+func readExpected(path string, raw bool) (map[key]expected, error) {
+	preds, err := eval.ReadPredictions(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[key]expected{}
+	for _, p := range preds {
+		e := expected{p: p.Score, calibrated: p.Score}
+		if raw {
+			if e.p, err = strconv.ParseFloat(p.Attrs[eval.ColRawProbability], 64); err != nil {
+				return nil, fmt.Errorf("%s: subject %d: no %s (%v)", path, p.SubjectID, eval.ColRawProbability, err)
+			}
+		}
+		out[key{p.SubjectID, p.PredictionTime}] = e
+	}
+	return out, nil
+}
+
+// checkFolder compares offline predictions with the model folder's own split predictions:
+// the same probability (to tol) for every label both hold.
+func checkFolder(folder string, want map[key]expected, raw bool, tol float64) error {
+	n, worst := 0, 0.0
+	for _, split := range []string{data.SplitTrain, data.SplitTuning, data.SplitHeldOut} {
+		got, err := readExpected(modelrepo.PredictionsFile(folder, split), raw)
+		if err != nil {
+			return err
+		}
+		for k, g := range got {
+			w, ok := want[k]
+			if !ok {
+				continue
+			}
+			n++
+			worst = math.Max(worst, math.Abs(g.p-w.p))
+			if math.Abs(g.p-w.p) > tol {
+				return fmt.Errorf("folder %s, %s, subject %d: %.9f, offline %.9f", folder, split, k.id, g.p, w.p)
+			}
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("folder %s: no label in common with the offline predictions", folder)
+	}
+	fmt.Printf("e2echeck: %d labels: the model folder's predictions match offline (max |diff| %.3g <= %g)\n", n, worst, tol)
+	return nil
+}
+
+// ways are the ways a history may carry age and sex: both (fields and events, as
+// CohortRequests writes them), events only, fields only (demographic events removed).
+func ways(r *medseqv1.PredictRequest, demo modelrepo.Demographics) map[string]*medseqv1.PredictRequest {
+	events := proto.Clone(r).(*medseqv1.PredictRequest)
+	events.BirthDate, events.Sex = "", ""
+	fields := proto.Clone(r).(*medseqv1.PredictRequest)
+	fields.Events = nil
+	for _, e := range r.Events {
+		if _, isSex := demo.Sex(e.Code); demo.IsBirth(e.Code) || isSex {
+			continue
+		}
+		fields.Events = append(fields.Events, e)
+	}
+	return map[string]*medseqv1.PredictRequest{"fields and events": r, "events only": events, "fields only": fields}
+}
+
+func run(addr, meds, cohort, model, offline, folder string, n int, tol float64, raw bool, writeReq, writeInfer, writeExpect string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	preds, err := eval.ReadPredictions(offline)
+	want, err := readExpected(offline, raw)
 	if err != nil {
 		return err
 	}
-	type key struct{ id, pt int64 }
-	want := map[key]float64{}
-	for _, p := range preds {
-		w := p.Score
-		if raw {
-			if w, err = strconv.ParseFloat(p.Attrs["raw_probability"], 64); err != nil {
-				return fmt.Errorf("%s: subject %d: no raw_probability (%v)", offline, p.SubjectID, err)
-			}
+	var man *modelrepo.Manifest
+	if folder != "" {
+		if man, err = modelrepo.ReadManifest(folder); err != nil {
+			return err
 		}
-		want[key{p.SubjectID, p.PredictionTime}] = w
+		if err := checkFolder(folder, want, raw, tol); err != nil {
+			return err
+		}
 	}
 	// pick is the probability compared: calibrated, or raw with --raw.
 	pick := func(calibrated, rawScore float64) float64 {
@@ -79,13 +152,14 @@ func run(addr, meds, cohort, model, offline string, n int, tol float64, raw bool
 		return fmt.Errorf("no held-out labels")
 	}
 	exp := make([]float64, len(reqs))
+	expCal := make([]float64, len(reqs))
 	batch := &medseqv1.PredictBatchRequest{ModelName: model}
 	for i, r := range reqs {
 		w, ok := want[key{r.Label.SubjectID, r.Label.PredictionTime}]
 		if !ok {
 			return fmt.Errorf("subject %d at %d has no offline prediction", r.Label.SubjectID, r.Label.PredictionTime)
 		}
-		exp[i] = w
+		exp[i], expCal[i] = w.p, w.calibrated
 		batch.Requests = append(batch.Requests, r.Request)
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -103,13 +177,37 @@ func run(addr, meds, cohort, model, offline string, n int, tol float64, raw bool
 		}
 		return nil
 	}
-	for i, r := range reqs {
-		resp, err := pc.Predict(ctx, r.Request)
-		if err != nil {
-			return fmt.Errorf("Predict: %w", err)
+	info, err := pc.GetModel(ctx, &medseqv1.GetModelRequest{Name: model})
+	if err != nil {
+		return fmt.Errorf("GetModel: %w", err)
+	}
+	if man != nil && (info.Threshold != man.OperatingPoint.Threshold || info.ThresholdOverridden) {
+		return fmt.Errorf("GetModel: threshold %v (overridden %v), the manifest's is %v", info.Threshold, info.ThresholdOverridden, man.OperatingPoint.Threshold)
+	}
+	// decided checks a served decision against the offline calibrated probability at the
+	// operating point (a probability within tol of the threshold may go either way).
+	decided := func(what string, i int, decision bool) error {
+		if math.Abs(expCal[i]-info.Threshold) > tol && decision != (expCal[i] >= info.Threshold) {
+			return fmt.Errorf("%s subject %d: decision %v, offline %.9f at threshold %v", what, reqs[i].Label.SubjectID, decision, expCal[i], info.Threshold)
 		}
-		if err := check("Predict", i, pick(resp.Probability, resp.RawScore)); err != nil {
-			return err
+		return nil
+	}
+	demo := modelrepo.Demographics{Demographics: data.DefaultDemographics()}
+	if man != nil {
+		demo = man.Demographics
+	}
+	for i, r := range reqs {
+		for way, req := range ways(r.Request, demo) {
+			resp, err := pc.Predict(ctx, req)
+			if err != nil {
+				return fmt.Errorf("Predict (age and sex as %s): %w", way, err)
+			}
+			if err := check("Predict (age and sex as "+way+")", i, pick(resp.Probability, resp.RawScore)); err != nil {
+				return err
+			}
+			if err := decided("Predict (age and sex as "+way+")", i, resp.Decision); err != nil {
+				return err
+			}
 		}
 	}
 	br, err := pc.PredictBatch(ctx, batch)
@@ -118,6 +216,9 @@ func run(addr, meds, cohort, model, offline string, n int, tol float64, raw bool
 	}
 	for i, resp := range br.Responses {
 		if err := check("PredictBatch", i, pick(resp.Probability, resp.RawScore)); err != nil {
+			return err
+		}
+		if err := decided("PredictBatch", i, resp.Decision); err != nil {
 			return err
 		}
 	}
@@ -135,7 +236,17 @@ func run(addr, meds, cohort, model, offline string, n int, tol float64, raw bool
 			return err
 		}
 	}
-	fmt.Printf("e2echeck: %d labelled subjects: Predict, PredictBatch and ModelInfer match offline predictions (max |diff| %.3g <= %g)\n", len(reqs), worst, tol)
+	decisions, err := serve.RawBool(ir, serve.OutputDecision)
+	if err != nil {
+		return err
+	}
+	for i, d := range decisions {
+		if err := decided("ModelInfer", i, d); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("e2echeck: %d labelled subjects: Predict (age and sex as fields, events or both), PredictBatch and ModelInfer match offline predictions (max |diff| %.3g <= %g) and decide as they do at threshold %.4g\n",
+		len(reqs), worst, tol, info.Threshold)
 	mo := protojson.MarshalOptions{UseProtoNames: true}
 	if writeReq != "" {
 		b, _ := mo.Marshal(reqs[0].Request)
