@@ -71,11 +71,12 @@ XGB_DIR=$MODEL_DIR BERT_DIR=$OUT/demo/models/t2d-bert/1
   --folder "$XGB_DIR" --n "$N" --write-predict "$OUT/predict.json" --write-infer "$OUT/infer.json" --write-expected "$OUT/expected.txt" \
   || fail "server and offline predictions differ"
 "$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline.parquet" \
-  --folder "$XGB_DIR" --n "$N" --raw || fail "server and offline raw predictions differ"
+  --folder "$XGB_DIR" --n "$N" --raw --report "$OUT/demo/report/metrics.json" || fail "server and offline raw predictions differ"
 "$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline-bert.parquet" \
   --model t2d-bert --folder "$BERT_DIR" --n "$N" --raw || fail "server and offline raw BERT predictions differ"
 "$OUT/e2echeck" --addr "$ADDR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" --offline "$OUT/offline-bert.parquet" \
-  --model t2d-bert --folder "$BERT_DIR" --n "$N" || fail "server and offline calibrated BERT predictions differ"
+  --model t2d-bert --folder "$BERT_DIR" --n "$N" --report "$OUT/demo/report/metrics.json" \
+  || fail "server and offline calibrated BERT predictions differ"
 
 step "grpcurl: Predict and ModelInfer"
 grpcurl -plaintext -d @ "$ADDR" medseq.v1.Predictor/Predict <"$OUT/predict.json" >"$OUT/predict.out" || fail "grpcurl Predict"

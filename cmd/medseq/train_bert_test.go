@@ -69,8 +69,8 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	if err != nil || m.Kind != modelrepo.KindBERT {
 		t.Fatalf("manifest: %+v %v", m, err)
 	}
-	if vb, _ := m.Params["value_bins"].(float64); vb != 5 {
-		t.Errorf("manifest value_bins %v, want 5", m.Params["value_bins"])
+	if m.ValueBins != 5 {
+		t.Errorf("manifest value_bins %v, want 5", m.ValueBins)
 	}
 	if te, _ := m.Params["time_embeddings"].(bool); !te {
 		t.Errorf("manifest time_embeddings %v, want true", m.Params["time_embeddings"])
@@ -92,7 +92,11 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	preds, err := eval.ReadPredictions(filepath.Join(model, "predictions_held_out.parquet"))
+	stored, err := eval.ReadPredictions(modelrepo.PredictionsFile(model, data.SplitHeldOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	preds, err := eval.RawScores(stored) // the raw probabilities beside the calibrated ones
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -41,7 +43,14 @@ func main() {
 	writeInfer := flag.String("write-infer", "", "write one ModelInfer request as JSON here")
 	writeExpect := flag.String("write-expected", "", "write the expected probability of that request here")
 	folder := flag.String("folder", "", "the model's version folder: its manifest's operating point and demographics, and its predictions_<split>.parquet, are checked too")
+	report := flag.String("report", "", "an eval report's metrics.json: its deployed point for --folder must be the manifest's, deciding as the folder's held-out predictions do")
 	flag.Parse()
+	if *report != "" {
+		if err := checkReport(*report, *folder); err != nil {
+			fmt.Fprintln(os.Stderr, "e2echeck:", err)
+			os.Exit(1)
+		}
+	}
 	if err := run(*addr, *meds, *cohort, *model, *offline, *folder, *n, *tol, *raw, *writeReq, *writeInfer, *writeExpect); err != nil {
 		fmt.Fprintln(os.Stderr, "e2echeck:", err)
 		os.Exit(1)
@@ -99,6 +108,50 @@ func checkFolder(folder string, want map[key]expected, raw bool, tol float64) er
 	}
 	fmt.Printf("e2echeck: %d labels: the model folder's predictions match offline (max |diff| %.3g <= %g)\n", n, worst, tol)
 	return nil
+}
+
+// checkReport checks that the report's deployed point for the model folder is the manifest's
+// operating point and predicts positive the same held-out rows as the folder's predictions.
+func checkReport(path, folder string) error {
+	if folder == "" {
+		return fmt.Errorf("--report needs --folder")
+	}
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var r eval.Report
+	if err := json.Unmarshal(buf, &r); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	man, err := modelrepo.ReadManifest(folder)
+	if err != nil {
+		return err
+	}
+	stored, err := eval.ReadPredictions(modelrepo.PredictionsFile(folder, r.Split))
+	if err != nil {
+		return err
+	}
+	positives := 0
+	for _, p := range stored {
+		if p.Score >= man.OperatingPoint.Threshold {
+			positives++
+		}
+	}
+	for _, m := range r.Models {
+		if filepath.Clean(m.Dir) != filepath.Clean(folder) && m.RunID != man.RunID {
+			continue
+		}
+		th, c := m.Metrics.Threshold, m.Metrics.Sample.Confusion
+		if th.Method != eval.ThresholdDeployed || th.Value != man.OperatingPoint.Threshold || int(c.TP+c.FP) != positives {
+			return fmt.Errorf("report %s, model %s: deployed point %v (%s) with %v positives; the manifest's is %v, with %d positives in the folder's %s predictions",
+				path, m.Name, th.Value, th.Method, c.TP+c.FP, man.OperatingPoint.Threshold, positives, r.Split)
+		}
+		fmt.Printf("e2echeck: report %s: %s's deployed point is the manifest's %.4g (%d of %d %s rows positive, as in the folder)\n",
+			filepath.Base(filepath.Dir(path)), m.Name, th.Value, positives, len(stored), r.Split)
+		return nil
+	}
+	return fmt.Errorf("report %s has no model from %s", path, folder)
 }
 
 // ways are the ways a history may carry age and sex: both (fields and events, as
