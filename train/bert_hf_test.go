@@ -86,34 +86,7 @@ func historyText(codes *data.Codes, evs []data.Event, visitSep bool) string {
 
 // buildTokVisits is buildTok with visit separators on.
 func buildTokVisits(ctx context.Context, meds, cohort, out string, bc tokenize.BuildConfig) error {
-	c, err := data.LoadCohort(cohort)
-	if err != nil {
-		return err
-	}
-	ds, err := data.Open(meds)
-	if err != nil {
-		return err
-	}
-	counter := tokenize.NewCounter(ds.Codes)
-	err = c.Sequences(ctx, ds, []string{data.SplitTrain}, func(s data.Sequence) error {
-		counter.Add(s.Events, map[bool]int{true: 1, false: 0}[s.Label.Value])
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	tok, rep, err := tokenize.Build(counter, bc)
-	if err != nil {
-		return err
-	}
-	tok.VisitSeparators = true
-	m := data.NewManifest(tokenize.StageTokenize, nil)
-	for name, p := range map[string]string{data.InputMEDS: meds, "cohort": cohort} {
-		if _, err := m.AddInput(name, p); err != nil {
-			return err
-		}
-	}
-	return tokenize.Save(out, false, tok, tokenize.Config{Build: rep}, m)
+	return buildTokWith(ctx, meds, cohort, out, bc, true)
 }
 
 // TestClassifyHFFolderMatchesHuggingFace trains tiny classifiers on a tokenizer whose

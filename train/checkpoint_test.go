@@ -36,6 +36,11 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 // buildTok builds a tokenizer for the fixture's cohort into out.
 func buildTok(ctx context.Context, meds, cohort, out string, bc tokenize.BuildConfig) error {
+	return buildTokWith(ctx, meds, cohort, out, bc, false)
+}
+
+// buildTokWith is buildTok, with visit separators or without.
+func buildTokWith(ctx context.Context, meds, cohort, out string, bc tokenize.BuildConfig, visits bool) error {
 	c, err := data.LoadCohort(cohort)
 	if err != nil {
 		return err
@@ -56,6 +61,7 @@ func buildTok(ctx context.Context, meds, cohort, out string, bc tokenize.BuildCo
 	if err != nil {
 		return err
 	}
+	tok.VisitSeparators = visits
 	m := data.NewManifest(tokenize.StageTokenize, nil)
 	for name, p := range map[string]string{data.InputMEDS: meds, "cohort": cohort} {
 		if _, err := m.AddInput(name, p); err != nil {
