@@ -507,8 +507,8 @@ func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes,
 		lastIDStr = "\x00" // no subject_id field equals this
 		lastID    int64
 		cur       *importSubject
-		lastTimeS string
-		lastTime  int64
+		lastTimeS string              // the last time field parsed, as written
+		lastTime  int64  = StaticTime // its time: "" (the initial value) is a static row
 	)
 	for n := 0; ; n++ {
 		if n&0xffff == 0 {

@@ -18,6 +18,15 @@ func TestDataImportCommand(t *testing.T) {
 	}
 	good := filepath.Join(fixtures, "events.csv")
 	subjects := filepath.Join(fixtures, "subjects.csv")
+	// Issue 14, D1: an undated row before the file's first dated row is static, not 1970.
+	undatedFirst := filepath.Join(dir, "undated_first.csv")
+	undatedSubjects := filepath.Join(dir, "undated_subjects.csv")
+	if err := os.WriteFile(undatedFirst, []byte("subject_id,time,code,value\n1,,ICD10/E11,\n1,2010-01-01,ICD10/I11,\n2,,ICD10/E11,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(undatedSubjects, []byte("subject_id,birth_date,sex\n1,1950-03-04,F\n2,1990-01-01,M\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		args   func(out string) []string
@@ -40,6 +49,24 @@ func TestDataImportCommand(t *testing.T) {
 			},
 			code:   0,
 			stdout: []string{"subjects: 4\n", "events:   21 (12 rows from", "codes:    15\n", "spilled:  18 events in 2 runs on disk (--memory-events 5)"},
+			exists: true,
+		},
+		{
+			name: "undated rows first",
+			args: func(out string) []string {
+				return []string{"--events", undatedFirst, "--subjects", undatedSubjects, "--out", out}
+			},
+			code:   0,
+			stdout: []string{"(3 rows from", "2 of them static"},
+			exists: true,
+		},
+		{
+			name: "undated rows first, spilling",
+			args: func(out string) []string {
+				return []string{"--events", undatedFirst, "--subjects", undatedSubjects, "--out", out, "--memory-events", "1"}
+			},
+			code:   0,
+			stdout: []string{"(3 rows from", "2 of them static", "spilled:  "},
 			exists: true,
 		},
 		{
