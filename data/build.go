@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -33,6 +34,14 @@ type CohortReport struct {
 	VisibleEvents   map[string]Summary     `json:"visible_events"`
 	Sampling        SamplingReport         `json:"sampling"`
 	Warnings        []string               `json:"warnings,omitempty"`
+	// Source is how the labels were made: "targets" (BuildCohort) or "labels" (read from
+	// LabelFiles by BuildLabelCohort, whose exclusions count labels, not subjects).
+	Source         string   `json:"source"`
+	LabelFiles     []string `json:"label_files,omitempty"`
+	LabelRows      int      `json:"label_rows,omitempty"`      // rows read from LabelFiles
+	LabelSubjects  int      `json:"label_subjects,omitempty"`  // distinct subjects of the kept labels
+	IgnoredColumns []string `json:"ignored_columns,omitempty"` // value columns read and not used
+	UnknownAge     int      `json:"unknown_age,omitempty"`     // labels whose subject has no birth code
 }
 
 // ExclusionCount is how many subjects of a class were left out for one reason.
@@ -58,6 +67,19 @@ type AgeReport struct {
 	PositiveSummary Summary `json:"positive_summary"`
 	NegativeSummary Summary `json:"negative_summary"`
 	KS              float64 `json:"ks"`
+}
+
+// MarshalJSON writes a KS distance that could not be computed (a class without known ages,
+// as in a cohort from labels on data without birth codes) as null.
+func (a AgeReport) MarshalJSON() ([]byte, error) {
+	type plain AgeReport
+	if !math.IsNaN(a.KS) {
+		return json.Marshal(plain(a))
+	}
+	return json.Marshal(struct {
+		plain
+		KS *float64 `json:"ks"`
+	}{plain: plain(a)})
 }
 
 // SamplingReport says how negatives got their prediction times and what the other method
@@ -101,7 +123,7 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	infos, shardSplits, err := summarise(ctx, ds, &cfg)
+	infos, shardSplits, _, err := summarise(ctx, ds, &cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +216,7 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 	}
 
 	rep := &CohortReport{
-		Dataset: ds.Root, Targets: cfg.Targets, Subjects: len(infos), Labels: len(labels),
+		Dataset: ds.Root, Source: "targets", Targets: cfg.Targets, Subjects: len(infos), Labels: len(labels),
 		Positives: len(positives), Negatives: len(negatives),
 		Prevalence: float64(len(positives)) / float64(len(labels)),
 		Params:     cfg.Params(), SplitSource: source, Splits: map[string]ClassCounts{},

@@ -208,9 +208,10 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-// summarise is the first pass: one subjectInfo per subject, streaming shard by shard. It also
-// returns the split each subject's shard folder names (data/<split>/...), if any.
-func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig) ([]subjectInfo, map[int64]string, error) {
+// summarise is the first pass: one subjectInfo per subject (per subject that keep accepts,
+// when keep is not nil), streaming shard by shard. It also returns the split each subject's
+// shard folder names (data/<split>/...), if any, and the number of subjects read.
+func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig, keep func(int64) bool) ([]subjectInfo, map[int64]string, int, error) {
 	cc := &codeClass{codes: ds.Codes, cfg: cfg, demo: cfg.Demographics()}
 	var out []subjectInfo
 	seen := map[int64]bool{}
@@ -221,6 +222,13 @@ func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig) ([]subjectIn
 			split = ""
 		}
 		for _, s := range sh.Subjects {
+			if keep != nil && !keep(s.ID) {
+				if seen[s.ID] {
+					return fmt.Errorf("%s: subject %d appears in more than one shard or out of order; MEDS keeps a subject in one shard", sh.Path, s.ID)
+				}
+				seen[s.ID] = true
+				continue
+			}
 			if err := summariseOne(cc, s, seen, &out); err != nil {
 				return fmt.Errorf("%s: %w", sh.Path, err)
 			}
@@ -230,7 +238,7 @@ func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig) ([]subjectIn
 		}
 		return nil
 	})
-	return out, shardSplit, err
+	return out, shardSplit, len(seen), err
 }
 
 func summariseOne(cc *codeClass, s Subject, seen map[int64]bool, out *[]subjectInfo) error {

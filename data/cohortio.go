@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -30,13 +31,17 @@ type Cohort struct {
 	Demographics Demographics
 }
 
+// labelSchema is labels.parquet: the MEDS 0.4 LabelSchema (meds 0.4.x, meds/schema.py) as its
+// own validator applies it: subject_id int64 and prediction_time timestamp[us] (no time zone:
+// Parquet TIMESTAMP(MICROS, isAdjustedToUTC=false)), required and never null; boolean_value
+// bool, the one optional value column medseq fills. The other optional value columns
+// (integer_value int64, float_value float32, categorical_value string) are absent rather than
+// all null. Every column is marked nullable in the Parquet schema, as the reference MEDS
+// writers (pyarrow, polars) do.
 var labelSchema = arrow.NewSchema([]arrow.Field{
 	{Name: ColSubjectID, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-	{Name: "prediction_time", Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
-	{Name: "boolean_value", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
-	{Name: "integer_value", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-	{Name: "float_value", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-	{Name: "categorical_value", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: ColPredictionTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
+	{Name: ColBooleanValue, Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
 }, nil)
 
 var cohortSchema = arrow.NewSchema([]arrow.Field{
@@ -63,9 +68,6 @@ func WriteCohort(out string, overwrite bool, res *CohortResult, m *Manifest) err
 			b.Field(0).(*array.Int64Builder).Append(l.SubjectID)
 			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(l.PredictionTime))
 			b.Field(2).(*array.BooleanBuilder).Append(l.Value)
-			b.Field(3).AppendNull()
-			b.Field(4).AppendNull()
-			b.Field(5).AppendNull()
 		}
 	})
 	if err != nil {
@@ -77,9 +79,17 @@ func WriteCohort(out string, overwrite bool, res *CohortResult, m *Manifest) err
 			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(l.PredictionTime))
 			b.Field(2).(*array.BooleanBuilder).Append(l.Value)
 			b.Field(3).(*array.StringBuilder).Append(l.Split)
-			b.Field(4).(*array.Float64Builder).Append(l.Age)
+			if math.IsNaN(l.Age) { // no birth date: age unknown
+				b.Field(4).AppendNull()
+			} else {
+				b.Field(4).(*array.Float64Builder).Append(l.Age)
+			}
 			b.Field(5).(*array.StringBuilder).Append(l.Sex)
-			b.Field(6).(*array.TimestampBuilder).Append(arrow.Timestamp(l.Birth))
+			if l.Birth == StaticTime {
+				b.Field(6).AppendNull()
+			} else {
+				b.Field(6).(*array.TimestampBuilder).Append(arrow.Timestamp(l.Birth))
+			}
 		}
 	})
 	if err != nil {
@@ -135,6 +145,12 @@ func LoadCohort(dir string) (*Cohort, error) {
 		}
 		for i := 0; i < n; i++ {
 			l := Label{SubjectID: ids[i], PredictionTime: int64(pt.Value(i)), Value: val.Value(i), Age: age.Value(i), Birth: int64(birth.Value(i))}
+			if age.IsNull(i) {
+				l.Age = math.NaN()
+			}
+			if birth.IsNull(i) {
+				l.Birth = StaticTime
+			}
 			l.Split, _ = stringAt(fieldByName(rec, "split"), i)
 			l.Sex, _ = stringAt(fieldByName(rec, "sex"), i)
 			c.Labels = append(c.Labels, l)
