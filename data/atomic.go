@@ -4,11 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // AtomicFile is a file written under a temporary name in the target's folder and renamed into
@@ -132,32 +136,81 @@ func CreateAtomicDir(path string, overwrite bool) (*AtomicDir, error) {
 // Path returns the final path of the folder.
 func (d *AtomicDir) Path() string { return d.final }
 
-// Commit moves the folder into place, replacing any previous one.
+// Commit moves the folder into place, replacing any previous one. The path holds the old
+// output or the new one at every moment a process can be killed: a replacement swaps the two
+// folders in one step (renameat2 RENAME_EXCHANGE) where the file system allows it; elsewhere
+// the old folder is moved aside as ".NAME.tmp-HOST.PID-*.old" until the new one is in place,
+// and a writer killed between the two renames leaves that folder for the next writer's sweep
+// to put back (see sweepStale), never to delete.
 func (d *AtomicDir) Commit() error {
 	if d.done {
 		return errors.New("atomic folder already committed or aborted")
 	}
 	d.done = true
-	var old string
-	if _, err := os.Stat(d.final); err == nil {
-		old = d.Tmp + ".old"
-		if err := os.Rename(d.final, old); err != nil {
+	if _, err := os.Lstat(d.final); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Rename(d.Tmp, d.final); err != nil {
 			os.RemoveAll(d.Tmp)
-			return fmt.Errorf("move old %s aside: %w", d.final, err)
+			return fmt.Errorf("rename into %s: %w", d.final, err)
 		}
+		syncDir(filepath.Dir(d.final))
+		return nil
+	} else if err != nil {
+		os.RemoveAll(d.Tmp)
+		return fmt.Errorf("replace %s: %w", d.final, err)
 	}
+	err := swapPaths(d.Tmp, d.final)
+	if err == nil {
+		// d.Tmp now holds the old output; a kill from here on leaves it to the sweep.
+		syncDir(filepath.Dir(d.final))
+		atomicCommitStep("exchanged")
+		os.RemoveAll(d.Tmp)
+		return nil
+	}
+	if !errors.Is(err, errExchangeUnsupported) {
+		os.RemoveAll(d.Tmp)
+		return fmt.Errorf("replace %s: %w", d.final, err)
+	}
+	old := d.Tmp + oldSuffix
+	if err := os.Rename(d.final, old); err != nil {
+		os.RemoveAll(d.Tmp)
+		return fmt.Errorf("move old %s aside: %w", d.final, err)
+	}
+	syncDir(filepath.Dir(d.final))
+	atomicCommitStep("old-aside")
 	if err := os.Rename(d.Tmp, d.final); err != nil {
-		if old != "" {
-			os.Rename(old, d.final)
+		if rerr := os.Rename(old, d.final); rerr != nil {
+			// Keep both: the sweep puts the old one back once this process is gone.
+			return fmt.Errorf("rename into %s: %w (the old output is kept at %s: %v)", d.final, err, old, rerr)
 		}
 		os.RemoveAll(d.Tmp)
 		return fmt.Errorf("rename into %s: %w", d.final, err)
 	}
-	if old != "" {
-		os.RemoveAll(old)
-	}
 	syncDir(filepath.Dir(d.final))
+	atomicCommitStep("new-in")
+	os.RemoveAll(old)
 	return nil
+}
+
+// oldSuffix marks a replaced output moved aside during a Commit without RENAME_EXCHANGE.
+const oldSuffix = ".old"
+
+// errExchangeUnsupported is renameExchange's answer where the system or the file system
+// cannot swap two paths in one step.
+var errExchangeUnsupported = errors.New("rename exchange not supported")
+
+// swapPaths is renameExchange; tests replace it to take the fallback.
+var swapPaths = renameExchange
+
+// atomicCommitHook, when set (tests only), is called at each step of a replacing Commit:
+// "exchanged" (the folders swapped, the old one not yet removed), "old-aside" (the old folder
+// moved aside, the new one not yet in place), "new-in" (the new one in place, the old one not
+// yet removed). A test kills the process there.
+var atomicCommitHook func(step string)
+
+func atomicCommitStep(step string) {
+	if atomicCommitHook != nil {
+		atomicCommitHook(step)
+	}
 }
 
 // Abort removes everything written so far. It is safe after Commit.
@@ -192,7 +245,9 @@ func hostTag() string {
 // sweepStale removes what killed writers of path left behind (SIGKILL, a crash, a power cut):
 // hidden temps of this host whose process no longer runs. Temps of live processes (this one
 // included), of other hosts (a shared drive) and of older medseq versions (no process id in
-// the name) are left alone.
+// the name) are left alone. An old output moved aside by a replacement that was killed before
+// the new output was in place (".old", see AtomicDir.Commit) is the only copy when nothing is
+// at path: it is put back, never removed; it is removed only once path holds an output.
 func sweepStale(path, host string) {
 	dir := filepath.Dir(path)
 	ents, err := os.ReadDir(dir)
@@ -200,6 +255,7 @@ func sweepStale(path, host string) {
 		return
 	}
 	prefix := "." + filepath.Base(path) + ".tmp-" + host + "."
+	var olds []string
 	for _, e := range ents {
 		rest, ok := strings.CutPrefix(e.Name(), prefix)
 		if !ok {
@@ -213,7 +269,34 @@ func sweepStale(path, host string) {
 		if err != nil || pid <= 0 || pid == os.Getpid() || processAlive(pid) {
 			continue
 		}
+		if strings.HasSuffix(e.Name(), oldSuffix) {
+			olds = append(olds, filepath.Join(dir, e.Name()))
+			continue
+		}
 		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+	if len(olds) == 0 {
+		return
+	}
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		// The newest is the output that was at path last.
+		newest, newestTime := -1, time.Time{}
+		for i, p := range olds {
+			if st, err := os.Lstat(p); err == nil && (newest < 0 || st.ModTime().After(newestTime)) {
+				newest, newestTime = i, st.ModTime()
+			}
+		}
+		if newest >= 0 && os.Rename(olds[newest], path) == nil {
+			syncDir(dir)
+			slog.Warn("restored an output a killed replacement had moved aside", "path", path, "from", filepath.Base(olds[newest]))
+			olds = slices.Delete(olds, newest, newest+1)
+		}
+	}
+	if _, err := os.Lstat(path); err != nil {
+		return // keep every copy while nothing is at path
+	}
+	for _, p := range olds {
+		os.RemoveAll(p)
 	}
 }
 

@@ -95,6 +95,11 @@ func TestSweepStale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An (empty) output is in place, so the stale ".old" is not its only copy (see
+	// TestSweepKeepsOnlyCopy for that case).
+	if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	d, err := CreateAtomicDir(filepath.Join(dir, "out"), false)
 	if err != nil {
 		t.Fatal(err)
