@@ -74,15 +74,20 @@ func CheckCohort(labels []data.Label, seqLens []int, f Features, cfg CohortCheck
 	var agePos, ageNeg, lenPos, lenNeg []float64
 	var P, N int
 	for i, l := range labels {
+		known := !math.IsNaN(l.Age) // unknown without a birth code (a cohort from a label file)
 		if l.Value {
 			P++
-			agePos = append(agePos, l.Age)
+			if known {
+				agePos = append(agePos, l.Age)
+			}
 			if seqLens != nil {
 				lenPos = append(lenPos, float64(seqLens[i]))
 			}
 		} else {
 			N++
-			ageNeg = append(ageNeg, l.Age)
+			if known {
+				ageNeg = append(ageNeg, l.Age)
+			}
 			if seqLens != nil {
 				lenNeg = append(lenNeg, float64(seqLens[i]))
 			}

@@ -6,8 +6,11 @@
 // # Predictions
 //
 // ReadPredictions and WritePredictions use the MEDS-evaluation layout (subject_id,
-// prediction_time, boolean_value, predicted_boolean_value, predicted_boolean_probability,
-// plus attribute columns) as Parquet or CSV. Probabilities must be finite and in [0, 1].
+// prediction_time, boolean_value, predicted_boolean_value, predicted_boolean_probability) as
+// Parquet or CSV. In Parquet the file holds exactly meds-evaluation's PredictionSchema, and
+// attributes (age, sex, split, raw_probability, ...) go to a typed extras file beside it
+// (NAME.extra.parquet) that ReadPredictions joins back; a CSV file holds them after the five
+// columns. Probabilities must be finite and in [0, 1].
 //
 // # Metrics
 //

@@ -9,12 +9,13 @@ import (
 	"github.com/medseq/medseq/modelrepo"
 )
 
-// ColRawProbability is the column of a model's predictions file that keeps the model's raw
-// (uncalibrated) probability beside the calibrated predicted_boolean_probability, written as
-// the shortest text that reads back to the same float64.
+// ColRawProbability is the attribute of a model's predictions that keeps the model's raw
+// (uncalibrated) probability beside the calibrated predicted_boolean_probability: a float64
+// column of the predictions' extras file (predictions_<split>.extra.parquet), an attribute
+// holding the shortest text that reads back to the same float64 in memory.
 const ColRawProbability = "raw_probability"
 
-// FormatRaw writes a raw probability for the ColRawProbability column (exact round trip).
+// FormatRaw writes a raw probability for the ColRawProbability attribute (exact round trip).
 func FormatRaw(p float64) string { return strconv.FormatFloat(p, 'g', -1, 64) }
 
 // RawScores returns copies of a model's predictions (Score calibrated, raw_probability
@@ -25,7 +26,7 @@ func RawScores(stored []Prediction) ([]Prediction, error) {
 	for i, p := range stored {
 		v, ok := p.Attrs[ColRawProbability]
 		if !ok {
-			return nil, fmt.Errorf("prediction %d (subject %d): no %s column (written by an older medseq: train the model again)", i+1, p.SubjectID, ColRawProbability)
+			return nil, fmt.Errorf("prediction %d (subject %d): no %s (no extras file beside the predictions, or one written by an older medseq: train the model again)", i+1, p.SubjectID, ColRawProbability)
 		}
 		raw, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -109,8 +110,9 @@ func PointRates(preds []Prediction, t float64) (sens, spec, ppv, f1 Num) {
 // ModelOutputs are what a training run writes into a model version folder besides the model:
 // the calibration, fitted on the tuning split's raw predictions (method isotonic, platt or
 // identity; "" is isotonic); the operating point, chosen by spec on the calibrated tuning
-// predictions (the zero spec is max-f1); and each split's predictions, calibrated, with the
-// raw probability beside them and predicted_boolean_value at the operating point. raw holds
+// predictions (the zero spec is max-f1); and each split's predictions, calibrated, with
+// predicted_boolean_value at the operating point (modelrepo.PredictionsFile), and the raw
+// probability with the other attributes beside them (modelrepo.PredictionsExtraFile). raw holds
 // each split's predictions with raw scores; it must have a tuning split with both classes.
 func ModelOutputs(dir string, raw map[string][]Prediction, method string, spec ThresholdSpec) (*Calibration, modelrepo.OperatingPoint, error) {
 	var op modelrepo.OperatingPoint

@@ -2,7 +2,9 @@ package eval
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +18,10 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 // Columns of a MEDS-evaluation predictions table.
@@ -40,6 +44,17 @@ type Prediction struct {
 	Attrs          map[string]string `json:"attrs,omitempty"`
 }
 
+// LabelAttrs are the attributes medseq keeps beside a prediction for cohort label l: age in
+// years (two decimals; left out when unknown, for a subject without a birth code), sex and
+// split.
+func LabelAttrs(l data.Label, split string) map[string]string {
+	a := map[string]string{"sex": l.Sex, "split": split}
+	if !math.IsNaN(l.Age) {
+		a[AgeColumn] = strconv.FormatFloat(l.Age, 'f', 2, 64)
+	}
+	return a
+}
+
 // CheckScore returns an error when p is not a probability (NaN, infinite, or outside [0, 1]).
 func CheckScore(p float64) error {
 	if math.IsNaN(p) {
@@ -59,9 +74,20 @@ func CheckScore(p float64) error {
 // Attrs). In CSV, prediction_time is an ISO-8601 date/time (UTC unless it carries an offset)
 // or an integer count of microseconds. Errors name the file, the line (CSV) or row (Parquet,
 // 1-based) and the column.
+//
+// Beside a Parquet file, the extras file that WritePredictions writes
+// (modelrepo.PredictionsExtraPath: NAME.extra.parquet), when there is one, adds its columns
+// as attributes, each row to the prediction of the same subject_id and prediction_time (the
+// k-th repeat of a key to the k-th). It must have been written with this very predictions
+// file (its recorded SHA-256 of it matches) and hold exactly one row per prediction, or
+// ReadPredictions fails. A file from another tool, with no extras beside it, reads as is.
 func ReadPredictions(path string) ([]Prediction, error) {
 	if strings.EqualFold(filepath.Ext(path), ".parquet") {
-		return readPredictionsParquet(path)
+		preds, err := readPredictionsParquet(path)
+		if err != nil {
+			return nil, err
+		}
+		return joinExtras(path, preds)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -72,10 +98,21 @@ func ReadPredictions(path string) ([]Prediction, error) {
 }
 
 // WritePredictions writes preds atomically as Parquet (.parquet) or CSV (any other
-// extension), attributes as string columns in sorted name order after the five standard
-// columns. predicted_boolean_value is Score >= threshold: a model's operating point on its
+// extension). predicted_boolean_value is Score >= threshold: a model's operating point on its
 // calibrated probability (metrics at other thresholds come from Compute, never from that
 // column).
+//
+// Parquet is a pair of files. path holds meds-evaluation's PredictionSchema and nothing else
+// (PredictionSchema: subject_id int64, prediction_time timestamp[us], boolean_value bool,
+// predicted_boolean_value bool, predicted_boolean_probability float64), so the MEDS tools
+// read it as it is. The attributes go to the extras file beside it
+// (modelrepo.PredictionsExtraPath: NAME.extra.parquet): subject_id, prediction_time, then
+// one column per attribute in sorted name order, typed from its values (int64 when every
+// value is an integer, float64 when every value is a finite number, age and raw_probability
+// always float64 then; string otherwise; null where a prediction lacks it), with the SHA-256
+// of path in its schema metadata so that a reader never pairs it with another predictions
+// file. Without attributes no extras file is written, and a stale one is removed. CSV is one
+// file: the five columns, then the attributes.
 func WritePredictions(path string, preds []Prediction, threshold float64) error {
 	for i, p := range preds {
 		if err := CheckScore(p.Score); err != nil {
@@ -84,7 +121,10 @@ func WritePredictions(path string, preds []Prediction, threshold float64) error 
 	}
 	attrs := attrNames(preds)
 	if strings.EqualFold(filepath.Ext(path), ".parquet") {
-		return writePredictionsParquet(path, preds, attrs, threshold)
+		if err := writePredictionsParquet(path, preds, threshold); err != nil {
+			return err
+		}
+		return writeExtras(path, preds, attrs)
 	}
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
@@ -129,33 +169,202 @@ func attrNames(preds []Prediction) []string {
 
 var standardCols = []string{ColSubjectID, ColPredictionTime, ColLabel, ColPredicted, ColProbability}
 
-func writePredictionsParquet(path string, preds []Prediction, attrs []string, threshold float64) error {
-	fields := []arrow.Field{
-		{Name: ColSubjectID, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-		{Name: ColPredictionTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
-		{Name: ColLabel, Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
-		{Name: ColPredicted, Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
-		{Name: ColProbability, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-	}
-	for _, a := range attrs {
-		fields = append(fields, arrow.Field{Name: a, Type: arrow.BinaryTypes.String, Nullable: true})
-	}
-	return data.WriteTable(path, arrow.NewSchema(fields, nil), func(b *array.RecordBuilder) {
+// PredictionSchema is the Arrow schema of a predictions Parquet file: meds-evaluation's
+// PredictionSchema (meds-evaluation 0.0.x, meds_evaluation/schema.py), every field nullable as
+// pyarrow's pa.schema makes them, prediction_time without a time zone (Parquet
+// TIMESTAMP(MICROS, isAdjustedToUTC=false)).
+var PredictionSchema = arrow.NewSchema([]arrow.Field{
+	{Name: ColSubjectID, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: ColPredictionTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
+	{Name: ColLabel, Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+	{Name: ColPredicted, Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+	{Name: ColProbability, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+}, nil)
+
+func writePredictionsParquet(path string, preds []Prediction, threshold float64) error {
+	return data.WriteTable(path, PredictionSchema, func(b *array.RecordBuilder) {
 		for _, p := range preds {
 			b.Field(0).(*array.Int64Builder).Append(p.SubjectID)
 			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(p.PredictionTime))
 			b.Field(2).(*array.BooleanBuilder).Append(p.Label)
 			b.Field(3).(*array.BooleanBuilder).Append(p.Score >= threshold)
 			b.Field(4).(*array.Float64Builder).Append(p.Score)
+		}
+	})
+}
+
+// ExtrasHashKey is the schema metadata key of an extras file that holds the SHA-256 (hex) of
+// the predictions file it belongs to.
+const ExtrasHashKey = "medseq.predictions_sha256"
+
+// floatAttrs are the attributes an extras file always stores as float64 when numeric.
+var floatAttrs = map[string]bool{AgeColumn: true, ColRawProbability: true}
+
+// attrType is the Arrow type of an attribute column: int64 when every value is an integer,
+// float64 when every value is a finite number, string otherwise.
+func attrType(preds []Prediction, name string) arrow.DataType {
+	isInt := !floatAttrs[name]
+	for _, p := range preds {
+		v, ok := p.Attrs[name]
+		if !ok {
+			continue
+		}
+		if isInt {
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				isInt = false
+			}
+		}
+		if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return arrow.BinaryTypes.String
+		}
+	}
+	if isInt {
+		return arrow.PrimitiveTypes.Int64
+	}
+	return arrow.PrimitiveTypes.Float64
+}
+
+// writeExtras writes the attributes of preds beside the predictions file path (see
+// WritePredictions), or removes a stale extras file when there are none.
+func writeExtras(path string, preds []Prediction, attrs []string) error {
+	extra := modelrepo.PredictionsExtraPath(path)
+	if len(attrs) == 0 {
+		if err := os.Remove(extra); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale %s: %w", extra, err)
+		}
+		return nil
+	}
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return err
+	}
+	fields := []arrow.Field{
+		{Name: ColSubjectID, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: ColPredictionTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
+	}
+	for _, a := range attrs {
+		fields = append(fields, arrow.Field{Name: a, Type: attrType(preds, a), Nullable: true})
+	}
+	md := arrow.NewMetadata([]string{ExtrasHashKey}, []string{sum})
+	return data.WriteTable(extra, arrow.NewSchema(fields, &md), func(b *array.RecordBuilder) {
+		for _, p := range preds {
+			b.Field(0).(*array.Int64Builder).Append(p.SubjectID)
+			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(p.PredictionTime))
 			for j, a := range attrs {
-				if v, ok := p.Attrs[a]; ok {
-					b.Field(5 + j).(*array.StringBuilder).Append(v)
-				} else {
-					b.Field(5 + j).(*array.StringBuilder).AppendNull()
+				v, ok := p.Attrs[a]
+				if !ok {
+					b.Field(2 + j).AppendNull()
+					continue
+				}
+				// The values parse: attrType chose the type from them.
+				switch fb := b.Field(2 + j).(type) {
+				case *array.Int64Builder:
+					n, _ := strconv.ParseInt(v, 10, 64)
+					fb.Append(n)
+				case *array.Float64Builder:
+					f, _ := strconv.ParseFloat(v, 64)
+					fb.Append(f)
+				case *array.StringBuilder:
+					fb.Append(v)
 				}
 			}
 		}
 	})
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// joinExtras adds the attributes of the extras file beside path, if any, to preds.
+func joinExtras(path string, preds []Prediction) ([]Prediction, error) {
+	extra := modelrepo.PredictionsExtraPath(path)
+	if _, err := os.Stat(extra); errors.Is(err, os.ErrNotExist) {
+		return preds, nil
+	}
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ id, t int64 }
+	rows := make(map[key][]int, len(preds))
+	for i, p := range preds {
+		k := key{p.SubjectID, p.PredictionTime}
+		rows[k] = append(rows[k], i)
+	}
+	got, err := extrasHash(extra)
+	if err != nil {
+		return nil, err
+	}
+	if got != sum {
+		return nil, fmt.Errorf("read %s: it was not written with %s as it is now (its %s does not match): write the predictions again, or remove it", extra, path, ExtrasHashKey)
+	}
+	n := 0
+	err = data.ReadTable(extra, func(rec arrow.RecordBatch) error {
+		ids, ok1 := fieldByName(rec, ColSubjectID).(*array.Int64)
+		times, ok2 := fieldByName(rec, ColPredictionTime).(*array.Timestamp)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("read %s: want subject_id int64 and prediction_time timestamp columns", extra)
+		}
+		unit := times.DataType().(*arrow.TimestampType).Unit
+		for i := 0; i < int(rec.NumRows()); i++ {
+			k := key{ids.Value(i), times.Value(i).ToTime(unit).UnixMicro()}
+			idx := rows[k]
+			if len(idx) == 0 {
+				return fmt.Errorf("read %s: row %d (subject %d at %s) has no prediction in %s", extra, n+i+1, k.id, data.TimeOf(k.t).Format(time.RFC3339Nano), path)
+			}
+			p := &preds[idx[0]]
+			rows[k] = idx[1:]
+			for j, f := range rec.Schema().Fields() {
+				if f.Name == ColSubjectID || f.Name == ColPredictionTime || rec.Column(j).IsNull(i) {
+					continue
+				}
+				if p.Attrs == nil {
+					p.Attrs = make(map[string]string, len(rec.Schema().Fields())-2)
+				}
+				p.Attrs[f.Name] = cellText(rec.Column(j), i)
+			}
+		}
+		n += int(rec.NumRows())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n != len(preds) {
+		return nil, fmt.Errorf("read %s: %d rows for the %d predictions of %s", extra, n, len(preds), path)
+	}
+	return preds, nil
+}
+
+// extrasHash is the ExtrasHashKey value in the Parquet key-value metadata of an extras file
+// ("" when absent).
+func extrasHash(path string) (string, error) {
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	defer pf.Close()
+	if v := pf.MetaData().KeyValueMetadata().FindValue(ExtrasHashKey); v != nil {
+		return *v, nil
+	}
+	return "", nil
+}
+
+func fieldByName(rec arrow.RecordBatch, name string) arrow.Array {
+	if idx := rec.Schema().FieldIndices(name); len(idx) > 0 {
+		return rec.Column(idx[0])
+	}
+	return nil
 }
 
 func readPredictionsParquet(path string) ([]Prediction, error) {

@@ -2,6 +2,7 @@ package modelrepo
 
 import (
 	"path/filepath"
+	"strings"
 )
 
 // Kinds of model.
@@ -25,9 +26,24 @@ const (
 	BERTDir         = "bert"
 )
 
-// PredictionsFile is the folder's predictions of a split (predictions_<split>.parquet).
+// PredictionsFile is the folder's predictions of a split (predictions_<split>.parquet), in
+// meds-evaluation's PredictionSchema and nothing else.
 func PredictionsFile(dir, split string) string {
 	return filepath.Join(dir, "predictions_"+split+".parquet")
+}
+
+// PredictionsExtraFile is the medseq columns of the folder's predictions of a split (age, sex,
+// split, raw_probability, keyed by subject_id and prediction_time), beside PredictionsFile:
+// predictions_<split>.extra.parquet.
+func PredictionsExtraFile(dir, split string) string {
+	return PredictionsExtraPath(PredictionsFile(dir, split))
+}
+
+// PredictionsExtraPath is the extras file beside any predictions Parquet file (a model
+// folder's, or medseq predict's --out): NAME.parquet -> NAME.extra.parquet.
+func PredictionsExtraPath(predictions string) string {
+	ext := filepath.Ext(predictions)
+	return strings.TrimSuffix(predictions, ext) + ".extra" + ext
 }
 
 // CalibrationPath is dir/calibration.json.

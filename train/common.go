@@ -131,7 +131,7 @@ func (s scoredSplits) predictions(split string) []eval.Prediction {
 	p := make([]eval.Prediction, len(ls))
 	for i, l := range ls {
 		p[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: scores[i],
-			Attrs: map[string]string{"age": fmt.Sprintf("%.2f", l.Age), "sex": l.Sex, "split": split}}
+			Attrs: eval.LabelAttrs(l, split)}
 	}
 	return p
 }

@@ -14,7 +14,9 @@ import (
 )
 
 // runPredict scores every labelled subject of a cohort with a model version folder and writes
-// the predictions in the MEDS-evaluation layout (Parquet, or CSV by extension).
+// the predictions in the MEDS-evaluation layout (Parquet, or CSV by extension): a Parquet
+// --out holds meds-evaluation's PredictionSchema only, and age, sex, split and the raw
+// probability go to NAME.extra.parquet beside it (eval.WritePredictions).
 func runPredict(ctx context.Context, e *env, args []string) error {
 	for _, a := range args {
 		if a == "--addr" || a == "-addr" || strings.HasPrefix(a, "--addr=") || strings.HasPrefix(a, "-addr=") {
@@ -25,7 +27,7 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	modelDir := fs.String("model", "", "model version folder (train xgboost / train classify)")
 	meds := fs.String("meds", "", "MEDS dataset folder")
 	cohort := fs.String("cohort", "", "cohort folder (medseq data cohort): its labels say whom to score and when")
-	out := fs.String("out", "", "predictions file (.parquet or .csv)")
+	out := fs.String("out", "", "predictions file (.parquet: meds-evaluation's PredictionSchema, with NAME.extra.parquet beside it; or .csv)")
 	force := fs.Bool("force", false, "replace --out if it exists")
 	var splits []string
 	listVar(fs, &splits, "split", nil, "only these splits (default: all labels)")
@@ -85,8 +87,9 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 		for _, x := range batch {
 			l, r := x.Label, x.Result
 			unknown += r.Unknown
-			preds = append(preds, eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: cal.Apply(r.Probability),
-				Attrs: map[string]string{"age": fmt.Sprintf("%.2f", l.Age), "sex": l.Sex, "split": l.Split, eval.ColRawProbability: eval.FormatRaw(r.Probability)}})
+			attrs := eval.LabelAttrs(l, l.Split)
+			attrs[eval.ColRawProbability] = eval.FormatRaw(r.Probability)
+			preds = append(preds, eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: cal.Apply(r.Probability), Attrs: attrs})
 		}
 		return nil
 	})
@@ -112,5 +115,8 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	sens, spec, ppv, _ := eval.PointRates(preds, op.Threshold)
 	fmt.Fprintf(e.stdout, "  operating point %s: sensitivity %.3f, specificity %.3f, PPV %.3f\n", op, sens, spec, ppv)
 	fmt.Fprintf(e.stdout, "  codes unknown to the tokenizer: %d\n  predictions: %s\n", unknown, *out)
+	if strings.EqualFold(filepath.Ext(*out), ".parquet") {
+		fmt.Fprintf(e.stdout, "  age, sex, split, raw_probability: %s\n", modelrepo.PredictionsExtraPath(*out))
+	}
 	return nil
 }
