@@ -204,12 +204,35 @@ func (r *Report) Write(dir string) (string, error) {
 	if err := r.WriteJSON(&j); err != nil {
 		return "", err
 	}
-	if err := data.WriteFileAtomic(filepath.Join(dir, ReportJSONFile), j.Bytes()); err != nil {
-		return "", err
-	}
+	// Both files are written and synced under temporary names before either is renamed into
+	// place, so a failure (a full disk) leaves the previous pair, not a new and an old file.
 	p := filepath.Join(dir, ReportHTMLFile)
-	if err := data.WriteFileAtomic(p, h.Bytes()); err != nil {
-		return "", err
+	var files []*data.AtomicFile
+	defer func() {
+		for _, f := range files {
+			f.Abort() // a no-op after Commit
+		}
+	}()
+	for _, x := range []struct {
+		path string
+		buf  []byte
+	}{{filepath.Join(dir, ReportJSONFile), j.Bytes()}, {p, h.Bytes()}} {
+		f, err := data.CreateAtomic(x.path)
+		if err != nil {
+			return "", err
+		}
+		files = append(files, f)
+		if _, err := f.Write(x.buf); err != nil {
+			return "", fmt.Errorf("write %s: %w", x.path, err)
+		}
+		if err := f.Sync(); err != nil {
+			return "", fmt.Errorf("sync %s: %w", x.path, err)
+		}
+	}
+	for _, f := range files {
+		if err := f.Commit(); err != nil {
+			return "", err
+		}
 	}
 	return p, nil
 }

@@ -75,41 +75,43 @@ func runDataCohort(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := buildCohort(ctx, e, o)
+	res, oracle, err := buildCohort(ctx, e, o)
 	if err != nil {
 		return err
 	}
 	printCohortSummary(e.stdout, res.Report, o.out)
-	if or, ok, err := cohortOracle(o.meds, res.Labels, o.cfg.Lead); err != nil {
-		return err
-	} else if ok {
-		printOracle(e.stdout, or)
-	}
+	printOracle(e.stdout, oracle)
 	return nil
 }
 
-// buildCohort reads the dataset, builds and writes the cohort.
-func buildCohort(ctx context.Context, e *env, o *cohortOptions) (*data.CohortResult, error) {
+// buildCohort reads the dataset, builds the cohort, scores it with the dataset's synth oracle
+// when there is one for its targets, and writes it. Writing is the last step that can fail: a
+// failure leaves no cohort behind (issue 14, D2).
+func buildCohort(ctx context.Context, e *env, o *cohortOptions) (*data.CohortResult, oracleResult, error) {
 	start := time.Now()
 	ds, err := data.Open(o.meds)
 	if err != nil {
-		return nil, err
+		return nil, oracleResult{}, err
 	}
 	m := data.NewManifest(data.StageCohort, o.cfg.Params())
 	if _, err := m.AddInput(data.InputMEDS, o.meds); err != nil {
-		return nil, err
+		return nil, oracleResult{}, err
 	}
 	e.log.Info("building cohort", "shards", len(ds.Shards), "negatives", o.cfg.Negatives)
 	res, err := data.BuildCohort(ctx, ds, o.cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cohort from %s: %w", o.meds, err)
+		return nil, oracleResult{}, fmt.Errorf("cohort from %s: %w", o.meds, err)
+	}
+	oracle, err := cohortOracle(o.meds, o.cfg.Targets, res.Labels, o.cfg.Lead)
+	if err != nil {
+		return nil, oracleResult{}, err
 	}
 	if err := data.WriteCohort(o.out, o.force, res, m); err != nil {
-		return nil, err
+		return nil, oracleResult{}, err
 	}
 	e.log.Info("cohort written", "labels", len(res.Labels), "positives", res.Report.Positives,
 		"seconds", time.Since(start).Seconds(), "run_id", m.RunID)
-	return res, nil
+	return res, oracle, nil
 }
 
 func printCohortSummary(w io.Writer, r *data.CohortReport, out string) {

@@ -57,18 +57,13 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	co := &cohortOptions{meds: meds, out: filepath.Join(*out, demoCohort), force: *force, cfg: data.DefaultCohortConfig()}
 	co.cfg.Targets = []string{"ICD10/E11", "SNOMED/44054006"}
 	co.cfg.Seed = *seed
-	res, err := buildCohort(ctx, e, co)
+	res, oracle, err := buildCohort(ctx, e, co)
 	if err != nil {
 		return err
 	}
 	printCohortSummary(e.stdout, res.Report, co.out)
-	oracle, haveOracle, err := cohortOracle(meds, res.Labels, co.cfg.Lead)
-	if err != nil {
-		return err
-	}
-	if haveOracle {
-		printOracle(e.stdout, oracle)
-	}
+	printOracle(e.stdout, oracle)
+	haveOracle := oracle.ok()
 
 	step(3, "tokenizer: WordPiece over whole codes, counted on the censored training split (medseq tokenize build)")
 	to := &tokenizeOptions{meds: meds, cohort: co.out, out: filepath.Join(*out, demoTokenizer), force: *force,

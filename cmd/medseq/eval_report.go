@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -81,11 +82,14 @@ func runEvalReport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if o.oracle != "" {
-		if err := reportOracle(o); err != nil {
+		why, err := reportOracle(o)
+		if err != nil {
 			return err
 		}
-		if o.cfg.OracleAUROC == nil {
+		if why == whyNoOracle {
 			e.log.Warn("no synth oracle in this dataset: the report has no oracle AUROC", "meds", o.oracle)
+		} else if why != "" {
+			e.log.Warn("the report has no oracle AUROC: "+why, "meds", o.oracle)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -95,36 +99,57 @@ func runEvalReport(ctx context.Context, e *env, args []string) error {
 	return err
 }
 
-// reportOracle scores the first model's evaluated rows with the synth oracle of o.oracle.
-func reportOracle(o *evalReportOptions) error {
+// reportOracle scores the first model's evaluated rows with the synth oracle of o.oracle, for
+// the outcome of the cohort (--cohort, or the one the model's manifest names); it returns why
+// there is no oracle AUROC when there is none.
+func reportOracle(o *evalReportOptions) (string, error) {
 	lead := o.lead
-	if o.cfg.CohortDir != "" {
-		m, err := data.ReadManifest(o.cfg.CohortDir)
-		if err != nil {
-			return err
+	cohortDir := o.cfg.CohortDir
+	if cohortDir == "" {
+		if mm, err := modelrepo.ReadManifest(o.cfg.Models[0]); err == nil {
+			if in, ok := mm.Input("cohort"); ok {
+				cohortDir = in.Path
+			}
 		}
-		if s, ok := m.Params["lead"].(string); ok {
-			if lead, err = data.ParseDuration(s); err != nil {
-				return fmt.Errorf("cohort %s: manifest lead: %w", o.cfg.CohortDir, err)
+	}
+	var targets []string
+	if cohortDir != "" {
+		m, err := data.ReadManifest(cohortDir)
+		switch {
+		case err != nil && o.cfg.CohortDir != "":
+			return "", err
+		case err != nil: // the model's cohort moved: its outcome is unknown
+		default:
+			if s, ok := m.Params["lead"].(string); ok && o.cfg.CohortDir != "" {
+				if lead, err = data.ParseDuration(s); err != nil {
+					return "", fmt.Errorf("cohort %s: manifest lead: %w", cohortDir, err)
+				}
+			}
+			if ts, ok := m.Params["targets"].([]any); ok {
+				for _, t := range ts {
+					if s, ok := t.(string); ok {
+						targets = append(targets, s)
+					}
+				}
 			}
 		}
 	}
 	preds, err := eval.ReadPredictions(modelrepo.PredictionsFile(o.cfg.Models[0], o.cfg.Split))
 	if err != nil {
-		return err
+		return "", err
 	}
 	labels := make([]data.Label, len(preds))
 	for i, p := range preds {
 		labels[i] = data.Label{SubjectID: p.SubjectID, PredictionTime: p.PredictionTime, Value: p.Label, Split: o.cfg.Split}
 	}
-	s, ok, err := cohortOracle(o.oracle, labels, lead)
-	if err != nil || !ok {
-		return err
+	s, err := cohortOracle(o.oracle, targets, labels, lead)
+	if err != nil || !s.ok() {
+		return s.Why, err
 	}
 	auc := s.All // every label given is an evaluated row
 	o.cfg.OracleAUROC = &auc
 	o.cfg.OracleNote = fmt.Sprintf("%s, the same %d rows, lead %s", o.cfg.Split, s.N, data.FormatDuration(lead))
-	return nil
+	return "", nil
 }
 
 // writeEvalReport builds the report of cfg, writes report.html and metrics.json into out and
@@ -132,6 +157,10 @@ func reportOracle(o *evalReportOptions) error {
 func writeEvalReport(e *env, cfg eval.ReportConfig, out string) (*eval.Report, string, error) {
 	r, err := eval.BuildReport(cfg)
 	if err != nil {
+		return nil, "", err
+	}
+	var text bytes.Buffer // rendered before the files are written: nothing fails after them
+	if err := r.WriteText(&text); err != nil {
 		return nil, "", err
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -150,9 +179,7 @@ func writeEvalReport(e *env, cfg eval.ReportConfig, out string) (*eval.Report, s
 		e.log.Warn(w)
 	}
 	fmt.Fprintf(e.stdout, "report: %s (and %s)\n\n", path, filepath.Join(out, eval.ReportJSONFile))
-	if err := r.WriteText(e.stdout); err != nil {
-		return nil, "", err
-	}
+	e.stdout.Write(text.Bytes())
 	return r, path, nil
 }
 

@@ -37,7 +37,7 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	co := &cohortOptions{meds: meds, out: filepath.Join(out, "cohort"), cfg: data.DefaultCohortConfig()}
 	co.cfg.Targets = []string{"ICD10/E11", "SNOMED/44054006"}
 	co.cfg.Seed = 3
-	if _, err := buildCohort(ctx, e, co); err != nil {
+	if _, _, err := buildCohort(ctx, e, co); err != nil {
 		t.Fatal(err)
 	}
 	// With value bins: lab results reach the BERT as VALUE/Qk tokens, in training, in the
@@ -186,7 +186,7 @@ func TestTrainPretrainThenClassifyInit(t *testing.T) {
 	co := &cohortOptions{meds: meds, out: filepath.Join(out, "cohort"), cfg: data.DefaultCohortConfig()}
 	co.cfg.Targets = []string{"ICD10/E11", "SNOMED/44054006"}
 	co.cfg.Seed = 3
-	if _, err := buildCohort(ctx, e, co); err != nil {
+	if _, _, err := buildCohort(ctx, e, co); err != nil {
 		t.Fatal(err)
 	}
 	to := &tokenizeOptions{meds: meds, cohort: co.out, out: filepath.Join(out, "tok"), build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}

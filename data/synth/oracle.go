@@ -21,6 +21,31 @@ const (
 	OracleModelFile    = "oracle/model.json"
 )
 
+// OracleTargets are the code prefixes of the outcome the oracle models: the first code with
+// one of them is at the diagnosis time D (SNOMED/44054006 and/or ICD10/E11.9 or E11.65 are
+// written at D, and none before it). A cohort built with other targets (one of them alone
+// misses the subjects diagnosed with the other code only) has another outcome, which the
+// oracle says nothing about.
+var OracleTargets = []string{"ICD10/E11", "SNOMED/44054006"}
+
+// ModelsTargets reports whether a cohort whose outcome is the first code with one of these
+// prefixes is the oracle's outcome: the same set of prefixes as OracleTargets, in any order.
+func ModelsTargets(targets []string) bool {
+	set := map[string]bool{}
+	for _, t := range targets {
+		set[t] = true
+	}
+	if len(set) != len(OracleTargets) {
+		return false
+	}
+	for _, t := range OracleTargets {
+		if !set[t] {
+			return false
+		}
+	}
+	return true
+}
+
 // NoTime marks an absent time in an OracleSubject (no onset or no diagnosis during life).
 const NoTime = int64(math.MaxInt64)
 

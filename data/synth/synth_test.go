@@ -266,8 +266,33 @@ func TestDatasetShape(t *testing.T) {
 	}
 }
 
+// isTarget: the oracle's outcome is the first code with a prefix in OracleTargets (checked
+// against the oracle's diagnosis times in TestDiagnosisAndLeakage).
 func isTarget(code string) bool {
-	return strings.HasPrefix(code, "ICD10/E11") || strings.HasPrefix(code, "SNOMED/44054006")
+	for _, p := range OracleTargets {
+		if strings.HasPrefix(code, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestModelsTargets(t *testing.T) {
+	for _, tc := range []struct {
+		targets []string
+		want    bool
+	}{
+		{[]string{"ICD10/E11", "SNOMED/44054006"}, true},
+		{[]string{"SNOMED/44054006", "ICD10/E11", "ICD10/E11"}, true},
+		{[]string{"ICD10/E11"}, false}, // misses the subjects diagnosed with the SNOMED code only
+		{[]string{"ICD10/I10"}, false},
+		{[]string{"ICD10/E11", "SNOMED/44054006", "ICD10/I10"}, false},
+		{nil, false},
+	} {
+		if got := ModelsTargets(tc.targets); got != tc.want {
+			t.Errorf("ModelsTargets(%v) = %v, want %v", tc.targets, got, tc.want)
+		}
+	}
 }
 
 func TestDiagnosisAndLeakage(t *testing.T) {
