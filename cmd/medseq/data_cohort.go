@@ -14,19 +14,21 @@ import (
 // cohortOptions are the flags of `medseq data cohort`.
 type cohortOptions struct {
 	meds, out string
+	labels    string // --labels: an external MEDS label file or folder instead of --target
 	force     bool
 	split     string
 	cfg       data.CohortConfig
 }
 
 func cohortFlags(e *env, args []string) (*cohortOptions, error) {
-	fs := newFlags(e, "data cohort", "--meds DIR --target PREFIX[,PREFIX...] --out DIR [flags]")
+	fs := newFlags(e, "data cohort", "--meds DIR (--target PREFIX[,PREFIX...] | --labels FILE|DIR) --out DIR [flags]")
 	o := &cohortOptions{cfg: data.DefaultCohortConfig()}
 	c := &o.cfg
 	fs.StringVar(&o.meds, "meds", "", "MEDS dataset folder (holding data/ and metadata/)")
 	fs.StringVar(&o.out, "out", "", "output cohort folder (labels.parquet, cohort.parquet, cohort_report.json, manifest.json)")
 	fs.BoolVar(&o.force, "force", false, "replace an existing output folder")
 	listVar(fs, &c.Targets, "target", nil, "code prefixes of the outcome, comma-separated (e.g. ICD10/E11,SNOMED/44054006)")
+	fs.StringVar(&o.labels, "labels", "", "instead of --target: a MEDS label file, or a folder of them (ACES, MEDS-DEV: subject_id, prediction_time, boolean_value)")
 	durationVar(fs, &c.Lead, "lead", c.Lead, "how long before the diagnosis the prediction is made")
 	durationVar(fs, &c.Gap, "gap", c.Gap, "events in this window before the prediction time are hidden too")
 	durationVar(fs, &c.MinHistory, "min-history", c.MinHistory, "records must start at least this long before the prediction time")
@@ -47,8 +49,12 @@ func cohortFlags(e *env, args []string) (*cohortOptions, error) {
 	if err := required("meds", o.meds, "out", o.out); err != nil {
 		return nil, err
 	}
-	if len(c.Targets) == 0 {
-		return nil, usagef("flag --target is required (code prefixes of the outcome)")
+	if o.labels != "" {
+		if err := labelsFlagsOnly(fs); err != nil {
+			return nil, err
+		}
+	} else if len(c.Targets) == 0 {
+		return nil, usagef("flag --target is required (code prefixes of the outcome), or --labels (a MEDS label file)")
 	}
 	if c.Negatives != data.NegativesMatchedAge && c.Negatives != data.NegativesRandomDate {
 		return nil, usagef("flag --negatives: %q is not matched-age or random-date", c.Negatives)
@@ -74,6 +80,9 @@ func runDataCohort(ctx context.Context, e *env, args []string) error {
 	o, err := cohortFlags(e, args)
 	if err != nil {
 		return err
+	}
+	if o.labels != "" {
+		return runLabelCohort(ctx, e, o)
 	}
 	res, oracle, err := buildCohort(ctx, e, o)
 	if err != nil {
