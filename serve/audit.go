@@ -26,9 +26,10 @@ type AuditRecord struct {
 
 // Audit is an append-only JSON-lines audit log. Safe for concurrent use.
 type Audit struct {
-	mu  sync.Mutex
-	f   *os.File
-	key []byte // when set, subject ids are hashed with HMAC-SHA-256 under it
+	mu   sync.Mutex
+	f    *os.File
+	path string
+	key  []byte // when set, subject ids are hashed with HMAC-SHA-256 under it
 }
 
 // SetKey makes the log hash subject ids with HMAC-SHA-256 under key instead of plain
@@ -51,7 +52,26 @@ func OpenAudit(path string) (*Audit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	return &Audit{f: f}, nil
+	return &Audit{f: f, path: path}, nil
+}
+
+// Reopen opens the log's path again and writes there from now on (after logrotate moved the
+// file away: serve does it on SIGHUP). Records being written finish in the old file; when the
+// path cannot be opened the log keeps writing to the old one and says why.
+func (a *Audit) Reopen() error {
+	if a == nil {
+		return nil
+	}
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit log: reopen: %w", err)
+	}
+	a.mu.Lock()
+	old := a.f
+	a.f = f
+	a.mu.Unlock()
+	_ = old.Sync()
+	return old.Close()
 }
 
 // HashSubject is the audit log's subject hash: SHA-256 of the id, hex; "" for no id.

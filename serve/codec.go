@@ -60,18 +60,30 @@ func (c *codec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
 
-// Unmarshal decodes data into v.
+// Unmarshal decodes data into v. The server reads requests as a *wireMsg (Server.receive),
+// which gets the bytes undecoded.
 func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if w, ok := v.(*wireMsg); ok {
+		w.b = data.Materialize()
+		return nil
+	}
+	if _, ok := v.(*medseqv1.PredictRequest); !ok {
+		return c.fallback.Unmarshal(data, v)
+	}
+	return c.decode(data.Materialize(), v)
+}
+
+// decode decodes buf, which nothing else writes to or recycles, into v.
+func (c *codec) decode(buf []byte, v any) error {
 	m, ok := v.(*medseqv1.PredictRequest)
 	if !ok {
-		return c.fallback.Unmarshal(data, v)
+		return c.fallback.Unmarshal(mem.BufferSlice{mem.SliceBuffer(buf)}, v)
 	}
 	if es, _ := c.events.Get().(*[]*medseqv1.Event); es != nil && m.Events == nil {
 		m.Events = *es // length 0: vtprotobuf's decoder fills the spare capacity first
 	}
-	// The decoded strings point into buf: a fresh copy of the message that nothing writes
-	// to or recycles, so they stay valid for as long as anything holds them.
-	buf := data.Materialize()
+	// The decoded strings point into buf, so they stay valid for as long as anything holds
+	// them.
 	if err := m.UnmarshalVTUnsafe(buf); err != nil {
 		return err
 	}
@@ -101,7 +113,7 @@ func requestUTF8(m *medseqv1.PredictRequest) error {
 		{"prediction_time", m.PredictionTime}, {"birth_date", m.BirthDate}, {"sex", m.Sex}, {"request_id", m.RequestId},
 	} {
 		if !utf8.ValidString(f.v) {
-			return fmt.Errorf("medseq.v1.PredictRequest.%s: %w", f.name, errInvalidUTF8)
+			return badField(f.name, "%v", errInvalidUTF8)
 		}
 	}
 	// Event codes and times are checked where they are read (decodeSubject, ParseTime), which

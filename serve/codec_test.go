@@ -127,8 +127,9 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 // TestCodecOnTheWire sends hand-written requests to a real server: an event code that is not
-// UTF-8 is INVALID_ARGUMENT naming the event; a model name that is not UTF-8 is refused
-// while decoding, as grpc-go's own codec refuses it (INTERNAL); a valid request still scores.
+// UTF-8 is INVALID_ARGUMENT naming the event; a model name that is not UTF-8 is
+// INVALID_ARGUMENT naming the field (D7: grpc-go's own codec answers INTERNAL); a valid request
+// still scores.
 func TestCodecOnTheWire(t *testing.T) {
 	r := start(t, Config{Models: newRepo(t)})
 	cc := dial(t, r.addr)
@@ -141,7 +142,7 @@ func TestCodecOnTheWire(t *testing.T) {
 		t.Fatalf("valid request: %v", err)
 	}
 	wantCode(t, call(rawRequest(fixtureModel, string([]byte{0xff}), "2020-01-01")), codes.InvalidArgument, "events[0].code")
-	wantCode(t, call(rawRequest(fixtureModel+string([]byte{0xff}), "A", "2020-01-01")), codes.Internal, "UTF-8")
+	wantCode(t, call(rawRequest(fixtureModel+string([]byte{0xff}), "A", "2020-01-01")), codes.InvalidArgument, "model_name")
 	// The server is still there.
 	if err := call(rawRequest(fixtureModel, "ICD10/I10", "2020-01-01")); err != nil {
 		t.Fatalf("after bad requests: %v", err)

@@ -55,6 +55,9 @@ func badField(field, format string, args ...any) error {
 // ParseTime reads an RFC 3339 time (any offset, optional fractional seconds) or a calendar
 // date YYYY-MM-DD (midnight UTC) and returns MEDS microseconds.
 func ParseTime(s string) (int64, error) {
+	if len(s) > MaxTimeBytes {
+		return 0, fmt.Errorf("longer than %d bytes", MaxTimeBytes)
+	}
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, fmt.Errorf("empty time")
@@ -151,6 +154,9 @@ type eventItem struct {
 	code, time string
 	value      float32
 	hasValue   bool
+	// badValue: the item carried a value that is not a finite number (an inline "=abc",
+	// "=Inf" or "=1e39"), refused naming the value (numeric_value, or the inline value).
+	badValue bool
 }
 
 // decodeSubject validates and interns one history into codes, and settles its birth and sex
@@ -212,7 +218,14 @@ func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDa
 			}
 			ev.Time = t
 		}
-		if it.hasValue {
+		if it.badValue || (it.hasValue && math.IsInf(float64(it.value), 0)) {
+			vf := ".value" // inline CODE@TIME=VALUE
+			if eventsField == "events" {
+				vf = ".numeric_value"
+			}
+			return nil, badField(f.name()+vf, "not a finite number")
+		}
+		if it.hasValue && !math.IsNaN(float64(it.value)) { // NaN: no value, as in a values tensor
 			ev.Value = it.value
 		}
 		s.events[i] = ev
@@ -293,6 +306,11 @@ func decodePredict(codes *data.Codes, r *medseqv1.PredictRequest, lim Limits, pr
 		if e.NumericValue != nil {
 			items[i].value, items[i].hasValue = e.GetNumericValue(), true
 		}
+		if j := strings.IndexByte(items[i].time, '='); j >= 0 {
+			// An inline value in the time (a client's CODE@TIME=VALUE whose VALUE was not a
+			// finite number: ParseCodes keeps it there) is the value's error, not the time's.
+			items[i].time, items[i].badValue = items[i].time[:j], true
+		}
 	}
 	sub, err := decodeSubject(codes, items, r.GetPredictionTime(), r.GetBirthDate(), r.GetSex(), r.GetSubjectId(), lim, prefix, "events", demo)
 	if cap(items) <= maxPooledItems {
@@ -334,8 +352,9 @@ func parseCodeItems(line string) []eventItem {
 }
 
 // splitCodeItem splits "CODE@TIME" or "CODE@TIME=VALUE" (a timed event with its numeric
-// value, e.g. LOINC/4548-4@2020-03-01=48.5) or a bare CODE. A value that is not a finite number
-// stays part of the time, whose parsing then names the field.
+// value, e.g. LOINC/4548-4@2020-03-01=48.5) or a bare CODE. A value that is not a finite
+// number ("=abc", "=Inf", "=1e39", "=NaN") marks the item badValue, which decodeSubject
+// refuses naming the value.
 func splitCodeItem(f string) eventItem {
 	i := strings.LastIndexByte(f, '@')
 	if i < 0 {
@@ -343,8 +362,12 @@ func splitCodeItem(f string) eventItem {
 	}
 	it := eventItem{code: f[:i], time: f[i+1:]}
 	if j := strings.LastIndexByte(it.time, '='); j >= 0 {
-		if v, err := strconv.ParseFloat(it.time[j+1:], 32); err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
-			it.time, it.value, it.hasValue = it.time[:j], float32(v), true
+		v, err := strconv.ParseFloat(it.time[j+1:], 32)
+		it.time = it.time[:j]
+		if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+			it.badValue = true
+		} else {
+			it.value, it.hasValue = float32(v), true
 		}
 	}
 	return it
@@ -357,12 +380,31 @@ func ParseCodes(line string) []*medseqv1.Event {
 	out := make([]*medseqv1.Event, len(items))
 	for i, it := range items {
 		out[i] = &medseqv1.Event{Code: it.code, Time: it.time}
+		if it.badValue {
+			// Kept in the time for the server to refuse (and the client to check:
+			// CheckCodes): never dropped.
+			out[i].Time = it.time + "=" + badValueMark
+		}
 		if it.hasValue {
 			v := it.value
 			out[i].NumericValue = &v
 		}
 	}
 	return out
+}
+
+// badValueMark stands for an inline value that is not a finite number in ParseCodes' output.
+const badValueMark = "invalid"
+
+// CheckCodes reports the first item of a "CODE@TIME=VALUE ..." line whose value is not a
+// finite number, counting from 1 (the client checks --codes with it before sending).
+func CheckCodes(line string) error {
+	for i, it := range parseCodeItems(line) {
+		if it.badValue {
+			return fmt.Errorf("item %d: the value after '=' is not a finite number", i+1)
+		}
+	}
+	return nil
 }
 
 // toInput censors a decoded subject for a model version.

@@ -52,6 +52,12 @@ func (in *inference) ModelReady(ctx context.Context, req *inferencepb.ModelReady
 	if req.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "name: required")
 	}
+	if err := checkLen("name", req.GetName(), MaxNameBytes); err != nil {
+		return nil, toStatus(err, "", "", "")
+	}
+	if err := checkLen("version", req.GetVersion(), MaxNameBytes); err != nil {
+		return nil, toStatus(err, "", "", "")
+	}
 	_, err := in.s.repo.Resolve(req.GetName(), req.GetVersion())
 	return &inferencepb.ModelReadyResponse{Ready: err == nil}, nil
 }
@@ -239,7 +245,7 @@ func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferReques
 	if b > lim.MaxBatch {
 		return nil, badField(main.field+".shape", "batch of %d, more than the server's limit of %d", b, lim.MaxBatch)
 	}
-	per := func(name string) ([][]byte, error) {
+	per := func(name string, max int) ([][]byte, error) {
 		t := ts[name]
 		if t == nil {
 			return nil, nil
@@ -247,24 +253,29 @@ func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferReques
 		if t.batch() != b || t.rowLen() != 1 {
 			return nil, badField(t.field+".shape", "input %q must be [%d] (one per subject)", name, b)
 		}
+		for i, e := range t.bytes {
+			if len(e) > max {
+				return nil, badField(fmt.Sprintf("inputs[%s][%d]", name, i), "longer than %d bytes", max)
+			}
+		}
 		return t.bytes, nil
 	}
-	pts, err := per(InputPredictionTime)
+	pts, err := per(InputPredictionTime, MaxTimeBytes)
 	if err != nil {
 		return nil, err
 	}
 	if pts == nil {
 		return nil, badField("inputs", "input %q (BYTES [batch]) is required", InputPredictionTime)
 	}
-	births, err := per(InputBirthDate)
+	births, err := per(InputBirthDate, MaxTimeBytes)
 	if err != nil {
 		return nil, err
 	}
-	sexes, err := per(InputSex)
+	sexes, err := per(InputSex, MaxSexBytes)
 	if err != nil {
 		return nil, err
 	}
-	ids, err := per(InputSubjectID)
+	ids, err := per(InputSubjectID, MaxIDBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -327,13 +338,6 @@ func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferReques
 	return subs, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
-
 func (in *inference) ModelInfer(ctx context.Context, req *inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
 	v, err := in.s.resolve(ctx, "model_name", req.GetModelName(), req.GetModelVersion())
 	if err != nil {
@@ -352,14 +356,14 @@ func (in *inference) ModelInfer(ctx context.Context, req *inferencepb.ModelInfer
 	if len(want) == 0 {
 		want = map[string]bool{OutputProbability: true, OutputRawScore: true, OutputDecision: true}
 	}
+	id := req.GetId()
+	if err := checkLen("id", id, MaxIDBytes); err != nil {
+		return nil, toStatus(err, "", "", "")
+	}
 	table := data.NewCodes()
 	subs, err := in.inferSubjects(v, req, table)
 	if err != nil {
 		return nil, toStatus(err, "", "", "")
-	}
-	id := req.GetId()
-	if len(id) > 128 {
-		return nil, status.Error(codes.InvalidArgument, "id: longer than 128 bytes")
 	}
 	rid := id
 	if rid == "" {

@@ -22,6 +22,8 @@ type Metrics struct {
 	Loads        *prometheus.CounterVec   // model, status (ok|error)
 	ModelsLoaded prometheus.Gauge
 	InFlight     prometheus.Gauge
+	InflightMem  prometheus.Gauge       // bytes held by requests being received and answered
+	AuthFailures *prometheus.CounterVec // reason (missing, malformed, unknown)
 
 	cache metricCache // children of the vectors above, by label values
 }
@@ -108,9 +110,13 @@ func NewMetrics() *Metrics {
 			Help: "Model versions loaded."}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "medseq_requests_in_flight",
 			Help: "gRPC calls being handled."}),
+		InflightMem: prometheus.NewGauge(prometheus.GaugeOpts{Name: "medseq_inflight_request_bytes",
+			Help: "Bytes of request memory held by calls in flight (bounded by --max-inflight-bytes)."}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_auth_failures_total",
+			Help: "Calls refused for their bearer token, by reason (missing, malformed, unknown)."}, []string{"reason"}),
 	}
 	r.MustRegister(m.Requests, m.Latency, m.RPCLatency, m.BatchSize, m.QueueTime, m.Inferences, m.LoadTime, m.Threshold, m.Loads,
-		m.ModelsLoaded, m.InFlight, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.ModelsLoaded, m.InFlight, m.InflightMem, m.AuthFailures, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if g := newGPUCollector(); g != nil {
 		r.MustRegister(g)
 	}

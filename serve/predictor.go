@@ -100,8 +100,10 @@ func (p *predictor) response(v *Version, r scored, reqID string) *medseqv1.Predi
 		EventsUsed: int32(r.used), EventsCensored: int32(r.censored), RequestId: reqID}
 }
 
+// pickID is the request's id: the request's own (its length checked already), else the
+// x-request-id header's, else a fresh one.
 func pickID(ctx context.Context, fromReq string) string {
-	if fromReq != "" && len(fromReq) <= 128 {
+	if fromReq != "" {
 		return fromReq
 	}
 	if id := requestID(ctx); id != "" {
@@ -111,6 +113,9 @@ func pickID(ctx context.Context, fromReq string) string {
 }
 
 func (p *predictor) Predict(ctx context.Context, req *medseqv1.PredictRequest) (*medseqv1.PredictResponse, error) {
+	if err := checkRequestStrings("", req); err != nil {
+		return nil, toStatus(err, "", "", "")
+	}
 	v, err := p.s.resolve(ctx, "model_name", req.GetModelName(), req.GetModelVersion())
 	if err != nil {
 		return nil, err
@@ -169,6 +174,9 @@ func (p *predictor) PredictBatch(ctx context.Context, req *medseqv1.PredictBatch
 	subs := make([]*subject, n)
 	for i, r := range req.GetRequests() {
 		pre := fmt.Sprintf("requests[%d].", i)
+		if err := checkRequestStrings(pre, r); err != nil {
+			return nil, toStatus(err, "", "", "")
+		}
 		if r.GetModelName() != "" && r.GetModelName() != req.GetModelName() {
 			return nil, status.Errorf(codes.InvalidArgument, "%smodel_name: differs from the batch's model_name", pre)
 		}

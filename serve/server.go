@@ -46,6 +46,13 @@ type Config struct {
 	Limits          Limits
 	MaxMessageBytes int         // largest request and response; 0 = 16 MiB
 	MaxConcurrency  int         // requests scoring at once; 0 = 4 x GOMAXPROCS
+	// MaxInflightBytes bounds the memory held by requests being received and answered: a
+	// call holds MaxMessageBytes while its request arrives, then the request's estimated
+	// decoded size; one that cannot is RESOURCE_EXHAUSTED. 0 = DefaultMaxInflightBytes.
+	MaxInflightBytes int64
+	// NoModelHealth leaves out the per-model health entries ("medseq.v1.Predictor/<name>"):
+	// health is open to callers without a token, and those entries name the models.
+	NoModelHealth bool
 	TLS             *tls.Config // nil = plaintext (loopback only, please)
 	Tokens          Tokens      // nil = no bearer tokens
 	Audit           *Audit      // nil = no audit log
@@ -74,6 +81,8 @@ type Server struct {
 	batchQ  chan *job // nil: no dynamic batching
 	tables  sync.Pool // per-request code tables of unbatched Predict calls
 	wire    *codec    // the gRPC codec
+	mem     *budget   // request memory in flight
+	authLog authLog
 	// modelHealth: models with a per-model health entry, guarded by mu.
 	modelHealth map[string]bool
 
@@ -89,8 +98,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxMessageBytes <= 0 {
+	if cfg.MaxMessageBytes < 0 || cfg.MaxConcurrency < 0 || cfg.MaxInflightBytes < 0 || cfg.DrainTimeout < 0 || cfg.Poll < 0 ||
+		cfg.Limits.MaxCodes < 0 || cfg.Limits.MaxBatch < 0 || cfg.Limits.MaxCodeLen < 0 {
+		return nil, errors.New("serve: negative limit (0 means the default)")
+	}
+	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = 16 << 20
+	}
+	if cfg.MaxInflightBytes == 0 {
+		cfg.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if cfg.MaxInflightBytes < int64(cfg.MaxMessageBytes) {
+		return nil, fmt.Errorf("serve: max in-flight bytes %d below the max message bytes %d: no request of that size could be read", cfg.MaxInflightBytes, cfg.MaxMessageBytes)
 	}
 	if cfg.MaxConcurrency <= 0 {
 		cfg.MaxConcurrency = 4 * runtime.GOMAXPROCS(0)
@@ -107,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Batching = cfg.Batching
 		s.batchQ = make(chan *job, cfg.Batching.MaxBatch*cfg.Batching.Workers)
 	}
+	s.mem = newBudget(cfg.MaxInflightBytes, s.metrics.InflightMem)
 	s.repo = NewRepository(cfg.Models, cfg.Policy, cfg.Log)
 	s.repo.gap = cfg.Gap
 	for name, t := range cfg.Thresholds {
@@ -136,6 +156,10 @@ func New(cfg Config) (*Server, error) {
 		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		// Bearer tokens are checked from the headers, before any request is read (tapAuth).
+		grpc.InTapHandle(s.tapAuth),
+		// Headers are read before anything is authenticated: 64 KiB, not grpc-go's 16 MiB.
+		grpc.MaxHeaderListSize(maxHeaderBytes),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -144,13 +168,16 @@ func New(cfg Config) (*Server, error) {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	s.grpc = grpc.NewServer(opts...)
-	medseqv1.RegisterPredictorServer(s.grpc, &predictor{s: s})
-	inferencepb.RegisterGRPCInferenceServiceServer(s.grpc, &inference{s: s})
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.register(&medseqv1.Predictor_ServiceDesc, &predictor{s: s})
+	s.register(&inferencepb.GRPCInferenceService_ServiceDesc, &inference{s: s})
+	s.register(&healthpb.Health_ServiceDesc, s.health)
 	reflection.Register(s.grpc)
 	s.setHealth()
 	return s, nil
 }
+
+// maxHeaderBytes bounds a call's headers (metadata).
+const maxHeaderBytes = 64 << 10
 
 // Repository is the server's model repository.
 func (s *Server) Repository() *Repository { return s.repo }
@@ -183,6 +210,9 @@ func (s *Server) setHealth() {
 	seen := map[string]bool{}
 	for name, m := range s.repo.Models() {
 		n += len(m.Versions)
+		if s.cfg.NoModelHealth {
+			continue
+		}
 		ms := healthpb.HealthCheckResponse_NOT_SERVING
 		if m.Serving != nil && !s.draining {
 			ms = healthpb.HealthCheckResponse_SERVING
@@ -279,6 +309,11 @@ func (s *Server) Stop() { s.grpc.Stop() }
 // callInfo is what a handler tells the interceptor about a call, for the metrics.
 type callInfo struct {
 	model string
+	// What reading a unary call's request left (Server.register): the bytes it holds in the
+	// in-flight budget, and the error to answer instead of calling the handler.
+	held     int64
+	recvErr  error
+	received bool
 }
 
 type callInfoKey struct{}
@@ -312,7 +347,11 @@ func (s *Server) prepare(ctx context.Context, full string) (context.Context, err
 	}
 	id := ""
 	// ValueFromIncomingContext reads one key; FromIncomingContext would copy every header.
-	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && len(v[0]) <= 128 {
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 {
+		if len(v[0]) > MaxIDBytes {
+			// Refused, as a request_id of that length is: never silently replaced.
+			return ctx, status.Errorf(codes.InvalidArgument, "x-request-id: longer than %d bytes", MaxIDBytes)
+		}
 		id = v[0]
 	}
 	if id == "" && !openMethod(full) {
@@ -346,12 +385,18 @@ func (s *Server) panicked(full string, p any) error {
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
-	ci := &callInfo{}
+	ci, _ := ctx.Value(callInfoKey{}).(*callInfo)
+	if ci == nil {
+		ci = &callInfo{}
+		ctx = context.WithValue(ctx, callInfoKey{}, ci)
+	}
 	s.metrics.InFlight.Inc()
 	defer func() {
 		if p := recover(); p != nil {
 			resp, err = nil, s.panicked(info.FullMethod, p)
 		}
+		s.mem.release(ci.held)
+		ci.held = 0
 		s.metrics.InFlight.Dec()
 		s.record(info.FullMethod, ci, start, err)
 	}()
@@ -359,7 +404,12 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if err != nil {
 		return nil, err
 	}
-	resp, err = h(context.WithValue(ctx, callInfoKey{}, ci), req)
+	if ci.recvErr != nil {
+		// The request could not be read (receive): malformed, too large for the in-flight
+		// budget, or the transport failed. Answered here so that it is counted.
+		return nil, ci.recvErr
+	}
+	resp, err = h(ctx, req)
 	if r, ok := req.(*medseqv1.PredictRequest); ok {
 		s.wire.release(r) // the handler is done with it, and only the codec's requests come here
 	}
@@ -368,7 +418,9 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 
 type wrappedStream struct {
 	grpc.ServerStream
-	ctx context.Context
+	ctx  context.Context
+	s    *Server
+	held int64 // in-flight bytes of the last message received
 }
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
@@ -388,7 +440,9 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err != nil {
 		return err
 	}
-	return h(srv, &wrappedStream{ServerStream: ss, ctx: context.WithValue(ctx, callInfoKey{}, ci)})
+	w := &wrappedStream{ServerStream: ss, ctx: context.WithValue(ctx, callInfoKey{}, ci), s: s}
+	defer func() { s.mem.release(w.held) }()
+	return h(srv, w)
 }
 
 // acquire waits for a scoring slot, honouring the deadline; release with <-s.slots.
@@ -423,16 +477,14 @@ func toStatus(err error, field, name, version string) error {
 	case errors.As(err, &fe):
 		return status.Error(codes.InvalidArgument, fe.Error())
 	case errors.Is(err, ErrNoModel):
-		return status.Errorf(codes.NotFound, "%s: model %q not found", field, name)
+		// Echoes are truncated: a caller's string is never repeated whole.
+		return status.Errorf(codes.NotFound, "%s: model %q not found", field, truncate(name, maxEchoBytes))
 	case errors.Is(err, ErrNoVersion):
 		if version == "" {
-			return status.Errorf(codes.Unavailable, "%s: model %q has no version to serve (pinned version not loaded)", field, name)
+			return status.Errorf(codes.Unavailable, "%s: model %q has no version to serve (pinned version not loaded)", field, truncate(name, maxEchoBytes))
 		}
-		vf := "version"
-		if strings.HasSuffix(field, "_name") {
-			vf = strings.TrimSuffix(field, "_name") + "_version"
-		}
-		return status.Errorf(codes.NotFound, "%s: version %q of model %q not found", vf, version, name)
+		vf := versionField(field)
+		return status.Errorf(codes.NotFound, "%s: version %q of model %q not found", vf, truncate(version, maxEchoBytes), truncate(name, maxEchoBytes))
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
@@ -445,10 +497,25 @@ func (s *Server) resolve(ctx context.Context, field, name, version string) (*Ver
 	if name == "" {
 		return nil, status.Errorf(codes.InvalidArgument, "%s: required", field)
 	}
+	if err := checkLen(field, name, MaxNameBytes); err != nil {
+		return nil, toStatus(err, "", "", "")
+	}
+	if err := checkLen(versionField(field), version, MaxNameBytes); err != nil {
+		return nil, toStatus(err, "", "", "")
+	}
 	v, err := s.repo.Resolve(name, version)
 	if err != nil {
 		return nil, toStatus(err, field, name, version)
 	}
 	setCallModel(ctx, v.Name)
 	return v, nil
+}
+
+// versionField names the version field that goes with a name field: model_name's
+// model_version, name's version.
+func versionField(nameField string) string {
+	if strings.HasSuffix(nameField, "_name") {
+		return strings.TrimSuffix(nameField, "_name") + "_version"
+	}
+	return "version"
 }

@@ -353,12 +353,24 @@ func TestBadInput(t *testing.T) {
 			}
 		}, codes.InvalidArgument, "events"},
 		{"bad event time", func(r *medseqv1.PredictRequest) { r.Events[1].Time = "2020-13-45" }, codes.InvalidArgument, "events[1].time"},
+		// D9: a bad value is the value's error, not the time's, however it is sent.
 		{"inline value not a number", func(r *medseqv1.PredictRequest) {
 			r.Events = ParseCodes("ICD10/I10@2019-05-01 LOINC/4548-4@2020-03-01=abc")
-		}, codes.InvalidArgument, "events[1].time"},
+		}, codes.InvalidArgument, "events[1].numeric_value"},
 		{"inline value infinite", func(r *medseqv1.PredictRequest) {
 			r.Events = ParseCodes("ICD10/I10@2019-05-01 LOINC/4548-4@2020-03-01=Inf")
-		}, codes.InvalidArgument, "events[1].time"},
+		}, codes.InvalidArgument, "events[1].numeric_value"},
+		{"inline value overflowing", func(r *medseqv1.PredictRequest) {
+			r.Events = ParseCodes("ICD10/I10@2019-05-01 LOINC/4548-4@2020-03-01=1e39")
+		}, codes.InvalidArgument, "events[1].numeric_value"},
+		{"numeric_value +Inf", func(r *medseqv1.PredictRequest) {
+			v := float32(math.Inf(1))
+			r.Events[1].NumericValue = &v
+		}, codes.InvalidArgument, "events[1].numeric_value"},
+		{"numeric_value -Inf", func(r *medseqv1.PredictRequest) {
+			v := float32(math.Inf(-1))
+			r.Events[0].NumericValue = &v
+		}, codes.InvalidArgument, "events[0].numeric_value"},
 		{"empty code", func(r *medseqv1.PredictRequest) { r.Events[2].Code = "" }, codes.InvalidArgument, "events[2].code"},
 		{"no prediction time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "" }, codes.InvalidArgument, "prediction_time"},
 		{"bad prediction time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "yesterday" }, codes.InvalidArgument, "prediction_time"},
@@ -746,13 +758,15 @@ func TestSplitCodeItem(t *testing.T) {
 		{"LOINC/4548-4@2020-03-01T10:00:00Z=-1e-3", "LOINC/4548-4", "2020-03-01T10:00:00Z", -1e-3, true},
 		{"A@B@2020-01-01=7", "A@B", "2020-01-01", 7, true},
 		{"X=Y@2020-01-01", "X=Y", "2020-01-01", 0, false},     // '=' in the code is the code's
-		{"L@2020-01-01=abc", "L", "2020-01-01=abc", 0, false}, // not a number: the time's (and an error there)
-		{"L@2020-01-01=Inf", "L", "2020-01-01=Inf", 0, false}, // not finite
-		{"L@2020-01-01=NaN", "L", "2020-01-01=NaN", 0, false}, // no value is no value
+		{"L@2020-01-01=abc", "L", "2020-01-01", 0, false}, // not a number: badValue (refused naming the value)
+		{"L@2020-01-01=Inf", "L", "2020-01-01", 0, false}, // not finite: badValue
+		{"L@2020-01-01=1e39", "L", "2020-01-01", 0, false}, // overflows float32: badValue
+		{"L@2020-01-01=NaN", "L", "2020-01-01", 0, false}, // no number: badValue
 		{"BMI=31", "BMI=31", "", 0, false},                    // a static row carries no inline value
 	} {
 		it := splitCodeItem(c.in)
-		if it.code != c.code || it.time != c.time || it.hasValue != c.hasValue || it.value != c.value {
+		wantBad := strings.Contains(c.in, "@") && strings.Contains(c.in[strings.LastIndexByte(c.in, '@'):], "=") && !c.hasValue
+		if it.code != c.code || it.time != c.time || it.hasValue != c.hasValue || it.value != c.value || it.badValue != wantBad {
 			t.Errorf("%q: %+v, want code %q time %q value %v (%v)", c.in, it, c.code, c.time, c.value, c.hasValue)
 		}
 	}

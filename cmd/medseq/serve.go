@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"log/slog"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -38,6 +41,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	maxBatch := fs.Int("max-request-subjects", serve.DefaultLimits().MaxBatch, "most subjects in one PredictBatch or ModelInfer request")
 	maxMsg := fs.Int("max-message-bytes", 16<<20, "largest request or response message")
 	maxConc := fs.Int("max-concurrency", 0, "requests scoring at once (0: 4 x CPUs)")
+	maxInflight := fs.Int64("max-inflight-bytes", serve.DefaultMaxInflightBytes, "memory held by requests being received and answered; "+
+		"a request holds --max-message-bytes while it arrives, then its decoded size; beyond: RESOURCE_EXHAUSTED")
+	modelHealth := fs.Bool("model-health", true, "per-model health entries (medseq.v1.Predictor/<name>): health needs no token, so they name the models to anyone who can connect")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
 	clientCA := fs.String("client-ca", "", "require client certificates signed by this CA (mutual TLS)")
@@ -70,6 +76,32 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := required("models", *models); err != nil {
 		return err
 	}
+	// A limit is never silently replaced: zero or negative is refused where it means nothing.
+	for _, l := range []struct {
+		name string
+		v    int64
+		zero bool // 0 has a meaning (documented in the flag's help)
+	}{
+		{"max-codes", int64(*maxCodes), false}, {"max-request-subjects", int64(*maxBatch), false},
+		{"max-message-bytes", int64(*maxMsg), false}, {"max-inflight-bytes", *maxInflight, false},
+		{"max-concurrency", int64(*maxConc), true}, {"dynamic-batch-size", int64(*batchMax), true},
+		{"dynamic-batch-delay", int64(*batchDelay), true}, {"poll", int64(*poll), true},
+		{"drain-timeout", int64(*drain), false},
+	} {
+		if l.v < 0 || (l.v == 0 && !l.zero) {
+			want := "positive"
+			if l.zero {
+				want = "zero or positive"
+			}
+			return usagef("flag --%s: must be %s", l.name, want)
+		}
+	}
+	if *maxInflight < int64(*maxMsg) {
+		return usagef("flag --max-inflight-bytes (%d) is below --max-message-bytes (%d): no request of that size could be read", *maxInflight, *maxMsg)
+	}
+	if *auditKey != "" && *audit == "" {
+		return usagef("flag --audit-key-file needs --audit")
+	}
 	if (*certFile == "") != (*keyFile == "") {
 		return usagef("flags --tls-cert and --tls-key go together")
 	}
@@ -86,6 +118,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	e.log.Info("BERT models score on", "device", dev.Kind, "reason", dev.Reason)
 	cfg := serve.Config{Models: *models, Policy: pol, Poll: *poll, MaxMessageBytes: *maxMsg, MaxConcurrency: *maxConc,
+		MaxInflightBytes: *maxInflight, NoModelHealth: !*modelHealth,
 		Limits: serve.Limits{MaxCodes: *maxCodes, MaxBatch: *maxBatch}, DrainTimeout: *drain, Log: e.log,
 		Batching: serve.Batching{MaxBatch: *batchMax, MaxDelay: *batchDelay}, Scorers: reg, Thresholds: thresholds}
 	if cfg.Batching.Kinds, err = parseBatchKinds(*batchKinds); err != nil {
@@ -159,6 +192,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		e.log.Info("metrics", "addr", mlis.Addr().String())
 	}
 	e.log.Info("serving", "addr", lis.Addr().String(), "models", *models, "tls", cfg.TLS != nil, "mtls", *clientCA != "", "tokens", cfg.Tokens != nil)
+	// SIGHUP reopens the audit log (after logrotate) and rescans the repository; calls in
+	// flight are not touched. Without this, SIGHUP's default action kills the server undrained.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	defer func() { <-hupDone }()
+	hctx, stopHup := context.WithCancel(ctx)
+	defer stopHup()
+	go func() { defer close(hupDone); onHangup(hctx, e.log, hup, srv, cfg.Audit) }()
 	fmt.Fprintf(e.stdout, "serving %s on %s\n", *models, lis.Addr())
 	err = srv.Serve(ctx, lis)
 	if hs != nil {
@@ -168,6 +211,26 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	e.log.Info("stopped")
 	return err
+}
+
+// onHangup handles each signal from hup until ctx ends: the audit log (when there is one) is
+// reopened at its path and the model repository rescanned. A failure is logged and the server
+// goes on as it was.
+func onHangup(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, srv *serve.Server, audit *serve.Audit) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		log.Info("SIGHUP: reopening the audit log and rescanning the model repository")
+		if err := audit.Reopen(); err != nil {
+			log.Error("SIGHUP: the audit log stays on its old file", "err", err)
+		}
+		if err := srv.Scan(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("SIGHUP: model repository scan", "err", err)
+		}
+	}
 }
 
 func isLoopback(a net.Addr) bool {
@@ -198,6 +261,9 @@ func runPredictClient(ctx context.Context, e *env, args []string) error {
 	}
 	if err := required("addr", *addr, "name", *name, "codes", *codesFlag); err != nil {
 		return err
+	}
+	if err := serve.CheckCodes(*codesFlag); err != nil {
+		return usagef("flag --codes: %v", err)
 	}
 	if *pt == "" {
 		*pt = time.Now().UTC().Format(time.RFC3339)

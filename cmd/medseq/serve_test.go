@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +54,20 @@ func TestServeFlags(t *testing.T) {
 		{"--models", t.TempDir(), "--version-policy", "a=1,b"},
 		{"--models", t.TempDir(), "--gap", "soon"},
 		{"--models", t.TempDir(), "--dynamic-batch-kinds", "bert,gpt"},
+		// D12: a zero or negative limit is refused, never silently the default.
+		{"--models", t.TempDir(), "--max-codes", "0"},
+		{"--models", t.TempDir(), "--max-codes", "-5"},
+		{"--models", t.TempDir(), "--max-request-subjects", "0"},
+		{"--models", t.TempDir(), "--max-message-bytes", "-1"},
+		{"--models", t.TempDir(), "--max-inflight-bytes", "0"},
+		{"--models", t.TempDir(), "--max-inflight-bytes", "1000", "--max-message-bytes", "4096"},
+		{"--models", t.TempDir(), "--max-concurrency", "-1"},
+		{"--models", t.TempDir(), "--dynamic-batch-size", "-2"},
+		{"--models", t.TempDir(), "--dynamic-batch-delay", "-1ms"},
+		{"--models", t.TempDir(), "--poll", "-1s"},
+		{"--models", t.TempDir(), "--drain-timeout", "0s"},
+		// D12: --audit-key-file means nothing without --audit.
+		{"--models", t.TempDir(), "--audit-key-file", "key"},
 	} {
 		var ue usageError
 		if err := runServe(context.Background(), e, args); !errors.As(err, &ue) {
@@ -91,6 +107,56 @@ func TestServeFlags(t *testing.T) {
 	if err := runPredictClient(context.Background(), e, []string{"--addr", "127.0.0.1:1"}); !errors.As(err, &ue) {
 		t.Errorf("predict client without --name: %v", err)
 	}
+	// D9: the client refuses an inline value that is not a finite number, naming the item.
+	err := runPredictClient(context.Background(), e, []string{"--addr", "127.0.0.1:1", "--name", "m", "--codes", "A@2020-01-01=1 B@2020-01-01=abc"})
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "item 2") {
+		t.Errorf("--codes with a bad value: %v", err)
+	}
+	// A shared token is refused (D12), naming the lines and not the token.
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("a s3cret-token-0123456789\nb s3cret-token-0123456789\n"), 0o600)
+	if err := runServe(context.Background(), e, []string{"--models", t.TempDir(), "--tokens", tokens}); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("shared token: %v", err)
+	}
+}
+
+// D6: SIGHUP reopens the audit log at its path (after logrotate moved it) and rescans the
+// repository; the server goes on.
+func TestOnHangup(t *testing.T) {
+	dir := t.TempDir()
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	a, err := serve.OpenAudit(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv, err := serve.New(serve.Config{Models: filepath.Join(dir, "models")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuf
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan os.Signal)
+	done := make(chan struct{})
+	go func() { defer close(done); onHangup(ctx, slog.New(slog.NewTextHandler(&logs, nil)), hup, srv, a) }()
+	a.Write(serve.AuditRecord{RequestID: "before"})
+	if err := os.Rename(auditPath, auditPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	hup <- syscall.SIGHUP
+	hup <- syscall.SIGHUP // the second waits for the first to be handled
+	a.Write(serve.AuditRecord{RequestID: "after"})
+	cancel()
+	<-done
+	old, _ := os.ReadFile(auditPath + ".1")
+	cur, err := os.ReadFile(auditPath)
+	if err != nil || !strings.Contains(string(old), `"before"`) || strings.Contains(string(old), `"after"`) || !strings.Contains(string(cur), `"after"`) {
+		t.Fatalf("audit log not reopened: old %q, new %q (%v)", old, cur, err)
+	}
+	// The repository did not exist: the rescan failed, was logged, and nothing stopped.
+	if !strings.Contains(logs.String(), "SIGHUP: model repository scan") {
+		t.Fatalf("logs: %s", logs.String())
+	}
 }
 
 // TestServeAndPredictClient trains the demo baseline, serves it on loopback and scores one
@@ -107,8 +173,10 @@ func TestServeAndPredictClient(t *testing.T) {
 	e := &env{stdout: &stdout, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
 	go func() {
-		done <- runServe(ctx, e, []string{"--models", filepath.Join(out, demoModels), "--addr", "127.0.0.1:0", "--metrics-addr", "", "--poll", "0"})
+		done <- runServe(ctx, e, []string{"--models", filepath.Join(out, demoModels), "--addr", "127.0.0.1:0", "--metrics-addr", "", "--poll", "0",
+			"--audit", auditPath})
 	}()
 	re := regexp.MustCompile(`serving .* on (127\.0\.0\.1:\d+)`)
 	var addr string
@@ -136,6 +204,47 @@ func TestServeAndPredictClient(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "NotFound") {
 		t.Fatalf("unknown model: %v", err)
 	}
+	// D6: a real SIGHUP (SIGHUP's default would kill this test process) with a stream open:
+	// the audit log moves to the new file, the stream and the server go on.
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	st, err := medseqv1.NewPredictorClient(cc).PredictStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &medseqv1.PredictRequest{ModelName: "t2d-xgboost", PredictionTime: "2021-01-01", BirthDate: "1960-01-01", Sex: "F",
+		Events: serve.ParseCodes("ICD10/I10@2018-02-03")}
+	if err := st.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(auditPath, auditPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// The reopen is asynchronous: send on the open stream until a record lands in the new file.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := st.Send(req); err != nil {
+			t.Fatalf("stream after SIGHUP: %v", err)
+		}
+		if _, err := st.Recv(); err != nil {
+			t.Fatalf("stream after SIGHUP: %v", err)
+		}
+		if b, _ := os.ReadFile(auditPath); len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the audit log was not reopened after SIGHUP")
+		}
+	}
+	st.CloseSend()
 	cancel()
 	select {
 	case err := <-done:
