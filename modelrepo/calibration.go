@@ -138,7 +138,7 @@ func ReadCalibration(dir string) (*Calibration, error) {
 	}
 	var c Calibration
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, jsonError(err)) // never the content
 	}
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)

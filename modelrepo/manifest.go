@@ -38,6 +38,9 @@ type Manifest struct {
 	OperatingPoint OperatingPoint     `json:"operating_point"`
 	Demographics   Demographics       `json:"demographics"`
 	Metrics        map[string]float64 `json:"metrics,omitempty"`
+	// Files is the SHA-256 of each file of the folder (but manifest.json), by slash-separated
+	// path, as Write found them: Verify names the file that changed.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // Device is where a model trained, as the report shows it.
@@ -169,14 +172,11 @@ func ReadManifest(dir string) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read model: %w", err)
 	}
-	var m Manifest
-	if err := json.Unmarshal(buf, &m); err != nil {
+	m, err := parseManifest(buf)
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	if err := m.check(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	return &m, nil
+	return m, nil
 }
 
 func (m *Manifest) check() error {
@@ -195,17 +195,18 @@ func (m *Manifest) check() error {
 	return nil
 }
 
-// Write fingerprints the folder dir (all but its manifest) and writes dir/manifest.json
-// atomically.
+// Write fingerprints the folder dir (all but its manifest: the folder's fingerprint, as
+// data.Fingerprint computes it, and each file's hash) and writes dir/manifest.json
+// atomically. Verify checks a folder against them before it is loaded.
 func (m *Manifest) Write(dir string) error {
 	if err := m.check(); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(dir, ManifestFile), err)
 	}
-	fp, err := data.Fingerprint(dir)
+	fp, files, err := hashFolder(dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", filepath.Join(dir, ManifestFile), err)
 	}
-	m.Fingerprint = fp
+	m.Fingerprint, m.Files = fp, files
 	buf, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
