@@ -46,13 +46,6 @@ type Config struct {
 	Limits          Limits
 	MaxMessageBytes int         // largest request and response; 0 = 16 MiB
 	MaxConcurrency  int         // requests scoring at once; 0 = 4 x GOMAXPROCS
-	// MaxInflightBytes bounds the memory held by requests being received and answered: a
-	// call holds MaxMessageBytes while its request arrives, then the request's estimated
-	// decoded size; one that cannot is RESOURCE_EXHAUSTED. 0 = DefaultMaxInflightBytes.
-	MaxInflightBytes int64
-	// NoModelHealth leaves out the per-model health entries ("medseq.v1.Predictor/<name>"):
-	// health is open to callers without a token, and those entries name the models.
-	NoModelHealth bool
 	TLS             *tls.Config // nil = plaintext (loopback only, please)
 	Tokens          Tokens      // nil = no bearer tokens
 	Audit           *Audit      // nil = no audit log
@@ -64,6 +57,13 @@ type Config struct {
 	Batching     Batching         // dynamic batching of Predict; off when zero (DefaultBatching is the command's)
 	Scorers      *scorer.Registry // model kinds the repository can load; nil: XGBoost only
 	Log          *slog.Logger
+	// MaxInflightBytes bounds the memory held by requests being received and answered: a
+	// call holds MaxMessageBytes while its request arrives, then the request's estimated
+	// decoded size; one that cannot is RESOURCE_EXHAUSTED. 0 = DefaultMaxInflightBytes.
+	MaxInflightBytes int64
+	// NoModelHealth leaves out the per-model health entries ("medseq.v1.Predictor/<name>"):
+	// health is open to callers without a token, and those entries name the models.
+	NoModelHealth bool
 }
 
 // Server is the gRPC server and its model repository.

@@ -757,12 +757,12 @@ func TestSplitCodeItem(t *testing.T) {
 		{"LOINC/4548-4@2020-03-01=48.5", "LOINC/4548-4", "2020-03-01", 48.5, true},
 		{"LOINC/4548-4@2020-03-01T10:00:00Z=-1e-3", "LOINC/4548-4", "2020-03-01T10:00:00Z", -1e-3, true},
 		{"A@B@2020-01-01=7", "A@B", "2020-01-01", 7, true},
-		{"X=Y@2020-01-01", "X=Y", "2020-01-01", 0, false},     // '=' in the code is the code's
-		{"L@2020-01-01=abc", "L", "2020-01-01", 0, false}, // not a number: badValue (refused naming the value)
-		{"L@2020-01-01=Inf", "L", "2020-01-01", 0, false}, // not finite: badValue
+		{"X=Y@2020-01-01", "X=Y", "2020-01-01", 0, false},  // '=' in the code is the code's
+		{"L@2020-01-01=abc", "L", "2020-01-01", 0, false},  // not a number: badValue (refused naming the value)
+		{"L@2020-01-01=Inf", "L", "2020-01-01", 0, false},  // not finite: badValue
 		{"L@2020-01-01=1e39", "L", "2020-01-01", 0, false}, // overflows float32: badValue
-		{"L@2020-01-01=NaN", "L", "2020-01-01", 0, false}, // no number: badValue
-		{"BMI=31", "BMI=31", "", 0, false},                    // a static row carries no inline value
+		{"L@2020-01-01=NaN", "L", "2020-01-01", 0, false},  // no number: badValue
+		{"BMI=31", "BMI=31", "", 0, false},                 // a static row carries no inline value
 	} {
 		it := splitCodeItem(c.in)
 		wantBad := strings.Contains(c.in, "@") && strings.Contains(c.in[strings.LastIndexByte(c.in, '@'):], "=") && !c.hasValue
