@@ -2,6 +2,7 @@ package data
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/csv"
@@ -15,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // ErrBadInput is wrapped by every *InputError: errors.Is(err, ErrBadInput) tells a problem in
@@ -247,10 +247,40 @@ func openCSV(path string) (*csvInput, error) {
 		f.Close()
 		return nil, &InputError{File: path, Line: 1, Msg: "file name ends in .gz but the file is not gzip-compressed"}
 	}
-	in.r = csv.NewReader(src)
+	in.r = csv.NewReader(&lineLimiter{r: src, path: path})
 	in.r.ReuseRecord = true
 	in.r.FieldsPerRecord = -1 // checked here, to name the line and column
 	return in, nil
+}
+
+// lineLimiter fails a read that would pass a line of more than MaxCSVLineBytes bytes, so one
+// huge line is an error naming it instead of a buffer the size of the line.
+type lineLimiter struct {
+	r    io.Reader
+	path string
+	line int // lines ended so far
+	cur  int // bytes of the current line so far
+}
+
+func (l *lineLimiter) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for i := 0; i < n; {
+		j := bytes.IndexByte(p[i:n], '\n')
+		if j < 0 {
+			l.cur += n - i
+			break
+		}
+		if l.cur += j; l.cur > MaxCSVLineBytes {
+			break
+		}
+		l.line++
+		l.cur = 0
+		i += j + 1
+	}
+	if l.cur > MaxCSVLineBytes {
+		return 0, &InputError{File: l.path, Line: l.line + 1, Msg: fmt.Sprintf("line longer than %d bytes", MaxCSVLineBytes)}
+	}
+	return n, err
 }
 
 func (in *csvInput) Close() {
@@ -266,6 +296,10 @@ func (in *csvInput) errorf(line int, col, format string, args ...any) error {
 
 // readErr turns an error of csv.Reader.Read into an InputError.
 func (in *csvInput) readErr(err error) error {
+	var ie *InputError
+	if errors.As(err, &ie) {
+		return ie // lineLimiter's
+	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		msg := fmt.Sprintf("%v at character %d", pe.Err, pe.Column)
@@ -424,6 +458,9 @@ func readSubjectsCSV(ctx context.Context, path string, codes *Codes, tp *timePar
 		if s.birth, ok = tp.parse(s.birthS); !ok {
 			return nil, nil, false, in.errorf(in.fieldLine(iBirth), "birth_date", "cannot parse %q as a date or time%s", s.birthS, tp.hint())
 		}
+		if err := CheckTime(s.birth); err != nil {
+			return nil, nil, false, in.errorf(in.fieldLine(iBirth), "birth_date", "%q: %v", s.birthS, err)
+		}
 		sex, ok := sexCode(rec[iSex])
 		if !ok {
 			return nil, nil, false, in.errorf(in.fieldLine(iSex), "sex", "unknown sex %q for subject %d; want F, M, female, male, U, unknown or other", rec[iSex], s.id)
@@ -432,6 +469,9 @@ func readSubjectsCSV(ctx context.Context, path string, codes *Codes, tp *timePar
 			if s.deathS = strings.TrimSpace(rec[iDeath]); s.deathS != "" {
 				if s.death, ok = tp.parse(s.deathS); !ok {
 					return nil, nil, false, in.errorf(in.fieldLine(iDeath), "death_date", "cannot parse %q as a date or time%s", s.deathS, tp.hint())
+				}
+				if err := CheckTime(s.death); err != nil {
+					return nil, nil, false, in.errorf(in.fieldLine(iDeath), "death_date", "%q: %v", s.deathS, err)
 				}
 				if s.death < s.birth {
 					return nil, nil, false, in.errorf(in.fieldLine(iDeath), "death_date", "subject %d dies (%s) before birth (%s)", s.id, s.deathS, s.birthS)
@@ -503,6 +543,7 @@ func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes,
 	}
 	iID, iTime, iCode, iVal := idx[0], idx[1], idx[2], idx[3]
 	timeCol, valCol := names[1], names[3]
+	birthID := codes.ID(BirthCode) // readSubjectsCSV wrote each subject's birth
 	var (
 		lastIDStr = "\x00" // no subject_id field equals this
 		lastID    int64
@@ -546,6 +587,10 @@ func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes,
 				if lastTime, ok = tp.parse(t); !ok {
 					return in.errorf(in.fieldLine(iTime), timeCol, "cannot parse %q as a date or time%s", ts, tp.hint())
 				}
+				if err := CheckTime(lastTime); err != nil {
+					lastTimeS = "\x00" // not cached: the next row with this time fails too
+					return in.errorf(in.fieldLine(iTime), timeCol, "%q: %v", ts, err)
+				}
 			}
 			lastTimeS = ts
 		}
@@ -560,15 +605,19 @@ func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes,
 		} else {
 			sum.Static++
 		}
-		// Code, kept exactly as written.
+		// Code, kept exactly as written; checked (CheckCode) the first time it is met.
 		code := rec[iCode]
-		if strings.TrimSpace(code) == "" {
-			return in.errorf(in.fieldLine(iCode), "code", "empty code")
+		id, known := codes.Lookup(code)
+		if !known {
+			if err := CheckCode(code); err != nil {
+				return in.errorf(in.fieldLine(iCode), "code", "%v", err)
+			}
+			id = codes.ID(code)
 		}
-		if !utf8.ValidString(code) {
-			return in.errorf(in.fieldLine(iCode), "code", "code %q is not valid UTF-8", code)
+		if id == birthID {
+			return in.errorf(in.fieldLine(iCode), "code", "%s row for subject %d: the birth comes from %s's birth_date (%s); a second birth is refused", BirthCode, lastID, subjectsPath, cur.birthS)
 		}
-		ev.Code = codes.ID(code)
+		ev.Code = id
 		// Value.
 		if iVal >= 0 {
 			if v := strings.TrimSpace(rec[iVal]); v != "" {

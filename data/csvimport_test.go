@@ -372,7 +372,7 @@ func TestImportCSVBadInput(t *testing.T) {
 		{"too few fields", evHeader + "1,2015-01-01,A,\n1,2015-01-01\n", subjects, "events", 3, "code", "the line has 2 fields, the header 4"},
 		{"too many fields", evHeader + "1,2015-01-01,A,,x\n", subjects, "events", 2, "5 (beyond the header)", "the line has 5 fields"},
 		{"invalid utf-8", evHeader + "1,2015-01-01,A,\n1,2015-01-01,B\xff\xfe,\n", subjects, "events", 3, "code", "not valid UTF-8"},
-		{"line after quoted newline", evHeader + "1,2015-01-01,\"A\nB\",\n1,2015-01-01,A,x\n", subjects, "events", 4, "value", `"x"`},
+		{"line after quoted newline", "subject_id,time,code,value,note\n1,2015-01-01,A,,\"two\nlines\"\n1,2015-01-01,A,x,\n", subjects, "events", 4, "value", `"x"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

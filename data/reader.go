@@ -371,6 +371,7 @@ func readRowGroups(path string, fr *pqarrow.FileReader, cols, rowGroups []int, i
 	ord := order{known: true, sorted: true}
 	tr := &codeTranslator{codes: codes}
 	defer tr.release()
+	codes0 := codes.Len() // codes from here on are new: checked once each (checkNewCodes)
 
 	type batch struct {
 		rec arrow.RecordBatch
@@ -421,7 +422,28 @@ func readRowGroups(path string, fr *pqarrow.FileReader, cols, rowGroups []int, i
 	if at != len(ids) {
 		return order{}, fmt.Errorf("read %s: %d rows, metadata says %d", path, base+at, base+len(ids))
 	}
+	if err := checkNewCodes(path, codes, codes0, ev, base); err != nil {
+		return order{}, err
+	}
 	return ord, nil
+}
+
+// checkNewCodes applies CheckCode to the codes interned since the table held from codes, and
+// names the first row (base is ev[0]'s index in the file) of a code it refuses.
+func checkNewCodes(path string, codes *Codes, from int, ev []Event, base int) error {
+	for id := from; id < codes.Len(); id++ {
+		err := CheckCode(codes.Name(int32(id)))
+		if err == nil {
+			continue
+		}
+		for i := range ev {
+			if ev[i].Code == int32(id) {
+				return columnError(path, ColCode, "row %d: %v", base+i+1, err)
+			}
+		}
+		return columnError(path, ColCode, "%v", err) // a dictionary entry no row uses
+	}
+	return nil
 }
 
 // convertBatch converts the rows of rec into ids[at:] and ev[at:].
@@ -440,6 +462,11 @@ func convertBatch(path string, rec arrow.RecordBatch, ids []int64, ev []Event, a
 	out := ev[at : at+m]
 	if err := readTimes(path, col(ColTime), out); err != nil {
 		return err
+	}
+	for i := range out {
+		if t := out[i].Time; t != StaticTime && (t < MinTime || t > MaxTime) {
+			return columnError(path, ColTime, "row %d: %v", base+at+i+1, CheckTime(t))
+		}
 	}
 	if err := tr.read(path, col(ColCode), out, base+at); err != nil {
 		return err
