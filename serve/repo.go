@@ -2,14 +2,17 @@ package serve
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,7 +38,7 @@ type Version struct {
 	LoadedAt   time.Time
 	LoadTime   time.Duration
 
-	stamp string // manifest.json size and mtime: a change reloads the version
+	stamp string // stampOf the folder: any change reloads the version
 }
 
 // Calibrate maps a raw probability through the version's calibration.
@@ -71,17 +74,13 @@ func (m *Model) SortedVersions() []string {
 	return vs
 }
 
-// versionLess orders numeric versions numerically, before non-numeric ones (lexically).
+// versionLess orders versions by number (Scan loads only the folders whose names
+// modelrepo.ParseVersion reads: positive integers).
 func versionLess(a, b string) bool {
-	ai, aerr := strconv.ParseInt(a, 10, 64)
-	bi, berr := strconv.ParseInt(b, 10, 64)
-	switch {
-	case aerr == nil && berr == nil:
+	ai, _ := modelrepo.ParseVersion(a)
+	bi, _ := modelrepo.ParseVersion(b)
+	if ai != bi {
 		return ai < bi
-	case aerr == nil:
-		return true
-	case berr == nil:
-		return false
 	}
 	return a < b
 }
@@ -103,6 +102,9 @@ func ParsePolicy(s string) (Policy, error) {
 		name, ver, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok || name == "" || ver == "" {
 			return p, fmt.Errorf("version policy %q: want latest or name=version[,name=version]", s)
+		}
+		if _, ok := modelrepo.ParseVersion(ver); !ok {
+			return p, fmt.Errorf("version policy %q: version %q of %s is not a version folder's name (a positive integer)", s, ver, name)
 		}
 		p.Pinned[name] = ver
 	}
@@ -129,6 +131,7 @@ type Repository struct {
 	snap   atomic.Pointer[snapshot]
 	mu     sync.Mutex        // serialises Scan
 	failed map[string]string // dir -> stamp of a failed load, not retried until it changes
+	warned map[string]bool   // folders in a model folder that are not versions, warned about once
 }
 
 // NewRepository opens dir without loading anything; call Scan.
@@ -136,7 +139,7 @@ func NewRepository(dir string, policy Policy, log *slog.Logger) *Repository {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Repository{dir: dir, policy: policy, log: log, failed: map[string]string{}, scorers: scorer.NewRegistry()}
+	r := &Repository{dir: dir, policy: policy, log: log, failed: map[string]string{}, warned: map[string]bool{}, scorers: scorer.NewRegistry()}
 	r.snap.Store(&snapshot{models: map[string]*Model{}})
 	return r
 }
@@ -179,17 +182,60 @@ func (r *Repository) Resolve(name, version string) (*Version, error) {
 	return v, nil
 }
 
+// stampOf is a version folder's stamp: a hash over where the folder is (a link's target) and
+// the path, type, size and modification time of everything in it, hidden entries included.
+// Any change in the folder changes it — a half-copied folder completed later, a file replaced
+// by `cp -a` that keeps manifest.json's size and time — so a version that failed to load is
+// retried, and a loaded one is loaded (and verified) again. It fails while there is no
+// manifest.json (a version being written).
 func stampOf(dir string) (string, error) {
-	st, err := os.Stat(filepath.Join(dir, modelrepo.ManifestFile))
+	if _, err := os.Stat(filepath.Join(dir, modelrepo.ManifestFile)); err != nil {
+		return "", err
+	}
+	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano()), nil
+	h := sha256.New()
+	io.WriteString(h, root)
+	var buf [8]byte
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while we looked: the stamp differs anyway
+		}
+		if err != nil {
+			return err
+		}
+		st, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		io.WriteString(h, rel)
+		h.Write([]byte{0})
+		binary.LittleEndian.PutUint64(buf[:], uint64(st.Mode()))
+		h.Write(buf[:])
+		binary.LittleEndian.PutUint64(buf[:], uint64(st.Size()))
+		h.Write(buf[:])
+		binary.LittleEndian.PutUint64(buf[:], uint64(st.ModTime().UnixNano()))
+		h.Write(buf[:])
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16]), nil
 }
 
 // Scan reads the repository folder, loads new or changed versions, drops vanished ones and
-// publishes the result atomically. A version that fails to load is logged once and retried
-// when its manifest changes; the versions already served stay.
+// publishes the result atomically. Only folders whose names are positive integers are
+// versions (modelrepo.Versions); any other folder is ignored with one warning. A version is
+// verified against its manifest before it loads (modelrepo.Verify); one that fails is logged
+// and retried, with a log line, whenever anything in its folder changes (stampOf); the
+// versions already served stay.
 func (r *Repository) Scan(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -205,20 +251,22 @@ func (r *Repository) Scan(ctx context.Context) error {
 			continue
 		}
 		name := n.Name()
-		vdirs, err := os.ReadDir(filepath.Join(r.dir, name))
+		vdirs, ignored, err := modelrepo.Versions(filepath.Join(r.dir, name))
 		if err != nil {
 			continue
+		}
+		for _, ig := range ignored {
+			if p := filepath.Join(r.dir, name, ig); !r.warned[p] {
+				r.warned[p] = true
+				r.log.Warn("folder ignored: not a model version (version folders are named 1, 2, 3, ...)", "model", name, "folder", ig)
+			}
 		}
 		m := &Model{Name: name, Versions: map[string]*Version{}}
 		for _, vd := range vdirs {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if !vd.IsDir() || strings.HasPrefix(vd.Name(), ".") {
-				continue
-			}
-			ver := vd.Name()
-			dir := filepath.Join(r.dir, name, ver)
+			ver, dir := vd.Name, vd.Path
 			stamp, err := stampOf(dir)
 			if err != nil {
 				continue // no manifest yet: a version being written
@@ -229,8 +277,11 @@ func (r *Repository) Scan(ctx context.Context) error {
 					continue
 				}
 			}
-			if r.failed[dir] == stamp {
-				continue
+			if failed, ok := r.failed[dir]; ok {
+				if failed == stamp {
+					continue
+				}
+				r.log.Info("model version changed since it failed to load: retrying", "model", name, "version", ver)
 			}
 			v, err := r.load(name, ver, dir, stamp)
 			if r.onLoad != nil {
@@ -285,6 +336,9 @@ func (r *Repository) load(name, ver, dir, stamp string) (v *Version, err error) 
 		}
 	}()
 	start := time.Now()
+	if _, err := modelrepo.Verify(dir); err != nil {
+		return nil, err
+	}
 	sc, err := r.scorers.Load(dir)
 	if err != nil {
 		return nil, err

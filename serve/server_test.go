@@ -559,6 +559,7 @@ func TestHealthAndReload(t *testing.T) {
 	if err := (&modelrepo.Calibration{Method: modelrepo.CalibrationIdentity}).Write(v2dir); err != nil {
 		t.Fatal(err)
 	}
+	rewriteManifest(t, v2dir, func(m *modelrepo.Manifest) { m.Calibration = modelrepo.CalibrationIdentity })
 	if err := os.Rename(v2dir, filepath.Join(repo, fixtureModel, "2")); err != nil {
 		t.Fatal(err)
 	}
