@@ -131,19 +131,27 @@ func printCohortSummary(w io.Writer, r *data.CohortReport, out string) {
 	}
 	fmt.Fprintf(w, "  labels             %d: %d positive, %d negative (prevalence %.1f%%)\n",
 		r.Labels, r.Positives, r.Negatives, 100*r.Prevalence)
-	fmt.Fprintf(w, "  age at prediction  positives mean %.1f (median %.1f), negatives mean %.1f (median %.1f), KS distance %.3f\n",
-		r.AgeAtPrediction.PositiveSummary.Mean, r.AgeAtPrediction.PositiveSummary.Median,
-		r.AgeAtPrediction.NegativeSummary.Mean, r.AgeAtPrediction.NegativeSummary.Median, r.AgeAtPrediction.KS)
+	if r.UnknownAge > 0 && r.UnknownAge == r.Labels {
+		fmt.Fprintf(w, "  age at prediction  unknown: no subject has a birth code\n")
+	} else {
+		fmt.Fprintf(w, "  age at prediction  positives mean %.1f (median %.1f), negatives mean %.1f (median %.1f), KS distance %.3f\n",
+			r.AgeAtPrediction.PositiveSummary.Mean, r.AgeAtPrediction.PositiveSummary.Median,
+			r.AgeAtPrediction.NegativeSummary.Mean, r.AgeAtPrediction.NegativeSummary.Median, r.AgeAtPrediction.KS)
+	}
 	methods := make([]string, 0, len(r.Sampling.Comparison))
 	for m := range r.Sampling.Comparison {
 		methods = append(methods, m)
 	}
 	sort.Strings(methods)
-	fmt.Fprintf(w, "  negative sampling  %s", r.Sampling.Method)
-	if r.Sampling.NegativesPerPositive > 0 {
-		fmt.Fprintf(w, " (%.0f per positive per birth band)", r.Sampling.NegativesPerPositive)
+	if r.Source == data.SamplingLabels {
+		fmt.Fprintf(w, "  prediction times   and outcomes from the label file\n")
+	} else {
+		fmt.Fprintf(w, "  negative sampling  %s", r.Sampling.Method)
+		if r.Sampling.NegativesPerPositive > 0 {
+			fmt.Fprintf(w, " (%.0f per positive per birth band)", r.Sampling.NegativesPerPositive)
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w)
 	for _, m := range methods {
 		c := r.Sampling.Comparison[m]
 		mark := " "

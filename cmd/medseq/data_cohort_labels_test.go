@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -191,5 +192,66 @@ func checkPredictionColumns(t *testing.T, path string) {
 	extra := cols(modelrepo.PredictionsExtraPath(path))
 	if extra["age"].ID() != arrow.FLOAT64 || extra[eval.ColRawProbability].ID() != arrow.FLOAT64 || extra["sex"].ID() != arrow.STRING {
 		t.Errorf("%s extras: columns %v", path, extra)
+	}
+}
+
+// TestDataCohortLabelsACESSample: the same on ACES' own sample MEDS data
+// (../shared/data/meds/aces_sample: no birth codes, so every age is unknown), with a task in
+// the ACES layout (a prediction 24 h and 48 h into each admission: is a creatinine result
+// coming within two days?), through to eval report with the cohort check.
+func TestDataCohortLabelsACESSample(t *testing.T) {
+	meds := filepath.Join("..", "..", "..", "shared", "data", "meds", "aces_sample")
+	if _, err := os.Stat(meds); err != nil {
+		t.Skip("no ../shared/data/meds/aces_sample")
+	}
+	ds, err := data.Open(meds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var task []data.Label
+	err = ds.ForEachSubject(context.Background(), func(s data.Subject) error {
+		for _, e := range s.Events {
+			if !strings.HasPrefix(ds.Codes.Name(e.Code), "ADMISSION//") {
+				continue
+			}
+			for _, h := range []int64{24, 48} {
+				pt := e.Time + h*3600*1_000_000
+				y := false
+				for _, f := range s.Events {
+					y = y || (ds.Codes.Name(f.Code) == "LAB//creatinine" && f.Time > pt && f.Time <= pt+2*data.MicrosPerDay)
+				}
+				task = append(task, data.Label{SubjectID: s.ID, PredictionTime: pt, Value: y})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	labels, cohort := filepath.Join(dir, "creatinine.parquet"), filepath.Join(dir, "cohort")
+	writeACESLabels(t, labels, task)
+	code, stdout, stderr := runCmd(t, "data", "cohort", "--meds", meds, "--labels", labels, "--out", cohort)
+	if code != 0 || !strings.Contains(stdout, "age at prediction  unknown") || !strings.Contains(stdout, "shard folders") {
+		t.Fatalf("data cohort: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	tok, model := filepath.Join(dir, "tok"), filepath.Join(dir, "models", "creatinine", "1")
+	steps := [][]string{
+		{"tokenize", "build", "--meds", meds, "--cohort", cohort, "--out", tok, "--min-count", "1"},
+		{"train", "xgboost", "--meds", meds, "--cohort", cohort, "--tokenizer", tok, "--out", model, "--rounds", "30"},
+		{"predict", "--model", model, "--meds", meds, "--cohort", cohort, "--out", filepath.Join(dir, "p.parquet")},
+		{"eval", "report", "--model", model, "--cohort", cohort, "--out", filepath.Join(dir, "report"), "--bootstrap", "20"},
+	}
+	for _, args := range steps {
+		if code, stdout, stderr := runCmd(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", args[:2], code, stdout, stderr)
+		}
+	}
+	preds, err := eval.ReadPredictions(filepath.Join(dir, "p.parquet"))
+	if err != nil || len(preds) == 0 {
+		t.Fatal(err)
+	}
+	if _, ok := preds[0].Attrs["age"]; ok || preds[0].Attrs["sex"] == "" {
+		t.Errorf("attributes %v: no age without a birth code, sex from SEX//female|male", preds[0].Attrs)
 	}
 }
