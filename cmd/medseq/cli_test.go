@@ -141,6 +141,7 @@ func TestEvalReportModelFlags(t *testing.T) {
 	a10 := mkVersion("model-a", "10", 2)
 	b1 := mkVersion("model-b", "1", 3)
 	mkVersion("model-b", "final", 4)
+	mkVersion("model-a", "011", 5) // numeric to ParseInt, higher than 10, but not a version name
 	for _, d := range []string{filepath.Join(repo, "model-b", "3"), filepath.Join(repo, ".trash", "1")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -149,11 +150,16 @@ func TestEvalReportModelFlags(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(repo, "README"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := latestVersions(repo)
+	got, ignored, err := latestVersions(repo)
 	if err != nil || !reflect.DeepEqual(got, []string{a10, b1}) {
 		t.Fatalf("latestVersions = %v, %v; want %v", got, err, []string{a10, b1})
 	}
-	if _, err := latestVersions(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no model version folders") {
+	// Issue 14, D3: only positive-integer folders are versions (serve's rule, modelrepo.Versions);
+	// "011" and "final" are named for a warning.
+	if !reflect.DeepEqual(ignored, []string{"model-a/011", "model-b/final"}) {
+		t.Errorf("ignored %v, want model-a/011 and model-b/final", ignored)
+	}
+	if _, _, err := latestVersions(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no model version folders") {
 		t.Errorf("empty repository: %v", err)
 	}
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/medseq/medseq/data"
@@ -27,7 +26,7 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 	o := &evalReportOptions{}
 	var threshold, root string
 	appendListVar(fs, &o.cfg.Models, "model", "model version folder (with predictions_<split>.parquet, calibration.json, manifest.json); repeat it or separate folders by commas")
-	fs.StringVar(&root, "models", "", "model repository DIR/<name>/<version>/ (as serve reads it): add every model's latest (highest numeric) version")
+	fs.StringVar(&root, "models", "", "model repository DIR/<name>/<version>/ (as serve reads it): add every model's latest version (the highest positive-integer folder)")
 	fs.StringVar(&o.out, "out", "", "folder for report.html and metrics.json (created if missing)")
 	fs.StringVar(&o.cfg.Split, "split", data.SplitHeldOut, "the split to evaluate")
 	fs.StringVar(&o.cfg.TuningSplit, "tuning-split", data.SplitTuning, "the split on which alternative operating points are chosen")
@@ -49,9 +48,14 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 		return nil, err
 	}
 	if root != "" {
-		latest, err := latestVersions(root)
+		latest, ignored, err := latestVersions(root)
 		if err != nil {
 			return nil, err
+		}
+		for _, x := range ignored {
+			if e.log != nil {
+				e.log.Warn("folder ignored: not a model version (version folders are named 1, 2, 3, ...)", "folder", filepath.Join(root, x))
+			}
 		}
 		o.cfg.Models = append(o.cfg.Models, latest...)
 	}
@@ -184,41 +188,36 @@ func writeEvalReport(e *env, cfg eval.ReportConfig, out string) (*eval.Report, s
 }
 
 // latestVersions lists, in name order, the latest version folder of every model under a
-// model repository root (ROOT/<name>/<version>/, as serve reads it): the highest numeric
-// version holding a manifest.json. Hidden folders, non-numeric versions and versions still
-// being written (no manifest) are skipped; a root with no such version is an error.
-func latestVersions(root string) ([]string, error) {
+// model repository root (ROOT/<name>/<version>/, as serve reads it): the highest version
+// (modelrepo.Versions: a positive-integer folder name) holding a manifest.json. Hidden
+// folders and versions still being written (no manifest) are skipped; ignored names the
+// folders that are not versions ("<name>/old"), for a warning, as serve gives; a root with no
+// version is an error.
+func latestVersions(root string) (dirs, ignored []string, err error) {
 	names, err := os.ReadDir(root)
 	if err != nil {
-		return nil, fmt.Errorf("model repository: %w", err)
+		return nil, nil, fmt.Errorf("model repository: %w", err)
 	}
-	var out []string
 	for _, n := range names { // os.ReadDir sorts by name
 		if !n.IsDir() || strings.HasPrefix(n.Name(), ".") {
 			continue
 		}
-		vdirs, err := os.ReadDir(filepath.Join(root, n.Name()))
+		vs, ig, err := modelrepo.Versions(filepath.Join(root, n.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("model repository: %w", err)
+			return nil, nil, fmt.Errorf("model repository: %w", err)
 		}
-		best, dir := int64(-1), ""
-		for _, vd := range vdirs {
-			v, err := strconv.ParseInt(vd.Name(), 10, 64)
-			if !vd.IsDir() || err != nil || v < 0 || v <= best {
-				continue
-			}
-			d := filepath.Join(root, n.Name(), vd.Name())
-			if _, err := os.Stat(filepath.Join(d, data.ManifestFile)); err != nil {
-				continue
-			}
-			best, dir = v, d
+		for _, x := range ig {
+			ignored = append(ignored, n.Name()+"/"+x)
 		}
-		if dir != "" {
-			out = append(out, dir)
+		for i := len(vs) - 1; i >= 0; i-- {
+			if _, err := os.Stat(filepath.Join(vs[i].Path, data.ManifestFile)); err == nil {
+				dirs = append(dirs, vs[i].Path)
+				break
+			}
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("model repository %s: no model version folders (<name>/<version>/ with a manifest.json)", root)
+	if len(dirs) == 0 {
+		return nil, ignored, fmt.Errorf("model repository %s: no model version folders (<name>/<version>/ with a manifest.json, the version a positive integer)", root)
 	}
-	return out, nil
+	return dirs, ignored, nil
 }

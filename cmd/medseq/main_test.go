@@ -192,4 +192,17 @@ func TestTrainAndPredict(t *testing.T) {
 			t.Errorf("%v: exit %d %q; want %d mentioning %q", tc.args, code, stderr, tc.code, tc.want)
 		}
 	}
+	// Issue 14, D13: predict verifies the folder against its manifest before reading it.
+	tampered := filepath.Join(out, "tampered")
+	copyTree(t, model, tampered)
+	if err := os.WriteFile(filepath.Join(tampered, "calibration.json"), []byte(`{"method":"identity"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCmd(t, "predict", "--model", tampered, "--meds", meds, "--cohort", cohort, "--out", filepath.Join(out, "tampered.csv"))
+	if code != 1 || !strings.Contains(stderr, "calibration.json changed since training") {
+		t.Errorf("tampered model: exit %d %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "tampered.csv")); err == nil {
+		t.Error("a tampered model scored")
+	}
 }
