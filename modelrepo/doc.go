@@ -6,7 +6,8 @@
 //
 //	manifest.json                  Manifest: kind, name, run, inputs, gap, operating point, ...
 //	calibration.json               Calibration fitted on the tuning split
-//	predictions_<split>.parquet    the run's scored splits (MEDS-evaluation layout)
+//	predictions_<split>.parquet    the run's scored splits (meds-evaluation's PredictionSchema only)
+//	predictions_<split>.extra.parquet   their age, sex, split and raw_probability (eval.WritePredictions)
 //	metrics.jsonl                  the training curve, one JSON object a line
 //	tokenizer.json, vocab.txt, medseq_tokenizer.json   the tokenizer (owned by package tokenize)
 //	xgboost/                       model.json, model.bin, the feature space, top_features.json

@@ -42,7 +42,7 @@ func main() {
 	writeReq := flag.String("write-predict", "", "write one Predict request as JSON here")
 	writeInfer := flag.String("write-infer", "", "write one ModelInfer request as JSON here")
 	writeExpect := flag.String("write-expected", "", "write the expected probability of that request here")
-	folder := flag.String("folder", "", "the model's version folder: its manifest's operating point and demographics, and its predictions_<split>.parquet, are checked too")
+	folder := flag.String("folder", "", "the model's version folder: its manifest's operating point and demographics, and its predictions_<split>.parquet (with .extra.parquet), are checked too")
 	report := flag.String("report", "", "an eval report's metrics.json: its deployed point for --folder must be the manifest's, deciding as the folder's held-out predictions do")
 	flag.Parse()
 	if *report != "" {
