@@ -17,7 +17,7 @@ type BuildConfig struct {
 	VocabSize int  // most frequent whole codes to keep (default 30000)
 	MinCount  int  // a code (or piece) must occur at least this often (default 5)
 	Subwords  bool // add WordPiece pieces learned from the codes' structure
-	MaxPieces int  // at most this many pieces besides single characters (default 2000)
+	MaxPieces int  // at most this many pieces: parent stems and suffixes (default 2000)
 	MaxLen    int  // default encoding length written into tokenizer.json (default 512)
 	// ValueBins > 0 adds value tokens VALUE/Q1..QN and per-code quantile cut points for codes
 	// with at least MinValuesPerBin·N numeric values (the Counter must keep values).
@@ -120,8 +120,9 @@ func sortCounted(cs []counted) {
 }
 
 // Build makes a tokenizer from counts: special tokens, the VocabSize most frequent whole codes
-// with at least MinCount occurrences, then (with Subwords) WordPiece pieces learned from the
-// codes' structure. Codes that contain whitespace cannot be tokens and are an error.
+// with at least MinCount occurrences (in their text form, data.CodeText: any code is one
+// token), then (with Subwords) WordPiece suffix pieces learned from the codes' structure. A
+// code data.CheckCode refuses is an error naming it.
 func Build(c *Counter, cfg BuildConfig) (*Tokenizer, *BuildReport, error) {
 	if cfg.VocabSize <= 0 {
 		return nil, nil, fmt.Errorf("vocabulary size %d: must be positive", cfg.VocabSize)
@@ -142,15 +143,15 @@ func Build(c *Counter, cfg BuildConfig) (*Tokenizer, *BuildReport, error) {
 			continue
 		}
 		name := c.codes.Name(int32(id))
-		if strings.IndexFunc(name, unicode.IsSpace) >= 0 {
-			return nil, nil, fmt.Errorf("code %q contains whitespace: it cannot be one token", name)
+		if err := data.CheckCode(name); err != nil {
+			return nil, nil, err
 		}
 		if cfg.ValueBins > 0 {
 			if err := checkValueNamespace(name); err != nil {
 				return nil, nil, err
 			}
 		}
-		all = append(all, counted{name, n})
+		all = append(all, counted{data.CodeText(name), n})
 	}
 	sortCounted(all)
 	rep := &BuildReport{Sequences: c.Sequences(), Occurrences: c.total, DistinctCodes: len(all)}
@@ -184,7 +185,7 @@ func Build(c *Counter, cfg BuildConfig) (*Tokenizer, *BuildReport, error) {
 	if cfg.ValueBins > 0 {
 		vals := map[string][]float32{}
 		for id, vs := range c.values {
-			if name := c.codes.Name(int32(id)); len(vs) > 0 && seen[name] {
+			if name := c.codes.Name(int32(id)); len(vs) > 0 && seen[data.CodeText(name)] {
 				vals[name] = vs
 			}
 		}
@@ -237,66 +238,68 @@ func longestCode(all []counted) int {
 	return n
 }
 
-// segments splits a code at runs of separator characters (anything not a letter or digit):
-// ICD10/E11.65 -> [ICD10 / E11 . 65], LAB//51237//UNK -> [LAB // 51237 // UNK].
-func segments(code string) []string {
-	var out []string
-	start := 0
-	sepRun := func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }
-	prev := -1 // -1 unknown, 0 alnum, 1 separator
-	for i, r := range code {
-		k := 0
-		if sepRun(r) {
-			k = 1
-		}
-		if prev >= 0 && k != prev {
-			out = append(out, code[start:i])
-			start = i
-		}
-		prev = k
+// isSep reports whether r separates a code's segments (anything not a letter or digit).
+func isSep(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }
+
+// pieceBoundaries returns where a code's text form may be cut into a parent code and a suffix:
+// the starts of separator runs that follow a letter or digit after the namespace (the text
+// up to its first '/' run) — ICD10/E11.65 at ".65", LAB//51237//UNK at "//UNK". A code without
+// a '/' has none: it is its own namespace.
+func pieceBoundaries(text string) []int {
+	ns := strings.IndexByte(text, '/')
+	if ns < 0 {
+		return nil
 	}
-	return append(out, code[start:])
+	for ns < len(text) && text[ns] == '/' {
+		ns++
+	}
+	var out []int
+	prevAlnum := false
+	for i, r := range text {
+		sep := isSep(r)
+		if i > ns && sep && prevAlnum {
+			out = append(out, i)
+		}
+		prevAlnum = !sep
+	}
+	return out
 }
 
+// hasAlnum reports whether s holds a letter or digit.
+func hasAlnum(s string) bool { return strings.IndexFunc(s, func(r rune) bool { return !isSep(r) }) >= 0 }
+
 // learnPieces derives WordPiece pieces from the codes' structure, weighted by how often the
-// codes occur:
-//   - word-initial prefixes that end where a separator starts (ICD10/E11 of ICD10/E11.9) and the
-//     namespace with its separator (ICD10/, SNOMED/, LAB//), so an unseen code starts with its
-//     parent or its namespace;
-//   - continuation pieces "##" + what follows a boundary (##.9, ##.65, ##65) so the rest of an
-//     unseen code is one or two pieces;
-//   - every character seen, as a first and a continuation piece, so any code written with
-//     known characters encodes without [UNK].
+// codes occur. At each boundary (pieceBoundaries) of a code's text form:
+//   - the stem before it, a parent code (ICD10/E11 of ICD10/E11.65, LAB//51237 of
+//     LAB//51237//UNK): namespace, separator and at least one segment, ending before a
+//     separator;
+//   - the rest of the code as a suffix piece ("##.65", "##//UNK"), and the separator with the
+//     next segment ("##.6" of ".6.1").
+//
+// Every suffix piece starts with a separator and holds a letter or digit, and every token that
+// can start a word is a whole code or a stem, so WordPiece (HuggingFace's too: longest known
+// prefix, then longest known continuation) reads an unseen code as a known parent and suffix
+// pieces cut where the code's own separators are, or as [UNK]: never a bare character, never
+// across namespaces (a parent matches only up to a separator, and no piece starts with a letter
+// or digit), never a code of an unseen namespace.
 func learnPieces(all []counted, cfg BuildConfig) []string {
 	maxPieces := cfg.MaxPieces
 	if maxPieces <= 0 {
 		maxPieces = 2000
 	}
 	weight := map[string]int64{}
-	chars := map[string]int64{}
 	for _, c := range all {
-		segs := segments(c.s)
-		pos := 0
-		for i, sg := range segs {
-			r, _ := utf8.DecodeRuneInString(sg)
-			isSep := !unicode.IsLetter(r) && !unicode.IsDigit(r)
-			if i > 0 && isSep {
-				weight[c.s[:pos]] += c.n // prefix ending before a separator
-				weight["##"+c.s[pos:]] += c.n
-				if i+1 < len(segs) {
-					weight["##"+sg+segs[i+1]] += c.n
+		b := pieceBoundaries(c.s)
+		for k, at := range b {
+			weight[c.s[:at]] += c.n
+			if rest := c.s[at:]; hasAlnum(rest) {
+				weight["##"+rest] += c.n
+			}
+			if k+1 < len(b) {
+				if next := c.s[at:b[k+1]]; hasAlnum(next) {
+					weight["##"+next] += c.n
 				}
 			}
-			if i == 1 && isSep {
-				weight[c.s[:pos+len(sg)]] += c.n // namespace with its separator
-			}
-			if i > 0 && !isSep {
-				weight["##"+sg] += c.n
-			}
-			pos += len(sg)
-		}
-		for _, r := range c.s {
-			chars[string(r)] += c.n
 		}
 	}
 	var ps []counted
@@ -309,17 +312,9 @@ func learnPieces(all []counted, cfg BuildConfig) []string {
 	if len(ps) > maxPieces {
 		ps = ps[:maxPieces]
 	}
-	out := make([]string, 0, len(ps)+2*len(chars))
+	out := make([]string, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, p.s)
-	}
-	var cs []counted
-	for ch, n := range chars {
-		cs = append(cs, counted{ch, n})
-	}
-	sortCounted(cs)
-	for _, ch := range cs {
-		out = append(out, ch.s, "##"+ch.s)
 	}
 	return out
 }

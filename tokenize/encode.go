@@ -64,6 +64,7 @@ type CodeMap struct {
 	codes *data.Codes
 	ids   [][]int32
 	unk   []bool
+	kinds []CodeKind
 	edges [][]float32 // value bins' cut points per code (nil: no value token)
 }
 
@@ -79,9 +80,10 @@ func (t *Tokenizer) NewCodeMap(codes *data.Codes) *CodeMap {
 func (m *CodeMap) Refresh() {
 	for id := len(m.ids); id < m.codes.Len(); id++ {
 		name := m.codes.Name(int32(id))
-		ids, unk := m.tok.AppendWord(nil, name)
+		ids, kind := m.tok.AppendCode(nil, name)
 		m.ids = append(m.ids, ids)
-		m.unk = append(m.unk, unk)
+		m.unk = append(m.unk, kind == CodeUnknown)
+		m.kinds = append(m.kinds, kind)
 		var e []float32
 		if m.tok.Values != nil {
 			e = m.tok.Values.Edges[name]
@@ -92,6 +94,16 @@ func (m *CodeMap) Refresh() {
 
 // Tokens returns the ids of a code and whether it is [UNK].
 func (m *CodeMap) Tokens(code int32) ([]int32, bool) { return m.ids[code], m.unk[code] }
+
+// Kind is how the tokenizer reads a code: whole, pieced or [UNK].
+func (m *CodeMap) Kind(code int32) CodeKind { return m.kinds[code] }
+
+// Count adds the kinds of the events' codes to r.
+func (m *CodeMap) Count(r *CodeRates, events []data.Event) {
+	for _, e := range events {
+		r.Count(m.kinds[e.Code])
+	}
+}
 
 // Encode encodes one subject's events: [CLS], each event's code tokens (and its value token,
 // with value bins, when it has a numeric value and the code has bins; with [SEP] between

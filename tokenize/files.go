@@ -25,6 +25,7 @@ type Config struct {
 	VisitSeparators bool         `json:"visit_separators"`
 	WholeEnd        int32        `json:"whole_end"`
 	Build           *BuildReport `json:"build,omitempty"`
+	TrainRates      *UnkStats    `json:"train_rates,omitempty"` // the training split's codes: whole, pieced, [UNK]
 	TuningUnk       *UnkStats    `json:"tuning_unk,omitempty"`
 	Leaks           *LeakReport  `json:"leakage_guard,omitempty"`
 	ValueBins       *ValueBins   `json:"value_bins,omitempty"`

@@ -4,6 +4,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/medseq/medseq/data"
 )
 
 // LeakConfig tunes the leakage guard.
@@ -20,7 +22,7 @@ type LeakConfig struct {
 // the usual sign of a post-diagnosis code that slipped past censoring, or of a coding artefact
 // that differs between the classes.
 type Leak struct {
-	Token     string  `json:"token"`
+	Token     string  `json:"token"` // the code (or namespace) as the data spells it
 	Namespace bool    `json:"namespace,omitempty"` // a code prefix (before the first '/'), not one code
 	Positives int     `json:"positive_sequences"`  // positive sequences holding it
 	Negatives int     `json:"negative_sequences"`
@@ -73,7 +75,7 @@ func GuardLeaks(c *Counter, t *Tokenizer, cfg LeakConfig) LeakReport {
 		}
 		name := c.codes.Name(int32(id))
 		pos, neg := int(c.present[1][id]), int(c.present[0][id])
-		if _, inVocab := t.Vocab.ids[name]; inVocab {
+		if _, inVocab := t.Vocab.ids[data.CodeText(name)]; inVocab {
 			if l, ok := mk(name, false, pos, neg); ok {
 				rep.Leaks = append(rep.Leaks, l)
 			}
@@ -99,12 +101,17 @@ func GuardLeaks(c *Counter, t *Tokenizer, cfg LeakConfig) LeakReport {
 	return rep
 }
 
-// UnkStats counts, over code occurrences, how many become [UNK] with this tokenizer and how
-// many would without subword pieces (whole codes only).
+// UnkStats counts code occurrences by how the tokenizer reads them — whole-code hits, pieced
+// (a known parent code and suffix pieces), [UNK] — and how many would be [UNK] without the
+// pieces (whole codes only).
 type UnkStats struct {
 	Occurrences     int64   `json:"occurrences"`
+	Whole           int64   `json:"whole"`
+	Pieced          int64   `json:"pieced"`
 	Unknown         int64   `json:"unknown"`           // [UNK] with this tokenizer
 	WholeCodeMisses int64   `json:"whole_code_misses"` // not a whole code in the vocabulary
+	WholeRate       float64 `json:"whole_rate"`
+	PiecedRate      float64 `json:"pieced_rate"`
 	UnkRate         float64 `json:"unk_rate"`
 	UnkRateNoPieces float64 `json:"unk_rate_without_subwords"`
 }
@@ -113,16 +120,49 @@ type UnkStats struct {
 func (s *UnkStats) Add(m *CodeMap, codes []int32) {
 	for _, code := range codes {
 		s.Occurrences++
-		ids, unk := m.Tokens(code)
-		if unk {
+		switch m.Kind(code) {
+		case CodeWhole:
+			s.Whole++
+		case CodePieced:
+			s.Pieced++
+			s.WholeCodeMisses++
+		default:
 			s.Unknown++
-		}
-		if len(ids) != 1 || unk || (m.tok.WholeEnd > 0 && ids[0] >= m.tok.WholeEnd) {
 			s.WholeCodeMisses++
 		}
 	}
 	if s.Occurrences > 0 {
-		s.UnkRate = float64(s.Unknown) / float64(s.Occurrences)
-		s.UnkRateNoPieces = float64(s.WholeCodeMisses) / float64(s.Occurrences)
+		n := float64(s.Occurrences)
+		s.WholeRate, s.PiecedRate, s.UnkRate = float64(s.Whole)/n, float64(s.Pieced)/n, float64(s.Unknown)/n
+		s.UnkRateNoPieces = float64(s.WholeCodeMisses) / n
 	}
+}
+
+// AddCounter counts every occurrence c counted (the training split, for tokenize build)
+// through m, which must map c's code table.
+func (s *UnkStats) AddCounter(m *CodeMap, c *Counter) {
+	c.grow()
+	m.Refresh()
+	for id, n := range c.count {
+		if n == 0 {
+			continue
+		}
+		s.Occurrences += n
+		switch m.Kind(int32(id)) {
+		case CodeWhole:
+			s.Whole += n
+		case CodePieced:
+			s.Pieced += n
+			s.WholeCodeMisses += n
+		default:
+			s.Unknown += n
+			s.WholeCodeMisses += n
+		}
+	}
+	s.Add(m, nil) // the rates
+}
+
+// Rates returns the counts as CodeRates.
+func (s *UnkStats) Rates() CodeRates {
+	return CodeRates{Codes: s.Occurrences, Whole: s.Whole, Pieced: s.Pieced, Unknown: s.Unknown}
 }

@@ -35,7 +35,7 @@ func tokenizeBuildFlags(e *env, args []string) (*tokenizeOptions, error) {
 	fs.IntVar(&o.build.VocabSize, "vocab-size", o.build.VocabSize, "keep the N most frequent whole codes")
 	fs.IntVar(&o.build.MinCount, "min-count", o.build.MinCount, "a code must occur at least this often in the training split")
 	fs.BoolVar(&o.build.Subwords, "subwords", o.build.Subwords, "add WordPiece pieces from the codes' structure as a fallback for unseen codes")
-	fs.IntVar(&o.build.MaxPieces, "max-pieces", o.build.MaxPieces, "at most this many pieces besides single characters")
+	fs.IntVar(&o.build.MaxPieces, "max-pieces", o.build.MaxPieces, "at most this many WordPiece pieces (parent stems and suffixes, from the codes' separators)")
 	fs.IntVar(&o.build.MaxLen, "max-len", o.build.MaxLen, "sequence length (with [CLS] and [SEP]); longer histories lose their oldest codes")
 	fs.BoolVar(&o.visitSeparators, "visit-separators", false, "put [SEP] between visits (days)")
 	fs.IntVar(&o.build.ValueBins, "value-bins", 0, "encode numeric values as VALUE/Q1..QN after their code: N quantile bins per code on the training split (codes with at least 10·N values); 0: off")
@@ -131,10 +131,12 @@ func buildTokenizer(ctx context.Context, e *env, o *tokenizeOptions) (*tokenizer
 		return nil, fmt.Errorf("build vocabulary from %s: %w", o.cohort, err)
 	}
 	tok.VisitSeparators = o.visitSeparators
-	var unk tokenize.UnkStats
-	unk.Add(tok.NewCodeMap(ds.Codes), tuning)
+	var unk, train tokenize.UnkStats
+	cm := tok.NewCodeMap(ds.Codes)
+	unk.Add(cm, tuning)
+	train.AddCounter(cm, counter)
 	leaks := tokenize.GuardLeaks(counter, tok, o.leak)
-	cfg := tokenize.Config{Build: rep, TuningUnk: &unk, Leaks: &leaks}
+	cfg := tokenize.Config{Build: rep, TrainRates: &train, TuningUnk: &unk, Leaks: &leaks}
 	res := &tokenizerResult{out: o.out, tok: tok, cfg: cfg}
 	if o.strict && len(leaks.Leaks) > 0 {
 		return res, fmt.Errorf("%w: %d tokens separate the classes almost perfectly on the training split (--strict); nothing written", errLeak, len(leaks.Leaks))
@@ -166,6 +168,10 @@ func printTokenizerSummary(w io.Writer, r *tokenizerResult) {
 		fmt.Fprintf(w, "  numeric values     %d quantile bins (%s1..%d) for %d codes with at least %d values\n",
 			b.ValueBins, tokenize.ValuePrefix, b.ValueBins, b.ValueCodes, b.ValueBins*tokenize.MinValuesPerBin)
 	}
+	if tr := r.cfg.TrainRates; tr != nil {
+		fmt.Fprintf(w, "  codes on training  %s\n", tr.Rates())
+	}
+	fmt.Fprintf(w, "  codes on tuning    %s\n", u.Rates())
 	fmt.Fprintf(w, "  [UNK] on tuning    %.3f%% of %d codes (%.3f%% without subword pieces)\n", 100*u.UnkRate, u.Occurrences, 100*u.UnkRateNoPieces)
 	switch {
 	case !l.Checked:
@@ -184,7 +190,7 @@ func printTokenizerSummary(w io.Writer, r *tokenizerResult) {
 				kind = "namespace"
 			}
 			fmt.Fprintf(w, "    %-9s %-28s in %d/%d positive and %d/%d negative sequences (AUROC %.3f)\n",
-				kind, k.Token, k.Positives, l.Positives, k.Negatives, l.Negatives, k.AUROC)
+				kind, data.CodeText(k.Token), k.Positives, l.Positives, k.Negatives, l.Negatives, k.AUROC)
 		}
 	}
 }
