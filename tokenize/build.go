@@ -266,7 +266,9 @@ func pieceBoundaries(text string) []int {
 }
 
 // hasAlnum reports whether s holds a letter or digit.
-func hasAlnum(s string) bool { return strings.IndexFunc(s, func(r rune) bool { return !isSep(r) }) >= 0 }
+func hasAlnum(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return !isSep(r) }) >= 0
+}
 
 // learnPieces derives WordPiece pieces from the codes' structure, weighted by how often the
 // codes occur. At each boundary (pieceBoundaries) of a code's text form:

@@ -22,7 +22,7 @@ type LeakConfig struct {
 // the usual sign of a post-diagnosis code that slipped past censoring, or of a coding artefact
 // that differs between the classes.
 type Leak struct {
-	Token     string  `json:"token"` // the code (or namespace) as the data spells it
+	Token     string  `json:"token"`               // the code (or namespace) as the data spells it
 	Namespace bool    `json:"namespace,omitempty"` // a code prefix (before the first '/'), not one code
 	Positives int     `json:"positive_sequences"`  // positive sequences holding it
 	Negatives int     `json:"negative_sequences"`
