@@ -34,13 +34,39 @@ type Manifest struct {
 	// Device is where a BERT trained.
 	Device *Device `json:"device,omitempty"`
 	// Calibration is the method of calibration.json (isotonic, platt or identity).
-	Calibration    string             `json:"calibration"`
-	OperatingPoint OperatingPoint     `json:"operating_point"`
-	Demographics   Demographics       `json:"demographics"`
-	Metrics        map[string]float64 `json:"metrics,omitempty"`
+	Calibration    string         `json:"calibration"`
+	OperatingPoint OperatingPoint `json:"operating_point"`
+	Demographics   Demographics   `json:"demographics"`
+	// TokenRates say how the tokenizer read the training split's codes: the baseline against
+	// which predict's and the server's rates (medseq_codes_total) show drift to foreign codes.
+	TokenRates *TokenRates        `json:"token_rates,omitempty"`
+	Metrics    map[string]float64 `json:"metrics,omitempty"`
 	// Files is the SHA-256 of each file of the folder (but manifest.json), by slash-separated
 	// path, as Write found them: Verify names the file that changed.
 	Files map[string]string `json:"files,omitempty"`
+}
+
+// TokenRates count code occurrences by how the tokenizer reads them: whole-code hits, pieced
+// (a known parent code and suffix pieces) and [UNK]; Whole + Pieced + Unknown = Codes.
+type TokenRates struct {
+	Split       string  `json:"split"` // where they were counted (train)
+	Codes       int64   `json:"codes"`
+	Whole       int64   `json:"whole"`
+	Pieced      int64   `json:"pieced"`
+	Unknown     int64   `json:"unknown"`
+	WholeRate   float64 `json:"whole_rate"`
+	PiecedRate  float64 `json:"pieced_rate"`
+	UnknownRate float64 `json:"unknown_rate"`
+}
+
+// NewTokenRates fills the rates from the counts.
+func NewTokenRates(split string, codes, whole, pieced, unknown int64) *TokenRates {
+	r := &TokenRates{Split: split, Codes: codes, Whole: whole, Pieced: pieced, Unknown: unknown}
+	if codes > 0 {
+		n := float64(codes)
+		r.WholeRate, r.PiecedRate, r.UnknownRate = float64(whole)/n, float64(pieced)/n, float64(unknown)/n
+	}
+	return r
 }
 
 // Device is where a model trained, as the report shows it.

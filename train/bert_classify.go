@@ -196,6 +196,7 @@ func encodeSplits(ctx context.Context, o *opened, maxLen int, names ...string) (
 			return nil
 		}
 		cm.Refresh()
+		o.countTrain(cm, s)
 		enc := cm.Encode(tokenize.Input{Events: s.Events, Birth: s.Label.Birth, PredictionTime: s.Label.PredictionTime}, opts)
 		sd.seqs = append(sd.seqs, bert.FromEncoding(enc))
 		sd.labels = append(sd.labels, s.Label)

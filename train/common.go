@@ -27,6 +27,16 @@ type opened struct {
 	tok    *tokenize.Tokenizer
 	in     Inputs
 	fp     map[string]string // content fingerprint by input name (meds, cohort, tokenizer)
+	// trainRates count how the tokenizer read the training split's codes (whole, pieced,
+	// [UNK]), as the run encoded them; commitRun records them in the manifest.
+	trainRates tokenize.CodeRates
+}
+
+// countTrain counts a sequence's codes into trainRates when it is a training one.
+func (o *opened) countTrain(cm *tokenize.CodeMap, s data.Sequence) {
+	if s.Label.Split == data.SplitTrain {
+		cm.Count(&o.trainRates, s.Events)
+	}
 }
 
 // open loads the dataset, cohort and tokenizer and refuses a combination from different runs:
@@ -196,6 +206,9 @@ func (o *opened) commitRun(dir *data.AtomicDir, m *modelrepo.Manifest) error {
 		}
 	}
 	m.Gap = modelrepo.Duration(o.cohort.Gap)
+	if r := o.trainRates; r.Codes > 0 {
+		m.TokenRates = modelrepo.NewTokenRates(data.SplitTrain, r.Codes, r.Whole, r.Pieced, r.Unknown)
+	}
 	m.VocabSize = o.tok.Vocab.Len()
 	m.ValueBins = valueBins(o.tok)
 	m.Demographics = demographics(o.cohort.Demographics, o.tok)
@@ -212,9 +225,9 @@ func (o *opened) commitRun(dir *data.AtomicDir, m *modelrepo.Manifest) error {
 func demographics(rules data.Demographics, tok *tokenize.Tokenizer) modelrepo.Demographics {
 	d := modelrepo.Demographics{Demographics: rules}
 	for id := range tok.Vocab.Len() {
-		name := tok.Vocab.Token(int32(id))
-		if w, ok := tok.WholeWord(name); !ok || int(w) != id {
-			continue // a piece or special token
+		name, whole := tok.Code(int32(id)) // the code as the data spells it
+		if !whole {
+			continue // a piece, a value token or a special token
 		}
 		if rules.IsBirth(name) {
 			if d.BirthCode == "" {

@@ -53,9 +53,12 @@ type XGBoostResult struct {
 
 // TopFeature is a feature with its total gain and the code's description when known.
 type TopFeature struct {
-	Feature     string  `json:"feature"`
-	Gain        float64 `json:"gain"`
-	Description string  `json:"description,omitempty"`
+	Feature string  `json:"feature"` // as featmap.txt names it: the token in its text form (data.CodeText)
+	Gain    float64 `json:"gain"`
+	// Code is the feature's code as the data spells it (a whole code, or the parent code or
+	// stem pieced codes count toward); empty for age, sex and [UNK].
+	Code        string `json:"code,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // progressEvery is how often (in rounds) training progress is printed.
@@ -79,6 +82,7 @@ func featureRows(ctx context.Context, o *opened, space *features.Space) (map[str
 			return nil
 		}
 		cm.Refresh() // the code table grows shard by shard
+		o.countTrain(cm, s)
 		b.Append(&sd.x, features.Row{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex, PredictionTime: s.Label.PredictionTime})
 		sd.labels = append(sd.labels, s.Label)
 		return nil
@@ -259,8 +263,9 @@ func topFeatures(b *xgb.Booster, space *features.Space, o *opened, n int) ([]Top
 	out := make([]TopFeature, 0, len(gain))
 	for idx, g := range gain {
 		tf := TopFeature{Feature: space.Name(idx, o.tok.Vocab), Gain: g}
-		if tid, ok := space.Token(idx); ok {
-			tf.Description = desc[o.tok.Vocab.Token(tid)]
+		if tid, ok := space.Token(idx); ok && !o.tok.Vocab.IsSpecial(tid) {
+			tf.Code = data.ParseCodeText(o.tok.Vocab.Token(tid))
+			tf.Description = desc[tf.Code]
 		}
 		out = append(out, tf)
 	}

@@ -232,8 +232,11 @@ func (s *Scorer) Score(codes *data.Codes, ins []scorer.Input) ([]scorer.Result, 
 		seqs[i] = FromEncoding(enc)
 		out[i].Truncated = enc.Truncated
 		for _, e := range in.Events {
-			if _, unk := m.Tokens(e.Code); unk {
+			switch m.Kind(e.Code) {
+			case tokenize.CodeUnknown:
 				out[i].Unknown++
+			case tokenize.CodePieced:
+				out[i].Pieced++
 			}
 		}
 	}

@@ -196,19 +196,21 @@ func (b *Builder) Append(x *CSR, r Row) {
 	}
 	// Collect one index per counted occurrence, sort, and emit each distinct index with its
 	// run length (an exact float32 count, as incrementing one is).
+	// Each event counts toward one token: its code's when the code is whole, its parent's (the
+	// first token: a whole code or a stem, tokenize.Tokenizer.Parent) when it is pieced, [UNK]'s
+	// when it is unknown. A suffix piece (##.65) is never a feature: alone it means nothing.
 	idx := b.idx[:0]
 	for _, e := range r.Events {
 		ids, _ := b.codes.Tokens(e.Code)
+		id := ids[0]
+		if b.special[id] {
+			continue
+		}
 		for wi, w := range s.Windows {
 			if w != 0 && (e.Time == data.StaticTime || r.PredictionTime-e.Time > w) {
 				continue
 			}
-			base := int32(numFixed + wi*s.VocabSize)
-			for _, id := range ids {
-				if !b.special[id] {
-					idx = append(idx, uint32(base+id))
-				}
-			}
+			idx = append(idx, uint32(int32(numFixed+wi*s.VocabSize)+id))
 		}
 	}
 	slices.Sort(idx)

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/medseq/medseq/data"
@@ -27,7 +29,7 @@ func TestRowFeatures(t *testing.T) {
 		{Time: 700 * day, Code: codes.ID("ICD10/I10"), Value: nv},
 		{Time: 800 * day, Code: codes.ID("LOINC/4548-4"), Value: 0}, // the latest; a zero is a value
 		{Time: 900 * day, Code: codes.ID("LOINC/9999-9"), Value: 7}, // [UNK]: no value feature
-		{Time: 990 * day, Code: codes.ID("ICD10/E11.65"), Value: 3}, // pieces ICD10/E11 ##.65: none either
+		{Time: 990 * day, Code: codes.ID("ICD10/E11.65"), Value: 3}, // pieced ICD10/E11 ##.65: counts toward ICD10/E11, no value
 		{Time: 995 * day, Code: codes.ID("ICD10/E66.9"), Value: nv},
 	}
 	cfg := DefaultConfig()
@@ -53,9 +55,9 @@ func TestRowFeatures(t *testing.T) {
 	}
 	want := map[string]float32{
 		"age_years": float32(1000.0 / 365.25), "sex=M": 1,
-		"count[all]:[UNK]": 2, "count[all]:ICD10/I10": 2, "count[all]:ICD10/E11": 1, "count[all]:##.65": 1, "count[all]:ICD10/E66.9": 1,
-		"count[365d]:ICD10/I10": 1, "count[365d]:ICD10/E11": 1, "count[365d]:##.65": 1, "count[365d]:ICD10/E66.9": 1,
-		"count[30d]:ICD10/E11": 1, "count[30d]:##.65": 1, "count[30d]:ICD10/E66.9": 1,
+		"count[all]:[UNK]": 2, "count[all]:ICD10/I10": 2, "count[all]:ICD10/E11": 1, "count[all]:ICD10/E66.9": 1,
+		"count[365d]:ICD10/I10": 1, "count[365d]:ICD10/E11": 1, "count[365d]:ICD10/E66.9": 1,
+		"count[30d]:ICD10/E11": 1, "count[30d]:ICD10/E66.9": 1,
 		"count[all]:LOINC/4548-4": 2, "count[365d]:LOINC/4548-4": 1, "count[365d]:[UNK]": 1,
 		"last_value:LOINC/4548-4": 0,
 	}
@@ -100,5 +102,70 @@ func TestSpaceWithoutLastValue(t *testing.T) {
 	sp.NewBuilder(tok, tok.NewCodeMap(codes)).Append(&x, Row{Events: []data.Event{{Time: 5, Code: lab, Value: 48}}, Birth: data.StaticTime, PredictionTime: 10})
 	if idx, val := x.Row(0); len(idx) != 1 || val[0] != 1 {
 		t.Fatalf("row %v %v, want only the count", idx, val)
+	}
+}
+
+// TestFeatMapAnyCode: featmap.txt is whitespace separated (XGBoost's FeatureMap reads
+// "id name type" with >>), so every feature name is one field whatever its code holds; the
+// name carries the code's text form, which decodes back to the code.
+func TestFeatMapAnyCode(t *testing.T) {
+	weird := []string{"LAB//51498// ", "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM", "MEDICATION//START//Insulin Glargine 100 unit/mL",
+		"[MASK]", "NOTE//naïve\u00a0café", "LAB//x\ty"}
+	toks := tokenize.SpecialTokens()
+	for _, c := range weird {
+		toks = append(toks, data.CodeText(c))
+	}
+	v, err := tokenize.NewVocab(toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := tokenize.New(v)
+	sp, err := NewSpace(tok, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := data.NewCodes()
+	var ev []data.Event
+	for i, c := range weird {
+		ev = append(ev, data.Event{Time: int64(i), Code: codes.ID(c), Value: data.NoValue})
+	}
+	var x CSR
+	sp.NewBuilder(tok, tok.NewCodeMap(codes)).Append(&x, Row{Events: ev, Birth: data.StaticTime, PredictionTime: 100})
+	got := map[string]bool{}
+	idx, _ := x.Row(0)
+	for _, i := range idx {
+		got[sp.Name(int(i), v)] = true
+	}
+	for _, c := range weird {
+		if name := "count[all]:" + data.CodeText(c); !got[name] {
+			t.Errorf("no feature %q for code %q (got %v)", name, c, got)
+		}
+	}
+	dir := t.TempDir()
+	if err := sp.Save(dir, v); err != nil {
+		t.Fatal(err)
+	}
+	buf, err := os.ReadFile(filepath.Join(dir, FeatMapFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(buf), "\n"), "\n")
+	if len(lines) != sp.NumFeatures() {
+		t.Fatalf("%d lines for %d features", len(lines), sp.NumFeatures())
+	}
+	back := map[string]bool{}
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[0] != strconv.Itoa(i) || f[1] != sp.Name(i, v) {
+			t.Fatalf("featmap line %d: %q splits into %q", i, l, f)
+		}
+		if name, ok := strings.CutPrefix(f[1], "count[all]:"); ok {
+			back[data.ParseCodeText(name)] = true
+		}
+	}
+	for _, c := range weird {
+		if !back[c] {
+			t.Errorf("no featmap name decodes to %q", c)
+		}
 	}
 }

@@ -31,7 +31,14 @@ type Input struct {
 type Result struct {
 	Probability float64 // raw model probability (uncalibrated)
 	Unknown     int     // codes that became [UNK]
+	Pieced      int     // codes outside the vocabulary read as a parent code and suffix pieces
 	Truncated   int     // tokens dropped from the oldest end (BERT)
+}
+
+// Rates are the history's codes counted as whole-code hits, pieced and [UNK] (events is the
+// number of codes scored).
+func (r Result) Rates(events int) tokenize.CodeRates {
+	return tokenize.CodeRates{Codes: int64(events), Whole: int64(events - r.Pieced - r.Unknown), Pieced: int64(r.Pieced), Unknown: int64(r.Unknown)}
 }
 
 // Scorer scores histories. Safe for concurrent use.
@@ -137,6 +144,7 @@ func (x *XGBoost) Space() *features.Space { return x.space }
 type scoreScratch struct {
 	ids  [][]int32
 	unk  []bool
+	kind []tokenize.CodeKind
 	b    *features.Builder
 	rows features.CSR
 }
@@ -155,9 +163,10 @@ func (x *XGBoost) Score(codes *data.Codes, ins []Input) ([]Result, error) {
 		sc.b = x.space.NewBuilderFrom(x.tok, sc)
 	}
 	n := codes.Len()
-	sc.ids, sc.unk = slices.Grow(sc.ids[:0], n)[:n], slices.Grow(sc.unk[:0], n)[:n]
+	sc.ids, sc.unk, sc.kind = slices.Grow(sc.ids[:0], n)[:n], slices.Grow(sc.unk[:0], n)[:n], slices.Grow(sc.kind[:0], n)[:n]
 	for id := range n {
-		sc.ids[id], sc.unk[id] = x.words.tokens(x.tok, codes.Name(int32(id)))
+		sc.ids[id], sc.kind[id] = x.words.tokens(x.tok, codes.Name(int32(id)))
+		sc.unk[id] = sc.kind[id] == tokenize.CodeUnknown
 	}
 	rows := &sc.rows
 	rows.Indptr, rows.Indices, rows.Data, rows.NumCol = rows.Indptr[:0], rows.Indices[:0], rows.Data[:0], 0
@@ -165,8 +174,11 @@ func (x *XGBoost) Score(codes *data.Codes, ins []Input) ([]Result, error) {
 	for i, in := range ins {
 		sc.b.Append(rows, features.Row{Events: in.Events, Birth: in.Birth, Sex: in.Sex, PredictionTime: in.PredictionTime})
 		for _, e := range in.Events {
-			if sc.unk[e.Code] {
+			switch sc.kind[e.Code] {
+			case tokenize.CodeUnknown:
 				out[i].Unknown++
+			case tokenize.CodePieced:
+				out[i].Pieced++
 			}
 		}
 	}
@@ -221,34 +233,34 @@ type wordShard struct {
 }
 
 type wordEntry struct {
-	ids []int32
-	unk bool
+	ids  []int32
+	kind tokenize.CodeKind
 }
 
-// tokens returns the token ids of code under tok and whether it is [UNK], as
-// tok.AppendWord(nil, code) does.
-func (c *wordCache) tokens(tok *tokenize.Tokenizer, code string) ([]int32, bool) {
-	if id, ok := tok.WholeWord(code); ok && int(id) < len(c.single) {
-		return c.single[id : id+1 : id+1], id == tok.Vocab.Unk
+// tokens returns the token ids of code under tok and how it is read, as
+// tok.AppendCode(nil, code) does.
+func (c *wordCache) tokens(tok *tokenize.Tokenizer, code string) ([]int32, tokenize.CodeKind) {
+	if id, ok := tok.WholeCode(code); ok && int(id) < len(c.single) {
+		return c.single[id : id+1 : id+1], tok.CodeKindOf(c.single[id:id+1], id == tok.Vocab.Unk)
 	}
 	sh := &c.shards[maphash.String(wordSeed, code)%wordShards]
 	sh.mu.RLock()
 	e, ok := sh.m[code]
 	sh.mu.RUnlock()
 	if ok {
-		return e.ids, e.unk
+		return e.ids, e.kind
 	}
-	ids, unk := tok.AppendWord(nil, code)
+	ids, kind := tok.AppendCode(nil, code)
 	ids = slices.Clip(ids)
 	sh.mu.Lock()
 	if sh.m == nil {
 		sh.m = make(map[string]wordEntry)
 	}
 	if len(sh.m) < wordShardMaxLen {
-		sh.m[strings.Clone(code)] = wordEntry{ids: ids, unk: unk}
+		sh.m[strings.Clone(code)] = wordEntry{ids: ids, kind: kind}
 	}
 	sh.mu.Unlock()
-	return ids, unk
+	return ids, kind
 }
 
 var wordSeed = maphash.MakeSeed()
