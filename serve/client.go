@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/medseq/medseq/data"
 	inferencepb "github.com/medseq/medseq/proto/inference"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 )
@@ -84,8 +85,19 @@ func CodesLine(evs []*medseqv1.Event) string {
 	return sb.String()
 }
 
+// ItemCode is how a code is written in a CODE@TIME item: its text form (data.CodeText:
+// whitespace, special-token names and a '%' before two hex digits %-escaped) with '@' written
+// %40, so any code is one whitespace-free item that parses back to it.
+func ItemCode(code string) string {
+	t := data.CodeText(code)
+	if strings.IndexByte(t, '@') >= 0 {
+		t = strings.ReplaceAll(t, "@", "%40")
+	}
+	return t
+}
+
 func writeCodeItem(sb *strings.Builder, e *medseqv1.Event, withValue bool) {
-	sb.WriteString(e.GetCode())
+	sb.WriteString(ItemCode(e.GetCode()))
 	if e.GetTime() == "" {
 		return
 	}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -8,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/scorer"
@@ -24,7 +24,11 @@ type Limits struct {
 }
 
 // DefaultLimits are the limits when a Config leaves them zero.
-func DefaultLimits() Limits { return Limits{MaxCodes: 10_000, MaxBatch: 1024, MaxCodeLen: 256} }
+// MaxCodeLen is data.MaxCodeBytes, the limit every stage applies to codes: a lower one may be
+// set, a higher one changes nothing (data.CheckCode refuses longer codes).
+func DefaultLimits() Limits {
+	return Limits{MaxCodes: 10_000, MaxBatch: 1024, MaxCodeLen: data.MaxCodeBytes}
+}
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
@@ -207,8 +211,8 @@ func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDa
 		if len(it.code) > lim.MaxCodeLen {
 			return nil, badField(f.name()+".code", "longer than %d bytes", lim.MaxCodeLen)
 		}
-		if !validCode(it.code) {
-			return nil, badField(f.name()+".code", "must be valid UTF-8 without whitespace")
+		if err := data.CheckCode(it.code); err != nil {
+			return nil, badField(f.name()+".code", "%s", codeReason(err))
 		}
 		ev := data.Event{Time: data.StaticTime, Code: codes.IDOwned(it.code), Value: data.NoValue} // request strings are immutable
 		if it.time != "" {
@@ -326,22 +330,21 @@ var itemPool = sync.Pool{New: func() any { return new([]eventItem) }}
 
 const maxPooledItems = 4096
 
-// validCode reports whether code is valid UTF-8 without whitespace (' ', '\t', '\r', '\n').
-func validCode(code string) bool {
-	for i := 0; i < len(code); i++ {
-		switch c := code[i]; {
-		case c >= utf8.RuneSelf:
-			return utf8.ValidString(code[i:]) && !strings.ContainsAny(code[i:], " \t\r\n")
-		case c == ' ', c == '\t', c == '\r', c == '\n':
-			return false
-		}
+// codeReason is why data.CheckCode refused a code, without the code (an answer never repeats
+// a request's values).
+func codeReason(err error) string {
+	var ce *data.CodeError
+	if errors.As(err, &ce) {
+		return ce.Reason
 	}
-	return true
+	return "invalid"
 }
 
 // ParseCodeItems splits "CODE@TIME CODE@TIME=VALUE CODE" (whitespace separated; a bare CODE
 // is a static row) into items. The time is what follows the last '@'; a numeric value follows
-// the time's last '=' (splitCodeItem).
+// the time's last '=' (splitCodeItem). CODE is the code's text form (data.CodeText, with '@'
+// written %40: ItemCode), decoded here: "LAB//51498//%20@2020-01-01" is the code
+// "LAB//51498// " at that time.
 func parseCodeItems(line string) []eventItem {
 	fields := strings.Fields(line)
 	out := make([]eventItem, 0, len(fields))
@@ -358,9 +361,9 @@ func parseCodeItems(line string) []eventItem {
 func splitCodeItem(f string) eventItem {
 	i := strings.LastIndexByte(f, '@')
 	if i < 0 {
-		return eventItem{code: f}
+		return eventItem{code: data.ParseCodeText(f)}
 	}
-	it := eventItem{code: f[:i], time: f[i+1:]}
+	it := eventItem{code: data.ParseCodeText(f[:i]), time: f[i+1:]}
 	if j := strings.LastIndexByte(it.time, '='); j >= 0 {
 		v, err := strconv.ParseFloat(it.time[j+1:], 32)
 		it.time = it.time[:j]

@@ -318,7 +318,7 @@ func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferReques
 				if vocab.IsSpecial(int32(id)) {
 					continue
 				}
-				items = append(items, eventItem{code: vocab.Token(int32(id))})
+				items = append(items, eventItem{code: data.ParseCodeText(vocab.Token(int32(id)))}) // a token is a code's text form
 			}
 		}
 		field := fmt.Sprintf("%s[%d]", main.field, i)

@@ -17,6 +17,8 @@ type Metrics struct {
 	BatchSize    *prometheus.HistogramVec // method, model
 	QueueTime    *prometheus.HistogramVec // model (seconds waiting for a scoring slot)
 	Inferences   *prometheus.CounterVec   // model, version: subjects scored
+	Codes        *prometheus.CounterVec   // model, version, kind (whole|pieced|unknown): codes scored
+	TrainCodes   *prometheus.GaugeVec     // model, version, kind: the training split's share (manifest)
 	LoadTime     *prometheus.GaugeVec     // model, version (seconds)
 	Threshold    *prometheus.GaugeVec     // model, version, source (manifest or override)
 	Loads        *prometheus.CounterVec   // model, status (ok|error)
@@ -99,6 +101,12 @@ func NewMetrics() *Metrics {
 			Help: "Time a request waited for a scoring slot.", Buckets: latencyBuckets}, []string{"model"}),
 		Inferences: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_inference_count_total",
 			Help: "Subjects scored, by model and version."}, []string{"model", "version"}),
+		Codes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_codes_total",
+			Help: "Codes of scored histories (after censoring) by how the model's tokenizer read them: whole (in the vocabulary), pieced (a known parent code and suffix pieces) or unknown ([UNK]); compare with medseq_model_training_code_share to see drift to foreign codes."},
+			[]string{"model", "version", "kind"}),
+		TrainCodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medseq_model_training_code_share",
+			Help: "Share of the training split's codes the model's tokenizer read as whole, pieced or unknown (the manifest's token_rates)."},
+			[]string{"model", "version", "kind"}),
 		LoadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medseq_model_load_duration_seconds",
 			Help: "Time the last load of a model version took."}, []string{"model", "version"}),
 		Threshold: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medseq_model_threshold",
@@ -115,7 +123,7 @@ func NewMetrics() *Metrics {
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_auth_failures_total",
 			Help: "Calls refused for their bearer token, by reason (missing, malformed, unknown)."}, []string{"reason"}),
 	}
-	r.MustRegister(m.Requests, m.Latency, m.RPCLatency, m.BatchSize, m.QueueTime, m.Inferences, m.LoadTime, m.Threshold, m.Loads,
+	r.MustRegister(m.Requests, m.Latency, m.RPCLatency, m.BatchSize, m.QueueTime, m.Inferences, m.Codes, m.TrainCodes, m.LoadTime, m.Threshold, m.Loads,
 		m.ModelsLoaded, m.InFlight, m.InflightMem, m.AuthFailures, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if g := newGPUCollector(); g != nil {
 		r.MustRegister(g)

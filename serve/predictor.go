@@ -21,6 +21,7 @@ import (
 type scored struct {
 	raw, prob      float64
 	unknown, trunc int
+	pieced         int // codes read as a parent code and suffix pieces
 	used, censored int
 }
 
@@ -53,6 +54,16 @@ func (s *Server) score(ctx context.Context, method string, v *Version, table *da
 	m := s.metrics
 	m.histogram(m.BatchSize, 2, labels3{method, v.Name, ""}).Observe(float64(len(subs)))
 	m.counter(m.Inferences, 2, labels3{v.Name, v.Version, ""}).Add(float64(len(subs)))
+	var whole, pieced, unknown int
+	for _, r := range out {
+		whole, pieced, unknown = whole+r.used-r.pieced-r.unknown, pieced+r.pieced, unknown+r.unknown
+	}
+	for _, k := range [...]struct {
+		kind string
+		n    int
+	}{{"whole", whole}, {"pieced", pieced}, {"unknown", unknown}} {
+		m.counter(m.Codes, 3, labels3{v.Name, v.Version, k.kind}).Add(float64(k.n))
+	}
 	m.histogram(m.Latency, 3, labels3{method, v.Name, v.Version}).Observe(time.Since(start).Seconds())
 	return out, nil
 }
@@ -83,7 +94,7 @@ func (s *Server) scoreCore(v *Version, table *data.Codes, subs []*subject) ([]sc
 	for i, r := range res {
 		out[i].raw = r.Probability
 		out[i].prob = v.Calibrate(r.Probability)
-		out[i].unknown, out[i].trunc = r.Unknown, r.Truncated
+		out[i].unknown, out[i].trunc, out[i].pieced = r.Unknown, r.Truncated, r.Pieced
 	}
 	return out, nil
 }

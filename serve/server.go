@@ -150,6 +150,11 @@ func New(cfg Config) (*Server, error) {
 			source = "override"
 		}
 		s.metrics.Threshold.WithLabelValues(name, version, source).Set(v.Threshold)
+		if r := v.Manifest.TokenRates; r != nil {
+			for kind, share := range map[string]float64{"whole": r.WholeRate, "pieced": r.PiecedRate, "unknown": r.UnknownRate} {
+				s.metrics.TrainCodes.WithLabelValues(name, version, kind).Set(share)
+			}
+		}
 	}
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(s.wire),
