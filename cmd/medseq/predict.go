@@ -11,6 +11,7 @@ import (
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/scorer"
 	"github.com/medseq/medseq/modelrepo"
+	"github.com/medseq/medseq/tokenize"
 )
 
 // runPredict scores every labelled subject of a cohort with a model version folder and writes
@@ -87,11 +88,11 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	var preds []eval.Prediction
-	unknown := 0
+	var rates tokenize.CodeRates
 	err = scorer.ScoreCohort(ctx, sc, ds, c, splits, *batch, func(batch []scorer.Scored) error {
 		for _, x := range batch {
 			l, r := x.Label, x.Result
-			unknown += r.Unknown
+			rates.Add(r.Rates(x.Events))
 			attrs := eval.LabelAttrs(l, l.Split)
 			attrs[eval.ColRawProbability] = eval.FormatRaw(r.Probability)
 			preds = append(preds, eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: cal.Apply(r.Probability), Attrs: attrs})
@@ -119,7 +120,16 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	}
 	sens, spec, ppv, _ := eval.PointRates(preds, op.Threshold)
 	fmt.Fprintf(e.stdout, "  operating point %s: sensitivity %.3f, specificity %.3f, PPV %.3f\n", op, sens, spec, ppv)
-	fmt.Fprintf(e.stdout, "  codes unknown to the tokenizer: %d\n  predictions: %s\n", unknown, *out)
+	fmt.Fprintf(e.stdout, "  codes read by the tokenizer: %s\n", rates)
+	if tr := man.TokenRates; tr != nil {
+		fmt.Fprintf(e.stdout, "  in training (%s split): whole %.2f%%, pieced %.2f%%, [UNK] %.2f%% of %d codes\n",
+			tr.Split, 100*tr.WholeRate, 100*tr.PiecedRate, 100*tr.UnknownRate, tr.Codes)
+		if _, _, u := rates.Rates(); u > tr.UnknownRate+0.05 {
+			e.log.Warn("far more codes are unknown to the tokenizer than in training: codes from another coding system or version?",
+				"unknown_rate", u, "training_unknown_rate", tr.UnknownRate)
+		}
+	}
+	fmt.Fprintf(e.stdout, "  predictions: %s\n", *out)
 	if strings.EqualFold(filepath.Ext(*out), ".parquet") {
 		fmt.Fprintf(e.stdout, "  age, sex, split, raw_probability: %s\n", modelrepo.PredictionsExtraPath(*out))
 	}

@@ -10,6 +10,7 @@ import (
 type Scored struct {
 	Label  data.Label
 	Result Result
+	Events int // codes scored (the censored history's events)
 }
 
 // ScoreCohort scores every label of the cohort's splits (all when splits is empty) on its
@@ -34,7 +35,7 @@ func ScoreCohort(ctx context.Context, sc Scorer, ds *data.Dataset, c *data.Cohor
 		}
 		out := make([]Scored, len(res))
 		for i, r := range res {
-			out[i] = Scored{Label: labels[i], Result: r}
+			out[i] = Scored{Label: labels[i], Result: r, Events: len(pending[i].Events)}
 		}
 		pending, labels = pending[:0], labels[:0]
 		return fn(out)
