@@ -18,7 +18,7 @@ DEMO_OUT   ?= out/demo
 BENCH      ?= .
 BENCHTIME  ?= 1x
 
-.PHONY: all build deps deps-build deps-e2e deps-test test test-short demo bench lint clean proto e2e load gpu-prepare
+.PHONY: all build deps deps-build deps-e2e deps-test test test-short demo bench lint clean proto e2e load soak gpu-prepare
 
 all: build
 
@@ -73,6 +73,11 @@ e2e: deps-e2e
 # ghz load test of the server (issue 7's figures); timings, so not part of `make test`.
 load: deps-e2e
 	scripts/load.sh
+
+# Soak test of the server on loopback (about 1-2 minutes): mixed good and bad calls, model
+# reloads, SIGHUP, SIGTERM; zero wrong or lost answers, bounded RSS. Not part of `make test`.
+soak: deps-build
+	scripts/soak.sh
 
 # Builds what scripts/gpu-check.sh run needs on a GPU machine without Go or network into
 # .gpucheck/ (carry it there; see the script's header).

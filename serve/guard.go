@@ -224,12 +224,13 @@ func decodedCost(b []byte, md protoreflect.MessageDescriptor, depth int) (int64,
 }
 
 // receive reads one request message into v for a call. While the message arrives (its size
-// unknown until then) it holds MaxMessageBytes of the in-flight budget, then the message's
-// estimated decoded size, which it returns for the caller to release when the call ends. A
+// unknown until then) it holds twice MaxMessageBytes of the in-flight budget (the message as
+// it came in, and the copy that is decoded), then the message's estimated decoded size, which
+// it returns for the caller to release when the call ends. A
 // message that is not valid protobuf, or holds a string that is not UTF-8, is
 // INVALID_ARGUMENT; one the budget cannot hold is RESOURCE_EXHAUSTED.
 func (s *Server) receive(ctx context.Context, recv func(any) error, v any) (held int64, err error) {
-	r := int64(s.cfg.MaxMessageBytes)
+	r := 2 * int64(s.cfg.MaxMessageBytes)
 	if err := s.mem.acquire(ctx, r); err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -410,4 +411,43 @@ func TestNegativeLimits(t *testing.T) {
 			t.Errorf("%+v accepted", cfg)
 		}
 	}
+}
+
+// FuzzReceive feeds arbitrary bytes, as every request type, through what reads a request
+// (the probe's malformed wire input, D7): never a panic, never INTERNAL; what is refused is
+// INVALID_ARGUMENT or RESOURCE_EXHAUSTED; the in-flight budget always returns to zero.
+func FuzzReceive(f *testing.F) {
+	s, err := New(Config{Models: f.TempDir(), MaxMessageBytes: 1 << 16, MaxInflightBytes: 1 << 18})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, r := range seedPredict() {
+		b, _ := proto.Marshal(r)
+		f.Add(b)
+	}
+	b, _ := proto.Marshal(InferRequest(fixtureModel, "", seedPredict()[:2]))
+	f.Add(b)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x01})
+	f.Add(protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 7))
+	f.Add(protowire.AppendString(protowire.AppendTag(nil, 3, protowire.BytesType), "\xff"))
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, v := range []proto.Message{&medseqv1.PredictRequest{}, &medseqv1.PredictBatchRequest{}, &inferencepb.ModelInferRequest{},
+			&medseqv1.GetModelRequest{}, &healthpb.HealthCheckRequest{}} {
+			held, err := s.receive(ctx, func(m any) error { m.(*wireMsg).b = bytes.Clone(b); return nil }, v)
+			if c := status.Code(err); err != nil && c != codes.InvalidArgument && c != codes.ResourceExhausted {
+				t.Fatalf("%T: %v", v, err)
+			}
+			if err == nil && held <= 0 && len(b) > 0 {
+				t.Fatalf("%T: accepted %d bytes holding %d", v, len(b), held)
+			}
+			s.mem.release(held)
+			if s.mem.used != 0 {
+				t.Fatalf("%T: %d bytes left held", v, s.mem.used)
+			}
+			if r, ok := v.(*medseqv1.PredictRequest); ok {
+				s.wire.release(r)
+			}
+		}
+	})
 }

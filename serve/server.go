@@ -58,8 +58,9 @@ type Config struct {
 	Scorers      *scorer.Registry // model kinds the repository can load; nil: XGBoost only
 	Log          *slog.Logger
 	// MaxInflightBytes bounds the memory held by requests being received and answered: a
-	// call holds MaxMessageBytes while its request arrives, then the request's estimated
-	// decoded size; one that cannot is RESOURCE_EXHAUSTED. 0 = DefaultMaxInflightBytes.
+	// call holds twice MaxMessageBytes while its request arrives (the bytes as received and
+	// the copy decoded), then the request's estimated decoded size; one that cannot (within a
+	// second) is RESOURCE_EXHAUSTED. 0 = DefaultMaxInflightBytes; at least 2 x MaxMessageBytes.
 	MaxInflightBytes int64
 	// NoModelHealth leaves out the per-model health entries ("medseq.v1.Predictor/<name>"):
 	// health is open to callers without a token, and those entries name the models.
@@ -108,8 +109,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxInflightBytes == 0 {
 		cfg.MaxInflightBytes = DefaultMaxInflightBytes
 	}
-	if cfg.MaxInflightBytes < int64(cfg.MaxMessageBytes) {
-		return nil, fmt.Errorf("serve: max in-flight bytes %d below the max message bytes %d: no request of that size could be read", cfg.MaxInflightBytes, cfg.MaxMessageBytes)
+	if cfg.MaxInflightBytes < 2*int64(cfg.MaxMessageBytes) {
+		return nil, fmt.Errorf("serve: max in-flight bytes %d below twice the max message bytes %d: no request of that size could be read", cfg.MaxInflightBytes, cfg.MaxMessageBytes)
 	}
 	if cfg.MaxConcurrency <= 0 {
 		cfg.MaxConcurrency = 4 * runtime.GOMAXPROCS(0)

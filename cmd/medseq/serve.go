@@ -41,8 +41,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	maxBatch := fs.Int("max-request-subjects", serve.DefaultLimits().MaxBatch, "most subjects in one PredictBatch or ModelInfer request")
 	maxMsg := fs.Int("max-message-bytes", 16<<20, "largest request or response message")
 	maxConc := fs.Int("max-concurrency", 0, "requests scoring at once (0: 4 x CPUs)")
-	maxInflight := fs.Int64("max-inflight-bytes", serve.DefaultMaxInflightBytes, "memory held by requests being received and answered; "+
-		"a request holds --max-message-bytes while it arrives, then its decoded size; beyond: RESOURCE_EXHAUSTED")
+	maxInflight := fs.Int64("max-inflight-bytes", serve.DefaultMaxInflightBytes, "memory held by requests being received and answered "+
+		"(a request holds twice --max-message-bytes while it arrives, then its decoded size); a call that cannot get it within a second is RESOURCE_EXHAUSTED")
 	modelHealth := fs.Bool("model-health", true, "per-model health entries (medseq.v1.Predictor/<name>): health needs no token, so they name the models to anyone who can connect")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
@@ -96,8 +96,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			return usagef("flag --%s: must be %s", l.name, want)
 		}
 	}
-	if *maxInflight < int64(*maxMsg) {
-		return usagef("flag --max-inflight-bytes (%d) is below --max-message-bytes (%d): no request of that size could be read", *maxInflight, *maxMsg)
+	if *maxInflight < 2*int64(*maxMsg) {
+		return usagef("flag --max-inflight-bytes (%d) is below twice --max-message-bytes (%d): no request of that size could be read", *maxInflight, *maxMsg)
 	}
 	if *auditKey != "" && *audit == "" {
 		return usagef("flag --audit-key-file needs --audit")
