@@ -161,6 +161,7 @@ func (s *Server) runBatch(jobs []*job) {
 		s.metrics.BatchSize.WithLabelValues("Predict", v.Name).Observe(float64(len(g)))
 		if err == nil {
 			s.metrics.Inferences.WithLabelValues(v.Name, v.Version).Add(float64(len(g)))
+			s.countCodes(v, res)
 		}
 		end := time.Now()
 		for i, j := range g {

@@ -54,18 +54,25 @@ func (s *Server) score(ctx context.Context, method string, v *Version, table *da
 	m := s.metrics
 	m.histogram(m.BatchSize, 2, labels3{method, v.Name, ""}).Observe(float64(len(subs)))
 	m.counter(m.Inferences, 2, labels3{v.Name, v.Version, ""}).Add(float64(len(subs)))
+	s.countCodes(v, out)
+	m.histogram(m.Latency, 3, labels3{method, v.Name, v.Version}).Observe(time.Since(start).Seconds())
+	return out, nil
+}
+
+// countCodes adds the scored histories' codes to medseq_codes_total by how the version's
+// tokenizer read them: whole, pieced or unknown.
+func (s *Server) countCodes(v *Version, out []scored) {
 	var whole, pieced, unknown int
 	for _, r := range out {
 		whole, pieced, unknown = whole+r.used-r.pieced-r.unknown, pieced+r.pieced, unknown+r.unknown
 	}
+	m := s.metrics
 	for _, k := range [...]struct {
 		kind string
 		n    int
 	}{{"whole", whole}, {"pieced", pieced}, {"unknown", unknown}} {
 		m.counter(m.Codes, 3, labels3{v.Name, v.Version, k.kind}).Add(float64(k.n))
 	}
-	m.histogram(m.Latency, 3, labels3{method, v.Name, v.Version}).Observe(time.Since(start).Seconds())
-	return out, nil
 }
 
 // writeAudit appends records; an answer that cannot be audited is not given.
