@@ -60,7 +60,7 @@ func hfNodeTokenizers(t *testing.T) string {
 }
 
 // historyText is a history as a line of codes, as a user hands it to a HuggingFace tokenizer:
-// the codes in order, with [SEP] between days when the tokenizer separates visits (static rows
+// the codes in order, each in its text form (data.CodeText), with [SEP] between days when the tokenizer separates visits (static rows
 // are one visit before the first day), as medseq's encoder does.
 func historyText(codes *data.Codes, evs []data.Event, visitSep bool) string {
 	var b strings.Builder
@@ -79,7 +79,7 @@ func historyText(codes *data.Codes, evs []data.Event, visitSep bool) string {
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(codes.Name(e.Code))
+		b.WriteString(data.CodeText(codes.Name(e.Code)))
 	}
 	return b.String()
 }
