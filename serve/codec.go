@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the fallback codec
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 )
@@ -64,7 +65,12 @@ func (c *codec) Marshal(v any) (mem.BufferSlice, error) {
 // which gets the bytes undecoded.
 func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if w, ok := v.(*wireMsg); ok {
-		w.b = data.Materialize()
+		if w.owned {
+			w.b = data.Materialize()
+		} else {
+			w.buf = data.MaterializeToBuffer(mem.DefaultBufferPool())
+			w.b = w.buf.ReadOnlyData()
+		}
 		return nil
 	}
 	if _, ok := v.(*medseqv1.PredictRequest); !ok {
@@ -77,6 +83,9 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 func (c *codec) decode(buf []byte, v any) error {
 	m, ok := v.(*medseqv1.PredictRequest)
 	if !ok {
+		if pm, ok := v.(proto.Message); ok {
+			return proto.Unmarshal(buf, pm) // what the standard codec does, without its buffer wrapping
+		}
 		return c.fallback.Unmarshal(mem.BufferSlice{mem.SliceBuffer(buf)}, v)
 	}
 	if es, _ := c.events.Get().(*[]*medseqv1.Event); es != nil && m.Events == nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
@@ -173,8 +174,22 @@ func (b *budget) wake() {
 }
 
 // wireMsg is a request message as it came off the wire: the codec hands it over undecoded,
-// so that receive can charge and check it before decoding.
-type wireMsg struct{ b []byte }
+// so that receive can charge and check it before decoding. owned (set by receive): b must be
+// a copy that nothing recycles (a PredictRequest's decoded strings point into it); else b
+// may be buf's, a pooled buffer given back once the message is decoded.
+type wireMsg struct {
+	b     []byte
+	buf   mem.Buffer
+	owned bool
+}
+
+// free gives back the pooled buffer, if any.
+func (w *wireMsg) free() {
+	if w.buf != nil {
+		w.buf.Free()
+	}
+	*w = wireMsg{}
+}
 
 // perValue is what receive charges for each field value of a request beyond its bytes: a
 // slice element, a message struct, a string header.
@@ -229,13 +244,14 @@ func decodedCost(b []byte, md protoreflect.MessageDescriptor, depth int) (int64,
 // it returns for the caller to release when the call ends. A
 // message that is not valid protobuf, or holds a string that is not UTF-8, is
 // INVALID_ARGUMENT; one the budget cannot hold is RESOURCE_EXHAUSTED.
-func (s *Server) receive(ctx context.Context, recv func(any) error, v any) (held int64, err error) {
+func (s *Server) receive(ctx context.Context, w *wireMsg, recv func(any) error, v any) (held int64, err error) {
 	r := 2 * int64(s.cfg.MaxMessageBytes)
 	if err := s.mem.acquire(ctx, r); err != nil {
 		return 0, err
 	}
-	var w wireMsg
-	if err := recv(&w); err != nil {
+	_, w.owned = v.(*medseqv1.PredictRequest)
+	defer w.free()
+	if err := recv(w); err != nil {
 		s.mem.release(r)
 		return 0, err
 	}
@@ -273,6 +289,12 @@ func (s *Server) receive(ctx context.Context, recv func(any) error, v any) (held
 // its errors reach the interceptor (answered and counted there) instead of grpc-go's
 // INTERNAL "failed to unmarshal", and the call's memory is charged before decoding.
 func (s *Server) register(desc *grpc.ServiceDesc, impl any) {
+	d := s.wrapDesc(desc)
+	s.grpc.RegisterService(&d, impl)
+}
+
+// wrapDesc is desc with its unary handlers reading through receive.
+func (s *Server) wrapDesc(desc *grpc.ServiceDesc) grpc.ServiceDesc {
 	d := *desc
 	d.Methods = slices.Clone(desc.Methods)
 	for i := range d.Methods {
@@ -283,20 +305,20 @@ func (s *Server) register(desc *grpc.ServiceDesc, impl any) {
 			return h(srv, ctx, func(v any) error {
 				// An error is kept for the interceptor, which answers it: the handler then
 				// sees an empty request it never reads.
-				ci.held, ci.recvErr = s.receive(ctx, dec, v)
+				ci.held, ci.recvErr = s.receive(ctx, &ci.wire, dec, v)
 				ci.received = true
 				return nil
 			}, ic)
 		}
 	}
-	s.grpc.RegisterService(&d, impl)
+	return d
 }
 
 // RecvMsg reads a stream's next message through receive, releasing the previous one's memory.
 func (w *wrappedStream) RecvMsg(m any) error {
 	w.s.mem.release(w.held)
 	w.held = 0
-	held, err := w.s.receive(w.ctx, w.ServerStream.RecvMsg, m)
+	held, err := w.s.receive(w.ctx, &w.wire, w.ServerStream.RecvMsg, m)
 	w.held = held
 	return err
 }

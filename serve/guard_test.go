@@ -434,7 +434,8 @@ func FuzzReceive(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, v := range []proto.Message{&medseqv1.PredictRequest{}, &medseqv1.PredictBatchRequest{}, &inferencepb.ModelInferRequest{},
 			&medseqv1.GetModelRequest{}, &healthpb.HealthCheckRequest{}} {
-			held, err := s.receive(ctx, func(m any) error { m.(*wireMsg).b = bytes.Clone(b); return nil }, v)
+			var w wireMsg
+			held, err := s.receive(ctx, &w, func(m any) error { m.(*wireMsg).b = bytes.Clone(b); return nil }, v)
 			if c := status.Code(err); err != nil && c != codes.InvalidArgument && c != codes.ResourceExhausted {
 				t.Fatalf("%T: %v", v, err)
 			}

@@ -320,6 +320,7 @@ type callInfo struct {
 	held     int64
 	recvErr  error
 	received bool
+	wire     wireMsg // the request as read
 }
 
 type callInfoKey struct{}
@@ -426,7 +427,8 @@ type wrappedStream struct {
 	grpc.ServerStream
 	ctx  context.Context
 	s    *Server
-	held int64 // in-flight bytes of the last message received
+	held int64   // in-flight bytes of the last message received
+	wire wireMsg // the message being read
 }
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
@@ -520,6 +522,12 @@ func (s *Server) resolve(ctx context.Context, field, name, version string) (*Ver
 // versionField names the version field that goes with a name field: model_name's
 // model_version, name's version.
 func versionField(nameField string) string {
+	switch nameField {
+	case "model_name": // the common case, without building the string
+		return "model_version"
+	case "name":
+		return "version"
+	}
 	if strings.HasSuffix(nameField, "_name") {
 		return strings.TrimSuffix(nameField, "_name") + "_version"
 	}
