@@ -8,6 +8,11 @@
 // atomically; a request keeps the *Version it resolved at its start, so requests in flight
 // finish on the version they started on.
 //
+// A request is read through Server.receive (guard.go), not grpc-go's decoding: bearer tokens
+// are checked from the headers before anything is read (tapAuth); the request's memory is
+// charged to a bounded in-flight budget before it is decoded; what cannot be decoded is
+// INVALID_ARGUMENT, answered and counted by the interceptors like every other call.
+//
 // Nothing a request carries (codes, subject ids, times) is written to the process log; the
 // audit log records the SHA-256 of the subject id only.
 package serve

@@ -306,7 +306,6 @@ func (s *Server) wrapDesc(desc *grpc.ServiceDesc) grpc.ServiceDesc {
 				// An error is kept for the interceptor, which answers it: the handler then
 				// sees an empty request it never reads.
 				ci.held, ci.recvErr = s.receive(ctx, &ci.wire, dec, v)
-				ci.received = true
 				return nil
 			}, ic)
 		}

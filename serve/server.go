@@ -317,10 +317,9 @@ type callInfo struct {
 	model string
 	// What reading a unary call's request left (Server.register): the bytes it holds in the
 	// in-flight budget, and the error to answer instead of calling the handler.
-	held     int64
-	recvErr  error
-	received bool
-	wire     wireMsg // the request as read
+	held    int64
+	recvErr error
+	wire    wireMsg // the request as read
 }
 
 type callInfoKey struct{}
