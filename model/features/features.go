@@ -50,6 +50,10 @@ type Space struct {
 	VocabSize int     `json:"vocab_size"`
 	Windows   []int64 `json:"windows_us"`
 	LastValue bool    `json:"last_value,omitempty"` // absent in models from before it existed
+	// ParentOnly: a pieced code counts toward its parent token only (every space NewSpace
+	// makes); false in models from before it existed, whose rows count every piece, as they
+	// were trained.
+	ParentOnly bool `json:"pieced_codes_count_parent,omitempty"`
 
 	once    sync.Once
 	special []bool // tokens never counted: special tokens but [UNK]; built once per space
@@ -73,7 +77,7 @@ func NewSpace(tok *tokenize.Tokenizer, cfg Config) (*Space, error) {
 		}
 		seen[w] = true
 	}
-	return &Space{VocabSize: tok.Vocab.Len(), Windows: append([]int64(nil), cfg.Windows...), LastValue: cfg.LastValue}, nil
+	return &Space{VocabSize: tok.Vocab.Len(), Windows: append([]int64(nil), cfg.Windows...), LastValue: cfg.LastValue, ParentOnly: true}, nil
 }
 
 // NumFeatures is the width of a row.
@@ -202,15 +206,19 @@ func (b *Builder) Append(x *CSR, r Row) {
 	idx := b.idx[:0]
 	for _, e := range r.Events {
 		ids, _ := b.codes.Tokens(e.Code)
-		id := ids[0]
-		if b.special[id] {
-			continue
+		if s.ParentOnly {
+			ids = ids[:1]
 		}
 		for wi, w := range s.Windows {
 			if w != 0 && (e.Time == data.StaticTime || r.PredictionTime-e.Time > w) {
 				continue
 			}
-			idx = append(idx, uint32(int32(numFixed+wi*s.VocabSize)+id))
+			base := int32(numFixed + wi*s.VocabSize)
+			for _, id := range ids {
+				if !b.special[id] {
+					idx = append(idx, uint32(base+id))
+				}
+			}
 		}
 	}
 	slices.Sort(idx)

@@ -67,12 +67,25 @@ func TestRowFeatures(t *testing.T) {
 	if idx, _ := x.Row(1); len(idx) != 0 {
 		t.Errorf("empty history has features %v", idx)
 	}
+	// A space saved before pieced codes counted toward their parent counts every piece, as
+	// its model was trained.
+	old := &Space{VocabSize: sp.VocabSize, Windows: sp.Windows, LastValue: sp.LastValue}
+	var y CSR
+	old.NewBuilder(tok, tok.NewCodeMap(codes)).Append(&y, Row{Events: ev, Birth: 0, Sex: data.SexMale, PredictionTime: pt})
+	oldGot := map[string]float32{}
+	idx, val = y.Row(0)
+	for i := range idx {
+		oldGot[sp.Name(int(idx[i]), v)] = val[i]
+	}
+	if oldGot["count[all]:##.65"] != 1 || oldGot["count[all]:ICD10/E11"] != 1 {
+		t.Errorf("a space without pieced_codes_count_parent: %v", oldGot)
+	}
 	dir := t.TempDir()
 	if err := sp.Save(dir, v); err != nil {
 		t.Fatal(err)
 	}
 	back, err := LoadSpace(dir)
-	if err != nil || back.VocabSize != sp.VocabSize || !reflect.DeepEqual(back.Windows, sp.Windows) || !back.LastValue || back.Check(tok) != nil {
+	if err != nil || back.VocabSize != sp.VocabSize || !reflect.DeepEqual(back.Windows, sp.Windows) || !back.LastValue || !back.ParentOnly || back.Check(tok) != nil {
 		t.Errorf("round trip %+v %v", back, err)
 	}
 	if _, err := LoadSpace(filepath.Join(dir, "nope")); err == nil {
