@@ -20,7 +20,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
@@ -140,12 +142,97 @@ func (d *Dataset) ForEachSubject(ctx context.Context, fn func(Subject) error) er
 
 // ReadShard reads one MEDS data file and groups its rows by subject (sorting them when the
 // file is not already ordered by subject and time).
-func (d *Dataset) ReadShard(path string) (*Shard, error) {
+func (d *Dataset) ReadShard(path string) (sh *Shard, err error) {
+	defer recoverCorrupt(path, &err)
 	ids, ev, ord, err := d.readColumns(path)
 	if err != nil {
 		return nil, err
 	}
 	return groupSubjects(path, ids, ev, ord), nil
+}
+
+// A corrupt file's metadata may declare any number of rows or bytes, and arrow-go allocates
+// what it is told: before anything is allocated by such a number, the reader checks it
+// against the file (checkRowGroup, maxRowsPerByte), and arrow-go allocates through
+// readAllocator, which refuses one allocation beyond maxReadAllocation.
+const (
+	// maxRowsPerByte bounds the rows a file may declare beyond maxRowsAnySize: 8 a bit. A MEDS
+	// shard's time and code columns take at least a bit a row (medseq's take 4 bytes a row,
+	// compressed); only data that repeats one time and one code for a long run could go beyond.
+	maxRowsPerByte = 64
+	maxRowsAnySize = 1 << 16
+	// maxReadAllocation is far beyond one batch of one column (BatchSize rows) or a page.
+	maxReadAllocation = 1 << 30
+)
+
+// checkRowGroup checks what a row group's metadata declares against the file: a row count that
+// fits, and column chunks of the columns read that lie inside the file.
+func checkRowGroup(rg *metadata.RowGroupMetaData, cols []int, fileSize int64) error {
+	if rows := rg.NumRows(); rows < 0 || rows > math.MaxInt32 {
+		return fmt.Errorf("%d rows", rows)
+	}
+	for _, c := range cols {
+		cc, err := rg.ColumnChunk(c)
+		if err != nil {
+			return err
+		}
+		start := cc.DataPageOffset()
+		if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && start > cc.DictionaryPageOffset() {
+			start = cc.DictionaryPageOffset()
+		}
+		size := cc.TotalCompressedSize()
+		if start < 0 || size < 0 || start > fileSize || size > fileSize-start {
+			return fmt.Errorf("column %d at byte %d, %d bytes, in a file of %d", c, start, size, fileSize)
+		}
+	}
+	return nil
+}
+
+// ignoreStoredSchema hides the Arrow schema a Parquet file may carry (key ARROW:schema) from
+// pqarrow, which would parse it: a flatbuffer whose lengths and counts nothing checks, so that
+// a corrupt one makes arrow-go allocate what it declares, outside readAllocator (FuzzReadShard
+// found several). The reader needs nothing from it: the Parquet schema gives each column's
+// type and time unit, and the code column is read as a dictionary whatever it was written as.
+func ignoreStoredSchema(md *metadata.FileMetaData) {
+	for _, kv := range md.KeyValueMetadata() {
+		if kv != nil && kv.Key == "ARROW:schema" {
+			kv.Key = "medseq:ignored:ARROW:schema"
+		}
+	}
+}
+
+// boundedAllocator is memory.DefaultAllocator refusing, by a panic that recoverCorrupt turns
+// into an error, one allocation larger than max.
+type boundedAllocator struct {
+	memory.Allocator
+	max int
+}
+
+func (a boundedAllocator) Allocate(n int) []byte {
+	if n > a.max || n < 0 {
+		panic(fmt.Sprintf("an allocation of %d bytes", n))
+	}
+	return a.Allocator.Allocate(n)
+}
+
+func (a boundedAllocator) Reallocate(n int, b []byte) []byte {
+	if n > a.max || n < 0 {
+		panic(fmt.Sprintf("an allocation of %d bytes", n))
+	}
+	return a.Allocator.Reallocate(n, b)
+}
+
+// readAllocator is the allocator of every Parquet read.
+var readAllocator memory.Allocator = boundedAllocator{memory.DefaultAllocator, maxReadAllocation}
+
+// recoverCorrupt turns a panic of the Parquet decoder on a corrupt file (arrow-go panics on
+// some malformed pages and metadata) into an error naming the file. The reader decodes in
+// its own goroutines only (ArrowReadProperties.Parallel is off), each of which recovers, so no
+// file can crash the process (FuzzReadShard).
+func recoverCorrupt(path string, err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("read %s: %w: corrupt Parquet file (%v)", path, ErrNotMEDS, p)
+	}
 }
 
 // order is what the readers found out about the order of rows: whether they are sorted by
@@ -231,7 +318,11 @@ func columnError(path, col, format string, args ...any) error {
 // others intern into a table of their own that is merged into d.Codes afterwards in row
 // group order, so code ids are the same as a sequential read would give.
 func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
-	pf, err := file.OpenParquetFile(path, false)
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, order{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	pf, err := file.OpenParquetFile(path, false, file.WithReadProps(parquet.NewReaderProperties(readAllocator)))
 	if err != nil {
 		return nil, nil, order{}, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -251,18 +342,27 @@ func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
 	if leaf[ColNumericValue] >= 0 {
 		cols = append(cols, leaf[ColNumericValue])
 	}
-	props := pqarrow.ArrowReadProperties{Parallel: true, BatchSize: d.BatchSize}
+	ignoreStoredSchema(md)
+	// Not Parallel: arrow-go would decode in goroutines of its own, where a panic on a corrupt
+	// page cannot be recovered; row groups are read in parallel below instead.
+	props := pqarrow.ArrowReadProperties{BatchSize: d.BatchSize}
 	props.SetReadDict(leaf[ColCode], true)
-	fr, err := pqarrow.NewFileReader(pf, props, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(pf, props, readAllocator)
 	if err != nil {
 		return nil, nil, order{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	nrg := pf.NumRowGroups()
 	offs := make([]int, nrg+1)
 	for g := 0; g < nrg; g++ {
+		if err := checkRowGroup(md.RowGroup(g), cols, st.Size()); err != nil {
+			return nil, nil, order{}, fmt.Errorf("read %s: %w: corrupt Parquet metadata: row group %d: %v", path, ErrNotMEDS, g, err)
+		}
 		offs[g+1] = offs[g] + int(md.RowGroup(g).NumRows())
 	}
 	n := offs[nrg]
+	if n > maxRowsAnySize && int64(n) > maxRowsPerByte*st.Size() {
+		return nil, nil, order{}, fmt.Errorf("read %s: %w: corrupt Parquet metadata: %d rows in %d bytes", path, ErrNotMEDS, n, st.Size())
+	}
 	ids := make([]int64, n)
 	ev := make([]Event, n)
 	if nrg <= 1 {
@@ -297,7 +397,11 @@ func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
 				}
 				lo, hi := offs[g], offs[g+1]
 				var err error
-				if ords[g], err = readRowGroups(path, fr, cols, []int{g}, ids[lo:hi], ev[lo:hi], lo, codes); err != nil {
+				func() {
+					defer recoverCorrupt(path, &err)
+					ords[g], err = readRowGroups(path, fr, cols, []int{g}, ids[lo:hi], ev[lo:hi], lo, codes)
+				}()
+				if err != nil {
 					errs[g] = err
 					for f := failed.Load(); int64(g) < f && !failed.CompareAndSwap(f, int64(g)); f = failed.Load() {
 					}
@@ -385,6 +489,15 @@ func readRowGroups(path string, fr *pqarrow.FileReader, cols, rowGroups []int, i
 	)
 	go func() {
 		defer close(done)
+		defer func() {
+			if p := recover(); p != nil {
+				convErr = fmt.Errorf("read %s: %w: corrupt Parquet file (%v)", path, ErrNotMEDS, p)
+				failed.Store(true)
+				for b := range batches { // let the decoder finish
+					b.rec.Release()
+				}
+			}
+		}()
 		for b := range batches {
 			if convErr == nil {
 				if convErr = convertBatch(path, b.rec, ids, ev, b.at, base, tr); convErr != nil {
