@@ -95,6 +95,14 @@ for what, got in (("Predict", got_p), ("ModelInfer", got_i)):
         sys.exit(f"{what}: {got} vs offline {want}")
 print(f"grpcurl Predict {got_p:.9f}, ModelInfer {got_i:.9f}, offline {want:.9f}")
 PY
+# Codes as real MEDS ETLs spell them (a trailing blank, spaces, a special token's name) and from
+# outside the vocabulary: accepted whole and counted as [UNK], never read as the special token.
+grpcurl -plaintext -d '{"model_name":"t2d-xgboost","prediction_time":"2021-01-01","birth_date":"1960-01-01","sex":"F","events":[
+  {"code":"ICD10/I10","time":"2019-01-01"},{"code":"LAB//51498// ","time":"2019-02-01"},
+  {"code":"HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM","time":"2019-03-01"},{"code":"[MASK]","time":"2019-04-01"},
+  {"code":"READ/C10..","time":"2019-05-01"}]}' "$ADDR" medseq.v1.Predictor/Predict >"$OUT/foreign.out" || fail "grpcurl Predict with foreign codes"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); n=r.get("unknownCodes",0); sys.exit(0 if n==4 else f"unknown codes {n}, want 4")' "$OUT/foreign.out" \
+  || fail "foreign codes not counted as unknown"
 code=$(grpcurl -plaintext -d '{"model_name":"nope","prediction_time":"2020-01-01","events":[{"code":"A"}]}' "$ADDR" medseq.v1.Predictor/Predict 2>&1 || true)
 echo "$code" | grep -q "NotFound" || fail "unknown model should be NOT_FOUND: $code"
 
@@ -105,6 +113,9 @@ body = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
 for want in ('medseq_requests_total{code="OK",method="Predict",model="t2d-xgboost"}',
              'medseq_request_duration_seconds_bucket{method="ModelInfer",model="t2d-xgboost",version="1"',
              'medseq_model_load_duration_seconds{model="t2d-xgboost",version="1"}',
+             'medseq_codes_total{kind="unknown",model="t2d-xgboost",version="1"}',
+             'medseq_codes_total{kind="whole",model="t2d-bert",version="1"}',
+             'medseq_model_training_code_share{kind="whole",model="t2d-xgboost",version="1"}',
              'medseq_batch_size_bucket', 'medseq_queue_duration_seconds_bucket'):
     if want not in body:
         sys.exit("metrics lack " + want)
