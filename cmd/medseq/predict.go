@@ -51,13 +51,13 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	if _, err := os.Stat(*out); err == nil && !*force {
 		return fmt.Errorf("%s already exists (pass --force to replace it)", *out)
 	}
+	reg, _, err := sd.registry()
+	if err != nil {
+		return err
+	}
 	// Nothing of the folder is read before it is verified against its manifest: every file's
 	// fingerprint, no symbolic links (issue 14, D13).
 	if _, err := modelrepo.Verify(*modelDir); err != nil {
-		return err
-	}
-	reg, _, err := sd.registry()
-	if err != nil {
 		return err
 	}
 	sc, err := reg.Load(*modelDir)
