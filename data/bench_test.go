@@ -132,9 +132,12 @@ func benchSubjects(seed int64, codes *data.Codes, rows, nSubjects int, firstID i
 		t := data.Micros(time.Date(1930+r.Intn(80), time.Month(1+r.Intn(12)), 1+r.Intn(28), 0, 0, 0, 0, time.UTC))
 		ev = append(ev, data.Event{Time: t, Code: birth, Value: data.NoValue})
 		t += int64(r.Intn(20*365)) * data.MicrosPerDay
+		// Visits about 45 days apart, closer for long records, so that every record ends
+		// within 80 years of its start (and inside data's year limits).
+		maxGap := min(90*data.MicrosPerDay, 2*80*365*data.MicrosPerDay*9/(2*int64(n)))
 		for len(ev) < n-1 {
 			// A visit: several events at the same time, a few seconds or days apart.
-			t += r.Int63n(90*data.MicrosPerDay) + int64(r.Intn(3600))*1_000_000
+			t += r.Int63n(maxGap) + int64(r.Intn(3600))*1_000_000
 			k := 1 + r.Intn(8)
 			for j := 0; j < k && len(ev) < n-1; j++ {
 				c := zipf.Uint64()
