@@ -187,32 +187,9 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 	labels := append(positives, negatives...)
 	sort.Slice(labels, func(i, j int) bool { return labels[i].SubjectID < labels[j].SubjectID })
 
-	// Splits: the dataset's subject_splits, else its shard folders, else stratified by label.
-	fixed, err := ds.SubjectSplits()
+	source, err := assignSplits(ds, shardSplits, labels, cfg.Seed, cfg.Fractions)
 	if err != nil {
 		return nil, err
-	}
-	source := "dataset metadata/subject_splits.parquet"
-	if len(fixed) == 0 {
-		fixed, source = shardSplits, "dataset shard folders (data/<split>/)"
-	}
-	lab := make(map[int64]bool, len(labels))
-	unlisted := 0
-	for _, l := range labels {
-		lab[l.SubjectID] = l.Value
-		if _, ok := fixed[l.SubjectID]; !ok {
-			unlisted++
-		}
-	}
-	switch {
-	case len(fixed) == 0:
-		source = fmt.Sprintf("stratified by label, seed %d", cfg.Seed)
-	case unlisted > 0:
-		source += fmt.Sprintf("; %d subjects not listed there stratified by label, seed %d", unlisted, cfg.Seed)
-	}
-	splits := StratifiedSplits(lab, fixed, cfg.Seed, cfg.Fractions)
-	for i := range labels {
-		labels[i].Split = splits[labels[i].SubjectID]
 	}
 
 	rep := &CohortReport{

@@ -315,35 +315,13 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 		return labels[i].PredictionTime < labels[j].PredictionTime
 	})
 
-	// Splits by subject: the dataset's subject_splits, else its shard folders, else stratified
-	// by whether the subject has any positive label.
-	fixed, err := ds.SubjectSplits()
+	source, err := assignSplits(ds, shardSplits, labels, cfg.Seed, cfg.Fractions)
 	if err != nil {
 		return nil, err
 	}
-	source := "dataset metadata/subject_splits.parquet"
-	if len(fixed) == 0 {
-		fixed, source = shardSplits, "dataset shard folders (data/<split>/)"
-	}
 	lab := map[int64]bool{}
 	for _, l := range labels {
-		lab[l.SubjectID] = lab[l.SubjectID] || l.Value
-	}
-	unlisted := 0
-	for id := range lab {
-		if _, ok := fixed[id]; !ok {
-			unlisted++
-		}
-	}
-	switch {
-	case len(fixed) == 0:
-		source = fmt.Sprintf("stratified by subject (any positive label), seed %d", cfg.Seed)
-	case unlisted > 0:
-		source += fmt.Sprintf("; %d subjects not listed there stratified by subject, seed %d", unlisted, cfg.Seed)
-	}
-	splits := StratifiedSplits(lab, fixed, cfg.Seed, cfg.Fractions)
-	for i := range labels {
-		labels[i].Split = splits[labels[i].SubjectID]
+		lab[l.SubjectID] = true
 	}
 
 	rep := &CohortReport{

@@ -138,3 +138,39 @@ func apportion(n int, w []float64) []int {
 	}
 	return out
 }
+
+// assignSplits gives every label its subject's split, by subject: the dataset's
+// subject_splits, else its shard folders (shardSplits), else stratified by whether the subject
+// has a positive label (seed, fractions); a subject missing from the first two is stratified
+// too. It returns where the splits came from, for the cohort report.
+func assignSplits(ds *Dataset, shardSplits map[int64]string, labels []Label, seed int64, f SplitFractions) (string, error) {
+	fixed, err := ds.SubjectSplits()
+	if err != nil {
+		return "", err
+	}
+	source := "dataset metadata/subject_splits.parquet"
+	if len(fixed) == 0 {
+		fixed, source = shardSplits, "dataset shard folders (data/<split>/)"
+	}
+	positive := make(map[int64]bool, len(labels))
+	for _, l := range labels {
+		positive[l.SubjectID] = positive[l.SubjectID] || l.Value
+	}
+	unlisted := 0
+	for id := range positive {
+		if _, ok := fixed[id]; !ok {
+			unlisted++
+		}
+	}
+	switch {
+	case len(fixed) == 0:
+		source = fmt.Sprintf("stratified by subject (any positive label), seed %d", seed)
+	case unlisted > 0:
+		source += fmt.Sprintf("; %d subjects not listed there stratified by subject, seed %d", unlisted, seed)
+	}
+	splits := StratifiedSplits(positive, fixed, seed, f)
+	for i := range labels {
+		labels[i].Split = splits[labels[i].SubjectID]
+	}
+	return source, nil
+}
