@@ -223,14 +223,7 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 		s := byID[l.SubjectID]
 		visible[className(l.Value)] = append(visible[className(l.Value)], float64(s.visibleCount(l.PredictionTime-cfg.Gap)))
 	}
-	for c, v := range visible {
-		rep.VisibleEvents[c] = Summarise(v)
-	}
-	const binYears, nbins = 5.0, 24
-	rep.AgeAtPrediction = AgeReport{
-		BinYears: binYears, Positive: Histogram(posAges, binYears, nbins), Negative: Histogram(negAges, binYears, nbins),
-		PositiveSummary: Summarise(posAges), NegativeSummary: Summarise(negAges), KS: KSDistance(posAges, negAges),
-	}
+	rep.setDistributions(visible, posAges, negAges)
 	rep.Sampling = SamplingReport{Method: cfg.Negatives, Comparison: map[string]SamplingOutcome{
 		NegativesMatchedAge: outcome(posAges, matched),
 		NegativesRandomDate: outcome(posAges, random),
@@ -446,4 +439,17 @@ func sampleRandomDate(cfg *CohortConfig, positives []Label, cands []*subjectInfo
 		out = append(out, labelFor(s, pt, false))
 	}
 	return out, excl
+}
+
+// setDistributions fills the report's per-class summaries of visible events and the age
+// histograms, summaries and KS distance between the classes.
+func (rep *CohortReport) setDistributions(visible map[string][]float64, posAges, negAges []float64) {
+	for c, v := range visible {
+		rep.VisibleEvents[c] = Summarise(v)
+	}
+	const binYears, nbins = 5.0, 24
+	rep.AgeAtPrediction = AgeReport{
+		BinYears: binYears, Positive: Histogram(posAges, binYears, nbins), Negative: Histogram(negAges, binYears, nbins),
+		PositiveSummary: Summarise(posAges), NegativeSummary: Summarise(negAges), KS: KSDistance(posAges, negAges),
+	}
 }

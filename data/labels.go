@@ -353,14 +353,7 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 		visible[className(l.Value)] = append(visible[className(l.Value)], float64(byID[l.SubjectID].visibleCount(l.PredictionTime-cfg.Gap)))
 	}
 	rep.Prevalence = float64(rep.Positives) / float64(len(labels))
-	for c, v := range visible {
-		rep.VisibleEvents[c] = Summarise(v)
-	}
-	const binYears, nbins = 5.0, 24
-	rep.AgeAtPrediction = AgeReport{
-		BinYears: binYears, Positive: Histogram(posAges, binYears, nbins), Negative: Histogram(negAges, binYears, nbins),
-		PositiveSummary: Summarise(posAges), NegativeSummary: Summarise(negAges), KS: KSDistance(posAges, negAges),
-	}
+	rep.setDistributions(visible, posAges, negAges)
 	rep.Sampling = SamplingReport{Method: SamplingLabels, Comparison: map[string]SamplingOutcome{}}
 	if unknownAge > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d labels have no birth date (no code in %v): their age is unknown and left out of the age checks", unknownAge, cfg.BirthCodes))
