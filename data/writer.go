@@ -176,16 +176,26 @@ func WriteDatasetMetadata(root string, md DatasetMetadata) error {
 // WriteTable writes a small single-batch Parquet table atomically at path, with the same
 // writer settings as the dataset's own files: fill appends the rows to the builder.
 func WriteTable(path string, schema *arrow.Schema, fill func(*array.RecordBuilder)) error {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	fill(b)
-	rec := b.NewRecordBatch()
-	defer rec.Release()
 	f, err := CreateAtomic(path)
 	if err != nil {
 		return err
 	}
 	defer f.Abort()
+	if err := WriteTableTo(f, schema, fill); err != nil {
+		return err
+	}
+	return f.Commit()
+}
+
+// WriteTableTo writes the table into f without committing it: a caller that writes files in
+// pairs commits them together.
+func WriteTableTo(f *AtomicFile, schema *arrow.Schema, fill func(*array.RecordBuilder)) error {
+	path := f.final
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	fill(b)
+	rec := b.NewRecordBatch()
+	defer rec.Release()
 	fw, err := pqarrow.NewFileWriter(schema, struct{ io.Writer }{f}, parquetProps(), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -197,7 +207,7 @@ func WriteTable(path string, schema *arrow.Schema, fill func(*array.RecordBuilde
 	if err := fw.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return f.Commit()
+	return nil
 }
 
 // DatasetWriter writes a whole MEDS dataset into a temporary folder and moves it into place

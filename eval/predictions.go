@@ -121,10 +121,26 @@ func WritePredictions(path string, preds []Prediction, threshold float64) error 
 	}
 	attrs := attrNames(preds)
 	if strings.EqualFold(filepath.Ext(path), ".parquet") {
-		if err := writePredictionsParquet(path, preds, threshold); err != nil {
+		// The pair is written in full before either lands: the extras file (which names the
+		// predictions file's hash), then the predictions file. A failure before the first
+		// rename leaves both as they were; between the two renames, the old predictions file
+		// beside the new extras file is refused by ReadPredictions, never joined silently.
+		f, err := data.CreateAtomic(path)
+		if err != nil {
 			return err
 		}
-		return writeExtras(path, preds, attrs)
+		defer f.Abort()
+		if err := writePredictionsParquet(f, preds, threshold); err != nil {
+			return err
+		}
+		sum, err := fileSHA256(f.Name())
+		if err != nil {
+			return err
+		}
+		if err := writeExtras(path, sum, preds, attrs); err != nil {
+			return err
+		}
+		return f.Commit()
 	}
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
@@ -181,8 +197,8 @@ var PredictionSchema = arrow.NewSchema([]arrow.Field{
 	{Name: ColProbability, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 }, nil)
 
-func writePredictionsParquet(path string, preds []Prediction, threshold float64) error {
-	return data.WriteTable(path, PredictionSchema, func(b *array.RecordBuilder) {
+func writePredictionsParquet(f *data.AtomicFile, preds []Prediction, threshold float64) error {
+	return data.WriteTableTo(f, PredictionSchema, func(b *array.RecordBuilder) {
 		for _, p := range preds {
 			b.Field(0).(*array.Int64Builder).Append(p.SubjectID)
 			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(p.PredictionTime))
@@ -226,17 +242,13 @@ func attrType(preds []Prediction, name string) arrow.DataType {
 
 // writeExtras writes the attributes of preds beside the predictions file path (see
 // WritePredictions), or removes a stale extras file when there are none.
-func writeExtras(path string, preds []Prediction, attrs []string) error {
+func writeExtras(path, sum string, preds []Prediction, attrs []string) error {
 	extra := modelrepo.PredictionsExtraPath(path)
 	if len(attrs) == 0 {
 		if err := os.Remove(extra); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove stale %s: %w", extra, err)
 		}
 		return nil
-	}
-	sum, err := fileSHA256(path)
-	if err != nil {
-		return err
 	}
 	fields := []arrow.Field{
 		{Name: ColSubjectID, Type: arrow.PrimitiveTypes.Int64, Nullable: true},

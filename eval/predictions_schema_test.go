@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -182,28 +183,59 @@ func TestPredictionsExtrasMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The predictions file replaced by another writer: the extras no longer belong to it.
-	if err := writePredictionsParquet(path, preds[:1], 0.5); err != nil {
-		t.Fatal(err)
-	}
+	writeBare(t, path, preds[:1])
 	if _, err := ReadPredictions(path); err == nil || !strings.Contains(err.Error(), "was not written with") {
 		t.Errorf("stale extras: %v", err)
 	}
 	// Extras with a row of another subject, under the right hash.
-	if err := writePredictionsParquet(path, preds, 0.5); err != nil {
+	writeBare(t, path, preds)
+	sum, err := fileSHA256(path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	other := []Prediction{preds[0], {SubjectID: 3, PredictionTime: 10, Attrs: map[string]string{"sex": "M"}}}
-	if err := writeExtras(path, other, []string{"sex"}); err != nil {
+	if err := writeExtras(path, sum, other, []string{"sex"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ReadPredictions(path); err == nil || !strings.Contains(err.Error(), "row 2 (subject 3 at") {
 		t.Errorf("foreign row: %v", err)
 	}
-	if err := writeExtras(path, preds[:1], []string{"sex"}); err != nil {
+	if err := writeExtras(path, sum, preds[:1], []string{"sex"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ReadPredictions(path); err == nil || !strings.Contains(err.Error(), "1 rows for the 2 predictions") {
 		t.Errorf("short extras: %v", err)
+	}
+	// A write that fails after its predictions file is complete (the extras cannot be written)
+	// changes neither file.
+	writeBare(t, path, preds)
+	before, _ := os.ReadFile(path)
+	extra := modelrepo.PredictionsExtraPath(path)
+	os.Remove(extra)
+	if err := os.Mkdir(extra, 0o755); err != nil { // a folder where the extras file goes
+		t.Fatal(err)
+	}
+	if err := WritePredictions(path, preds[:1], 0.5); err == nil {
+		t.Fatal("a write whose extras file cannot be written succeeded")
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("the predictions file changed though the write failed")
+	}
+}
+
+// writeBare writes a predictions file alone, as another writer would.
+func writeBare(t *testing.T, path string, preds []Prediction) {
+	t.Helper()
+	f, err := data.CreateAtomic(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Abort()
+	if err := writePredictionsParquet(f, preds, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
 	}
 }
 
