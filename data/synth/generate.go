@@ -31,6 +31,9 @@ type Config struct {
 	Logger *slog.Logger
 	// ProgressEvery is the interval between progress lines (default 2s).
 	ProgressEvery time.Duration
+	// CodeStyle spells the codes: CodeStylePlain (default, "" too) or CodeStyleETL (every
+	// code through ETLCode, in the data and in metadata/codes.parquet).
+	CodeStyle string
 }
 
 // Summary describes a generated dataset.
@@ -71,9 +74,17 @@ func Generate(ctx context.Context, cfg Config) (*Summary, error) {
 	if every <= 0 {
 		every = 2 * time.Second
 	}
+	spell, err := styleCode(cfg.CodeStyle)
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	start := time.Now()
 	v := getVocab()
+	names, meta, err := styledVocab(v, spell)
+	if err != nil {
+		return nil, err
+	}
 	model := DefaultModel()
 	w, err := data.NewDatasetWriter(cfg.Out, cfg.Force)
 	if err != nil {
@@ -85,7 +96,7 @@ func Generate(ctx context.Context, cfg Config) (*Summary, error) {
 			w.Abort()
 		}
 	}()
-	for i, n := range v.names {
+	for i, n := range names {
 		if id := w.Codes.ID(n); id != int32(i) {
 			return nil, fmt.Errorf("synth: code table out of step at %q", n)
 		}
@@ -141,7 +152,7 @@ func Generate(ctx context.Context, cfg Config) (*Summary, error) {
 	or := &Oracle{Model: model, idx: make(map[int64]int, cfg.Subjects)}
 	or.subjects = make([]OracleSubject, 0, cfg.Subjects)
 	used := make([]bool, len(v.names))
-	sum := &Summary{Out: cfg.Out, Subjects: cfg.Subjects, VocabularySize: len(v.meta)}
+	sum := &Summary{Out: cfg.Out, Subjects: cfg.Subjects, VocabularySize: len(meta)}
 	lastLog := start
 	for k := 0; k < nChunks; k++ {
 		var res chunkResult
@@ -187,14 +198,17 @@ func Generate(ctx context.Context, cfg Config) (*Summary, error) {
 	if err := or.write(w.TempDir()); err != nil {
 		return nil, err
 	}
-	w.SetCodeMetadata(v.meta)
+	w.SetCodeMetadata(meta)
 	w.SetMetadata(data.DatasetMetadata{
 		DatasetName:    "medseq-synth",
-		DatasetVersion: fmt.Sprintf("seed-%d-subjects-%d", cfg.Seed, cfg.Subjects),
+		DatasetVersion: fmt.Sprintf("seed-%d-subjects-%d", cfg.Seed, cfg.Subjects) + styleSuffix(cfg.CodeStyle, spell != nil),
 		ETLName:        "medseq data synth",
 		ETLVersion:     Version,
 	})
 	params := map[string]any{"subjects": cfg.Subjects, "seed": strconv.FormatInt(cfg.Seed, 10), "generator_version": Version}
+	if spell != nil {
+		params["code_style"] = cfg.CodeStyle
+	}
 	if err := w.Commit(data.NewManifest("data synth", params)); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,8 @@ const (
 var OracleTargets = []string{"ICD10/E11", "SNOMED/44054006"}
 
 // ModelsTargets reports whether a cohort whose outcome is the first code with one of these
-// prefixes is the oracle's outcome: the same set of prefixes as OracleTargets, in any order.
+// prefixes is the oracle's outcome: the same set of prefixes as OracleTargets, in any order,
+// or as ETLCode spells them (a dataset written with CodeStyleETL).
 func ModelsTargets(targets []string) bool {
 	set := map[string]bool{}
 	for _, t := range targets {
@@ -38,12 +39,16 @@ func ModelsTargets(targets []string) bool {
 	if len(set) != len(OracleTargets) {
 		return false
 	}
-	for _, t := range OracleTargets {
-		if !set[t] {
-			return false
+	for _, spell := range []func(string) string{func(c string) string { return c }, ETLCode} {
+		all := true
+		for _, t := range OracleTargets {
+			all = all && set[spell(t)]
+		}
+		if all {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // NoTime marks an absent time in an OracleSubject (no onset or no diagnosis during life).
