@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/data/synth"
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/internal/testpy"
 	"github.com/medseq/medseq/modelrepo"
@@ -31,37 +32,6 @@ import (
 	"github.com/medseq/medseq/serve"
 	"github.com/medseq/medseq/tokenize"
 )
-
-// etlCode spells a synthetic code as MEDS ETLs spell real ones (MIMIC-IV through
-// MEDS_transforms or meds_etl): spaces inside and at the end, repeated slashes, dots, commas,
-// parentheses, '%', '/' in units, non-ASCII letters, and codes named like special tokens. The
-// rest of the code is kept, so a target prefix maps to the mapped prefix.
-func etlCode(c string) string {
-	last := byte(0)
-	if c != "" {
-		last = c[len(c)-1]
-	}
-	switch {
-	case c == "ICD10/J06.9":
-		return "[MASK]"
-	case c == "ICD10/J20.9":
-		return "x[SEP]y"
-	case strings.HasPrefix(c, "ICD10/"):
-		return "DIAGNOSIS//ICD 10//" + c[len("ICD10/"):]
-	case strings.HasPrefix(c, "SNOMED/"):
-		s := "CONDITION//SNOMED CT//" + c[len("SNOMED/"):]
-		if last == '3' || last == '7' {
-			s += " " // a trailing blank, as in LAB//51498//
-		}
-		return s
-	case strings.HasPrefix(c, "ATC/"):
-		return "MEDICATION//START//" + c[len("ATC/"):] + " Insulin Glargine 100 unit/mL"
-	case strings.HasPrefix(c, "LOINC/"):
-		units := []string{"mg/dL", "%", " ", "g/dL, whole blood", "mmol/L (calc.)", "Größe\u00a0naïve", "100%25"}
-		return "LAB//" + c[len("LOINC/"):] + "//" + units[int(last)%len(units)]
-	}
-	return c // MEDS_BIRTH, MEDS_DEATH, SEX//F: the cohort's demographics rules
-}
 
 // rewriteCodes writes the dataset at src again at dst with every code mapped through f (and
 // extra events added per subject by add, when not nil), splits and code metadata kept.
@@ -150,15 +120,18 @@ func TestRealWorldCodesEndToEnd(t *testing.T) {
 		t.Skip("trains two models")
 	}
 	dir := t.TempDir()
-	synth, meds, cohort, tokDir := filepath.Join(dir, "synth"), filepath.Join(dir, "meds"), filepath.Join(dir, "cohort"), filepath.Join(dir, "tok")
+	meds, cohort, tokDir := filepath.Join(dir, "meds"), filepath.Join(dir, "cohort"), filepath.Join(dir, "tok")
 	models := filepath.Join(dir, "models")
 	xgbDir, bertDir := filepath.Join(models, "etl-xgboost", "1"), filepath.Join(models, "etl-bert", "1")
-	mustRun(t, "data", "synth", "--out", synth, "--subjects", "1500", "--seed", "11")
-	rewriteCodes(t, synth, meds, etlCode, nil)
-	mustRun(t, "data", "cohort", "--meds", meds, "--target", etlCode("ICD10/E11")+","+etlCode("SNOMED/44054006"), "--out", cohort)
+	// Codes as real ETLs spell them (synth.ETLCode): spaces, a trailing blank, units, special names.
+	mustRun(t, "data", "synth", "--out", meds, "--subjects", "1500", "--seed", "11", "--code-style", "etl")
+	out := mustRun(t, "data", "cohort", "--meds", meds, "--target", synth.ETLCode("ICD10/E11")+","+synth.ETLCode("SNOMED/44054006"), "--out", cohort)
+	if !strings.Contains(out, "the best any model can do") {
+		t.Errorf("data cohort on etl codes with the oracle's targets shows no oracle AUROC:\n%s", out)
+	}
 
 	// Tokenizer: every code one token, in its text form.
-	out := mustRun(t, "tokenize", "build", "--meds", meds, "--cohort", cohort, "--out", tokDir)
+	out = mustRun(t, "tokenize", "build", "--meds", meds, "--cohort", cohort, "--out", tokDir)
 	for _, want := range []string{"codes on training  whole", "codes on tuning    whole"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tokenize build output lacks %q:\n%s", want, out)
@@ -180,7 +153,7 @@ func TestRealWorldCodesEndToEnd(t *testing.T) {
 			t.Fatalf("vocab.txt line %d %q is empty or holds whitespace", i+1, line)
 		}
 	}
-	for _, c := range []string{"[MASK]", "x[SEP]y", "DIAGNOSIS//ICD 10//I10", etlCode("LOINC/4548-4")} {
+	for _, c := range []string{"[MASK]", "x[SEP]y", "DIAGNOSIS//ICD 10//I10", synth.ETLCode("LOINC/4548-4")} {
 		id, ok := tok.WholeCode(c)
 		if !ok || tok.Vocab.IsSpecial(id) {
 			t.Errorf("code %q is not one ordinary token (%v)", c, tok.CodePieces(c))
@@ -223,7 +196,7 @@ func TestRealWorldCodesEndToEnd(t *testing.T) {
 	checkFeatMap(t, tok, xgbDir)
 	t.Run("python xgboost reads featmap.txt", func(t *testing.T) { checkFeatMapPython(t, xgbDir) })
 
-	// Offline predictions, then the same with foreign codes planted in every held-out history:
+	// Offline predictions, then the same with foreign codes planted in every held-out history (the dataset rewritten):
 	// two of an unseen namespace ([UNK]) and one pieced (a known parent, a known suffix).
 	pieced := piecedCode(t, tok)
 	planted := filepath.Join(dir, "planted")
@@ -321,7 +294,7 @@ func TestRealWorldCodesEndToEnd(t *testing.T) {
 	}
 	var cout syncBuf
 	ce := &env{stdout: &cout, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
-	codes := "MEDS_BIRTH@1960-01-01 " + serve.ItemCode("DIAGNOSIS//ICD 10//I10") + "@2018-02-03 " + serve.ItemCode(etlCode("LOINC/4548-4")) + "@2019-01-01=6.1 " +
+	codes := "MEDS_BIRTH@1960-01-01 " + serve.ItemCode("DIAGNOSIS//ICD 10//I10") + "@2018-02-03 " + serve.ItemCode(synth.ETLCode("LOINC/4548-4")) + "@2019-01-01=6.1 " +
 		serve.ItemCode("[MASK]") + "@2019-02-02 READ/C10..@2019-03-03"
 	if err := runPredictClient(context.Background(), ce, []string{"--addr", addr, "--name", "etl-bert", "--codes", codes,
 		"--prediction-time", "2021-01-01", "--sex", "F"}); err != nil {
