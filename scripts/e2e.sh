@@ -2,7 +2,9 @@
 # End-to-end check of `medseq serve` on loopback: builds the binary, trains the demo models,
 # scores the cohort offline, starts the server, checks it with grpc-health-probe and
 # grpcurl (reflection, Predict, ModelInfer), compares the server's answers with the offline
-# predictions (to 1e-6), scrapes /metrics, then stops it with SIGTERM (graceful drain).
+# predictions (to 1e-6), scrapes /metrics, then stops it with SIGTERM (graceful drain); then
+# the same pipeline (synth, cohort, tokenizer, XGBoost, tiny BERT, predict, eval report,
+# serving) on codes spelt as real MEDS ETLs spell them (`data synth --code-style etl`).
 # `make e2e` runs this. E2E_OUT=DIR keeps the outputs there (default: a temp dir, removed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -128,4 +130,63 @@ kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" || fail "server exited with status $?"
 SERVER_PID=
 grep -q 'msg=stopped' "$OUT/serve.err" || fail "server did not log its stop"
+
+# Real-world codes: the whole pipeline again on a dataset whose codes are spelt as MEDS ETLs
+# spell MIMIC-IV's (synth.ETLCode: spaces, a trailing blank, repeated slashes, units, %,
+# non-ASCII letters, special-token names), then served by a second server.
+ETL=$OUT/etl ETL_SUBJECTS=${E2E_ETL_SUBJECTS:-800}
+ETL_T0=$SECONDS
+efail() { [ -f "$ETL/serve.err" ] && tail -20 "$ETL/serve.err" >&2; fail "$@"; }
+elog() { # run a medseq command, its output in $ETL/NAME.log, shown on failure
+  local name=$1; shift
+  "$BIN" "$@" >"$ETL/$name.log" 2>&1 || { tail -20 "$ETL/$name.log"; efail "etl: medseq $name"; }
+}
+mkdir -p "$ETL"
+step "etl codes: data synth --code-style etl ($ETL_SUBJECTS subjects), cohort on the etl targets (the oracle scores it)"
+elog synth data synth --out "$ETL/meds" --subjects "$ETL_SUBJECTS" --seed 3 --code-style etl --force
+ETL_TARGETS=$(sed -n 's/.*the oracle.s outcome is --target "\(.*\)"$/\1/p' "$ETL/synth.log")
+[ -n "$ETL_TARGETS" ] || efail "data synth --code-style etl names no targets"
+echo "targets: $ETL_TARGETS"
+elog cohort data cohort --meds "$ETL/meds" --target "$ETL_TARGETS" --out "$ETL/cohort" --force
+grep -q 'oracle AUROC .*the best any model can do' "$ETL/cohort.log" || { cat "$ETL/cohort.log"; efail "no oracle AUROC for the etl targets"; }
+
+step "etl codes: tokenize build (codes with spaces are one token each, in their text form)"
+elog tokenize tokenize build --meds "$ETL/meds" --cohort "$ETL/cohort" --out "$ETL/tok" --force
+grep -q '^CONDITION//SNOMED%20CT//' "$ETL/tok/vocab.txt" && grep -qx '%5BMASK]' "$ETL/tok/vocab.txt" \
+  || efail "vocab.txt lacks the text forms of codes with spaces or special names"
+! grep -q '[[:space:]]' "$ETL/tok/vocab.txt" || efail "vocab.txt holds whitespace"
+
+step "etl codes: train xgboost and a tiny BERT, offline predictions for every label, eval report"
+XGB_ETL=$ETL/models/etl-xgboost/1 BERT_ETL=$ETL/models/etl-bert/1
+elog xgboost train xgboost --meds "$ETL/meds" --cohort "$ETL/cohort" --tokenizer "$ETL/tok" --out "$XGB_ETL" --rounds 60 --force
+elog bert train classify --meds "$ETL/meds" --cohort "$ETL/cohort" --tokenizer "$ETL/tok" --out "$BERT_ETL" --config tiny --max-steps 12 --force
+elog predict-xgb predict --force --model "$XGB_ETL" --meds "$ETL/meds" --cohort "$ETL/cohort" --out "$ETL/offline-xgb.parquet"
+elog predict-bert predict --force --model "$BERT_ETL" --meds "$ETL/meds" --cohort "$ETL/cohort" --out "$ETL/offline-bert.parquet"
+grep -h 'codes read by the tokenizer' "$ETL/predict-xgb.log" "$ETL/predict-bert.log" || efail "predict reports no token rates"
+elog report eval report --model "$XGB_ETL" --model "$BERT_ETL" --out "$ETL/report" --cohort "$ETL/cohort" --meds "$ETL/meds" \
+  --oracle "$ETL/meds" --bootstrap 50
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r.get("oracle") and len(r["models"])==2 else "metrics.json: no oracle or not two models")' \
+  "$ETL/report/metrics.json" || efail "etl eval report"
+
+step "etl codes: serve both models (a second server), compare with offline predictions (codes with spaces sent as gRPC strings and in ModelInfer's one-line text form)"
+"$BIN" serve --models "$ETL/models" --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --poll 0 >"$ETL/serve.out" 2>"$ETL/serve.err" &
+SERVER_PID=$!
+ADDR=
+for _ in $(seq 1 200); do
+  ADDR=$(sed -n 's/^serving .* on \(.*\)$/\1/p' "$ETL/serve.out" | head -1 || true)
+  [ -n "$ADDR" ] && break
+  kill -0 "$SERVER_PID" 2>/dev/null || efail "etl server exited"
+  sleep 0.1
+done
+[ -n "$ADDR" ] || efail "etl server did not start"
+"$OUT/e2echeck" --addr "$ADDR" --meds "$ETL/meds" --cohort "$ETL/cohort" --offline "$ETL/offline-xgb.parquet" \
+  --model etl-xgboost --folder "$XGB_ETL" --n "$N" --report "$ETL/report/metrics.json" || efail "etl: server and offline XGBoost predictions differ"
+"$OUT/e2echeck" --addr "$ADDR" --meds "$ETL/meds" --cohort "$ETL/cohort" --offline "$ETL/offline-bert.parquet" \
+  --model etl-bert --folder "$BERT_ETL" --n "$N" --raw || efail "etl: server and offline raw BERT predictions differ"
+"$OUT/e2echeck" --addr "$ADDR" --meds "$ETL/meds" --cohort "$ETL/cohort" --offline "$ETL/offline-bert.parquet" \
+  --model etl-bert --folder "$BERT_ETL" --n "$N" --report "$ETL/report/metrics.json" || efail "etl: server and offline calibrated BERT predictions differ"
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" || efail "etl server exited with status $?"
+SERVER_PID=
+echo "etl codes: $((SECONDS - ETL_T0))s"
 echo "e2e: PASS"
