@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/scorer"
@@ -258,8 +259,30 @@ func (s *subject) settleDemographics(codes *data.Codes, demo *modelrepo.Demograp
 	}
 	birthAt, sexAt := -1, -1
 	evSex := data.SexUnknown
+	// Most codes are neither: their first byte rules them out before any comparison.
+	var first [256]bool
+	for _, c := range demo.BirthCodes {
+		if c != "" {
+			first[c[0]] = true
+		}
+	}
+	for b := utf8.RuneSelf; b < 256; b++ {
+		first[b] = true // prefixes match case-insensitively: ſ folds to s, K (Kelvin) to k
+	}
+	for _, p := range demo.SexPrefixes {
+		if p == "" {
+			continue
+		}
+		first[p[0]] = true
+		if b := p[0] | 0x20; b >= 'a' && b <= 'z' {
+			first[b], first[b-0x20] = true, true
+		}
+	}
 	for i, e := range s.events {
 		name := codes.Name(e.Code)
+		if name == "" || !first[name[0]] {
+			continue
+		}
 		if demo.IsBirth(name) {
 			if e.Time != data.StaticTime && birthAt < 0 {
 				birthAt = i

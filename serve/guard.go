@@ -202,6 +202,7 @@ func decodedCost(b []byte, md protoreflect.MessageDescriptor, depth int) (int64,
 	if depth > 64 {
 		return 0, errors.New("messages nested more than 64 deep")
 	}
+	plan := costPlanOf(md)
 	var cost int64
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -216,26 +217,89 @@ func decodedCost(b []byte, md protoreflect.MessageDescriptor, depth int) (int64,
 		val := b[:m]
 		b = b[m:]
 		cost += perValue
-		if typ != protowire.BytesType || md == nil {
+		if typ != protowire.BytesType || plan == nil {
 			continue
 		}
-		fd := md.Fields().ByNumber(num)
-		if fd == nil {
+		f := plan.field(num)
+		if f.kind == costPlain {
 			continue
 		}
 		inner, _ := protowire.ConsumeBytes(val)
-		switch k := fd.Kind(); {
-		case k == protoreflect.MessageKind:
-			c, err := decodedCost(inner, fd.Message(), depth+1)
+		switch f.kind {
+		case costMessage:
+			c, err := decodedCost(inner, f.message, depth+1)
 			if err != nil {
 				return 0, err
 			}
 			cost += c
-		case fd.IsList() && k != protoreflect.StringKind && k != protoreflect.BytesKind:
-			cost += 8 * int64(len(inner)) // packed
+		case costPacked:
+			cost += 8 * int64(len(inner))
 		}
 	}
 	return cost, nil
+}
+
+// How decodedCost counts a length-delimited field.
+const (
+	costPlain   = iota // a string, bytes or unknown field: its bytes and perValue
+	costMessage        // a message: counted inside
+	costPacked         // packed numbers: 8 bytes per wire byte
+)
+
+// costField is one field of a costPlan.
+type costField struct {
+	kind    int
+	message protoreflect.MessageDescriptor
+}
+
+// costPlan is what decodedCost needs of a message descriptor, read from it once: the
+// descriptor's reflection lookups cost more than the scan itself on a long history.
+type costPlan struct {
+	byNumber []costField // indexed by field number (small numbers)
+	other    map[protowire.Number]costField
+}
+
+func (p *costPlan) field(num protowire.Number) costField {
+	if int(num) < len(p.byNumber) {
+		return p.byNumber[num]
+	}
+	return p.other[num]
+}
+
+// costPlans caches costPlans by descriptor.
+var costPlans sync.Map // protoreflect.MessageDescriptor -> *costPlan
+
+func costPlanOf(md protoreflect.MessageDescriptor) *costPlan {
+	if md == nil {
+		return nil
+	}
+	if p, ok := costPlans.Load(md); ok {
+		return p.(*costPlan)
+	}
+	p := &costPlan{other: map[protowire.Number]costField{}}
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		var f costField
+		switch k := fd.Kind(); {
+		case k == protoreflect.MessageKind || k == protoreflect.GroupKind:
+			f = costField{kind: costMessage, message: fd.Message()}
+		case fd.IsList() && k != protoreflect.StringKind && k != protoreflect.BytesKind:
+			f = costField{kind: costPacked}
+		default:
+			continue
+		}
+		if n := int(fd.Number()); n < 64 {
+			for len(p.byNumber) <= n {
+				p.byNumber = append(p.byNumber, costField{})
+			}
+			p.byNumber[n] = f
+		} else {
+			p.other[fd.Number()] = f
+		}
+	}
+	actual, _ := costPlans.LoadOrStore(md, p)
+	return actual.(*costPlan)
 }
 
 // receive reads one request message into v for a call. While the message arrives (its size
