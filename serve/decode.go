@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,7 +294,7 @@ func (s *subject) settleDemographics(codes *data.Codes, demo *modelrepo.Demograp
 			evSex, sexAt = v, i
 		}
 	}
-	var add []data.Event
+	var addBirth, addSex bool
 	switch {
 	case birthAt >= 0 && s.birth != data.StaticTime && s.events[birthAt].Time != s.birth:
 		return badField(prefix+"birth_date", "differs from the birth event %s[%d]", eventsField, birthAt)
@@ -301,8 +302,8 @@ func (s *subject) settleDemographics(codes *data.Codes, demo *modelrepo.Demograp
 		s.birth = s.events[birthAt].Time
 	case s.birth == data.StaticTime:
 		return badField(prefix+"birth_date", "no birth: send birth_date or a birth event (%s) among %s", strings.Join(demo.BirthCodes, ", "), eventsField)
-	case demo.BirthCode != "":
-		add = append(add, data.Event{Time: s.birth, Code: codes.ID(demo.BirthCode), Value: data.NoValue})
+	default:
+		addBirth = demo.BirthCode != ""
 	}
 	switch {
 	case sexAt >= 0 && s.sex != "" && s.sex != evSex:
@@ -311,17 +312,30 @@ func (s *subject) settleDemographics(codes *data.Codes, demo *modelrepo.Demograp
 		s.sex = evSex
 	case s.sex == "":
 		s.sex = data.SexUnknown
-	case demo.SexCodes[s.sex] != "":
-		// Static rows come first in a MEDS record, the sex row before the birth row.
-		add = append([]data.Event{{Time: data.StaticTime, Code: codes.ID(demo.SexCodes[s.sex]), Value: data.NoValue}}, add...)
+	default:
+		addSex = demo.SexCodes[s.sex] != ""
 	}
-	if len(add) > 0 {
-		// Added rows go before the record's own rows of the same time, as a MEDS file lists
-		// them (the sort is stable).
-		s.events = append(add, s.events...)
-		data.SortEvents(s.events)
+	if addBirth || addSex {
+		s.events = s.withDemographicEvents(codes, demo, addBirth, addSex)
 	}
 	return nil
+}
+
+// withDemographicEvents returns the events with the sex row and the birth row added where a
+// MEDS record lists them: the sex row first of the static rows, the birth row before the
+// record's own rows of its time (as a stable sort of the prepended rows would place them).
+func (s *subject) withDemographicEvents(codes *data.Codes, demo *modelrepo.Demographics, birth, sex bool) []data.Event {
+	out := make([]data.Event, 0, len(s.events)+2)
+	if sex {
+		out = append(out, data.Event{Time: data.StaticTime, Code: codes.ID(demo.SexCodes[s.sex]), Value: data.NoValue})
+	}
+	if !birth {
+		return append(out, s.events...)
+	}
+	j := sort.Search(len(s.events), func(k int) bool { return s.events[k].Time >= s.birth }) // static rows sort first
+	out = append(out, s.events[:j]...)
+	out = append(out, data.Event{Time: s.birth, Code: codes.ID(demo.BirthCode), Value: data.NoValue})
+	return append(out, s.events[j:]...)
 }
 
 // decodePredict decodes a medseq.v1 PredictRequest for a model with demographics demo.
