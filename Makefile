@@ -17,6 +17,7 @@ LDFLAGS    := -X $(PKG)/internal/buildinfo.Version=$(VERSION) \
 DEMO_OUT   ?= out/demo
 BENCH      ?= .
 BENCHTIME  ?= 1x
+STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build deps deps-build deps-e2e deps-test test test-short demo bench lint clean proto e2e load soak gpu-prepare
 
@@ -40,9 +41,7 @@ deps: deps-test
 build: deps-build
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/medseq
 
-test: deps-test
-	$(GO) vet ./...
-	$(GO) vet -tags xla ./...
+test: deps-test lint
 	scripts/e2e.sh
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags xla ./model/bert
@@ -57,10 +56,13 @@ demo: build
 bench: deps-test
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem ./...
 
+# gofmt, go vet (both build tags) and staticcheck (pinned; staticcheck.conf): the lint gate.
 lint: deps-build
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags xla ./...
+	GOFLAGS= $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # Regenerates the protobuf and gRPC code under proto/ (committed).
 proto:

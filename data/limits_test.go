@@ -240,7 +240,7 @@ func FuzzCodeText(f *testing.F) {
 
 // importBad runs ImportCSV on events and subjects text and returns its error; nothing may be
 // left at the output.
-func importBad(t *testing.T, events, subjects string) (error, string, string) {
+func importBad(t *testing.T, events, subjects string) (string, string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	ev, su := filepath.Join(dir, "events.csv"), filepath.Join(dir, "subjects.csv")
@@ -259,7 +259,7 @@ func importBad(t *testing.T, events, subjects string) (error, string, string) {
 	for _, e := range ents {
 		t.Errorf("left behind %s", e.Name())
 	}
-	return err, ev, su
+	return ev, su, err
 }
 
 // TestImportLimits: what a later stage would refuse is refused at import, with the file, line,
@@ -291,7 +291,7 @@ func TestImportLimits(t *testing.T) {
 		{"a 2 MiB subjects line", evHeader + "1,2015-01-01,A,\n", "subject_id,birth_date,sex\n1,1980-01-01,F" + strings.Repeat(" ", 2<<20) + "\n", "subjects", 2, "", "line longer than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err, ev, su := importBad(t, tc.events, tc.subjects)
+			ev, su, err := importBad(t, tc.events, tc.subjects)
 			var ie *InputError
 			if !errors.As(err, &ie) || !errors.Is(err, ErrBadInput) {
 				t.Fatalf("error %T %v, want an *InputError", err, err)

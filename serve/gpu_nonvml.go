@@ -4,5 +4,5 @@ package serve
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// newGPUCollector: builds without cgo have no NVML; no GPU metrics.
-func newGPUCollector() prometheus.Collector { return nil }
+// gpuCollectors: builds without cgo have no NVML; no GPU metrics.
+func gpuCollectors() []prometheus.Collector { return nil }

@@ -20,7 +20,8 @@ type gpuCollector struct {
 	util, memTotal, memUsed, power, limit *prometheus.Desc
 }
 
-func newGPUCollector() prometheus.Collector {
+// gpuCollectors is the GPU collector (it exports nothing without a driver or a GPU).
+func gpuCollectors() []prometheus.Collector {
 	l := []string{"gpu_uuid"}
 	c := &gpuCollector{
 		util:     prometheus.NewDesc("nv_gpu_utilization", "GPU utilization rate [0.0 - 1.0].", l, nil),
@@ -33,7 +34,7 @@ func newGPUCollector() prometheus.Collector {
 		defer func() { _ = recover() }() // a broken driver install must not take serving down
 		c.ok = nvml.Init() == nvml.SUCCESS
 	}()
-	return c
+	return []prometheus.Collector{c}
 }
 
 func (c *gpuCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -125,7 +125,7 @@ func NewMetrics() *Metrics {
 	}
 	r.MustRegister(m.Requests, m.Latency, m.RPCLatency, m.BatchSize, m.QueueTime, m.Inferences, m.Codes, m.TrainCodes, m.LoadTime, m.Threshold, m.Loads,
 		m.ModelsLoaded, m.InFlight, m.InflightMem, m.AuthFailures, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if g := newGPUCollector(); g != nil {
+	for _, g := range gpuCollectors() {
 		r.MustRegister(g)
 	}
 	return m

@@ -342,18 +342,6 @@ func (e *Engine) Close() {
 	e.params, e.m, e.v = nil, nil, nil
 }
 
-// numBatchInputs is how many batch tensors follow the weights in a graph.
-func (e *Engine) numBatchInputs() int {
-	n := 2
-	if e.cfg.AgeEmbeddings {
-		n++
-	}
-	if e.cfg.TimeEmbeddings {
-		n++
-	}
-	return n
-}
-
 // tokenInputs are a batch's per-token graph inputs.
 type tokenInputs struct{ ids, mask, ages, days *graph.Node }
 

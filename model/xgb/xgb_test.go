@@ -297,9 +297,7 @@ func TestThresholdRowsHitSplits(t *testing.T) {
 	// Nudge every threshold value up by one float32 step: XGBoost's `<` then sends some of
 	// them the other way, so the threshold values are decisive.
 	up := &CSR{Indptr: th.Indptr, Indices: th.Indices, Data: make([]float32, len(th.Data)), NumCol: th.NumCol}
-	for i, v := range th.Data {
-		up.Data[i] = v
-	}
+	copy(up.Data, th.Data)
 	m := readModelJSON(t, js)
 	k := 0
 	for _, tr := range m.Learner.GradientBooster.Model.Trees {

@@ -253,7 +253,7 @@ func run(addr, meds, cohort, model, offline, folder string, n int, tol float64, 
 		for way, req := range ways(r.Request, demo) {
 			resp, err := pc.Predict(ctx, req)
 			if err != nil {
-				return fmt.Errorf("Predict (age and sex as %s): %w", way, err)
+				return fmt.Errorf("call Predict (age and sex as %s): %w", way, err)
 			}
 			if err := check("Predict (age and sex as "+way+")", i, pick(resp.Probability, resp.RawScore)); err != nil {
 				return err
