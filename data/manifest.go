@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/medseq/medseq/internal/buildinfo"
@@ -153,66 +155,127 @@ func (m *Manifest) CheckInputFingerprint(name, path, fp string) error {
 
 // Fingerprint is the SHA-256 over the relative paths, sizes and contents of the regular
 // files under root (or of root itself when it is a file), skipping manifest.json and hidden
-// temp files, so it does not depend on where the artifact lives.
+// temp files, so it does not depend on where the artifact lives. Symbolic links and other
+// entries that are not regular files are skipped.
 func Fingerprint(root string) (string, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		return "", fmt.Errorf("fingerprint: %w", err)
 	}
-	h := sha256.New()
-	hashFile := func(rel, p string, size int64) error {
-		io.WriteString(h, rel)
-		var n [8]byte
-		binary.LittleEndian.PutUint64(n[:], uint64(size))
-		h.Write(n[:])
-		f, err := os.Open(p)
-		if err != nil {
-			return fmt.Errorf("fingerprint %s: %w", p, err)
-		}
-		defer f.Close()
-		if _, err := io.Copy(h, f); err != nil {
-			return fmt.Errorf("fingerprint %s: %w", p, err)
-		}
-		return nil
-	}
 	if !st.IsDir() {
-		if err := hashFile(filepath.Base(root), root, st.Size()); err != nil {
-			return "", err
+		h := sha256.New()
+		if err := hashFingerprintFile(h, nil, root, filepath.Base(root), true); err != nil {
+			return "", fmt.Errorf("fingerprint %s: %w", root, err)
 		}
 		return hex.EncodeToString(h.Sum(nil)), nil
 	}
-	var files []string
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	fp, _, err := fingerprintFolder(root, false)
+	return fp, err
+}
+
+// IrregularFileError is an entry of a folder that FingerprintFiles refuses: a symbolic link
+// or anything else that is not a folder or a regular file.
+type IrregularFileError struct {
+	Rel  string      // slash-separated path below the folder
+	Mode fs.FileMode // its type
+}
+
+func (e *IrregularFileError) Error() string {
+	return fmt.Sprintf("%s is not a regular file (%s)", e.Rel, e.Mode.Type())
+}
+
+// FingerprintFiles is Fingerprint of a folder, strictly: it refuses (IrregularFileError) a
+// symbolic link or any entry that is neither a folder nor a regular file, opens no file through
+// a link, and also returns each file's own SHA-256 by slash-separated path.
+func FingerprintFiles(root string) (string, map[string]string, error) {
+	return fingerprintFolder(root, true)
+}
+
+// fingerprintFolder is the one walk behind Fingerprint and FingerprintFiles; strict refuses
+// what Fingerprint skips and records each file's hash.
+func fingerprintFolder(root string, strict bool) (string, map[string]string, error) {
+	var rels []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), ".") && p != root {
+		if p == root {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if d.Type().IsRegular() {
-			rel, _ := filepath.Rel(root, p)
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		switch t := d.Type(); {
+		case t.IsDir():
+		case t.IsRegular():
 			if rel != ManifestFile {
-				files = append(files, filepath.ToSlash(rel))
+				rels = append(rels, rel)
 			}
+		case strict:
+			return &IrregularFileError{Rel: rel, Mode: t}
 		}
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("fingerprint %s: %w", root, err)
+		return "", nil, fmt.Errorf("fingerprint %s: %w", root, err)
 	}
-	sort.Strings(files)
-	for _, rel := range files {
-		p := filepath.Join(root, filepath.FromSlash(rel))
-		fi, err := os.Stat(p)
-		if err != nil {
-			return "", fmt.Errorf("fingerprint %s: %w", p, err)
+	sort.Strings(rels)
+	h := sha256.New()
+	var files map[string]string
+	var fh hash.Hash
+	if strict {
+		files, fh = make(map[string]string, len(rels)), sha256.New()
+	}
+	for _, rel := range rels {
+		if err := hashFingerprintFile(h, fh, filepath.Join(root, filepath.FromSlash(rel)), rel, false); err != nil {
+			return "", nil, fmt.Errorf("fingerprint %s: %w", root, err)
 		}
-		if err := hashFile(rel, p, fi.Size()); err != nil {
-			return "", err
+		if strict {
+			files[rel] = hex.EncodeToString(fh.Sum(nil))
+			fh.Reset()
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), files, nil
+}
+
+// hashFingerprintFile adds a file's path, size (8 little-endian bytes) and content to folder,
+// and its content to file when not nil. Unless follow, it opens no symbolic link; it refuses
+// what is not a regular file.
+func hashFingerprintFile(folder, file hash.Hash, p, rel string, follow bool) error {
+	flags := os.O_RDONLY | syscall.O_NOFOLLOW
+	if follow {
+		flags = os.O_RDONLY
+	}
+	f, err := os.OpenFile(p, flags, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return &IrregularFileError{Rel: rel, Mode: fs.ModeSymlink}
+		}
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return &IrregularFileError{Rel: rel, Mode: st.Mode()}
+	}
+	io.WriteString(folder, rel)
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(st.Size()))
+	folder.Write(n[:])
+	w := io.Writer(folder)
+	if file != nil {
+		w = io.MultiWriter(folder, file)
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		return fmt.Errorf("read %s: %w", rel, err)
+	}
+	return nil
 }

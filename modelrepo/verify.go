@@ -1,13 +1,9 @@
 package modelrepo
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -16,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/medseq/medseq/data"
 )
 
 // ErrUnverified is wrapped by every error of Verify about the folder's content: a file that
@@ -135,83 +133,14 @@ func within(root, p string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
-// hashFolder computes a version folder's fingerprint exactly as data.Fingerprint does (the
-// SHA-256 over each regular file's slash-separated path, its size as 8 little-endian bytes
-// and its content, in path order, skipping hidden names and the top-level manifest.json) and
-// each file's own SHA-256. Unlike data.Fingerprint, which skips them, it refuses symbolic
-// links and anything that is neither a folder nor a regular file, and it opens no file
-// through a link.
+// hashFolder is data.FingerprintFiles with its refusals said as a version folder's.
 func hashFolder(root string) (string, map[string]string, error) {
-	var rels []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		if strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
-		switch t := d.Type(); {
-		case t.IsDir():
-			return nil
-		case t.IsRegular():
-			if rel != ManifestFile {
-				rels = append(rels, rel)
-			}
-			return nil
-		default:
-			return fmt.Errorf("%w: %s", ErrUnverified, describeIrregular(root, rel, t))
-		}
-	})
-	if err != nil {
-		return "", nil, err
+	fp, files, err := data.FingerprintFiles(root)
+	var irr *data.IrregularFileError
+	if errors.As(err, &irr) {
+		return "", nil, fmt.Errorf("%w: %s", ErrUnverified, describeIrregular(root, irr.Rel, irr.Mode))
 	}
-	sort.Strings(rels)
-	h := sha256.New()
-	files := make(map[string]string, len(rels))
-	fh := sha256.New()
-	for _, rel := range rels {
-		if err := hashFile(h, fh, root, rel); err != nil {
-			return "", nil, err
-		}
-		files[rel] = hex.EncodeToString(fh.Sum(nil))
-		fh.Reset()
-	}
-	return hex.EncodeToString(h.Sum(nil)), files, nil
-}
-
-func hashFile(folder, file hash.Hash, root, rel string) error {
-	p := filepath.Join(root, filepath.FromSlash(rel))
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return fmt.Errorf("%w: %s", ErrUnverified, describeIrregular(root, rel, fs.ModeSymlink))
-		}
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s", ErrUnverified, describeIrregular(root, rel, st.Mode()))
-	}
-	io.WriteString(folder, rel)
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(st.Size()))
-	folder.Write(n[:])
-	if _, err := io.Copy(io.MultiWriter(folder, file), f); err != nil {
-		return fmt.Errorf("read %s: %w", rel, err)
-	}
-	return nil
+	return fp, files, err
 }
 
 // readNoFollow reads a regular file that is not a symbolic link, up to max bytes.
