@@ -147,14 +147,7 @@ func TestAtomicDirKilledReplace(t *testing.T) {
 // TestSweepKeepsOnlyCopy: a dead writer's ".old" is put back when nothing is at the path (the
 // newest of several), and removed only when the path holds an output.
 func TestSweepKeepsOnlyCopy(t *testing.T) {
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Skipf("cannot run true: %v", err)
-	}
-	deadPID := dead.Process.Pid
-	if processAlive(deadPID) {
-		t.Skip("the finished process's id was reused")
-	}
+	deadPID := deadProcess(t)
 	dir := t.TempDir()
 	host := hostTag()
 	plant := func(name, content string, age int) {

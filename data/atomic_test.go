@@ -62,14 +62,7 @@ func TestAtomicDir(t *testing.T) {
 // TestSweepStale plants the temps a killed writer leaves (a folder, a file, a folder moved
 // aside during a replace) beside temps that must survive, then starts a new writer.
 func TestSweepStale(t *testing.T) {
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Skipf("cannot run true: %v", err)
-	}
-	deadPID := dead.Process.Pid
-	if processAlive(deadPID) {
-		t.Skip("the finished process's id was reused")
-	}
+	deadPID := deadProcess(t)
 	dir := t.TempDir()
 	host := hostTag()
 	stale := []string{
@@ -121,4 +114,17 @@ func TestSweepStale(t *testing.T) {
 			t.Errorf("%s was removed", n)
 		}
 	}
+}
+
+// deadProcess is the id of a process that has ended (the test skips when it was reused).
+func deadProcess(t *testing.T) int {
+	t.Helper()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skipf("cannot run true: %v", err)
+	}
+	if processAlive(dead.Process.Pid) {
+		t.Skip("the finished process's id was reused")
+	}
+	return dead.Process.Pid
 }

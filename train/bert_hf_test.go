@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -222,7 +223,7 @@ func checkHFFolder(t *testing.T, python, node string, f fixture, out string, max
 			truncated++
 		}
 		ours[i] = enc.IDs
-		if text := tok.EncodeText(lines[i], tokenize.Options{MaxLen: maxLen}); !equalIDs(text.IDs, enc.IDs) {
+		if text := tok.EncodeText(lines[i], tokenize.Options{MaxLen: maxLen}); !slices.Equal(text.IDs, enc.IDs) {
 			t.Fatalf("history %d: the text encodes to %v, the events to %v", i, text.IDs, enc.IDs)
 		}
 	}
@@ -261,7 +262,7 @@ func checkHFFolder(t *testing.T, python, node string, f fixture, out string, max
 		for n > 0 && ids[n-1] == pad {
 			n--
 		}
-		if !equalIDs(ids[:n], ours[i]) {
+		if !slices.Equal(ids[:n], ours[i]) {
 			t.Fatalf("history %d: HuggingFace ids %v, medseq %v", i, ids[:n], ours[i])
 		}
 		mask[i] = make([]int32, width)
@@ -324,18 +325,6 @@ func checkHFFolder(t *testing.T, python, node string, f fixture, out string, max
 	if limit := math.Min(1e-4, (hi-lo)/100); maxDiff > limit {
 		t.Fatalf("medseq's served logits and PyTorch's differ by %.3g (limit %.3g)", maxDiff, limit)
 	}
-}
-
-func equalIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func readIDs(t *testing.T, path string) [][]int32 {

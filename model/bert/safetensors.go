@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -287,7 +288,7 @@ func Load(dir string) (w *Weights, unused []string, err error) {
 		if !ok {
 			return nil, nil, fmt.Errorf("load %s: tensor %s is missing (config.json asks for it)", p, s.Name)
 		}
-		if !equalShape(t.Shape, s.Shape) {
+		if !slices.Equal(t.Shape, s.Shape) {
 			return nil, nil, fmt.Errorf("load %s: tensor %s has shape %s but config.json gives %s: the config does not match the checkpoint",
 				p, s.Name, shapeString(t.Shape), shapeString(s.Shape))
 		}
@@ -304,18 +305,6 @@ func Load(dir string) (w *Weights, unused []string, err error) {
 		return nil, nil, fmt.Errorf("load %s: %w", p, err)
 	}
 	return w, unused, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // WithHeads returns weights for heads h: tensors w already has are kept, the rest are
