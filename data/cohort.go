@@ -107,7 +107,20 @@ type Label struct {
 	Age            float64 `json:"age"` // years at prediction time
 	Sex            string  `json:"sex"`
 	Birth          int64   `json:"birth"`
+	// Time to event: the first target code at or after PredictionTime (EventObserved), else the end
+	// of observation (censored, CensorReason says which end). EventTime is StaticTime when unknown
+	// (external labels given without target codes).
+	EventTime     int64  `json:"event_time"`
+	EventObserved bool   `json:"event_observed"`
+	CensorReason  string `json:"censor_reason"` // "", "death", "end_of_record", "dataset_end"
 }
+
+// Censoring reasons of a label whose event was not observed (Label.CensorReason).
+const (
+	CensorDeath       = "death"         // the subject died before any target code
+	CensorEndOfRecord = "end_of_record" // the subject's records stop well before the dataset's end
+	CensorDatasetEnd  = "dataset_end"   // administrative: the records run to the dataset's end
+)
 
 // subjectInfo is what the first pass keeps of a subject: a few times and the times of its
 // timed events (for history checks), never its codes.
