@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -289,146 +288,153 @@ func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxL
 	return out, nil
 }
 
-// trainParams are the settings a checkpoint must share with a resumed run.
-func trainParams(task string, bc bert.Config, maxLen int, t BERTTraining, total, warmup int, o *opened, extra map[string]any) (map[string]any, error) {
-	p := map[string]any{"task": task, "config": bc, "max_len": maxLen, "batch_size": t.BatchSize, "lr": t.LR, "warmup_steps": warmup,
-		"weight_decay": t.WeightDecay, "clip": t.Clip, "steps": total, "eval_every": t.EvalEvery, "patience": t.Patience,
-		"overfit_warn": t.OverfitK, "seed": t.Seed, "device": t.Device}
-	for _, name := range []string{"cohort", "tokenizer"} {
-		p[name+"_fingerprint"] = o.fp[name]
-	}
-	for k, v := range extra {
-		p[k] = v
-	}
-	return p, nil
-}
-
-// valueBins is the tokenizer's value bins per code (0: it encodes codes only), as manifests
-// record it (the report reads it to say what a model sees).
-func valueBins(t *tokenize.Tokenizer) int {
-	if t.Values == nil {
-		return 0
-	}
-	return t.Values.N
-}
-
 // classifyLine is a classify metrics.jsonl line.
 func classifyLine(m BERTMetrics) any { m.ValMLMAccuracy = 0; return m }
 
 // BERTClassify trains a BERT classifier: encoded censored sequences, AdamW with warmup and
 // linear decay, evaluation on the tuning split every EvalEvery steps, early stopping on the
 // validation loss keeping the best weights, checkpoints, then the model version folder.
-func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger, progress io.Writer) (res *BERTClassifyResult, err error) {
-	start := time.Now()
-	if cfg.BatchSize <= 0 || cfg.LR <= 0 || cfg.EvalEvery <= 0 {
-		return nil, fmt.Errorf("train classify: batch size, learning rate and eval-every must be positive")
-	}
-	o, err := cfg.Inputs.open(log)
+func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger, progress io.Writer) (*BERTClassifyResult, error) {
+	b, err := startBERTRun("train classify", cfg.Inputs, outFolder{cfg.Out, cfg.Force, cfg.Name}, cfg.BERTModel,
+		cfg.BERTTraining, log)
 	if err != nil {
 		return nil, err
 	}
-	maxLen := cfg.maxLen(o.tok)
-	pad := o.tok.Vocab.Pad
-	var w *bert.Weights
-	if cfg.Init != "" {
-		if w, err = loadInit(cfg.Init, cfg.Inputs, o.tok, cfg.BERTModel, maxLen, cfg.Seed, log); err != nil {
-			return nil, err
-		}
-	} else {
-		if cfg.Config == "" {
-			cfg.Config = "tiny"
-		}
-		bc, err := cfg.modelConfig(o.tok.Vocab.Len(), maxLen, int(pad))
-		if err != nil {
-			return nil, err
-		}
-		if w, err = bert.NewWeights(bc, bert.Heads{Classifier: true}, cfg.Seed); err != nil {
-			return nil, err
-		}
+	defer b.close()
+	if cfg.Init == "" && cfg.Config == "" {
+		cfg.Config = "tiny"
+	}
+	w, err := classifierWeights(cfg, b)
+	if err != nil {
+		return nil, err
+	}
+	splits, err := encodeSplits(ctx, b.o, b.maxLen, data.SplitTrain, data.SplitTuning, data.SplitHeldOut)
+	if err != nil {
+		return nil, err
+	}
+	posWeight, err := classBalance(cfg.Cohort, splits)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.openEngine(w, bert.TaskClassify, posWeight, 0); err != nil {
+		return nil, err
+	}
+	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
+	if err := b.schedule(len(tr.seqs)); err != nil {
+		return nil, err
 	}
 	bc := w.Config
+	log.Info("bert classify", "config", cfg.Config, "init", cfg.Init, "hidden", bc.HiddenSize, "layers", bc.NumHiddenLayers,
+		"heads", bc.NumAttentionHeads, "params", b.params, "train", len(tr.seqs), "tuning", len(tu.seqs),
+		"pos_weight", posWeight, "steps", b.total, "warmup", b.warmup, "device", cfg.Device)
 
-	splits, err := encodeSplits(ctx, o, maxLen, data.SplitTrain, data.SplitTuning, data.SplitHeldOut)
+	if err := b.createOut(); err != nil {
+		return nil, err
+	}
+	defer b.abort()
+	extra, err := classifyCheckpointParams(cfg.Init, posWeight)
 	if err != nil {
 		return nil, err
 	}
-	res = &BERTClassifyResult{Out: cfg.Out, Config: bc, Rows: map[string]int{}, AUROC: map[string]float64{}}
+	if err := b.openCheckpoints(extra, classifyLine); err != nil {
+		return nil, err
+	}
+	out, err := b.train(ctx, classifyTask(b, tr, tu, posWeight), progress)
+	if err != nil {
+		return nil, err
+	}
+	b.eng.SetWeights(out.best)
+	log.Info("training done", "steps", out.Step, "best_step", out.BestStep, "best_val_loss", out.BestLoss, "why", out.Stopped,
+		"tokens_per_s", out.tokensPerS, "steps_per_s", out.stepsPerS)
+
+	m := b.manifest(modelrepo.KindBERT, cfg.BERTModel, out, map[string]any{"pos_weight": posWeight, "init": cfg.Init})
+	if cfg.Init != "" {
+		if _, err := m.AddInput("init", cfg.Init); err != nil {
+			return nil, err
+		}
+	}
+	model := &classifier{bertFolder: bertFolder{weights: out.best, history: out.History, line: classifyLine,
+		export: bert.HFExport{Tokenizer: b.o.tok, MaxLen: b.maxLen, Label: outcomeLabel(b.o.cohort), Log: log}},
+		o: b.o, dev: b.dev, labels: map[string][]data.Label{}}
+	for name, sd := range splits {
+		model.labels[name] = sd.labels
+	}
+	auroc, err := b.finish(ctx, ending{manifest: m, model: model, served: &served{score: model.score, labels: model.labels,
+		calibration: cfg.Calibration, threshold: cfg.Threshold}})
+	if err != nil {
+		return nil, err
+	}
+	b.closeWork()
+	res := &BERTClassifyResult{Out: cfg.Out, RunID: m.RunID, Config: bc, Params: b.params, Rows: map[string]int{},
+		Steps: out.Step, BestStep: out.BestStep, BestLoss: out.BestLoss, AUROC: auroc, Stopped: out.Stopped,
+		Overfit: out.Overfit, TokensPerS: out.tokensPerS, StepsPerS: out.stepsPerS, Device: b.dev,
+		Elapsed: time.Since(b.start), History: out.History, Point: m.OperatingPoint}
 	for name, sd := range splits {
 		res.Rows[name] = len(sd.labels)
 	}
+	log.Info("bert model written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
+	return res, nil
+}
+
+// classifierWeights are the weights a classifier starts from: a pretrain run's encoder
+// (--init) with new heads, or new weights of the configuration the flags ask for.
+func classifierWeights(cfg BERTClassifyConfig, b *bertRun) (*bert.Weights, error) {
+	if cfg.Init != "" {
+		return loadInit(cfg.Init, cfg.Inputs, b.o.tok, cfg.BERTModel, b.maxLen, cfg.Seed, b.log)
+	}
+	bc, err := cfg.modelConfig(b.o.tok.Vocab.Len(), b.maxLen, int(b.pad))
+	if err != nil {
+		return nil, err
+	}
+	return bert.NewWeights(bc, bert.Heads{Classifier: true}, cfg.Seed)
+}
+
+// classBalance checks there is something to train and stop on and returns the BCE positive
+// weight that balances the training split's classes.
+func classBalance(cohort string, splits map[string]*bertSplit) (float64, error) {
 	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
 	if len(tr.labels) == 0 || len(tu.labels) == 0 {
-		return nil, fmt.Errorf("cohort %s has %d training and %d tuning labels: need both", cfg.Cohort, len(tr.labels), len(tu.labels))
+		return 0, fmt.Errorf("cohort %s has %d training and %d tuning labels: need both", cohort, len(tr.labels), len(tu.labels))
 	}
 	pos := 0
 	for _, y := range tr.y {
 		pos += int(y)
 	}
 	if pos == 0 || pos == len(tr.y) {
-		return nil, fmt.Errorf("the training split has %d positives of %d: need both classes", pos, len(tr.y))
+		return 0, fmt.Errorf("the training split has %d positives of %d: need both classes", pos, len(tr.y))
 	}
-	posWeight := float64(len(tr.y)-pos) / float64(pos)
+	return float64(len(tr.y)-pos) / float64(pos), nil
+}
 
-	backend, dev, err := openDevice(cfg.BERTTraining, log)
-	if err != nil {
-		return nil, err
-	}
-	res.Device = dev
-	res.Params = w.NumParams()
-	opt := bert.DefaultOptim()
-	opt.WeightDecay, opt.Clip, opt.PosWeight = cfg.WeightDecay, cfg.Clip, posWeight
-	eng, err := bert.NewEngine(backend, w, bert.TaskClassify, opt, int64(cfg.Seed), engineOptions(cfg.BERTTraining, dev, 0)...)
-	if err != nil {
-		return nil, err
-	}
-	defer eng.Close()
-
-	stepsPerEpoch := (len(tr.seqs) + cfg.BatchSize - 1) / cfg.BatchSize
-	total := totalSteps(cfg.Epochs, cfg.MaxSteps, stepsPerEpoch)
-	if total <= 0 {
-		return nil, fmt.Errorf("train classify: no steps to take (set --epochs or --max-steps)")
-	}
-	warmup := warmupSteps(cfg.Warmup, total)
-	log.Info("bert classify", "config", cfg.Config, "init", cfg.Init, "hidden", bc.HiddenSize, "layers", bc.NumHiddenLayers, "heads", bc.NumAttentionHeads,
-		"params", res.Params, "train", len(tr.seqs), "tuning", len(tu.seqs), "pos_weight", posWeight, "steps", total, "warmup", warmup, "device", cfg.Device)
-
-	dir, err := data.CreateAtomicDir(cfg.Out, cfg.Force)
-	if err != nil {
-		return nil, err
-	}
-	defer dir.Abort()
+// classifyCheckpointParams are the settings of classification a resumed run must share.
+func classifyCheckpointParams(init string, posWeight float64) (map[string]any, error) {
 	extra := map[string]any{"pos_weight": posWeight}
-	if cfg.Init != "" {
-		fp, err := data.Fingerprint(cfg.Init)
+	if init != "" {
+		fp, err := data.Fingerprint(init)
 		if err != nil {
 			return nil, err
 		}
 		extra["init_fingerprint"] = fp
 	}
-	params, err := trainParams("train classify", bc, maxLen, cfg.BERTTraining, total, warmup, o, extra)
-	if err != nil {
-		return nil, err
-	}
-	work, err := openWork(cfg.Out, "train classify", params, cfg.Resume, cfg.Force, eng, log, classifyLine)
-	if err != nil {
-		return nil, err
-	}
-	defer work.metrics.Close()
+	return extra, nil
+}
 
-	order := &sampleOrder{n: len(tr.seqs), batch: cfg.BatchSize, seed: cfg.Seed}
-	loop := &trainLoop{eng: eng, total: total, warmup: warmup, stepsPerEpoch: stepsPerEpoch, peakLR: cfg.LR, evalEvery: cfg.EvalEvery,
-		patience: cfg.Patience, overfitK: cfg.OverfitK, seed: cfg.Seed,
+// classifyTask is classification in the training loop: batches of training rows in the
+// step's order, evaluation of the loss and AUROC on the tuning split.
+func classifyTask(b *bertRun, tr, tu *bertSplit, posWeight float64) bertTask {
+	order := &sampleOrder{n: len(tr.seqs), batch: b.t.BatchSize, seed: b.t.Seed}
+	return bertTask{
 		batch: func(step int) *bert.Batch {
 			rows := order.rows(step)
 			seqs, ys := make([]bert.Encoded, len(rows)), make([]float32, len(rows))
 			for j, i := range rows {
 				seqs[j], ys[j] = tr.seqs[i], tr.y[i]
 			}
-			return bert.MakeBatch(seqs, ys, cfg.BatchSize, maxLen, pad)
+			return bert.MakeBatch(seqs, ys, b.t.BatchSize, b.maxLen, b.pad)
 		},
 		evaluate: func() (BERTMetrics, error) {
 			// The tuning split with the current weights (no dropout).
-			logits, err := eng.PredictLogits(tu.seqs, 2*cfg.BatchSize, pad)
+			logits, err := b.eng.PredictLogits(tu.seqs, 2*b.t.BatchSize, b.pad)
 			if err != nil {
 				return BERTMetrics{}, err
 			}
@@ -436,71 +442,25 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 		},
 		line:     classifyLine,
 		describe: func(m BERTMetrics) string { return fmt.Sprintf("val AUROC %.4f", m.ValAUROC) },
-		ckpt:     work.ckpt, checkpointEvery: cfg.CheckpointEvery, afterCheckpoint: cfg.afterCheckpoint,
-		metrics: work.metrics, progress: progress, log: log, what: "train classify"}
-	lr, err := loop.run(ctx, work.state, work.best)
-	if err != nil {
-		return nil, err
 	}
-	st := work.state
-	res.Steps, res.BestStep, res.BestLoss, res.Stopped, res.Overfit, res.History = st.Step, st.BestStep, st.BestLoss, st.Stopped, st.Overfit, st.History
-	res.TokensPerS, res.StepsPerS = lr.tokensPerS, lr.stepsPerS
-	best := lr.best
-	eng.SetWeights(best)
-	log.Info("training done", "steps", res.Steps, "best_step", res.BestStep, "best_val_loss", res.BestLoss, "why", res.Stopped,
-		"tokens_per_s", res.TokensPerS, "steps_per_s", res.StepsPerS)
-	if err := writeHistory(modelrepo.TrainLogPath(dir.Tmp), st.History, classifyLine); err != nil {
-		return nil, err
-	}
+}
 
-	if _, err := bert.SaveHF(filepath.Join(dir.Tmp, bert.Dir), best,
-		bert.HFExport{Tokenizer: o.tok, MaxLen: maxLen, Label: outcomeLabel(o.cohort), Log: log}); err != nil {
-		return nil, err
-	}
-	labels := map[string][]data.Label{}
-	for name, sd := range splits {
-		labels[name] = sd.labels
-	}
-	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, res.Device, map[string]any{
-		"pos_weight": posWeight, "init": cfg.Init, "static_shapes": eng.Static()})
-	m := &modelrepo.Manifest{Manifest: *data.NewManifest("train classify", mp), Kind: modelrepo.KindBERT, Name: cfg.Name,
-		MaxLen: maxLen, Device: deviceSummary(res.Device),
-		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "tokens_per_s": res.TokensPerS,
-			"params": float64(res.Params)}}
-	// Every split scored as medseq predict and serve will score it: the saved folder through
-	// the BERT scorer (float32, each history alone on the CPU), so the folder's predictions are
-	// the served answers.
-	if err := copyTokenizer(cfg.Tokenizer, dir.Tmp); err != nil {
-		return nil, err
-	}
-	sc, err := bert.LoadScorerOn(dir.Tmp, m, res.Device.WithDType("float32"))
+// classifier is a trained classifier's folder, scored as medseq predict and serve score it.
+type classifier struct {
+	bertFolder
+	o      *opened
+	dev    bert.Device
+	labels map[string][]data.Label
+}
+
+// score scores every split through the saved folder with the BERT scorer (float32, each
+// history alone on the CPU), so the folder's predictions are the served answers.
+func (c *classifier) score(ctx context.Context, dir string, m *modelrepo.Manifest) (map[string][]float64, error) {
+	sc, err := bert.LoadScorerOn(dir, m, c.dev.WithDType("float32"))
 	if err != nil {
 		return nil, fmt.Errorf("score the model it wrote: %w", err)
 	}
-	scores, err := o.scoreWith(ctx, sc, labels)
-	if err != nil {
-		return nil, err
-	}
-	for name, p := range scores {
-		if auc, err := eval.AUROC((&labelled{labels[name]}).bools(), p); err == nil {
-			res.AUROC[name] = auc
-			m.Metrics["auroc_"+name] = auc
-		}
-	}
-	if cfg.Init != "" {
-		if _, err := m.AddInput("init", cfg.Init); err != nil {
-			return nil, err
-		}
-	}
-	if err := o.commitModel(dir, m, scoredSplits{labels, scores}, cfg.Calibration, cfg.Threshold); err != nil {
-		return nil, err
-	}
-	work.metrics.Close()
-	os.RemoveAll(work.ckpt.work)
-	res.RunID, res.Point = m.RunID, m.OperatingPoint
-	res.Elapsed = time.Since(start)
-	log.Info("bert model written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
-	return res, nil
+	return c.o.scoreWith(ctx, sc, c.labels)
 }
 
 // bceLoss is the mean BCE with logits and a positive weight, as the training loss.
@@ -528,26 +488,4 @@ func aurocOf(y []bool, logits []float32) float64 {
 		return 0.5 // one class only: AUROC is undefined, report chance
 	}
 	return auc
-}
-
-// manifestParams are the settings a BERT run records in its manifest.
-func manifestParams(mf BERTModel, t BERTTraining, bc bert.Config, maxLen, warmup, steps int, dev bert.Device, extra map[string]any) map[string]any {
-	p := map[string]any{"config": mf.Config, "hidden": bc.HiddenSize, "layers": bc.NumHiddenLayers, "heads": bc.NumAttentionHeads,
-		"intermediate": bc.IntermediateSize, "max_len": maxLen, "age_embeddings": bc.AgeEmbeddings, "time_embeddings": bc.TimeEmbeddings, "dropout": bc.HiddenDropoutProb,
-		"batch_size": t.BatchSize, "lr": t.LR, "warmup_steps": warmup, "weight_decay": t.WeightDecay, "clip": t.Clip,
-		"epochs": t.Epochs, "max_steps": t.MaxSteps, "steps": steps, "eval_every": t.EvalEvery, "patience": t.Patience,
-		"seed": t.Seed, "device": dev}
-	for k, v := range extra {
-		p[k] = v
-	}
-	return p
-}
-
-// deviceSummary is the manifest's record of where a BERT trained.
-func deviceSummary(d bert.Device) *modelrepo.Device {
-	out := &modelrepo.Device{Kind: d.Kind, DType: d.DType}
-	if d.GPU != nil {
-		out.GPU = d.GPU.Name
-	}
-	return out
 }

@@ -7,14 +7,11 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/bert"
-	"github.com/medseq/medseq/modelrepo"
 )
 
 // BERTPretrainConfig is `medseq train pretrain`: a masked-language model over the censored
@@ -154,144 +151,126 @@ func mlmEval(eng *bert.Engine, batches []*bert.Batch) (loss, acc float64, err er
 // folder, bert.SaveHF: config.json for BertForMaskedLM, model.safetensors with the encoder and
 // cls.predictions.*, the tokenizer), the tokenizer files and metrics.jsonl; `train classify
 // --init` starts from it.
-func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger, progress io.Writer) (res *BERTPretrainResult, err error) {
-	start := time.Now()
-	if cfg.BatchSize <= 0 || cfg.LR <= 0 || cfg.EvalEvery <= 0 {
-		return nil, fmt.Errorf("train pretrain: batch size, learning rate and eval-every must be positive")
-	}
+func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger, progress io.Writer) (*BERTPretrainResult, error) {
 	if cfg.MaskRate <= 0 || cfg.MaskRate >= 1 {
 		return nil, fmt.Errorf("train pretrain: mask rate %v must be in (0, 1)", cfg.MaskRate)
 	}
-	o, err := cfg.Inputs.open(log)
+	b, err := startBERTRun("train pretrain", cfg.Inputs, outFolder{cfg.Out, cfg.Force, cfg.Name}, cfg.BERTModel,
+		cfg.BERTTraining, log)
 	if err != nil {
 		return nil, err
 	}
+	defer b.close()
 	if cfg.Config == "" {
 		cfg.Config = "tiny"
 	}
-	maxLen := cfg.maxLen(o.tok)
-	pad := o.tok.Vocab.Pad
-	bc, err := cfg.modelConfig(o.tok.Vocab.Len(), maxLen, int(pad))
+	bc, err := cfg.modelConfig(b.o.tok.Vocab.Len(), b.maxLen, int(b.pad))
 	if err != nil {
 		return nil, err
 	}
-	splits, err := encodeSplits(ctx, o, maxLen, data.SplitTrain, data.SplitTuning)
+	tr, tu, err := maskableSplits(ctx, b, cfg.Cohort)
 	if err != nil {
 		return nil, err
 	}
-	special := o.tok.Vocab.IsSpecial
-	tr, tu := maskable(splits[data.SplitTrain].seqs, special), maskable(splits[data.SplitTuning].seqs, special)
-	if len(tr) == 0 || len(tu) == 0 {
-		return nil, fmt.Errorf("cohort %s has %d training and %d tuning sequences with codes: need both", cfg.Cohort, len(tr), len(tu))
-	}
-	res = &BERTPretrainResult{Out: cfg.Out, Config: bc, Rows: map[string]int{data.SplitTrain: len(tr), data.SplitTuning: len(tu)}}
-	masking := bert.Masking{Rate: cfg.MaskRate, MaskID: o.tok.Vocab.Mask, VocabSize: o.tok.Vocab.Len(), Special: special,
-		MaxPerRow: bert.MaxPredictions(maxLen, cfg.MaskRate)}
-
-	backend, dev, err := openDevice(cfg.BERTTraining, log)
-	if err != nil {
-		return nil, err
-	}
+	masking := bert.Masking{Rate: cfg.MaskRate, MaskID: b.o.tok.Vocab.Mask, VocabSize: b.o.tok.Vocab.Len(),
+		Special: b.o.tok.Vocab.IsSpecial, MaxPerRow: bert.MaxPredictions(b.maxLen, cfg.MaskRate)}
 	w, err := bert.NewWeights(bc, bert.Heads{MLM: true}, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
-	res.Params = w.NumParams()
-	opt := bert.DefaultOptim()
-	opt.WeightDecay, opt.Clip = cfg.WeightDecay, cfg.Clip
-	eng, err := bert.NewEngine(backend, w, bert.TaskMLM, opt, int64(cfg.Seed),
-		engineOptions(cfg.BERTTraining, dev, bert.StaticPositions(masking.MaxPerRow))...)
-	if err != nil {
+	if err := b.openEngine(w, bert.TaskMLM, 0, bert.StaticPositions(masking.MaxPerRow)); err != nil {
 		return nil, err
 	}
-	defer eng.Close()
+	if err := b.schedule(len(tr)); err != nil {
+		return nil, err
+	}
+	log.Info("bert pretrain (masked language model)", "config", cfg.Config, "hidden", bc.HiddenSize,
+		"layers", bc.NumHiddenLayers, "heads", bc.NumAttentionHeads, "params", b.params, "train", len(tr), "tuning", len(tu),
+		"mask_rate", cfg.MaskRate, "steps", b.total, "warmup", b.warmup, "device", cfg.Device)
 
-	stepsPerEpoch := (len(tr) + cfg.BatchSize - 1) / cfg.BatchSize
-	total := totalSteps(cfg.Epochs, cfg.MaxSteps, stepsPerEpoch)
-	if total <= 0 {
-		return nil, fmt.Errorf("train pretrain: no steps to take (set --epochs or --max-steps)")
+	if err := b.createOut(); err != nil {
+		return nil, err
 	}
-	warmup := warmupSteps(cfg.Warmup, total)
-	log.Info("bert pretrain (masked language model)", "config", cfg.Config, "hidden", bc.HiddenSize, "layers", bc.NumHiddenLayers,
-		"heads", bc.NumAttentionHeads, "params", res.Params, "train", len(tr), "tuning", len(tu), "mask_rate", cfg.MaskRate,
-		"steps", total, "warmup", warmup, "device", cfg.Device)
+	defer b.abort()
+	mlm := map[string]any{"mask_rate": cfg.MaskRate, "max_predictions": masking.MaxPerRow}
+	if err := b.openCheckpoints(mlm, mlmLine); err != nil {
+		return nil, err
+	}
+	out, err := b.train(ctx, mlmTask(b, tr, tu, masking), progress)
+	if err != nil {
+		return nil, err
+	}
+	bestAcc := out.bestMLMAccuracy()
+	log.Info("pretraining done", "steps", out.Step, "best_step", out.BestStep, "best_val_loss", out.BestLoss,
+		"best_val_mlm_accuracy", bestAcc, "why", out.Stopped, "tokens_per_s", out.tokensPerS, "steps_per_s", out.stepsPerS)
 
-	dir, err := data.CreateAtomicDir(cfg.Out, cfg.Force)
-	if err != nil {
+	m := b.manifest(KindBERTMLM, cfg.BERTModel, out, mlm)
+	m.Metrics["best_val_mlm_accuracy"] = bestAcc
+	model := &bertFolder{weights: out.best, history: out.History, line: mlmLine,
+		export: bert.HFExport{Tokenizer: b.o.tok, MaxLen: b.maxLen, Log: log}}
+	if _, err := b.finish(ctx, ending{manifest: m, model: model}); err != nil {
 		return nil, err
 	}
-	defer dir.Abort()
-	params, err := trainParams("train pretrain", bc, maxLen, cfg.BERTTraining, total, warmup, o, map[string]any{"mask_rate": cfg.MaskRate, "max_predictions": masking.MaxPerRow})
-	if err != nil {
-		return nil, err
-	}
-	work, err := openWork(cfg.Out, "train pretrain", params, cfg.Resume, cfg.Force, eng, log, mlmLine)
-	if err != nil {
-		return nil, err
-	}
-	defer work.metrics.Close()
+	b.closeWork()
+	res := &BERTPretrainResult{Out: cfg.Out, RunID: m.RunID, Config: bc, Params: b.params,
+		Rows: map[string]int{data.SplitTrain: len(tr), data.SplitTuning: len(tu)}, Steps: out.Step, BestStep: out.BestStep,
+		BestLoss: out.BestLoss, BestAcc: bestAcc, Stopped: out.Stopped, Overfit: out.Overfit, TokensPerS: out.tokensPerS,
+		StepsPerS: out.stepsPerS, Elapsed: time.Since(b.start), History: out.History}
+	log.Info("bert pretrain run written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
+	return res, nil
+}
 
-	evalBatches := mlmEvalBatches(tu, masking, 2*cfg.BatchSize, maxLen, pad)
-	if eng.Static() { // one shape for the evaluation too
-		for i, b := range evalBatches {
-			evalBatches[i] = b.PadTo(maxLen, bert.StaticPositions(masking.MaxPerRow))
+// maskableSplits encodes the training and tuning sequences that have a token to mask.
+func maskableSplits(ctx context.Context, b *bertRun, cohort string) (tr, tu []bert.Encoded, err error) {
+	splits, err := encodeSplits(ctx, b.o, b.maxLen, data.SplitTrain, data.SplitTuning)
+	if err != nil {
+		return nil, nil, err
+	}
+	special := b.o.tok.Vocab.IsSpecial
+	tr, tu = maskable(splits[data.SplitTrain].seqs, special), maskable(splits[data.SplitTuning].seqs, special)
+	if len(tr) == 0 || len(tu) == 0 {
+		return nil, nil, fmt.Errorf("cohort %s has %d training and %d tuning sequences with codes: need both",
+			cohort, len(tr), len(tu))
+	}
+	return tr, tu, nil
+}
+
+// mlmTask is masked language modelling in the training loop: the step's training rows masked
+// with the step's seed, evaluation on the tuning split masked once with a fixed seed.
+func mlmTask(b *bertRun, tr, tu []bert.Encoded, masking bert.Masking) bertTask {
+	evalBatches := mlmEvalBatches(tu, masking, 2*b.t.BatchSize, b.maxLen, b.pad)
+	if b.eng.Static() { // one shape for the evaluation too
+		for i, x := range evalBatches {
+			evalBatches[i] = x.PadTo(b.maxLen, bert.StaticPositions(masking.MaxPerRow))
 		}
 	}
-	order := &sampleOrder{n: len(tr), batch: cfg.BatchSize, seed: cfg.Seed}
-	loop := &trainLoop{eng: eng, total: total, warmup: warmup, stepsPerEpoch: stepsPerEpoch, peakLR: cfg.LR, evalEvery: cfg.EvalEvery,
-		patience: cfg.Patience, overfitK: cfg.OverfitK, seed: cfg.Seed,
+	order := &sampleOrder{n: len(tr), batch: b.t.BatchSize, seed: b.t.Seed}
+	return bertTask{
 		batch: func(step int) *bert.Batch {
 			rows := order.rows(step)
 			seqs := make([]bert.Encoded, len(rows))
 			for j, i := range rows {
 				seqs[j] = tr[i]
 			}
-			r := rand.New(rand.NewPCG(stepSeed(cfg.Seed, purposeMask, step), 0x6d6c6d))
-			return bert.MakeMLMBatch(r, masking, seqs, cfg.BatchSize, maxLen, pad)
+			r := rand.New(rand.NewPCG(stepSeed(b.t.Seed, purposeMask, step), 0x6d6c6d))
+			return bert.MakeMLMBatch(r, masking, seqs, b.t.BatchSize, b.maxLen, b.pad)
 		},
 		evaluate: func() (BERTMetrics, error) {
-			loss, acc, err := mlmEval(eng, evalBatches)
+			loss, acc, err := mlmEval(b.eng, evalBatches)
 			return BERTMetrics{ValLoss: loss, ValMLMAccuracy: acc}, err
 		},
 		line:     mlmLine,
 		describe: func(m BERTMetrics) string { return fmt.Sprintf("val MLM accuracy %.4f", m.ValMLMAccuracy) },
-		ckpt:     work.ckpt, checkpointEvery: cfg.CheckpointEvery, afterCheckpoint: cfg.afterCheckpoint,
-		metrics: work.metrics, progress: progress, log: log, what: "train pretrain"}
-	lr, err := loop.run(ctx, work.state, work.best)
-	if err != nil {
-		return nil, err
 	}
-	st := work.state
-	res.Steps, res.BestStep, res.BestLoss, res.Stopped, res.Overfit, res.History = st.Step, st.BestStep, st.BestLoss, st.Stopped, st.Overfit, st.History
-	res.TokensPerS, res.StepsPerS = lr.tokensPerS, lr.stepsPerS
-	for _, m := range st.History {
-		if m.Step == st.BestStep {
-			res.BestAcc = m.ValMLMAccuracy
+}
+
+// bestMLMAccuracy is the validation masked-token accuracy at the best step.
+func (o *bertOutcome) bestMLMAccuracy() float64 {
+	var acc float64
+	for _, m := range o.History {
+		if m.Step == o.BestStep {
+			acc = m.ValMLMAccuracy
 		}
 	}
-	log.Info("pretraining done", "steps", res.Steps, "best_step", res.BestStep, "best_val_loss", res.BestLoss, "best_val_mlm_accuracy", res.BestAcc,
-		"why", res.Stopped, "tokens_per_s", res.TokensPerS, "steps_per_s", res.StepsPerS)
-
-	if err := writeHistory(modelrepo.TrainLogPath(dir.Tmp), st.History, mlmLine); err != nil {
-		return nil, err
-	}
-	bdir := filepath.Join(dir.Tmp, bert.Dir)
-	if _, err := bert.SaveHF(bdir, lr.best, bert.HFExport{Tokenizer: o.tok, MaxLen: maxLen, Log: log}); err != nil {
-		return nil, err
-	}
-	mp := manifestParams(cfg.BERTModel, cfg.BERTTraining, bc, maxLen, warmup, res.Steps, dev, map[string]any{"mask_rate": cfg.MaskRate,
-		"max_predictions": masking.MaxPerRow, "static_shapes": eng.Static()})
-	m := &modelrepo.Manifest{Manifest: *data.NewManifest("train pretrain", mp), Kind: KindBERTMLM, Name: cfg.Name,
-		MaxLen: maxLen, Device: deviceSummary(dev),
-		Metrics: map[string]float64{"best_step": float64(res.BestStep), "best_val_loss": res.BestLoss, "best_val_mlm_accuracy": res.BestAcc,
-			"tokens_per_s": res.TokensPerS, "params": float64(res.Params)}}
-	if err := o.commitRun(dir, m); err != nil {
-		return nil, err
-	}
-	work.metrics.Close()
-	os.RemoveAll(work.ckpt.work)
-	res.RunID = m.RunID
-	res.Elapsed = time.Since(start)
-	log.Info("bert pretrain run written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
-	return res, nil
+	return acc
 }

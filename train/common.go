@@ -4,13 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 
 	"github.com/medseq/medseq/data"
-	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/scorer"
-	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
 )
 
@@ -129,23 +125,6 @@ func (o *opened) forSplits(ctx context.Context, splits []string, fn func(data.Se
 	return o.cohort.Sequences(ctx, o.ds, splits, fn)
 }
 
-// scoredSplits are a run's raw probabilities per split, with the labels in the same order.
-type scoredSplits struct {
-	labels map[string][]data.Label
-	scores map[string][]float64
-}
-
-// predictions are a split's raw predictions with age, sex and split as attributes.
-func (s scoredSplits) predictions(split string) []eval.Prediction {
-	ls, scores := s.labels[split], s.scores[split]
-	p := make([]eval.Prediction, len(ls))
-	for i, l := range ls {
-		p[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: scores[i],
-			Attrs: eval.LabelAttrs(l, split)}
-	}
-	return p
-}
-
 // scoreWith scores each split's labels with sc through scorer.ScoreCohort (as medseq predict
 // does) and returns the raw probabilities in the labels' order.
 func (o *opened) scoreWith(ctx context.Context, sc scorer.Scorer, labels map[string][]data.Label) (map[string][]float64, error) {
@@ -177,72 +156,4 @@ func (o *opened) scoreWith(ctx context.Context, sc scorer.Scorer, labels map[str
 		out[name] = p
 	}
 	return out, nil
-}
-
-// commitModel ends every training run of a servable model: it fits the calibration and
-// chooses the operating point, writes each scored split's predictions (calibrated, decided at
-// the operating point) and the calibration (eval.ModelOutputs), copies the tokenizer beside the model,
-// completes the manifest (inputs, gap, demographics, vocabulary) and moves the folder into
-// place.
-func (o *opened) commitModel(dir *data.AtomicDir, m *modelrepo.Manifest, s scoredSplits, method string, spec eval.ThresholdSpec) error {
-	raw := map[string][]eval.Prediction{}
-	for name := range s.scores {
-		raw[name] = s.predictions(name)
-	}
-	cal, op, err := eval.ModelOutputs(dir.Tmp, raw, method, spec)
-	if err != nil {
-		return err
-	}
-	m.Calibration, m.OperatingPoint = cal.Method, op
-	return o.commitRun(dir, m)
-}
-
-// commitRun copies the tokenizer beside the model, completes the manifest and moves the
-// folder into place (pretraining runs, which have no calibration or operating point, end here).
-func (o *opened) commitRun(dir *data.AtomicDir, m *modelrepo.Manifest) error {
-	if _, err := os.Stat(filepath.Join(dir.Tmp, tokenize.HFFile)); err != nil {
-		if err := copyTokenizer(o.in.Tokenizer, dir.Tmp); err != nil {
-			return err
-		}
-	}
-	m.Gap = modelrepo.Duration(o.cohort.Gap)
-	if r := o.trainRates; r.Codes > 0 {
-		m.TokenRates = modelrepo.NewTokenRates(data.SplitTrain, r.Codes, r.Whole, r.Pieced, r.Unknown)
-	}
-	m.VocabSize = o.tok.Vocab.Len()
-	m.ValueBins = valueBins(o.tok)
-	m.Demographics = demographics(o.cohort.Demographics, o.tok)
-	o.addInputs(&m.Manifest)
-	if err := m.Write(dir.Tmp); err != nil {
-		return err
-	}
-	return dir.Commit()
-}
-
-// demographics records the cohort's birth and sex rules and the codes the vocabulary holds
-// for them (the first, most frequent, whole code of each), so that scoring adds the same
-// events to a history that sends birth and sex as fields.
-func demographics(rules data.Demographics, tok *tokenize.Tokenizer) modelrepo.Demographics {
-	d := modelrepo.Demographics{Demographics: rules}
-	for id := range tok.Vocab.Len() {
-		name, whole := tok.Code(int32(id)) // the code as the data spells it
-		if !whole {
-			continue // a piece, a value token or a special token
-		}
-		if rules.IsBirth(name) {
-			if d.BirthCode == "" {
-				d.BirthCode = name
-			}
-			continue
-		}
-		if v, ok := rules.Sex(name); ok && v != data.SexUnknown {
-			if d.SexCodes == nil {
-				d.SexCodes = map[string]string{}
-			}
-			if _, seen := d.SexCodes[v]; !seen {
-				d.SexCodes[v] = name
-			}
-		}
-	}
-	return d
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/medseq/medseq/model/gbt"
 	"github.com/medseq/medseq/model/xgb"
 	"github.com/medseq/medseq/modelrepo"
-	"github.com/medseq/medseq/tokenize"
 )
 
 // XGBoostConfig is `medseq train xgboost`.
@@ -70,12 +68,83 @@ type splitData struct {
 	labelled
 }
 
+// featureSplits are the feature rows of the training, tuning and held-out splits.
+type featureSplits map[string]*splitData
+
+// labels are each split's labels in row order.
+func (fs featureSplits) labels() map[string][]data.Label {
+	out := map[string][]data.Label{}
+	for name, sd := range fs {
+		out[name] = sd.labels
+	}
+	return out
+}
+
+// XGBoost trains the baseline: features from the cohort's censored sequences, libxgboost with
+// early stopping on the tuning split, then the model version folder with the leaves predictor
+// checked against libxgboost on every tuning and held-out row.
+func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress io.Writer) (*XGBoostResult, error) {
+	r, err := startRun("train xgboost", cfg.Inputs, outFolder{cfg.Out, cfg.Force, cfg.Name}, log)
+	if err != nil {
+		return nil, err
+	}
+	space, splits, err := xgbData(ctx, r, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.createOut(); err != nil {
+		return nil, err
+	}
+	defer r.abort()
+	booster, err := xgbTrain(ctx, r, cfg.Params, splits, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer booster.Close()
+	model := &xgbModel{booster: booster, space: space, splits: splits, o: r.o, topN: cfg.TopN}
+	m := r.manifest(modelrepo.KindXGBoost, xgbParams(cfg.Params, space),
+		map[string]float64{"best_iteration": float64(booster.BestIteration())})
+	m.LastValues = space.LastValue
+	auroc, err := r.finish(ctx, ending{manifest: m, model: model, served: &served{score: model.score,
+		labels: splits.labels(), calibration: cfg.Calibration, threshold: cfg.Threshold}})
+	if err != nil {
+		return nil, err
+	}
+	res := &XGBoostResult{Out: cfg.Out, RunID: m.RunID, BestIteration: booster.BestIteration(), Rows: map[string]int{},
+		AUROC: auroc, ParityMaxDiff: model.parity, TopFeatures: model.top, Point: m.OperatingPoint, Elapsed: time.Since(r.start)}
+	for name, sd := range splits {
+		res.Rows[name] = len(sd.labels)
+	}
+	log.Info("xgboost model written", "out", cfg.Out, "best_iteration", res.BestIteration, "seconds", res.Elapsed.Seconds())
+	return res, nil
+}
+
+// xgbData builds the feature space and each split's rows, and checks there is something to
+// train and stop on.
+func xgbData(ctx context.Context, r *run, cfg XGBoostConfig) (*features.Space, featureSplits, error) {
+	space, err := features.NewSpace(r.o.tok, cfg.Features)
+	if err != nil {
+		return nil, nil, err
+	}
+	splits, err := featureRows(ctx, r.o, space)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
+	if len(tr.labels) == 0 || len(tu.labels) == 0 {
+		return nil, nil, fmt.Errorf("cohort %s has %d training and %d tuning labels: need both",
+			cfg.Cohort, len(tr.labels), len(tu.labels))
+	}
+	r.log.Info("features built", "train_rows", len(tr.labels), "tuning_rows", len(tu.labels), "features", space.NumFeatures())
+	return space, splits, nil
+}
+
 // featureRows builds each split's feature rows from the cohort's censored sequences (the only
 // way the baseline sees the data).
-func featureRows(ctx context.Context, o *opened, space *features.Space) (map[string]*splitData, error) {
+func featureRows(ctx context.Context, o *opened, space *features.Space) (featureSplits, error) {
 	cm := o.tok.NewCodeMap(o.ds.Codes)
 	b := space.NewBuilder(o.tok, cm)
-	splits := map[string]*splitData{data.SplitTrain: {}, data.SplitTuning: {}, data.SplitHeldOut: {}}
+	splits := featureSplits{data.SplitTrain: {}, data.SplitTuning: {}, data.SplitHeldOut: {}}
 	err := o.forSplits(ctx, nil, func(s data.Sequence) error {
 		sd, ok := splits[s.Label.Split]
 		if !ok {
@@ -83,7 +152,8 @@ func featureRows(ctx context.Context, o *opened, space *features.Space) (map[str
 		}
 		cm.Refresh() // the code table grows shard by shard
 		o.countTrain(cm, s)
-		b.Append(&sd.x, features.Row{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex, PredictionTime: s.Label.PredictionTime})
+		b.Append(&sd.x, features.Row{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex,
+			PredictionTime: s.Label.PredictionTime})
 		sd.labels = append(sd.labels, s.Label)
 		return nil
 	})
@@ -98,101 +168,122 @@ func featureRows(ctx context.Context, o *opened, space *features.Space) (map[str
 	return splits, nil
 }
 
-// XGBoost trains the baseline: features from the cohort's censored sequences, libxgboost with
-// early stopping on the tuning split, then the model version folder with the leaves predictor
-// checked against libxgboost on every tuning and held-out row.
-func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress io.Writer) (*XGBoostResult, error) {
-	start := time.Now()
-	o, err := cfg.Inputs.open(log)
-	if err != nil {
-		return nil, err
-	}
-	space, err := features.NewSpace(o.tok, cfg.Features)
-	if err != nil {
-		return nil, err
-	}
-	splits, err := featureRows(ctx, o, space)
-	if err != nil {
-		return nil, err
-	}
-	res := &XGBoostResult{Out: cfg.Out, Rows: map[string]int{}, AUROC: map[string]float64{}}
-	for name, sd := range splits {
-		res.Rows[name] = len(sd.labels)
-	}
-	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
-	if len(tr.labels) == 0 || len(tu.labels) == 0 {
-		return nil, fmt.Errorf("cohort %s has %d training and %d tuning labels: need both", cfg.Cohort, len(tr.labels), len(tu.labels))
-	}
-	log.Info("features built", "train_rows", len(tr.labels), "tuning_rows", len(tu.labels), "features", space.NumFeatures())
-
-	dir, err := data.CreateAtomicDir(cfg.Out, cfg.Force)
-	if err != nil {
-		return nil, err
-	}
-	defer dir.Abort()
-	logf, err := data.CreateAtomic(modelrepo.TrainLogPath(dir.Tmp))
+// xgbTrain trains libxgboost with early stopping on the tuning split, writing each round's
+// metrics to the folder's training log and progress lines.
+func xgbTrain(ctx context.Context, r *run, p xgb.Params, splits featureSplits, progress io.Writer) (*xgb.Booster, error) {
+	logf, err := data.CreateAtomic(modelrepo.TrainLogPath(r.dir.Tmp))
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Abort()
 	jw := bufio.NewWriter(logf)
-	enc := json.NewEncoder(jw)
-	trainStart := time.Now()
-	booster, _, err := xgb.Train(ctx, cfg.Params, &tr.x, tr.y(), &tu.x, tu.y(), func(r xgb.RoundLog) {
-		rec := map[string]any{"round": r.Round, "elapsed_s": time.Since(trainStart).Seconds()}
-		for k, v := range r.Train {
-			rec["train_"+k] = v
-		}
-		for k, v := range r.Tune {
-			rec["tuning_"+k] = v
-		}
-		enc.Encode(rec)
-		log.Debug("round", "round", r.Round, "train_logloss", r.Train["logloss"], "tuning_logloss", r.Tune["logloss"], "tuning_auc", r.Tune["auc"])
-		if progress != nil && (r.Round%progressEvery == 0 || r.Round == cfg.Params.Rounds-1) {
-			rate := float64(r.Round+1) / time.Since(trainStart).Seconds()
-			eta := time.Duration(float64(cfg.Params.Rounds-r.Round-1) / rate * float64(time.Second)).Round(time.Second)
-			fmt.Fprintf(progress, "round %4d/%d  train logloss %.4f  tuning logloss %.4f  tuning AUROC %.4f  %.1f rounds/s  ETA %s (at most; early stopping may end sooner)\n",
-				r.Round, cfg.Params.Rounds, r.Train["logloss"], r.Tune["logloss"], r.Tune["auc"], rate, eta)
-		}
-	})
+	rounds := &roundLog{enc: json.NewEncoder(jw), start: time.Now(), rounds: p.Rounds, log: r.log, progress: progress}
+	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
+	booster, _, err := xgb.Train(ctx, p, &tr.x, tr.y(), &tu.x, tu.y(), rounds.round)
 	if err != nil {
 		return nil, fmt.Errorf("train xgboost: %w", err)
 	}
-	defer booster.Close()
-	res.BestIteration = booster.BestIteration()
 	if err := jw.Flush(); err != nil {
+		booster.Close()
 		return nil, err
 	}
 	if err := logf.Commit(); err != nil {
+		booster.Close()
 		return nil, err
 	}
+	return booster, nil
+}
 
-	xdir := modelrepo.XGBoostPath(dir.Tmp)
-	if err := os.MkdirAll(xdir, 0o755); err != nil {
-		return nil, err
+// roundLog records XGBoost's rounds: a metrics.jsonl line each, a debug log line, and a
+// progress line every progressEvery rounds.
+type roundLog struct {
+	enc      *json.Encoder
+	start    time.Time
+	rounds   int
+	log      *slog.Logger
+	progress io.Writer
+}
+
+func (l *roundLog) round(r xgb.RoundLog) {
+	rec := map[string]any{"round": r.Round, "elapsed_s": time.Since(l.start).Seconds()}
+	for k, v := range r.Train {
+		rec["train_"+k] = v
 	}
-	if err := booster.SaveJSON(modelrepo.XGBoostPath(dir.Tmp, modelrepo.XGBoostJSON)); err != nil {
-		return nil, err
+	for k, v := range r.Tune {
+		rec["tuning_"+k] = v
 	}
-	legacy := modelrepo.XGBoostPath(dir.Tmp, modelrepo.XGBoostLegacy)
-	if err := booster.SaveLegacyBinary(legacy); err != nil {
-		return nil, err
+	l.enc.Encode(rec)
+	l.log.Debug("round", "round", r.Round, "train_logloss", r.Train["logloss"], "tuning_logloss", r.Tune["logloss"],
+		"tuning_auc", r.Tune["auc"])
+	if l.progress != nil && (r.Round%progressEvery == 0 || r.Round == l.rounds-1) {
+		rate := float64(r.Round+1) / time.Since(l.start).Seconds()
+		eta := time.Duration(float64(l.rounds-r.Round-1) / rate * float64(time.Second)).Round(time.Second)
+		fmt.Fprintf(l.progress, "round %4d/%d  train logloss %.4f  tuning logloss %.4f  tuning AUROC %.4f  %.1f rounds/s  "+
+			"ETA %s (at most; early stopping may end sooner)\n",
+			r.Round, l.rounds, r.Train["logloss"], r.Tune["logloss"], r.Tune["auc"], rate, eta)
 	}
-	if err := space.Save(xdir, o.tok.Vocab); err != nil {
-		return nil, err
+}
+
+// xgbParams are the settings an XGBoost run records in its manifest.
+func xgbParams(p xgb.Params, space *features.Space) map[string]any {
+	return map[string]any{
+		"eta": p.Eta, "gamma": p.Gamma, "max_depth": p.MaxDepth,
+		"min_child_weight": p.MinChildWeight, "subsample": p.Subsample,
+		"colsample_bytree": p.ColsampleByTree, "scale_pos_weight": p.ScalePosWeight,
+		"eval_metric": p.EvalMetric, "rounds": p.Rounds, "early_stopping": p.EarlyStopping,
+		"nthread": p.NThread, "seed": p.Seed, "windows": space.Windows,
 	}
-	pred, err := gbt.Load(legacy)
+}
+
+// xgbModel is a trained booster with its feature space, as the finish saves and scores it.
+type xgbModel struct {
+	booster *xgb.Booster
+	space   *features.Space
+	splits  featureSplits
+	o       *opened
+	topN    int
+	top     []TopFeature // set by save
+	parity  float64      // max |p_leaves - p_libxgboost| over tuning and held-out rows, set by score
+}
+
+// save writes the booster (JSON and the legacy binary leaves serves), the feature space and
+// the top features.
+func (x *xgbModel) save(dir string) error {
+	if err := os.MkdirAll(modelrepo.XGBoostPath(dir), 0o755); err != nil {
+		return err
+	}
+	if err := x.booster.SaveJSON(modelrepo.XGBoostPath(dir, modelrepo.XGBoostJSON)); err != nil {
+		return err
+	}
+	if err := x.booster.SaveLegacyBinary(modelrepo.XGBoostPath(dir, modelrepo.XGBoostLegacy)); err != nil {
+		return err
+	}
+	if err := x.space.Save(modelrepo.XGBoostPath(dir), x.o.tok.Vocab); err != nil {
+		return err
+	}
+	top, err := topFeatures(x.booster, x.space, x.o, x.topN)
+	if err != nil {
+		return err
+	}
+	x.top = top
+	return writeJSON(modelrepo.TopFeaturesPath(dir), top)
+}
+
+// score scores every split with leaves, the predictor that serves the saved model, and with
+// libxgboost: they must agree on the tuning and held-out rows (the manifest records the
+// largest difference as parity_max_abs_diff).
+func (x *xgbModel) score(_ context.Context, dir string, m *modelrepo.Manifest) (map[string][]float64, error) {
+	pred, err := gbt.Load(modelrepo.XGBoostPath(dir, modelrepo.XGBoostLegacy))
 	if err != nil {
 		return nil, fmt.Errorf("leaves cannot load the model it must serve: %w", err)
 	}
-	// Score every split with libxgboost and leaves; they must agree.
 	scores := map[string][]float64{}
 	for _, name := range []string{data.SplitTrain, data.SplitTuning, data.SplitHeldOut} {
-		sd := splits[name]
+		sd := x.splits[name]
 		if len(sd.labels) == 0 {
 			continue
 		}
-		px, err := booster.Predict(&sd.x)
+		px, err := x.booster.Predict(&sd.x)
 		if err != nil {
 			return nil, err
 		}
@@ -202,47 +293,17 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 		}
 		if name != data.SplitTrain {
 			for i := range px {
-				res.ParityMaxDiff = math.Max(res.ParityMaxDiff, math.Abs(pl[i]-float64(px[i])))
+				x.parity = math.Max(x.parity, math.Abs(pl[i]-float64(px[i])))
 			}
 		}
 		scores[name] = pl
-		if auc, err := eval.AUROC(sd.bools(), pl); err == nil {
-			res.AUROC[name] = auc
-		}
 	}
-	if res.ParityMaxDiff > 1e-6 {
-		return nil, fmt.Errorf("leaves and libxgboost disagree by up to %.3g on this model: refusing to write a model the server would score differently", res.ParityMaxDiff)
+	m.Metrics["parity_max_abs_diff"] = x.parity
+	if x.parity > 1e-6 {
+		return nil, fmt.Errorf("leaves and libxgboost disagree by up to %.3g on this model: "+
+			"refusing to write a model the server would score differently", x.parity)
 	}
-	top, err := topFeatures(booster, space, o, cfg.TopN)
-	if err != nil {
-		return nil, err
-	}
-	res.TopFeatures = top
-	if err := writeJSON(modelrepo.TopFeaturesPath(dir.Tmp), top); err != nil {
-		return nil, err
-	}
-	labels := map[string][]data.Label{}
-	for name, sd := range splits {
-		labels[name] = sd.labels
-	}
-	m := &modelrepo.Manifest{Manifest: *data.NewManifest("train xgboost", map[string]any{
-		"eta": cfg.Params.Eta, "gamma": cfg.Params.Gamma, "max_depth": cfg.Params.MaxDepth,
-		"min_child_weight": cfg.Params.MinChildWeight, "subsample": cfg.Params.Subsample,
-		"colsample_bytree": cfg.Params.ColsampleByTree, "scale_pos_weight": cfg.Params.ScalePosWeight,
-		"eval_metric": cfg.Params.EvalMetric, "rounds": cfg.Params.Rounds, "early_stopping": cfg.Params.EarlyStopping,
-		"nthread": cfg.Params.NThread, "seed": cfg.Params.Seed, "windows": space.Windows,
-	}), Kind: modelrepo.KindXGBoost, Name: cfg.Name, LastValues: space.LastValue,
-		Metrics: map[string]float64{"best_iteration": float64(res.BestIteration), "parity_max_abs_diff": res.ParityMaxDiff}}
-	for k, v := range res.AUROC {
-		m.Metrics["auroc_"+k] = v
-	}
-	if err := o.commitModel(dir, m, scoredSplits{labels, scores}, cfg.Calibration, cfg.Threshold); err != nil {
-		return nil, err
-	}
-	res.RunID, res.Point = m.RunID, m.OperatingPoint
-	res.Elapsed = time.Since(start)
-	log.Info("xgboost model written", "out", cfg.Out, "best_iteration", res.BestIteration, "seconds", res.Elapsed.Seconds())
-	return res, nil
+	return scores, nil
 }
 
 // topFeatures lists the features with the largest total gain, with code descriptions.
@@ -279,26 +340,4 @@ func topFeatures(b *xgb.Booster, space *features.Space, o *opened, n int) ([]Top
 		out = out[:n]
 	}
 	return out, nil
-}
-
-func writeJSON(path string, v any) error {
-	buf, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return data.WriteFileAtomic(path, append(buf, '\n'))
-}
-
-// copyTokenizer puts the tokenizer's files beside the model, so the version folder serves alone.
-func copyTokenizer(from, to string) error {
-	for _, name := range []string{tokenize.HFFile, tokenize.VocabFile, tokenize.ConfigFile} {
-		buf, err := os.ReadFile(filepath.Join(from, name))
-		if err != nil {
-			return fmt.Errorf("copy tokenizer: %w", err)
-		}
-		if err := data.WriteFileAtomic(filepath.Join(to, name), buf); err != nil {
-			return err
-		}
-	}
-	return nil
 }
