@@ -28,10 +28,9 @@ const (
 	WorkSuffix       = ".work"
 	checkpointPrefix = "checkpoint-"
 	ckptStateFile    = "state.json"
-	ckptWeightsFile  = "weights.safetensors"
-	ckptOptimFile    = "optim.safetensors"
-	ckptBestFile     = "best.safetensors"
-	ckptFormat       = 1
+	// ckptFormat is state.json's format. 2: the engine's state is bert.Engine.SaveState's
+	// (the optimizer's step count in its files); format 1 checkpoints are refused.
+	ckptFormat = 2
 )
 
 // WorkDir is the work folder of an output folder.
@@ -56,23 +55,20 @@ type loopState struct {
 	History   []BERTMetrics `json:"history"`
 }
 
-// ckptState is a checkpoint's state.json.
+// ckptState is a checkpoint's state.json; the engine's state (weights, optimizer moments and
+// step count, best weights) is in the files bert.Engine.SaveState writes beside it.
 type ckptState struct {
 	Format int               `json:"format"`
 	Task   string            `json:"task"`
 	Params map[string]any    `json:"params"` // the settings a resumed run must share
 	Loop   loopState         `json:"loop"`
-	Optim  int               `json:"optimizer_steps"`
 	Files  map[string]string `json:"files"` // SHA-256 of each other file
 }
 
-// checkpoint is one loaded checkpoint.
+// checkpoint is one checkpoint, verified.
 type checkpoint struct {
-	Dir     string
-	State   ckptState
-	Weights *bert.Weights
-	Best    *bert.Weights // nil before the first evaluation
-	Optim   *bert.OptimState
+	Dir   string
+	State ckptState
 }
 
 // checkpointer writes and finds a run's checkpoints.
@@ -162,56 +158,19 @@ func sha256File(p string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func weightTensors(w *bert.Weights, prefix string, ts map[string]bert.Tensor, names []string) []string {
-	for _, s := range w.Specs {
-		ts[prefix+s.Name] = bert.Tensor{DType: "F32", Shape: s.Shape, F32: w.Data[s.Name]}
-		names = append(names, prefix+s.Name)
-	}
-	return names
-}
-
 // save writes a checkpoint after st.Step steps and removes the older ones.
 func (c *checkpointer) save(eng *bert.Engine, st *loopState, best *bert.Weights) (string, error) {
-	w, err := eng.Weights()
-	if err != nil {
-		return "", err
-	}
-	opt, err := eng.OptimState()
-	if err != nil {
-		return "", err
-	}
 	final := filepath.Join(c.work, ckptName(st.Step))
 	dir, err := data.CreateAtomicDir(final, true)
 	if err != nil {
 		return "", err
 	}
 	defer dir.Abort()
-	write := func(file string, names []string, ts map[string]bert.Tensor) error {
-		return bert.WriteSafetensors(filepath.Join(dir.Tmp, file), names, ts, map[string]string{"producer": "medseq checkpoint"})
-	}
-	ts := map[string]bert.Tensor{}
-	if err := write(ckptWeightsFile, weightTensors(w, "", ts, nil), ts); err != nil {
+	files, err := eng.SaveState(dir.Tmp, best)
+	if err != nil {
 		return "", err
 	}
-	ts = map[string]bert.Tensor{}
-	var names []string
-	for _, s := range w.Specs {
-		ts["m."+s.Name] = bert.Tensor{DType: "F32", Shape: s.Shape, F32: opt.M[s.Name]}
-		ts["v."+s.Name] = bert.Tensor{DType: "F32", Shape: s.Shape, F32: opt.V[s.Name]}
-		names = append(names, "m."+s.Name, "v."+s.Name)
-	}
-	if err := write(ckptOptimFile, names, ts); err != nil {
-		return "", err
-	}
-	files := []string{ckptWeightsFile, ckptOptimFile}
-	if best != nil {
-		ts = map[string]bert.Tensor{}
-		if err := write(ckptBestFile, weightTensors(best, "", ts, nil), ts); err != nil {
-			return "", err
-		}
-		files = append(files, ckptBestFile)
-	}
-	state := ckptState{Format: ckptFormat, Task: c.task, Params: c.params, Loop: *st, Optim: opt.Steps, Files: map[string]string{}}
+	state := ckptState{Format: ckptFormat, Task: c.task, Params: c.params, Loop: *st, Files: map[string]string{}}
 	for _, f := range files {
 		if state.Files[f], err = sha256File(filepath.Join(dir.Tmp, f)); err != nil {
 			return "", err
@@ -265,7 +224,7 @@ func (c *checkpointer) load(dir string) (*checkpoint, error) {
 	if err := sameParams(st.Params, c.params); err != nil {
 		return nil, fmt.Errorf("cannot resume from %s: %w", dir, err)
 	}
-	for _, f := range []string{ckptWeightsFile, ckptOptimFile} {
+	for _, f := range []string{bert.StateWeightsFile, bert.StateOptimFile} {
 		if _, ok := st.Files[f]; !ok {
 			return nil, corrupt(dir, "state.json lists no %s", f)
 		}
@@ -285,69 +244,20 @@ func (c *checkpointer) load(dir string) (*checkpoint, error) {
 	return &checkpoint{Dir: dir, State: st}, nil
 }
 
-// readWeights reads a checkpoint's weights file for the specs of like (same config and
-// heads).
-func readWeights(dir, file string, like *bert.Weights, prefix string) (map[string][]float32, error) {
-	ts, _, err := bert.ReadSafetensors(filepath.Join(dir, file))
-	if err != nil {
-		return nil, corrupt(dir, "%v", err)
-	}
-	out := make(map[string][]float32, len(like.Specs))
-	for _, s := range like.Specs {
-		t, ok := ts[prefix+s.Name]
-		if !ok {
-			return nil, corrupt(dir, "%s has no tensor %s: the checkpoint does not match this model's config", file, prefix+s.Name)
-		}
-		if len(t.F32) != s.Size() || len(t.Shape) != len(s.Shape) {
-			return nil, corrupt(dir, "%s: tensor %s has shape %v, the model needs %v", file, prefix+s.Name, t.Shape, s.Shape)
-		}
-		for i := range s.Shape {
-			if t.Shape[i] != s.Shape[i] {
-				return nil, corrupt(dir, "%s: tensor %s has shape %v, the model needs %v", file, prefix+s.Name, t.Shape, s.Shape)
-			}
-		}
-		out[s.Name] = t.F32
-	}
-	return out, nil
-}
-
-// restore puts a checkpoint's weights and optimizer state into the engine (whose weights
-// give the expected config and heads) and returns the loop state and the best weights.
+// restore puts a checkpoint's engine state into the engine (whose configuration and heads
+// the checkpoint must have) and returns the loop state and the best weights.
 func (ck *checkpoint) restore(eng *bert.Engine) (*loopState, *bert.Weights, error) {
-	like, err := eng.Weights()
+	_, hasBest := ck.State.Files[bert.StateBestFile]
+	best, err := eng.RestoreState(ck.Dir)
 	if err != nil {
-		return nil, nil, err
-	}
-	wd, err := readWeights(ck.Dir, ckptWeightsFile, like, "")
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := readWeights(ck.Dir, ckptOptimFile, like, "m.")
-	if err != nil {
-		return nil, nil, err
-	}
-	v, err := readWeights(ck.Dir, ckptOptimFile, like, "v.")
-	if err != nil {
-		return nil, nil, err
-	}
-	var best *bert.Weights
-	if _, ok := ck.State.Files[ckptBestFile]; ok {
-		bd, err := readWeights(ck.Dir, ckptBestFile, like, "")
-		if err != nil {
-			return nil, nil, err
-		}
-		best = &bert.Weights{Config: like.Config, Heads: like.Heads, Specs: like.Specs, Data: bd}
+		return nil, nil, corrupt(ck.Dir, "%v", err)
 	}
 	st := ck.State.Loop
-	if st.Step != ck.State.Optim || st.Step < 0 {
-		return nil, nil, corrupt(ck.Dir, "loop step %d and optimizer step %d disagree", st.Step, ck.State.Optim)
+	if st.Step != eng.Steps() || st.Step < 0 {
+		return nil, nil, corrupt(ck.Dir, "loop step %d and optimizer step %d disagree", st.Step, eng.Steps())
 	}
-	if st.HaveBest != (best != nil) {
+	if st.HaveBest != (best != nil) || hasBest != (best != nil) {
 		return nil, nil, corrupt(ck.Dir, "best weights missing or unexpected")
-	}
-	eng.SetWeights(&bert.Weights{Config: like.Config, Heads: like.Heads, Specs: like.Specs, Data: wd})
-	if err := eng.SetOptimState(&bert.OptimState{Steps: ck.State.Optim, M: m, V: v}); err != nil {
-		return nil, nil, corrupt(ck.Dir, "%v", err)
 	}
 	return &st, best, nil
 }

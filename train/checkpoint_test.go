@@ -370,13 +370,33 @@ func TestCorruptCheckpointIsAClearError(t *testing.T) {
 		t.Errorf("changed --lr: %v", err)
 	}
 	// A truncated weights file.
-	wp := filepath.Join(ck, ckptWeightsFile)
+	wp := filepath.Join(ck, bert.StateWeightsFile)
 	buf, _ := os.ReadFile(wp)
 	if err := os.WriteFile(wp, buf[:len(buf)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := BERTClassify(ctx, c, log, nil); err == nil || !strings.Contains(err.Error(), "unusable") || !strings.Contains(err.Error(), ckptWeightsFile) {
+	if _, err := BERTClassify(ctx, c, log, nil); err == nil || !strings.Contains(err.Error(), "unusable") || !strings.Contains(err.Error(), bert.StateWeightsFile) {
 		t.Errorf("truncated weights: %v", err)
+	}
+	// A checkpoint of the earlier format (the optimizer's step in state.json, no format in
+	// the engine's files) is refused, not misread.
+	st := filepath.Join(ck, ckptStateFile)
+	sbuf, err := os.ReadFile(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old map[string]any
+	if err := json.Unmarshal(sbuf, &old); err != nil {
+		t.Fatal(err)
+	}
+	old["format"], old["optimizer_steps"] = 1, 4
+	obuf, _ := json.Marshal(old)
+	if err := os.WriteFile(st, obuf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BERTClassify(ctx, c, log, nil); err == nil || !strings.Contains(err.Error(), "unusable") ||
+		!strings.Contains(err.Error(), "format 1, this build reads 2") || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("format 1 checkpoint: %v", err)
 	}
 	// A garbled state.json.
 	if err := os.WriteFile(filepath.Join(ck, ckptStateFile), []byte("{\"format\": 1, \"loop\": [}"), 0o644); err != nil {
