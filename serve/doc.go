@@ -1,5 +1,5 @@
 // Package serve serves the models of a model repository (DIR/<name>/<version>/, see
-// ../shared/DESIGN.md) over gRPC: medseq.v1.Predictor for code sequences, the Open Inference
+// docs/DESIGN.md) over gRPC: medseq.v1.Predictor for code sequences, the Open Inference
 // Protocol v2 (inference.GRPCInferenceService, as KServe and Triton serve it),
 // grpc.health.v1 and server reflection; Prometheus metrics on a separate HTTP listener;
 // TLS, optional mutual TLS, bearer tokens and an append-only audit log.

@@ -1,5 +1,5 @@
 // medseq.v1.Predictor scores patients' coded medical histories with the models of a model
-// repository (DIR/<name>/<version>/, see ../shared/DESIGN.md).
+// repository (DIR/<name>/<version>/, see docs/DESIGN.md).
 //
 // Times are strings: RFC 3339 ("2020-01-02T03:04:05Z", any offset, fractional seconds
 // allowed) or a calendar date ("2020-01-02", read as midnight UTC). Strings were chosen over
