@@ -10,6 +10,11 @@
 // return code is checked; XGBGetLastError becomes the Go error. Nothing is logged (XGBoost's
 // verbosity is 0).
 //
+// Search (search.go) is a hyperparameter search over Space (MEDS-Tab's XGBoost sweep,
+// adapted): each trial is a Train stopping early on its tuning AUROC, with parameters from a
+// multivariate TPE (tpe.go) or uniform random draws; the best trial's booster is kept. Only
+// the training and tuning sets reach it, and a seed makes it repeat exactly.
+//
 // OMP_WAIT_POLICY: libgomp reads it once, when the dynamic loader initialises it, before any
 // Go code runs. A function in the executable's .preinit_array (the only code that runs
 // earlier) sets OMP_WAIT_POLICY=PASSIVE unless the user set it, so OpenMP threads sleep

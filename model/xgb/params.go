@@ -25,6 +25,8 @@ type Params struct {
 	MinChildWeight  float64 // min_child_weight, >= 0
 	Subsample       float64 // subsample, rows per tree, in (0, 1]
 	ColsampleByTree float64 // colsample_bytree, columns per tree, in (0, 1]
+	Lambda          float64 // lambda (reg_lambda), L2 regularisation of leaf weights, >= 0
+	Alpha           float64 // alpha (reg_alpha), L1 regularisation of leaf weights, >= 0
 	ScalePosWeight  float64 // scale_pos_weight; 0 means: negatives/positives of the training labels
 	EvalMetric      string  // "logloss" or "auc": what early stopping watches on the tuning set
 	Rounds          int     // boosting rounds at most, >= 1
@@ -45,6 +47,7 @@ func DefaultParams() Params {
 		MinChildWeight:  1,
 		Subsample:       0.8,
 		ColsampleByTree: 0.8,
+		Lambda:          1,
 		EvalMetric:      "logloss",
 		Rounds:          500,
 		EarlyStopping:   30,
@@ -76,6 +79,10 @@ func (p Params) Validate() error {
 		return fmt.Errorf("xgb: subsample must be in (0, 1], got %v", p.Subsample)
 	case !finite(p.ColsampleByTree) || p.ColsampleByTree <= 0 || p.ColsampleByTree > 1:
 		return fmt.Errorf("xgb: colsample_bytree must be in (0, 1], got %v", p.ColsampleByTree)
+	case !finite(p.Lambda) || p.Lambda < 0:
+		return fmt.Errorf("xgb: lambda must be >= 0, got %v", p.Lambda)
+	case !finite(p.Alpha) || p.Alpha < 0:
+		return fmt.Errorf("xgb: alpha must be >= 0, got %v", p.Alpha)
 	case !finite(p.ScalePosWeight) || p.ScalePosWeight < 0:
 		return fmt.Errorf("xgb: scale_pos_weight must be >= 0 (0: from the labels), got %v", p.ScalePosWeight)
 	case p.EvalMetric != "logloss" && p.EvalMetric != "auc":

@@ -280,6 +280,8 @@ func Train(ctx context.Context, p Params, train *CSR, trainY []float32, tune *CS
 		{"min_child_weight", ftoa(p.MinChildWeight)},
 		{"subsample", ftoa(p.Subsample)},
 		{"colsample_bytree", ftoa(p.ColsampleByTree)},
+		{"lambda", ftoa(p.Lambda)},
+		{"alpha", ftoa(p.Alpha)},
 		{"scale_pos_weight", ftoa(spw)},
 		{"nthread", strconv.Itoa(nthread)},
 		{"seed", strconv.FormatInt(p.Seed, 10)},

@@ -663,6 +663,8 @@ func TestBadInputs(t *testing.T) {
 	badMetric.EvalMetric = "error"
 	badSub := p
 	badSub.Subsample = 1.5
+	badLambda, badAlpha := p, p
+	badLambda.Lambda, badAlpha.Alpha = -1, math.Inf(1)
 	allNeg := make([]float32, len(d.trY))
 	for _, tc := range []struct {
 		name  string
@@ -684,6 +686,8 @@ func TestBadInputs(t *testing.T) {
 		{"max_depth", zeroDepth, d.trX, d.trY, d.tuX, "max_depth must be >= 1"},
 		{"eval_metric", badMetric, d.trX, d.trY, d.tuX, "eval_metric must be"},
 		{"subsample", badSub, d.trX, d.trY, d.tuX, "subsample must be in (0, 1]"},
+		{"lambda", badLambda, d.trX, d.trY, d.tuX, "lambda must be >= 0"},
+		{"alpha", badAlpha, d.trX, d.trY, d.tuX, "alpha must be >= 0"},
 		{"tune columns", p, d.trX, d.trY, &CSR{Indptr: []int64{0}, NumCol: 3}, "tune has 3 columns"},
 		{"no tune set", p, d.trX, d.trY, nil, "early stopping needs a tuning set"},
 	} {
