@@ -42,6 +42,9 @@ type CohortReport struct {
 	LabelSubjects  int      `json:"label_subjects,omitempty"`  // distinct subjects of the kept labels
 	IgnoredColumns []string `json:"ignored_columns,omitempty"` // value columns read and not used
 	UnknownAge     int      `json:"unknown_age,omitempty"`     // labels whose subject has no birth code
+	// TimeToEvent summarises the labels' time to event; absent when unknown (labels without
+	// target codes, cohorts written before it existed).
+	TimeToEvent *TimeToEventReport `json:"time_to_event,omitempty"`
 }
 
 // ExclusionCount is how many subjects of a class were left out for one reason.
@@ -123,10 +126,11 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	infos, shardSplits, _, err := summarise(ctx, ds, &cfg, nil)
+	pop, err := summarise(ctx, ds, &cfg, nil)
 	if err != nil {
 		return nil, err
 	}
+	infos, shardSplits := pop.infos, pop.shardSplit
 	excl := exclusions{}
 	var positives []Label
 	var candidates []*subjectInfo
@@ -186,6 +190,9 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 	}
 	labels := append(positives, negatives...)
 	sort.Slice(labels, func(i, j int) bool { return labels[i].SubjectID < labels[j].SubjectID })
+	for i := range labels {
+		labels[i].setTimeToEvent(byID[labels[i].SubjectID].timeToEvent(labels[i].PredictionTime, pop.end, cfg.CensorWindow))
+	}
 
 	source, err := assignSplits(ds, shardSplits, labels, cfg.Seed, cfg.Fractions)
 	if err != nil {
@@ -197,7 +204,7 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 		Positives: len(positives), Negatives: len(negatives),
 		Prevalence: float64(len(positives)) / float64(len(labels)),
 		Params:     cfg.Params(), SplitSource: source, Splits: map[string]ClassCounts{},
-		VisibleEvents: map[string]Summary{},
+		VisibleEvents: map[string]Summary{}, TimeToEvent: newTimeToEventReport(labels, pop.end, cfg.CensorWindow),
 	}
 	for _, class := range []string{"any", "positive", "negative"} {
 		reasons := make([]string, 0, len(excl[class]))
@@ -281,7 +288,7 @@ func (c CohortConfig) Params() map[string]any {
 		"min_history": FormatDuration(c.MinHistory), "min_events": c.MinEvents,
 		"min_age": FormatDuration(c.MinAge), "follow_up": FormatDuration(c.FollowUp),
 		"negatives": c.Negatives, "negatives_per_positive": c.NegativesPerPositive,
-		"band_years": c.BandYears, "seed": c.Seed,
+		"band_years": c.BandYears, "seed": c.Seed, "censor_window": FormatDuration(c.CensorWindow),
 		"split_fractions": []float64{c.Fractions.Train, c.Fractions.Tuning, c.Fractions.HeldOut},
 		"sex_prefixes":    c.SexPrefixes, "birth_codes": c.BirthCodes, "death_codes": c.DeathCodes,
 	}

@@ -33,7 +33,10 @@ type CohortConfig struct {
 	MinEvents  int      // at least this many timed events must be visible
 	MinAge     int64    // age at prediction time
 	FollowUp   int64    // negatives must be observed this long after prediction time
-	Negatives  string   // NegativesMatchedAge (default) or NegativesRandomDate
+	// CensorWindow: a subject whose observation ends this close to the dataset's end is
+	// censored administratively (CensorDatasetEnd), not lost to follow-up (see TimeToEvent).
+	CensorWindow int64
+	Negatives    string // NegativesMatchedAge (default) or NegativesRandomDate
 	// NegativesPerPositive caps matched-age negatives per positive in each birth band;
 	// 0 chooses it from the data (see the package doc of BuildCohort).
 	NegativesPerPositive float64
@@ -54,7 +57,8 @@ func (c *CohortConfig) Demographics() Demographics {
 func DefaultCohortConfig() CohortConfig {
 	return CohortConfig{
 		Lead: 365 * MicrosPerDay, MinHistory: 365 * MicrosPerDay, MinEvents: 1,
-		MinAge: 18 * MicrosPerYear, FollowUp: 365 * MicrosPerDay, Negatives: NegativesMatchedAge,
+		MinAge: 18 * MicrosPerYear, FollowUp: 365 * MicrosPerDay, CensorWindow: DefaultCensorWindow,
+		Negatives: NegativesMatchedAge,
 		BandYears: 5, Seed: 1, Fractions: DefaultSplitFractions,
 		SexPrefixes: DefaultDemographics().SexPrefixes,
 		BirthCodes:  DefaultDemographics().BirthCodes, DeathCodes: []string{DeathCode},
@@ -70,7 +74,8 @@ func (c *CohortConfig) validate() error {
 			return errors.New("empty target code prefix")
 		}
 	}
-	if c.Lead < 0 || c.Gap < 0 || c.MinHistory < 0 || c.FollowUp < 0 || c.MinAge < 0 || c.MinEvents < 0 {
+	if c.Lead < 0 || c.Gap < 0 || c.MinHistory < 0 || c.FollowUp < 0 || c.MinAge < 0 || c.MinEvents < 0 ||
+		c.CensorWindow < 0 {
 		return errors.New("durations and counts must not be negative")
 	}
 	if c.Negatives == "" {
@@ -129,8 +134,9 @@ type subjectInfo struct {
 	birth       int64 // StaticTime when unknown
 	death       int64 // StaticTime when none
 	sex         string
-	target      int64 // first target code, StaticTime when none
-	first, last int64 // first and last timed event other than birth
+	target      int64   // first target code, StaticTime when none
+	targets     []int64 // distinct times of target codes, ascending (static rows left out)
+	first, last int64   // first and last timed event other than birth
 	times       []int64
 }
 
@@ -221,12 +227,22 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
+// firstPass is what the first pass found: one subjectInfo per subject (per subject that keep
+// accepts), the split each subject's shard folder names (data/<split>/...), if any, the number
+// of subjects read and the dataset's end (DatasetEnd over every subject read, kept or not).
+type firstPass struct {
+	infos      []subjectInfo
+	shardSplit map[int64]string
+	subjects   int
+	end        int64
+}
+
 // summarise is the first pass: one subjectInfo per subject (per subject that keep accepts,
-// when keep is not nil), streaming shard by shard. It also returns the split each subject's
-// shard folder names (data/<split>/...), if any, and the number of subjects read.
-func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig, keep func(int64) bool) ([]subjectInfo, map[int64]string, int, error) {
+// when keep is not nil), streaming shard by shard.
+func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig, keep func(int64) bool) (*firstPass, error) {
 	cc := &codeClass{codes: ds.Codes, cfg: cfg, demo: cfg.Demographics()}
 	var out []subjectInfo
+	var lasts []int64
 	seen := map[int64]bool{}
 	shardSplit := map[int64]string{}
 	err := ds.ForEachShard(ctx, func(sh *Shard) error {
@@ -235,6 +251,9 @@ func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig, keep func(in
 			split = ""
 		}
 		for _, s := range sh.Subjects {
+			if t := lastTime(s.Events); t != StaticTime {
+				lasts = append(lasts, t)
+			}
 			if keep != nil && !keep(s.ID) {
 				if seen[s.ID] {
 					return fmt.Errorf("%s: subject %d appears in more than one shard or out of order; MEDS keeps a subject in one shard", sh.Path, s.ID)
@@ -251,7 +270,20 @@ func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig, keep func(in
 		}
 		return nil
 	})
-	return out, shardSplit, len(seen), err
+	if err != nil {
+		return nil, err
+	}
+	return &firstPass{infos: out, shardSplit: shardSplit, subjects: len(seen), end: DatasetEnd(lasts)}, nil
+}
+
+// lastTime is the latest timed event of a subject (birth and death included), StaticTime when
+// it has none.
+func lastTime(events []Event) int64 {
+	last := StaticTime
+	for _, e := range events {
+		last = max(last, e.Time)
+	}
+	return last
 }
 
 func summariseOne(cc *codeClass, s Subject, seen map[int64]bool, out *[]subjectInfo) error {
@@ -281,6 +313,9 @@ func summariseOne(cc *codeClass, s Subject, seen map[int64]bool, out *[]subjectI
 			case kindTarget:
 				if e.Time != StaticTime && si.target == StaticTime {
 					si.target = e.Time
+				}
+				if n := len(si.targets); e.Time != StaticTime && (n == 0 || si.targets[n-1] != e.Time) {
+					si.targets = append(si.targets, e.Time)
 				}
 			}
 			if e.Time != StaticTime {

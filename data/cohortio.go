@@ -3,6 +3,7 @@ package data
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -29,6 +30,33 @@ type Cohort struct {
 	// Demographics are the rules that found the labels' birth and sex (the manifest's
 	// birth_codes and sex_prefixes; the defaults for a cohort that records none).
 	Demographics Demographics
+	// TimeToEventColumns is whether cohort.parquet has the time-to-event columns; cohorts
+	// written before them do not, and every label's EventTime is then StaticTime (unknown).
+	TimeToEventColumns bool
+}
+
+// ErrNoTimeToEvent is returned where a cohort's labels need a time to event and lack one.
+var ErrNoTimeToEvent = errors.New("no time to event")
+
+// RequireTimeToEvent returns nil when every label has a time to event, else an error wrapping
+// ErrNoTimeToEvent that says why: a cohort written before medseq recorded it, or one built from
+// external labels without --target codes.
+func (c *Cohort) RequireTimeToEvent() error {
+	if !c.TimeToEventColumns {
+		return fmt.Errorf("cohort %s: %w: it was written before medseq recorded each label's time to event; rebuild it with medseq data cohort",
+			c.Dir, ErrNoTimeToEvent)
+	}
+	unknown := 0
+	for _, l := range c.Labels {
+		if l.EventTime == StaticTime {
+			unknown++
+		}
+	}
+	if unknown > 0 {
+		return fmt.Errorf("cohort %s: %w for %d of %d labels: a cohort from --labels needs --target codes to time events",
+			c.Dir, ErrNoTimeToEvent, unknown, len(c.Labels))
+	}
+	return nil
 }
 
 // labelSchema is labels.parquet: the MEDS 0.4 LabelSchema (meds 0.4.x, meds/schema.py) as its
@@ -52,7 +80,18 @@ var cohortSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "age", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 	{Name: "sex", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "birth", Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
+	// Time to event (Label): event_time null when unknown, censor_reason null unless censored.
+	{Name: colEventTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
+	{Name: colEventObserved, Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+	{Name: colCensorReason, Type: arrow.BinaryTypes.String, Nullable: true},
 }, nil)
+
+// Time-to-event columns of cohort.parquet.
+const (
+	colEventTime     = "event_time"
+	colEventObserved = "event_observed"
+	colCensorReason  = "censor_reason"
+)
 
 // WriteCohort writes a cohort folder atomically: labels.parquet (MEDS labels), cohort.parquet,
 // cohort_report.json and manifest.json (m must already hold the dataset as input "meds").
@@ -90,6 +129,7 @@ func WriteCohort(out string, overwrite bool, res *CohortResult, m *Manifest) err
 			} else {
 				b.Field(6).(*array.TimestampBuilder).Append(arrow.Timestamp(l.Birth))
 			}
+			appendTimeToEvent(b, 7, l)
 		}
 	})
 	if err != nil {
@@ -130,6 +170,8 @@ func LoadCohort(dir string) (*Cohort, error) {
 		}
 	}
 	p := filepath.Join(dir, CohortTableFile)
+	c.TimeToEventColumns = true
+	row := 0
 	err = ReadTable(p, func(rec arrow.RecordBatch) error {
 		n := int(rec.NumRows())
 		ids := make([]int64, n)
@@ -143,6 +185,11 @@ func LoadCohort(dir string) (*Cohort, error) {
 		if !ok1 || !ok2 || !ok3 || !ok4 {
 			return fmt.Errorf("read %s: unexpected column types", p)
 		}
+		tte, err := timeToEventColumns(p, rec)
+		if err != nil {
+			return err
+		}
+		c.TimeToEventColumns = c.TimeToEventColumns && tte.present
 		for i := 0; i < n; i++ {
 			l := Label{SubjectID: ids[i], PredictionTime: int64(pt.Value(i)), Value: val.Value(i), Age: age.Value(i), Birth: int64(birth.Value(i))}
 			if age.IsNull(i) {
@@ -153,14 +200,78 @@ func LoadCohort(dir string) (*Cohort, error) {
 			}
 			l.Split, _ = stringAt(fieldByName(rec, "split"), i)
 			l.Sex, _ = stringAt(fieldByName(rec, "sex"), i)
+			if err := tte.read(&l, i); err != nil {
+				return fmt.Errorf("read %s: row %d: %w", p, row+i+1, err)
+			}
 			c.Labels = append(c.Labels, l)
 		}
+		row += n
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// appendTimeToEvent writes l's time to event into the builder's fields from col on.
+func appendTimeToEvent(b *array.RecordBuilder, col int, l Label) {
+	if l.EventTime == StaticTime {
+		b.Field(col).AppendNull()
+		b.Field(col + 1).AppendNull()
+		b.Field(col + 2).AppendNull()
+		return
+	}
+	b.Field(col).(*array.TimestampBuilder).Append(arrow.Timestamp(l.EventTime))
+	b.Field(col + 1).(*array.BooleanBuilder).Append(l.EventObserved)
+	if l.CensorReason == "" {
+		b.Field(col + 2).AppendNull()
+	} else {
+		b.Field(col + 2).(*array.StringBuilder).Append(l.CensorReason)
+	}
+}
+
+// tteColumns are a cohort.parquet batch's time-to-event columns; present is false for a
+// cohort written before them.
+type tteColumns struct {
+	present  bool
+	time     *array.Timestamp
+	observed *array.Boolean
+	reason   arrow.Array
+}
+
+func timeToEventColumns(path string, rec arrow.RecordBatch) (tteColumns, error) {
+	et, eo, cr := fieldByName(rec, colEventTime), fieldByName(rec, colEventObserved), fieldByName(rec, colCensorReason)
+	if et == nil && eo == nil && cr == nil {
+		return tteColumns{}, nil
+	}
+	t, ok1 := et.(*array.Timestamp)
+	o, ok2 := eo.(*array.Boolean)
+	if !ok1 || !ok2 || cr == nil {
+		return tteColumns{}, fmt.Errorf("read %s: want columns %s timestamp, %s bool and %s string together",
+			path, colEventTime, colEventObserved, colCensorReason)
+	}
+	return tteColumns{present: true, time: t, observed: o, reason: cr}, nil
+}
+
+// read fills row i's time to event into l (unknown when the columns are absent or null).
+func (c tteColumns) read(l *Label, i int) error {
+	l.EventTime = StaticTime
+	if !c.present || c.time.IsNull(i) {
+		return nil
+	}
+	l.EventTime = int64(c.time.Value(i))
+	l.EventObserved = !c.observed.IsNull(i) && c.observed.Value(i)
+	l.CensorReason, _ = stringAt(c.reason, i)
+	switch {
+	case l.EventObserved && l.CensorReason != "":
+		return fmt.Errorf("%s %q on a label whose event was observed", colCensorReason, l.CensorReason)
+	case !l.EventObserved && l.CensorReason != CensorDeath && l.CensorReason != CensorEndOfRecord &&
+		l.CensorReason != CensorDatasetEnd:
+		return fmt.Errorf("%s %q: want %s, %s or %s", colCensorReason, l.CensorReason, CensorDeath, CensorEndOfRecord,
+			CensorDatasetEnd)
+	}
+	return nil
 }
 
 // CheckDataset verifies that medsDir is the dataset this cohort was built from; a stage

@@ -10,5 +10,10 @@
 // Censoring lives here, in one place (Censor and Cohort.Sequences): every later stage —
 // vocabulary counts, features, model inputs — sees a subject only through it.
 //
+// Every label also carries its time to event (Label.EventTime, EventObserved, CensorReason):
+// the first target code at or after its prediction time, or its censoring at the end of
+// observation by death, at the dataset's end (administrative: within the cohort's censor
+// window of it) or at an earlier end of record. censor.go defines them.
+//
 // The package knows nothing about models.
 package data

@@ -199,13 +199,20 @@ const (
 const SamplingLabels = "labels"
 
 // LabelCohortParams are the manifest parameters of a cohort built from the labels at path:
-// the ones later stages read (gap, birth_codes, sex_prefixes) and how splits were made.
+// the ones later stages read (gap, birth_codes, sex_prefixes) and how splits were made. The
+// target codes, when given, only time the labels' events: they are event_targets, not
+// targets, because the label file, not the first target code, defines the outcome.
 func LabelCohortParams(c CohortConfig, path string) map[string]any {
-	return map[string]any{
+	p := map[string]any{
 		"labels": path, "gap": FormatDuration(c.Gap), "seed": c.Seed,
 		"split_fractions": []float64{c.Fractions.Train, c.Fractions.Tuning, c.Fractions.HeldOut},
 		"sex_prefixes":    c.SexPrefixes, "birth_codes": c.BirthCodes, "death_codes": c.DeathCodes,
 	}
+	if len(c.Targets) > 0 {
+		p["event_targets"] = c.Targets
+		p["censor_window"] = FormatDuration(c.CensorWindow)
+	}
+	return p
 }
 
 // BuildLabelCohort makes a cohort from external labels (a MEDS label file written by ACES or
@@ -218,16 +225,25 @@ func LabelCohortParams(c CohortConfig, path string) map[string]any {
 // dropped), when its subject is not in the dataset, when its prediction time is at or before
 // birth or at or after death, or when no timed event is visible at it (prediction time -
 // cfg.Gap). A subject without a birth code keeps its labels with an unknown age (NaN, Birth =
-// StaticTime; counted in UnknownAge and left out of the age checks). Only cfg's Gap, Seed,
-// Fractions, SexPrefixes, BirthCodes and DeathCodes are used.
+// StaticTime; counted in UnknownAge and left out of the age checks).
+//
+// With cfg.Targets, every label gets its time to event (see TimeToEvent): the first target
+// code at or after its prediction time, whatever its value (a negative whose target comes
+// after the task's window has an observed event), else its censoring at the end of
+// observation. Without them the time to event is unknown (EventTime = StaticTime). Only cfg's
+// Gap, Seed, Fractions, SexPrefixes, BirthCodes, DeathCodes, Targets and CensorWindow are used.
 func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg CohortConfig) (*CohortResult, error) {
-	if cfg.Gap < 0 {
-		return nil, errors.New("gap must not be negative")
+	if cfg.Gap < 0 || cfg.CensorWindow < 0 {
+		return nil, errors.New("gap and censor window must not be negative")
+	}
+	for _, t := range cfg.Targets {
+		if strings.TrimSpace(t) == "" {
+			return nil, errors.New("empty target code prefix")
+		}
 	}
 	if cfg.Fractions == (SplitFractions{}) {
 		cfg.Fractions = DefaultSplitFractions
 	}
-	cfg.Targets = nil
 	excl := exclusions{}
 	// Nulls and repeats first: they need no data. Rows of one subject and time form a group:
 	// the first is kept when they agree, none when they conflict.
@@ -268,10 +284,11 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 	for _, r := range kept {
 		want[r.SubjectID] = true
 	}
-	infos, shardSplits, nSubjects, err := summarise(ctx, ds, &cfg, func(id int64) bool { return want[id] })
+	pop, err := summarise(ctx, ds, &cfg, func(id int64) bool { return want[id] })
 	if err != nil {
 		return nil, err
 	}
+	infos, shardSplits, nSubjects := pop.infos, pop.shardSplit, pop.subjects
 	byID := make(map[int64]*subjectInfo, len(infos))
 	for i := range infos {
 		byID[infos[i].id] = &infos[i]
@@ -297,7 +314,11 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 			excl.add(class, ExclNoVisibleEvent)
 			continue
 		}
-		l := Label{SubjectID: s.id, PredictionTime: pt, Value: r.Value, Age: math.NaN(), Sex: s.sex, Birth: s.birth}
+		l := Label{SubjectID: s.id, PredictionTime: pt, Value: r.Value, Age: math.NaN(), Sex: s.sex, Birth: s.birth,
+			EventTime: StaticTime}
+		if len(cfg.Targets) > 0 {
+			l.setTimeToEvent(s.timeToEvent(pt, pop.end, cfg.CensorWindow))
+		}
 		if s.birth != StaticTime {
 			l.Age = ageYears(s, pt)
 		} else {
@@ -355,6 +376,13 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 	rep.Prevalence = float64(rep.Positives) / float64(len(labels))
 	rep.setDistributions(visible, posAges, negAges)
 	rep.Sampling = SamplingReport{Method: SamplingLabels, Comparison: map[string]SamplingOutcome{}}
+	if len(cfg.Targets) > 0 {
+		rep.TimeToEvent = newTimeToEventReport(labels, pop.end, cfg.CensorWindow)
+		if n := rep.TimeToEvent.PositivesWithoutEvent; n > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d of %d positive labels have no code starting with %v at or after their prediction time: the target codes time no event for them (censored)",
+				n, rep.Positives, cfg.Targets))
+		}
+	}
 	if unknownAge > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d labels have no birth date (no code in %v): their age is unknown and left out of the age checks", unknownAge, cfg.BirthCodes))
 	}
