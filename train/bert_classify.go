@@ -2,12 +2,11 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -152,33 +151,10 @@ func (mf BERTModel) maxLen(tok *tokenize.Tokenizer) int {
 	return n
 }
 
-// modelConfig is the configuration the flags ask for.
-func (mf BERTModel) modelConfig(vocab, maxLen, pad int) (bert.Config, error) {
-	bc, err := bert.Named(mf.Config, vocab, maxLen)
-	if err != nil {
-		return bc, err
-	}
-	for _, ov := range []struct {
-		dst *int
-		v   int
-	}{{&bc.HiddenSize, mf.Hidden}, {&bc.NumHiddenLayers, mf.Layers}, {&bc.NumAttentionHeads, mf.Heads}, {&bc.IntermediateSize, mf.Intermediate}} {
-		if ov.v > 0 {
-			*ov.dst = ov.v
-		}
-	}
-	if mf.Hidden > 0 && mf.Intermediate == 0 {
-		bc.IntermediateSize = 4 * bc.HiddenSize
-	}
-	if mf.Dropout >= 0 {
-		bc.HiddenDropoutProb, bc.AttentionProbsDropoutProb = mf.Dropout, mf.Dropout
-	}
-	bc.AgeEmbeddings = mf.AgeEmbeddings
-	bc.TimeEmbeddings = mf.TimeEmbeddings
-	if bc.TimeEmbeddings {
-		bc.TimeBuckets = bert.DefaultTimeBuckets
-	}
-	bc.PadTokenID = pad
-	return bc, bc.Validate()
+// choice is the configuration the flags ask for.
+func (mf BERTModel) choice() bert.Choice {
+	return bert.Choice{Name: mf.Config, Hidden: mf.Hidden, Layers: mf.Layers, Heads: mf.Heads, Intermediate: mf.Intermediate,
+		AgeEmbeddings: mf.AgeEmbeddings, TimeEmbeddings: mf.TimeEmbeddings, Dropout: mf.Dropout}
 }
 
 // encodeSplits encodes the censored sequences of the named splits.
@@ -210,6 +186,20 @@ func encodeSplits(ctx context.Context, o *opened, maxLen int, names ...string) (
 	return splits, nil
 }
 
+// initHint says what to do when a pretrained encoder's configuration field differs from
+// the flags'.
+func initHint(field string) string {
+	switch field {
+	case "vocab_size":
+		return "use the tokenizer the model was pretrained with"
+	case "max_position_embeddings":
+		return "lower --max-len"
+	case "age_embeddings", "time_embeddings":
+		return "set --" + strings.ReplaceAll(field, "_", "-") + " as the pretrained model has it"
+	}
+	return "leave --config, --hidden, --layers, --heads and --intermediate out to take the pretrained model's"
+}
+
 // loadInit reads the encoder of a pretrain run for a classifier: the run must come from
 // this tokenizer, its config must match what the flags ask for, and the heads this model
 // lacks are initialised (and listed, as transformers does).
@@ -225,67 +215,17 @@ func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxL
 		return nil, fmt.Errorf("--init %s was pretrained with a different tokenizer than --tokenizer %s, so its token ids mean other codes: %w",
 			dir, in.Tokenizer, err)
 	}
-	w, _, err := bert.Load(filepath.Join(dir, bert.Dir))
+	w, newly, err := bert.LoadPretrained(modelrepo.BERTPath(dir), mf.choice(), tok.Vocab.Len(), maxLen,
+		bert.Heads{Classifier: true}, seed, log)
+	var mismatch *bert.MismatchError
+	if errors.As(err, &mismatch) {
+		return nil, fmt.Errorf("--init %s: %w (%s)", dir, err, initHint(mismatch.Field))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--init %s: %w", dir, err)
 	}
-	pc := w.Config
-	if pc.VocabSize != tok.Vocab.Len() {
-		return nil, fmt.Errorf("--init %s: config mismatch: the checkpoint's vocab_size is %d, the tokenizer has %d tokens", dir, pc.VocabSize, tok.Vocab.Len())
-	}
-	if maxLen > pc.MaxPositionEmbeddings {
-		return nil, fmt.Errorf("--init %s: config mismatch: --max-len %d exceeds the checkpoint's max_position_embeddings %d", dir, maxLen, pc.MaxPositionEmbeddings)
-	}
-	if mf.Config != "" || mf.Hidden > 0 || mf.Layers > 0 || mf.Heads > 0 || mf.Intermediate > 0 {
-		if mf.Config == "" {
-			mf.Config = "tiny"
-		}
-		want, err := mf.modelConfig(pc.VocabSize, pc.MaxPositionEmbeddings, pc.PadTokenID)
-		if err != nil {
-			return nil, err
-		}
-		for _, x := range []struct {
-			name      string
-			got, want int
-		}{{"hidden_size", pc.HiddenSize, want.HiddenSize}, {"num_hidden_layers", pc.NumHiddenLayers, want.NumHiddenLayers},
-			{"num_attention_heads", pc.NumAttentionHeads, want.NumAttentionHeads}, {"intermediate_size", pc.IntermediateSize, want.IntermediateSize}} {
-			if x.got != x.want {
-				return nil, fmt.Errorf("--init %s: config mismatch: the checkpoint's %s is %d, the flags ask for %d (leave --config, --hidden, --layers, --heads and --intermediate out to take the checkpoint's)",
-					dir, x.name, x.got, x.want)
-			}
-		}
-	}
-	if mf.AgeEmbeddings != pc.AgeEmbeddings {
-		return nil, fmt.Errorf("--init %s: config mismatch: the checkpoint has age embeddings %v, --age-embeddings is %v", dir, pc.AgeEmbeddings, mf.AgeEmbeddings)
-	}
-	if mf.TimeEmbeddings != pc.TimeEmbeddings {
-		return nil, fmt.Errorf("--init %s: config mismatch: the checkpoint has time embeddings %v, --time-embeddings is %v", dir, pc.TimeEmbeddings, mf.TimeEmbeddings)
-	}
-	if mf.Dropout >= 0 {
-		w.Config.HiddenDropoutProb, w.Config.AttentionProbsDropoutProb = mf.Dropout, mf.Dropout
-	}
-	out, newly, err := w.WithHeads(bert.Heads{Classifier: true}, seed)
-	if err != nil {
-		return nil, err
-	}
-	var unused []string
-	for n := range w.Data {
-		if _, ok := out.Data[n]; !ok {
-			unused = append(unused, n)
-		}
-	}
-	sort.Strings(unused)
-	sort.Strings(newly)
-	if len(unused) > 0 {
-		log.Info(fmt.Sprintf("Some weights of the model checkpoint at %s were not used when initializing BertForSequenceClassification: [%s]",
-			dir, strings.Join(unused, ", ")))
-	}
-	if len(newly) > 0 {
-		log.Warn(fmt.Sprintf("Some weights of BertForSequenceClassification were not initialized from the model checkpoint at %s and are newly initialized: [%s]",
-			dir, strings.Join(newly, ", ")))
-	}
-	log.Info("encoder loaded", "init", dir, "run", m.RunID, "tensors", len(out.Specs)-len(newly), "newly_initialized", len(newly))
-	return out, nil
+	log.Info("encoder loaded", "init", dir, "run", m.RunID, "tensors", len(w.Specs)-len(newly), "newly_initialized", len(newly))
+	return w, nil
 }
 
 // classifyLine is a classify metrics.jsonl line.
@@ -382,7 +322,7 @@ func classifierWeights(cfg BERTClassifyConfig, b *bertRun) (*bert.Weights, error
 	if cfg.Init != "" {
 		return loadInit(cfg.Init, cfg.Inputs, b.o.tok, cfg.BERTModel, b.maxLen, cfg.Seed, b.log)
 	}
-	bc, err := cfg.modelConfig(b.o.tok.Vocab.Len(), b.maxLen, int(b.pad))
+	bc, err := cfg.choice().Config(b.o.tok.Vocab.Len(), b.maxLen, int(b.pad))
 	if err != nil {
 		return nil, err
 	}

@@ -164,7 +164,7 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	if cfg.Config == "" {
 		cfg.Config = "tiny"
 	}
-	bc, err := cfg.modelConfig(b.o.tok.Vocab.Len(), b.maxLen, int(b.pad))
+	bc, err := cfg.choice().Config(b.o.tok.Vocab.Len(), b.maxLen, int(b.pad))
 	if err != nil {
 		return nil, err
 	}
