@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/medseq/medseq/model/bert"
+	"github.com/medseq/medseq/modelrepo"
 )
 
 func TestLRSchedule(t *testing.T) {
@@ -51,7 +52,7 @@ func TestClassifyBFloat16OnCPU(t *testing.T) {
 	if res.Device.DType != "bfloat16" {
 		t.Errorf("device dtype %q, want bfloat16", res.Device.DType)
 	}
-	ts, _, err := bert.ReadSafetensors(filepath.Join(c.Out, bert.Dir, bert.SafetensorsFile))
+	ts, _, err := bert.ReadSafetensors(filepath.Join(modelrepo.BERTPath(c.Out), bert.SafetensorsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,28 +65,3 @@ func TestClassifyBFloat16OnCPU(t *testing.T) {
 
 // TestEngineOptionsStaticOnGPU: a GPU engine pads batches to fixed shapes (XLA compiles every
 // new shape); a CPU engine does not.
-func TestEngineOptionsStaticOnGPU(t *testing.T) {
-	c, err := bert.Named("tiny", 40, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := bert.NewWeights(c, bert.Heads{MLM: true}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	be, err := bert.Backend("cpu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kind := range []string{"cpu", "gpu"} {
-		opts := engineOptions(BERTTraining{DType: "float32"}, bert.Device{Kind: kind}, 16)
-		e, err := bert.NewEngine(be, w.Clone(), bert.TaskMLM, bert.DefaultOptim(), 1, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Static() != (kind == "gpu") {
-			t.Errorf("%s: Static() = %v", kind, e.Static())
-		}
-		e.Close()
-	}
-}

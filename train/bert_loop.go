@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gomlx/compute"
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/bert"
 	"github.com/medseq/medseq/modelrepo"
@@ -301,35 +300,4 @@ func writeHistory(path string, h []BERTMetrics, line func(BERTMetrics) any) erro
 		buf = append(append(buf, b...), '\n')
 	}
 	return data.WriteFileAtomic(path, buf)
-}
-
-// openDevice picks the device (cpu, gpu or auto: a GPU through go-nvml and an XLA CUDA PJRT
-// plugin, else the CPU), checks the dtype against it, logs what was chosen and why, and opens
-// the gomlx backend.
-func openDevice(t BERTTraining, log *slog.Logger) (compute.Backend, bert.Device, error) {
-	dev, err := bert.SelectDevice(t.Device, t.PJRTPlugin)
-	if err != nil {
-		return nil, dev, err
-	}
-	if err := bert.ValidateDType(t.DType, dev); err != nil {
-		return nil, dev, err
-	}
-	dev = dev.WithDType(t.DType)
-	log.Info("device", "kind", dev.Kind, "reason", dev.Reason, "plugin", dev.Plugin, "dtype", dev.DType)
-	if dev.DType == "bfloat16" && dev.Kind == "cpu" {
-		log.Warn("bfloat16 on the CPU: mixed precision runs correctly but slower than float32 (no bfloat16 arithmetic here); it is meant for GPUs of compute capability 8.0 or later")
-	}
-	b, err := bert.BackendFor(dev)
-	return b, dev, err
-}
-
-// engineOptions are the engine's options for a device: the dtype, and on a GPU static shapes
-// (sequences padded to the maximum length, MLM batches to mlmPositions per row), since XLA
-// compiles every new batch shape and a CPU only pays for padding.
-func engineOptions(t BERTTraining, dev bert.Device, mlmPositions int) []bert.EngineOption {
-	opts := []bert.EngineOption{bert.WithDType(t.DType)}
-	if dev.Kind == "gpu" {
-		opts = append(opts, bert.WithStaticShapes(mlmPositions))
-	}
-	return opts
 }

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
-	"sort"
 	"time"
 
 	"github.com/medseq/medseq/data"
@@ -83,66 +81,6 @@ func maskable(seqs []bert.Encoded, special func(int32) bool) []bert.Encoded {
 	return out
 }
 
-// mlmEvalBatches masks the evaluation sequences once, with a fixed seed, in batches of
-// similar lengths.
-func mlmEvalBatches(seqs []bert.Encoded, m bert.Masking, rows, maxLen int, pad int32) []*bert.Batch {
-	order := make([]int, len(seqs))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return len(seqs[order[a]].IDs) < len(seqs[order[b]].IDs) })
-	r := rand.New(rand.NewPCG(evalMaskSeed, 0))
-	var out []*bert.Batch
-	for lo := 0; lo < len(order); lo += rows {
-		hi := min(lo+rows, len(order))
-		part := make([]bert.Encoded, 0, hi-lo)
-		for _, i := range order[lo:hi] {
-			part = append(part, seqs[i])
-		}
-		out = append(out, bert.MakeMLMBatch(r, m, part, rows, maxLen, pad))
-	}
-	return out
-}
-
-// mlmEval is the mean cross-entropy and the accuracy over every masked position of the
-// batches, without dropout.
-func mlmEval(eng *bert.Engine, batches []*bert.Batch) (loss, acc float64, err error) {
-	V := eng.Config().VocabSize
-	var n int
-	for _, b := range batches {
-		logits, err := eng.MLMLogits(b)
-		if err != nil {
-			return 0, 0, err
-		}
-		for k, w := range b.TargetWeights {
-			if w == 0 {
-				continue
-			}
-			row := logits[k*V : (k+1)*V]
-			mx, arg := math.Inf(-1), 0
-			for j, z := range row {
-				if float64(z) > mx {
-					mx, arg = float64(z), j
-				}
-			}
-			var se float64
-			for _, z := range row {
-				se += math.Exp(float64(z) - mx)
-			}
-			t := b.Targets[k]
-			loss += mx + math.Log(se) - float64(row[t])
-			if arg == int(t) {
-				acc++
-			}
-			n++
-		}
-	}
-	if n == 0 {
-		return 0, 0, fmt.Errorf("train pretrain: no masked tokens to evaluate on")
-	}
-	return loss / float64(n), acc / float64(n), nil
-}
-
 // BERTPretrain trains a masked-language model: 15% of the non-special tokens of each
 // training sequence chosen (80% [MASK], 10% a random token, 10% kept), the loss on the
 // gathered chosen positions, AdamW with warmup and linear decay, evaluation of the MLM loss
@@ -172,13 +110,12 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	masking := bert.Masking{Rate: cfg.MaskRate, MaskID: b.o.tok.Vocab.Mask, VocabSize: b.o.tok.Vocab.Len(),
-		Special: b.o.tok.Vocab.IsSpecial, MaxPerRow: bert.MaxPredictions(b.maxLen, cfg.MaskRate)}
+	masking := bert.NewMasking(cfg.MaskRate, b.o.tok.Vocab.Mask, b.o.tok.Vocab.Len(), b.o.tok.Vocab.IsSpecial, b.maxLen)
 	w, err := bert.NewWeights(bc, bert.Heads{MLM: true}, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.openEngine(w, bert.TaskMLM, 0, bert.StaticPositions(masking.MaxPerRow)); err != nil {
+	if err := b.openEngine(w, bert.TaskMLM, 0, masking.MaxPerRow); err != nil {
 		return nil, err
 	}
 	if err := b.schedule(len(tr)); err != nil {
@@ -238,12 +175,7 @@ func maskableSplits(ctx context.Context, b *bertRun, cohort string) (tr, tu []be
 // mlmTask is masked language modelling in the training loop: the step's training rows masked
 // with the step's seed, evaluation on the tuning split masked once with a fixed seed.
 func mlmTask(b *bertRun, tr, tu []bert.Encoded, masking bert.Masking) bertTask {
-	evalBatches := mlmEvalBatches(tu, masking, 2*b.t.BatchSize, b.maxLen, b.pad)
-	if b.eng.Static() { // one shape for the evaluation too
-		for i, x := range evalBatches {
-			evalBatches[i] = x.PadTo(b.maxLen, bert.StaticPositions(masking.MaxPerRow))
-		}
-	}
+	evalBatches := bert.MLMEvalBatches(rand.New(rand.NewPCG(evalMaskSeed, 0)), masking, tu, 2*b.t.BatchSize, b.maxLen, b.pad)
 	order := &sampleOrder{n: len(tr), batch: b.t.BatchSize, seed: b.t.Seed}
 	return bertTask{
 		batch: func(step int) *bert.Batch {
@@ -256,7 +188,7 @@ func mlmTask(b *bertRun, tr, tu []bert.Encoded, masking bert.Masking) bertTask {
 			return bert.MakeMLMBatch(r, masking, seqs, b.t.BatchSize, b.maxLen, b.pad)
 		},
 		evaluate: func() (BERTMetrics, error) {
-			loss, acc, err := mlmEval(b.eng, evalBatches)
+			loss, acc, err := b.eng.EvalMLM(evalBatches)
 			return BERTMetrics{ValLoss: loss, ValMLMAccuracy: acc}, err
 		},
 		line:     mlmLine,

@@ -41,17 +41,17 @@ func startBERTRun(task string, in Inputs, out outFolder, mf BERTModel, t BERTTra
 }
 
 // openEngine picks the device and puts w on it for task: AdamW with the run's weight decay
-// and clipping (posWeight: the BCE positive weight of classification, 0 for 1), static shapes
-// on a GPU (MLM batches with mlmPositions per row).
-func (b *bertRun) openEngine(w *bert.Weights, task bert.Task, posWeight float64, mlmPositions int) error {
-	backend, dev, err := openDevice(b.t, b.log)
+// and clipping (posWeight: the BCE positive weight of classification, 0 for 1; maxMasked: the
+// most masked positions per sequence of MLM, 0 for classification).
+func (b *bertRun) openEngine(w *bert.Weights, task bert.Task, posWeight float64, maxMasked int) error {
+	dev, err := bert.OpenDevice(b.t.Device, b.t.PJRTPlugin, b.t.DType, b.log)
 	if err != nil {
 		return err
 	}
 	b.dev, b.params = dev, w.NumParams()
 	opt := bert.DefaultOptim()
 	opt.WeightDecay, opt.Clip, opt.PosWeight = b.t.WeightDecay, b.t.Clip, posWeight
-	b.eng, err = bert.NewEngine(backend, w, task, opt, int64(b.t.Seed), engineOptions(b.t, dev, mlmPositions)...)
+	b.eng, err = bert.NewEngineOn(dev, w, task, opt, int64(b.t.Seed), maxMasked)
 	return err
 }
 

@@ -131,3 +131,30 @@ func TestLearnsToyTask(t *testing.T) {
 		t.Fatalf("AUROC %.3f after %d steps, want > 0.9", auc, steps)
 	}
 }
+
+// TestDeviceOptionsStaticOnGPU: an engine for a GPU takes static shapes, one for the CPU does
+// not (checked on the CPU backend, which runs either).
+func TestDeviceOptionsStaticOnGPU(t *testing.T) {
+	c := toyConfig(t, false)
+	w, err := NewWeights(c, Heads{MLM: true}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := Backend("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"cpu", "gpu"} {
+		t.Run(kind, func(t *testing.T) {
+			dev := Device{Kind: kind}.WithDType("float32")
+			e, err := NewEngine(be, w.Clone(), TaskMLM, DefaultOptim(), 1, deviceOptions(dev, 16)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			if e.Static() != (kind == "gpu") || e.DType() != "float32" {
+				t.Errorf("Static() = %v, DType() = %s", e.Static(), e.DType())
+			}
+		})
+	}
+}

@@ -1,9 +1,11 @@
 package bert
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sort"
 )
 
 // Masking is BERT's masked-language-model corruption.
@@ -13,6 +15,13 @@ type Masking struct {
 	VocabSize int              // random replacements are drawn from [0, VocabSize)
 	Special   func(int32) bool // never chosen, never drawn as a replacement
 	MaxPerRow int              // at most this many chosen per sequence (0: no cap), as BERT's max_predictions_per_seq
+}
+
+// NewMasking is BERT's masking at rate of sequences of up to maxLen tokens over a vocabulary
+// of vocabSize (maskID: [MASK]; special tokens are never chosen nor drawn), at most
+// MaxPredictions(maxLen, rate) chosen per sequence.
+func NewMasking(rate float64, maskID int32, vocabSize int, special func(int32) bool, maxLen int) Masking {
+	return Masking{Rate: rate, MaskID: maskID, VocabSize: vocabSize, Special: special, MaxPerRow: MaxPredictions(maxLen, rate)}
 }
 
 // MaxPredictions is the cap on masked positions per sequence for sequences of up to maxLen
@@ -105,4 +114,72 @@ func MakeMLMBatch(r *rand.Rand, m Masking, seqs []Encoded, rows, maxLen int, pad
 		}
 	}
 	return b
+}
+
+// MLMEvalBatches masks evaluation sequences once, drawing from r, in batches of up to rows
+// sequences of similar lengths (shortest first), so every evaluation sees the same masks and
+// validation losses compare across evaluations and runs.
+func MLMEvalBatches(r *rand.Rand, m Masking, seqs []Encoded, rows, maxLen int, pad int32) []*Batch {
+	order := make([]int, len(seqs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(seqs[order[a]].IDs) < len(seqs[order[b]].IDs) })
+	var out []*Batch
+	for lo := 0; lo < len(order); lo += rows {
+		hi := min(lo+rows, len(order))
+		part := make([]Encoded, 0, hi-lo)
+		for _, i := range order[lo:hi] {
+			part = append(part, seqs[i])
+		}
+		out = append(out, MakeMLMBatch(r, m, part, rows, maxLen, pad))
+	}
+	return out
+}
+
+// EvalMLM is the mean cross-entropy and the share predicted right (the arg max) over every
+// masked position of the batches, without dropout. A static-shape engine runs each batch
+// padded to its one shape.
+func (e *Engine) EvalMLM(batches []*Batch) (loss, acc float64, err error) {
+	V := e.cfg.VocabSize
+	var n int
+	for _, b := range batches {
+		if e.static {
+			b = b.PadTo(e.cfg.MaxPositionEmbeddings, e.staticP)
+		}
+		logits, err := e.MLMLogits(b)
+		if err != nil {
+			return 0, 0, err
+		}
+		for k, w := range b.TargetWeights {
+			if w == 0 {
+				continue
+			}
+			l, right := crossEntropy(logits[k*V:(k+1)*V], b.Targets[k])
+			loss += l
+			if right {
+				acc++
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, 0, errors.New("bert: no masked tokens to evaluate on")
+	}
+	return loss / float64(n), acc / float64(n), nil
+}
+
+// crossEntropy is -log softmax(row)[target], and whether target is the row's arg max.
+func crossEntropy(row []float32, target int32) (float64, bool) {
+	mx, arg := math.Inf(-1), 0
+	for j, z := range row {
+		if float64(z) > mx {
+			mx, arg = float64(z), j
+		}
+	}
+	var se float64
+	for _, z := range row {
+		se += math.Exp(float64(z) - mx)
+	}
+	return mx + math.Log(se) - float64(row[target]), arg == int(target)
 }

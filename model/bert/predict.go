@@ -191,15 +191,7 @@ func LoadScorerOn(dir string, m *modelrepo.Manifest, dev Device) (*Scorer, error
 	if err := ValidateDType(dev.DType, dev); err != nil {
 		return nil, err
 	}
-	be, err := BackendFor(dev)
-	if err != nil {
-		return nil, err
-	}
-	opts := []EngineOption{WithDType(dev.DType)}
-	if dev.Kind == "gpu" {
-		opts = append(opts, WithStaticShapes(0))
-	}
-	e, err := NewEngine(be, w, TaskClassify, DefaultOptim(), 0, opts...)
+	e, err := NewEngineOn(dev, w, TaskClassify, DefaultOptim(), 0, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -138,6 +138,42 @@ func TestStaticShapes(t *testing.T) {
 			t.Errorf("step %d: MLM logits differ by %.2e", step, e)
 		}
 	}
+	// The evaluation: one loss and accuracy on either engine, the mean of -log softmax at the
+	// masked positions.
+	eb := MLMEvalBatches(rand.New(rand.NewPCG(7, 0)), m, seqs, 4, 64, 0)
+	lossD, accD, err := dyn.EvalMLM(eb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossS, accS, err := st.EvalMLM(eb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(lossD-lossS) > 1e-5*lossD || accD != accS {
+		t.Errorf("EvalMLM: loss %v vs %v, accuracy %v vs %v", lossD, lossS, accD, accS)
+	}
+	var sum float64
+	var n int
+	for _, b := range eb {
+		logits, err := dyn.MLMLogits(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, w := range b.TargetWeights {
+			if w == 0 {
+				continue
+			}
+			var z float64
+			for _, x := range logits[k*60 : (k+1)*60] {
+				z += math.Exp(float64(x))
+			}
+			sum += math.Log(z) - float64(logits[k*60+int(b.Targets[k])])
+			n++
+		}
+	}
+	if want := sum / float64(n); math.Abs(lossD-want) > 1e-9*want || n < len(seqs) {
+		t.Errorf("EvalMLM loss %v, by definition %v (%d positions)", lossD, want, n)
+	}
 	cd, cs := mk(TaskClassify, false), mk(TaskClassify, true)
 	ld, err := cd.PredictLogits(seqs, 4, 0) // 4 + 4 + 1 rows when not static, 3 × 4 when static
 	if err != nil {
