@@ -18,6 +18,7 @@ import (
 	"github.com/medseq/medseq/internal/testpy"
 	"github.com/medseq/medseq/model/bert"
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/tokenize"
 )
 
@@ -117,12 +118,12 @@ func TestClassifyHFFolderMatchesHuggingFace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The pretraining folder is a masked-LM HuggingFace folder with its tokenizer.
-	pc := readJSONFile(t, filepath.Join(pre.Out, bert.Dir, bert.ConfigFile))
+	pc := readJSONFile(t, filepath.Join(modelrepo.BERTPath(pre.Out), bert.ConfigFile))
 	if a, _ := pc["architectures"].([]any); len(a) != 1 || a[0] != "BertForMaskedLM" || pc["id2label"] != nil {
 		t.Errorf("pretrain config.json: architectures %v, id2label %v", pc["architectures"], pc["id2label"])
 	}
 	for _, name := range []string{tokenize.HFFile, tokenize.HFTokenizerConfigFile, tokenize.HFSpecialTokensFile, tokenize.VocabFile} {
-		if _, err := os.Stat(filepath.Join(pre.Out, bert.Dir, name)); err != nil {
+		if _, err := os.Stat(filepath.Join(modelrepo.BERTPath(pre.Out), name)); err != nil {
 			t.Errorf("pretrain bert/ lacks %s", name)
 		}
 	}
@@ -163,7 +164,7 @@ func readJSONFile(t *testing.T, path string) map[string]any {
 }
 
 func checkHFFolder(t *testing.T, python, node string, f fixture, out string, maxLen int) {
-	bdir := filepath.Join(out, bert.Dir)
+	bdir := modelrepo.BERTPath(out)
 	cfg := readJSONFile(t, filepath.Join(bdir, bert.ConfigFile))
 	positions := int(cfg["max_position_embeddings"].(float64))
 	if positions != 32 || cfg["medseq_max_length"] != float64(maxLen) || cfg["problem_type"] != "multi_label_classification" ||

@@ -224,10 +224,8 @@ func (c *checkpointer) load(dir string) (*checkpoint, error) {
 	if err := sameParams(st.Params, c.params); err != nil {
 		return nil, fmt.Errorf("cannot resume from %s: %w", dir, err)
 	}
-	for _, f := range []string{bert.StateWeightsFile, bert.StateOptimFile} {
-		if _, ok := st.Files[f]; !ok {
-			return nil, corrupt(dir, "state.json lists no %s", f)
-		}
+	if err := everyFileListed(dir, st.Files); err != nil {
+		return nil, err
 	}
 	for f, want := range st.Files {
 		if f != filepath.Base(f) {
@@ -244,10 +242,27 @@ func (c *checkpointer) load(dir string) (*checkpoint, error) {
 	return &checkpoint{Dir: dir, State: st}, nil
 }
 
+// everyFileListed checks that state.json lists a checksum for every other file of the
+// checkpoint, so that each file the engine reads back has been verified.
+func everyFileListed(dir string, files map[string]string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return corrupt(dir, "%v", err)
+	}
+	for _, e := range ents {
+		if e.Name() == ckptStateFile {
+			continue
+		}
+		if _, ok := files[e.Name()]; !ok {
+			return corrupt(dir, "state.json lists no checksum of %s", e.Name())
+		}
+	}
+	return nil
+}
+
 // restore puts a checkpoint's engine state into the engine (whose configuration and heads
 // the checkpoint must have) and returns the loop state and the best weights.
 func (ck *checkpoint) restore(eng *bert.Engine) (*loopState, *bert.Weights, error) {
-	_, hasBest := ck.State.Files[bert.StateBestFile]
 	best, err := eng.RestoreState(ck.Dir)
 	if err != nil {
 		return nil, nil, corrupt(ck.Dir, "%v", err)
@@ -256,7 +271,7 @@ func (ck *checkpoint) restore(eng *bert.Engine) (*loopState, *bert.Weights, erro
 	if st.Step != eng.Steps() || st.Step < 0 {
 		return nil, nil, corrupt(ck.Dir, "loop step %d and optimizer step %d disagree", st.Step, eng.Steps())
 	}
-	if st.HaveBest != (best != nil) || hasBest != (best != nil) {
+	if st.HaveBest != (best != nil) {
 		return nil, nil, corrupt(ck.Dir, "best weights missing or unexpected")
 	}
 	return &st, best, nil

@@ -170,11 +170,11 @@ func metricsWithoutTiming(t *testing.T, dir string) []map[string]any {
 
 func sameModel(t *testing.T, what, a, b string) {
 	t.Helper()
-	wa, err := os.ReadFile(filepath.Join(a, bert.Dir, bert.SafetensorsFile))
+	wa, err := os.ReadFile(filepath.Join(modelrepo.BERTPath(a), bert.SafetensorsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wb, err := os.ReadFile(filepath.Join(b, bert.Dir, bert.SafetensorsFile))
+	wb, err := os.ReadFile(filepath.Join(modelrepo.BERTPath(b), bert.SafetensorsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestPretrainResumeEqualsUnbrokenRun(t *testing.T) {
 	if err != nil || m.Kind != KindBERTMLM {
 		t.Fatalf("manifest %+v: %v", m, err)
 	}
-	w, _, err := bert.Load(filepath.Join(a.Out, bert.Dir))
+	w, _, err := bert.Load(modelrepo.BERTPath(a.Out))
 	if err != nil {
 		t.Fatal(err)
 	}
