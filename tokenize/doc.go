@@ -12,6 +12,7 @@
 // files people already use: vocab.txt and a HuggingFace tokenizer.json that the HuggingFace
 // tokenizers library loads and encodes identically.
 //
-// It knows nothing about cohorts: callers feed it the censored sequences (data.Cohort.Sequences)
-// they are allowed to see.
+// It reads cohorts only through data.Cohort.Sequences, the censored sequences a model may see:
+// BuildFromCohort (`medseq tokenize build`) counts a cohort's training split, measures [UNK]
+// on its tuning split, runs the leakage guard and writes the tokenizer folder.
 package tokenize
