@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/medseq/medseq/modelrepo"
 )
@@ -160,4 +163,151 @@ func ModelOutputs(dir string, raw map[string][]Prediction, method string, spec T
 		return nil, op, err
 	}
 	return cal, op, nil
+}
+
+// SensitivityPoint is the operating point that reaches a target sensitivity on the evaluated
+// rows: the highest probability threshold whose sensitivity is at least Target, as
+// ThresholdSensitivity chooses one. Tied probabilities move together, so the sensitivity
+// reached may exceed the target. Intervals are percentile bootstrap intervals over subjects
+// with the threshold chosen again in every resample: they include the choice's own noise.
+type SensitivityPoint struct {
+	Target      float64  `json:"target"`
+	Threshold   float64  `json:"threshold"`
+	Sensitivity Estimate `json:"sensitivity"`
+	Specificity Estimate `json:"specificity"`
+	PPV         Estimate `json:"ppv"`
+	NNE         Estimate `json:"nne"`     // 1/PPV
+	Flagged     Estimate `json:"flagged"` // share of rows at or above the threshold
+}
+
+// Columns of a sensitivity point's values.
+const (
+	spThreshold = iota
+	spSens
+	spSpec
+	spPPV
+	spFlagged
+	nSP
+)
+
+// AtSensitivities finds, for each target sensitivity in (0, 1], the operating point that
+// reaches it on preds (see SensitivityPoint), with bootstrap intervals over subjects when
+// bootstrap > 0 (resample r drawn from the PCG stream (seed, r), as Compute's).
+func AtSensitivities(preds []Prediction, targets []float64, bootstrap int, seed uint64) ([]SensitivityPoint, error) {
+	if err := validate(preds); err != nil {
+		return nil, fmt.Errorf("sensitivity targets: %w", err)
+	}
+	for _, t := range targets {
+		if !(t > 0 && t <= 1) {
+			return nil, fmt.Errorf("sensitivity target %v outside (0, 1]", t)
+		}
+	}
+	p := prepare(preds, 0)
+	at := make([][nSP]float64, len(targets))
+	p.atSensitivities(targets, nil, at)
+	if len(targets) > 0 && math.IsNaN(at[0][spSens]) {
+		return nil, fmt.Errorf("sensitivity targets on %d predictions: %w", len(preds), ErrOneClass)
+	}
+	out := make([]SensitivityPoint, len(targets))
+	for k, t := range targets {
+		v := at[k]
+		out[k] = SensitivityPoint{Target: t, Threshold: v[spThreshold], Sensitivity: point(v[spSens]),
+			Specificity: point(v[spSpec]), PPV: point(v[spPPV]), Flagged: point(v[spFlagged])}
+	}
+	if bootstrap > 0 {
+		p.sensitivityIntervals(targets, bootstrap, seed, out)
+	}
+	for k := range out {
+		out[k].NNE = NNE(out[k].PPV)
+	}
+	return out, nil
+}
+
+// atSensitivities walks the tie groups from the highest score down under row weights
+// mult[subject] (nil: 1) and fills out[k] at the first group where the sensitivity reaches
+// targets[k]; every value is NaN when the weights hold no positive.
+func (p *prepared) atSensitivities(targets []float64, mult []float64, out [][nSP]float64) {
+	weight := func(i int) float64 {
+		if mult == nil {
+			return 1
+		}
+		return mult[p.subj[i]]
+	}
+	var P, N float64
+	for i := range p.s {
+		if w := weight(i); p.y[i] {
+			P += w
+		} else {
+			N += w
+		}
+	}
+	for k := range out {
+		for j := range out[k] {
+			out[k][j] = math.NaN()
+		}
+	}
+	if P == 0 {
+		return
+	}
+	done := make([]bool, len(targets))
+	left := len(targets)
+	var tp, fp float64
+	for g := len(p.groupEnd) - 1; g >= 0 && left > 0; g-- {
+		start := 0
+		if g > 0 {
+			start = int(p.groupEnd[g-1])
+		}
+		for i := start; i < int(p.groupEnd[g]); i++ {
+			if w := weight(i); p.y[i] {
+				tp += w
+			} else {
+				fp += w
+			}
+		}
+		for k, t := range targets {
+			if done[k] || tp/P < t-1e-12 {
+				continue
+			}
+			done[k], left = true, left-1
+			out[k] = [nSP]float64{spThreshold: p.s[start], spSens: tp / P, spSpec: ratio(N-fp, N),
+				spPPV: ratio(tp, tp+fp), spFlagged: (tp + fp) / (P + N)}
+		}
+	}
+}
+
+// sensitivityIntervals sets the percentile intervals of out from B resamples of subjects.
+func (p *prepared) sensitivityIntervals(targets []float64, B int, seed uint64, out []SensitivityPoint) {
+	res := make([][nSP][]float64, len(targets)) // res[target][column][resample]
+	for k := range res {
+		for j := range res[k] {
+			res[k][j] = make([]float64, B)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), B)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mult := make([]float64, p.nSubj)
+			v := make([][nSP]float64, len(targets))
+			for r := int(next.Add(1) - 1); r < B; r = int(next.Add(1) - 1) {
+				resample(seed, r, mult)
+				p.atSensitivities(targets, mult, v)
+				for k := range v {
+					for j := range v[k] {
+						res[k][j][r] = v[k][j]
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for k := range out {
+		for j, e := range map[int]*Estimate{spSens: &out[k].Sensitivity, spSpec: &out[k].Specificity,
+			spPPV: &out[k].PPV, spFlagged: &out[k].Flagged} {
+			e.Lo, e.Hi = percentileInterval(res[k][j], 0.95)
+		}
+	}
 }
