@@ -44,8 +44,8 @@ func TestDecisionCurveByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []struct {
-		tp, fp   int
-		nb, all  float64
+		tp, fp    int
+		nb, all   float64
 		threshold float64
 	}{
 		{4, 5, 0.4 - 0.5/9, 0.4 - 0.6/9, 0.1},
