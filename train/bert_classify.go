@@ -283,10 +283,20 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	b.eng.SetWeights(out.best)
 	log.Info("training done", "steps", out.Step, "best_step", out.BestStep, "best_val_loss", out.BestLoss, "why", out.Stopped,
 		"tokens_per_s", out.tokensPerS, "steps_per_s", out.stepsPerS)
+	res, err := finishClassifier(ctx, b, cfg, splits, out, posWeight)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("bert model written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
+	return res, nil
+}
 
+// finishClassifier writes the classifier's model folder from the best weights (every split
+// scored as the saved folder serves it) and sums the run up.
+func finishClassifier(ctx context.Context, b *bertRun, cfg BERTClassifyConfig, splits map[string]*bertSplit,
+	out *bertOutcome, posWeight float64) (*BERTClassifyResult, error) {
 	m := b.manifest(modelrepo.KindBERT, cfg.BERTModel, out, map[string]any{"pos_weight": posWeight, "init": cfg.Init})
 	if cfg.Init != "" {
 		if _, err := m.AddInput("init", cfg.Init); err != nil {
@@ -294,7 +304,7 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 		}
 	}
 	model := &classifier{bertFolder: bertFolder{weights: out.best, history: out.History, line: classifyLine,
-		export: bert.HFExport{Tokenizer: b.o.tok, MaxLen: b.maxLen, Label: outcomeLabel(b.o.cohort), Log: log}},
+		export: bert.HFExport{Tokenizer: b.o.tok, MaxLen: b.maxLen, Label: outcomeLabel(b.o.cohort), Log: b.log}},
 		o: b.o, dev: b.dev, labels: map[string][]data.Label{}}
 	for name, sd := range splits {
 		model.labels[name] = sd.labels
@@ -305,14 +315,13 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 		return nil, err
 	}
 	b.closeWork()
-	res := &BERTClassifyResult{Out: cfg.Out, RunID: m.RunID, Config: bc, Params: b.params, Rows: map[string]int{},
-		Steps: out.Step, BestStep: out.BestStep, BestLoss: out.BestLoss, AUROC: auroc, Stopped: out.Stopped,
-		Overfit: out.Overfit, TokensPerS: out.tokensPerS, StepsPerS: out.stepsPerS, Device: b.dev,
+	res := &BERTClassifyResult{Out: cfg.Out, RunID: m.RunID, Config: out.best.Config, Params: b.params,
+		Rows: map[string]int{}, Steps: out.Step, BestStep: out.BestStep, BestLoss: out.BestLoss, AUROC: auroc,
+		Stopped: out.Stopped, Overfit: out.Overfit, TokensPerS: out.tokensPerS, StepsPerS: out.stepsPerS, Device: b.dev,
 		Elapsed: time.Since(b.start), History: out.History, Point: m.OperatingPoint}
 	for name, sd := range splits {
 		res.Rows[name] = len(sd.labels)
 	}
-	log.Info("bert model written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
 	return res, nil
 }
 

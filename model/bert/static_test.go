@@ -138,42 +138,6 @@ func TestStaticShapes(t *testing.T) {
 			t.Errorf("step %d: MLM logits differ by %.2e", step, e)
 		}
 	}
-	// The evaluation: one loss and accuracy on either engine, the mean of -log softmax at the
-	// masked positions.
-	eb := MLMEvalBatches(rand.New(rand.NewPCG(7, 0)), m, seqs, 4, 64, 0)
-	lossD, accD, err := dyn.EvalMLM(eb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lossS, accS, err := st.EvalMLM(eb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if math.Abs(lossD-lossS) > 1e-5*lossD || accD != accS {
-		t.Errorf("EvalMLM: loss %v vs %v, accuracy %v vs %v", lossD, lossS, accD, accS)
-	}
-	var sum float64
-	var n int
-	for _, b := range eb {
-		logits, err := dyn.MLMLogits(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, w := range b.TargetWeights {
-			if w == 0 {
-				continue
-			}
-			var z float64
-			for _, x := range logits[k*60 : (k+1)*60] {
-				z += math.Exp(float64(x))
-			}
-			sum += math.Log(z) - float64(logits[k*60+int(b.Targets[k])])
-			n++
-		}
-	}
-	if want := sum / float64(n); math.Abs(lossD-want) > 1e-9*want || n < len(seqs) {
-		t.Errorf("EvalMLM loss %v, by definition %v (%d positions)", lossD, want, n)
-	}
 	cd, cs := mk(TaskClassify, false), mk(TaskClassify, true)
 	ld, err := cd.PredictLogits(seqs, 4, 0) // 4 + 4 + 1 rows when not static, 3 × 4 when static
 	if err != nil {
@@ -252,4 +216,81 @@ func TestTimeEmbeddingsMatter(t *testing.T) {
 			t.Errorf("time embeddings %v: logits %v (changed %v)", on, got, changed)
 		}
 	}
+}
+
+// TestEvalMLM: the MLM evaluation gives one loss and accuracy on a dynamic and a static-shape
+// engine, the loss being the mean of -log softmax at the masked positions.
+func TestEvalMLM(t *testing.T) {
+	c, err := Named("tiny", 60, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWeights(c, Heads{MLM: true}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMasking(0.15, 4, 60, func(id int32) bool { return id < 5 }, 64)
+	r := rand.New(rand.NewPCG(2, 2))
+	seqs := make([]Encoded, 9)
+	for i := range seqs {
+		ids := make([]int32, 3+r.IntN(25))
+		for j := range ids {
+			ids[j] = int32(5 + r.IntN(55))
+		}
+		seqs[i] = Encoded{IDs: ids, Ages: make([]float32, len(ids))}
+	}
+	dyn := newEngineOnCPU(t, w.Clone(), Device{Kind: "cpu"}, m.MaxPerRow)
+	st := newEngineOnCPU(t, w.Clone(), Device{Kind: "gpu"}, m.MaxPerRow) // static shapes, on the CPU backend
+	eb := MLMEvalBatches(rand.New(rand.NewPCG(7, 0)), m, seqs, 4, 64, 0)
+	lossD, accD, err := dyn.EvalMLM(eb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossS, accS, err := st.EvalMLM(eb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(lossD-lossS) > 1e-5*lossD || accD != accS {
+		t.Errorf("EvalMLM: loss %v vs %v, accuracy %v vs %v", lossD, lossS, accD, accS)
+	}
+	var sum float64
+	var n int
+	for _, b := range eb {
+		logits, err := dyn.MLMLogits(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, w := range b.TargetWeights {
+			if w == 0 {
+				continue
+			}
+			var z float64
+			for _, x := range logits[k*60 : (k+1)*60] {
+				z += math.Exp(float64(x))
+			}
+			sum += math.Log(z) - float64(logits[k*60+int(b.Targets[k])])
+			n++
+		}
+	}
+	if want := sum / float64(n); math.Abs(lossD-want) > 1e-9*want || n < len(seqs) {
+		t.Errorf("EvalMLM loss %v, by definition %v (%d positions)", lossD, want, n)
+	}
+}
+
+// newEngineOnCPU is an MLM engine with dev's options (static shapes for a GPU) on the CPU backend.
+func newEngineOnCPU(t *testing.T, w *Weights, dev Device, maxMasked int) *Engine {
+	t.Helper()
+	be, err := Backend("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(be, w, TaskMLM, DefaultOptim(), 1, deviceOptions(dev.WithDType(""), StaticPositions(maxMasked))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	if e.Static() != (dev.Kind == "gpu") {
+		t.Fatalf("%s engine: Static() = %v", dev.Kind, e.Static())
+	}
+	return e
 }
