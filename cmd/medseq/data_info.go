@@ -3,8 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
-	"time"
+	"io"
 
 	"github.com/medseq/medseq/data"
 )
@@ -23,56 +22,32 @@ func runDataInfo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	var subjects, rows, static, withValue int
-	var minT, maxT int64 = 1<<63 - 1, data.StaticTime
-	counts := []int{}
-	err = ds.ForEachSubject(ctx, func(s data.Subject) error {
-		subjects++
-		for _, ev := range s.Events {
-			rows++
-			for int(ev.Code) >= len(counts) {
-				counts = append(counts, 0)
-			}
-			counts[ev.Code]++
-			if ev.IsStatic() {
-				static++
-				continue
-			}
-			minT, maxT = min(minT, ev.Time), max(maxT, ev.Time)
-			if ev.HasValue() {
-				withValue++
-			}
-		}
-		return nil
-	})
+	d, err := data.Describe(ctx, ds)
 	if err != nil {
 		return err
 	}
-	el := time.Since(start)
-	fmt.Fprintf(e.stdout, "dataset %s\n  shards %d, subjects %d, rows %d (%d static, %d with a value), codes %d\n",
-		*meds, len(ds.Shards), subjects, rows, static, withValue, ds.Codes.Len())
-	if maxT != data.StaticTime {
-		fmt.Fprintf(e.stdout, "  time span %s .. %s\n", data.TimeOf(minT).Format("2006-01-02"), data.TimeOf(maxT).Format("2006-01-02"))
-	}
-	fmt.Fprintf(e.stdout, "  read in %.2fs (%.1fM rows/s)\n", el.Seconds(), float64(rows)/el.Seconds()/1e6)
-	if splits, err := ds.SubjectSplits(); err == nil && len(splits) > 0 {
-		n := map[string]int{}
-		for _, s := range splits {
-			n[s]++
-		}
-		fmt.Fprintf(e.stdout, "  subject_splits: train %d, tuning %d, held_out %d\n", n[data.SplitTrain], n[data.SplitTuning], n[data.SplitHeldOut])
-	}
-	ids := make([]int, len(counts))
-	for i := range ids {
-		ids[i] = i
-	}
-	sort.Slice(ids, func(a, b int) bool { return counts[ids[a]] > counts[ids[b]] })
-	if *top > 0 {
-		fmt.Fprintf(e.stdout, "  top codes:\n")
-		for _, id := range ids[:min(*top, len(ids))] {
-			fmt.Fprintf(e.stdout, "    %8d  %s\n", counts[id], ds.Codes.Name(int32(id)))
-		}
-	}
+	printDataInfo(e.stdout, *meds, ds.Codes.Len(), d, *top)
 	return nil
+}
+
+// printDataInfo prints what a dataset holds: its size, time span, read speed, splits and the
+// top most frequent codes.
+func printDataInfo(w io.Writer, meds string, codes int, d *data.DatasetDescription, top int) {
+	fmt.Fprintf(w, "dataset %s\n  shards %d, subjects %d, rows %d (%d static, %d with a value), codes %d\n",
+		meds, d.Shards, d.Subjects, d.Rows, d.Static, d.Valued, codes)
+	if d.LastTime != data.StaticTime {
+		fmt.Fprintf(w, "  time span %s .. %s\n", data.TimeOf(d.FirstTime).Format("2006-01-02"), data.TimeOf(d.LastTime).Format("2006-01-02"))
+	}
+	el := d.Elapsed.Seconds()
+	fmt.Fprintf(w, "  read in %.2fs (%.1fM rows/s)\n", el, float64(d.Rows)/el/1e6)
+	if d.Splits != nil {
+		fmt.Fprintf(w, "  subject_splits: train %d, tuning %d, held_out %d\n",
+			d.Splits[data.SplitTrain], d.Splits[data.SplitTuning], d.Splits[data.SplitHeldOut])
+	}
+	if top > 0 {
+		fmt.Fprintf(w, "  top codes:\n")
+		for _, c := range d.Codes[:min(top, len(d.Codes))] {
+			fmt.Fprintf(w, "    %8d  %s\n", c.Rows, c.Code)
+		}
+	}
 }

@@ -24,23 +24,17 @@ func runDataSequences(ctx context.Context, e *env, args []string) error {
 	if err := required("meds", *meds, "cohort", *cohort); err != nil {
 		return err
 	}
-	c, err := data.LoadCohort(*cohort)
+	in, err := data.OpenCohort(*meds, *cohort, *allow)
 	if err != nil {
 		return err
 	}
-	if err := c.CheckDataset(*meds); err != nil {
-		if !*allow {
-			return fmt.Errorf("%w (or pass --allow-mismatch)", err)
-		}
-		e.log.Warn("reading a dataset the cohort was not built from", "cohort_run", c.Manifest.RunID)
+	if in.Mismatch != nil {
+		e.log.Warn("reading a dataset the cohort was not built from", "cohort_run", in.Cohort.Manifest.RunID)
 	}
-	ds, err := data.Open(*meds)
-	if err != nil {
-		return err
-	}
+	ds := in.Dataset
 	lengths := map[bool][]float64{}
 	printed := 0
-	err = c.Sequences(ctx, ds, splits, func(s data.Sequence) error {
+	err = in.Cohort.Sequences(ctx, ds, splits, func(s data.Sequence) error {
 		lengths[s.Label.Value] = append(lengths[s.Label.Value], float64(len(s.Events)))
 		if printed < *limit {
 			printed++

@@ -130,7 +130,30 @@ func runEvalMetrics(ctx context.Context, e *env, args []string) error {
 func writeMetricsTable(w io.Writer, rep evalMetricsReport) error {
 	m := rep.Metrics
 	fmt.Fprintf(w, "%s: %d predictions of %d subjects, %d positive, %d negative\n", rep.Predictions, m.N, m.Subjects, m.Positives, m.Negatives)
-	th := m.Threshold
+	fmt.Fprintf(w, "threshold %.3f: %s\n\n", m.Threshold.Value, thresholdHow(m.Threshold))
+	if err := writeMetricRows(w, m); err != nil {
+		return err
+	}
+	c, cal := m.Sample.Confusion, m.Calibration
+	fmt.Fprintf(w, "confusion          TP %g, FP %g, TN %g, FN %g\n", c.TP, c.FP, c.TN, c.FN)
+	fmt.Fprintf(w, "calibration        ECE %s, slope %s, intercept %s (%d bins)\n", tableNum(cal.ECE), tableNum(cal.Slope), tableNum(cal.Intercept), cal.Bins)
+	if m.Bootstrap != nil {
+		fmt.Fprintf(w, "(95%% CIs: percentile bootstrap over subjects, %d resamples, seed %d; %s: undefined)\n", m.Bootstrap.Resamples, m.Bootstrap.Seed, eval.Dash)
+	} else {
+		fmt.Fprintln(w, "(no intervals: --bootstrap 0)")
+	}
+	if len(rep.Segments) > 0 {
+		fmt.Fprintln(w)
+		if err := writeSegmentRows(w, rep.Segments); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintln(w, "(--json for every number: both weightings, calibration bins, segment metrics)")
+	return err
+}
+
+// thresholdHow says how the threshold was chosen.
+func thresholdHow(th eval.ChosenThreshold) string {
 	how := th.Method
 	if th.Method == eval.ThresholdSensitivity {
 		how = fmt.Sprintf("sensitivity %g", th.Target)
@@ -141,14 +164,12 @@ func writeMetricsTable(w io.Writer, rep evalMetricsReport) error {
 	case "evaluation":
 		how += ", chosen on these predictions (optimistic)"
 	}
-	fmt.Fprintf(w, "threshold %.3f: %s\n\n", th.Value, how)
-	perSubject := m.Subjects < m.N
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "metric\tvalue\t95% CI")
-	if perSubject {
-		fmt.Fprint(tw, "\tsubject-weighted\t95% CI")
-	}
-	fmt.Fprintln(tw)
+	return how
+}
+
+// writeMetricRows writes the metrics table: value and interval, and the subject-weighted ones
+// beside them when subjects have several predictions.
+func writeMetricRows(w io.Writer, m *eval.Metrics) error {
 	rows := []struct {
 		name string
 		get  func(*eval.MetricSet) eval.Estimate
@@ -169,6 +190,13 @@ func writeMetricsTable(w io.Writer, rep evalMetricsReport) error {
 		{"LR+", func(s *eval.MetricSet) eval.Estimate { return s.LRPlus }},
 		{"LR−", func(s *eval.MetricSet) eval.Estimate { return s.LRMinus }},
 	}
+	perSubject := m.Subjects < m.N
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "metric\tvalue\t95% CI")
+	if perSubject {
+		fmt.Fprint(tw, "\tsubject-weighted\t95% CI")
+	}
+	fmt.Fprintln(tw)
 	for _, r := range rows {
 		e := r.get(&m.Sample)
 		fmt.Fprintf(tw, "%s\t%s\t%s", r.name, tableNum(e.Value), tableCI(e))
@@ -178,36 +206,23 @@ func writeMetricsTable(w io.Writer, rep evalMetricsReport) error {
 		}
 		fmt.Fprintln(tw)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	c, cal := m.Sample.Confusion, m.Calibration
-	fmt.Fprintf(w, "confusion          TP %g, FP %g, TN %g, FN %g\n", c.TP, c.FP, c.TN, c.FN)
-	fmt.Fprintf(w, "calibration        ECE %s, slope %s, intercept %s (%d bins)\n", tableNum(cal.ECE), tableNum(cal.Slope), tableNum(cal.Intercept), cal.Bins)
-	if m.Bootstrap != nil {
-		fmt.Fprintf(w, "(95%% CIs: percentile bootstrap over subjects, %d resamples, seed %d; %s: undefined)\n", m.Bootstrap.Resamples, m.Bootstrap.Seed, eval.Dash)
-	} else {
-		fmt.Fprintln(w, "(no intervals: --bootstrap 0)")
-	}
-	if len(rep.Segments) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "segment\tn\tpositives\tnegatives\tAUROC\t95% CI")
-		for _, sg := range rep.Segments {
-			fmt.Fprintf(tw, "%s=%s\t%d\t%d\t%d", sg.Column, sg.Value, sg.N, sg.Positives, sg.Negatives)
-			if sg.Metrics == nil {
-				fmt.Fprintf(tw, "\t%s\t%s\n", eval.Dash, sg.Note)
-				continue
-			}
-			a := sg.Metrics.Sample.AUROC
-			fmt.Fprintf(tw, "\t%s\t%s\n", tableNum(a.Value), tableCI(a))
+	return tw.Flush()
+}
+
+// writeSegmentRows writes each segment's counts and AUROC (or why it has none).
+func writeSegmentRows(w io.Writer, segs []eval.Segment) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "segment\tn\tpositives\tnegatives\tAUROC\t95% CI")
+	for _, sg := range segs {
+		fmt.Fprintf(tw, "%s=%s\t%d\t%d\t%d", sg.Column, sg.Value, sg.N, sg.Positives, sg.Negatives)
+		if sg.Metrics == nil {
+			fmt.Fprintf(tw, "\t%s\t%s\n", eval.Dash, sg.Note)
+			continue
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
+		a := sg.Metrics.Sample.AUROC
+		fmt.Fprintf(tw, "\t%s\t%s\n", tableNum(a.Value), tableCI(a))
 	}
-	_, err := fmt.Fprintln(w, "(--json for every number: both weightings, calibration bins, segment metrics)")
-	return err
+	return tw.Flush()
 }
 
 // tableNum is a number for the table: 3 decimals, the dash for an undefined one.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/data/synth"
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/modelrepo"
 )
@@ -90,7 +91,7 @@ func runEvalReport(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if why == whyNoOracle {
+		if why == synth.WhyNoOracle {
 			e.log.Warn("no synth oracle in this dataset: the report has no oracle AUROC", "meds", o.oracle)
 		} else if why != "" {
 			e.log.Warn("the report has no oracle AUROC: "+why, "meds", o.oracle)
@@ -147,7 +148,7 @@ func reportOracle(o *evalReportOptions) (string, error) {
 		labels[i] = data.Label{SubjectID: p.SubjectID, PredictionTime: p.PredictionTime, Value: p.Label, Split: o.cfg.Split}
 	}
 	s, err := cohortOracle(o.oracle, targets, labels, lead)
-	if err != nil || !s.ok() {
+	if err != nil || !s.OK() {
 		return s.Why, err
 	}
 	auc := s.All // every label given is an evaluated row

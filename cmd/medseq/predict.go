@@ -3,135 +3,125 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/scorer"
 	"github.com/medseq/medseq/modelrepo"
-	"github.com/medseq/medseq/tokenize"
 )
+
+// predictOptions are the flags of `medseq predict --model`.
+type predictOptions struct {
+	cfg   scorer.PredictConfig
+	out   string
+	force bool
+	sd    scoringDevice
+}
+
+func predictFlags(e *env, args []string) (*predictOptions, error) {
+	fs := newFlags(e, "predict", "--model MODELDIR --meds DIR --cohort COHORT --out FILE [--split S]")
+	o := &predictOptions{cfg: scorer.PredictConfig{Log: e.log}}
+	fs.StringVar(&o.cfg.Model, "model", "", "model version folder (train xgboost / train classify)")
+	fs.StringVar(&o.cfg.MEDS, "meds", "", "MEDS dataset folder")
+	fs.StringVar(&o.cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort): its labels say whom to score and when")
+	fs.StringVar(&o.out, "out", "", "predictions file (.parquet: meds-evaluation's PredictionSchema, with NAME.extra.parquet beside it; or .csv)")
+	fs.BoolVar(&o.force, "force", false, "replace --out if it exists")
+	listVar(fs, &o.cfg.Splits, "split", nil, "only these splits (default: all labels)")
+	fs.BoolVar(&o.cfg.AllowMismatch, "allow-mismatch", false, "score a dataset the cohort was not built from")
+	fs.IntVar(&o.cfg.Batch, "batch", 512, "subjects scored per batch")
+	o.sd.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if err := required("model", o.cfg.Model, "meds", o.cfg.MEDS, "cohort", o.cfg.Cohort, "out", o.out); err != nil {
+		return nil, err
+	}
+	if ext := strings.ToLower(filepath.Ext(o.out)); ext != ".parquet" && ext != ".csv" {
+		return nil, usagef("flag --out: %q must end in .parquet or .csv", o.out)
+	}
+	if o.cfg.Batch < 1 {
+		return nil, usagef("flag --batch: must be at least 1")
+	}
+	return o, nil
+}
 
 // runPredict scores every labelled subject of a cohort with a model version folder and writes
 // the predictions in the MEDS-evaluation layout (Parquet, or CSV by extension): a Parquet
 // --out holds meds-evaluation's PredictionSchema only, and age, sex, split and the raw
-// probability go to NAME.extra.parquet beside it (eval.WritePredictions).
+// probability go to NAME.extra.parquet beside it (eval.WritePredictions). With --addr it is a
+// client of a running server (runPredictClient).
 func runPredict(ctx context.Context, e *env, args []string) error {
 	for _, a := range args {
 		if a == "--addr" || a == "-addr" || strings.HasPrefix(a, "--addr=") || strings.HasPrefix(a, "-addr=") {
 			return runPredictClient(ctx, e, args)
 		}
 	}
-	fs := newFlags(e, "predict", "--model MODELDIR --meds DIR --cohort COHORT --out FILE [--split S]")
-	modelDir := fs.String("model", "", "model version folder (train xgboost / train classify)")
-	meds := fs.String("meds", "", "MEDS dataset folder")
-	cohort := fs.String("cohort", "", "cohort folder (medseq data cohort): its labels say whom to score and when")
-	out := fs.String("out", "", "predictions file (.parquet: meds-evaluation's PredictionSchema, with NAME.extra.parquet beside it; or .csv)")
-	force := fs.Bool("force", false, "replace --out if it exists")
-	var splits []string
-	listVar(fs, &splits, "split", nil, "only these splits (default: all labels)")
-	allow := fs.Bool("allow-mismatch", false, "score a dataset the cohort was not built from")
-	batch := fs.Int("batch", 512, "subjects scored per batch")
-	var sd scoringDevice
-	sd.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := required("model", *modelDir, "meds", *meds, "cohort", *cohort, "out", *out); err != nil {
-		return err
-	}
-	if ext := strings.ToLower(filepath.Ext(*out)); ext != ".parquet" && ext != ".csv" {
-		return usagef("flag --out: %q must end in .parquet or .csv", *out)
-	}
-	if *batch < 1 {
-		return usagef("flag --batch: must be at least 1")
-	}
-	if _, err := os.Stat(*out); err == nil && !*force {
-		return fmt.Errorf("%s already exists (pass --force to replace it)", *out)
-	}
-	reg, _, err := sd.registry()
+	o, err := predictFlags(e, args)
 	if err != nil {
 		return err
 	}
-	// Nothing of the folder is read before it is verified against its manifest: every file's
-	// fingerprint, no symbolic links (issue 14, D13).
-	if _, err := modelrepo.Verify(*modelDir); err != nil {
+	if _, err := os.Stat(o.out); err == nil && !o.force {
+		return fmt.Errorf("%s already exists (pass --force to replace it)", o.out)
+	}
+	if o.cfg.Registry, _, err = o.sd.registry(); err != nil {
 		return err
 	}
-	sc, err := reg.Load(*modelDir)
+	res, err := scorer.PredictCohort(ctx, o.cfg)
 	if err != nil {
 		return err
 	}
-	man := sc.Manifest()
-	cal, err := modelrepo.ReadCalibration(*modelDir)
-	if err != nil {
+	preds := evalPredictions(res.Scores)
+	if err := eval.WritePredictions(o.out, preds, res.Manifest.OperatingPoint.Threshold); err != nil {
 		return err
 	}
-	c, err := data.LoadCohort(*cohort)
-	if err != nil {
-		return err
+	printPredictions(e.stdout, e.log, o, res, preds)
+	return nil
+}
+
+// evalPredictions are the scores as rows of a predictions file: the calibrated probability, and
+// age, sex, split and the raw probability as attributes.
+func evalPredictions(scores []scorer.LabelScore) []eval.Prediction {
+	preds := make([]eval.Prediction, len(scores))
+	for i, x := range scores {
+		l := x.Label
+		attrs := eval.LabelAttrs(l, l.Split)
+		attrs[eval.ColRawProbability] = eval.FormatRaw(x.Raw)
+		preds[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: x.Calibrated, Attrs: attrs}
 	}
-	if err := c.CheckDataset(*meds); err != nil {
-		if !*allow {
-			return fmt.Errorf("%w (or pass --allow-mismatch)", err)
-		}
-		e.log.Warn("scoring a dataset the cohort was not built from", "cohort_run", c.Manifest.RunID)
-	}
-	if c.Gap != man.Gap.Micros() {
-		e.log.Warn("the cohort's gap differs from the model's: scoring censors as the cohort does", "cohort_gap", data.FormatDuration(c.Gap),
-			"model_gap", data.FormatDuration(man.Gap.Micros()))
-	}
-	ds, err := data.Open(*meds)
-	if err != nil {
-		return err
-	}
-	var preds []eval.Prediction
-	var rates tokenize.CodeRates
-	err = scorer.ScoreCohort(ctx, sc, ds, c, splits, *batch, func(batch []scorer.Scored) error {
-		for _, x := range batch {
-			l, r := x.Label, x.Result
-			rates.Add(r.Rates(x.Events))
-			attrs := eval.LabelAttrs(l, l.Split)
-			attrs[eval.ColRawProbability] = eval.FormatRaw(r.Probability)
-			preds = append(preds, eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: cal.Apply(r.Probability), Attrs: attrs})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if len(preds) == 0 {
-		return fmt.Errorf("no labels to score in %s (splits %v)", *cohort, splits)
-	}
-	op := man.OperatingPoint
-	if err := eval.WritePredictions(*out, preds, op.Threshold); err != nil {
-		return err
-	}
+	return preds
+}
+
+// printPredictions prints what predict scored: AUROC, the operating point's rates, how the
+// tokenizer read the codes against training, and where the predictions are.
+func printPredictions(w io.Writer, log *slog.Logger, o *predictOptions, res *scorer.Predictions, preds []eval.Prediction) {
+	man := res.Manifest
 	y := make([]bool, len(preds))
 	s := make([]float64, len(preds))
 	for i, p := range preds {
 		y[i], s[i] = p.Label, p.Score
 	}
-	fmt.Fprintf(e.stdout, "scored %d labels with %s model %s (calibrated: %s)\n", len(preds), sc.Kind(), *modelDir, cal.Method)
+	fmt.Fprintf(w, "scored %d labels with %s model %s (calibrated: %s)\n", len(preds), res.Kind, o.cfg.Model, res.Calibration)
 	if auc, err := eval.AUROC(y, s); err == nil {
-		fmt.Fprintf(e.stdout, "  AUROC %.4f\n", auc)
+		fmt.Fprintf(w, "  AUROC %.4f\n", auc)
 	}
+	op := man.OperatingPoint
 	sens, spec, ppv, _ := eval.PointRates(preds, op.Threshold)
-	fmt.Fprintf(e.stdout, "  operating point %s: sensitivity %.3f, specificity %.3f, PPV %.3f\n", op, sens, spec, ppv)
-	fmt.Fprintf(e.stdout, "  codes read by the tokenizer: %s\n", rates)
+	fmt.Fprintf(w, "  operating point %s: sensitivity %.3f, specificity %.3f, PPV %.3f\n", op, sens, spec, ppv)
+	fmt.Fprintf(w, "  codes read by the tokenizer: %s\n", res.Rates)
 	if tr := man.TokenRates; tr != nil {
-		fmt.Fprintf(e.stdout, "  in training (%s split): whole %.2f%%, pieced %.2f%%, [UNK] %.2f%% of %d codes\n",
+		fmt.Fprintf(w, "  in training (%s split): whole %.2f%%, pieced %.2f%%, [UNK] %.2f%% of %d codes\n",
 			tr.Split, 100*tr.WholeRate, 100*tr.PiecedRate, 100*tr.UnknownRate, tr.Codes)
-		if _, _, u := rates.Rates(); u > tr.UnknownRate+0.05 {
-			e.log.Warn("far more codes are unknown to the tokenizer than in training: codes from another coding system or version?",
+		if _, _, u := res.Rates.Rates(); u > tr.UnknownRate+0.05 {
+			log.Warn("far more codes are unknown to the tokenizer than in training: codes from another coding system or version?",
 				"unknown_rate", u, "training_unknown_rate", tr.UnknownRate)
 		}
 	}
-	fmt.Fprintf(e.stdout, "  predictions: %s\n", *out)
-	if strings.EqualFold(filepath.Ext(*out), ".parquet") {
-		fmt.Fprintf(e.stdout, "  age, sex, split, raw_probability: %s\n", modelrepo.PredictionsExtraPath(*out))
+	fmt.Fprintf(w, "  predictions: %s\n", o.out)
+	if strings.EqualFold(filepath.Ext(o.out), ".parquet") {
+		fmt.Fprintf(w, "  age, sex, split, raw_probability: %s\n", modelrepo.PredictionsExtraPath(o.out))
 	}
-	return nil
 }

@@ -120,45 +120,6 @@ func TestServeFlags(t *testing.T) {
 	}
 }
 
-// D6: SIGHUP reopens the audit log at its path (after logrotate moved it) and rescans the
-// repository; the server goes on.
-func TestOnHangup(t *testing.T) {
-	dir := t.TempDir()
-	auditPath := filepath.Join(dir, "audit.jsonl")
-	a, err := serve.OpenAudit(auditPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	srv, err := serve.New(serve.Config{Models: filepath.Join(dir, "models")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuf
-	ctx, cancel := context.WithCancel(context.Background())
-	hup := make(chan os.Signal)
-	done := make(chan struct{})
-	go func() { defer close(done); onHangup(ctx, slog.New(slog.NewTextHandler(&logs, nil)), hup, srv, a) }()
-	a.Write(serve.AuditRecord{RequestID: "before"})
-	if err := os.Rename(auditPath, auditPath+".1"); err != nil {
-		t.Fatal(err)
-	}
-	hup <- syscall.SIGHUP
-	hup <- syscall.SIGHUP // the second waits for the first to be handled
-	a.Write(serve.AuditRecord{RequestID: "after"})
-	cancel()
-	<-done
-	old, _ := os.ReadFile(auditPath + ".1")
-	cur, err := os.ReadFile(auditPath)
-	if err != nil || !strings.Contains(string(old), `"before"`) || strings.Contains(string(old), `"after"`) || !strings.Contains(string(cur), `"after"`) {
-		t.Fatalf("audit log not reopened: old %q, new %q (%v)", old, cur, err)
-	}
-	// The repository did not exist: the rescan failed, was logged, and nothing stopped.
-	if !strings.Contains(logs.String(), "SIGHUP: model repository scan") {
-		t.Fatalf("logs: %s", logs.String())
-	}
-}
-
 // TestServeAndPredictClient trains the demo baseline, serves it on loopback and scores one
 // subject with `medseq predict --addr`.
 func TestServeAndPredictClient(t *testing.T) {

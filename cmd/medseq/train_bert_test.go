@@ -43,17 +43,17 @@ func TestTrainClassifyEndToEnd(t *testing.T) {
 	// With value bins: lab results reach the BERT as VALUE/Qk tokens, in training, in the
 	// scorer and in the served requests (checked against each other below); the demo and
 	// make e2e cover a codes-only tokenizer.
-	to := &tokenizeOptions{meds: meds, cohort: co.out, out: filepath.Join(out, "tok"), build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}
-	to.build.MaxLen, to.build.ValueBins = 64, 5
-	tr, err := buildTokenizer(ctx, e, to)
+	to := testTokenizerConfig(e, meds, co.out, filepath.Join(out, "tok"))
+	to.Build.MaxLen, to.Build.ValueBins = 64, 5
+	tr, err := tokenize.BuildFromCohort(ctx, to)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr.cfg.Build.ValueCodes == 0 {
+	if tr.Config.Build.ValueCodes == 0 {
 		t.Fatal("no code got value bins")
 	}
 	model := filepath.Join(out, "models", "bert", "1")
-	args := []string{"--meds", meds, "--cohort", co.out, "--tokenizer", to.out, "--out", model, "--config", "tiny",
+	args := []string{"--meds", meds, "--cohort", co.out, "--tokenizer", to.Out, "--out", model, "--config", "tiny",
 		"--max-steps", "40", "--eval-every", "10", "--batch-size", "16", "--lr", "1e-3", "--time-embeddings"}
 	if err := runTrainClassify(ctx, e, args); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -159,12 +159,12 @@ func TestTrainClassifyOnDataset(t *testing.T) {
 	ctx := context.Background()
 	out := t.TempDir()
 	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: strings.NewReader(""), log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
-	to := &tokenizeOptions{meds: meds, cohort: cohort, out: filepath.Join(out, "tok"), build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}
-	to.build.MaxLen = 128
-	if _, err := buildTokenizer(ctx, e, to); err != nil {
+	to := testTokenizerConfig(e, meds, cohort, filepath.Join(out, "tok"))
+	to.Build.MaxLen = 128
+	if _, err := tokenize.BuildFromCohort(ctx, to); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--meds", meds, "--cohort", cohort, "--tokenizer", to.out, "--out", filepath.Join(out, "model")}
+	args := []string{"--meds", meds, "--cohort", cohort, "--tokenizer", to.Out, "--out", filepath.Join(out, "model")}
 	args = append(args, strings.Fields(os.Getenv("MEDSEQ_BERT_ARGS"))...)
 	if err := runTrainClassify(ctx, e, args); err != nil {
 		t.Fatal(err)
@@ -189,12 +189,12 @@ func TestTrainPretrainThenClassifyInit(t *testing.T) {
 	if _, _, err := buildCohort(ctx, e, co); err != nil {
 		t.Fatal(err)
 	}
-	to := &tokenizeOptions{meds: meds, cohort: co.out, out: filepath.Join(out, "tok"), build: tokenize.DefaultBuildConfig(), leak: tokenize.LeakConfig{Threshold: 0.95}}
-	to.build.MaxLen = 64
-	if _, err := buildTokenizer(ctx, e, to); err != nil {
+	to := testTokenizerConfig(e, meds, co.out, filepath.Join(out, "tok"))
+	to.Build.MaxLen = 64
+	if _, err := tokenize.BuildFromCohort(ctx, to); err != nil {
 		t.Fatal(err)
 	}
-	in := []string{"--meds", meds, "--cohort", co.out, "--tokenizer", to.out}
+	in := []string{"--meds", meds, "--cohort", co.out, "--tokenizer", to.Out}
 	run := filepath.Join(out, "runs", "mlm")
 	pargs := append(append([]string(nil), in...), "--out", run, "--hidden", "32", "--layers", "1", "--heads", "2",
 		"--max-steps", "8", "--epochs", "100", "--eval-every", "4", "--batch-size", "8", "--checkpoint-every", "4")
@@ -226,7 +226,7 @@ func TestTrainPretrainThenClassifyInit(t *testing.T) {
 		t.Errorf("--layers 2 over a 1-layer checkpoint: %v", err)
 	}
 	// The demo's --pretrain stage.
-	pres, cres, err := demoPretrain(ctx, e, train.Inputs{MEDS: meds, Cohort: co.out, Tokenizer: to.out}, filepath.Join(out, "demo"), false, 4, 4)
+	pres, cres, err := demoPretrain(ctx, e, train.Inputs{MEDS: meds, Cohort: co.out, Tokenizer: to.Out}, filepath.Join(out, "demo"), false, 4, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,4 +259,10 @@ func TestBERTStepFlags(t *testing.T) {
 	if err != nil || p.MaxSteps != 3 || p.MaskRate != 0.15 {
 		t.Errorf("pretrain flags %+v: %v", p, err)
 	}
+}
+
+// testTokenizerConfig is tokenize build's defaults for meds and cohort, written to out.
+func testTokenizerConfig(e *env, meds, cohort, out string) tokenize.FromCohortConfig {
+	return tokenize.FromCohortConfig{MEDS: meds, Cohort: cohort, Out: out, Build: tokenize.DefaultBuildConfig(),
+		Leak: tokenize.LeakConfig{Threshold: 0.95}, Log: e.log}
 }
