@@ -41,6 +41,9 @@ type Manifest struct {
 	// which predict's and the server's rates (medseq_codes_total) show drift to foreign codes.
 	TokenRates *TokenRates        `json:"token_rates,omitempty"`
 	Metrics    map[string]float64 `json:"metrics,omitempty"`
+	// Search is the hyperparameter search that chose the parameters (train xgboost
+	// --search); nil when they were given.
+	Search *Search `json:"search,omitempty"`
 	// Files is the SHA-256 of each file of the folder (but manifest.json), by slash-separated
 	// path, as Write found them: Verify names the file that changed.
 	Files map[string]string `json:"files,omitempty"`
