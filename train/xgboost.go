@@ -34,6 +34,10 @@ type XGBoostConfig struct {
 	// Threshold is the rule of the operating point, chosen on the calibrated tuning
 	// predictions (zero: max-f1).
 	Threshold eval.ThresholdSpec
+	// Search, with Trials > 0, chooses eta, max_depth, min_child_weight, subsample,
+	// colsample_bytree, lambda and alpha by a hyperparameter search on the tuning split
+	// (Params gives the rest); its trials go to search_trials.jsonl and the manifest.
+	Search xgb.SearchConfig
 }
 
 // XGBoostResult summarises a trained baseline.
@@ -46,6 +50,7 @@ type XGBoostResult struct {
 	ParityMaxDiff float64            // max |p_leaves - p_libxgboost| over tuning and held-out rows
 	TopFeatures   []TopFeature
 	Point         modelrepo.OperatingPoint
+	Search        *modelrepo.Search // the search that chose the parameters; nil without one
 	Elapsed       time.Duration
 }
 
@@ -96,22 +101,23 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 		return nil, err
 	}
 	defer r.abort()
-	booster, err := xgbTrain(ctx, r, cfg.Params, splits, progress)
+	booster, params, search, err := xgbFit(ctx, r, cfg, splits, progress)
 	if err != nil {
 		return nil, err
 	}
 	defer booster.Close()
 	model := &xgbModel{booster: booster, space: space, splits: splits, o: r.o, topN: cfg.TopN}
-	m := r.manifest(modelrepo.KindXGBoost, xgbParams(cfg.Params, space),
+	m := r.manifest(modelrepo.KindXGBoost, xgbParams(params, space),
 		map[string]float64{"best_iteration": float64(booster.BestIteration())})
-	m.LastValues = space.LastValue
+	m.LastValues, m.Search = space.LastValue, search
 	auroc, err := r.finish(ctx, ending{manifest: m, model: model, served: &served{score: model.score,
 		labels: splits.labels(), calibration: cfg.Calibration, threshold: cfg.Threshold}})
 	if err != nil {
 		return nil, err
 	}
 	res := &XGBoostResult{Out: cfg.Out, RunID: m.RunID, BestIteration: booster.BestIteration(), Rows: map[string]int{},
-		AUROC: auroc, ParityMaxDiff: model.parity, TopFeatures: model.top, Point: m.OperatingPoint, Elapsed: time.Since(r.start)}
+		AUROC: auroc, ParityMaxDiff: model.parity, TopFeatures: model.top, Point: m.OperatingPoint, Search: search,
+		Elapsed: time.Since(r.start)}
 	for name, sd := range splits {
 		res.Rows[name] = len(sd.labels)
 	}
@@ -204,14 +210,21 @@ type roundLog struct {
 	progress io.Writer
 }
 
-func (l *roundLog) round(r xgb.RoundLog) {
-	rec := map[string]any{"round": r.Round, "elapsed_s": time.Since(l.start).Seconds()}
+// roundRecord is a round's metrics.jsonl line: round, train_* and tuning_* metrics.
+func roundRecord(r xgb.RoundLog) map[string]any {
+	rec := map[string]any{"round": r.Round}
 	for k, v := range r.Train {
 		rec["train_"+k] = v
 	}
 	for k, v := range r.Tune {
 		rec["tuning_"+k] = v
 	}
+	return rec
+}
+
+func (l *roundLog) round(r xgb.RoundLog) {
+	rec := roundRecord(r)
+	rec["elapsed_s"] = time.Since(l.start).Seconds()
 	l.enc.Encode(rec)
 	l.log.Debug("round", "round", r.Round, "train_logloss", r.Train["logloss"], "tuning_logloss", r.Tune["logloss"],
 		"tuning_auc", r.Tune["auc"])
@@ -229,7 +242,7 @@ func xgbParams(p xgb.Params, space *features.Space) map[string]any {
 	return map[string]any{
 		"eta": p.Eta, "gamma": p.Gamma, "max_depth": p.MaxDepth,
 		"min_child_weight": p.MinChildWeight, "subsample": p.Subsample,
-		"colsample_bytree": p.ColsampleByTree, "scale_pos_weight": p.ScalePosWeight,
+		"colsample_bytree": p.ColsampleByTree, "lambda": p.Lambda, "alpha": p.Alpha, "scale_pos_weight": p.ScalePosWeight,
 		"eval_metric": p.EvalMetric, "rounds": p.Rounds, "early_stopping": p.EarlyStopping,
 		"nthread": p.NThread, "seed": p.Seed, "windows": space.Windows,
 	}
