@@ -22,7 +22,9 @@ import (
 // folder: OUT.work/ (for --out models/t2d-bert/1, models/t2d-bert/1.work/). It holds
 // checkpoint-NNNNNNNN/ folders (each written under a temporary name and renamed into place, so
 // one either exists whole or not at all; only the newest is kept) and metrics.jsonl, the
-// evaluations so far. `--resume` continues from the newest checkpoint there; a run that ends
+// evaluations so far. A checkpoint folder holds the engine's state as bert.Engine.SaveState
+// writes it and state.json: the loop's state, the settings a resumed run must share and the
+// SHA-256 of every other file. `--resume` continues from the newest checkpoint there; a run that ends
 // well removes the work folder, since the model folder then holds everything.
 const (
 	WorkSuffix       = ".work"

@@ -3,4 +3,10 @@
 // early stopping, progress and machine-readable metrics logs, and writing a model version
 // folder of the model repository. It does not compute evaluation metrics itself beyond what
 // early stopping watches; eval judges the results.
+//
+// Every driver fills in one skeleton (run.go): startRun opens and checks the inputs, the
+// driver reads its data and trains inside createOut's atomic folder, and finish saves the
+// model, copies the tokenizer, writes each split's predictions with the calibration and the
+// operating point (servable models), completes the manifest and commits. bertRun (bert_run.go)
+// adds what the two BERT drivers share: device and engine, schedule, checkpoints, the loop.
 package train

@@ -17,4 +17,12 @@
 // discovery through go-nvml, the plugin search, the dtype checks; float32 is exact float32,
 // tf32 and bfloat16 are opt-in). On a GPU batches take static shapes (WithStaticShapes), so
 // XLA compiles each graph once. Scorer serves a model version folder (serve, predict).
+//
+// What training needs of BERT lives here too, so that package train asks rather than reaches
+// in: Choice (choice.go) turns a named configuration and overrides into a Config and checks a
+// pretrained model against them (Adapt, LoadPretrained with transformers' report of unused and
+// newly initialised weights); OpenDevice and NewEngineOn (open.go) choose the device and put an
+// engine on it; Engine.SaveState and RestoreState (state.go) write and read back the training
+// state a checkpoint holds (weights, AdamW's moments and step count, the best weights), in a
+// format named in each file so that another one is refused rather than misread.
 package bert

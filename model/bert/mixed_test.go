@@ -141,7 +141,7 @@ func TestBFloat16MatchesFloat32(t *testing.T) {
 	if err != nil {
 		t.Fatalf("master weights: %v", err)
 	}
-	if _, err := bf.OptimState(); err != nil {
+	if _, err := bf.copyAdam(); err != nil {
 		t.Fatalf("optimizer state: %v", err)
 	}
 	compare("after training", w, bf)

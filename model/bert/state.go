@@ -12,16 +12,16 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
-// OptimState is the optimizer's state beside the weights: AdamW's first and second moments
+// adamState is the optimizer's state beside the weights: AdamW's first and second moments
 // by weight name and the number of steps taken (which sets the bias correction).
-type OptimState struct {
+type adamState struct {
 	Steps int
 	M, V  map[string][]float32
 }
 
-// OptimState copies the optimizer state to the host.
-func (e *Engine) OptimState() (*OptimState, error) {
-	s := &OptimState{Steps: e.steps, M: make(map[string][]float32, len(e.specs)), V: make(map[string][]float32, len(e.specs))}
+// copyAdam copies the optimizer state to the host.
+func (e *Engine) copyAdam() (*adamState, error) {
+	s := &adamState{Steps: e.steps, M: make(map[string][]float32, len(e.specs)), V: make(map[string][]float32, len(e.specs))}
 	for i, sp := range e.specs {
 		m, err := tensors.CopyFlatData[float32](e.m[i])
 		if err != nil {
@@ -36,9 +36,9 @@ func (e *Engine) OptimState() (*OptimState, error) {
 	return s, nil
 }
 
-// SetOptimState replaces the optimizer state (moments and step count). Every weight needs
+// setAdam replaces the optimizer state (moments and step count). Every weight needs
 // both moments with its size.
-func (e *Engine) SetOptimState(s *OptimState) error {
+func (e *Engine) setAdam(s *adamState) error {
 	if s.Steps < 0 {
 		return fmt.Errorf("bert optimizer state: negative step count %d", s.Steps)
 	}
@@ -102,7 +102,7 @@ func (e *Engine) SaveState(dir string, best *Weights) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt, err := e.OptimState()
+	opt, err := e.copyAdam()
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func (e *Engine) RestoreState(dir string) (best *Weights, err error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	if err := e.SetOptimState(&OptimState{Steps: steps, M: m, V: v}); err != nil {
+	if err := e.setAdam(&adamState{Steps: steps, M: m, V: v}); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	e.SetWeights(&Weights{Data: wd})
