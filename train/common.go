@@ -38,24 +38,29 @@ func (o *opened) countTrain(cm *tokenize.CodeMap, s data.Sequence) {
 // open loads the dataset, cohort and tokenizer and refuses a combination from different runs:
 // the cohort must come from this dataset, and the tokenizer from this cohort and dataset.
 func (in Inputs) open(log *slog.Logger) (*opened, error) {
-	c, err := data.LoadCohort(in.Cohort)
+	oc, err := data.OpenCohort(in.MEDS, in.Cohort, in.AllowMismatch)
 	if err != nil {
 		return nil, err
+	}
+	if oc.Mismatch != nil {
+		log.Warn("inputs from different runs", "err", oc.Mismatch.Error())
 	}
 	tok, _, err := tokenize.Load(in.Tokenizer)
 	if err != nil {
 		return nil, err
 	}
-	// Fingerprints read every byte of an input: compute each once for the checks here, the
-	// checkpoint settings and the model's manifest.
-	fp := map[string]string{}
+	// Fingerprints read every byte of an input: compute each once (the dataset's in
+	// OpenCohort) for the checks here, the checkpoint settings and the model's manifest.
+	fp := map[string]string{data.InputMEDS: oc.MEDSFingerprint}
 	for _, x := range in.list() {
+		if _, done := fp[x.name]; done {
+			continue
+		}
 		if fp[x.name], err = data.Fingerprint(x.path); err != nil {
 			return nil, err
 		}
 	}
 	checks := []func() error{
-		func() error { return c.Manifest.CheckInputFingerprint(data.InputMEDS, in.MEDS, fp[data.InputMEDS]) },
 		func() error {
 			tm, err := data.ReadManifest(in.Tokenizer)
 			if err != nil {
@@ -75,11 +80,7 @@ func (in Inputs) open(log *slog.Logger) (*opened, error) {
 			log.Warn("inputs from different runs", "err", err.Error())
 		}
 	}
-	ds, err := data.Open(in.MEDS)
-	if err != nil {
-		return nil, err
-	}
-	return &opened{ds: ds, cohort: c, tok: tok, in: in, fp: fp}, nil
+	return &opened{ds: oc.Dataset, cohort: oc.Cohort, tok: tok, in: in, fp: fp}, nil
 }
 
 // inputRef is one input of a training run.
