@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -292,4 +294,47 @@ func appendOldRow(b *array.RecordBuilder, l Label) {
 	}
 	b.Field(5).(*array.StringBuilder).Append(l.Sex)
 	b.Field(6).(*array.TimestampBuilder).Append(arrow.Timestamp(l.Birth))
+}
+
+// TestCohortConfigFromParams: a cohort's manifest params read back to the configuration that
+// built it, through JSON as a manifest stores them; a label cohort's and a mistyped one's are
+// errors naming why.
+func TestCohortConfigFromParams(t *testing.T) {
+	cfg := testCohortConfig()
+	cfg.Lead, cfg.Gap, cfg.FollowUp, cfg.CensorWindow, cfg.MinEvents = 2*MicrosPerYear, 30*MicrosPerDay, 0, 90*MicrosPerDay, 3
+	cfg.Negatives, cfg.NegativesPerPositive, cfg.BandYears, cfg.Seed = NegativesRandomDate, 2.5, 10, 42
+	cfg.Fractions, cfg.DeathCodes = SplitFractions{0.6, 0.2, 0.2}, []string{"DEATH", "MEDS_DEATH"}
+	dir := t.TempDir()
+	if err := NewManifest(StageCohort, cfg.Params()).WriteTo(dir); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := CohortConfigFromParams(m.Params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, cfg) {
+		t.Errorf("read back\n%+v\nwant\n%+v", got, cfg)
+	}
+	for _, tc := range []struct {
+		name, key string
+		value     any
+		want      string
+	}{
+		{"label cohort", "targets", nil, "no targets"},
+		{"bad duration", "lead", "soon", "lead"},
+		{"bad integer", "seed", 1.5, "seed"},
+		{"bad fractions", "split_fractions", []any{0.5, 0.5}, "split_fractions"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := maps.Clone(m.Params)
+			p[tc.key] = tc.value
+			if _, err := CohortConfigFromParams(p); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v", err)
+			}
+		})
+	}
 }

@@ -340,3 +340,89 @@ func stringsParam(v any) ([]string, bool) {
 	}
 	return out, true
 }
+
+// CohortConfigFromParams reads back the configuration a --target cohort's manifest records
+// (CohortConfig.Params), so that the cohort can be rebuilt with one rule changed. A parameter
+// the manifest lacks keeps its default (DefaultCohortConfig); one of the wrong type, and a
+// cohort without targets (one built from --labels), are errors naming the parameter.
+func CohortConfigFromParams(p map[string]any) (CohortConfig, error) {
+	c := DefaultCohortConfig()
+	targets, ok := stringsParam(p["targets"])
+	if !ok || len(targets) == 0 {
+		return c, errors.New("manifest params: no targets (a cohort built from --labels cannot be rebuilt from its rules)")
+	}
+	c.Targets = targets
+	durations := map[string]*int64{"lead": &c.Lead, "gap": &c.Gap, "min_history": &c.MinHistory, "min_age": &c.MinAge,
+		"follow_up": &c.FollowUp, "censor_window": &c.CensorWindow}
+	for k, dst := range durations {
+		if err := durationParam(p, k, dst); err != nil {
+			return c, err
+		}
+	}
+	for k, dst := range map[string]*[]string{"sex_prefixes": &c.SexPrefixes, "birth_codes": &c.BirthCodes, "death_codes": &c.DeathCodes} {
+		if v, present := p[k]; present {
+			if *dst, ok = stringsParam(v); !ok {
+				return c, fmt.Errorf("manifest param %s: %v is not a list of strings", k, v)
+			}
+		}
+	}
+	if v, present := p["negatives"]; present {
+		if c.Negatives, ok = v.(string); !ok {
+			return c, fmt.Errorf("manifest param negatives: %v is not a string", v)
+		}
+	}
+	minEvents, bandYears := int64(c.MinEvents), int64(c.BandYears)
+	for k, dst := range map[string]*int64{"min_events": &minEvents, "band_years": &bandYears, "seed": &c.Seed} {
+		if err := intParam(p, k, dst); err != nil {
+			return c, err
+		}
+	}
+	c.MinEvents, c.BandYears = int(minEvents), int(bandYears)
+	if v, present := p["negatives_per_positive"]; present {
+		if c.NegativesPerPositive, ok = v.(float64); !ok {
+			return c, fmt.Errorf("manifest param negatives_per_positive: %v is not a number", v)
+		}
+	}
+	if v, present := p["split_fractions"]; present {
+		f, ok := v.([]any)
+		var x [3]float64
+		for i := 0; ok && len(f) == 3 && i < 3; i++ {
+			x[i], ok = f[i].(float64)
+		}
+		if !ok || len(f) != 3 {
+			return c, fmt.Errorf("manifest param split_fractions: %v is not three numbers", v)
+		}
+		c.Fractions = SplitFractions{x[0], x[1], x[2]}
+	}
+	return c, c.validate()
+}
+
+func durationParam(p map[string]any, k string, dst *int64) error {
+	v, present := p[k]
+	if !present {
+		return nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("manifest param %s: %v is not a duration", k, v)
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("manifest param %s: %w", k, err)
+	}
+	*dst = d
+	return nil
+}
+
+func intParam(p map[string]any, k string, dst *int64) error {
+	v, present := p[k]
+	if !present {
+		return nil
+	}
+	f, ok := v.(float64)
+	if !ok || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return fmt.Errorf("manifest param %s: %v is not an integer", k, v)
+	}
+	*dst = int64(f)
+	return nil
+}
