@@ -27,7 +27,8 @@ func cohortFlags(e *env, args []string) (*cohortOptions, error) {
 	fs.StringVar(&o.meds, "meds", "", "MEDS dataset folder (holding data/ and metadata/)")
 	fs.StringVar(&o.out, "out", "", "output cohort folder (labels.parquet, cohort.parquet, cohort_report.json, manifest.json)")
 	fs.BoolVar(&o.force, "force", false, "replace an existing output folder")
-	listVar(fs, &c.Targets, "target", nil, "code prefixes of the outcome, comma-separated (e.g. ICD10/E11,SNOMED/44054006)")
+	listVar(fs, &c.Targets, "target", nil, "code prefixes of the outcome, comma-separated (e.g. ICD10/E11,SNOMED/44054006); "+
+		"with --labels they only time each label's event")
 	fs.StringVar(&o.labels, "labels", "", "instead of --target: a MEDS label file, or a folder of them (ACES, MEDS-DEV: subject_id, prediction_time, boolean_value)")
 	durationVar(fs, &c.Lead, "lead", c.Lead, "how long before the diagnosis the prediction is made")
 	durationVar(fs, &c.Gap, "gap", c.Gap, "events in this window before the prediction time are hidden too")
@@ -35,6 +36,8 @@ func cohortFlags(e *env, args []string) (*cohortOptions, error) {
 	fs.IntVar(&c.MinEvents, "min-events", c.MinEvents, "at least this many visible timed events (distinct times)")
 	durationVar(fs, &c.MinAge, "min-age", c.MinAge, "minimum age at prediction time")
 	durationVar(fs, &c.FollowUp, "follow-up", c.FollowUp, "negatives must be observed this long after their prediction time")
+	durationVar(fs, &c.CensorWindow, "censor-window", c.CensorWindow,
+		"a label censored this close to the dataset's end is censored at the dataset end, not lost to follow-up")
 	fs.StringVar(&c.Negatives, "negatives", c.Negatives, "negatives' prediction times: matched-age or random-date (naive, biased)")
 	fs.Float64Var(&c.NegativesPerPositive, "negatives-per-positive", 0, "matched-age: negatives per positive in each birth band (0: from the data)")
 	fs.IntVar(&c.BandYears, "band-years", c.BandYears, "matched-age: width of the birth-year bands")
@@ -167,6 +170,7 @@ func printCohortSummary(w io.Writer, r *data.CohortReport, out string) {
 		parts = append(parts, fmt.Sprintf("%s %d+/%d-", s, c.Positives, c.Negatives))
 	}
 	fmt.Fprintf(w, "  splits             %s (%s)\n", strings.Join(parts, ", "), r.SplitSource)
+	printTimeToEvent(w, r.TimeToEvent)
 	for _, w0 := range r.Warnings {
 		fmt.Fprintf(w, "  WARNING: %s\n", w0)
 	}
@@ -188,4 +192,24 @@ func cohortDurations(params map[string]any) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printTimeToEvent is the summary's line on the labels' time to event.
+func printTimeToEvent(w io.Writer, t *data.TimeToEventReport) {
+	if t == nil {
+		return
+	}
+	var parts []string
+	for _, r := range []string{data.CensorDatasetEnd, data.CensorEndOfRecord, data.CensorDeath} {
+		c := t.Censored[r]
+		parts = append(parts, fmt.Sprintf("%s %d+/%d-", r, c.Positives, c.Negatives))
+	}
+	fmt.Fprintf(w, "  time to event      %d labels: event seen %d+/%d-; censored at %s\n",
+		t.Known, t.Events.Positives, t.Events.Negatives, strings.Join(parts, ", "))
+	fmt.Fprintf(w, "    dataset end %s; censored within %s of it counts as dataset_end\n", t.DatasetEnd, t.CensorWindow)
+	for _, c := range []string{"positive", "negative"} {
+		if s, ok := t.FollowUpYears[c]; ok && s.N > 0 {
+			fmt.Fprintf(w, "    %-8s followed %.1f years (median; %.1f-%.1f)\n", c, s.Median, s.P25, s.P75)
+		}
+	}
 }

@@ -11,8 +11,9 @@ import (
 )
 
 // targetOnlyFlags are data cohort's flags that make labels from --target: with --labels the
-// label file gives the prediction times and the outcomes, so none of them applies.
-var targetOnlyFlags = []string{"target", "lead", "min-history", "min-events", "min-age", "follow-up",
+// label file gives the prediction times and the outcomes, so none of them applies. --target
+// does: with --labels it times each label's event (data.BuildLabelCohort).
+var targetOnlyFlags = []string{"lead", "min-history", "min-events", "min-age", "follow-up",
 	"negatives", "negatives-per-positive", "band-years"}
 
 // labelsFlagsOnly refuses, with --labels, the flags that only build labels from --target.

@@ -88,7 +88,7 @@ func TestDataCohortLabels(t *testing.T) {
 
 	// The flags that build labels from target codes do not apply.
 	cohort := filepath.Join(dir, "cohort")
-	for _, extra := range [][]string{{"--target", "ICD10/E11"}, {"--lead", "2y"}, {"--negatives", "random-date"}} {
+	for _, extra := range [][]string{{"--follow-up", "2y"}, {"--lead", "2y"}, {"--negatives", "random-date"}} {
 		args := append([]string{"data", "cohort", "--meds", meds, "--labels", labels, "--out", cohort}, extra...)
 		if code, _, stderr := runCmd(t, args...); code != 2 || !strings.Contains(stderr, "does not apply with --labels") {
 			t.Errorf("%v: exit %d %s", extra, code, stderr)
