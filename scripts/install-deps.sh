@@ -10,6 +10,8 @@
 #                                   grpcurl, grpc-health-probe and ghz themselves);
 #   scripts/install-deps.sh test    e2e, and the test references (make test, make test-short,
 #                                   make bench): Python's xgboost, scikit-learn and PyTorch,
+#                                   R's survival and riskRegression (r-base-core,
+#                                   r-cran-survival, r-cran-riskregression),
 #                                   headless Chromium, node + npm and the pinned npm tokenizers
 #                                   package (scripts/hf-deps.sh). The default.
 #
@@ -59,6 +61,10 @@ if [ "$part" = test ]; then
   need python3-sklearn
   need python3-torch
   need chromium
+  # eval's survival metrics against R's survival and riskRegression (survfit, concordance, Score).
+  need r-base-core
+  need r-cran-survival
+  need r-cran-riskregression
 fi
 
 if ((${#need_apt[@]})); then
