@@ -165,10 +165,19 @@ func readJSONFile(t *testing.T, path string) map[string]any {
 
 func checkHFFolder(t *testing.T, python, node string, f fixture, out string, maxLen int) {
 	bdir := modelrepo.BERTPath(out)
-	cfg := readJSONFile(t, filepath.Join(bdir, bert.ConfigFile))
+	cfg := checkHFConfig(t, bdir, maxLen)
 	positions := int(cfg["max_position_embeddings"].(float64))
-	if positions != 32 || cfg["medseq_max_length"] != float64(maxLen) || cfg["problem_type"] != "multi_label_classification" ||
-		cfg["num_labels"] != float64(1) {
+	h := cohortHistories(t, f, out, maxLen, positions)
+	theirs, mask := checkHFTokenizer(t, node, bdir, h, int(cfg["pad_token_id"].(float64)), positions, maxLen)
+	checkPyTorchLogits(t, python, out, h, theirs, mask, maxLen)
+}
+
+// checkHFConfig checks config.json and tokenizer_config.json and returns config.json.
+func checkHFConfig(t *testing.T, bdir string, maxLen int) map[string]any {
+	t.Helper()
+	cfg := readJSONFile(t, filepath.Join(bdir, bert.ConfigFile))
+	if cfg["max_position_embeddings"] != float64(32) || cfg["medseq_max_length"] != float64(maxLen) ||
+		cfg["problem_type"] != "multi_label_classification" || cfg["num_labels"] != float64(1) {
 		t.Fatalf("config.json: max_position_embeddings %v, medseq_max_length %v, problem_type %v, num_labels %v",
 			cfg["max_position_embeddings"], cfg["medseq_max_length"], cfg["problem_type"], cfg["num_labels"])
 	}
@@ -176,12 +185,29 @@ func checkHFFolder(t *testing.T, python, node string, f fixture, out string, max
 		t.Errorf("id2label %v, want the cohort's targets", cfg["id2label"])
 	}
 	tcfg := readJSONFile(t, filepath.Join(bdir, tokenize.HFTokenizerConfigFile))
-	if tcfg["model_max_length"] != float64(maxLen) || tcfg["truncation_side"] != "left" || tcfg["tokenizer_class"] != tokenize.HFTokenizerClass {
+	if tcfg["model_max_length"] != float64(maxLen) || tcfg["truncation_side"] != "left" ||
+		tcfg["tokenizer_class"] != tokenize.HFTokenizerClass {
 		t.Errorf("tokenizer_config.json %v", tcfg)
 	}
+	return cfg
+}
 
-	// Every history of the cohort (the held-out split is small here, so the training and tuning
-	// splits too), as medseq's served scorer sees it and as text.
+// histories are every history of the cohort as medseq's served scorer sees it, as text, and
+// as medseq encodes it at the trained length.
+type histories struct {
+	ds                          *data.Dataset
+	ins                         []scorer.Input
+	lines                       []string
+	ours                        [][]int32
+	pad                         int32
+	heldOut, longest, truncated int
+}
+
+// cohortHistories reads every history of the fixture's cohort (the held-out split is small
+// here, so the training and tuning splits too) and checks that its text encodes as its
+// events do, some far beyond the model's positions.
+func cohortHistories(t *testing.T, f fixture, out string, maxLen, positions int) *histories {
+	t.Helper()
 	ds, err := data.Open(f.meds)
 	if err != nil {
 		t.Fatal(err)
@@ -194,64 +220,67 @@ func checkHFFolder(t *testing.T, python, node string, f fixture, out string, max
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ins []scorer.Input
-	var lines []string
-	heldOut := 0
+	h := &histories{ds: ds, pad: tok.Vocab.Pad}
 	err = cohort.Sequences(context.Background(), ds, nil, func(s data.Sequence) error {
 		if s.Label.Split == data.SplitHeldOut {
-			heldOut++
+			h.heldOut++
 		}
-		ins = append(ins, scorer.Input{Events: s.Events, Birth: s.Label.Birth, PredictionTime: s.Label.PredictionTime})
-		lines = append(lines, historyText(ds.Codes, s.Events, tok.VisitSeparators))
+		h.ins = append(h.ins, scorer.Input{Events: s.Events, Birth: s.Label.Birth, PredictionTime: s.Label.PredictionTime})
+		h.lines = append(h.lines, historyText(ds.Codes, s.Events, tok.VisitSeparators))
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ins) < 20 || heldOut == 0 {
-		t.Fatalf("%d histories, %d held out: too few to prove much", len(ins), heldOut)
+	if len(h.ins) < 20 || h.heldOut == 0 {
+		t.Fatalf("%d histories, %d held out: too few to prove much", len(h.ins), h.heldOut)
 	}
 	cm := tok.NewCodeMap(ds.Codes)
-	ours := make([][]int32, len(ins))
-	longest, truncated := 0, 0
-	for i, in := range ins {
+	h.ours = make([][]int32, len(h.ins))
+	for i, in := range h.ins {
 		full := cm.Encode(tokenize.Input{Events: in.Events, Birth: in.Birth, PredictionTime: in.PredictionTime},
 			tokenize.Options{VisitSeparators: tok.VisitSeparators})
-		longest = max(longest, len(full.IDs))
+		h.longest = max(h.longest, len(full.IDs))
 		enc := cm.Encode(tokenize.Input{Events: in.Events, Birth: in.Birth, PredictionTime: in.PredictionTime},
 			tokenize.Options{MaxLen: maxLen, VisitSeparators: tok.VisitSeparators})
 		if enc.Truncated > 0 {
-			truncated++
+			h.truncated++
 		}
-		ours[i] = enc.IDs
-		if text := tok.EncodeText(lines[i], tokenize.Options{MaxLen: maxLen}); !slices.Equal(text.IDs, enc.IDs) {
+		h.ours[i] = enc.IDs
+		if text := tok.EncodeText(h.lines[i], tokenize.Options{MaxLen: maxLen}); !slices.Equal(text.IDs, enc.IDs) {
 			t.Fatalf("history %d: the text encodes to %v, the events to %v", i, text.IDs, enc.IDs)
 		}
 	}
-	if longest <= 2*positions || truncated < 5 {
-		t.Fatalf("the longest held-out history has %d tokens and %d are truncated: want some far beyond the model's %d positions", longest, truncated, positions)
+	if h.longest <= 2*positions || h.truncated < 5 {
+		t.Fatalf("the longest held-out history has %d tokens and %d are truncated: want some far beyond the model's %d positions",
+			h.longest, h.truncated, positions)
 	}
+	return h
+}
 
-	// HuggingFace's tokenizers, in one batch: padded on the right to the longest with [PAD].
+// checkHFTokenizer encodes the histories' text with HuggingFace's tokenizers in one batch
+// (padded on the right to the longest with [PAD]) and checks the ids are medseq's; it returns
+// them with their attention mask.
+func checkHFTokenizer(t *testing.T, node, bdir string, h *histories, padID, positions, maxLen int) (theirs, mask [][]int32) {
+	t.Helper()
 	corpus := filepath.Join(t.TempDir(), hfCorpusFile)
-	if err := os.WriteFile(corpus, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(corpus, []byte(strings.Join(h.lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(node, filepath.Join(hfParityDir, "encode.js"), "--chunk", strconv.Itoa(len(lines)+1),
+	cmd := exec.Command(node, filepath.Join(hfParityDir, "encode.js"), "--chunk", strconv.Itoa(len(h.lines)+1),
 		filepath.Join(bdir, tokenize.HFFile), corpus, corpus+".ids")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("encode.js: %v\n%s", err, msg)
 	}
-	theirs := readIDs(t, corpus+".ids")
-	if len(theirs) != len(ours) {
-		t.Fatalf("HuggingFace encoded %d histories, medseq %d", len(theirs), len(ours))
+	theirs = readIDs(t, corpus+".ids")
+	if len(theirs) != len(h.ours) {
+		t.Fatalf("HuggingFace encoded %d histories, medseq %d", len(theirs), len(h.ours))
 	}
-	pad := tok.Vocab.Pad
-	if int(pad) != int(cfg["pad_token_id"].(float64)) {
-		t.Fatalf("[PAD] is %d, config.json's pad_token_id %v", pad, cfg["pad_token_id"])
+	if int(h.pad) != padID {
+		t.Fatalf("[PAD] is %d, config.json's pad_token_id %v", h.pad, padID)
 	}
 	width := len(theirs[0])
-	mask := make([][]int32, len(theirs))
+	mask = make([][]int32, len(theirs))
 	for i, ids := range theirs {
 		if len(ids) != width {
 			t.Fatalf("history %d: %d ids, history 0 %d: the batch is not padded to one length", i, len(ids), width)
@@ -260,11 +289,11 @@ func checkHFFolder(t *testing.T, python, node string, f fixture, out string, max
 			t.Fatalf("history %d: %d ids exceed max_position_embeddings %d (IndexError in transformers)", i, len(ids), positions)
 		}
 		n := len(ids)
-		for n > 0 && ids[n-1] == pad {
+		for n > 0 && ids[n-1] == h.pad {
 			n--
 		}
-		if !slices.Equal(ids[:n], ours[i]) {
-			t.Fatalf("history %d: HuggingFace ids %v, medseq %v", i, ids[:n], ours[i])
+		if !slices.Equal(ids[:n], h.ours[i]) {
+			t.Fatalf("history %d: HuggingFace ids %v, medseq %v", i, ids[:n], h.ours[i])
 		}
 		mask[i] = make([]int32, width)
 		for j := range n {
@@ -274,13 +303,18 @@ func checkHFFolder(t *testing.T, python, node string, f fixture, out string, max
 	if width != maxLen {
 		t.Errorf("the batch's longest encoding has %d ids, want the trained length %d", width, maxLen)
 	}
+	return theirs, mask
+}
 
-	// PyTorch on bert/ vs medseq's served scores.
+// checkPyTorchLogits runs PyTorch's BERT on bert/ over HuggingFace's ids and compares its
+// logits with medseq's served scores.
+func checkPyTorchLogits(t *testing.T, python, out string, h *histories, theirs, mask [][]int32, maxLen int) {
+	t.Helper()
 	s, err := bert.LoadScorer(out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Score(ds.Codes, ins)
+	res, err := s.Score(h.ds.Codes, h.ins)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +324,7 @@ func checkHFFolder(t *testing.T, python, node string, f fixture, out string, max
 	if err := os.WriteFile(inPath, buf, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ref := exec.Command(python, hfReference, bdir, inPath, outPath)
+	ref := exec.Command(python, hfReference, modelrepo.BERTPath(out), inPath, outPath)
 	ref.Env = append(os.Environ(), "REF_FLOAT64=1")
 	if msg, err := ref.CombinedOutput(); err != nil {
 		t.Fatalf("reference.py: %v\n%s", err, msg)
@@ -317,7 +351,7 @@ func checkHFFolder(t *testing.T, python, node string, f fixture, out string, max
 		}
 	}
 	t.Logf("%d histories, %d held out (longest %d tokens, %d truncated to %d): max |medseq - PyTorch| logit %.3g, logits in [%.3f, %.3f]",
-		len(res), heldOut, longest, truncated, maxLen, maxDiff, lo, hi)
+		len(res), h.heldOut, h.longest, h.truncated, maxLen, maxDiff, lo, hi)
 	// The logits spread little, so the limit is a hundredth of their spread (float32 noise is
 	// about 1e-8 here): another id or position anywhere moves a logit by more.
 	if hi-lo < 1e-4 {
