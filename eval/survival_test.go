@@ -319,3 +319,51 @@ func nearSurv(t *testing.T, name string, got, want, tol float64) {
 		t.Errorf("%s = %.17g, want %.17g", name, got, want)
 	}
 }
+
+// Small random datasets (one row, all tied, all censored, all events...): no error, no panic,
+// every figure in range or NaN with a reason, and the concordance as counted pair by pair.
+func TestSurvivalSmallRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 34))
+	for it := 0; it < 3000; it++ {
+		n := 1 + rng.IntN(7)
+		rows := make([]SurvivalRow, n)
+		for i := range rows {
+			rows[i] = SurvivalRow{Time: float64(rng.IntN(4)), Event: rng.IntN(2) == 0, Risk: float64(rng.IntN(3)) / 2}
+		}
+		horizons := []float64{0.5 + float64(rng.IntN(4))}
+		r, err := Survival(rows, SurvivalOptions{Horizons: horizons, Groups: 1 + rng.IntN(4)})
+		if err != nil {
+			t.Fatalf("%v: %v", rows, err)
+		}
+		inUnit := func(name string, v Num, reason string) {
+			f := float64(v)
+			if math.IsNaN(f) && reason == "" || !math.IsNaN(f) && (f < 0 || f > 1) {
+				t.Fatalf("%v: %s = %v (reason %q)", rows, name, f, reason)
+			}
+		}
+		a := r.Overall.At[0]
+		inUnit("incidence", a.Incidence, a.Reason)
+		if a.Reason == "" && !math.IsNaN(float64(a.Lo)) && !(a.Lo <= a.Incidence && a.Incidence <= a.Hi) {
+			t.Fatalf("%v: incidence %v outside its band %v–%v", rows, a.Incidence, a.Lo, a.Hi)
+		}
+		inUnit("Harrell C", r.Harrell.C, r.Harrell.Reason)
+		inUnit("Uno C", r.Uno.C, r.Uno.Reason)
+		inUnit("AUC", r.AtHorizon[0].AUC, r.AtHorizon[0].AUCReason)
+		// IPCW can lift the Brier score above 1 on tiny data (weights 1/G > 1); never below 0.
+		if b := r.AtHorizon[0]; math.IsNaN(float64(b.Brier)) && b.BrierReason == "" || b.Brier < 0 {
+			t.Fatalf("%v: Brier = %v (reason %q)", rows, b.Brier, b.BrierReason)
+		}
+		want := bruteConcordance(rows, func(float64) float64 { return 1 })
+		if got := r.Harrell; !(got.C == want.C || math.IsNaN(float64(got.C)) && math.IsNaN(float64(want.C))) ||
+			math.Abs(float64(got.SE-want.SE)) > 1e-12 {
+			t.Fatalf("%v: Harrell %+v, pairs give %+v", rows, got, want)
+		}
+		groupN := 0
+		for _, g := range r.Groups {
+			groupN += g.N
+		}
+		if groupN != n {
+			t.Fatalf("%v: the groups hold %d rows", rows, groupN)
+		}
+	}
+}
