@@ -380,7 +380,7 @@ func TestDecodedCost(t *testing.T) {
 }
 
 // Per-model health names the models to callers without a token: an option (on by default, as
-// README promises).
+// docs/SERVING.md promises).
 func TestModelHealthOption(t *testing.T) {
 	r := start(t, Config{Models: newRepo(t), NoModelHealth: true})
 	hc := healthpb.NewHealthClient(dial(t, r.addr))

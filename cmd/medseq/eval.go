@@ -31,7 +31,7 @@ func evalMetricsFlags(e *env, args []string) (*evalMetricsOptions, error) {
 	fs.StringVar(&o.predictions, "predictions", "", "predictions to evaluate (MEDS-evaluation layout, .parquet or .csv)")
 	fs.StringVar(&o.tuning, "tuning", "", "tuning-split predictions on which max-f1, youden and sens= thresholds are chosen (without it they are chosen on --predictions, optimistically)")
 	listVar(fs, &o.segments, "segments", nil, "comma-separated attribute columns to report per segment (age bands are added when an age column exists)")
-	fs.StringVar(&threshold, "threshold", "0.5", "decision threshold: a probability, max-f1, youden or sens=X (target sensitivity)")
+	fs.StringVar(&threshold, "threshold", "0.5", "decision threshold: a probability, max-f1, youden, sens=X or spec=X (target sensitivity or specificity)")
 	fs.IntVar(&o.bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for 95% intervals (0 for none)")
 	fs.Uint64Var(&o.seed, "seed", 1, "bootstrap seed")
 	fs.IntVar(&o.minPos, "min-positives", 10, "segments with fewer positives are reported with counts only")
@@ -58,7 +58,7 @@ func evalMetricsFlags(e *env, args []string) (*evalMetricsOptions, error) {
 		return nil, usagef("flags --min-positives and --min-negatives: must be at least 1")
 	}
 	if o.tuning != "" && t.Method == eval.ThresholdFixed {
-		return nil, usagef("flag --tuning: only used with --threshold max-f1, youden or sens=X")
+		return nil, usagef("flag --tuning: only used with --threshold max-f1, youden, sens=X or spec=X")
 	}
 	return o, nil
 }

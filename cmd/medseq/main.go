@@ -32,15 +32,15 @@ type env struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"version":         {"print the version, git commit and build time", runVersion},
+		"version":         {"print the version, git commit, build time and the shared libraries it loads", runVersion},
 		"data synth":      {"write a synthetic primary-care EHR as a MEDS dataset", runDataSynth},
 		"data import":     {"import events and subjects CSV files into a MEDS dataset", runDataImport},
 		"data cohort":     {"build labels with leak-free prediction times, splits and a cohort report", runDataCohort},
 		"data info":       {"summarise a MEDS dataset", runDataInfo},
 		"data sequences":  {"print the censored sequences a model sees for a cohort", runDataSequences},
 		"demo":            {"run the whole pipeline on synthetic data", runDemo},
-		"train pretrain":  {"pretrain a BERT masked-language model on the cohort's training sequences (gomlx, CPU)", runTrainPretrain},
-		"train classify":  {"train a BERT classifier from scratch on a cohort (gomlx, CPU)", runTrainClassify},
+		"train pretrain":  {"pretrain a BERT masked-language model on the cohort's training sequences (CPU or GPU)", runTrainPretrain},
+		"train classify":  {"train a BERT classifier on a cohort, from scratch or --init (CPU or GPU)", runTrainClassify},
 		"train xgboost":   {"train the XGBoost baseline (libxgboost) and write a model version folder", runTrainXGBoost},
 		"eval report":     {"HTML + JSON report comparing model version folders (metrics, CIs, calibration, segments, DeLong, plots)", runEvalReport},
 		"eval censoring":  {"a model's AUROC, prevalence and calibration as the cohort's follow-up requirement changes", runEvalCensoring},
