@@ -43,7 +43,7 @@ build: deps-build
 
 test: deps-test lint
 	scripts/e2e.sh
-	$(GO) test -count=1 ./...
+	MEDSEQ_REQUIRE_R=1 $(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags xla ./model/bert
 
 test-short: deps-test
