@@ -311,3 +311,54 @@ func (p *prepared) sensitivityIntervals(targets []float64, B int, seed uint64, o
 		}
 	}
 }
+
+// DefaultSensitivityTargets are the sensitivities at which a report reads PPV.
+var DefaultSensitivityTargets = []float64{0.5, 0.8, 0.9}
+
+// DefaultPrevalences are the prevalences at which a report shows what the deployed point's
+// sensitivity and specificity would give (PPVAtPrevalence).
+var DefaultPrevalences = []float64{0.01, 0.02, 0.05, 0.1, 0.2}
+
+// OperatingSummary is the deployed operating point as a clinical team reads it, beside the
+// sensitivity, specificity, PPV and NPV of the model's Metrics: the share of rows flagged, the
+// number needed to evaluate, PPV at fixed sensitivities, and PPV and NPV at other prevalences.
+type OperatingSummary struct {
+	Threshold float64  `json:"threshold"` // the calibrated probability of the model's manifest
+	Flagged   Num      `json:"flagged"`   // share of rows at or above it
+	NNE       Estimate `json:"nne"`       // 1/PPV
+	// AtSensitivity are operating points reaching fixed sensitivities on the evaluated
+	// (calibrated) probabilities; empty with Note saying why when they cannot be read.
+	AtSensitivity []SensitivityPoint `json:"at_sensitivity,omitempty"`
+	Note          string             `json:"note,omitempty"`
+	AtPrevalence  []PrevalencePoint  `json:"at_prevalence,omitempty"`
+}
+
+// PrevalencePoint is what the deployed sensitivity and specificity give at another prevalence.
+type PrevalencePoint struct {
+	Prevalence float64 `json:"prevalence"`
+	PPV        Num     `json:"ppv"`
+	NPV        Num     `json:"npv"`
+	NNE        Num     `json:"nne"`
+}
+
+// operatingSummary summarises m's deployed point from its metrics and its stored (calibrated)
+// predictions.
+func operatingSummary(m *Metrics, stored []Prediction, threshold float64, cfg ReportConfig) *OperatingSummary {
+	s := m.Sample
+	c := s.Confusion
+	o := &OperatingSummary{Threshold: threshold, Flagged: Num(ratio(c.TP+c.FP, c.TP+c.FP+c.TN+c.FN)),
+		NNE: NNE(s.Precision)}
+	at, err := AtSensitivities(stored, DefaultSensitivityTargets, cfg.Bootstrap, cfg.Seed)
+	if err != nil {
+		o.Note = err.Error()
+	} else {
+		o.AtSensitivity = at
+	}
+	sens, spec := float64(s.Recall.Value), float64(s.Specificity.Value)
+	for _, pi := range DefaultPrevalences {
+		ppv, npv := PPVAtPrevalence(sens, spec, pi)
+		o.AtPrevalence = append(o.AtPrevalence, PrevalencePoint{Prevalence: pi, PPV: Num(ppv), NPV: Num(npv),
+			NNE: NNE(point(ppv)).Value})
+	}
+	return o
+}

@@ -2,8 +2,11 @@ package eval
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image/color"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,7 +43,10 @@ func modelColor(i int) color.NRGBA { return modelColors[i%len(modelColors)] }
 
 func withAlpha(c color.NRGBA, a uint8) color.NRGBA { c.A = a; return c }
 
-var dashed = []vg.Length{vg.Points(5), vg.Points(3)}
+var (
+	dashed = []vg.Length{vg.Points(5), vg.Points(3)}
+	dotted = []vg.Length{vg.Points(1.5), vg.Points(2.5)}
+)
 
 // newPlot makes a plot in the report's style: sans-serif text, a light grid.
 func newPlot(title, x, y string) *plot.Plot {
@@ -185,15 +191,99 @@ func plotPR(r *Report) (string, error) {
 	return svgOf(p)
 }
 
+// MinBinRows is the fewest rows a reliability bin needs to be drawn as a plain point: a bin
+// with fewer is drawn hollow, its interval dashed, and labelled with its count.
+const MinBinRows = 10
+
+// binPoints are a reliability curve's bins as plot points with Wilson 95% intervals, split
+// into the bins with at least MinBinRows rows and the near-empty ones.
+type binPoints struct {
+	xys    plotter.XYs
+	errs   plotter.YErrors
+	labels []string
+}
+
+func (b *binPoints) add(bin Bin) {
+	n := float64(bin.Count)
+	lo, hi := Wilson(math.Round(bin.ObservedRate*n), n, z95)
+	b.xys = append(b.xys, plotter.XY{X: bin.MeanPredicted, Y: bin.ObservedRate})
+	b.errs = append(b.errs, struct{ Low, High float64 }{bin.ObservedRate - lo, hi - bin.ObservedRate})
+	b.labels = append(b.labels, fmt.Sprintf("n=%d", bin.Count))
+}
+
+func splitBins(bins []Bin) (full, small binPoints) {
+	for _, b := range bins {
+		switch {
+		case b.Count >= MinBinRows:
+			full.add(b)
+		case b.Count > 0:
+			small.add(b)
+		}
+	}
+	return full, small
+}
+
+// addErrorBars draws the Wilson intervals of pts.
+func addErrorBars(p *plot.Plot, pts binPoints, c color.Color, dash []vg.Length) error {
+	if len(pts.xys) == 0 {
+		return nil
+	}
+	eb, err := plotter.NewYErrorBars(struct {
+		plotter.XYs
+		plotter.YErrors
+	}{pts.xys, pts.errs})
+	if err != nil {
+		return err
+	}
+	eb.LineStyle = draw.LineStyle{Color: c, Width: vg.Points(1), Dashes: dash}
+	eb.CapWidth = vg.Points(4)
+	p.Add(eb)
+	return nil
+}
+
+// addSmallBins draws near-empty bins hollow with their counts beside them.
+func addSmallBins(p *plot.Plot, pts binPoints, c color.Color) error {
+	if len(pts.xys) == 0 {
+		return nil
+	}
+	if err := addErrorBars(p, pts, withAlpha(toNRGBA(c), 160), dashed); err != nil {
+		return err
+	}
+	sc, err := plotter.NewScatter(pts.xys)
+	if err != nil {
+		return err
+	}
+	sc.Color, sc.Shape, sc.Radius = c, draw.RingGlyph{}, vg.Points(3.5)
+	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts.xys, Labels: pts.labels})
+	if err != nil {
+		return err
+	}
+	for i := range lb.TextStyle {
+		lb.TextStyle[i].Font.Variant = "Sans"
+		lb.TextStyle[i].Font.Size = vg.Points(8)
+		lb.TextStyle[i].Color = c
+	}
+	lb.Offset = vg.Point{X: vg.Points(5), Y: vg.Points(2)}
+	p.Add(sc, lb)
+	return nil
+}
+
+func toNRGBA(c color.Color) color.NRGBA {
+	r, g, b, _ := c.RGBA()
+	return color.NRGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 255}
+}
+
 // plotReliability draws the models' uniform-bin reliability curves before (raw scores) or
-// after calibration.
+// after calibration, each bin with its Wilson 95% interval; bins with fewer than MinBinRows
+// rows are drawn hollow, off the line, with their counts.
 func plotReliability(r *Report, after bool) (string, error) {
 	title := "Reliability before calibration (raw scores)"
 	if after {
 		title = "Reliability after calibration (calibration.json)"
 	}
-	p := newPlot(title, "mean predicted probability", "observed rate")
+	p := newPlot(title, "mean predicted probability", "observed rate (Wilson 95% interval)")
 	unitSquare(p)
+	anySmall := false
 	for i, m := range r.Models {
 		cs := m.Metrics.Calibration
 		if after {
@@ -202,22 +292,101 @@ func plotReliability(r *Report, after bool) (string, error) {
 			}
 			cs = m.Calibrated.Calibration
 		}
-		var pts plotter.XYs
-		for _, b := range cs.Uniform {
-			if b.Count > 0 {
-				pts = append(pts, plotter.XY{X: b.MeanPredicted, Y: b.ObservedRate})
-			}
+		full, small := splitBins(cs.Uniform)
+		anySmall = anySmall || len(small.xys) > 0
+		if err := addErrorBars(p, full, modelColor(i), nil); err != nil {
+			return "", err
 		}
-		if err := addLine(p, pts, modelColor(i), vg.Points(1.5), nil, fmt.Sprintf("%s (ECE %s)", m.Name, fmtNum(cs.ECE, 3)), true); err != nil {
+		legend := fmt.Sprintf("%s (ECE %s)", m.Name, fmtNum(cs.ECE, 3))
+		if err := addLine(p, full.xys, modelColor(i), vg.Points(1.5), nil, legend, true); err != nil {
+			return "", err
+		}
+		if err := addSmallBins(p, small, modelColor(i)); err != nil {
 			return "", err
 		}
 	}
 	if err := diagonal(p, "perfect calibration"); err != nil {
 		return "", err
 	}
+	if anySmall {
+		sc, err := plotter.NewScatter(plotter.XYs{{}})
+		if err != nil {
+			return "", err
+		}
+		sc.Color, sc.Shape, sc.Radius = colGrey, draw.RingGlyph{}, vg.Points(3.5)
+		p.Legend.Add(fmt.Sprintf("bin with < %d rows (count shown)", MinBinRows), sc)
+	}
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), -vg.Points(4)
 	return svgOf(p)
+}
+
+// plotDecision draws every model's net benefit over its threshold range against treating
+// everyone and no one, with each model's deployed threshold marked.
+func plotDecision(r *Report) (string, error) {
+	p := newPlot("Decision curves ("+r.Split+", calibrated probabilities)", "threshold probability", "net benefit")
+	hi, top := 0.0, 0.0
+	var prevs []float64
+	for i, m := range r.Models {
+		dc := m.Decision
+		if dc == nil || len(dc.Points) == 0 {
+			continue
+		}
+		hi = max(hi, dc.Points[len(dc.Points)-1].Threshold)
+		top = max(top, dc.Prevalence)
+		nb := make(plotter.XYs, len(dc.Points))
+		for k, q := range dc.Points {
+			nb[k] = plotter.XY{X: q.Threshold, Y: float64(q.NetBenefit)}
+		}
+		if err := addLine(p, nb, modelColor(i), vg.Points(1.8), nil, m.Name, false); err != nil {
+			return "", err
+		}
+		if !slices.Contains(prevs, dc.Prevalence) {
+			prevs = append(prevs, dc.Prevalence)
+			if err := addTreatAll(p, dc, len(prevs) > 1, m.Name); err != nil {
+				return "", err
+			}
+		}
+	}
+	if hi == 0 {
+		return "", errors.New("no decision curve")
+	}
+	none := plotter.XYs{{X: 0, Y: 0}, {X: hi, Y: 0}}
+	if err := addLine(p, none, color.Black, vg.Points(1), nil, "treat none", false); err != nil {
+		return "", err
+	}
+	p.X.Min, p.X.Max = 0, hi
+	p.Y.Max = 1.1 * top
+	p.Y.Min = -max(0.02, 0.25*top)
+	for i, m := range r.Models {
+		if t := m.Metrics.Threshold.Value; m.Decision != nil && t > 0 && t <= hi {
+			legend := ""
+			if i == 0 {
+				legend = "deployed threshold (dotted)"
+			}
+			pts := plotter.XYs{{X: t, Y: p.Y.Min}, {X: t, Y: p.Y.Max}}
+			if err := addLine(p, pts, modelColor(i), vg.Points(1), dotted, legend, false); err != nil {
+				return "", err
+			}
+		}
+	}
+	p.Legend.Top, p.Legend.Left = true, false
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(6), -vg.Points(4)
+	return svgOf(p)
+}
+
+// addTreatAll draws the net benefit of treating everyone at dc's prevalence.
+func addTreatAll(p *plot.Plot, dc *DecisionCurve, named bool, model string) error {
+	all := make(plotter.XYs, 0, len(dc.Points)+1)
+	all = append(all, plotter.XY{X: 0, Y: dc.Prevalence})
+	for _, q := range dc.Points {
+		all = append(all, plotter.XY{X: q.Threshold, Y: float64(q.TreatAll)})
+	}
+	legend := fmt.Sprintf("treat all (prevalence %.3f)", dc.Prevalence)
+	if named {
+		legend = fmt.Sprintf("treat all, %s's rows (prevalence %.3f)", model, dc.Prevalence)
+	}
+	return addLine(p, all, colGrey, vg.Points(1.2), dashed, legend, false)
 }
 
 // plotClassHist overlays the per-class histograms as shares of each class.

@@ -154,9 +154,17 @@ type ModelReport struct {
 	Training   *TrainingCurve    `json:"training,omitempty"`
 	// TopFeatures are XGBoost's features by gain (nil for other kinds).
 	TopFeatures []TopFeature `json:"top_features,omitempty"`
-	Warnings    []string     `json:"warnings,omitempty"`
+	// Operating is the deployed point as a clinical team reads it (NNE, PPV at fixed
+	// sensitivities and at other prevalences); Decision the net benefit over threshold
+	// probabilities; SegmentCalibration the calibration per segment. All three are of the
+	// stored probabilities (after calibration.json), the ones predict and serve return.
+	Operating          *OperatingSummary    `json:"operating,omitempty"`
+	Decision           *DecisionCurve       `json:"decision_curve,omitempty"`
+	SegmentCalibration []SegmentCalibration `json:"segment_calibration,omitempty"`
+	Warnings           []string             `json:"warnings,omitempty"`
 
-	preds []Prediction
+	preds  []Prediction // raw scores
+	stored []Prediction // as stored: calibrated
 }
 
 // AltPoint is an operating point the model does not use, shown beside the deployed one.
@@ -193,6 +201,8 @@ type ReportCohort struct {
 // Report is everything `medseq eval report` shows: BuildReport makes it, WriteHTML and
 // WriteJSON write it.
 type Report struct {
+	// Task is the prediction task the cohort defines, shown first.
+	Task        *TaskSummary     `json:"task,omitempty"`
 	Created     string           `json:"created"`
 	Split       string           `json:"split"`
 	TuningSplit string           `json:"tuning_split"`
@@ -265,29 +275,40 @@ func BuildReport(cfg ReportConfig) (*Report, error) {
 	if ages := ageHistograms(r.Models[0].preds); ages != nil {
 		r.Ages = ages
 	}
+	r.Task = &TaskSummary{}
+	co, err := loadTaskCohort(cfg, r.Task)
+	if err != nil {
+		return nil, err
+	}
+	fillTask(r.Task, co, r.Models, cfg.Split)
 	if cfg.CohortDir != "" {
-		co, err := data.LoadCohort(cfg.CohortDir)
-		if err != nil {
-			return nil, fmt.Errorf("report: %w", err)
+		if r.Cohort, err = checkReportCohort(co, cfg); err != nil {
+			return nil, err
 		}
-		var seqLens []int
-		var feats Features
-		if cfg.CohortMEDS != "" {
-			if err := co.CheckDataset(cfg.CohortMEDS); err != nil {
-				return nil, fmt.Errorf("report: %w", err)
-			}
-			if seqLens, feats, err = cohortSequenceFeatures(co, cfg.CohortMEDS); err != nil {
-				return nil, fmt.Errorf("report: %w", err)
-			}
-		}
-		chk, err := CheckCohort(co.Labels, seqLens, feats, CohortCheckConfig{})
-		if err != nil {
-			return nil, fmt.Errorf("report: %w", err)
-		}
-		r.Cohort = &ReportCohort{Dir: cfg.CohortDir, Check: chk}
 	}
 	r.ElapsedS = time.Since(start).Seconds()
 	return r, nil
+}
+
+// checkReportCohort runs the cohort checks on co (given with --cohort), with the classes'
+// sequence lengths and the leak check when the dataset is given too.
+func checkReportCohort(co *data.Cohort, cfg ReportConfig) (*ReportCohort, error) {
+	var seqLens []int
+	var feats Features
+	if cfg.CohortMEDS != "" {
+		if err := co.CheckDataset(cfg.CohortMEDS); err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		var err error
+		if seqLens, feats, err = cohortSequenceFeatures(co, cfg.CohortMEDS); err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+	}
+	chk, err := CheckCohort(co.Labels, seqLens, feats, CohortCheckConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	return &ReportCohort{Dir: cfg.CohortDir, Check: chk}, nil
 }
 
 func segmentConfig(cfg ReportConfig, preds []Prediction) SegmentConfig {
@@ -309,6 +330,38 @@ func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
+	m := newModelReport(dir, man)
+	if m.stored, err = ReadPredictions(modelrepo.PredictionsFile(dir, cfg.Split)); err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	}
+	if m.preds, err = RawScores(m.stored); err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	}
+	if err := m.deployed(man.OperatingPoint, cfg); err != nil {
+		return nil, err
+	}
+	if err := m.alternatives(cfg); err != nil {
+		return nil, err
+	}
+	labels, scores := split(m.preds)
+	m.ROC, m.PR = curves(labels, scores)
+	m.Scores = classHistograms(labels, scores, 0, 1, 20)
+	if err := m.calibrated(man.OperatingPoint.Threshold, cfg); err != nil {
+		return nil, err
+	}
+	seg := segmentConfig(cfg, m.preds)
+	if m.Segments, err = Segments(m.preds, m.Metrics.Threshold.Raw, seg); err != nil {
+		return nil, fmt.Errorf("model %s segments: %w", m.Name, err)
+	}
+	if m.SegmentCalibration, err = SegmentCalibrations(m.stored, seg); err != nil {
+		return nil, fmt.Errorf("model %s segment calibration: %w", m.Name, err)
+	}
+	m.readExtras()
+	return m, nil
+}
+
+// newModelReport starts a model's report from its manifest.
+func newModelReport(dir string, man *modelrepo.Manifest) *ModelReport {
 	m := &ModelReport{Name: man.Name, Kind: man.Kind, Dir: dir, RunID: man.RunID, Inputs: InputsCodes}
 	if !man.Created.IsZero() {
 		m.Created = man.Created.UTC().Format(time.RFC3339)
@@ -325,57 +378,74 @@ func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
 	if m.Name == "" {
 		m.Name = filepath.Base(filepath.Dir(filepath.Clean(dir))) + "/" + filepath.Base(dir)
 	}
-	stored, err := ReadPredictions(modelrepo.PredictionsFile(dir, cfg.Split))
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	return m
+}
+
+// deployed computes the metrics at the model's own operating point: the raw scores cut where
+// the calibrated probability reaches the manifest's threshold, the same decisions; then what
+// a clinical team reads of that point and the decision curve, on the calibrated probabilities.
+func (m *ModelReport) deployed(op modelrepo.OperatingPoint, cfg ReportConfig) error {
+	raw := RawThreshold(m.preds, m.stored, op.Threshold)
+	mc := Config{Threshold: ThresholdSpec{Method: ThresholdFixed, Value: raw}, Bootstrap: cfg.Bootstrap, Seed: cfg.Seed,
+		Bins: cfg.Bins}
+	var err error
+	if m.Metrics, err = Compute(m.preds, mc); err != nil {
+		return fmt.Errorf("model %s on %s: %w", m.Name, cfg.Split, err)
 	}
-	preds, err := RawScores(stored)
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", m.Name, err)
-	}
-	m.preds = preds
-	op := man.OperatingPoint
-	raw := RawThreshold(preds, stored, op.Threshold)
-	mc := Config{Threshold: ThresholdSpec{Method: ThresholdFixed, Value: raw}, Bootstrap: cfg.Bootstrap, Seed: cfg.Seed, Bins: cfg.Bins}
-	if m.Metrics, err = Compute(preds, mc); err != nil {
-		return nil, fmt.Errorf("model %s on %s: %w", m.Name, cfg.Split, err)
-	}
-	m.Metrics.Threshold = ChosenThreshold{Method: ThresholdDeployed, Value: op.Threshold, Target: op.Target, Rule: op.Rule,
-		ChosenOn: op.ChosenOn, TuningN: op.TuningN, Raw: raw}
+	m.Metrics.Threshold = ChosenThreshold{Method: ThresholdDeployed, Value: op.Threshold, Target: op.Target,
+		Rule: op.Rule, ChosenOn: op.ChosenOn, TuningN: op.TuningN, Raw: raw}
 	m.Warnings = append(m.Warnings, m.Metrics.Warnings...)
-	tun, err := ReadPredictions(modelrepo.PredictionsFile(dir, cfg.TuningSplit))
+	m.Operating = operatingSummary(m.Metrics, m.stored, op.Threshold, cfg)
+	prev := float64(m.Metrics.Sample.Prevalence.Value)
+	if m.Decision, err = DecisionCurveOf(m.stored, DecisionThresholds(prev)); err != nil {
+		return fmt.Errorf("model %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// alternatives evaluates the other operating points, chosen on the tuning split's
+// predictions (on the evaluated ones, with a warning, when there are none).
+func (m *ModelReport) alternatives(cfg ReportConfig) error {
+	tun, err := ReadPredictions(modelrepo.PredictionsFile(m.Dir, cfg.TuningSplit))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		m.Warnings = append(m.Warnings, fmt.Sprintf("no %s predictions: alternative operating points are chosen on %s itself", cfg.TuningSplit, cfg.Split))
+		m.Warnings = append(m.Warnings, fmt.Sprintf(
+			"no %s predictions: alternative operating points are chosen on %s itself", cfg.TuningSplit, cfg.Split))
 		tun = nil
 	case err != nil:
-		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+		return fmt.Errorf("model %s: %w", m.Name, err)
 	}
-	if m.Alternatives, err = alternatives(cfg, stored, tun); err != nil {
-		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	if m.Alternatives, err = alternatives(cfg, m.stored, tun); err != nil {
+		return fmt.Errorf("model %s: %w", m.Name, err)
 	}
-	labels, scores := split(preds)
-	m.ROC, m.PR = curves(labels, scores)
-	m.Scores = classHistograms(labels, scores, 0, 1, 20)
+	return nil
+}
 
-	cal, err := modelrepo.ReadCalibration(dir)
+// calibrated measures the stored (calibrated) probabilities, when the folder has its
+// calibration.json.
+func (m *ModelReport) calibrated(threshold float64, cfg ReportConfig) error {
+	cal, err := modelrepo.ReadCalibration(m.Dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		m.Warnings = append(m.Warnings, "no calibration.json: calibrated results not shown")
+		return nil
 	case err != nil:
-		return nil, fmt.Errorf("model %s: %w", m.Name, err)
-	default:
-		cm, err := Compute(stored, Config{Threshold: ThresholdSpec{Method: ThresholdFixed, Value: op.Threshold}, Bins: cfg.Bins})
-		if err != nil {
-			return nil, fmt.Errorf("model %s, calibrated: %w", m.Name, err)
-		}
-		m.Calibrated = &CalibratedResult{Method: cal.Method, LogLoss: cm.Sample.LogLoss.Value, Brier: cm.Sample.Brier.Value, Calibration: cm.Calibration}
+		return fmt.Errorf("model %s: %w", m.Name, err)
 	}
+	cm, err := Compute(m.stored, Config{Threshold: ThresholdSpec{Method: ThresholdFixed, Value: threshold},
+		Bins: cfg.Bins})
+	if err != nil {
+		return fmt.Errorf("model %s, calibrated: %w", m.Name, err)
+	}
+	m.Calibrated = &CalibratedResult{Method: cal.Method, LogLoss: cm.Sample.LogLoss.Value, Brier: cm.Sample.Brier.Value,
+		Calibration: cm.Calibration}
+	return nil
+}
 
-	if m.Segments, err = Segments(preds, raw, segmentConfig(cfg, preds)); err != nil {
-		return nil, fmt.Errorf("model %s segments: %w", m.Name, err)
-	}
-	tc, err := ReadTrainingCurve(modelrepo.TrainLogPath(dir))
+// readExtras reads the training log and XGBoost's top features; a missing or bad one is a
+// warning.
+func (m *ModelReport) readExtras() {
+	tc, err := ReadTrainingCurve(modelrepo.TrainLogPath(m.Dir))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		m.Warnings = append(m.Warnings, "no metrics.jsonl: no training curve")
@@ -384,7 +454,7 @@ func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
 	default:
 		m.Training = tc
 	}
-	top, err := readTopFeatures(modelrepo.TopFeaturesPath(dir))
+	top, err := readTopFeatures(modelrepo.TopFeaturesPath(m.Dir))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if m.Kind == "xgboost" {
@@ -395,7 +465,6 @@ func buildModel(dir string, cfg ReportConfig) (*ModelReport, error) {
 	default:
 		m.TopFeatures = top
 	}
-	return m, nil
 }
 
 func readTopFeatures(path string) ([]TopFeature, error) {

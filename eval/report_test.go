@@ -196,9 +196,9 @@ func TestReport(t *testing.T) {
 	if strings.Contains(html, "<tolerance>") {
 		t.Error("feature description not escaped")
 	}
-	// 6 plots: ROC, PR, 2 reliability, 2 score histograms, age, 2 training curves.
-	if n := strings.Count(html, "<svg"); n != 9 {
-		t.Errorf("%d plots, want 9", n)
+	// 10 plots: ROC, PR, 2 reliability, decision, 2 score histograms, age, 2 training curves.
+	if n := strings.Count(html, "<svg"); n != 10 {
+		t.Errorf("%d plots, want 10", n)
 	}
 
 	// The headline numbers are eval.Compute's.

@@ -346,3 +346,82 @@ func CompareSegments(a, b []Prediction, cfg SegmentConfig) (*Comparison, error) 
 	}
 	return c, nil
 }
+
+// Wilson is the Wilson score interval of a proportion k/n at normal quantile z (1.96 for
+// 95%): unlike k/n ± z·SE it stays inside [0, 1] and is honest for small n and k near 0 or n.
+// NaN for n = 0.
+func Wilson(k, n, z float64) (lo, hi float64) {
+	if n <= 0 {
+		return math.NaN(), math.NaN()
+	}
+	p := k / n
+	z2 := z * z
+	centre := (p + z2/(2*n)) / (1 + z2/n)
+	half := z / (1 + z2/n) * math.Sqrt(p*(1-p)/n+z2/(4*n*n))
+	return max(0, centre-half), min(1, centre+half)
+}
+
+// z95 is the normal quantile of two-sided 95% intervals.
+const z95 = 1.959963984540054
+
+// SegmentCalibration is the calibration of one segment's probabilities: the mean predicted
+// against the observed rate (with its Wilson 95% interval) and their ratio, and, for segments
+// with enough of both classes, ECE and the calibration slope and intercept.
+type SegmentCalibration struct {
+	Column        string `json:"column"`
+	Value         string `json:"value"`
+	N             int    `json:"n"`
+	Positives     int    `json:"positives"`
+	MeanPredicted Num    `json:"mean_predicted"`
+	Observed      Num    `json:"observed"`
+	ObservedLo    Num    `json:"observed_lo"`
+	ObservedHi    Num    `json:"observed_hi"`
+	// OE is observed over expected events (Σ labels / Σ probabilities): above 1 the model
+	// under-predicts in the segment.
+	OE        Num  `json:"oe"`
+	Small     bool `json:"small"`
+	ECE       Num  `json:"ece"`
+	Slope     Num  `json:"slope"`
+	Intercept Num  `json:"intercept"`
+}
+
+// SegmentCalibrations computes the calibration of preds (probabilities as acted on) per
+// segment of cfg's columns (age bands added when there is an age). ECE and slope are withheld
+// (NaN, Small set) from segments below cfg's minimum positives or negatives.
+func SegmentCalibrations(preds []Prediction, cfg SegmentConfig) ([]SegmentCalibration, error) {
+	cfg.defaults()
+	if err := validate(preds); err != nil {
+		return nil, err
+	}
+	cols, err := segmentColumns(preds, cfg)
+	if err != nil {
+		return nil, err
+	}
+	nan := Num(math.NaN())
+	var out []SegmentCalibration
+	for _, col := range cols {
+		vals, groups := groupBy(preds, col, cfg.AgeBands)
+		for _, v := range vals {
+			y, s := split(pick(preds, groups[v]))
+			sc := SegmentCalibration{Column: col, Value: v, N: len(y), ECE: nan, Slope: nan, Intercept: nan}
+			var sum float64
+			for i := range y {
+				sum += s[i]
+				if y[i] {
+					sc.Positives++
+				}
+			}
+			n, k := float64(sc.N), float64(sc.Positives)
+			sc.MeanPredicted, sc.Observed, sc.OE = Num(sum/n), Num(k/n), Num(ratio(k, sum))
+			lo, hi := Wilson(k, n, z95)
+			sc.ObservedLo, sc.ObservedHi = Num(lo), Num(hi)
+			sc.Small = sc.Positives < cfg.MinPositives || sc.N-sc.Positives < cfg.MinNegatives
+			if !sc.Small {
+				cs := Summarise(y, s, cfg.Metrics.Bins)
+				sc.ECE, sc.Slope, sc.Intercept = cs.ECE, cs.Slope, cs.Intercept
+			}
+			out = append(out, sc)
+		}
+	}
+	return out, nil
+}
