@@ -79,6 +79,10 @@ type trainLoop struct {
 	overfitK      int
 	seed          uint64
 	batch         func(step int) *bert.Batch
+	// fetch, when set, replaces batch for a task whose batches may fail (read from disk);
+	// stepped, when set, hears each step's training loss.
+	fetch   func(step int) (*bert.Batch, error)
+	stepped func(step int, loss float64)
 	// evaluate fills ValLoss and the task's validation metrics.
 	evaluate func() (BERTMetrics, error)
 	// line is what metrics.jsonl gets for an evaluation; describe is the progress line's tail.
@@ -127,7 +131,10 @@ func (l *trainLoop) run(ctx context.Context, st *loopState, best *bert.Weights) 
 			return nil, err
 		}
 		step := st.Step
-		b := l.batch(step)
+		b, err := l.nextBatch(step)
+		if err != nil {
+			return nil, err
+		}
 		if err := l.eng.SetDropoutSeed(int64(stepSeed(l.seed, purposeDropout, step))); err != nil {
 			return nil, err
 		}
@@ -135,6 +142,9 @@ func (l *trainLoop) run(ctx context.Context, st *loopState, best *bert.Weights) 
 		sr, err := l.eng.TrainStep(b, lr)
 		if err != nil {
 			return nil, err
+		}
+		if l.stepped != nil {
+			l.stepped(step, sr.Loss)
 		}
 		st.Step++
 		st.LossSum += sr.Loss
@@ -181,6 +191,14 @@ func (l *trainLoop) run(ctx context.Context, st *loopState, best *bert.Weights) 
 	}
 	el := time.Since(trainStart).Seconds()
 	return &loopResult{best: best, tokensPerS: float64(tokens) / el, stepsPerS: float64(st.Step-first) / el}, nil
+}
+
+// nextBatch is step's batch, from fetch when the task has one.
+func (l *trainLoop) nextBatch(step int) (*bert.Batch, error) {
+	if l.fetch != nil {
+		return l.fetch(step)
+	}
+	return l.batch(step), nil
 }
 
 // evalStep evaluates after st.Step steps, records the metrics and decides early stopping.

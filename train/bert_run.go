@@ -95,6 +95,8 @@ func (b *bertRun) closeWork() {
 // bertTask is what a task brings to the training loop.
 type bertTask struct {
 	batch    func(step int) *bert.Batch
+	fetch    func(step int) (*bert.Batch, error) // instead of batch, for batches that may fail
+	stepped  func(step int, loss float64)        // optional: hears each step's training loss
 	evaluate func() (BERTMetrics, error) // fills ValLoss and the task's validation metrics
 	line     func(BERTMetrics) any       // a metrics.jsonl line
 	describe func(BERTMetrics) string    // the progress line's tail
@@ -112,7 +114,7 @@ type bertOutcome struct {
 func (b *bertRun) train(ctx context.Context, task bertTask, progress io.Writer) (*bertOutcome, error) {
 	loop := &trainLoop{eng: b.eng, total: b.total, warmup: b.warmup, stepsPerEpoch: b.stepsPerEpoch, peakLR: b.t.LR,
 		evalEvery: b.t.EvalEvery, patience: b.t.Patience, overfitK: b.t.OverfitK, seed: b.t.Seed,
-		batch: task.batch, evaluate: task.evaluate, line: task.line, describe: task.describe,
+		batch: task.batch, fetch: task.fetch, stepped: task.stepped, evaluate: task.evaluate, line: task.line, describe: task.describe,
 		ckpt: b.work.ckpt, checkpointEvery: b.t.CheckpointEvery, afterCheckpoint: b.t.afterCheckpoint,
 		metrics: b.work.metrics, progress: progress, log: b.log, what: b.task}
 	lr, err := loop.run(ctx, b.work.state, b.work.best)
