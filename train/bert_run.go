@@ -97,9 +97,9 @@ type bertTask struct {
 	batch    func(step int) *bert.Batch
 	fetch    func(step int) (*bert.Batch, error) // instead of batch, for batches that may fail
 	stepped  func(step int, loss float64)        // optional: hears each step's training loss
-	evaluate func() (BERTMetrics, error) // fills ValLoss and the task's validation metrics
-	line     func(BERTMetrics) any       // a metrics.jsonl line
-	describe func(BERTMetrics) string    // the progress line's tail
+	evaluate func() (BERTMetrics, error)         // fills ValLoss and the task's validation metrics
+	line     func(BERTMetrics) any               // a metrics.jsonl line
+	describe func(BERTMetrics) string            // the progress line's tail
 }
 
 // bertOutcome is what training ended with.
