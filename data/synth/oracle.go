@@ -235,33 +235,7 @@ func LoadOracle(datasetDir string) (*Oracle, error) {
 	if err := json.Unmarshal(buf, &o.Model); err != nil {
 		return nil, fmt.Errorf("load oracle %s: %w", mp, err)
 	}
-	sp := filepath.Join(datasetDir, OracleSubjectsFile)
-	timeAt := func(a arrow.Array, i int) int64 {
-		if a.IsNull(i) {
-			return NoTime
-		}
-		return int64(a.(*array.Timestamp).Value(i))
-	}
-	err = data.ReadTable(sp, func(rec arrow.RecordBatch) error {
-		if rec.NumCols() < 9 {
-			return fmt.Errorf("load oracle %s: want 9 columns, got %d", sp, rec.NumCols())
-		}
-		ids, ok := rec.Column(0).(*array.Int64)
-		if !ok {
-			return fmt.Errorf("load oracle %s: subject_id is %s", sp, rec.Column(0).DataType())
-		}
-		sex := rec.Column(2).(*array.String)
-		fr := rec.Column(5).(*array.Float64)
-		for i := 0; i < int(rec.NumRows()); i++ {
-			o.subjects = append(o.subjects, OracleSubject{
-				ID: ids.Value(i), Birth: timeAt(rec.Column(1), i), Male: sex.Value(i) == "M",
-				Onset: timeAt(rec.Column(3), i), Diagnosis: timeAt(rec.Column(4), i), Frailty: fr.Value(i),
-				RecordStart: timeAt(rec.Column(6), i), RecordEnd: timeAt(rec.Column(7), i), Death: timeAt(rec.Column(8), i),
-			})
-		}
-		return nil
-	})
-	if err != nil {
+	if o.subjects, err = readOracleSubjects(filepath.Join(datasetDir, OracleSubjectsFile)); err != nil {
 		return nil, err
 	}
 	sort.Slice(o.subjects, func(i, j int) bool { return o.subjects[i].ID < o.subjects[j].ID })
@@ -269,21 +243,81 @@ func LoadOracle(datasetDir string) (*Oracle, error) {
 		o.idx[s.ID] = i
 	}
 	hp := filepath.Join(datasetDir, OracleHazardFile)
-	type row struct {
-		id int64
-		t  int64
-		m  float64
+	rows, err := readHazardRows(hp)
+	if err != nil {
+		return nil, err
 	}
-	var rows []row
-	err = data.ReadTable(hp, func(rec arrow.RecordBatch) error {
+	if err := o.setSegments(rows); err != nil {
+		return nil, fmt.Errorf("load oracle %s: %w", hp, err)
+	}
+	return o, nil
+}
+
+// readOracleSubjects reads oracle/subjects.parquet.
+func readOracleSubjects(path string) ([]OracleSubject, error) {
+	var subs []OracleSubject
+	err := data.ReadTable(path, func(rec arrow.RecordBatch) error {
+		if rec.NumCols() < 9 {
+			return fmt.Errorf("load oracle %s: want 9 columns, got %d", path, rec.NumCols())
+		}
+		ids, ok := rec.Column(0).(*array.Int64)
+		if !ok {
+			return fmt.Errorf("load oracle %s: subject_id is %s", path, rec.Column(0).DataType())
+		}
+		sex, ok := rec.Column(2).(*array.String)
+		if !ok {
+			return fmt.Errorf("load oracle %s: sex is %s", path, rec.Column(2).DataType())
+		}
+		fr, ok := rec.Column(5).(*array.Float64)
+		if !ok {
+			return fmt.Errorf("load oracle %s: frailty is %s", path, rec.Column(5).DataType())
+		}
+		var times [9]*array.Timestamp // by column; the time columns are 1, 3, 4, 6, 7, 8
+		for _, c := range []int{1, 3, 4, 6, 7, 8} {
+			if times[c], ok = rec.Column(c).(*array.Timestamp); !ok {
+				return fmt.Errorf("load oracle %s: %s is %s", path, rec.Schema().Field(c).Name, rec.Column(c).DataType())
+			}
+		}
+		timeAt := func(c, i int) int64 {
+			if times[c].IsNull(i) {
+				return NoTime
+			}
+			return int64(times[c].Value(i))
+		}
+		for i := 0; i < int(rec.NumRows()); i++ {
+			subs = append(subs, OracleSubject{
+				ID: ids.Value(i), Birth: timeAt(1, i), Male: sex.Value(i) == "M",
+				Onset: timeAt(3, i), Diagnosis: timeAt(4, i), Frailty: fr.Value(i),
+				RecordStart: timeAt(6, i), RecordEnd: timeAt(7, i), Death: timeAt(8, i),
+			})
+		}
+		return nil
+	})
+	return subs, err
+}
+
+// hazardRow is one row of oracle/hazard.parquet.
+type hazardRow struct {
+	id int64
+	t  int64
+	m  float64
+}
+
+// readHazardRows reads oracle/hazard.parquet, ordered by subject and time.
+func readHazardRows(path string) ([]hazardRow, error) {
+	var rows []hazardRow
+	err := data.ReadTable(path, func(rec arrow.RecordBatch) error {
+		if rec.NumCols() < 3 {
+			return fmt.Errorf("load oracle %s: want 3 columns, got %d", path, rec.NumCols())
+		}
 		ids, ok1 := rec.Column(0).(*array.Int64)
 		ts, ok2 := rec.Column(1).(*array.Timestamp)
 		ms, ok3 := rec.Column(2).(*array.Float64)
 		if !ok1 || !ok2 || !ok3 {
-			return fmt.Errorf("load oracle %s: want columns subject_id int64, time timestamp, log_multiplier double", hp)
+			return fmt.Errorf("load oracle %s: want columns subject_id int64, time timestamp, log_multiplier double", path)
 		}
 		for i := 0; i < int(rec.NumRows()); i++ {
-			rows = append(rows, row{ids.Value(i), int64(ts.Value(i)), ms.Value(i)})
+			rows = append(rows, hazardRow{ids.Value(i), int64(ts.Value(i)), ms.Value(i)})
 		}
 		return nil
 	})
@@ -296,6 +330,12 @@ func LoadOracle(datasetDir string) (*Oracle, error) {
 		}
 		return rows[i].t < rows[j].t
 	})
+	return rows, nil
+}
+
+// setSegments gives each subject (o.subjects, ordered by id) its hazard rows (ordered by
+// subject and time); rows of unknown subjects are skipped, a subject without rows is an error.
+func (o *Oracle) setSegments(rows []hazardRow) error {
 	o.segOff = make([]int, len(o.subjects)+1)
 	o.segT = make([]int64, 0, len(rows))
 	o.segM = make([]float64, 0, len(rows))
@@ -309,9 +349,9 @@ func LoadOracle(datasetDir string) (*Oracle, error) {
 			o.segM = append(o.segM, rows[r].m)
 		}
 		if o.segOff[i] == len(o.segT) {
-			return nil, fmt.Errorf("load oracle %s: subject %d has no hazard rows", hp, s.ID)
+			return fmt.Errorf("subject %d has no hazard rows", s.ID)
 		}
 	}
 	o.segOff[len(o.subjects)] = len(o.segT)
-	return o, nil
+	return nil
 }

@@ -183,7 +183,19 @@ func (g *gen) drawBirth() int64 {
 
 // simulateLife draws the subject's true life: risk factors, onset, diagnosis, death and the
 // registration window. It returns false when the life does not reach the electronic record.
+// The steps draw from g.r in this order; changing the order changes every dataset.
 func (g *gen) simulateLife() bool {
+	g.drawBaseline()
+	g.evolveRiskFactors()
+	g.buildHazardSteps()
+	g.drawOnsetAndDiagnosis()
+	g.drawDeath()
+	return g.drawRecordWindow()
+}
+
+// drawBaseline draws what is fixed at birth: sex, frailty, family history, the BMI
+// trajectory, height and PCOS; it clears the previous subject's life.
+func (g *gen) drawBaseline() {
 	m := g.m
 	g.birth = g.drawBirth()
 	g.male = g.u01() < 0.49
@@ -197,12 +209,42 @@ func (g *gen) simulateLife() bool {
 		g.height = 1.63 + 0.065*g.r.NormFloat64()
 	}
 	g.htnT, g.prediabT, g.statinT, g.gdmT, g.pcosT = never, never, never, never, never
-	g.pregs, g.pregGDM, g.changes, g.segs, g.obeseFrom = g.pregs[:0], g.pregGDM[:0], g.changes[:0], g.segs[:0], g.obeseFrom[:0]
+	g.pregs, g.pregGDM, g.changes = g.pregs[:0], g.pregGDM[:0], g.changes[:0]
+	g.segs, g.obeseFrom = g.segs[:0], g.obeseFrom[:0]
 	if !g.male && g.u01() < 0.08 {
 		g.pcosT = g.birth + int64((14+14*g.u01())*float64(year))
 		g.changes = append(g.changes, change{g.pcosT, fPCOS, 1})
 	}
 	g.pcosCodable = g.u01() < 0.65
+}
+
+// lifeYear is one year of life as the risk factors see it: its start t0, the age a at its
+// middle and the BMI b then.
+type lifeYear struct {
+	t0   int64
+	a, b float64
+}
+
+// on is 1 when t has passed by the start of the year, else 0.
+func (y lifeYear) on(t int64) float64 {
+	if t <= y.t0 {
+		return 1
+	}
+	return 0
+}
+
+// bit is 1 for true, 0 for false.
+func bit(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// evolveRiskFactors walks the life year by year (to age 106 or the cut-off), recording in
+// g.changes when the BMI class, hypertension, prediabetes, statins and gestational diabetes
+// begin.
+func (g *gen) evolveRiskFactors() {
 	cls, nextPreg := 0, int64(0)
 	for k := 0; k < 106; k++ {
 		t0 := g.birth + int64(k)*year
@@ -210,84 +252,108 @@ func (g *gen) simulateLife() bool {
 			break
 		}
 		a := float64(k) + 0.5
-		b := g.bmiAt(a)
-		c := 0
-		if a >= 18 {
-			if b >= 30 {
-				c = 2
-			} else if b >= 25 {
-				c = 1
-			}
-		}
-		if c != cls {
-			t := t0 + int64(g.u01()*float64(year))
-			g.changes = append(g.changes, change{t, fBMI, int8(c)})
-			if (c == 2) != (cls == 2) {
-				g.obeseFrom = append(g.obeseFrom, t)
-			}
-			cls = c
-		}
-		male := 0.0
-		if g.male {
-			male = 1
-		}
-		on := func(t int64) float64 {
-			if t <= t0 {
-				return 1
-			}
-			return 0
-		}
-		if g.htnT == never && a >= 18 {
-			h := math.Exp(-8.6 + 0.08*a + 0.09*(b-25) + 0.3*male)
-			if g.u01() < -math.Expm1(-h) {
-				g.htnT = t0 + int64(g.u01()*float64(year))
-				g.changes = append(g.changes, change{g.htnT, fHTN, 1})
-			}
-		}
-		if g.prediabT == never && a >= 20 {
-			fam := 0.0
-			if g.fam {
-				fam = 1
-			}
-			h := math.Exp(-8.0 + 0.06*a + 0.12*(b-25) + 0.4*fam + 0.6*g.u + 0.8*on(g.gdmT) + 0.5*on(g.pcosT))
-			if g.u01() < -math.Expm1(-h) {
-				g.prediabT = t0 + int64(g.u01()*float64(year))
-				g.changes = append(g.changes, change{g.prediabT, fPrediab, 1})
-			}
-		}
-		if g.statinT == never && a >= 40 {
-			h := math.Exp(-6.4 + 0.05*a + 1.0*on(g.htnT) + 0.7*on(g.prediabT) + 0.4*male)
-			if g.u01() < -math.Expm1(-h) {
-				g.statinT = t0 + int64(g.u01()*float64(year))
-				g.changes = append(g.changes, change{g.statinT, fStatin, 1})
-			}
-		}
+		y := lifeYear{t0: t0, a: a, b: g.bmiAt(a)}
+		c := g.bmiClass(y, &cls)
+		g.maybeHypertension(y)
+		g.maybePrediabetes(y)
+		g.maybeStatin(y)
 		if !g.male && a >= 16 && a < 46 && t0 >= nextPreg {
-			if g.u01() < 0.11*math.Exp(-0.5*((a-30)/6)*((a-30)/6)) {
-				ps := t0 + int64(g.u01()*float64(year))
-				p := 0.035 * math.Exp(0.5*g.u)
-				if c == 2 {
-					p *= 2.5
-				} else if c == 1 {
-					p *= 1.4
-				}
-				if a > 35 {
-					p *= 1.5
-				}
-				gdm := g.u01() < p
-				g.pregs = append(g.pregs, ps)
-				g.pregGDM = append(g.pregGDM, gdm)
-				if gdm && g.gdmT == never {
-					g.gdmT = ps + 27*week
-					g.changes = append(g.changes, change{g.gdmT, fGDM, 1})
-				}
-				nextPreg = ps + year*3/2
-			}
+			g.maybePregnancy(y, c, &nextPreg)
 		}
 	}
-	// The log multiplier as a step function.
+}
+
+// bmiClass is the adult BMI class of the year (0 normal, 1 overweight, 2 obese); a change
+// from *cls is recorded at a random time in the year and becomes *cls.
+func (g *gen) bmiClass(y lifeYear, cls *int) int {
+	c := 0
+	if y.a >= 18 {
+		if y.b >= 30 {
+			c = 2
+		} else if y.b >= 25 {
+			c = 1
+		}
+	}
+	if c != *cls {
+		t := y.t0 + int64(g.u01()*float64(year))
+		g.changes = append(g.changes, change{t, fBMI, int8(c)})
+		if (c == 2) != (*cls == 2) {
+			g.obeseFrom = append(g.obeseFrom, t)
+		}
+		*cls = c
+	}
+	return c
+}
+
+// startFactor records that factor f begins at a random time in the year.
+func (g *gen) startFactor(y lifeYear, f int8) int64 {
+	t := y.t0 + int64(g.u01()*float64(year))
+	g.changes = append(g.changes, change{t, f, 1})
+	return t
+}
+
+func (g *gen) maybeHypertension(y lifeYear) {
+	if g.htnT != never || y.a < 18 {
+		return
+	}
+	h := math.Exp(-8.6 + 0.08*y.a + 0.09*(y.b-25) + 0.3*bit(g.male))
+	if g.u01() < -math.Expm1(-h) {
+		g.htnT = g.startFactor(y, fHTN)
+	}
+}
+
+func (g *gen) maybePrediabetes(y lifeYear) {
+	if g.prediabT != never || y.a < 20 {
+		return
+	}
+	h := math.Exp(-8.0 + 0.06*y.a + 0.12*(y.b-25) + 0.4*bit(g.fam) + 0.6*g.u + 0.8*y.on(g.gdmT) + 0.5*y.on(g.pcosT))
+	if g.u01() < -math.Expm1(-h) {
+		g.prediabT = g.startFactor(y, fPrediab)
+	}
+}
+
+func (g *gen) maybeStatin(y lifeYear) {
+	if g.statinT != never || y.a < 40 {
+		return
+	}
+	h := math.Exp(-6.4 + 0.05*y.a + 1.0*y.on(g.htnT) + 0.7*y.on(g.prediabT) + 0.4*bit(g.male))
+	if g.u01() < -math.Expm1(-h) {
+		g.statinT = g.startFactor(y, fStatin)
+	}
+}
+
+// maybePregnancy draws a pregnancy in a woman's fertile year (BMI class c) and whether it
+// brings gestational diabetes; the next cannot start before *nextPreg.
+func (g *gen) maybePregnancy(y lifeYear, c int, nextPreg *int64) {
+	a := y.a
+	if g.u01() >= 0.11*math.Exp(-0.5*((a-30)/6)*((a-30)/6)) {
+		return
+	}
+	ps := y.t0 + int64(g.u01()*float64(year))
+	p := 0.035 * math.Exp(0.5*g.u)
+	if c == 2 {
+		p *= 2.5
+	} else if c == 1 {
+		p *= 1.4
+	}
+	if a > 35 {
+		p *= 1.5
+	}
+	gdm := g.u01() < p
+	g.pregs = append(g.pregs, ps)
+	g.pregGDM = append(g.pregGDM, gdm)
+	if gdm && g.gdmT == never {
+		g.gdmT = ps + 27*week
+		g.changes = append(g.changes, change{g.gdmT, fGDM, 1})
+	}
+	*nextPreg = ps + year*3/2
+}
+
+// buildHazardSteps turns g.changes into g.segs, the log hazard multiplier as a step function
+// of time from birth.
+func (g *gen) buildHazardSteps() {
+	m := g.m
 	sort.Slice(g.changes, func(i, j int) bool { return g.changes[i].t < g.changes[j].t })
-	var st [nFactors]int8
 	base := g.u
 	if g.male {
 		base += m.Betas[BetaMale]
@@ -295,25 +361,11 @@ func (g *gen) simulateLife() bool {
 	if g.fam {
 		base += m.Betas[BetaFamilyHistory]
 	}
-	mult := func() float64 {
-		x := base
-		switch st[fBMI] {
-		case 1:
-			x += m.Betas[BetaOverweight]
-		case 2:
-			x += m.Betas[BetaObese]
-		}
-		for f := fHTN; f < nFactors; f++ {
-			if st[f] != 0 {
-				x += g.beta[f]
-			}
-		}
-		return x
-	}
-	g.segs = append(g.segs, segment{g.birth, mult()})
+	var st [nFactors]int8
+	g.segs = append(g.segs, segment{g.birth, g.logMultiplier(base, &st)})
 	for _, c := range g.changes {
 		st[c.factor] = c.val
-		x := mult()
+		x := g.logMultiplier(base, &st)
 		last := &g.segs[len(g.segs)-1]
 		switch {
 		case x == last.m:
@@ -323,7 +375,30 @@ func (g *gen) simulateLife() bool {
 			g.segs = append(g.segs, segment{c.t, x})
 		}
 	}
-	// Onset by inverting the cumulative hazard, diagnosis after an exponential delay.
+}
+
+// logMultiplier is base plus the betas of the risk factors in state st.
+func (g *gen) logMultiplier(base float64, st *[nFactors]int8) float64 {
+	m := g.m
+	x := base
+	switch st[fBMI] {
+	case 1:
+		x += m.Betas[BetaOverweight]
+	case 2:
+		x += m.Betas[BetaObese]
+	}
+	for f := fHTN; f < nFactors; f++ {
+		if st[f] != 0 {
+			x += g.beta[f]
+		}
+	}
+	return x
+}
+
+// drawOnsetAndDiagnosis draws the onset by inverting the cumulative hazard over g.segs, and
+// the diagnosis after an exponential delay (a morning appointment the day after).
+func (g *gen) drawOnsetAndDiagnosis() {
+	m := g.m
 	g.onset, g.diag = never, never
 	e := g.r.ExpFloat64()
 	for i, s := range g.segs {
@@ -343,13 +418,18 @@ func (g *gen) simulateLife() bool {
 		d = (data.FloorDiv(d, day)+1)*day + 8*hour + int64(g.r.IntN(60))*(10*60*1_000_000)
 		g.diag = d
 	}
-	// Gompertz mortality, raised after diagnosis, plus a constant background.
+}
+
+// drawDeath draws death from Gompertz mortality, raised after diagnosis, plus a constant
+// background.
+func (g *gen) drawDeath() {
+	m := g.m
 	A, B := m.GompertzA, m.GompertzB
 	aD := math.Inf(1)
 	if g.diag != never {
 		aD = g.age(g.diag)
 	}
-	e = g.r.ExpFloat64()
+	e := g.r.ExpFloat64()
 	ad := math.Log1p(e*B/A) / B
 	if ad > aD {
 		e -= A / B * math.Expm1(B*aD)
@@ -358,6 +438,11 @@ func (g *gen) simulateLife() bool {
 	ad = math.Min(ad, g.r.ExpFloat64()/m.BackgroundMortality)
 	g.death = data.FloorDiv(g.birth+int64(ad*float64(year)), day) * day
 	g.lifeEnd = min(g.death, CutoffTime)
+}
+
+// drawRecordWindow draws registration and transfer out; false when the life overlaps the
+// electronic record by less than 60 days.
+func (g *gen) drawRecordWindow() bool {
 	lo := max(g.birth, systemStart)
 	if g.lifeEnd-lo < 60*day {
 		return false
@@ -594,10 +679,37 @@ func (g *gen) hba1c(t int64) float64 {
 	return clamp(34+0.06*(g.age(t)-40)+3*g.r.NormFloat64(), 24, 46)
 }
 
-// visit writes one general-practice contact at t.
+// visit writes one general-practice contact at t: the codes of a clinical cluster, then for
+// adults the routine care their risk factors call for.
 func (g *gen) visit(t int64) {
-	v, sp := g.v, &g.v.sp
 	a := g.age(t)
+	g.clusterContact(t, a)
+	if a < 18 {
+		if a < 6 && g.u01() < 0.1 {
+			g.measureBMI(t)
+		}
+		return
+	}
+	htn := g.htnT <= t
+	g.bloodPressure(t, a, htn)
+	g.routineCare(t)
+	statin := g.lipids(t, a)
+	if t < g.diag && a >= 25 {
+		g.diabetesScreen(t, a, htn, statin)
+	}
+	if g.fam && !g.famCoded && g.u01() < 0.04 {
+		g.emit(t, g.either(g.v.sp.famSN, g.v.sp.famICD), nan)
+		g.famCoded = true
+	}
+	if g.pcosT <= t && g.pcosCodable && !g.pcosCoded && g.u01() < 0.08 {
+		g.emit(t, g.either(g.v.sp.pcosSN, g.v.sp.pcosICD), nan)
+		g.pcosCoded = true
+	}
+}
+
+// clusterContact writes what brought the subject in: one to three distinct codes of a
+// cluster chosen by age band (often the subject's favourites), maybe a drug and a lab.
+func (g *gen) clusterContact(t int64, a float64) {
 	band := 1
 	if a < 16 {
 		band = 0
@@ -605,7 +717,7 @@ func (g *gen) visit(t int64) {
 		band = 2
 	}
 	ci := g.pickCluster(band)
-	c := &v.clusters[ci]
+	c := &g.v.clusters[ci]
 	nc := 1
 	if g.u01() < 0.45 {
 		nc++
@@ -614,26 +726,11 @@ func (g *gen) visit(t int64) {
 		}
 	}
 	first := len(g.ev)
-codes:
 	for j := 0; j < nc; j++ {
-		var code int32
-		if n := g.favN[ci]; n > 0 && g.u01() < 0.3 {
-			code = g.fav[ci][g.r.IntN(n)]
-		} else {
-			code = c.cond.sample(g.r)
-			if n < 4 {
-				g.fav[ci][n] = code
-				g.favN[ci]++
-			} else if g.u01() < 0.2 {
-				g.fav[ci][g.r.IntN(4)] = code
-			}
+		code := g.clusterCode(ci)
+		if !slices.ContainsFunc(g.ev[first:], func(e data.Event) bool { return e.Code == code }) {
+			g.emit(t, code, nan)
 		}
-		for _, e := range g.ev[first:] {
-			if e.Code == code {
-				continue codes
-			}
-		}
-		g.emit(t, code, nan)
 	}
 	if len(c.drugs.ids) > 0 && g.u01() < c.drugProb {
 		g.emit(t, c.drugs.sample(g.r), nan)
@@ -642,32 +739,55 @@ codes:
 		l := &c.labs[g.r.IntN(len(c.labs))]
 		g.emit(t, l.id, g.labValue(l))
 	}
-	if a < 18 {
-		if a < 6 && g.u01() < 0.1 {
-			g.measureBMI(t)
-		}
-		return
+}
+
+// clusterCode draws a condition of cluster ci: one of the subject's up to four favourites
+// of the cluster, or a fresh draw that may become one.
+func (g *gen) clusterCode(ci int) int32 {
+	n := g.favN[ci]
+	if n > 0 && g.u01() < 0.3 {
+		return g.fav[ci][g.r.IntN(n)]
 	}
-	htn := g.htnT <= t
+	code := g.v.clusters[ci].cond.sample(g.r)
+	if n < 4 {
+		g.fav[ci][n] = code
+		g.favN[ci]++
+	} else if g.u01() < 0.2 {
+		g.fav[ci][g.r.IntN(4)] = code
+	}
+	return code
+}
+
+// bloodPressure measures an adult's blood pressure now and then (more often with
+// hypertension), which may get hypertension coded.
+func (g *gen) bloodPressure(t int64, a float64, htn bool) {
+	sp := &g.v.sp
 	pBP := 0.08
 	if htn {
 		pBP = 0.35
 	}
-	if g.u01() < pBP {
-		sbp := 118 + 0.45*(a-40) + 0.8*(g.bmiAt(a)-25) + 10*g.r.NormFloat64()
-		if htn {
-			sbp += 20
-			if g.htnCoded {
-				sbp -= 9
-			}
-		}
-		g.emit(t, sp.sbp, round(clamp(sbp, 85, 230), 1))
-		g.emit(t, sp.dbp, round(clamp(0.5*sbp+18+6*g.r.NormFloat64(), 45, 130), 1))
-		if htn && !g.htnCoded && sbp >= 140 && g.u01() < 0.6 {
-			g.emit(t, g.either(sp.htnSN, sp.htnICD), nan)
-			g.htnCoded = true
+	if g.u01() >= pBP {
+		return
+	}
+	sbp := 118 + 0.45*(a-40) + 0.8*(g.bmiAt(a)-25) + 10*g.r.NormFloat64()
+	if htn {
+		sbp += 20
+		if g.htnCoded {
+			sbp -= 9
 		}
 	}
+	g.emit(t, sp.sbp, round(clamp(sbp, 85, 230), 1))
+	g.emit(t, sp.dbp, round(clamp(0.5*sbp+18+6*g.r.NormFloat64(), 45, 130), 1))
+	if htn && !g.htnCoded && sbp >= 140 && g.u01() < 0.6 {
+		g.emit(t, g.either(sp.htnSN, sp.htnICD), nan)
+		g.htnCoded = true
+	}
+}
+
+// routineCare writes an adult's occasional BMI and smoking status, and the antihypertensive
+// and recoded hypertension of a coded hypertensive.
+func (g *gen) routineCare(t int64) {
+	sp := &g.v.sp
 	if g.u01() < 0.06 {
 		g.measureBMI(t)
 	}
@@ -682,6 +802,12 @@ codes:
 			g.emit(t, g.either(sp.htnSN, sp.htnICD), nan)
 		}
 	}
+}
+
+// lipids writes the statin and cholesterol tests of a subject on statins, or an occasional
+// cholesterol test from 40; it reports whether the subject is on statins.
+func (g *gen) lipids(t int64, a float64) bool {
+	sp := &g.v.sp
 	statin := g.statinT <= t
 	if statin {
 		if g.u01() < 0.4 {
@@ -694,53 +820,55 @@ codes:
 	} else if a >= 40 && g.u01() < 0.02 {
 		g.emit(t, sp.chol, round(clamp(5.3+0.9*g.r.NormFloat64(), 2.5, 10), 0.1))
 	}
-	if t < g.diag && a >= 25 {
-		p := 0.012
-		if a >= 40 {
-			p += 0.02
+	return statin
+}
+
+// diabetesScreen may test the HbA1c of an undiagnosed adult (more likely with risk factors or
+// a latent onset), coding prediabetes from it, and writes the hints of a latent onset.
+func (g *gen) diabetesScreen(t int64, a float64, htn, statin bool) {
+	sp := &g.v.sp
+	if g.u01() < g.screenProbability(t, a, htn, statin) {
+		h := g.hba1c(t)
+		g.emit(t, sp.hba1c, round(h, 1))
+		if h >= 42 && h < 48 && !g.prediabCoded && g.u01() < 0.7 {
+			g.emit(t, g.either(sp.prediabSN, sp.prediabICD), nan)
+			g.prediabCoded = true
 		}
-		if g.obeseAt(t) {
-			p += 0.04
-		}
-		if htn {
-			p += 0.03
-		}
-		if statin {
-			p += 0.04
-		}
-		if g.prediabCoded {
-			p += 0.12
-		}
-		if g.fam {
-			p += 0.02
-		}
-		if t >= g.onset {
-			p += 0.08
-		}
-		if g.u01() < p {
-			h := g.hba1c(t)
-			g.emit(t, sp.hba1c, round(h, 1))
-			if h >= 42 && h < 48 && !g.prediabCoded && g.u01() < 0.7 {
-				g.emit(t, g.either(sp.prediabSN, sp.prediabICD), nan)
-				g.prediabCoded = true
-			}
-			if g.u01() < 0.15 {
-				f := 5.0 + (h-36)*0.12 + 0.4*g.r.NormFloat64()
-				g.emit(t, sp.fpg, round(clamp(f, 3.5, 20), 0.1))
-			}
-		}
-		if t >= g.onset && g.u01() < 0.12 {
-			g.emit(t, sp.hints[g.r.IntN(len(sp.hints))], nan)
+		if g.u01() < 0.15 {
+			f := 5.0 + (h-36)*0.12 + 0.4*g.r.NormFloat64()
+			g.emit(t, sp.fpg, round(clamp(f, 3.5, 20), 0.1))
 		}
 	}
-	if g.fam && !g.famCoded && g.u01() < 0.04 {
-		g.emit(t, g.either(sp.famSN, sp.famICD), nan)
-		g.famCoded = true
+	if t >= g.onset && g.u01() < 0.12 {
+		g.emit(t, sp.hints[g.r.IntN(len(sp.hints))], nan)
 	}
-	if g.pcosT <= t && g.pcosCodable && !g.pcosCoded && g.u01() < 0.08 {
-		g.emit(t, g.either(sp.pcosSN, sp.pcosICD), nan)
-		g.pcosCoded = true
+}
+
+// screenProbability is the chance that a visit at t tests the HbA1c.
+func (g *gen) screenProbability(t int64, a float64, htn, statin bool) float64 {
+	p := 0.012
+	if a >= 40 {
+		p += 0.02
 	}
+	if g.obeseAt(t) {
+		p += 0.04
+	}
+	if htn {
+		p += 0.03
+	}
+	if statin {
+		p += 0.04
+	}
+	if g.prediabCoded {
+		p += 0.12
+	}
+	if g.fam {
+		p += 0.02
+	}
+	if t >= g.onset {
+		p += 0.08
+	}
+	return p
 }
 
 func (g *gen) in(t int64) bool { return t >= g.reg && t < g.end }

@@ -478,15 +478,32 @@ var labWords = []string{"Serum", "Plasma", "Urine", "Blood", "Capillary"}
 var labAnalytes = []string{"magnesium", "phosphate", "albumin", "globulin", "amylase", "lipase", "zinc", "copper", "lactate", "urea",
 	"sodium", "potassium", "chloride", "bicarbonate", "calcium", "protein", "osmolality", "gamma-GT", "CK", "LDH"}
 
+// buildVocab builds the code system. It draws generated codes from a fixed seed: the order
+// of the steps (and of the codes within them) is every code's id and must not change.
 func buildVocab() *vocab {
-	b := &vocabBuilder{v: &vocab{index: map[string]int32{}}, r: rand.New(rand.NewPCG(vocabSeed, 0x9E3779B97F4A7C15)), used: map[string]bool{}}
+	b := &vocabBuilder{v: &vocab{index: map[string]int32{}}, r: rand.New(rand.NewPCG(vocabSeed, 0x9E3779B97F4A7C15)),
+		used: map[string]bool{}}
 	sp := &b.v.sp
 	sp.birth = b.add(data.BirthCode, "Birth")
 	sp.death = b.add(data.DeathCode, "Death")
 	sp.sexF = b.add(data.SexCodePrefix+data.SexFemale, "Sex: female")
 	sp.sexM = b.add(data.SexCodePrefix+data.SexMale, "Sex: male")
+	b.addDiabetesCodes()
+	b.addRiskFactorCodes()
+	b.addCareCodes()
+	for ci, d := range clusterDefs {
+		if d.name == "pregnancy" {
+			b.v.pregnant = ci
+		}
+		b.v.clusters = append(b.v.clusters, b.cluster(&d))
+	}
+	b.addICDCategories()
+	return b.v
+}
 
-	// Diabetes and its precursors: emitted only by the disease model.
+// addDiabetesCodes adds diabetes and its precursors: codes emitted only by the disease model.
+func (b *vocabBuilder) addDiabetesCodes() {
+	sp := &b.v.sp
 	b.add("ICD10/E11", "Type 2 diabetes mellitus")
 	sp.t2dSN = b.add("SNOMED/44054006", "Diabetes mellitus type 2")
 	sp.t2dICD = b.add("ICD10/E11.9", "Type 2 diabetes mellitus without complications")
@@ -514,8 +531,11 @@ func buildVocab() *vocab {
 	sp.hints = []int32{b.add("SNOMED/17173007", "Excessive thirst"), b.add("SNOMED/28442001", "Polyuria"),
 		b.add("SNOMED/84229001", "Fatigue"), b.add("SNOMED/78048006", "Candidiasis"), b.add("ICD10/R35", "Polyuria"),
 		b.add("ICD10/R63.1", "Polydipsia"), b.add("ICD10/B37.9", "Candidiasis, unspecified")}
+}
 
-	// Risk factors and their care.
+// addRiskFactorCodes adds the risk factors and their care.
+func (b *vocabBuilder) addRiskFactorCodes() {
+	sp := &b.v.sp
 	sp.obesitySN = b.add("SNOMED/414916001", "Obesity")
 	sp.obesityICD = b.add("ICD10/E66.9", "Obesity, unspecified")
 	sp.htnSN = b.add("SNOMED/38341003", "Hypertensive disorder, systemic arterial")
@@ -537,7 +557,12 @@ func buildVocab() *vocab {
 	sp.smoker = b.add("SNOMED/77176002", "Smoker")
 	sp.exSmoker = b.add("SNOMED/8517006", "Ex-smoker")
 	sp.never = b.add("SNOMED/266919005", "Never smoked tobacco")
-	// Care processes with synthetic ids (valid check digits) and plain descriptions.
+}
+
+// addCareCodes adds care processes with synthetic ids (valid check digits) and plain
+// descriptions.
+func (b *vocabBuilder) addCareCodes() {
+	sp := &b.v.sp
 	sp.registration = b.add(b.genSNOMED(), "New patient registration")
 	sp.diabReview = b.add(b.genSNOMED(), "Diabetes annual review")
 	sp.eyeScreen = b.add(b.genSNOMED(), "Diabetic retinopathy screening")
@@ -549,78 +574,88 @@ func buildVocab() *vocab {
 		"Measles, mumps and rubella vaccination", "Preschool booster vaccination", "Human papillomavirus vaccination"} {
 		sp.immunisations = append(sp.immunisations, b.add(b.genSNOMED(), d))
 	}
+}
 
-	// Clusters: named codes first, then generated ones, Zipf weights by rank.
-	for ci, d := range clusterDefs {
-		c := cluster{name: d.name, weight: d.weight, femaleMul: 1, maleMul: 1, drugProb: d.drugProb, labProb: d.labProb}
-		if d.femaleMul > 0 {
-			c.femaleMul = d.femaleMul
-		}
-		if d.maleMul > 0 {
-			c.maleMul = d.maleMul
-		} else if d.maleMul < 0 {
-			c.maleMul = 0
-		}
-		if d.name == "pregnancy" {
-			b.v.pregnant = ci
-		}
-		var root []string
-		if d.root != "" {
-			rc, _ := splitNamed(d.root)
-			b.named(d.root)
-			root = []string{rc}
-		} else {
-			rc := b.genSNOMED()
-			b.add(rc, strings.ToUpper(d.name[:1])+strings.ReplaceAll(d.name[1:], "_", " ")+" finding")
-			root = []string{rc}
-		}
-		// Interleave real SNOMED and ICD codes at the head, then generated codes.
-		var ids []int32
-		for i := 0; i < max(len(d.snomed), len(d.icd)); i++ {
-			if i < len(d.snomed) {
-				ids = append(ids, b.named(d.snomed[i]))
-			}
-			if i < len(d.icd) {
-				ids = append(ids, b.named(d.icd[i]))
-			}
-		}
-		kind := " (disorder)"
-		for i := 0; i < d.nSnomed+d.nICD; i++ {
-			desc := pick(b.r, d.qual) + " " + pick(b.r, d.site) + " " + pick(b.r, d.head)
-			if b.r.IntN(d.nSnomed+d.nICD) < d.nICD {
-				ids = append(ids, b.add(b.genICD(d.icdLetters), desc))
-			} else {
-				ids = append(ids, b.add(b.genSNOMED(), desc+kind, root...))
-			}
-		}
-		// Shuffle a little beyond the head so the two vocabularies interleave along the tail.
-		head := len(d.snomed) + len(d.icd)
-		tail := ids[head:]
-		b.r.Shuffle(len(tail), func(i, j int) { tail[i], tail[j] = tail[j], tail[i] })
-		for rank, id := range ids {
-			c.cond.add(id, 1/math.Pow(float64(rank)+2, 1.05))
-		}
-		var drugs []int32
-		for _, s := range d.drugs {
-			drugs = append(drugs, b.named(s))
-		}
-		for i := 0; i < d.nDrugs && len(d.atcGroups) > 0; i++ {
-			drugs = append(drugs, b.add(b.genATC(pick(b.r, d.atcGroups)), pick(b.r, drugStems)+pick(b.r, drugEnds)))
-		}
-		for rank, id := range drugs {
-			c.drugs.add(id, 1/math.Pow(float64(rank)+1.5, 1.1))
-		}
-		for _, l := range d.labs {
-			c.labs = append(c.labs, lab{id: b.named(l.code), mean: l.mean, sd: l.sd, lo: l.lo, hi: l.hi, precision: l.p})
-		}
-		for i := 0; i < d.nLabs; i++ {
-			m := math.Round(math.Exp(b.r.Float64()*6)) + 1
-			c.labs = append(c.labs, lab{id: b.add(b.genLOINC(), pick(b.r, labWords)+" "+pick(b.r, labAnalytes)+" level"),
-				mean: m, sd: m * (0.1 + 0.2*b.r.Float64()), lo: 0, hi: m * 5, precision: math.Pow(10, math.Floor(math.Log10(m))-1)})
-		}
-		b.v.clusters = append(b.v.clusters, c)
+// cluster adds a cluster's codes: its root concept, its conditions (named codes first, then
+// generated ones, Zipf weights by rank), drugs and labs.
+func (b *vocabBuilder) cluster(d *clusterDef) cluster {
+	c := cluster{name: d.name, weight: d.weight, femaleMul: 1, maleMul: 1, drugProb: d.drugProb, labProb: d.labProb}
+	if d.femaleMul > 0 {
+		c.femaleMul = d.femaleMul
 	}
-	// ICD-10 category rows for the parents that are not codes themselves.
+	if d.maleMul > 0 {
+		c.maleMul = d.maleMul
+	} else if d.maleMul < 0 {
+		c.maleMul = 0
+	}
+	root := b.clusterRoot(d)
+	for rank, id := range b.clusterConditions(d, root) {
+		c.cond.add(id, 1/math.Pow(float64(rank)+2, 1.05))
+	}
+	var drugs []int32
+	for _, s := range d.drugs {
+		drugs = append(drugs, b.named(s))
+	}
+	for i := 0; i < d.nDrugs && len(d.atcGroups) > 0; i++ {
+		drugs = append(drugs, b.add(b.genATC(pick(b.r, d.atcGroups)), pick(b.r, drugStems)+pick(b.r, drugEnds)))
+	}
+	for rank, id := range drugs {
+		c.drugs.add(id, 1/math.Pow(float64(rank)+1.5, 1.1))
+	}
+	for _, l := range d.labs {
+		c.labs = append(c.labs, lab{id: b.named(l.code), mean: l.mean, sd: l.sd, lo: l.lo, hi: l.hi, precision: l.p})
+	}
+	for i := 0; i < d.nLabs; i++ {
+		m := math.Round(math.Exp(b.r.Float64()*6)) + 1
+		c.labs = append(c.labs, lab{id: b.add(b.genLOINC(), pick(b.r, labWords)+" "+pick(b.r, labAnalytes)+" level"),
+			mean: m, sd: m * (0.1 + 0.2*b.r.Float64()), lo: 0, hi: m * 5, precision: math.Pow(10, math.Floor(math.Log10(m))-1)})
+	}
+	return c
+}
+
+// clusterRoot adds the cluster's root concept (named, or generated from the cluster's name)
+// and returns it as the parent list of its generated SNOMED codes.
+func (b *vocabBuilder) clusterRoot(d *clusterDef) []string {
+	if d.root != "" {
+		rc, _ := splitNamed(d.root)
+		b.named(d.root)
+		return []string{rc}
+	}
+	rc := b.genSNOMED()
+	b.add(rc, strings.ToUpper(d.name[:1])+strings.ReplaceAll(d.name[1:], "_", " ")+" finding")
+	return []string{rc}
+}
+
+// clusterConditions adds a cluster's conditions by rank: real SNOMED and ICD codes
+// interleaved at the head, then generated codes of both, shuffled a little so that the two
+// vocabularies interleave along the tail.
+func (b *vocabBuilder) clusterConditions(d *clusterDef, root []string) []int32 {
+	var ids []int32
+	for i := 0; i < max(len(d.snomed), len(d.icd)); i++ {
+		if i < len(d.snomed) {
+			ids = append(ids, b.named(d.snomed[i]))
+		}
+		if i < len(d.icd) {
+			ids = append(ids, b.named(d.icd[i]))
+		}
+	}
+	kind := " (disorder)"
+	for i := 0; i < d.nSnomed+d.nICD; i++ {
+		desc := pick(b.r, d.qual) + " " + pick(b.r, d.site) + " " + pick(b.r, d.head)
+		if b.r.IntN(d.nSnomed+d.nICD) < d.nICD {
+			ids = append(ids, b.add(b.genICD(d.icdLetters), desc))
+		} else {
+			ids = append(ids, b.add(b.genSNOMED(), desc+kind, root...))
+		}
+	}
+	head := len(d.snomed) + len(d.icd)
+	tail := ids[head:]
+	b.r.Shuffle(len(tail), func(i, j int) { tail[i], tail[j] = tail[j], tail[i] })
+	return ids
+}
+
+// addICDCategories adds ICD-10 category rows for the parents that are not codes themselves.
+func (b *vocabBuilder) addICDCategories() {
 	for _, m := range append([]data.CodeMeta(nil), b.v.meta...) {
 		for _, p := range m.ParentCodes {
 			if _, ok := b.v.index[p]; !ok && strings.HasPrefix(p, "ICD10/") {
@@ -628,7 +663,6 @@ func buildVocab() *vocab {
 			}
 		}
 	}
-	return b.v
 }
 
 // Verhoeff tables.
