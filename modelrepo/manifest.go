@@ -44,6 +44,8 @@ type Manifest struct {
 	// Search is the hyperparameter search that chose the parameters (train xgboost
 	// --search); nil when they were given.
 	Search *Search `json:"search,omitempty"`
+	// Corpus is what a pretraining run (train pretrain) learned from; nil for other runs.
+	Corpus *Corpus `json:"corpus,omitempty"`
 	// Files is the SHA-256 of each file of the folder (but manifest.json), by slash-separated
 	// path, as Write found them: Verify names the file that changed.
 	Files map[string]string `json:"files,omitempty"`
