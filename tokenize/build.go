@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"unicode"
@@ -44,6 +45,11 @@ type Counter struct {
 	total    int64
 	values   [][]float32 // numeric values per code, when kept
 	keep     bool
+	// sample > 0 keeps at most that many values per code: a uniform sample (reservoir
+	// sampling, a fixed seed) of every value seen, counted in seen.
+	sample int
+	seen   []int64
+	rng    *rand.Rand
 }
 
 // NewCounter counts codes of one dataset's code table.
@@ -51,6 +57,34 @@ func NewCounter(codes *data.Codes) *Counter { return &Counter{codes: codes} }
 
 // KeepValues makes the counter keep every numeric value (for BuildConfig.ValueBins).
 func (c *Counter) KeepValues() { c.keep = true }
+
+// KeepValuesSample makes the counter keep at most n numeric values per code (n at least
+// ValueBins·MinValuesPerBin, so that a code with enough values keeps enough): a uniform
+// sample of them, the same for the same values in the same order. Memory then does not grow
+// with the number of values, and the quantile cut points move by about 1/sqrt(n).
+func (c *Counter) KeepValuesSample(n int) {
+	c.keep, c.sample = true, n
+	c.rng = rand.New(rand.NewPCG(0x76616c756573, 0x73616d706c65)) // "values", "sample"
+}
+
+// keepValue adds a numeric value of code id to its values or its sample.
+func (c *Counter) keepValue(id int32, v float32) {
+	if c.sample <= 0 {
+		c.values[id] = append(c.values[id], v)
+		return
+	}
+	for len(c.seen) <= int(id) {
+		c.seen = append(c.seen, 0)
+	}
+	c.seen[id]++
+	if len(c.values[id]) < c.sample {
+		c.values[id] = append(c.values[id], v)
+		return
+	}
+	if j := c.rng.Int64N(c.seen[id]); j < int64(c.sample) {
+		c.values[id][j] = v
+	}
+}
 
 func (c *Counter) grow() {
 	for len(c.count) < c.codes.Len() {
@@ -75,7 +109,7 @@ func (c *Counter) Add(events []data.Event, label int) {
 		c.count[e.Code]++
 		c.total++
 		if c.keep && e.HasValue() && !math.IsInf(float64(e.Value), 0) {
-			c.values[e.Code] = append(c.values[e.Code], e.Value)
+			c.keepValue(e.Code, e.Value)
 		}
 		if (label == 0 || label == 1) && c.lastSeen[e.Code] != c.seq {
 			c.lastSeen[e.Code] = c.seq

@@ -29,6 +29,8 @@ type Config struct {
 	TuningUnk       *UnkStats    `json:"tuning_unk,omitempty"`
 	Leaks           *LeakReport  `json:"leakage_guard,omitempty"`
 	ValueBins       *ValueBins   `json:"value_bins,omitempty"`
+	// Corpus is what a records corpus read (nil: the cohort's training split).
+	Corpus *CorpusReport `json:"corpus,omitempty"`
 }
 
 // Save writes vocab.txt, tokenizer.json, medseq_tokenizer.json and the manifest (when m is not

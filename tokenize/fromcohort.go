@@ -25,7 +25,12 @@ type FromCohortConfig struct {
 	Leak            LeakConfig
 	// Strict fails with ErrLeak, writing nothing, when the leakage guard flags a token.
 	Strict bool
-	Log    *slog.Logger // nil: no log
+	// Corpus is what the vocabulary is counted on: CorpusCohort ("" too) or CorpusRecords.
+	Corpus string
+	// Until cuts a records corpus: only events before it are counted (data.ParseUntil; "":
+	// every event).
+	Until string
+	Log   *slog.Logger // nil: no log
 }
 
 // BuildResult is what BuildFromCohort built: the tokenizer and the reports its
@@ -37,10 +42,16 @@ type BuildResult struct {
 	RunID     string // the written tokenizer's run; "" when nothing was written
 }
 
-// cohortCounts are the codes of a cohort's censored training and tuning splits.
+// cohortCounts are the codes the vocabulary is counted on and measured against: a cohort's
+// censored training and tuning splits, or the training and tuning subjects' whole records.
 type cohortCounts struct {
 	train  *Counter
 	tuning []int32 // the tuning split's codes, in order, for its [UNK] rate
+	// tuningCounts are the tuning records' codes (a records corpus, instead of tuning).
+	tuningCounts *Counter
+	// guard are the labelled sequences the leakage guard reads (nil: train's).
+	guard  *Counter
+	corpus *CorpusReport // a records corpus: what it read
 }
 
 // BuildFromCohort counts codes on the cohort's censored training split, builds the
@@ -60,11 +71,17 @@ func BuildFromCohort(ctx context.Context, cfg FromCohortConfig) (*BuildResult, e
 	if in.Mismatch != nil {
 		log.Warn("building on a dataset the cohort was not built from", "cohort_run", in.Cohort.Manifest.RunID)
 	}
-	counts, err := countCohort(ctx, in, cfg.Build.ValueBins > 0)
+	counts, err := countCorpus(ctx, in, cfg)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("counted codes", "train_sequences", counts.train.Sequences(), "occurrences", counts.train.Occurrences())
+	log.Info("counted codes", "corpus", corpusKind(cfg.Corpus), "train_sequences", counts.train.Sequences(),
+		"occurrences", counts.train.Occurrences())
+	if c := counts.corpus; c != nil {
+		log.Info("records corpus", "train_subjects", c.TrainSubjects, "tuning_subjects", c.TuningSubjects,
+			"held_out_subjects_left_out", c.HeldOutSubjects, "unassigned_subjects_left_out", c.Unassigned,
+			"until", c.Until, "guard_sequences", c.GuardSequences)
+	}
 	res, err := buildCounted(in.Dataset.Codes, counts, cfg)
 	if err != nil {
 		return nil, err
@@ -73,7 +90,7 @@ func BuildFromCohort(ctx context.Context, cfg FromCohortConfig) (*BuildResult, e
 		return res, fmt.Errorf("%w: %d tokens separate the classes almost perfectly on the training split (--strict); nothing written",
 			ErrLeak, len(res.Config.Leaks.Leaks))
 	}
-	m := fromCohortManifest(cfg, res.Config.Leaks.Threshold)
+	m := fromCohortManifest(cfg, res.Config.Leaks.Threshold, counts.corpus)
 	m.AddInputFingerprint(data.InputMEDS, cfg.MEDS, in.MEDSFingerprint)
 	if _, err := m.AddInput("cohort", cfg.Cohort); err != nil {
 		return nil, err
@@ -84,6 +101,34 @@ func BuildFromCohort(ctx context.Context, cfg FromCohortConfig) (*BuildResult, e
 	res.RunID = m.RunID
 	log.Info("tokenizer written", "vocab_size", res.Tokenizer.Vocab.Len(), "seconds", time.Since(start).Seconds(), "run_id", m.RunID)
 	return res, nil
+}
+
+// corpusKind is the corpus a FromCohortConfig.Corpus names.
+func corpusKind(c string) string {
+	if c == "" {
+		return CorpusCohort
+	}
+	return c
+}
+
+// countCorpus counts the corpus cfg names.
+func countCorpus(ctx context.Context, in *data.OpenedCohort, cfg FromCohortConfig) (*cohortCounts, error) {
+	values := cfg.Build.ValueBins > 0
+	switch corpusKind(cfg.Corpus) {
+	case CorpusCohort:
+		if cfg.Until != "" {
+			return nil, fmt.Errorf("until %s: only a %s corpus is cut at a date (a cohort's sequences end at their prediction times)",
+				cfg.Until, CorpusRecords)
+		}
+		return countCohort(ctx, in, values)
+	case CorpusRecords:
+		until, err := data.ParseUntil(cfg.Until)
+		if err != nil {
+			return nil, fmt.Errorf("until: %w", err)
+		}
+		return countRecords(ctx, in, values, until)
+	}
+	return nil, fmt.Errorf("corpus %q: want %s or %s", cfg.Corpus, CorpusCohort, CorpusRecords)
 }
 
 // countCohort counts the training split's codes (and values, when the tokenizer bins them)
@@ -124,18 +169,29 @@ func buildCounted(codes *data.Codes, counts *cohortCounts, cfg FromCohortConfig)
 	var unk, train UnkStats
 	cm := tok.NewCodeMap(codes)
 	unk.Add(cm, counts.tuning)
+	if counts.tuningCounts != nil {
+		unk.AddCounter(cm, counts.tuningCounts)
+	}
 	train.AddCounter(cm, counts.train)
-	leaks := GuardLeaks(counts.train, tok, cfg.Leak)
+	guard := counts.guard
+	if guard == nil {
+		guard = counts.train
+	}
+	leaks := GuardLeaks(guard, tok, cfg.Leak)
 	return &BuildResult{Out: cfg.Out, Tokenizer: tok,
-		Config: Config{Build: rep, TrainRates: &train, TuningUnk: &unk, Leaks: &leaks}}, nil
+		Config: Config{Build: rep, TrainRates: &train, TuningUnk: &unk, Leaks: &leaks, Corpus: counts.corpus}}, nil
 }
 
 // fromCohortManifest is the tokenizer's manifest with the build's parameters.
-func fromCohortManifest(cfg FromCohortConfig, leakThreshold float64) *data.Manifest {
+func fromCohortManifest(cfg FromCohortConfig, leakThreshold float64, corpus *CorpusReport) *data.Manifest {
 	b := cfg.Build
-	return data.NewManifest(StageTokenize, map[string]any{
+	p := map[string]any{
 		"vocab_size": b.VocabSize, "min_count": b.MinCount, "subwords": b.Subwords,
 		"max_pieces": b.MaxPieces, "max_len": b.MaxLen, "visit_separators": cfg.VisitSeparators,
 		"leak_threshold": leakThreshold, "strict": cfg.Strict, "value_bins": b.ValueBins,
-	})
+	}
+	if corpus != nil { // a cohort corpus's manifest stays as it was
+		p["corpus"], p["until"] = corpus.Kind, corpus.Until
+	}
+	return data.NewManifest(StageTokenize, p)
 }
