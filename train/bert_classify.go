@@ -225,6 +225,7 @@ func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxL
 		return nil, fmt.Errorf("--init %s: %w", dir, err)
 	}
 	log.Info("encoder loaded", "init", dir, "run", m.RunID, "tensors", len(w.Specs)-len(newly), "newly_initialized", len(newly))
+	logInitCorpus(log, dir, m)
 	return w, nil
 }
 

@@ -10,10 +10,12 @@ import (
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/bert"
+	"github.com/medseq/medseq/modelrepo"
 )
 
-// BERTPretrainConfig is `medseq train pretrain`: a masked-language model over the censored
-// sequences of the cohort's training split.
+// BERTPretrainConfig is `medseq train pretrain`: a masked-language model over the whole
+// records of the dataset's training subjects (Corpus.Kind records) or over the censored
+// sequences of the cohort's training split (cohort).
 type BERTPretrainConfig struct {
 	Inputs
 	Out   string
@@ -22,13 +24,17 @@ type BERTPretrainConfig struct {
 	BERTModel
 	BERTTraining
 	MaskRate float64 // share of non-special tokens chosen per sequence (0.15)
+	Corpus   CorpusConfig
+
+	onBatch func(*bert.Batch) // tests: every batch the engine is fed
 }
 
 // DefaultBERTPretrainConfig is the flags' defaults.
 func DefaultBERTPretrainConfig() BERTPretrainConfig {
 	return BERTPretrainConfig{BERTModel: BERTModel{Config: "tiny", Dropout: -1},
 		BERTTraining: BERTTraining{BatchSize: 32, LR: 5e-4, Warmup: 0.1, WeightDecay: 0.01, Clip: 1,
-			Epochs: 10, EvalEvery: 200, Patience: 5, OverfitK: 3, Seed: 1, Device: "cpu"}, MaskRate: 0.15}
+			Epochs: 10, EvalEvery: 200, Patience: 5, OverfitK: 3, Seed: 1, Device: "cpu"}, MaskRate: 0.15,
+		Corpus: DefaultCorpusConfig()}
 }
 
 // BERTPretrainResult summarises a pretraining run.
@@ -37,7 +43,8 @@ type BERTPretrainResult struct {
 	RunID      string
 	Config     bert.Config
 	Params     int
-	Rows       map[string]int // sequences used per split
+	Rows       map[string]int // windows (sequences) used per split
+	Corpus     modelrepo.Corpus
 	Steps      int
 	BestStep   int
 	BestLoss   float64 // validation MLM loss at the best step
@@ -82,13 +89,15 @@ func maskable(seqs []bert.Encoded, special func(int32) bool) []bert.Encoded {
 }
 
 // BERTPretrain trains a masked-language model: 15% of the non-special tokens of each
-// training sequence chosen (80% [MASK], 10% a random token, 10% kept), the loss on the
+// training window chosen (80% [MASK], 10% a random token, 10% kept), the loss on the
 // gathered chosen positions, AdamW with warmup and linear decay, evaluation of the MLM loss
-// and masked-token accuracy on the tuning split (fixed masks) with early stopping, and
-// checkpoints. It writes a run folder: manifest.json (kind bert-mlm), bert/ (a HuggingFace
-// folder, bert.SaveHF: config.json for BertForMaskedLM, model.safetensors with the encoder and
-// cls.predictions.*, the tokenizer), the tokenizer files and metrics.jsonl; `train classify
-// --init` starts from it.
+// and masked-token accuracy on the tuning windows (fixed masks) with early stopping, and
+// checkpoints. The windows are the corpus's (cfg.Corpus): the training subjects' whole
+// records streamed shard by shard, or the cohort's censored training sequences; a tuning or
+// held-out subject is never trained on. It writes a run folder: manifest.json (kind bert-mlm,
+// with the corpus), bert/ (a HuggingFace folder, bert.SaveHF: config.json for
+// BertForMaskedLM, model.safetensors with the encoder and cls.predictions.*, the tokenizer),
+// the tokenizer files and metrics.jsonl; `train classify --init` starts from it.
 func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger, progress io.Writer) (*BERTPretrainResult, error) {
 	if cfg.MaskRate <= 0 || cfg.MaskRate >= 1 {
 		return nil, fmt.Errorf("train pretrain: mask rate %v must be in (0, 1)", cfg.MaskRate)
@@ -99,6 +108,9 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 		return nil, err
 	}
 	defer b.close()
+	if err := cfg.Corpus.check(b.maxLen); err != nil {
+		return nil, err
+	}
 	if cfg.Config == "" {
 		cfg.Config = "tiny"
 	}
@@ -106,10 +118,11 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	tr, tu, err := maskableSplits(ctx, b, cfg.Cohort)
+	corpus, err := openCorpus(ctx, b, cfg.Corpus)
 	if err != nil {
 		return nil, err
 	}
+	logCorpus(log, corpus.summary)
 	masking := bert.NewMasking(cfg.MaskRate, b.o.tok.Vocab.Mask, b.o.tok.Vocab.Len(), b.o.tok.Vocab.IsSpecial, b.maxLen)
 	w, err := bert.NewWeights(bc, bert.Heads{MLM: true}, cfg.Seed)
 	if err != nil {
@@ -118,42 +131,56 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	if err := b.openEngine(w, bert.TaskMLM, 0, masking.MaxPerRow); err != nil {
 		return nil, err
 	}
-	if err := b.schedule(len(tr)); err != nil {
+	if err := b.schedule(corpus.summary.Windows); err != nil {
 		return nil, err
 	}
 	log.Info("bert pretrain (masked language model)", "config", cfg.Config, "hidden", bc.HiddenSize,
-		"layers", bc.NumHiddenLayers, "heads", bc.NumAttentionHeads, "params", b.params, "train", len(tr), "tuning", len(tu),
-		"mask_rate", cfg.MaskRate, "steps", b.total, "warmup", b.warmup, "device", cfg.Device)
+		"layers", bc.NumHiddenLayers, "heads", bc.NumAttentionHeads, "params", b.params, "corpus", corpus.summary.Kind,
+		"train", corpus.summary.Windows, "tuning", len(corpus.tuning), "mask_rate", cfg.MaskRate, "steps", b.total,
+		"steps_per_epoch", b.stepsPerEpoch, "warmup", b.warmup, "device", cfg.Device)
 
 	if err := b.createOut(); err != nil {
 		return nil, err
 	}
 	defer b.abort()
 	mlm := map[string]any{"mask_rate": cfg.MaskRate, "max_predictions": masking.MaxPerRow}
+	for k, v := range corpus.params {
+		mlm[k] = v
+	}
 	if err := b.openCheckpoints(mlm, mlmLine); err != nil {
 		return nil, err
 	}
-	out, err := b.train(ctx, mlmTask(b, tr, tu, masking), progress)
+	out, err := b.train(ctx, mlmTask(b, corpus, masking, cfg.onBatch), progress)
 	if err != nil {
 		return nil, err
 	}
+	return finishPretrain(ctx, b, cfg, corpus, out)
+}
+
+// finishPretrain writes the run folder from the best weights and sums the run up.
+func finishPretrain(ctx context.Context, b *bertRun, cfg BERTPretrainConfig, corpus *pretrainCorpus,
+	out *bertOutcome) (*BERTPretrainResult, error) {
 	bestAcc := out.bestMLMAccuracy()
-	log.Info("pretraining done", "steps", out.Step, "best_step", out.BestStep, "best_val_loss", out.BestLoss,
+	b.log.Info("pretraining done", "steps", out.Step, "best_step", out.BestStep, "best_val_loss", out.BestLoss,
 		"best_val_mlm_accuracy", bestAcc, "why", out.Stopped, "tokens_per_s", out.tokensPerS, "steps_per_s", out.stepsPerS)
 
-	m := b.manifest(KindBERTMLM, cfg.BERTModel, out, mlm)
+	m := b.manifest(KindBERTMLM, cfg.BERTModel, out, map[string]any{"mask_rate": cfg.MaskRate,
+		"max_predictions": bert.MaxPredictions(b.maxLen, cfg.MaskRate), "corpus": corpus.summary.Kind})
 	m.Metrics["best_val_mlm_accuracy"] = bestAcc
+	sum := corpus.summary
+	m.Corpus = &sum
 	model := &bertFolder{weights: out.best, history: out.History, line: mlmLine,
-		export: bert.HFExport{Tokenizer: b.o.tok, MaxLen: b.maxLen, Log: log}}
+		export: bert.HFExport{Tokenizer: b.o.tok, MaxLen: b.maxLen, Log: b.log}}
 	if _, err := b.finish(ctx, ending{manifest: m, model: model}); err != nil {
 		return nil, err
 	}
 	b.closeWork()
-	res := &BERTPretrainResult{Out: cfg.Out, RunID: m.RunID, Config: bc, Params: b.params,
-		Rows: map[string]int{data.SplitTrain: len(tr), data.SplitTuning: len(tu)}, Steps: out.Step, BestStep: out.BestStep,
-		BestLoss: out.BestLoss, BestAcc: bestAcc, Stopped: out.Stopped, Overfit: out.Overfit, TokensPerS: out.tokensPerS,
-		StepsPerS: out.stepsPerS, Elapsed: time.Since(b.start), History: out.History}
-	log.Info("bert pretrain run written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
+	res := &BERTPretrainResult{Out: cfg.Out, RunID: m.RunID, Config: out.best.Config, Params: b.params,
+		Rows:   map[string]int{data.SplitTrain: sum.Windows, data.SplitTuning: len(corpus.tuning)},
+		Corpus: sum, Steps: out.Step, BestStep: out.BestStep, BestLoss: out.BestLoss, BestAcc: bestAcc, Stopped: out.Stopped,
+		Overfit: out.Overfit, TokensPerS: out.tokensPerS, StepsPerS: out.stepsPerS, Elapsed: time.Since(b.start),
+		History: out.History}
+	b.log.Info("bert pretrain run written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
 	return res, nil
 }
 
@@ -172,21 +199,28 @@ func maskableSplits(ctx context.Context, b *bertRun, cohort string) (tr, tu []be
 	return tr, tu, nil
 }
 
-// mlmTask is masked language modelling in the training loop: the step's training rows masked
-// with the step's seed, evaluation on the tuning split masked once with a fixed seed.
-func mlmTask(b *bertRun, tr, tu []bert.Encoded, masking bert.Masking) bertTask {
-	evalBatches := bert.MLMEvalBatches(rand.New(rand.NewPCG(evalMaskSeed, 0)), masking, tu, 2*b.t.BatchSize, b.maxLen, b.pad)
-	order := &sampleOrder{n: len(tr), batch: b.t.BatchSize, seed: b.t.Seed}
+// mlmTask is masked language modelling in the training loop: the step's training windows
+// masked with the step's seed, evaluation on the tuning windows masked once with a fixed
+// seed, and a log line per epoch. onBatch (tests) sees every batch the engine is fed.
+func mlmTask(b *bertRun, corpus *pretrainCorpus, masking bert.Masking, onBatch func(*bert.Batch)) bertTask {
+	evalBatches := bert.MLMEvalBatches(rand.New(rand.NewPCG(evalMaskSeed, 0)), masking, corpus.tuning, 2*b.t.BatchSize,
+		b.maxLen, b.pad)
+	epochs := &epochLog{log: b.log, stepsPerEpoch: b.stepsPerEpoch, total: b.total, start: time.Now()}
 	return bertTask{
-		batch: func(step int) *bert.Batch {
-			rows := order.rows(step)
-			seqs := make([]bert.Encoded, len(rows))
-			for j, i := range rows {
-				seqs[j] = tr[i]
+		fetch: func(step int) (*bert.Batch, error) {
+			seqs, err := corpus.batch(step)
+			if err != nil {
+				return nil, err
 			}
 			r := rand.New(rand.NewPCG(stepSeed(b.t.Seed, purposeMask, step), 0x6d6c6d))
-			return bert.MakeMLMBatch(r, masking, seqs, b.t.BatchSize, b.maxLen, b.pad)
+			batch := bert.MakeMLMBatch(r, masking, seqs, b.t.BatchSize, b.maxLen, b.pad)
+			epochs.fed(len(seqs), batch)
+			if onBatch != nil {
+				onBatch(batch)
+			}
+			return batch, nil
 		},
+		stepped: epochs.stepped,
 		evaluate: func() (BERTMetrics, error) {
 			loss, acc, err := b.eng.EvalMLM(evalBatches)
 			return BERTMetrics{ValLoss: loss, ValMLMAccuracy: acc}, err

@@ -148,5 +148,7 @@ func LoadPretrained(dir string, ch Choice, vocabSize, maxLen int, h Heads, seed 
 		log.Warn(fmt.Sprintf("Some weights of %s were not initialized from the model checkpoint at %s and are newly initialized: [%s]",
 			arch, dir, strings.Join(newly, ", ")))
 	}
+	log.Info("pretrained weights loaded", "dir", dir, "architecture", arch, "tensors", len(w.Data), "loaded", len(w.Data)-len(newly),
+		"unused", len(unused), "newly_initialized", len(newly))
 	return w, newly, nil
 }
