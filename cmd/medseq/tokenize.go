@@ -30,6 +30,8 @@ func tokenizeBuildFlags(e *env, args []string) (*tokenize.FromCohortConfig, erro
 	fs.IntVar(&o.Build.ValueBins, "value-bins", 0, "encode numeric values as VALUE/Q1..QN after their code: N quantile bins per code on the training split (codes with at least 10·N values); 0: off")
 	fs.Float64Var(&o.Leak.Threshold, "leak-threshold", 0.95, "flag tokens whose presence alone reaches this AUROC on the training split")
 	fs.BoolVar(&o.Strict, "strict", false, "fail (and write nothing) when the leakage guard flags a token")
+	fs.StringVar(&o.Corpus, "corpus", tokenize.CorpusCohort, "what the codes are counted on: cohort (its censored training split) or records (the whole records of every training subject of the dataset, as train pretrain --corpus records reads them; the leakage guard still reads the cohort's censored training split)")
+	fs.StringVar(&o.Until, "until", "", "records: count only events before this date (YYYY-MM-DD or RFC 3339)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -47,6 +49,13 @@ func tokenizeBuildFlags(e *env, args []string) (*tokenize.FromCohortConfig, erro
 		return nil, usagef("flag --value-bins: 0 (off) or 2 to 100, got %d", o.Build.ValueBins)
 	case o.Leak.Threshold <= 0.5 || o.Leak.Threshold > 1:
 		return nil, usagef("flag --leak-threshold: must be in (0.5, 1]")
+	case o.Corpus != tokenize.CorpusCohort && o.Corpus != tokenize.CorpusRecords:
+		return nil, usagef("flag --corpus: %q is not cohort or records", o.Corpus)
+	case o.Until != "" && o.Corpus != tokenize.CorpusRecords:
+		return nil, usagef("flag --until cuts records: it needs --corpus records")
+	}
+	if _, err := data.ParseUntil(o.Until); err != nil {
+		return nil, usagef("flag --until: %v", err)
 	}
 	return o, nil
 }
@@ -69,6 +78,14 @@ func printTokenizerSummary(w io.Writer, r *tokenize.BuildResult) {
 	fmt.Fprintf(w, "tokenizer %s (run %s)\n", r.Out, r.RunID)
 	fmt.Fprintf(w, "  vocabulary         %d tokens: 5 special, %d whole codes, %d pieces (from %d distinct codes in %d training sequences)\n",
 		r.Tokenizer.Vocab.Len(), b.WholeCodes, b.Pieces, b.DistinctCodes, b.Sequences)
+	if c := r.Config.Corpus; c != nil {
+		until := ""
+		if c.Until != "" {
+			until = ", events before " + c.Until
+		}
+		fmt.Fprintf(w, "  corpus             records: %d training subjects counted (the \"sequences\" above)%s; %d tuning subjects' records for [UNK]; left out: %d held-out subjects, %d without a split\n",
+			c.TrainSubjects, until, c.TuningSubjects, c.HeldOutSubjects, c.Unassigned)
+	}
 	fmt.Fprintf(w, "  coverage           %.2f%% of training code occurrences are whole codes in the vocabulary\n", 100*b.Coverage)
 	if b.ValueBins > 0 {
 		fmt.Fprintf(w, "  numeric values     %d quantile bins (%s1..%d) for %d codes with at least %d values\n",

@@ -10,6 +10,7 @@ import (
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/bert"
+	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/train"
 )
 
@@ -135,13 +136,14 @@ func trainPretrainFlags(e *env, args []string) (*train.BERTPretrainConfig, error
 	fs := newFlags(e, "train pretrain", "--meds DIR --cohort DIR --tokenizer DIR --out RUNDIR [flags]")
 	cfg := train.DefaultBERTPretrainConfig()
 	fs.StringVar(&cfg.MEDS, "meds", "", "MEDS dataset folder")
-	fs.StringVar(&cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort): its censored training split is the corpus")
+	fs.StringVar(&cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort): its splits decide whose records are trained on (--corpus records), or its censored training split is the corpus (--corpus cohort)")
 	fs.StringVar(&cfg.Tokenizer, "tokenizer", "", "tokenizer folder (medseq tokenize build)")
 	fs.StringVar(&cfg.Out, "out", "", "run folder to write (for train classify --init), e.g. runs/mlm-1")
 	fs.StringVar(&cfg.Name, "name", "", "name recorded in the manifest")
 	fs.BoolVar(&cfg.Force, "force", false, "replace an existing output folder (and discard earlier checkpoints)")
 	fs.BoolVar(&cfg.AllowMismatch, "allow-mismatch", false, "accept inputs from different runs")
 	fs.Float64Var(&cfg.MaskRate, "mask-rate", cfg.MaskRate, "share of non-special tokens masked per sequence (80% [MASK], 10% random, 10% kept)")
+	corpusFlags(fs, &cfg.Corpus)
 	bertModelFlags(fs, &cfg.BERTModel)
 	bertTrainingFlags(fs, &cfg.BERTTraining)
 	if err := parseFlags(fs, args); err != nil {
@@ -157,7 +159,39 @@ func trainPretrainFlags(e *env, args []string) (*train.BERTPretrainConfig, error
 	if cfg.MaskRate <= 0 || cfg.MaskRate >= 1 {
 		return nil, usagef("flag --mask-rate: must be in (0, 1)")
 	}
+	if err := checkCorpusFlags(&cfg.Corpus); err != nil {
+		return nil, err
+	}
 	return &cfg, nil
+}
+
+// corpusFlags registers what train pretrain learns from.
+func corpusFlags(fs *flag.FlagSet, c *train.CorpusConfig) {
+	fs.StringVar(&c.Kind, "corpus", c.Kind, "records: the whole records of every training subject of the dataset (the cohort's split, else the dataset's subject_splits), cut into windows of --max-len tokens; cohort: the cohort's censored training sequences")
+	fs.StringVar(&c.Until, "until", "", "records: only events before this date (YYYY-MM-DD or RFC 3339)")
+	fs.IntVar(&c.Stride, "stride", 0, "records: tokens consecutive windows of a record share (0: none)")
+	fs.IntVar(&c.ShuffleBuffer, "shuffle-buffer", c.ShuffleBuffer, "records: windows the training stream shuffles among (memory: this many windows)")
+	fs.IntVar(&c.ValWindows, "val-windows", c.ValWindows, "records: at most this many tuning windows for the MLM validation (a uniform sample beyond)")
+}
+
+// checkCorpusFlags validates the corpus flags.
+func checkCorpusFlags(c *train.CorpusConfig) error {
+	switch {
+	case c.Kind != train.CorpusRecords && c.Kind != train.CorpusCohort:
+		return usagef("flag --corpus: %q is not records or cohort", c.Kind)
+	case c.Kind == train.CorpusCohort && (c.Until != "" || c.Stride != 0):
+		return usagef("flags --until and --stride cut records: they need --corpus records")
+	case c.Stride < 0:
+		return usagef("flag --stride: must not be negative")
+	case c.ShuffleBuffer < 1:
+		return usagef("flag --shuffle-buffer: must be at least 1")
+	case c.ValWindows < 1:
+		return usagef("flag --val-windows: must be at least 1")
+	}
+	if _, err := data.ParseUntil(c.Until); err != nil {
+		return usagef("flag --until: %v", err)
+	}
+	return nil
 }
 
 // runTrainPretrain is `medseq train pretrain`.
@@ -179,7 +213,7 @@ func printPretrainSummary(w io.Writer, r *train.BERTPretrainResult) {
 	fmt.Fprintf(w, "bert masked-language model %s (run %s)\n", r.Out, r.RunID)
 	fmt.Fprintf(w, "  model              hidden %d, layers %d, heads %d, FFN %d, max len %d, %d parameters\n",
 		c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, r.Params)
-	fmt.Fprintf(w, "  sequences          train %d, tuning %d\n", r.Rows[data.SplitTrain], r.Rows[data.SplitTuning])
+	printCorpus(w, r.Corpus)
 	fmt.Fprintf(w, "  steps              %d (best %d; %s)\n", r.Steps, r.BestStep, r.Stopped)
 	fmt.Fprintf(w, "  tuning MLM         loss %.4f, masked-token accuracy %.3f\n", r.BestLoss, r.BestAcc)
 	fmt.Fprintf(w, "  speed              %.1f steps/s, %.0f tokens/s (%.1fs in all)\n", r.StepsPerS, r.TokensPerS, r.Elapsed.Seconds())
@@ -187,6 +221,23 @@ func printPretrainSummary(w io.Writer, r *train.BERTPretrainResult) {
 		fmt.Fprintln(w, "  warning            training loss fell while validation loss rose: overfitting")
 	}
 	fmt.Fprintf(w, "  fine-tune          medseq train classify --init %s ...\n", r.Out)
+}
+
+// printCorpus prints what a pretraining run learned from.
+func printCorpus(w io.Writer, c modelrepo.Corpus) {
+	if c.Kind == train.CorpusCohort {
+		fmt.Fprintf(w, "  corpus             cohort: %d censored training sequences of %d subjects (%d tokens), %d tuning\n",
+			c.Windows, c.Subjects, c.Tokens, c.TuningWindows)
+		return
+	}
+	until := ""
+	if c.Until != "" {
+		until = ", events before " + c.Until
+	}
+	fmt.Fprintf(w, "  corpus             records: %d training subjects, %d windows of up to %d tokens (%d tokens%s)\n",
+		c.Subjects, c.Windows, c.MaxLen, c.Tokens, until)
+	fmt.Fprintf(w, "  validation         %d windows of %d tuning subjects; left out: %d held-out subjects, %d without a split\n",
+		c.TuningWindows, c.TuningSubjects, c.HeldOutSubjects, c.Unassigned)
 }
 
 // demoPretrain is the demo's --pretrain stage: a masked-language model over the training
