@@ -44,6 +44,7 @@ func commands() map[string]command {
 		"train xgboost":   {"train the XGBoost baseline (libxgboost) and write a model version folder", runTrainXGBoost},
 		"eval report":     {"HTML + JSON report comparing model version folders (metrics, CIs, calibration, segments, DeLong, plots)", runEvalReport},
 		"eval censoring":  {"a model's AUROC, prevalence and calibration as the cohort's follow-up requirement changes", runEvalCensoring},
+		"eval curve":      {"learning curves: XGBoost and BERT on nested fractions of the training split, held-out AUROC against labels", runEvalCurve},
 		"eval metrics":    {"metrics with bootstrap intervals, calibration and segments from a predictions file", runEvalMetrics},
 		"serve":           {"serve a model repository over gRPC (medseq.v1.Predictor, Open Inference Protocol v2, health, metrics)", runServe},
 		"predict":         {"score labelled subjects offline (--model), or one subject through a server (--addr)", runPredict},
