@@ -130,91 +130,117 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 	if err != nil {
 		return nil, err
 	}
-	infos, shardSplits := pop.infos, pop.shardSplit
-	excl := exclusions{}
-	var positives []Label
-	var candidates []*subjectInfo
-	byID := make(map[int64]*subjectInfo, len(infos))
-	for i := range infos {
-		s := &infos[i]
-		byID[s.id] = s
+	c := triage(&cfg, pop)
+	if len(c.positives) == 0 {
+		return nil, fmt.Errorf("%w: no subject has an eligible first code starting with %v (%d subjects read)",
+			ErrEmptyCohort, cfg.Targets, len(pop.infos))
+	}
+	c.sampleNegatives()
+	if len(c.negatives) == 0 {
+		return nil, fmt.Errorf("%w: %d positives but no eligible negative (check --follow-up, --min-history, --min-age)",
+			ErrEmptyCohort, len(c.positives))
+	}
+	labels := c.labels()
+	source, err := assignSplits(ds, pop.shardSplit, labels, cfg.Seed, cfg.Fractions)
+	if err != nil {
+		return nil, err
+	}
+	return &CohortResult{Labels: labels, Report: c.report(ds.Root, labels, source)}, nil
+}
+
+// targetCohort is BuildCohort's state from step to step.
+type targetCohort struct {
+	cfg        *CohortConfig
+	pop        *firstPass
+	byID       map[int64]*subjectInfo
+	excl       exclusions
+	positives  []Label
+	candidates []*subjectInfo // subjects without a target code: the negatives to be
+	matched    matchedSample
+	random     []Label // the negatives of NegativesRandomDate, for the comparison
+	negatives  []Label // those of cfg.Negatives
+}
+
+// triage sorts the subjects into excluded ones (no birth, no events, an ineligible
+// positive), positives with their prediction time, and candidate negatives in a
+// deterministic order for sampling.
+func triage(cfg *CohortConfig, pop *firstPass) *targetCohort {
+	c := &targetCohort{cfg: cfg, pop: pop, byID: make(map[int64]*subjectInfo, len(pop.infos)), excl: exclusions{}}
+	for i := range pop.infos {
+		s := &pop.infos[i]
+		c.byID[s.id] = s
 		switch {
 		case s.birth == StaticTime:
-			excl.add(classOf(s), ExclNoBirth)
-			continue
+			c.excl.add(classOf(s), ExclNoBirth)
 		case s.first == StaticTime:
-			excl.add(classOf(s), ExclNoEvents)
-			continue
-		}
-		if s.target != StaticTime {
+			c.excl.add(classOf(s), ExclNoEvents)
+		case s.target == StaticTime:
+			c.candidates = append(c.candidates, s)
+		default:
 			// The diagnosis itself is never visible: with --lead 0 the prediction is made just
 			// before it.
 			pt := s.target - max(cfg.Lead, 1)
 			if r := cfg.eligible(s, pt, false); r != "" {
-				excl.add("positive", r)
+				c.excl.add("positive", r)
 				continue
 			}
-			positives = append(positives, labelFor(s, pt, true))
-			continue
+			c.positives = append(c.positives, labelFor(s, pt, true))
 		}
-		candidates = append(candidates, s)
 	}
-	if len(positives) == 0 {
-		return nil, fmt.Errorf("%w: no subject has an eligible first code starting with %v (%d subjects read)", ErrEmptyCohort, cfg.Targets, len(infos))
-	}
-	// Deterministic order for sampling.
-	sort.Slice(candidates, func(i, j int) bool {
-		hi, hj := subjectHash(cfg.Seed, candidates[i].id), subjectHash(cfg.Seed, candidates[j].id)
+	sort.Slice(c.candidates, func(i, j int) bool {
+		hi, hj := subjectHash(cfg.Seed, c.candidates[i].id), subjectHash(cfg.Seed, c.candidates[j].id)
 		if hi != hj {
 			return hi < hj
 		}
-		return candidates[i].id < candidates[j].id
+		return c.candidates[i].id < c.candidates[j].id
 	})
-	posAges := make([]float64, len(positives))
-	for i, l := range positives {
-		posAges[i] = l.Age
-	}
-	matched, mexcl, k, bands := sampleMatchedAge(&cfg, positives, candidates)
-	random, rexcl := sampleRandomDate(&cfg, positives, candidates)
-	negatives, nexcl := matched, mexcl
-	if cfg.Negatives == NegativesRandomDate {
+	return c
+}
+
+// sampleNegatives samples negatives by both methods, keeps those of cfg.Negatives and counts
+// the candidates it left out.
+func (c *targetCohort) sampleNegatives() {
+	c.matched = sampleMatchedAge(c.cfg, c.positives, c.candidates)
+	random, rexcl := sampleRandomDate(c.cfg, c.positives, c.candidates)
+	c.random = random
+	negatives, nexcl := c.matched.labels, c.matched.excl
+	if c.cfg.Negatives == NegativesRandomDate {
 		negatives, nexcl = random, rexcl
 	}
 	for r, n := range nexcl {
 		for i := 0; i < n; i++ {
-			excl.add("negative", r)
+			c.excl.add("negative", r)
 		}
 	}
-	if len(negatives) == 0 {
-		return nil, fmt.Errorf("%w: %d positives but no eligible negative (check --follow-up, --min-history, --min-age)", ErrEmptyCohort, len(positives))
-	}
-	labels := append(positives, negatives...)
+	c.negatives = negatives
+}
+
+// labels is the positives and negatives by subject, with their time to event.
+func (c *targetCohort) labels() []Label {
+	labels := make([]Label, 0, len(c.positives)+len(c.negatives))
+	labels = append(append(labels, c.positives...), c.negatives...)
 	sort.Slice(labels, func(i, j int) bool { return labels[i].SubjectID < labels[j].SubjectID })
 	for i := range labels {
-		labels[i].setTimeToEvent(byID[labels[i].SubjectID].timeToEvent(labels[i].PredictionTime, pop.end, cfg.CensorWindow))
+		s := c.byID[labels[i].SubjectID]
+		labels[i].setTimeToEvent(s.timeToEvent(labels[i].PredictionTime, c.pop.end, c.cfg.CensorWindow))
 	}
+	return labels
+}
 
-	source, err := assignSplits(ds, shardSplits, labels, cfg.Seed, cfg.Fractions)
-	if err != nil {
-		return nil, err
-	}
-
+// report is the cohort report of labels, split from source.
+func (c *targetCohort) report(dataset string, labels []Label, source string) *CohortReport {
+	cfg := c.cfg
 	rep := &CohortReport{
-		Dataset: ds.Root, Source: "targets", Targets: cfg.Targets, Subjects: len(infos), Labels: len(labels),
-		Positives: len(positives), Negatives: len(negatives),
-		Prevalence: float64(len(positives)) / float64(len(labels)),
+		Dataset: dataset, Source: "targets", Targets: cfg.Targets, Subjects: len(c.pop.infos), Labels: len(labels),
+		Positives: len(c.positives), Negatives: len(c.negatives),
+		Prevalence: float64(len(c.positives)) / float64(len(labels)),
 		Params:     cfg.Params(), SplitSource: source, Splits: map[string]ClassCounts{},
-		VisibleEvents: map[string]Summary{}, TimeToEvent: newTimeToEventReport(labels, pop.end, cfg.CensorWindow),
+		VisibleEvents: map[string]Summary{}, TimeToEvent: newTimeToEventReport(labels, c.pop.end, cfg.CensorWindow),
+		Exclusions: c.excl.list(),
 	}
-	for _, class := range []string{"any", "positive", "negative"} {
-		reasons := make([]string, 0, len(excl[class]))
-		for r := range excl[class] {
-			reasons = append(reasons, r)
-		}
-		sort.Strings(reasons)
-		for _, r := range reasons {
-			rep.Exclusions = append(rep.Exclusions, ExclusionCount{Class: class, Reason: r, Count: excl[class][r]})
-		}
+	posAges := make([]float64, len(c.positives))
+	for i, l := range c.positives {
+		posAges[i] = l.Age
 	}
 	var negAges []float64
 	visible := map[string][]float64{}
@@ -227,31 +253,27 @@ func BuildCohort(ctx context.Context, ds *Dataset, cfg CohortConfig) (*CohortRes
 			negAges = append(negAges, l.Age)
 		}
 		rep.Splits[l.Split] = cc
-		s := byID[l.SubjectID]
-		visible[className(l.Value)] = append(visible[className(l.Value)], float64(s.visibleCount(l.PredictionTime-cfg.Gap)))
+		n := c.byID[l.SubjectID].visibleCount(l.PredictionTime - cfg.Gap)
+		visible[className(l.Value)] = append(visible[className(l.Value)], float64(n))
 	}
 	rep.setDistributions(visible, posAges, negAges)
 	rep.Sampling = SamplingReport{Method: cfg.Negatives, Comparison: map[string]SamplingOutcome{
-		NegativesMatchedAge: outcome(posAges, matched),
-		NegativesRandomDate: outcome(posAges, random),
+		NegativesMatchedAge: outcome(posAges, c.matched.labels),
+		NegativesRandomDate: outcome(posAges, c.random),
 	}}
 	if cfg.Negatives == NegativesMatchedAge {
-		rep.Sampling.NegativesPerPositive = k
-		rep.Sampling.Bands = bands
-		for _, b := range bands {
-			if want := int(math.Round(k * float64(b.Positives))); float64(b.Sampled) < 0.9*float64(want) {
-				rep.Warnings = append(rep.Warnings, fmt.Sprintf("birth band %d-%d: %d eligible negatives for %d positives (wanted %d): older or sicker bands short of negatives skew the age match; lower --negatives-per-positive or widen --band-years",
-					b.BornFrom, b.BornTo, b.Eligible, b.Positives, want))
-			}
-		}
+		rep.Sampling.NegativesPerPositive = c.matched.k
+		rep.Sampling.Bands = c.matched.bands
+		rep.Warnings = append(rep.Warnings, c.matched.shortBands()...)
 	}
 	if ks := rep.AgeAtPrediction.KS; ks > 0.1 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the classes' ages at prediction differ (KS distance %.2f): a model can score well on age alone; see sampling.comparison", ks))
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the classes' ages at prediction differ (KS distance %.2f): "+
+			"a model can score well on age alone; see sampling.comparison", ks))
 	}
 	if rep.Splits[SplitTuning].Positives == 0 || rep.Splits[SplitHeldOut].Positives == 0 {
 		rep.Warnings = append(rep.Warnings, "a tuning or held_out split has no positives")
 	}
-	return &CohortResult{Labels: labels, Report: rep}, nil
+	return rep
 }
 
 func classOf(s *subjectInfo) string {
@@ -294,10 +316,34 @@ func (c CohortConfig) Params() map[string]any {
 	}
 }
 
+// matchedSample is what matched-age sampling made: the negatives, the candidates it left
+// out by reason, the negatives per positive k and each birth band's counts.
+type matchedSample struct {
+	labels []Label
+	excl   map[string]int
+	k      float64
+	bands  []BandReport
+}
+
+// shortBands warns of the bands that supplied less than 90% of the negatives they were asked
+// for.
+func (m *matchedSample) shortBands() []string {
+	var out []string
+	for _, b := range m.bands {
+		if want := int(math.Round(m.k * float64(b.Positives))); float64(b.Sampled) < 0.9*float64(want) {
+			out = append(out, fmt.Sprintf("birth band %d-%d: %d eligible negatives for %d positives (wanted %d): "+
+				"older or sicker bands short of negatives skew the age match; "+
+				"lower --negatives-per-positive or widen --band-years",
+				b.BornFrom, b.BornTo, b.Eligible, b.Positives, want))
+		}
+	}
+	return out
+}
+
 // sampleMatchedAge gives negatives prediction times matched on age within birth-year bands.
-func sampleMatchedAge(cfg *CohortConfig, positives []Label, cands []*subjectInfo) ([]Label, map[string]int, float64, []BandReport) {
-	excl := map[string]int{}
-	bandAges := map[int][]float64{}
+func sampleMatchedAge(cfg *CohortConfig, positives []Label, cands []*subjectInfo) matchedSample {
+	m := matchedSample{excl: map[string]int{}}
+	bandAges := map[int][]float64{} // the positives' ages at prediction by birth band, sorted
 	for _, p := range positives {
 		b := int(math.Floor(float64(TimeOf(p.Birth).Year()) / float64(cfg.BandYears)))
 		bandAges[b] = append(bandAges[b], p.Age)
@@ -305,33 +351,58 @@ func sampleMatchedAge(cfg *CohortConfig, positives []Label, cands []*subjectInfo
 	for _, a := range bandAges {
 		sort.Float64s(a)
 	}
-	type cand struct {
-		s *subjectInfo
-	}
-	eligible := map[int][]cand{}
+	eligible := map[int][]*subjectInfo{}
 	for _, s := range cands {
 		b := birthBand(s, cfg.BandYears)
-		ages, ok := bandAges[b]
-		if !ok {
-			excl[ExclNoPositiveBand]++
+		if r := cfg.matchable(s, bandAges[b]); r != "" {
+			m.excl[r]++
 			continue
 		}
-		lo, hi, ok := cfg.feasibleRange(s)
-		if !ok {
-			excl[cfg.whyInfeasible(s)]++
-			continue
-		}
-		// Positive ages a with birth + a inside [lo, hi].
-		i := sort.SearchFloat64s(ages, ageYears(s, lo))
-		j := sort.Search(len(ages), func(k int) bool { return ages[k] > ageYears(s, hi) })
-		if i >= j {
-			excl[ExclNoMatchedTime]++
-			continue
-		}
-		eligible[b] = append(eligible[b], cand{s})
+		eligible[b] = append(eligible[b], s)
 	}
-	// Negatives per positive: the largest ratio that bands holding 90% of positives supply.
-	k := cfg.NegativesPerPositive
+	m.k = cfg.NegativesPerPositive
+	if m.k == 0 {
+		m.k = supplyRatio(bandAges, eligible, len(positives))
+	}
+	bandKeys := make([]int, 0, len(bandAges))
+	for b := range bandAges {
+		bandKeys = append(bandKeys, b)
+	}
+	sort.Ints(bandKeys)
+	for _, b := range bandKeys {
+		band := cfg.sampleBand(b, bandAges[b], eligible[b], m.k)
+		m.labels = append(m.labels, band.labels...)
+		if band.unused > 0 {
+			m.excl[ExclOverNegRatio] += band.unused
+		}
+		m.bands = append(m.bands, band.report)
+	}
+	return m
+}
+
+// matchable is "" when a candidate negative can be matched to one of its band's positive
+// ages (sorted; nil when the band has no positive), else why not.
+func (cfg *CohortConfig) matchable(s *subjectInfo, ages []float64) string {
+	if ages == nil {
+		return ExclNoPositiveBand
+	}
+	lo, hi, ok := cfg.feasibleRange(s)
+	if !ok {
+		return cfg.whyInfeasible(s)
+	}
+	// Positive ages a with birth + a inside [lo, hi].
+	i := sort.SearchFloat64s(ages, ageYears(s, lo))
+	j := sort.Search(len(ages), func(k int) bool { return ages[k] > ageYears(s, hi) })
+	if i >= j {
+		return ExclNoMatchedTime
+	}
+	return ""
+}
+
+// supplyRatio is the negatives per positive when none is asked for: the largest ratio of
+// eligible negatives to positives that the bands holding 90% of the positives supply, at
+// least 1.
+func supplyRatio(bandAges map[int][]float64, eligible map[int][]*subjectInfo, positives int) float64 {
 	type br struct {
 		ratio float64
 		pos   int
@@ -340,78 +411,73 @@ func sampleMatchedAge(cfg *CohortConfig, positives []Label, cands []*subjectInfo
 	for b, ages := range bandAges {
 		ratios = append(ratios, br{float64(len(eligible[b])) / float64(len(ages)), len(ages)})
 	}
-	if k == 0 {
-		sort.Slice(ratios, func(i, j int) bool { return ratios[i].ratio < ratios[j].ratio })
-		need := 0.1 * float64(len(positives))
-		acc := 0
-		for _, r := range ratios {
-			acc += r.pos
-			k = r.ratio
-			if float64(acc) > need {
-				break
-			}
+	sort.Slice(ratios, func(i, j int) bool { return ratios[i].ratio < ratios[j].ratio })
+	need := 0.1 * float64(positives)
+	acc, k := 0, 0.0
+	for _, r := range ratios {
+		acc += r.pos
+		k = r.ratio
+		if float64(acc) > need {
+			break
 		}
-		k = math.Max(1, math.Floor(k))
 	}
-	var out []Label
-	var bands []BandReport
-	bandKeys := make([]int, 0, len(bandAges))
-	for b := range bandAges {
-		bandKeys = append(bandKeys, b)
+	return math.Max(1, math.Floor(k))
+}
+
+// bandSample is one birth band's matched negatives, how many eligible ones were left unused
+// and its report.
+type bandSample struct {
+	labels []Label
+	unused int
+	report BandReport
+}
+
+// sampleBand samples band b's negatives by risk-set sampling: every positive's age is a slot
+// to fill k times with a distinct negative eligible at that age, so the negatives' ages
+// reproduce the positives'. Oldest slots first: they have the fewest eligible negatives.
+func (cfg *CohortConfig) sampleBand(b int, ages []float64, cs []*subjectInfo, k float64) bandSample {
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(int64(b))))
+	copies := int(math.Floor(k))
+	if rng.Float64() < k-math.Floor(k) {
+		copies++
 	}
-	sort.Ints(bandKeys)
-	for _, b := range bandKeys {
-		ages := bandAges[b]
-		cs := eligible[b]
-		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(int64(b))))
-		// Risk-set sampling: every positive's age is a slot to fill k times with a distinct
-		// negative eligible at that age, so the negatives' ages reproduce the positives'.
-		// Oldest slots first: they have the fewest eligible negatives.
-		copies := int(math.Floor(k))
-		if rng.Float64() < k-math.Floor(k) {
-			copies++
-		}
-		lo := make([]float64, len(cs))
-		hi := make([]float64, len(cs))
-		for i, c := range cs {
-			l, h, _ := cfg.feasibleRange(c.s)
-			lo[i], hi[i] = ageYears(c.s, l), ageYears(c.s, h)
-		}
-		used := make([]bool, len(cs))
-		n := 0
-		quota := int(math.Round(k * float64(len(ages))))
-		for si := len(ages) - 1; si >= 0 && n < quota; si-- {
-			a := ages[si]
-			for rep := 0; rep < copies && n < quota; rep++ {
-				pick, seen := -1, 0
-				for i := range cs {
-					if !used[i] && lo[i] <= a && a <= hi[i] {
-						seen++
-						if rng.IntN(seen) == 0 {
-							pick = i
-						}
+	lo := make([]float64, len(cs))
+	hi := make([]float64, len(cs))
+	for i, c := range cs {
+		l, h, _ := cfg.feasibleRange(c)
+		lo[i], hi[i] = ageYears(c, l), ageYears(c, h)
+	}
+	var out bandSample
+	used := make([]bool, len(cs))
+	n := 0
+	quota := int(math.Round(k * float64(len(ages))))
+	for si := len(ages) - 1; si >= 0 && n < quota; si-- {
+		a := ages[si]
+		for rep := 0; rep < copies && n < quota; rep++ {
+			pick, seen := -1, 0
+			for i := range cs {
+				if !used[i] && lo[i] <= a && a <= hi[i] {
+					seen++
+					if rng.IntN(seen) == 0 {
+						pick = i
 					}
 				}
-				if pick < 0 {
-					break
-				}
-				used[pick] = true
-				c := cs[pick].s
-				l, h, _ := cfg.feasibleRange(c)
-				pt := min(max(c.birth+int64(a*float64(MicrosPerYear)), l), h)
-				out = append(out, labelFor(c, pt, false))
-				n++
 			}
-		}
-		for i := range cs {
-			if !used[i] {
-				excl[ExclOverNegRatio]++
+			if pick < 0 {
+				break
 			}
+			used[pick] = true
+			c := cs[pick]
+			l, h, _ := cfg.feasibleRange(c)
+			pt := min(max(c.birth+int64(a*float64(MicrosPerYear)), l), h)
+			out.labels = append(out.labels, labelFor(c, pt, false))
+			n++
 		}
-		bands = append(bands, BandReport{BornFrom: b * cfg.BandYears, BornTo: b*cfg.BandYears + cfg.BandYears - 1,
-			Positives: len(ages), Eligible: len(cs), Sampled: n})
 	}
-	return out, excl, k, bands
+	out.unused = len(cs) - n
+	out.report = BandReport{BornFrom: b * cfg.BandYears, BornTo: b*cfg.BandYears + cfg.BandYears - 1,
+		Positives: len(ages), Eligible: len(cs), Sampled: n}
+	return out
 }
 
 // whyInfeasible names the first rule that leaves a negative no eligible prediction time.

@@ -129,41 +129,59 @@ func ImportCSV(ctx context.Context, cfg ImportConfig) (*ImportSummary, error) {
 
 func importInto(ctx context.Context, w *DatasetWriter, cfg ImportConfig) (*ImportSummary, error) {
 	tp := timeParser{layout: cfg.TimeLayout}
-	subs, byID, hasSplit, err := readSubjectsCSV(ctx, cfg.SubjectsPath, w.Codes, &tp)
+	st, err := readSubjectsCSV(ctx, cfg.SubjectsPath, w.Codes, &tp)
 	if err != nil {
 		return nil, err
 	}
-	sum := &ImportSummary{Out: cfg.Out, Subjects: len(subs), Splits: map[string]int{}}
-	order := make([]int, len(subs))
+	sum := &ImportSummary{Out: cfg.Out, Subjects: len(st.subs), Splits: map[string]int{}}
+	order := make([]int, len(st.subs))
 	for i := range order {
 		order[i] = i
 	}
-	sort.Slice(order, func(a, b int) bool { return subs[order[a]].id < subs[order[b]].id })
+	sort.Slice(order, func(a, b int) bool { return st.subs[order[a]].id < st.subs[order[b]].id })
 	memEvents := cfg.MemoryEvents
 	if memEvents <= 0 {
 		memEvents = DefaultImportMemoryEvents
 	}
 	sp := newImportSpill(filepath.Join(w.TempDir(), ".spill"), memEvents, order)
 	defer sp.remove()
-	if err := readEventsCSV(ctx, cfg.EventsPath, cfg.SubjectsPath, w.Codes, &tp, subs, byID, sum, sp); err != nil {
+	if err := readEventsCSV(ctx, cfg.EventsPath, cfg.SubjectsPath, w.Codes, &tp, st, sum, sp); err != nil {
 		return nil, err
 	}
 	sum.Spilled, sum.SpillRuns = sp.spilled, len(sp.runs)
+	if err := addSubjects(ctx, w, st, order, sp, sum); err != nil {
+		return nil, err
+	}
+	if err := sp.remove(); err != nil { // before the temporary folder becomes the dataset
+		return nil, fmt.Errorf("import: remove spill files: %w", err)
+	}
+	sum.Events = w.Rows()
+	sum.Codes = w.Codes.Len()
+	if err := commitImport(w, cfg, sum); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// addSubjects hands the subjects to the writer in order (their indexes into st.subs), each
+// with its spilled events before those held in memory and its death last.
+func addSubjects(ctx context.Context, w *DatasetWriter, st *subjectTable, order []int, sp *importSpill,
+	sum *ImportSummary) error {
 	var merge *spillMerger
 	if len(sp.runs) > 0 {
 		var err error
 		if merge, err = sp.merger(); err != nil {
-			return nil, err
+			return err
 		}
 		defer merge.close()
 	}
 	deathID := w.Codes.ID(DeathCode)
 	for r, i := range order {
-		s := &subs[i]
+		s := &st.subs[i]
 		if merge != nil {
 			spilled, err := merge.take(int32(r), nil)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if len(spilled) > 0 {
 				s.events = append(spilled, s.events...) // the runs hold the earlier rows
@@ -172,26 +190,27 @@ func importInto(ctx context.Context, w *DatasetWriter, cfg ImportConfig) (*Impor
 		if s.death != StaticTime {
 			s.events = append(s.events, Event{Time: s.death, Code: deathID, Value: NoValue})
 		}
-		if !hasSplit {
+		if !st.hasSplit {
 			s.split = ""
 		}
 		sum.Splits[s.split]++
 		if err := w.Add(s.split, Subject{ID: s.id, Events: s.events}); err != nil {
-			return nil, err
+			return err
 		}
 		s.events = nil // the writer owns the slice now
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if merge != nil {
 		merge.close()
 	}
-	if err := sp.remove(); err != nil { // before the temporary folder becomes the dataset
-		return nil, fmt.Errorf("import: remove spill files: %w", err)
-	}
-	sum.Events = w.Rows()
-	sum.Codes = w.Codes.Len()
+	return nil
+}
+
+// commitImport writes the dataset metadata and the manifest (with the inputs' checksums) and
+// commits the dataset.
+func commitImport(w *DatasetWriter, cfg ImportConfig, sum *ImportSummary) error {
 	w.SetMetadata(DatasetMetadata{
 		ETLName:   "medseq data import",
 		CreatedAt: time.Now().UTC().Format(time.RFC3339),
@@ -205,16 +224,13 @@ func importInto(ctx context.Context, w *DatasetWriter, cfg ImportConfig) (*Impor
 	}
 	m := NewManifest("data import", params)
 	if _, err := m.AddInput("events", cfg.EventsPath); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := m.AddInput("subjects", cfg.SubjectsPath); err != nil {
-		return nil, err
+		return err
 	}
 	sum.RunID = m.RunID
-	if err := w.Commit(m); err != nil {
-		return nil, err
-	}
-	return sum, nil
+	return w.Commit(m)
 }
 
 // csvInput is an opened (possibly gzip-compressed) CSV file with its header resolved.
@@ -412,10 +428,23 @@ func quoteAll(s []string) []string {
 	return out
 }
 
-func readSubjectsCSV(ctx context.Context, path string, codes *Codes, tp *timeParser) (subs []importSubject, byID map[int64]int32, hasSplit bool, err error) {
+// subjectTable is subjects.csv read: the subjects in file order, their indexes by id, and
+// whether the file has a split column.
+type subjectTable struct {
+	subs     []importSubject
+	byID     map[int64]int32
+	hasSplit bool
+}
+
+// subjectColumns are the indexes of subjects.csv's columns (-1 for an absent optional one).
+type subjectColumns struct {
+	id, birth, sex, death, split int
+}
+
+func readSubjectsCSV(ctx context.Context, path string, codes *Codes, tp *timeParser) (*subjectTable, error) {
 	in, err := openCSV(path)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, err
 	}
 	defer in.Close()
 	idx, _, err := in.readHeader(
@@ -423,68 +452,32 @@ func readSubjectsCSV(ctx context.Context, path string, codes *Codes, tp *timePar
 		[][]string{{"death_date"}, {"split"}},
 	)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, err
 	}
-	iID, iBirth, iSex, iDeath, iSplit := idx[0], idx[1], idx[2], idx[3], idx[4]
-	hasSplit = iSplit >= 0
+	cols := subjectColumns{id: idx[0], birth: idx[1], sex: idx[2], death: idx[3], split: idx[4]}
+	st := &subjectTable{byID: map[int64]int32{}, hasSplit: cols.split >= 0}
 	birthID := codes.ID(BirthCode)
 	sexIDs := map[string]int32{}
-	byID = map[int64]int32{}
 	for n := 0; ; n++ {
 		if n&0xffff == 0 {
 			if err := ctx.Err(); err != nil {
-				return nil, nil, false, err
+				return nil, err
 			}
 		}
 		rec, err := in.next()
 		if err != nil {
-			return nil, nil, false, err
+			return nil, err
 		}
 		if rec == nil {
 			break
 		}
-		s := importSubject{line: in.line, death: StaticTime}
-		if s.id, err = parseSubjectID(in, rec, iID); err != nil {
-			return nil, nil, false, err
+		s, sex, err := cols.parse(in, rec, tp)
+		if err != nil {
+			return nil, err
 		}
-		if prev, dup := byID[s.id]; dup {
-			return nil, nil, false, in.errorf(in.fieldLine(iID), "subject_id", "subject %d is listed twice (first on line %d)", s.id, subs[prev].line)
-		}
-		s.birthS = strings.TrimSpace(rec[iBirth])
-		if s.birthS == "" {
-			return nil, nil, false, in.errorf(in.fieldLine(iBirth), "birth_date", "empty birth_date for subject %d", s.id)
-		}
-		var ok bool
-		if s.birth, ok = tp.parse(s.birthS); !ok {
-			return nil, nil, false, in.errorf(in.fieldLine(iBirth), "birth_date", "cannot parse %q as a date or time%s", s.birthS, tp.hint())
-		}
-		if err := CheckTime(s.birth); err != nil {
-			return nil, nil, false, in.errorf(in.fieldLine(iBirth), "birth_date", "%q: %v", s.birthS, err)
-		}
-		sex, ok := sexCode(rec[iSex])
-		if !ok {
-			return nil, nil, false, in.errorf(in.fieldLine(iSex), "sex", "unknown sex %q for subject %d; want F, M, female, male, U, unknown or other", rec[iSex], s.id)
-		}
-		if iDeath >= 0 {
-			if s.deathS = strings.TrimSpace(rec[iDeath]); s.deathS != "" {
-				if s.death, ok = tp.parse(s.deathS); !ok {
-					return nil, nil, false, in.errorf(in.fieldLine(iDeath), "death_date", "cannot parse %q as a date or time%s", s.deathS, tp.hint())
-				}
-				if err := CheckTime(s.death); err != nil {
-					return nil, nil, false, in.errorf(in.fieldLine(iDeath), "death_date", "%q: %v", s.deathS, err)
-				}
-				if s.death < s.birth {
-					return nil, nil, false, in.errorf(in.fieldLine(iDeath), "death_date", "subject %d dies (%s) before birth (%s)", s.id, s.deathS, s.birthS)
-				}
-			}
-		}
-		if hasSplit {
-			switch v := strings.ToLower(strings.TrimSpace(rec[iSplit])); v {
-			case SplitTrain, SplitTuning, SplitHeldOut:
-				s.split = v
-			default:
-				return nil, nil, false, in.errorf(in.fieldLine(iSplit), "split", "unknown split %q for subject %d; want train, tuning or held_out", rec[iSplit], s.id)
-			}
+		if prev, dup := st.byID[s.id]; dup {
+			return nil, in.errorf(in.fieldLine(cols.id), "subject_id", "subject %d is listed twice (first on line %d)",
+				s.id, st.subs[prev].line)
 		}
 		sexID, seen := sexIDs[sex]
 		if !seen {
@@ -494,13 +487,68 @@ func readSubjectsCSV(ctx context.Context, path string, codes *Codes, tp *timePar
 		s.events = make([]Event, 2, 8)
 		s.events[0] = Event{Time: StaticTime, Code: sexID, Value: NoValue}
 		s.events[1] = Event{Time: s.birth, Code: birthID, Value: NoValue}
-		byID[s.id] = int32(len(subs))
-		subs = append(subs, s)
+		st.byID[s.id] = int32(len(st.subs))
+		st.subs = append(st.subs, s)
 	}
-	if len(subs) == 0 {
-		return nil, nil, false, in.errorf(in.line+1, "subject_id", "no subjects: the file has a header but no data rows")
+	if len(st.subs) == 0 {
+		return nil, in.errorf(in.line+1, "subject_id", "no subjects: the file has a header but no data rows")
 	}
-	return subs, byID, hasSplit, nil
+	return st, nil
+}
+
+// parse reads and checks one row of subjects.csv; it returns the subject and its sex code.
+func (c subjectColumns) parse(in *csvInput, rec []string, tp *timeParser) (importSubject, string, error) {
+	s := importSubject{line: in.line, death: StaticTime}
+	var err error
+	if s.id, err = parseSubjectID(in, rec, c.id); err != nil {
+		return s, "", err
+	}
+	s.birthS = strings.TrimSpace(rec[c.birth])
+	if s.birthS == "" {
+		return s, "", in.errorf(in.fieldLine(c.birth), "birth_date", "empty birth_date for subject %d", s.id)
+	}
+	if s.birth, err = parseDateField(in, tp, c.birth, "birth_date", s.birthS); err != nil {
+		return s, "", err
+	}
+	sex, ok := sexCode(rec[c.sex])
+	if !ok {
+		return s, "", in.errorf(in.fieldLine(c.sex), "sex",
+			"unknown sex %q for subject %d; want F, M, female, male, U, unknown or other", rec[c.sex], s.id)
+	}
+	if c.death >= 0 {
+		if s.deathS = strings.TrimSpace(rec[c.death]); s.deathS != "" {
+			if s.death, err = parseDateField(in, tp, c.death, "death_date", s.deathS); err != nil {
+				return s, "", err
+			}
+			if s.death < s.birth {
+				return s, "", in.errorf(in.fieldLine(c.death), "death_date", "subject %d dies (%s) before birth (%s)",
+					s.id, s.deathS, s.birthS)
+			}
+		}
+	}
+	if c.split >= 0 {
+		switch v := strings.ToLower(strings.TrimSpace(rec[c.split])); v {
+		case SplitTrain, SplitTuning, SplitHeldOut:
+			s.split = v
+		default:
+			return s, "", in.errorf(in.fieldLine(c.split), "split",
+				"unknown split %q for subject %d; want train, tuning or held_out", rec[c.split], s.id)
+		}
+	}
+	return s, sex, nil
+}
+
+// parseDateField parses v, the trimmed field i (column col) of the current row, as a date or
+// time in MEDS' range.
+func parseDateField(in *csvInput, tp *timeParser, i int, col, v string) (int64, error) {
+	t, ok := tp.parse(v)
+	if !ok {
+		return 0, in.errorf(in.fieldLine(i), col, "cannot parse %q as a date or time%s", v, tp.hint())
+	}
+	if err := CheckTime(t); err != nil {
+		return 0, in.errorf(in.fieldLine(i), col, "%q: %v", v, err)
+	}
+	return t, nil
 }
 
 func parseSubjectID(in *csvInput, rec []string, i int) (int64, error) {
@@ -528,7 +576,8 @@ func sexCode(v string) (string, bool) {
 	return "", false
 }
 
-func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes, tp *timeParser, subs []importSubject, byID map[int64]int32, sum *ImportSummary, sp *importSpill) error {
+func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes, tp *timeParser, st *subjectTable,
+	sum *ImportSummary, sp *importSpill) error {
 	in, err := openCSV(path)
 	if err != nil {
 		return err
@@ -541,16 +590,10 @@ func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes,
 	if err != nil {
 		return err
 	}
-	iID, iTime, iCode, iVal := idx[0], idx[1], idx[2], idx[3]
-	timeCol, valCol := names[1], names[3]
-	birthID := codes.ID(BirthCode) // readSubjectsCSV wrote each subject's birth
-	var (
-		lastIDStr = "\x00" // no subject_id field equals this
-		lastID    int64
-		cur       *importSubject
-		lastTimeS string              // the last time field parsed, as written
-		lastTime  int64  = StaticTime // its time: "" (the initial value) is a static row
-	)
+	r := &eventRows{in: in, tp: tp, codes: codes, st: st, subjectsPath: subjectsPath,
+		iID: idx[0], iTime: idx[1], iCode: idx[2], iVal: idx[3], timeCol: names[1], valCol: names[3],
+		birthID:   codes.ID(BirthCode), // readSubjectsCSV wrote each subject's birth
+		lastIDStr: "\x00", lastTime: StaticTime}
 	for n := 0; ; n++ {
 		if n&0xffff == 0 {
 			if err := ctx.Err(); err != nil {
@@ -564,73 +607,16 @@ func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes,
 		if rec == nil {
 			break
 		}
-		// Subject: events files are usually grouped by subject, so remember the last one.
-		if rec[iID] != lastIDStr {
-			id, err := parseSubjectID(in, rec, iID)
-			if err != nil {
-				return err
-			}
-			k, ok := byID[id]
-			if !ok {
-				return in.errorf(in.fieldLine(iID), "subject_id", "subject %d is not in %s", id, subjectsPath)
-			}
-			lastIDStr, lastID, cur = rec[iID], id, &subs[k]
+		ev, err := r.event(rec)
+		if err != nil {
+			return err
 		}
-		ev := Event{Time: StaticTime, Value: NoValue}
-		// Time.
-		if ts := rec[iTime]; ts != lastTimeS {
-			t := strings.TrimSpace(ts)
-			if t == "" {
-				lastTime = StaticTime
-			} else {
-				var ok bool
-				if lastTime, ok = tp.parse(t); !ok {
-					return in.errorf(in.fieldLine(iTime), timeCol, "cannot parse %q as a date or time%s", ts, tp.hint())
-				}
-				if err := CheckTime(lastTime); err != nil {
-					lastTimeS = "\x00" // not cached: the next row with this time fails too
-					return in.errorf(in.fieldLine(iTime), timeCol, "%q: %v", ts, err)
-				}
-			}
-			lastTimeS = ts
-		}
-		ev.Time = lastTime
-		if ev.Time != StaticTime {
-			if FloorDiv(ev.Time, MicrosPerDay) < FloorDiv(cur.birth, MicrosPerDay) {
-				return in.errorf(in.fieldLine(iTime), timeCol, "event at %s is before the birth of subject %d (%s)", strings.TrimSpace(rec[iTime]), lastID, cur.birthS)
-			}
-			if cur.death != StaticTime && FloorDiv(ev.Time, MicrosPerDay) > FloorDiv(cur.death, MicrosPerDay) {
-				return in.errorf(in.fieldLine(iTime), timeCol, "event at %s is after the death of subject %d (%s)", strings.TrimSpace(rec[iTime]), lastID, cur.deathS)
-			}
-		} else {
+		if ev.Time == StaticTime {
 			sum.Static++
 		}
-		// Code, kept exactly as written; checked (CheckCode) the first time it is met.
-		code := rec[iCode]
-		id, known := codes.Lookup(code)
-		if !known {
-			if err := CheckCode(code); err != nil {
-				return in.errorf(in.fieldLine(iCode), "code", "%v", err)
-			}
-			id = codes.ID(code)
-		}
-		if id == birthID {
-			return in.errorf(in.fieldLine(iCode), "code", "%s row for subject %d: the birth comes from %s's birth_date (%s); a second birth is refused", BirthCode, lastID, subjectsPath, cur.birthS)
-		}
-		ev.Code = id
-		// Value.
-		if iVal >= 0 {
-			if v := strings.TrimSpace(rec[iVal]); v != "" {
-				f, err := strconv.ParseFloat(v, 32)
-				if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-					return in.errorf(in.fieldLine(iVal), valCol, "%q is not a finite number", rec[iVal])
-				}
-				ev.Value = float32(f)
-			}
-		}
-		cur.events = append(cur.events, ev)
+		r.cur.events = append(r.cur.events, ev)
 		sum.CSVEvents++
-		if err := sp.added(subs); err != nil {
+		if err := sp.added(st.subs); err != nil {
 			return err
 		}
 	}
@@ -638,6 +624,120 @@ func readEventsCSV(ctx context.Context, path, subjectsPath string, codes *Codes,
 		return in.errorf(in.line+1, "subject_id", "no events: the file has a header but no data rows")
 	}
 	return nil
+}
+
+// eventRows reads the rows of an events CSV file. Events files are usually grouped by
+// subject and time, so it remembers the last subject and the last time field parsed.
+type eventRows struct {
+	in                      *csvInput
+	tp                      *timeParser
+	codes                   *Codes
+	st                      *subjectTable
+	subjectsPath            string
+	iID, iTime, iCode, iVal int    // column indexes; iVal -1 when absent
+	timeCol, valCol         string // the header's names for them
+	birthID                 int32
+	lastIDStr               string // the last subject_id field; "\x00" (no field equals it) at first
+	lastID                  int64
+	cur                     *importSubject // its subject
+	lastTimeS               string         // the last time field parsed, as written
+	lastTime                int64          // its time: "" (the initial value) is a static row
+}
+
+// event reads and checks one row, setting r.cur to its subject.
+func (r *eventRows) event(rec []string) (Event, error) {
+	ev := Event{Value: NoValue}
+	if err := r.subject(rec); err != nil {
+		return ev, err
+	}
+	var err error
+	if ev.Time, err = r.time(rec); err != nil {
+		return ev, err
+	}
+	if ev.Code, err = r.code(rec); err != nil {
+		return ev, err
+	}
+	if r.iVal >= 0 {
+		if v := strings.TrimSpace(rec[r.iVal]); v != "" {
+			f, err := strconv.ParseFloat(v, 32)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return ev, r.in.errorf(r.in.fieldLine(r.iVal), r.valCol, "%q is not a finite number", rec[r.iVal])
+			}
+			ev.Value = float32(f)
+		}
+	}
+	return ev, nil
+}
+
+// subject sets r.cur to the row's subject, which subjects.csv must list.
+func (r *eventRows) subject(rec []string) error {
+	if rec[r.iID] == r.lastIDStr {
+		return nil
+	}
+	id, err := parseSubjectID(r.in, rec, r.iID)
+	if err != nil {
+		return err
+	}
+	k, ok := r.st.byID[id]
+	if !ok {
+		return r.in.errorf(r.in.fieldLine(r.iID), "subject_id", "subject %d is not in %s", id, r.subjectsPath)
+	}
+	r.lastIDStr, r.lastID, r.cur = rec[r.iID], id, &r.st.subs[k]
+	return nil
+}
+
+// time is the row's time (StaticTime for an empty field), which must fall between the
+// subject's birth and death days.
+func (r *eventRows) time(rec []string) (int64, error) {
+	in := r.in
+	if ts := rec[r.iTime]; ts != r.lastTimeS {
+		t := strings.TrimSpace(ts)
+		if t == "" {
+			r.lastTime = StaticTime
+		} else {
+			var ok bool
+			if r.lastTime, ok = r.tp.parse(t); !ok {
+				return 0, in.errorf(in.fieldLine(r.iTime), r.timeCol, "cannot parse %q as a date or time%s", ts, r.tp.hint())
+			}
+			if err := CheckTime(r.lastTime); err != nil {
+				r.lastTimeS = "\x00" // not cached: the next row with this time fails too
+				return 0, in.errorf(in.fieldLine(r.iTime), r.timeCol, "%q: %v", ts, err)
+			}
+		}
+		r.lastTimeS = ts
+	}
+	t, cur := r.lastTime, r.cur
+	if t == StaticTime {
+		return t, nil
+	}
+	if FloorDiv(t, MicrosPerDay) < FloorDiv(cur.birth, MicrosPerDay) {
+		return 0, in.errorf(in.fieldLine(r.iTime), r.timeCol, "event at %s is before the birth of subject %d (%s)",
+			strings.TrimSpace(rec[r.iTime]), r.lastID, cur.birthS)
+	}
+	if cur.death != StaticTime && FloorDiv(t, MicrosPerDay) > FloorDiv(cur.death, MicrosPerDay) {
+		return 0, in.errorf(in.fieldLine(r.iTime), r.timeCol, "event at %s is after the death of subject %d (%s)",
+			strings.TrimSpace(rec[r.iTime]), r.lastID, cur.deathS)
+	}
+	return t, nil
+}
+
+// code is the row's code, kept exactly as written; checked (CheckCode) the first time it is
+// met. A birth code is refused: the birth comes from subjects.csv.
+func (r *eventRows) code(rec []string) (int32, error) {
+	code := rec[r.iCode]
+	id, known := r.codes.Lookup(code)
+	if !known {
+		if err := CheckCode(code); err != nil {
+			return 0, r.in.errorf(r.in.fieldLine(r.iCode), "code", "%v", err)
+		}
+		id = r.codes.ID(code)
+	}
+	if id == r.birthID {
+		return 0, r.in.errorf(r.in.fieldLine(r.iCode), "code",
+			"%s row for subject %d: the birth comes from %s's birth_date (%s); a second birth is refused",
+			BirthCode, r.lastID, r.subjectsPath, r.cur.birthS)
+	}
+	return id, nil
 }
 
 // timeParser parses the time formats the importer accepts: RFC 3339, "2006-01-02 15:04:05",

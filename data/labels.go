@@ -245,12 +245,39 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 		cfg.Fractions = DefaultSplitFractions
 	}
 	excl := exclusions{}
-	// Nulls and repeats first: they need no data. Rows of one subject and time form a group:
-	// the first is kept when they agree, none when they conflict.
+	kept := dedupeLabelRows(lf.Rows, excl)
+	want := make(map[int64]bool, len(kept))
+	for _, r := range kept {
+		want[r.SubjectID] = true
+	}
+	pop, err := summarise(ctx, ds, &cfg, func(id int64) bool { return want[id] })
+	if err != nil {
+		return nil, err
+	}
+	c := &labelCohort{cfg: &cfg, pop: pop, lf: lf, excl: excl, byID: make(map[int64]*subjectInfo, len(pop.infos))}
+	for i := range pop.infos {
+		c.byID[pop.infos[i].id] = &pop.infos[i]
+	}
+	labels := c.labels(kept)
+	if len(labels) == 0 {
+		return nil, fmt.Errorf("%w: none of the %d labels of %s is usable (see the exclusions: %s)",
+			ErrEmptyCohort, len(lf.Rows), lf.Path, excl.summary())
+	}
+	source, err := assignSplits(ds, pop.shardSplit, labels, cfg.Seed, cfg.Fractions)
+	if err != nil {
+		return nil, err
+	}
+	return &CohortResult{Labels: labels, Report: c.report(ds.Root, labels, source)}, nil
+}
+
+// dedupeLabelRows drops null and repeated rows, counting them in excl: they need no data.
+// Rows of one subject and time form a group: the first is kept when they agree, none when
+// they conflict.
+func dedupeLabelRows(rows []LabelRow, excl exclusions) []LabelRow {
 	type key struct{ id, t int64 }
 	groups := map[key][]int{}
 	var order []key
-	for i, r := range lf.Rows {
+	for i, r := range rows {
 		if r.Null {
 			excl.add("any", ExclNullValue)
 			continue
@@ -264,10 +291,10 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 	var kept []LabelRow
 	for _, k := range order {
 		g := groups[k]
-		r := lf.Rows[g[0]]
+		r := rows[g[0]]
 		agree := true
 		for _, i := range g[1:] {
-			agree = agree && lf.Rows[i].Value == r.Value
+			agree = agree && rows[i].Value == r.Value
 		}
 		if !agree {
 			for range g {
@@ -280,54 +307,54 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 		}
 		kept = append(kept, r)
 	}
-	want := make(map[int64]bool, len(kept))
-	for _, r := range kept {
-		want[r.SubjectID] = true
-	}
-	pop, err := summarise(ctx, ds, &cfg, func(id int64) bool { return want[id] })
-	if err != nil {
-		return nil, err
-	}
-	infos, shardSplits, nSubjects := pop.infos, pop.shardSplit, pop.subjects
-	byID := make(map[int64]*subjectInfo, len(infos))
-	for i := range infos {
-		byID[infos[i].id] = &infos[i]
-	}
+	return kept
+}
+
+// labelCohort is BuildLabelCohort's state from step to step.
+type labelCohort struct {
+	cfg        *CohortConfig
+	pop        *firstPass
+	lf         *LabelFiles
+	excl       exclusions
+	byID       map[int64]*subjectInfo
+	unknownAge int // labels whose subject has no birth
+}
+
+// labels checks the kept rows against the data (subject known, time inside life, something
+// visible) and makes the usable ones labels, ordered by subject and time.
+func (c *labelCohort) labels(kept []LabelRow) []Label {
+	cfg := c.cfg
 	var labels []Label
-	unknownAge := 0
 	for _, r := range kept {
 		class := className(r.Value)
-		s, ok := byID[r.SubjectID]
+		s, ok := c.byID[r.SubjectID]
 		if !ok {
-			excl.add(class, ExclNotInData)
+			c.excl.add(class, ExclNotInData)
 			continue
 		}
 		pt := r.PredictionTime
 		switch {
 		case s.birth != StaticTime && pt <= s.birth:
-			excl.add(class, ExclBeforeBirth)
+			c.excl.add(class, ExclBeforeBirth)
 			continue
 		case s.death != StaticTime && pt >= s.death:
-			excl.add(class, ExclAfterDeath)
+			c.excl.add(class, ExclAfterDeath)
 			continue
 		case s.visibleCount(pt-cfg.Gap) == 0:
-			excl.add(class, ExclNoVisibleEvent)
+			c.excl.add(class, ExclNoVisibleEvent)
 			continue
 		}
 		l := Label{SubjectID: s.id, PredictionTime: pt, Value: r.Value, Age: math.NaN(), Sex: s.sex, Birth: s.birth,
 			EventTime: StaticTime}
 		if len(cfg.Targets) > 0 {
-			l.setTimeToEvent(s.timeToEvent(pt, pop.end, cfg.CensorWindow))
+			l.setTimeToEvent(s.timeToEvent(pt, c.pop.end, cfg.CensorWindow))
 		}
 		if s.birth != StaticTime {
 			l.Age = ageYears(s, pt)
 		} else {
-			unknownAge++
+			c.unknownAge++
 		}
 		labels = append(labels, l)
-	}
-	if len(labels) == 0 {
-		return nil, fmt.Errorf("%w: none of the %d labels of %s is usable (see the exclusions: %s)", ErrEmptyCohort, len(lf.Rows), lf.Path, excl.summary())
 	}
 	sort.Slice(labels, func(i, j int) bool {
 		if labels[i].SubjectID != labels[j].SubjectID {
@@ -335,23 +362,23 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 		}
 		return labels[i].PredictionTime < labels[j].PredictionTime
 	})
+	return labels
+}
 
-	source, err := assignSplits(ds, shardSplits, labels, cfg.Seed, cfg.Fractions)
-	if err != nil {
-		return nil, err
-	}
+// report is the cohort report of labels, split from source.
+func (c *labelCohort) report(dataset string, labels []Label, source string) *CohortReport {
+	cfg := c.cfg
 	lab := map[int64]bool{}
 	for _, l := range labels {
 		lab[l.SubjectID] = true
 	}
-
 	rep := &CohortReport{
-		Dataset: ds.Root, Subjects: nSubjects, Labels: len(labels),
-		Params: LabelCohortParams(cfg, lf.Path), SplitSource: source, Splits: map[string]ClassCounts{},
-		VisibleEvents: map[string]Summary{}, Source: SamplingLabels, LabelFiles: lf.Files, LabelRows: len(lf.Rows),
-		LabelSubjects: len(lab), IgnoredColumns: lf.ValueColumns, UnknownAge: unknownAge,
+		Dataset: dataset, Subjects: c.pop.subjects, Labels: len(labels),
+		Params: LabelCohortParams(*cfg, c.lf.Path), SplitSource: source, Splits: map[string]ClassCounts{},
+		VisibleEvents: map[string]Summary{}, Source: SamplingLabels, LabelFiles: c.lf.Files, LabelRows: len(c.lf.Rows),
+		LabelSubjects: len(lab), IgnoredColumns: c.lf.ValueColumns, UnknownAge: c.unknownAge,
+		Exclusions: c.excl.list(),
 	}
-	rep.Exclusions = excl.list()
 	var posAges, negAges []float64
 	visible := map[string][]float64{}
 	for _, l := range labels {
@@ -371,31 +398,43 @@ func BuildLabelCohort(ctx context.Context, ds *Dataset, lf *LabelFiles, cfg Coho
 			}
 		}
 		rep.Splits[l.Split] = cc
-		visible[className(l.Value)] = append(visible[className(l.Value)], float64(byID[l.SubjectID].visibleCount(l.PredictionTime-cfg.Gap)))
+		n := c.byID[l.SubjectID].visibleCount(l.PredictionTime - cfg.Gap)
+		visible[className(l.Value)] = append(visible[className(l.Value)], float64(n))
 	}
 	rep.Prevalence = float64(rep.Positives) / float64(len(labels))
 	rep.setDistributions(visible, posAges, negAges)
 	rep.Sampling = SamplingReport{Method: SamplingLabels, Comparison: map[string]SamplingOutcome{}}
 	if len(cfg.Targets) > 0 {
-		rep.TimeToEvent = newTimeToEventReport(labels, pop.end, cfg.CensorWindow)
-		if n := rep.TimeToEvent.PositivesWithoutEvent; n > 0 {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d of %d positive labels have no code starting with %v at or after their prediction time: the target codes time no event for them (censored)",
-				n, rep.Positives, cfg.Targets))
-		}
+		rep.TimeToEvent = newTimeToEventReport(labels, c.pop.end, cfg.CensorWindow)
 	}
-	if unknownAge > 0 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d labels have no birth date (no code in %v): their age is unknown and left out of the age checks", unknownAge, cfg.BirthCodes))
+	rep.Warnings = c.warnings(rep)
+	return rep
+}
+
+// warnings are the report's warnings: positives without an event, unknown ages, classes of
+// different ages, a single class, splits without positives.
+func (c *labelCohort) warnings(rep *CohortReport) []string {
+	var w []string
+	if tte := rep.TimeToEvent; tte != nil && tte.PositivesWithoutEvent > 0 {
+		w = append(w, fmt.Sprintf("%d of %d positive labels have no code starting with %v at or after their "+
+			"prediction time: the target codes time no event for them (censored)",
+			tte.PositivesWithoutEvent, rep.Positives, c.cfg.Targets))
+	}
+	if c.unknownAge > 0 {
+		w = append(w, fmt.Sprintf("%d labels have no birth date (no code in %v): "+
+			"their age is unknown and left out of the age checks", c.unknownAge, c.cfg.BirthCodes))
 	}
 	if ks := rep.AgeAtPrediction.KS; ks > 0.1 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the classes' ages at prediction differ (KS distance %.2f): a model can score well on age alone", ks))
+		w = append(w, fmt.Sprintf("the classes' ages at prediction differ (KS distance %.2f): "+
+			"a model can score well on age alone", ks))
 	}
 	if rep.Positives == 0 || rep.Negatives == 0 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("only one class (%d positive, %d negative labels)", rep.Positives, rep.Negatives))
+		w = append(w, fmt.Sprintf("only one class (%d positive, %d negative labels)", rep.Positives, rep.Negatives))
 	}
 	if rep.Splits[SplitTuning].Positives == 0 || rep.Splits[SplitHeldOut].Positives == 0 {
-		rep.Warnings = append(rep.Warnings, "a tuning or held_out split has no positives")
+		w = append(w, "a tuning or held_out split has no positives")
 	}
-	return &CohortResult{Labels: labels, Report: rep}, nil
+	return w
 }
 
 // list is the exclusions in report order: any, positive, negative; reasons sorted.

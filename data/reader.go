@@ -144,11 +144,11 @@ func (d *Dataset) ForEachSubject(ctx context.Context, fn func(Subject) error) er
 // file is not already ordered by subject and time).
 func (d *Dataset) ReadShard(path string) (sh *Shard, err error) {
 	defer recoverCorrupt(path, &err)
-	ids, ev, ord, err := d.readColumns(path)
+	rows, err := d.readColumns(path)
 	if err != nil {
 		return nil, err
 	}
-	return groupSubjects(path, ids, ev, ord), nil
+	return groupSubjects(path, rows.ids, rows.ev, rows.ord), nil
 }
 
 // A corrupt file's metadata may declare any number of rows or bytes, and arrow-go allocates
@@ -311,22 +311,69 @@ func columnError(path, col, format string, args ...any) error {
 	return fmt.Errorf("read %s: column %s: %s", path, col, fmt.Sprintf(format, args...))
 }
 
+// shardRows are the rows of one file, column by column, and what is known of their order.
+type shardRows struct {
+	ids []int64
+	ev  []Event
+	ord order
+}
+
 // readColumns reads subject_id, time, code and numeric_value (when present) of one file.
 //
 // Row groups are read in parallel (one goroutine per core, each taking the next row group)
 // straight into their place in the output. Row group 0 interns its codes into d.Codes; the
 // others intern into a table of their own that is merged into d.Codes afterwards in row
 // group order, so code ids are the same as a sequential read would give.
-func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
+func (d *Dataset) readColumns(path string) (shardRows, error) {
+	f, err := d.openShardFile(path)
+	if err != nil {
+		return shardRows{}, err
+	}
+	defer f.pf.Close()
+	nrg := len(f.offs) - 1
+	n := f.offs[nrg]
+	rows := shardRows{ids: make([]int64, n), ev: make([]Event, n)}
+	if nrg <= 1 {
+		if rows.ord, err = readRowGroups(path, f.fr, f.cols, nil, rows.ids, rows.ev, 0, d.Codes); err != nil {
+			return shardRows{}, err
+		}
+		return rows, nil
+	}
+	workers := min(nrg, runtime.GOMAXPROCS(0))
+	local, ords, err := d.readRowGroupsParallel(f, rows, workers)
+	if err != nil {
+		return shardRows{}, err
+	}
+	rows.ord = joinOrders(ords, f.offs, rows.ids, rows.ev)
+	d.mergeCodes(local, f.offs, rows.ev, workers)
+	return rows, nil
+}
+
+// shardFile is an opened MEDS data file whose metadata has been checked against its size.
+type shardFile struct {
+	path string
+	pf   *file.Reader
+	fr   *pqarrow.FileReader
+	cols []int // leaf indexes of subject_id, time, code and numeric_value (when present)
+	offs []int // row group g holds rows offs[g]:offs[g+1]
+}
+
+// openShardFile opens a data file, finds its columns and checks each row group's metadata
+// before anything is allocated by it. The caller closes f.pf.
+func (d *Dataset) openShardFile(path string) (f *shardFile, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, nil, order{}, fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	pf, err := file.OpenParquetFile(path, false, file.WithReadProps(parquet.NewReaderProperties(readAllocator)))
 	if err != nil {
-		return nil, nil, order{}, fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	defer pf.Close()
+	defer func() {
+		if err != nil {
+			pf.Close()
+		}
+	}()
 	md := pf.MetaData()
 	sc := md.Schema
 	leaf := map[string]int{}
@@ -335,52 +382,46 @@ func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
 	}
 	for _, name := range []string{ColSubjectID, ColTime, ColCode} {
 		if leaf[name] < 0 {
-			return nil, nil, order{}, fmt.Errorf("read %s: %w: missing column %s", path, ErrNotMEDS, name)
+			return nil, fmt.Errorf("read %s: %w: missing column %s", path, ErrNotMEDS, name)
 		}
 	}
-	cols := []int{leaf[ColSubjectID], leaf[ColTime], leaf[ColCode]}
+	f = &shardFile{path: path, pf: pf, cols: []int{leaf[ColSubjectID], leaf[ColTime], leaf[ColCode]}}
 	if leaf[ColNumericValue] >= 0 {
-		cols = append(cols, leaf[ColNumericValue])
+		f.cols = append(f.cols, leaf[ColNumericValue])
 	}
 	ignoreStoredSchema(md)
 	// Not Parallel: arrow-go would decode in goroutines of its own, where a panic on a corrupt
-	// page cannot be recovered; row groups are read in parallel below instead.
+	// page cannot be recovered; row groups are read in parallel by readColumns instead.
 	props := pqarrow.ArrowReadProperties{BatchSize: d.BatchSize}
 	props.SetReadDict(leaf[ColCode], true)
-	fr, err := pqarrow.NewFileReader(pf, props, readAllocator)
-	if err != nil {
-		return nil, nil, order{}, fmt.Errorf("read %s: %w", path, err)
+	if f.fr, err = pqarrow.NewFileReader(pf, props, readAllocator); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	nrg := pf.NumRowGroups()
-	offs := make([]int, nrg+1)
+	f.offs = make([]int, nrg+1)
 	for g := 0; g < nrg; g++ {
-		if err := checkRowGroup(md.RowGroup(g), cols, st.Size()); err != nil {
-			return nil, nil, order{}, fmt.Errorf("read %s: %w: corrupt Parquet metadata: row group %d: %v", path, ErrNotMEDS, g, err)
+		if err := checkRowGroup(md.RowGroup(g), f.cols, st.Size()); err != nil {
+			return nil, fmt.Errorf("read %s: %w: corrupt Parquet metadata: row group %d: %v", path, ErrNotMEDS, g, err)
 		}
-		offs[g+1] = offs[g] + int(md.RowGroup(g).NumRows())
+		f.offs[g+1] = f.offs[g] + int(md.RowGroup(g).NumRows())
 	}
-	n := offs[nrg]
-	if n > maxRowsAnySize && int64(n) > maxRowsPerByte*st.Size() {
-		return nil, nil, order{}, fmt.Errorf("read %s: %w: corrupt Parquet metadata: %d rows in %d bytes", path, ErrNotMEDS, n, st.Size())
+	if n := f.offs[nrg]; n > maxRowsAnySize && int64(n) > maxRowsPerByte*st.Size() {
+		return nil, fmt.Errorf("read %s: %w: corrupt Parquet metadata: %d rows in %d bytes", path, ErrNotMEDS, n, st.Size())
 	}
-	ids := make([]int64, n)
-	ev := make([]Event, n)
-	if nrg <= 1 {
-		ord, err := readRowGroups(path, fr, cols, nil, ids, ev, 0, d.Codes)
-		if err != nil {
-			return nil, nil, order{}, err
-		}
-		return ids, ev, ord, nil
-	}
+	return f, nil
+}
 
-	// Row group g's local code table (nil for row group 0) and error.
+// readRowGroupsParallel reads every row group of f into its place in rows on workers
+// goroutines. It returns each row group's local code table (nil for row group 0, which
+// interns into d.Codes) and order, or the error of the first row group that failed.
+func (d *Dataset) readRowGroupsParallel(f *shardFile, rows shardRows, workers int) ([]*Codes, []order, error) {
+	nrg := len(f.offs) - 1
 	local := make([]*Codes, nrg)
 	errs := make([]error, nrg)
 	ords := make([]order, nrg)
-	var next, failed atomic.Int64
+	var next, failed atomic.Int64 // failed: the lowest row group that failed, nrg when none
 	failed.Store(int64(nrg))
 	var wg sync.WaitGroup
-	workers := min(nrg, runtime.GOMAXPROCS(0))
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -395,15 +436,15 @@ func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
 					codes = NewCodes()
 					local[g] = codes
 				}
-				lo, hi := offs[g], offs[g+1]
+				lo, hi := f.offs[g], f.offs[g+1]
 				var err error
 				func() {
-					defer recoverCorrupt(path, &err)
-					ords[g], err = readRowGroups(path, fr, cols, []int{g}, ids[lo:hi], ev[lo:hi], lo, codes)
+					defer recoverCorrupt(f.path, &err)
+					ords[g], err = readRowGroups(f.path, f.fr, f.cols, []int{g}, rows.ids[lo:hi], rows.ev[lo:hi], lo, codes)
 				}()
 				if err != nil {
 					errs[g] = err
-					for f := failed.Load(); int64(g) < f && !failed.CompareAndSwap(f, int64(g)); f = failed.Load() {
+					for low := failed.Load(); int64(g) < low && !failed.CompareAndSwap(low, int64(g)); low = failed.Load() {
 					}
 				}
 			}
@@ -412,11 +453,18 @@ func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, nil, order{}, err
+			return nil, nil, err
 		}
 	}
+	return local, ords, nil
+}
+
+// joinOrders is the order of the whole file from that of each row group (offs as in
+// shardFile): sorted when each is and each continues or follows the previous one.
+func joinOrders(ords []order, offs []int, ids []int64, ev []Event) order {
+	n := offs[len(offs)-1]
 	ord := order{known: true, sorted: true}
-	for g := 0; g < nrg && ord.sorted; g++ {
+	for g := 0; g < len(ords) && ord.sorted; g++ {
 		o := ords[g]
 		ord.sorted = o.sorted
 		ord.subjects += o.subjects
@@ -429,8 +477,13 @@ func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
 			}
 		}
 	}
-	// Merge the local tables in row group order, then renumber the rows of those whose ids
-	// changed.
+	return ord
+}
+
+// mergeCodes merges the row groups' local code tables into d.Codes in row group order, then
+// renumbers (on workers goroutines) the rows of those whose ids changed.
+func (d *Dataset) mergeCodes(local []*Codes, offs []int, ev []Event, workers int) {
+	nrg := len(local)
 	tables := make([][]int32, nrg)
 	for g := 1; g < nrg; g++ {
 		names := local[g].Names()
@@ -444,7 +497,9 @@ func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
 			tables[g] = table
 		}
 	}
+	var next atomic.Int64
 	next.Store(1)
+	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -460,7 +515,6 @@ func (d *Dataset) readColumns(path string) ([]int64, []Event, order, error) {
 		}()
 	}
 	wg.Wait()
-	return ids, ev, ord, nil
 }
 
 // readRowGroups reads the rows of rowGroups (nil: all) into ids and ev, interning codes into
