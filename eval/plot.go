@@ -460,3 +460,154 @@ func cohortAgeHist(c *CohortCheck) *ClassHistograms {
 	}
 	return &ClassHistograms{Positive: mk(c.Positive.AgeHistogram, c.Positive.N), Negative: mk(c.Negative.AgeHistogram, c.Negative.N)}
 }
+
+// groupColor is risk group g of n on a scale from green (lowest risk) through orange to
+// vermillion (highest).
+func groupColor(g, n int) color.NRGBA {
+	stops := []color.NRGBA{{0, 158, 115, 255}, {230, 159, 0, 255}, {213, 94, 0, 255}}
+	if n <= 1 {
+		return stops[0]
+	}
+	x := float64(g) / float64(n-1) * float64(len(stops)-1)
+	k := min(int(x), len(stops)-2)
+	f := x - float64(k)
+	mix := func(a, b uint8) uint8 { return uint8(math.Round(float64(a)*(1-f) + float64(b)*f)) }
+	a, b := stops[k], stops[k+1]
+	return color.NRGBA{mix(a.R, b.R), mix(a.G, b.G), mix(a.B, b.B), 255}
+}
+
+// kmIncidence turns Kaplan–Meier steps (times in days) into the cumulative incidence as a
+// step curve and its band as a closed polygon, in years.
+func kmIncidence(steps []KMStep) (curve, band plotter.XYs) {
+	curve = plotter.XYs{{X: 0, Y: 0}}
+	var lower, upper plotter.XYs // incidence band: 1 − S_hi below, 1 − S_lo above
+	lower, upper = plotter.XYs{{X: 0, Y: 0}}, plotter.XYs{{X: 0, Y: 0}}
+	prev, prevLo, prevHi := 0.0, 0.0, 0.0
+	for _, s := range steps {
+		x := s.Time / daysPerYear
+		y := 1 - float64(s.Survival)
+		lo, hi := 1-float64(s.Hi), 1-float64(s.Lo)
+		if math.IsNaN(lo) || math.IsNaN(hi) {
+			lo, hi = y, y
+		}
+		curve = append(curve, plotter.XY{X: x, Y: prev}, plotter.XY{X: x, Y: y})
+		lower = append(lower, plotter.XY{X: x, Y: prevLo}, plotter.XY{X: x, Y: lo})
+		upper = append(upper, plotter.XY{X: x, Y: prevHi}, plotter.XY{X: x, Y: hi})
+		prev, prevLo, prevHi = y, lo, hi
+	}
+	band = append(band, lower...)
+	for i := len(upper) - 1; i >= 0; i-- {
+		band = append(band, upper[i])
+	}
+	return curve, band
+}
+
+// plotSurvival draws the Kaplan–Meier cumulative incidence of each predicted-risk group with
+// its 95% band, and the horizons.
+func plotSurvival(name string, sr *SurvivalReport, horizonDays []float64, horizons []string) (string, error) {
+	p := newPlot("Cumulative incidence by risk group: "+name, "years since prediction",
+		"cumulative incidence (95% band)")
+	top := 0.0
+	for g, rg := range sr.Groups {
+		c := groupColor(g, len(sr.Groups))
+		curve, band := kmIncidence(rg.KM.Steps)
+		poly, err := plotter.NewPolygon(band)
+		if err != nil {
+			return "", err
+		}
+		poly.Color, poly.LineStyle.Width = withAlpha(c, 45), 0
+		p.Add(poly)
+		legend := fmt.Sprintf("group %d: risk %.3f–%.3f (n=%d, %d events)", rg.Group, rg.RiskLo, rg.RiskHi,
+			rg.N, rg.Events)
+		if err := addLine(p, curve, c, vg.Points(1.6), nil, legend, false); err != nil {
+			return "", err
+		}
+		for _, q := range band {
+			top = max(top, q.Y)
+		}
+	}
+	p.X.Min, p.Y.Min = 0, 0
+	p.Y.Max = max(0.05, math.Min(1, 1.35*top)) // room above the curves for the legend
+	// Past the last horizon the curves matter little: show a quarter more, up to the last time.
+	if len(horizonDays) > 0 {
+		p.X.Max = math.Min(sr.MaxTime, 1.25*slices.Max(horizonDays)) / daysPerYear
+	}
+	for i, d := range horizonDays {
+		x := d / daysPerYear
+		legend := ""
+		if i == 0 {
+			legend = "horizons (" + strings.Join(horizons, ", ") + ")"
+		}
+		line := plotter.XYs{{X: x, Y: 0}, {X: x, Y: p.Y.Max}}
+		if err := addLine(p, line, colGrey, vg.Points(1), dotted, legend, false); err != nil {
+			return "", err
+		}
+	}
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), -vg.Points(4)
+	return svgOf(p)
+}
+
+// plotCensoring draws a censoring-sensitivity metric ("AUROC", with its interval, or
+// "prevalence") against the follow-up required of negatives, one series per policy, the
+// reference (every negative kept) as a dashed line.
+func plotCensoring(c *CensoringSensitivity, metric string) (string, error) {
+	p := newPlot(metric+" by required follow-up ("+c.Split+")", "follow-up required of negatives (years)", metric)
+	policies := []string{"drop", "drop-lost"}
+	ref, hi := math.NaN(), 0.0
+	for _, v := range c.Variants {
+		hi = max(hi, float64(v.FollowUpMicros)/float64(survivalUnitUs)/daysPerYear)
+		if v.Policy == "keep" {
+			ref = censoringValue(v, metric)
+		}
+	}
+	for k, policy := range policies {
+		var pts binPoints
+		for _, v := range c.Variants {
+			if v.Policy != policy && !(v.Policy == "keep" && v.FollowUpMicros == 0) {
+				continue
+			}
+			x := float64(v.FollowUpMicros)/float64(survivalUnitUs)/daysPerYear + (float64(k)-0.5)*0.02*max(hi, 1)
+			y := censoringValue(v, metric)
+			if math.IsNaN(y) {
+				continue
+			}
+			lo, up := y, y
+			if metric == "AUROC" && !math.IsNaN(float64(v.Metrics.AUROCLow)) {
+				lo, up = float64(v.Metrics.AUROCLow), float64(v.Metrics.AUROCHigh)
+			}
+			pts.xys = append(pts.xys, plotter.XY{X: x, Y: y})
+			pts.errs = append(pts.errs, struct{ Low, High float64 }{y - lo, up - y})
+		}
+		if err := addErrorBars(p, pts, modelColor(k), nil); err != nil {
+			return "", err
+		}
+		legend := "censored negatives dropped"
+		if policy == "drop-lost" {
+			legend = "only those lost to follow-up dropped"
+		}
+		if err := addLine(p, pts.xys, modelColor(k), vg.Points(1.5), nil, legend, true); err != nil {
+			return "", err
+		}
+	}
+	lo, up := p.Y.Min, p.Y.Max // room above the points for the legend
+	p.Y.Max = up + 0.35*(up-lo)
+	p.X.Min, p.X.Max = -0.08*max(hi, 1), hi+0.08*max(hi, 1)
+	if !math.IsNaN(ref) {
+		refLine := plotter.XYs{{X: 0, Y: ref}, {X: max(hi, 0.1), Y: ref}}
+		legend := "every negative kept (follow-up 0)"
+		if err := addLine(p, refLine, colGrey, vg.Points(1), dashed, legend, false); err != nil {
+			return "", err
+		}
+	}
+	p.Legend.Top, p.Legend.Left = true, false
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(6), -vg.Points(4)
+	return svgOf(p)
+}
+
+func censoringValue(v CensoringRow, metric string) float64 {
+	if metric == "AUROC" {
+		return float64(v.Metrics.AUROC)
+	}
+	return float64(v.Metrics.Prevalence)
+}

@@ -54,6 +54,11 @@ type ReportConfig struct {
 	// separates them (a leak).
 	CohortMEDS string
 	CohortDir  string
+	// Horizons are the survival panel's horizons in microseconds (default DefaultHorizons).
+	Horizons []int64
+	// Censoring, when set, is a censoring-sensitivity JSON (medseq eval censoring --out) to
+	// show (ReadCensoringSensitivity).
+	Censoring string
 	// Now stamps the report (default time.Now).
 	Now func() time.Time
 }
@@ -79,6 +84,9 @@ func (c *ReportConfig) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if len(c.Horizons) == 0 {
+		c.Horizons = DefaultHorizons
 	}
 }
 
@@ -161,7 +169,11 @@ type ModelReport struct {
 	Operating          *OperatingSummary    `json:"operating,omitempty"`
 	Decision           *DecisionCurve       `json:"decision_curve,omitempty"`
 	SegmentCalibration []SegmentCalibration `json:"segment_calibration,omitempty"`
-	Warnings           []string             `json:"warnings,omitempty"`
+	// Survival are the censoring-aware figures of the stored probabilities against the
+	// cohort's time to event; nil with SurvivalNote (or the report's Survival.Note) saying why.
+	Survival     *SurvivalReport `json:"survival,omitempty"`
+	SurvivalNote string          `json:"survival_note,omitempty"`
+	Warnings     []string        `json:"warnings,omitempty"`
 
 	preds  []Prediction // raw scores
 	stored []Prediction // as stored: calibrated
@@ -215,8 +227,12 @@ type Report struct {
 	Oracle      *Oracle          `json:"oracle,omitempty"`
 	Ages        *ClassHistograms `json:"age_histograms,omitempty"` // of the evaluated rows (first model)
 	Cohort      *ReportCohort    `json:"cohort,omitempty"`
-	Warnings    []string         `json:"warnings,omitempty"`
-	ElapsedS    float64          `json:"elapsed_s"`
+	// Survival says how the models' survival figures were made, or why there are none;
+	// Censoring is the censoring-sensitivity result given with --censoring.
+	Survival  *SurvivalPanel        `json:"survival,omitempty"`
+	Censoring *CensoringSensitivity `json:"censoring,omitempty"`
+	Warnings  []string              `json:"warnings,omitempty"`
+	ElapsedS  float64               `json:"elapsed_s"`
 }
 
 // Model inputs, as the report names them.
@@ -237,6 +253,13 @@ func BuildReport(cfg ReportConfig) (*Report, error) {
 	start := time.Now()
 	r := &Report{Created: cfg.Now().UTC().Format(time.RFC3339), Split: cfg.Split, TuningSplit: cfg.TuningSplit,
 		Threshold: cfg.Threshold, Bootstrap: cfg.Bootstrap, Seed: cfg.Seed, Bins: cfg.Bins}
+	if cfg.Censoring != "" { // read first: a bad file fails before the work
+		c, err := ReadCensoringSensitivity(cfg.Censoring)
+		if err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		r.Censoring = c
+	}
 	names := map[string]int{}
 	for _, dir := range cfg.Models {
 		m, err := buildModel(dir, cfg)
@@ -252,23 +275,7 @@ func BuildReport(cfg ReportConfig) (*Report, error) {
 			m.Name = m.Name + " (" + filepath.Base(filepath.Dir(m.Dir)) + "/" + filepath.Base(m.Dir) + ")"
 		}
 	}
-	for i := 0; i < len(r.Models); i++ {
-		for j := i + 1; j < len(r.Models); j++ {
-			a, b := r.Models[i], r.Models[j]
-			if a.Inputs != b.Inputs {
-				r.Warnings = append(r.Warnings, fmt.Sprintf("%s reads %s, %s reads %s: the comparison is not like for like", a.Name, a.Inputs, b.Name, b.Inputs))
-			}
-			pc := PairComparison{A: a.Name, B: b.Name}
-			c, err := CompareSegments(a.preds, b.preds, segmentConfig(cfg, a.preds))
-			if err != nil {
-				pc.Error = err.Error()
-				r.Warnings = append(r.Warnings, fmt.Sprintf("%s vs %s: no DeLong test: %v", a.Name, b.Name, err))
-			} else {
-				pc.Comparison = c
-			}
-			r.Pairs = append(r.Pairs, pc)
-		}
-	}
+	r.compare(cfg)
 	if cfg.OracleAUROC != nil {
 		r.Oracle = &Oracle{AUROC: Num(*cfg.OracleAUROC), Note: cfg.OracleNote}
 	}
@@ -286,8 +293,36 @@ func BuildReport(cfg ReportConfig) (*Report, error) {
 			return nil, err
 		}
 	}
+	r.Survival = buildSurvival(co, cfg.Horizons, r.Models)
+	if r.Censoring != nil {
+		if w := censoringWarning(r.Censoring, r.Models); w != "" {
+			r.Warnings = append(r.Warnings, w)
+		}
+	}
 	r.ElapsedS = time.Since(start).Seconds()
 	return r, nil
+}
+
+// compare runs DeLong's test, overall and per segment, on every pair of models.
+func (r *Report) compare(cfg ReportConfig) {
+	for i := 0; i < len(r.Models); i++ {
+		for j := i + 1; j < len(r.Models); j++ {
+			a, b := r.Models[i], r.Models[j]
+			if a.Inputs != b.Inputs {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s reads %s, %s reads %s: the comparison is not like for like",
+					a.Name, a.Inputs, b.Name, b.Inputs))
+			}
+			pc := PairComparison{A: a.Name, B: b.Name}
+			c, err := CompareSegments(a.preds, b.preds, segmentConfig(cfg, a.preds))
+			if err != nil {
+				pc.Error = err.Error()
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s vs %s: no DeLong test: %v", a.Name, b.Name, err))
+			} else {
+				pc.Comparison = c
+			}
+			r.Pairs = append(r.Pairs, pc)
+		}
+	}
 }
 
 // checkReportCohort runs the cohort checks on co (given with --cohort), with the classes'

@@ -62,15 +62,17 @@ func runChromium(t *testing.T, bin, root string, args ...string) []byte {
 	return out
 }
 
-// browserReport writes the report of two fake models and their cohort into root/report and
-// returns the page's path and the report.
+// browserReport writes the report of two fake models, their cohort (with time to event) and
+// the demo's censoring sensitivity into root/report and returns the page's path and the
+// report.
 func browserReport(t *testing.T, root string) (string, *Report) {
 	t.Helper()
 	xdir := fakeModel(t, root, "t2d-xgboost", "xgboost", 2, 2.0, 300)
 	bdir := fakeModel(t, root, "t2d-bert", "bert", 3, 1.6, 300)
 	cohort := fakeCohort(t, root, xdir)
 	oracle := 0.9
-	r, err := BuildReport(ReportConfig{Models: []string{xdir, bdir}, Bootstrap: 200, OracleAUROC: &oracle, CohortDir: cohort})
+	r, err := BuildReport(ReportConfig{Models: []string{xdir, bdir}, Bootstrap: 200, OracleAUROC: &oracle, CohortDir: cohort,
+		Censoring: filepath.Join("testdata", "censoring.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +172,9 @@ var probeRE = regexp.MustCompile(`(?s)<pre id="probe">(.*?)</pre>`)
 // TestReportSectionsRender lays the report out in headless Chromium (a copy with a probe
 // script; the report itself has none) and checks that each clinical section renders with its
 // content: the task and its exclusion flow, the deployed operating point tables, the decision
-// curve's SVG with its lines, the reliability bins with their counts (near-empty bins marked)
-// and the calibration per segment.
+// curve's SVG with its lines, the reliability bins with their counts (near-empty bins marked),
+// the calibration per segment, the survival panel (curves, concordance, horizons, calibration
+// at each horizon) and the censoring-sensitivity table and plots.
 func TestReportSectionsRender(t *testing.T) {
 	bin := needChromium(t)
 	root := t.TempDir()
@@ -182,8 +185,9 @@ func TestReportSectionsRender(t *testing.T) {
 	}
 	selectors := []string{"#task", "table.rules", "table.flow", "table.flow tr.flow-exclude", "table.splits tr.evaluated",
 		"table.operating", "table.at-sensitivity", "table.at-prevalence", "figure.decision svg", "table.decision",
-		"table.bins", "tr.small-bin", "table.segment-calibration"}
-	svgs := []string{"figure.decision svg"}
+		"table.bins", "tr.small-bin", "table.segment-calibration", "#survival", "figure.survival svg", "table.concordance",
+		"table.horizons", "table.horizon-calibration", "table.censoring", "figure.censoring svg"}
+	svgs := []string{"figure.decision svg", "figure.survival svg"}
 	js, _ := json.Marshal(selectors)
 	jsv, _ := json.Marshal(svgs)
 	script := strings.NewReplacer("SELECTORS", string(js), "SVGS", string(jsv)).Replace(probeScript)
@@ -212,7 +216,9 @@ func TestReportSectionsRender(t *testing.T) {
 	}
 	for sel, want := range map[string]int{"#task": 1, "table.rules": 1, "table.flow": 1, "table.flow tr.flow-exclude": 3,
 		"table.splits tr.evaluated": 1, "table.operating": 2, "table.at-sensitivity": 2, "table.at-prevalence": 2,
-		"figure.decision svg": 1, "table.decision": 1, "table.bins": 4, "tr.small-bin": smallBins, "table.segment-calibration": 2} {
+		"figure.decision svg": 1, "table.decision": 1, "table.bins": 4, "tr.small-bin": smallBins, "table.segment-calibration": 2,
+		"#survival": 1, "figure.survival svg": 2, "table.concordance": 2, "table.horizons": 2, "table.horizon-calibration": 6,
+		"table.censoring": 1, "figure.censoring svg": 2} {
 		boxes := p.Elements[sel]
 		if len(boxes) != want {
 			t.Errorf("%s: %d rendered, want %d", sel, len(boxes), want)
@@ -230,11 +236,17 @@ func TestReportSectionsRender(t *testing.T) {
 	if n := p.SVGPaths["figure.decision svg"]; n < 8 {
 		t.Errorf("the decision curve has %d visible paths", n)
 	}
+	// Per model: each risk group's curve and band, the horizons.
+	if n, groups := p.SVGPaths["figure.survival svg"], len(r.Models[0].Survival.Groups); n < 2*(2*groups+3) {
+		t.Errorf("the survival figures have %d visible paths for %d risk groups each", n, groups)
+	}
 	for sel, want := range map[string][]string{
 		"table.flow":      {"subjects in the dataset", "labels in the cohort", strconv.Itoa(r.Task.Flow[len(r.Task.Flow)-1].Remaining)},
 		"table.operating": {"number needed to evaluate", fmtEst(r.Models[0].Operating.NNE, 1)},
 		"tr.small-bin":    {"(< 10)"},
 		"#task":           {"ICD10/E11", "365d"},
+		"table.horizons":  {"1y", "2y", "5y", fmtNum(r.Models[0].Survival.AtHorizon[0].AUC, 3)},
+		"table.censoring": {"365d *", "drop-lost", "0.655 (0.573–0.730)"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(p.Text[sel], w) {

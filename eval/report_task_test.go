@@ -1,10 +1,13 @@
 package eval
 
 import (
+	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +33,8 @@ func TestExclusionFlow(t *testing.T) {
 				{Class: "positive", Reason: data.ExclNoBirth, Count: 2}, {Class: "negative", Reason: data.ExclNoBirth, Count: 8},
 				{Class: "negative", Reason: data.ExclNoEvents, Count: 40},
 				{Class: "positive", Reason: data.ExclShortHistory, Count: 10},
-				{Class: "negative", Reason: data.ExclOverNegRatio, Count: 600}, {Class: "negative", Reason: data.ExclNoPositiveBand, Count: 90},
+				{Class: "negative", Reason: data.ExclOverNegRatio, Count: 600},
+				{Class: "negative", Reason: data.ExclNoPositiveBand, Count: 90},
 			}},
 		want: []step{
 			{flowStart, "", "subjects in the dataset", 0, 1000},
@@ -50,7 +54,8 @@ func TestExclusionFlow(t *testing.T) {
 		rep: data.CohortReport{Source: data.SamplingLabels, LabelRows: 120, Labels: 100, Positives: 30, Negatives: 70,
 			Exclusions: []data.ExclusionCount{
 				{Class: "any", Reason: data.ExclNullValue, Count: 5}, {Class: "any", Reason: data.ExclConflicting, Count: 4},
-				{Class: "negative", Reason: data.ExclNotInData, Count: 6}, {Class: "positive", Reason: "a reason of a later medseq", Count: 5},
+				{Class: "negative", Reason: data.ExclNotInData, Count: 6},
+				{Class: "positive", Reason: "a reason of a later medseq", Count: 5},
 			}},
 		want: []step{
 			{flowStart, "", "label rows read", 0, 120},
@@ -125,7 +130,8 @@ func TestReportTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	task := r.Task
-	if task.Cohort != cohort || task.CohortFrom != "the first model's manifest" || task.Lead != "365d" || task.FollowUp != "365d" ||
+	if task.Cohort != cohort || task.CohortFrom != "the first model's manifest" || task.Lead != "365d" ||
+		task.FollowUp != "365d" ||
 		!reflect.DeepEqual(task.Targets, []string{"ICD10/E11"}) || task.Negatives != data.NegativesMatchedAge {
 		t.Errorf("task %+v", task)
 	}
@@ -146,7 +152,8 @@ func TestReportTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Task.Cohort != "" || len(r.Task.Notes) != 1 || !strings.Contains(r.Task.Notes[0], "cannot be read") || r.Task.Evaluated.Labels != 200 {
+	if r.Task.Cohort != "" || len(r.Task.Notes) != 1 || !strings.Contains(r.Task.Notes[0], "cannot be read") ||
+		r.Task.Evaluated.Labels != 200 {
 		t.Errorf("moved cohort: %+v", r.Task)
 	}
 	if _, err := BuildReport(ReportConfig{Models: []string{dir}, CohortDir: cohort}); err == nil {
@@ -157,7 +164,7 @@ func TestReportTask(t *testing.T) {
 // fakeCohort writes a cohort folder whose labels are the tuning and held-out rows of the fake
 // model at dir (same subjects, prediction times and labels), with a cohort report whose
 // counts add up; each label's time to event: positives a year after the prediction,
-// negatives censored after 1 to 6 years.
+// negatives censored after 1 to 7 years.
 func fakeCohort(t testing.TB, root, dir string) string {
 	t.Helper()
 	var labels []data.Label
@@ -168,7 +175,7 @@ func fakeCohort(t testing.TB, root, dir string) string {
 			if p.Label {
 				l.EventTime, l.EventObserved = p.PredictionTime+365*data.MicrosPerDay, true
 			} else {
-				l.EventTime = p.PredictionTime + int64(365+i%1800)*data.MicrosPerDay
+				l.EventTime = p.PredictionTime + int64(365+(13*i)%2200)*data.MicrosPerDay
 				l.CensorReason = []string{data.CensorDeath, data.CensorEndOfRecord, data.CensorDatasetEnd}[i%3]
 			}
 			labels = append(labels, l)
@@ -315,5 +322,167 @@ func TestWilson(t *testing.T) {
 	}
 	if lo, _ := Wilson(0, 0, 1.96); !math.IsNaN(lo) {
 		t.Error("0 of 0 is not undefined")
+	}
+}
+
+// TestReportSurvival: the survival figures are eval.Survival's on the stored probabilities
+// joined to the cohort's time to event (in days); without a cohort, or with labels whose time
+// to event is unknown, the panel says why it is absent.
+func TestReportSurvival(t *testing.T) {
+	root := t.TempDir()
+	dir := fakeModel(t, root, "m", "xgboost", 2, 2.0, 300)
+	cohort := fakeCohort(t, root, dir)
+	horizons := []int64{data.MicrosPerYear, 3 * data.MicrosPerYear}
+	r, err := BuildReport(ReportConfig{Models: []string{dir}, CohortDir: cohort, Horizons: horizons})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Survival == nil || r.Survival.Note != "" || !reflect.DeepEqual(r.Survival.Horizons, []string{"1y", "3y"}) {
+		t.Fatalf("panel %+v", r.Survival)
+	}
+	co, err := data.LoadCohort(cohort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[[2]int64]data.Label{}
+	for _, l := range co.Labels {
+		byKey[[2]int64{l.SubjectID, l.PredictionTime}] = l
+	}
+	var rows []SurvivalRow
+	events := 0
+	for _, p := range readStored(t, dir, data.SplitHeldOut) {
+		l := byKey[[2]int64{p.SubjectID, p.PredictionTime}]
+		rows = append(rows, SurvivalRow{Time: float64(l.EventTime-l.PredictionTime) / float64(data.MicrosPerDay),
+			Event: l.EventObserved, Risk: p.Score})
+		if l.EventObserved {
+			events++
+		}
+	}
+	want, err := Survival(rows, SurvivalOptions{Horizons: []float64{365.25, 3 * 365.25}, Groups: 3, Curves: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.Models[0].Survival
+	js := func(v any) string { b, _ := json.Marshal(v); return string(b) } // NaN as null
+	if got == nil || got.N != 300 || got.Events != events || js(got.Harrell) != js(want.Harrell) ||
+		js(got.Uno) != js(want.Uno) || js(got.AtHorizon) != js(want.AtHorizon) || len(got.Groups) != len(want.Groups) {
+		t.Fatalf("survival differs from Survival's on the joined rows:\n%s\nwant\n%s",
+			js(got.AtHorizon), js(want.AtHorizon))
+	}
+	// The curves keep their event steps and last step only: the same incidence at every event.
+	for g, rg := range got.Groups {
+		full := want.Groups[g].KM.Steps
+		if last := rg.KM.Steps[len(rg.KM.Steps)-1]; last != full[len(full)-1] {
+			t.Errorf("group %d: last step %+v, want %+v", g, last, full[len(full)-1])
+		}
+		for _, s := range rg.KM.Steps[:len(rg.KM.Steps)-1] {
+			if s.Events == 0 || !slices.Contains(full, s) {
+				t.Errorf("group %d: step %+v is not an event step of the curve", g, s)
+			}
+		}
+	}
+	var b strings.Builder
+	if err := r.WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	checkHTML(t, b.String())
+	for _, w := range []string{`id="survival"`, `figure class="survival"`, fmtC(want.Harrell), fmtC(want.Uno),
+		fmtNum(want.AtHorizon[0].AUC, 3), "Calibration at 3y"} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("the page lacks %q", w)
+		}
+	}
+
+	// No cohort: the panel says why.
+	r, err = BuildReport(ReportConfig{Models: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Survival.Note == "" || r.Models[0].Survival != nil {
+		t.Errorf("no cohort: %+v", r.Survival)
+	}
+	b.Reset()
+	if err := r.WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "No survival panel: no cohort") {
+		t.Error("the page does not say why there is no survival panel")
+	}
+
+	// Labels whose time to event is unknown (external labels without target codes).
+	for i := range co.Labels {
+		co.Labels[i].EventTime, co.Labels[i].EventObserved, co.Labels[i].CensorReason = data.StaticTime, false, ""
+	}
+	unknown := filepath.Join(root, "unknown")
+	rep, err := readCohortReport(cohort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &data.CohortResult{Labels: co.Labels, Report: rep}
+	if err := data.WriteCohort(unknown, true, res, data.NewManifest(data.StageCohort, nil)); err != nil {
+		t.Fatal(err)
+	}
+	r, err = BuildReport(ReportConfig{Models: []string{dir}, CohortDir: unknown})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Models[0].SurvivalNote; r.Models[0].Survival != nil || !strings.Contains(n, "300 have no time to event") {
+		t.Errorf("unknown time to event: note %q", n)
+	}
+}
+
+// TestReportCensoring reads what medseq eval censoring wrote on the demo (testdata) and shows
+// it; a file that is not such a result fails the report before any model is read.
+func TestReportCensoring(t *testing.T) {
+	c, err := ReadCensoringSensitivity(filepath.Join("testdata", "censoring.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Variants) != 7 || c.Variants[0].Policy != "keep" || !c.Variants[3].MatchesCohort ||
+		c.Variants[3].FollowUp != "365d" ||
+		c.Variants[3].Metrics.Labels != 253 || c.Variants[3].Delta == nil || c.CohortFollowUp != "365d" {
+		t.Fatalf("read %+v", c)
+	}
+	root := t.TempDir()
+	dir := fakeModel(t, root, "m", "xgboost", 2, 2.0, 100)
+	r, err := BuildReport(ReportConfig{Models: []string{dir}, Censoring: filepath.Join("testdata", "censoring.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := func(w string) bool { return strings.Contains(w, "not of a model in this report") }
+	if r.Censoring == nil || !slices.ContainsFunc(r.Warnings, other) {
+		t.Errorf("censoring %v, warnings %q", r.Censoring != nil, r.Warnings)
+	}
+	var b strings.Builder
+	if err := r.WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	checkHTML(t, page)
+	if n := strings.Count(page, "<tr") - strings.Count(strings.SplitN(page, `id="censoring"`, 2)[0], "<tr"); n < 8 {
+		t.Errorf("%d rows after the censoring heading", n)
+	}
+	for _, w := range []string{`id="censoring"`, "365d *", "0.655 (0.573–0.730)", "&#43;0.074", // html/template writes + as &#43;
+		"death 18", `figure class="censoring"`} {
+		if !strings.Contains(page, w) {
+			t.Errorf("the page lacks %q", w)
+		}
+	}
+	bad := filepath.Join(root, "bad.json")
+	for _, c := range []struct{ content, want string }{
+		{"not json", "invalid character"},
+		{"{}", ErrCensoringFile.Error()},
+		{`{"variants":[{"follow_up":"0"}]}`, "variant 1 has no follow_up or policy"},
+	} {
+		if err := os.WriteFile(bad, []byte(c.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := BuildReport(ReportConfig{Models: []string{filepath.Join(root, "no-such-model")}, Censoring: bad})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: %v", c.content, err)
+		}
+	}
+	if _, err := ReadCensoringSensitivity(filepath.Join(root, "missing.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
 	}
 }

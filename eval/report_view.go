@@ -94,6 +94,8 @@ type (
 		Reliability  []htmlFigure
 		MinBinRows   int
 		Decision     *htmlDecision
+		Survival     *htmlSurvival
+		Censoring    *htmlCensoring
 		Ages         *htmlFigure
 		Cohort       *htmlCohort
 		Warnings     []string
@@ -272,6 +274,12 @@ func (v *htmlView) figures(r *Report) error {
 	}
 	var err error
 	if v.Decision, err = decisionView(r); err != nil {
+		return err
+	}
+	if v.Survival, err = survivalView(r); err != nil {
+		return err
+	}
+	if v.Censoring, err = censoringView(r.Censoring); err != nil {
 		return err
 	}
 	if r.Ages != nil {

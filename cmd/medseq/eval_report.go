@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ type evalReportOptions struct {
 }
 
 func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
-	fs := newFlags(e, "eval report", "--model MODELDIR [--model MODELDIR...] | --models DIR --out DIR [--split held_out] [--tuning-split tuning] [--oracle MEDSDIR] [--cohort COHORTDIR] [--bootstrap 1000] [--threshold max-f1]")
+	fs := newFlags(e, "eval report", "--model MODELDIR [--model MODELDIR...] | --models DIR --out DIR [--split held_out] [--tuning-split tuning] [--oracle MEDSDIR] [--cohort COHORTDIR] [--bootstrap 1000] [--threshold max-f1] [--horizons 1y,2y,5y] [--censoring FILE.json]")
 	o := &evalReportOptions{}
 	var threshold, root string
 	appendListVar(fs, &o.cfg.Models, "model", "model version folder (with predictions_<split>.parquet, calibration.json, manifest.json); repeat it or separate folders by commas")
@@ -32,7 +33,7 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 	fs.StringVar(&o.cfg.Split, "split", data.SplitHeldOut, "the split to evaluate")
 	fs.StringVar(&o.cfg.TuningSplit, "tuning-split", data.SplitTuning, "the split on which alternative operating points are chosen")
 	fs.StringVar(&o.oracle, "oracle", "", "synthetic MEDS folder: report its oracle's AUROC on the evaluated rows (the best achievable)")
-	fs.StringVar(&o.cfg.CohortDir, "cohort", "", "cohort folder: add the cohort checks (age per class, KS distance, warnings)")
+	fs.StringVar(&o.cfg.CohortDir, "cohort", "", "cohort folder (default: the one the first model's manifest names): the task, its exclusion flow and the time to event come from it; given, it adds the cohort checks (age per class, KS distance, warnings)")
 	fs.StringVar(&o.cfg.CohortMEDS, "meds", "", "with --cohort: the MEDS folder it was built from, to compare the classes' sequence lengths and flag codes that alone separate them")
 	durationVar(fs, &o.lead, "lead", 365*data.MicrosPerDay, "the cohort's lead time for --oracle (read from --cohort's manifest when given)")
 	fs.IntVar(&o.cfg.Bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for 95% intervals (0 for none)")
@@ -42,7 +43,11 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 	fs.IntVar(&o.cfg.MinPositives, "min-positives", 10, "segments with fewer positives are reported with counts only")
 	fs.IntVar(&o.cfg.MinNegatives, "min-negatives", 10, "segments with fewer negatives are reported with counts only")
 	fs.IntVar(&o.cfg.Bins, "bins", 10, "reliability-curve bins")
+	survival := survivalFlags(fs, &o.cfg)
 	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if err := survival(); err != nil {
 		return nil, err
 	}
 	if err := required("out", o.out); err != nil {
@@ -79,6 +84,22 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 		return nil, usagef("flags --min-positives and --min-negatives: must be at least 1")
 	}
 	return o, nil
+}
+
+// survivalFlags registers --horizons and --censoring; the function it returns checks them
+// once parsed.
+func survivalFlags(fs *flag.FlagSet, cfg *eval.ReportConfig) func() error {
+	var horizons string
+	fs.StringVar(&horizons, "horizons", "1y,2y,5y", "horizons of the time-to-event panel (Kaplan–Meier incidence, AUC(t), Brier(t), calibration), comma-separated durations")
+	fs.StringVar(&cfg.Censoring, "censoring", "", "a censoring-sensitivity JSON (medseq eval censoring --out FILE) to show as a table and plots")
+	return func() error {
+		h, err := eval.ParseHorizons(horizons)
+		if err != nil {
+			return usagef("flag --horizons: %v", err)
+		}
+		cfg.Horizons = h
+		return nil
+	}
 }
 
 func runEvalReport(ctx context.Context, e *env, args []string) error {
