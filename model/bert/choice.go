@@ -16,6 +16,9 @@ type Choice struct {
 	Hidden, Layers, Heads, Intermediate int
 	AgeEmbeddings, TimeEmbeddings       bool
 	Dropout                             float64 // hidden and attention dropout; negative: the configuration's
+	// Pooling is the classifier's pooling (PoolingCLS, PoolingMean; "" leaves a pretrained
+	// model's, which is [CLS]): a choice of the head, so a pretrained encoder takes any.
+	Pooling string
 }
 
 // defaultName is the configuration a Choice without a name starts from.
@@ -57,6 +60,7 @@ func (ch Choice) Config(vocabSize, maxPositions, padID int) (Config, error) {
 		c.TimeBuckets = DefaultTimeBuckets
 	}
 	c.PadTokenID = padID
+	c.Pooling = ch.Pooling
 	return c, c.Validate()
 }
 
@@ -77,7 +81,7 @@ func (e *MismatchError) Error() string {
 // Adapt checks that a pretrained model's configuration c is what ch asks for, over vocabSize
 // tokens and sequences of maxLen: the vocabulary's size, the length within its positions, the
 // sizes when ch asks for any (a name or a size), the age and time embeddings always. It
-// returns c with ch's dropout. A difference is a *MismatchError.
+// returns c with ch's dropout and pooling. A difference is a *MismatchError.
 func (ch Choice) Adapt(c Config, vocabSize, maxLen int) (Config, error) {
 	if c.VocabSize != vocabSize {
 		return c, &MismatchError{"vocab_size", c.VocabSize, vocabSize}
@@ -109,6 +113,9 @@ func (ch Choice) Adapt(c Config, vocabSize, maxLen int) (Config, error) {
 	}
 	if ch.Dropout >= 0 {
 		c.HiddenDropoutProb, c.AttentionProbsDropoutProb = ch.Dropout, ch.Dropout
+	}
+	if ch.Pooling != "" {
+		c.Pooling = ch.Pooling
 	}
 	return c, c.Validate()
 }

@@ -44,7 +44,21 @@ type Config struct {
 	// 1-2 days, 3-6, ... up to ~90 years with 16 buckets). transformers ignores it.
 	TimeEmbeddings bool `json:"time_embeddings,omitempty"`
 	TimeBuckets    int  `json:"time_buckets,omitempty"`
+	// Pooling is what the classifier's pooler reads: PoolingCLS ("" too, as in folders written
+	// before it was recorded) is the last hidden state of [CLS], as transformers'
+	// BertForSequenceClassification; PoolingMean is the mean of the last hidden states over
+	// the non-padding tokens, which transformers cannot express (hf.go says so in the folder).
+	Pooling string `json:"medseq_pooling,omitempty"`
 }
+
+// Poolings of the classifier head.
+const (
+	PoolingCLS  = "cls"
+	PoolingMean = "mean"
+)
+
+// MeanPooling says whether the classifier pools the mean of the tokens rather than [CLS].
+func (c Config) MeanPooling() bool { return c.Pooling == PoolingMean }
 
 // DefaultTimeBuckets is the number of log2 buckets of days before the prediction time.
 const DefaultTimeBuckets = 16
@@ -69,6 +83,8 @@ type hfConfig struct {
 	// MedseqExtraWeights are tensors transformers' BERT does not have (it drops them).
 	MedseqExtraWeights     []string `json:"medseq_extra_weights,omitempty"`
 	MedseqExtraWeightsNote string   `json:"medseq_extra_weights_note,omitempty"`
+	// MedseqPoolingNote says, for mean pooling, that transformers pools [CLS] instead.
+	MedseqPoolingNote string `json:"medseq_pooling_note,omitempty"`
 }
 
 // Named configurations.
@@ -138,6 +154,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bert config: time_buckets %d must be positive with time embeddings", c.TimeBuckets)
 	case c.TypeVocabSize <= 0:
 		return fmt.Errorf("bert config: type_vocab_size %d must be positive", c.TypeVocabSize)
+	case c.Pooling != "" && c.Pooling != PoolingCLS && c.Pooling != PoolingMean:
+		return fmt.Errorf("bert config: medseq_pooling %q is not %s or %s", c.Pooling, PoolingCLS, PoolingMean)
 	}
 	return nil
 }

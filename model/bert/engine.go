@@ -362,7 +362,7 @@ func (e *Engine) evalGraph(in []*graph.Node) []*graph.Node {
 	P := len(e.specs)
 	f := newFwd(e.cfg, e.specs, in[:P], false, nil, e.dtype)
 	t, _ := e.batchNodes(in[P:])
-	return []*graph.Node{f.classify(f.encode(t))}
+	return []*graph.Node{f.classify(f.encode(t), t.mask)}
 }
 
 // mlmGraph: [params..., ids, mask, (ages), positions] -> [logits B×P×V].
@@ -386,7 +386,7 @@ func (e *Engine) trainGraph(in []*graph.Node) []*graph.Node {
 	var loss *graph.Node
 	switch e.task {
 	case TaskClassify:
-		logits := f.classify(hidden)
+		logits := f.classify(hidden, t.mask)
 		y, w := rest[0], rest[1]
 		per := bceWithLogits(logits, y, e.opt.PosWeight)
 		den := graph.Max(graph.ReduceAllSum(w), graph.ConstAs(w, 1))

@@ -141,11 +141,21 @@ func (f *fwd) encode(t tokenInputs) *Node {
 	return x
 }
 
-// classify is the pooler (dense + tanh on [CLS]) and the classifier: one logit per sequence [B].
-func (f *fwd) classify(hidden *Node) *Node {
+// classify is the pooler (dense + tanh) and the classifier: one logit per sequence [B]. The
+// pooler reads the last hidden state of [CLS], or with mean pooling the mean of the last
+// hidden states over the tokens mask marks (every row has at least one).
+func (f *fwd) classify(hidden, mask *Node) *Node {
 	B, H := hidden.Shape().Dimensions[0], f.c.HiddenSize
-	cls := Reshape(Slice(hidden, AxisRange(), AxisElem(0)), B, H)
-	pooled := Tanh(f.linear(cls, "bert.pooler.dense"))
+	var rep *Node
+	if f.c.MeanPooling() {
+		m := ExpandAxes(ConvertDType(mask, dtypes.Float32), -1) // [B, L, 1]
+		sum := ReduceSum(Mul(hidden, m), 1)                     // [B, H]
+		n := Max(ReduceSum(m, 1), ConstAs(m, 1))                // [B, 1]
+		rep = Div(sum, n)
+	} else {
+		rep = Reshape(Slice(hidden, AxisRange(), AxisElem(0)), B, H)
+	}
+	pooled := Tanh(f.linear(rep, "bert.pooler.dense"))
 	pooled = f.dropout(pooled, f.c.HiddenDropoutProb)
 	// The classifier is a matrix-vector product (one output): float32 in every dtype. It costs
 	// nothing, and XLA may lower a low-precision one to a reduction summed in that precision.

@@ -36,7 +36,14 @@ type HFFolder struct {
 	// Dropped are the tensors transformers' BERT has no place for and drops on loading
 	// (medseq's age and time embeddings): its outputs then differ from medseq's.
 	Dropped []string
+	// MeanPooling: the classifier pools the mean of the tokens, which transformers'
+	// BertForSequenceClassification cannot (it pools [CLS]): its logits differ from medseq's.
+	MeanPooling bool
 }
+
+// ReadmeFile is the folder's README.md, written for what transformers cannot reproduce alone
+// (mean pooling).
+const ReadmeFile = "README.md"
 
 // The classifier's logit, as config.json's medseq_logit states it.
 const hfLogitNote = `logits[:, 0] is the log-odds of id2label["0"]: probability = sigmoid(logit). ` +
@@ -49,6 +56,40 @@ const hfLogitNote = `logits[:, 0] is the log-odds of id2label["0"]: probability 
 const hfExtraNote = `transformers' BERT has no age or time embeddings: from_pretrained drops these tensors ` +
 	`("Some weights of the model checkpoint were not used") and its outputs then differ from medseq's, which adds ` +
 	`them to every token's embedding (age_embeddings, time_embeddings above). Score this model with medseq.`
+
+// The mean pooling, as config.json's medseq_pooling_note and the folder's README.md state it.
+const hfMeanPoolingNote = `medseq_pooling is mean: the pooler (bert.pooler.dense, then tanh) reads the mean of the ` +
+	`last hidden states over the tokens the attention mask keeps, not the [CLS] state. transformers' ` +
+	`BertForSequenceClassification has no setting for this and always pools [CLS]: loaded there, the weights load ` +
+	`without a warning but the logits differ from medseq's. Score this model with medseq, or pool as README.md shows.`
+
+// hfMeanPoolingREADME is README.md of a mean-pooling classifier's folder.
+const hfMeanPoolingREADME = `# A medseq BERT classifier with mean pooling
+
+This folder loads in transformers (` + "`BertForSequenceClassification.from_pretrained`" + `), but its
+classifier was trained on the **mean of the last hidden states over the non-padding tokens**
+(config.json: ` + "`medseq_pooling: \"mean\"`" + `), not on the ` + "`[CLS]`" + ` state that
+BertForSequenceClassification pools. transformers has no setting for mean pooling, so its
+logits from this folder differ from medseq's. Reproduce medseq's logit with the model's parts:
+
+` + "```python" + `
+import torch
+from transformers import AutoTokenizer, BertForSequenceClassification
+
+tok = AutoTokenizer.from_pretrained("bert")
+m = BertForSequenceClassification.from_pretrained("bert").eval()
+enc = tok(lines, truncation=True, padding=True, return_tensors="pt")
+with torch.no_grad():
+    h = m.bert(**enc).last_hidden_state                # [B, L, H]
+    mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+    mean = (h * mask).sum(1) / mask.sum(1).clamp(min=1)
+    logit = m.classifier(torch.tanh(m.bert.pooler.dense(mean)))[:, 0]
+probability = torch.sigmoid(logit)  # uncalibrated: calibration.json maps it
+` + "```" + `
+
+Age or time embeddings, when config.json lists them in ` + "`medseq_extra_weights`" + `, are dropped by
+transformers as well: score such a model with medseq.
+`
 
 // extraWeights are the tensors of c that transformers' BertModel does not have.
 func (c Config) extraWeights() []string {
@@ -91,6 +132,9 @@ func (c Config) marshalHF(h Heads, x HFExport) ([]byte, error) {
 	if extra := c.extraWeights(); len(extra) > 0 {
 		hc.MedseqExtraWeights, hc.MedseqExtraWeightsNote = extra, hfExtraNote
 	}
+	if h.Classifier && c.MeanPooling() {
+		hc.MedseqPoolingNote = hfMeanPoolingNote
+	}
 	return json.MarshalIndent(hc, "", "  ")
 }
 
@@ -132,6 +176,9 @@ func SaveHF(dir string, w *Weights, x HFExport) (*HFFolder, error) {
 		return nil, err
 	}
 	files[ConfigFile] = append(cj, '\n')
+	if w.Heads.Classifier && c.MeanPooling() {
+		files[ReadmeFile] = []byte(hfMeanPoolingREADME)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -157,13 +204,18 @@ func SaveHF(dir string, w *Weights, x HFExport) (*HFFolder, error) {
 	if err := WriteSafetensors(filepath.Join(dir, SafetensorsFile), names, ts, map[string]string{"format": "pt", "producer": "medseq"}); err != nil {
 		return nil, err
 	}
-	out.Dropped = c.extraWeights()
+	out.Dropped, out.MeanPooling = c.extraWeights(), w.Heads.Classifier && c.MeanPooling()
 	if x.Log != nil {
 		x.Log.Info("HuggingFace folder written", "dir", dir, "architecture", out.Architecture, "max_length", maxLen,
 			"tokenizer", x.Tokenizer != nil)
 		if len(out.Dropped) > 0 {
 			x.Log.Warn(fmt.Sprintf("transformers' %s drops medseq's extra weights [%s]: loaded there, the model ignores ages and times, so its outputs differ from medseq's (config.json's medseq_extra_weights says so)",
 				out.Architecture, strings.Join(out.Dropped, ", ")), "dir", dir)
+		}
+		if out.MeanPooling {
+			x.Log.Warn("the classifier pools the mean of the tokens, which transformers' BertForSequenceClassification "+
+				"cannot express (it pools [CLS]): loaded there its logits differ from medseq's (config.json's "+
+				"medseq_pooling_note and README.md say so and show how to pool)", "dir", dir)
 		}
 	}
 	return out, nil

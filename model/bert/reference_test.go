@@ -33,10 +33,13 @@ func rows[T any](flat []T, B, L int) [][]T {
 
 func TestMatchesPyTorchReference(t *testing.T) {
 	python := testpy.Require(t, "python3-torch", "torch")
-	for _, tc := range []struct{ ages, time bool }{{false, false}, {true, false}, {true, true}} {
+	for _, tc := range []struct {
+		ages, time bool
+		pooling    string
+	}{{false, false, ""}, {true, false, PoolingCLS}, {true, true, ""}, {false, false, PoolingMean}, {true, true, PoolingMean}} {
 		ages := tc.ages
 		c := toyConfig(t, ages)
-		c.NumHiddenLayers = 2
+		c.NumHiddenLayers, c.Pooling = 2, tc.pooling
 		if tc.time {
 			c.TimeEmbeddings, c.TimeBuckets = true, 6 // days beyond 31 share the last bucket
 		}
@@ -126,7 +129,7 @@ func TestMatchesPyTorchReference(t *testing.T) {
 		for i, x := range ref.HFLogits {
 			maxDiff = math.Max(maxDiff, math.Abs(x-float64(logits[i])))
 		}
-		t.Logf("ages=%v time=%v: classifier max |ours-torch| %.3g (logits %v), MLM max relative %.3g (|logit| up to %.1f), transformers checked: %v", ages, tc.time, maxDiff, ref.Logits, mlmDiff, mlmMax, ref.HFLogits != nil)
+		t.Logf("ages=%v time=%v pooling=%q: classifier max |ours-torch| %.3g (logits %v), MLM max relative %.3g (|logit| up to %.1f), transformers checked: %v", ages, tc.time, tc.pooling, maxDiff, ref.Logits, mlmDiff, mlmMax, ref.HFLogits != nil)
 		if maxDiff > 1e-4 || mlmDiff > 1e-4 {
 			t.Fatalf("ours and PyTorch differ: classifier %.3g, MLM %.3g (limit 1e-4)", maxDiff, mlmDiff)
 		}

@@ -3,7 +3,8 @@
 usage: reference.py MODEL_DIR INPUTS_JSON OUTPUT_JSON
 
 Reads MODEL_DIR/config.json and MODEL_DIR/model.safetensors (parsed here by hand), runs
-HuggingFace BERT's math (BertForSequenceClassification / BertForMaskedLM, eval mode) on the
+HuggingFace BERT's math (BertForSequenceClassification / BertForMaskedLM, eval mode; the pooler on
+the mean of the unmasked tokens when config.json's medseq_pooling is "mean") on the
 inputs {"ids": [[...]], "mask": [[...]], "ages": [[...]], "positions": [[...]]} and writes
 {"logits": [...], "mlm_logits": [[[...]]]}. When transformers is importable it also runs
 BertForSequenceClassification itself and writes "hf_logits".
@@ -87,7 +88,13 @@ def main():
             x = ln(lin(h, p + "output.dense") + x, p + "output.LayerNorm")
         out = {}
         if "classifier.weight" in W:
-            pooled = torch.tanh(lin(x[:, 0], "bert.pooler.dense"))
+            if cfg.get("medseq_pooling") == "mean":
+                # The mean of the last hidden states over the tokens the mask keeps.
+                m = mask[:, :, None]
+                rep = (x * m).sum(1) / m.sum(1).clamp(min=1)
+            else:
+                rep = x[:, 0]
+            pooled = torch.tanh(lin(rep, "bert.pooler.dense"))
             out["logits"] = lin(pooled, "classifier")[:, 0].tolist()
         if "cls.predictions.bias" in W and "positions" in inp:
             pos = torch.tensor(inp["positions"], dtype=torch.long)
@@ -96,7 +103,8 @@ def main():
             out["mlm_logits"] = (t @ W["bert.embeddings.word_embeddings.weight"].T + W["cls.predictions.bias"]).tolist()
     try:
         import transformers  # noqa: F401
-        if not cfg.get("age_embeddings") and not cfg.get("time_embeddings"):
+        # transformers pools [CLS] only: a mean-pooling model is not its model.
+        if not cfg.get("age_embeddings") and not cfg.get("time_embeddings") and cfg.get("medseq_pooling") != "mean":
             m = transformers.BertForSequenceClassification.from_pretrained(model_dir).eval()
             with torch.no_grad():
                 out["hf_logits"] = m(input_ids=ids, attention_mask=mask.long()).logits[:, 0].tolist()
