@@ -297,33 +297,15 @@ func CompareSegments(a, b []Prediction, cfg SegmentConfig) (*Comparison, error) 
 		sc := SimpsonCheck{Column: col}
 		for _, v := range vals {
 			idx := groups[v]
-			s := SegmentComparison{Column: col, Value: v, N: len(idx)}
-			y := make([]bool, len(idx))
-			sa := make([]float64, len(idx))
-			sb := make([]float64, len(idx))
-			for k, i := range idx {
-				y[k], sa[k], sb[k] = rows[i].Label, rows[i].Score, scoreB[i]
-				if y[k] {
-					s.Positives++
-				} else {
-					s.Negatives++
-				}
+			s, err := compareSegment(rows, scoreB, idx, col, v, cfg)
+			if err != nil {
+				return nil, err
 			}
-			if s.Positives < cfg.MinPositives || s.Negatives < cfg.MinNegatives {
-				s.Small = true
+			if s.Small {
 				c.Segments = append(c.Segments, s)
 				continue
 			}
-			d := &DeLongResult{N: len(idx)}
-			diff, se, z, p, err := DeLong(y, sa, sb)
-			if err != nil {
-				return nil, fmt.Errorf("segment %s=%s: %w", col, v, err)
-			}
-			d.Diff, d.SE, d.Z, d.P = Num(diff), Num(se), Num(z), Num(p)
-			aa, _ := AUROC(y, sa)
-			bb, _ := AUROC(y, sb)
-			d.AUROC.A, d.AUROC.B = Num(aa), Num(bb)
-			s.DeLong = d
+			diff := float64(s.DeLong.Diff)
 			sc.Evaluable++
 			switch ss := sign(diff); {
 			case ss == 0 || aggSign == 0:
@@ -338,13 +320,48 @@ func CompareSegments(a, b []Prediction, cfg SegmentConfig) (*Comparison, error) 
 		}
 		sc.AggregateDisagrees = sc.Evaluable > 0 && 2*sc.Disagree > sc.Evaluable
 		if sc.AggregateDisagrees {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("Simpson's paradox: overall AUROC difference %+.4f, but %d of %d %s segments order the models the other way", float64(agg.Diff), sc.Disagree, sc.Evaluable, col))
+			c.Warnings = append(c.Warnings, fmt.Sprintf("Simpson's paradox: overall AUROC difference %+.4f, "+
+				"but %d of %d %s segments order the models the other way", float64(agg.Diff), sc.Disagree, sc.Evaluable, col))
 		} else if len(sc.Reversed) > 0 {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s segments %s order the models opposite to the aggregate", col, strings.Join(sc.Reversed, ", ")))
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s segments %s order the models opposite to the aggregate",
+				col, strings.Join(sc.Reversed, ", ")))
 		}
 		c.Simpson = append(c.Simpson, sc)
 	}
 	return c, nil
+}
+
+// compareSegment is DeLong's test of the paired rows idx of one segment (Score of the first
+// model, scoreB of the second); Small and no test when it has too few positives or negatives.
+func compareSegment(rows []Prediction, scoreB []float64, idx []int, col, v string, cfg SegmentConfig,
+) (SegmentComparison, error) {
+	s := SegmentComparison{Column: col, Value: v, N: len(idx)}
+	y := make([]bool, len(idx))
+	sa := make([]float64, len(idx))
+	sb := make([]float64, len(idx))
+	for k, i := range idx {
+		y[k], sa[k], sb[k] = rows[i].Label, rows[i].Score, scoreB[i]
+		if y[k] {
+			s.Positives++
+		} else {
+			s.Negatives++
+		}
+	}
+	if s.Positives < cfg.MinPositives || s.Negatives < cfg.MinNegatives {
+		s.Small = true
+		return s, nil
+	}
+	d := &DeLongResult{N: len(idx)}
+	diff, se, z, p, err := DeLong(y, sa, sb)
+	if err != nil {
+		return s, fmt.Errorf("segment %s=%s: %w", col, v, err)
+	}
+	d.Diff, d.SE, d.Z, d.P = Num(diff), Num(se), Num(z), Num(p)
+	aa, _ := AUROC(y, sa)
+	bb, _ := AUROC(y, sb)
+	d.AUROC.A, d.AUROC.B = Num(aa), Num(bb)
+	s.DeLong = d
+	return s, nil
 }
 
 // Wilson is the Wilson score interval of a proportion k/n at normal quantile z (1.96 for
