@@ -61,10 +61,13 @@ func countRecords(ctx context.Context, in *data.OpenedCohort, values bool, until
 	}
 	recs := &data.Records{Dataset: in.Dataset, Splits: splits, Until: until}
 	rc, err := recs.ForEach(ctx, nil, []string{data.SplitTrain, data.SplitTuning}, func(split string, s data.Subject) error {
-		if split == data.SplitTrain {
+		switch split {
+		case data.SplitTrain:
 			counts.train.Add(s.Events, -1)
-		} else {
+		case data.SplitTuning:
 			counts.tuningCounts.Add(s.Events, -1)
+		default:
+			return fmt.Errorf("tokenize build: a %s record reached the corpus", split) // never: ForEach filters
 		}
 		return nil
 	})

@@ -138,9 +138,13 @@ func recordCorpus(ctx context.Context, b *bertRun, cfg CorpusConfig) (*pretrainC
 	counts, err := recs.ForEach(ctx, nil, []string{data.SplitTrain, data.SplitTuning}, func(split string, s data.Subject) error {
 		win.refresh()
 		r := win.split(s.Events)
-		if split == data.SplitTuning {
+		switch split {
+		case data.SplitTuning:
 			win.cut(&r, func(lo, hi, _ int) { val.offer(func() bert.Encoded { return win.encode(&r, lo, hi) }) })
 			return nil
+		case data.SplitTrain:
+		default:
+			return fmt.Errorf("train pretrain: a %s record reached the corpus", split) // never: ForEach filters
 		}
 		win.cm.Count(&b.o.trainRates, s.Events)
 		n := 0
