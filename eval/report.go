@@ -288,6 +288,9 @@ func BuildReport(cfg ReportConfig) (*Report, error) {
 		return nil, err
 	}
 	fillTask(r.Task, co, r.Models, cfg.Split)
+	for _, n := range r.Task.Notes {
+		r.Warnings = append(r.Warnings, "task: "+n)
+	}
 	if cfg.CohortDir != "" {
 		if r.Cohort, err = checkReportCohort(co, cfg); err != nil {
 			return nil, err

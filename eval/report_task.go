@@ -140,7 +140,10 @@ func loadTaskCohort(cfg ReportConfig, task *TaskSummary) (*data.Cohort, error) {
 // fillTask fills the task from the loaded cohort co (nil: unknown) and its report file.
 func fillTask(task *TaskSummary, co *data.Cohort, models []*ModelReport, split string) {
 	task.Evaluated = spanOfPredictions(split, models[0].stored)
-	for _, m := range models[1:] {
+	for i, m := range models {
+		if i == 0 && task.CohortFrom != "--cohort" {
+			continue // the task's cohort is the one its manifest names: loadTaskCohort checked its run
+		}
 		if mm, err := modelrepo.ReadManifest(m.Dir); err == nil && task.CohortRunID != "" {
 			if in, ok := mm.Input("cohort"); ok && in.RunID != "" && in.RunID != task.CohortRunID {
 				task.Notes = append(task.Notes,

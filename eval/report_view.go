@@ -316,11 +316,6 @@ func (v *htmlView) cohort(r *Report) error {
 // allWarnings gathers the report's, the models', the comparisons' and the cohort's warnings.
 func (r *Report) allWarnings() []string {
 	out := append([]string(nil), r.Warnings...)
-	if r.Task != nil {
-		for _, n := range r.Task.Notes {
-			out = append(out, "task: "+n)
-		}
-	}
 	for _, m := range r.Models {
 		for _, w := range m.Warnings {
 			out = append(out, m.Name+": "+w)
