@@ -212,7 +212,8 @@ func TestReportClinicalSections(t *testing.T) {
 	xdir := fakeModel(t, root, "t2d-xgboost", "xgboost", 2, 2.0, 300)
 	bdir := fakeModel(t, root, "t2d-bert", "bert", 3, 1.6, 300)
 	cohort := fakeCohort(t, root, xdir)
-	r, err := BuildReport(ReportConfig{Models: []string{xdir, bdir}, Bootstrap: 200, CohortDir: cohort})
+	r, err := BuildReport(ReportConfig{Models: []string{xdir, bdir}, Bootstrap: 200, CohortDir: cohort,
+		Censoring: filepath.Join("testdata", "censoring.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +223,22 @@ func TestReportClinicalSections(t *testing.T) {
 	}
 	html := b.String()
 	checkHTML(t, html)
+	// Every section renders from metrics.json alone: the page read back is the same.
+	var j strings.Builder
+	if err := r.WriteJSON(&j); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal([]byte(j.String()), &back); err != nil {
+		t.Fatal(err)
+	}
+	var again strings.Builder
+	if err := back.WriteHTML(&again); err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != html {
+		t.Error("the page rendered from metrics.json differs")
+	}
 	for i, dir := range []string{xdir, bdir} {
 		m, stored := r.Models[i], readStored(t, dir, data.SplitHeldOut)
 		o := m.Operating
