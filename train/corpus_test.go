@@ -36,16 +36,16 @@ type planted struct {
 	meds, cohort, tokRecords, tokAll string
 }
 
-// plantedSubject is a record of 30 visits from 2000, two codes each, with a static sex row,
-// a birth event and the planted code (if any) at six of its visits.
-func plantedSubject(codes *data.Codes, id int64, plant string) data.Subject {
+// plantedSubject is a record of visits every two months from 2000, two codes each, with a
+// static sex row, a birth event and the planted code (if any) at one visit in five.
+func plantedSubject(codes *data.Codes, id int64, visits int64, plant string) data.Subject {
 	day := data.MicrosPerDay
 	birth := data.Micros(time.Date(1950+int(id%20), 3, 1, 0, 0, 0, 0, time.UTC))
 	sex := []string{"SEX//F", "SEX//M"}[id%2]
 	ev := []data.Event{{Time: data.StaticTime, Code: codes.ID(sex), Value: data.NoValue},
 		{Time: birth, Code: codes.ID(data.BirthCode), Value: data.NoValue}}
 	start := data.Micros(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))
-	for v := int64(0); v < 30; v++ {
+	for v := int64(0); v < visits; v++ {
 		t := start + (v*61+id%7)*day
 		ev = append(ev, data.Event{Time: t, Code: codes.ID(fmt.Sprintf("C/%d", (id*7+v)%15)), Value: data.NoValue},
 			data.Event{Time: t, Code: codes.ID(fmt.Sprintf("LAB/%d", v%3)), Value: float32(v%10) + 0.5})
@@ -84,7 +84,7 @@ func writePlanted(t *testing.T, dir string) planted {
 		return ""
 	}
 	for id := int64(1); id <= 62; id++ {
-		if err := w.Add(splitOf(id), plantedSubject(w.Codes, id, plants[id])); err != nil {
+		if err := w.Add(splitOf(id), plantedSubject(w.Codes, id, 30, plants[id])); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,7 +103,7 @@ func writePlanted(t *testing.T, dir string) planted {
 }
 
 // writePlantedCohort writes the planted dataset's cohort, labels made by hand.
-func writePlantedCohort(t *testing.T, p planted) {
+func writePlantedCohort(t testing.TB, p planted) {
 	t.Helper()
 	var labels []data.Label
 	add := func(lo, hi int64, split string) {
@@ -127,7 +127,7 @@ func writePlantedCohort(t *testing.T, p planted) {
 }
 
 // writeTokenizerOfAll writes a tokenizer counted on every subject of the dataset.
-func writeTokenizerOfAll(t *testing.T, p planted) {
+func writeTokenizerOfAll(t testing.TB, p planted) {
 	t.Helper()
 	ds, err := data.Open(p.meds)
 	if err != nil {
