@@ -2,22 +2,15 @@ package study
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/scorer"
 	"github.com/medseq/medseq/modelrepo"
-)
-
-// Policies for negatives censored within the required follow-up (CensoringVariant.Policy).
-const (
-	PolicyKeep     = "keep"      // kept as negatives (the follow-up-0 rows)
-	PolicyDrop     = "drop"      // dropped, as data cohort --follow-up does
-	PolicyDropLost = "drop-lost" // dropped when lost to follow-up; those censored by death stay negatives
 )
 
 // DefaultFollowUps are the follow-up requirements compared: 0, six months, one and two years.
@@ -44,50 +37,57 @@ type CensoringConfig struct {
 	Logger           *slog.Logger
 }
 
-// CensoringReport is the censoring sensitivity of one model on one cohort (medseq eval
-// censoring, censoring.json): the labels rebuilt with follow-up 0 and scored once, and each
-// variant's metrics. eval report reads it to show the panel; every figure is computed on the
-// rows the variant keeps.
-type CensoringReport struct {
-	Model     string `json:"model"`
-	ModelKind string `json:"model_kind"`
-	ModelRun  string `json:"model_run_id"`
-	Dataset   string `json:"dataset"`
-	Cohort    string `json:"cohort"`
-	// CohortFollowUp is the follow-up the model's cohort required of negatives ("" for a cohort
-	// from external labels).
-	CohortFollowUp string `json:"cohort_follow_up"`
-	// Rebuilt: the labels were rebuilt from the cohort's rules with follow-up 0; false for a
-	// cohort from external labels, used as it is.
-	Rebuilt bool   `json:"rebuilt"`
-	Split   string `json:"split"`
-	// SplitFromCohort counts rebuilt labels whose subject took the model's cohort's split
-	// instead of the rebuilt one.
-	SplitFromCohort int     `json:"split_from_cohort"`
-	Calibration     string  `json:"calibration"` // how scores were calibrated (the model's method, or "none")
-	Threshold       float64 `json:"threshold"`   // the model's operating point, for eval's threshold metrics
-	Bootstrap       int     `json:"bootstrap"`   // AUROC interval resamples
-	// Variants: the reference (follow-up 0) first, then each follow-up with drop and drop-lost.
-	Variants []CensoringVariant `json:"variants"`
-	Warnings []string           `json:"warnings,omitempty"`
-
-	rows []row // the scored rows, for tests
-}
-
-// WriteJSON writes the report atomically.
-func (r *CensoringReport) WriteJSON(path string) error {
-	buf, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return data.WriteFileAtomic(path, append(buf, '\n'))
-}
-
 // Censoring rebuilds the model's cohort with follow-up 0, scores its evaluated split and
-// compares the follow-up requirements and policies (see the package doc).
-func Censoring(ctx context.Context, cfg CensoringConfig) (*CensoringReport, error) {
+// compares the follow-up requirements and policies (see the package doc). The result is eval's
+// censoring-sensitivity file (eval.WriteCensoringSensitivity writes it, eval report reads it).
+func Censoring(ctx context.Context, cfg CensoringConfig) (*eval.CensoringSensitivity, error) {
+	r, _, err := censoring(ctx, cfg)
+	return r, err
+}
+
+// censoring is Censoring, with the scored rows the variants filter (for tests).
+func censoring(ctx context.Context, cfg CensoringConfig) (*eval.CensoringSensitivity, []row, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, nil, err
+	}
+	man := cfg.Scorer.Manifest()
+	r := &eval.CensoringSensitivity{Model: cfg.Model, ModelKind: cfg.Scorer.Kind(), ModelRun: man.RunID,
+		Dataset: cfg.MEDS, Cohort: cfg.Cohort, Split: cfg.Split, Calibration: "none",
+		Threshold: man.OperatingPoint.Threshold, Bootstrap: cfg.Bootstrap}
+	if cfg.Calibration != nil {
+		r.Calibration = cfg.Calibration.Method
+	}
+	c, ds, err := openInputs(cfg, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	labels, err := followUpLabels(ctx, ds, c, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Logger.Info("scoring censoring rows", "labels", len(labels), "split", cfg.Split, "rebuilt", r.Rebuilt)
+	rows, err := scoreRows(ctx, cfg, ds, c, labels)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(rows) == 0 {
+		return nil, nil, fmt.Errorf("censoring: cohort %s has no %s labels", cfg.Cohort, cfg.Split)
+	}
+	cohortFollowUp := int64(-1)
+	if r.CohortFollowUp != "" {
+		cohortFollowUp, _ = data.ParseDuration(r.CohortFollowUp)
+	}
+	opts := evalOptions{threshold: r.Threshold, bootstrap: cfg.Bootstrap, seed: cfg.Seed, followUps: cfg.FollowUps}
+	if r.Variants, err = variants(rows, opts, cohortFollowUp, &r.Warnings); err != nil {
+		return nil, nil, err
+	}
+	return r, rows, nil
+}
+
+// defaults checks the config and fills in its defaults.
+func (cfg *CensoringConfig) defaults() error {
 	if cfg.Scorer == nil {
-		return nil, errors.New("censoring: no model")
+		return errors.New("censoring: no model")
 	}
 	if cfg.Split == "" {
 		cfg.Split = data.SplitHeldOut
@@ -97,48 +97,18 @@ func Censoring(ctx context.Context, cfg CensoringConfig) (*CensoringReport, erro
 	}
 	for _, f := range cfg.FollowUps {
 		if f < 0 {
-			return nil, fmt.Errorf("censoring: follow-up %s is negative", data.FormatDuration(f))
+			return fmt.Errorf("censoring: follow-up %s is negative", data.FormatDuration(f))
 		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	man := cfg.Scorer.Manifest()
-	r := &CensoringReport{Model: cfg.Model, ModelKind: cfg.Scorer.Kind(), ModelRun: man.RunID, Dataset: cfg.MEDS,
-		Cohort: cfg.Cohort, Split: cfg.Split, Calibration: "none", Threshold: man.OperatingPoint.Threshold,
-		Bootstrap: cfg.Bootstrap}
-	if cfg.Calibration != nil {
-		r.Calibration = cfg.Calibration.Method
-	}
-	c, ds, err := openInputs(cfg, r)
-	if err != nil {
-		return nil, err
-	}
-	labels, err := followUpLabels(ctx, ds, c, r)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Logger.Info("scoring censoring rows", "labels", len(labels), "split", cfg.Split, "rebuilt", r.Rebuilt)
-	if r.rows, err = scoreRows(ctx, cfg, ds, c, labels); err != nil {
-		return nil, err
-	}
-	if len(r.rows) == 0 {
-		return nil, fmt.Errorf("censoring: cohort %s has no %s labels", cfg.Cohort, cfg.Split)
-	}
-	cohortFollowUp := int64(-1)
-	if r.CohortFollowUp != "" {
-		cohortFollowUp, _ = data.ParseDuration(r.CohortFollowUp)
-	}
-	opts := evalOptions{threshold: r.Threshold, bootstrap: cfg.Bootstrap, seed: cfg.Seed, followUps: cfg.FollowUps}
-	if r.Variants, err = variants(r.rows, opts, cohortFollowUp, &r.Warnings); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return nil
 }
 
 // openInputs loads the cohort and the dataset and checks that they belong together and to the
 // model (its training cohort and gap).
-func openInputs(cfg CensoringConfig, r *CensoringReport) (*data.Cohort, *data.Dataset, error) {
+func openInputs(cfg CensoringConfig, r *eval.CensoringSensitivity) (*data.Cohort, *data.Dataset, error) {
 	c, err := data.LoadCohort(cfg.Cohort)
 	if err != nil {
 		return nil, nil, err
@@ -168,7 +138,8 @@ func openInputs(cfg CensoringConfig, r *CensoringReport) (*data.Cohort, *data.Da
 // followUpLabels are the labels to score, every one with its time to event and no follow-up
 // requirement: a --target cohort rebuilt from its rules with follow-up 0, each subject the
 // model's cohort holds keeping its split there; a cohort from external labels as it is.
-func followUpLabels(ctx context.Context, ds *data.Dataset, c *data.Cohort, r *CensoringReport) ([]data.Label, error) {
+func followUpLabels(ctx context.Context, ds *data.Dataset, c *data.Cohort,
+	r *eval.CensoringSensitivity) ([]data.Label, error) {
 	if _, ok := c.Manifest.Params["targets"]; !ok {
 		if err := c.RequireTimeToEvent(); err != nil {
 			return nil, fmt.Errorf("censoring: %w", err)

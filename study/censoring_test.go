@@ -3,11 +3,9 @@ package study
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -115,12 +113,12 @@ func (f fixture) config(t *testing.T) CensoringConfig {
 // negatives it drops hold the subjects diagnosed after their records ended.
 func TestCensoringFollowUpDirections(t *testing.T) {
 	f := buildFixture(t, 6000)
-	r, err := Censoring(context.Background(), f.config(t))
+	r, rows, err := censoring(context.Background(), f.config(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var text bytes.Buffer
-	if err := r.WriteText(&text); err != nil {
+	if err := WriteCensoringText(&text, r); err != nil {
 		t.Fatal(err)
 	}
 	t.Log("\n" + text.String())
@@ -128,23 +126,16 @@ func TestCensoringFollowUpDirections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkReport(t, r, f)
+	checkReport(t, r, rows, f)
 	checkDirections(t, r)
-	checkTruth(t, r, o)
+	checkTruth(t, rows, o)
 	t.Run("label cohorts", func(t *testing.T) { checkLabelCohorts(t, f) })
-	// The JSON round-trips with every variant.
-	out := filepath.Join(t.TempDir(), "censoring.json")
-	if err := r.WriteJSON(out); err != nil {
-		t.Fatal(err)
-	}
-	var back CensoringReport
-	if buf, err := os.ReadFile(out); err != nil || json.Unmarshal(buf, &back) != nil || len(back.Variants) != len(r.Variants) {
-		t.Errorf("censoring.json: %v, %d variants", err, len(back.Variants))
-	}
+	// The file eval censoring writes reads back, through eval, with every field.
+	checkFileRoundTrip(t, r)
 }
 
 // checkReport: the report's frame: rebuilt, held-out rows only, the variants in order.
-func checkReport(t *testing.T, r *CensoringReport, f fixture) {
+func checkReport(t *testing.T, r *eval.CensoringSensitivity, rows []row, f fixture) {
 	t.Helper()
 	c, err := data.LoadCohort(f.cohort)
 	if err != nil {
@@ -154,26 +145,26 @@ func checkReport(t *testing.T, r *CensoringReport, f fixture) {
 	for _, l := range c.Labels {
 		split[l.SubjectID] = l.Split
 	}
-	for _, x := range r.rows {
+	for _, x := range rows {
 		if s, ok := split[x.label.SubjectID]; x.label.Split != data.SplitHeldOut || (ok && s != data.SplitHeldOut) {
 			t.Fatalf("row of subject %d: split %s, in the model's cohort %q", x.label.SubjectID, x.label.Split, s)
 		}
 	}
-	if !r.Rebuilt || r.CohortFollowUp != "365d" || len(r.Variants) != 7 || r.Variants[0].Policy != PolicyKeep {
+	if !r.Rebuilt || r.CohortFollowUp != "365d" || len(r.Variants) != 7 || r.Variants[0].Policy != eval.CensoringPolicyKeep {
 		t.Fatalf("report frame: rebuilt %v, cohort follow-up %q, %d variants", r.Rebuilt, r.CohortFollowUp, len(r.Variants))
 	}
 	for _, v := range r.Variants {
-		if v.MatchesCohort != (v.Policy == PolicyDrop && v.FollowUp == "365d") {
+		if v.MatchesCohort != (v.Policy == eval.CensoringPolicyDrop && v.FollowUp == "365d") {
 			t.Errorf("variant %s %s: matches cohort %v", v.FollowUp, v.Policy, v.MatchesCohort)
 		}
 	}
 }
 
 // checkDirections: counts, prevalence and calibration-in-the-large move with the follow-up.
-func checkDirections(t *testing.T, r *CensoringReport) {
+func checkDirections(t *testing.T, r *eval.CensoringSensitivity) {
 	t.Helper()
 	ref := r.Variants[0].Metrics
-	prev := map[string]CensoringMetrics{PolicyDrop: ref, PolicyDropLost: ref}
+	prev := map[string]eval.CensoringMetrics{eval.CensoringPolicyDrop: ref, eval.CensoringPolicyDropLost: ref}
 	for _, v := range r.Variants[1:] {
 		m, p := v.Metrics, prev[v.Policy]
 		censored := 0
@@ -186,9 +177,9 @@ func checkDirections(t *testing.T, r *CensoringReport) {
 		case m.Negatives+v.Dropped != ref.Negatives || m.Negatives > p.Negatives || m.Prevalence < p.Prevalence:
 			t.Errorf("%s %s: %d negatives (%d dropped), prevalence %.4f after %d and %.4f", v.FollowUp, v.Policy,
 				m.Negatives, v.Dropped, m.Prevalence, p.Negatives, p.Prevalence)
-		case v.Policy == PolicyDrop && v.Dropped != censored:
+		case v.Policy == eval.CensoringPolicyDrop && v.Dropped != censored:
 			t.Errorf("%s drop: dropped %d of %d censored", v.FollowUp, v.Dropped, censored)
-		case v.Policy == PolicyDropLost && v.Dropped != censored-v.Censored[data.CensorDeath]:
+		case v.Policy == eval.CensoringPolicyDropLost && v.Dropped != censored-v.Censored[data.CensorDeath]:
 			t.Errorf("%s drop-lost: dropped %d of %d censored, %d by death", v.FollowUp, v.Dropped, censored, v.Censored[data.CensorDeath])
 		}
 		prev[v.Policy] = m
@@ -207,11 +198,11 @@ func checkDirections(t *testing.T, r *CensoringReport) {
 }
 
 // checkTruth compares the variants' rows with the generator's truth.
-func checkTruth(t *testing.T, r *CensoringReport, o *synth.Oracle) {
+func checkTruth(t *testing.T, rows []row, o *synth.Oracle) {
 	t.Helper()
 	var dropped, kept, droppedLater, keptLater int
 	for _, f := range []int64{182 * data.MicrosPerDay, 365 * data.MicrosPerDay, 730 * data.MicrosPerDay} {
-		for _, x := range r.rows {
+		for _, x := range rows {
 			l := x.label
 			s, ok := o.Subject(l.SubjectID)
 			if !ok {
@@ -221,7 +212,7 @@ func checkTruth(t *testing.T, r *CensoringReport, o *synth.Oracle) {
 				continue
 			}
 			unseen := s.Diagnosis != synth.NoTime && s.Diagnosis >= s.RecordEnd // diagnosed after the record ended
-			if !keeps(&l, f, PolicyDrop) {
+			if !keeps(&l, f, eval.CensoringPolicyDrop) {
 				dropped++
 				droppedLater += map[bool]int{true: 1}[unseen]
 				continue

@@ -11,10 +11,10 @@ import (
 	"github.com/medseq/medseq/eval"
 )
 
-// WriteText writes the report as a table: one line per variant, its rows, AUROC with its
-// interval, prevalence and calibration, and how far each moves AUROC and prevalence from the
-// reference.
-func (r *CensoringReport) WriteText(w io.Writer) error {
+// WriteCensoringText writes a censoring sensitivity (Censoring) as a table: one line per
+// variant, its rows, AUROC with its interval, prevalence and calibration, and how far each moves
+// AUROC and prevalence from the reference.
+func WriteCensoringText(w io.Writer, r *eval.CensoringSensitivity) error {
 	ew := &errWriter{w: w}
 	ew.printf("censoring sensitivity: %s model %s on cohort %s (%s split, calibration %s)\n",
 		r.ModelKind, r.Model, r.Cohort, r.Split, r.Calibration)
@@ -54,7 +54,7 @@ func (r *CensoringReport) WriteText(w io.Writer) error {
 }
 
 // censoredText is a variant's censored negatives and what the policy did with them.
-func censoredText(v CensoringVariant) string {
+func censoredText(v eval.CensoringRow) string {
 	total := 0
 	reasons := make([]string, 0, len(v.Censored))
 	for r, n := range v.Censored {
@@ -84,7 +84,7 @@ func shortReason(r string) string {
 	return r
 }
 
-func aurocText(m CensoringMetrics) string {
+func aurocText(m eval.CensoringMetrics) string {
 	if math.IsNaN(float64(m.AUROCLow)) {
 		return num(m.AUROC, 3)
 	}

@@ -9,57 +9,6 @@ import (
 	"github.com/medseq/medseq/eval"
 )
 
-// CensoringVariant is one follow-up requirement and policy: the rows it keeps and the model's
-// numbers on them.
-type CensoringVariant struct {
-	FollowUp       string `json:"follow_up"`    // required follow-up of negatives ("0", "182d", "365d", ...)
-	FollowUpMicros int64  `json:"follow_up_us"` // the same in microseconds
-	Policy         string `json:"policy"`       // PolicyKeep, PolicyDrop or PolicyDropLost
-	// Censored counts negatives censored within the follow-up (no event, followed less), by
-	// censoring reason (death, end_of_record, dataset_end); Dropped those of them the policy
-	// left out.
-	Censored map[string]int `json:"censored"`
-	Dropped  int            `json:"dropped"`
-	// MatchesCohort marks the variant whose rows the model's own cohort would hold (drop at the
-	// cohort's follow-up).
-	MatchesCohort bool             `json:"matches_cohort,omitempty"`
-	Metrics       CensoringMetrics `json:"metrics"`
-	// Delta is Metrics minus the reference's (follow-up 0); nil on the reference.
-	Delta *CensoringDelta `json:"delta,omitempty"`
-}
-
-// CensoringMetrics are a variant's numbers, from eval on its rows: AUROC with its bootstrap
-// interval over subjects, prevalence, and calibration of the calibrated probabilities. A figure
-// that cannot be computed (one class only, a logistic fit that diverges) is null.
-type CensoringMetrics struct {
-	Labels    int      `json:"labels"`
-	Subjects  int      `json:"subjects"`
-	Positives int      `json:"positives"`
-	Negatives int      `json:"negatives"`
-	AUROC     eval.Num `json:"auroc"`
-	AUROCLow  eval.Num `json:"auroc_ci_low"`
-	AUROCHigh eval.Num `json:"auroc_ci_high"`
-	// Prevalence is the observed rate of positives; MeanPredicted the mean calibrated
-	// probability; CalibrationInTheLarge their difference, observed minus predicted (below 0:
-	// the model over-predicts on these rows).
-	Prevalence            eval.Num `json:"prevalence"`
-	MeanPredicted         eval.Num `json:"mean_predicted"`
-	CalibrationInTheLarge eval.Num `json:"calibration_in_the_large"`
-	// Slope is eval's calibration slope (logistic regression of the label on logit(p); 1 when
-	// calibrated) and ECE its expected calibration error over ten uniform bins.
-	Slope eval.Num `json:"calibration_slope"`
-	ECE   eval.Num `json:"ece"`
-}
-
-// CensoringDelta is how far a variant moves the numbers from the reference.
-type CensoringDelta struct {
-	AUROC                 eval.Num `json:"auroc"`
-	Prevalence            eval.Num `json:"prevalence"`
-	CalibrationInTheLarge eval.Num `json:"calibration_in_the_large"`
-	Slope                 eval.Num `json:"calibration_slope"`
-	ECE                   eval.Num `json:"ece"`
-}
-
 // evalOptions are what eval needs beyond the rows: the model's threshold and the bootstrap.
 type evalOptions struct {
 	threshold float64
@@ -70,24 +19,24 @@ type evalOptions struct {
 
 // variants evaluates the reference (every row) and, for each positive follow-up, the drop and
 // drop-lost policies. cohortFollowUp marks the variant matching the model's cohort (-1: none).
-func variants(rows []row, cfg evalOptions, cohortFollowUp int64, warnings *[]string) ([]CensoringVariant, error) {
-	ref, err := evaluate(rows, 0, PolicyKeep, cfg, warnings)
+func variants(rows []row, cfg evalOptions, cohortFollowUp int64, warnings *[]string) ([]eval.CensoringRow, error) {
+	ref, err := evaluate(rows, 0, eval.CensoringPolicyKeep, cfg, warnings)
 	if err != nil {
 		return nil, err
 	}
-	out := []CensoringVariant{ref}
+	out := []eval.CensoringRow{ref}
 	for _, f := range cfg.followUps {
 		if f == 0 {
 			continue
 		}
-		for _, policy := range []string{PolicyDrop, PolicyDropLost} {
+		for _, policy := range []string{eval.CensoringPolicyDrop, eval.CensoringPolicyDropLost} {
 			v, err := evaluate(rows, f, policy, cfg, warnings)
 			if err != nil {
 				return nil, err
 			}
-			v.MatchesCohort = policy == PolicyDrop && f == cohortFollowUp
+			v.MatchesCohort = policy == eval.CensoringPolicyDrop && f == cohortFollowUp
 			m, r := v.Metrics, ref.Metrics
-			v.Delta = &CensoringDelta{AUROC: m.AUROC - r.AUROC, Prevalence: m.Prevalence - r.Prevalence,
+			v.Delta = &eval.CensoringDelta{AUROC: m.AUROC - r.AUROC, Prevalence: m.Prevalence - r.Prevalence,
 				CalibrationInTheLarge: m.CalibrationInTheLarge - r.CalibrationInTheLarge, Slope: m.Slope - r.Slope,
 				ECE: m.ECE - r.ECE}
 			out = append(out, v)
@@ -106,17 +55,17 @@ func keeps(l *data.Label, f int64, policy string) bool {
 		return true
 	}
 	switch policy {
-	case PolicyDrop:
+	case eval.CensoringPolicyDrop:
 		return false
-	case PolicyDropLost:
+	case eval.CensoringPolicyDropLost:
 		return l.CensorReason == data.CensorDeath
 	}
 	return true
 }
 
 // evaluate computes one variant on the rows it keeps.
-func evaluate(rows []row, f int64, policy string, cfg evalOptions, warnings *[]string) (CensoringVariant, error) {
-	v := CensoringVariant{FollowUp: data.FormatDuration(f), FollowUpMicros: f, Policy: policy, Censored: map[string]int{}}
+func evaluate(rows []row, f int64, policy string, cfg evalOptions, warnings *[]string) (eval.CensoringRow, error) {
+	v := eval.CensoringRow{FollowUp: data.FormatDuration(f), FollowUpMicros: f, Policy: policy, Censored: map[string]int{}}
 	var preds []eval.Prediction
 	for i := range rows {
 		l := &rows[i].label
@@ -143,9 +92,9 @@ func evaluate(rows []row, f int64, policy string, cfg evalOptions, warnings *[]s
 // metricsOf is eval's view of the predictions: Compute's AUROC (with its bootstrap interval),
 // prevalence and calibration summary, and the mean predicted probability. Rows of one class
 // only leave AUROC and the calibration fit null.
-func metricsOf(preds []eval.Prediction, cfg evalOptions) (CensoringMetrics, error) {
+func metricsOf(preds []eval.Prediction, cfg evalOptions) (eval.CensoringMetrics, error) {
 	nan := eval.Num(math.NaN())
-	m := CensoringMetrics{Labels: len(preds), AUROC: nan, AUROCLow: nan, AUROCHigh: nan, Prevalence: nan,
+	m := eval.CensoringMetrics{Labels: len(preds), AUROC: nan, AUROCLow: nan, AUROCHigh: nan, Prevalence: nan,
 		MeanPredicted: nan, CalibrationInTheLarge: nan, Slope: nan, ECE: nan}
 	subjects := map[int64]bool{}
 	sum := 0.0

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/eval"
 )
 
 // handRows: four positives (events observed) and six negatives: followed 3 years to the
@@ -50,13 +51,13 @@ func TestVariantsByHand(t *testing.T) {
 	// AUROC: of the 24 pairs of the reference, the positives 0.7 and 0.6 lose to 0.75 and to
 	// 0.75, 0.65 (3 pairs): 21/24. Calibration in the large: 0.4 - 5.5/10.
 	wants := []want{
-		{"0", PolicyKeep, 0, 0, 21.0 / 24, 0.4 - 0.55},
-		{"182d", PolicyDrop, 1, 1, 19.0 / 20, 4.0/9 - 4.75/9},
-		{"182d", PolicyDropLost, 0, 1, 21.0 / 24, 0.4 - 0.55},
-		{"365d", PolicyDrop, 2, 2, 16.0 / 16, 4.0/8 - 4.1/8},
-		{"365d", PolicyDropLost, 1, 2, 18.0 / 20, 4.0/9 - 4.85/9},
-		{"730d", PolicyDrop, 3, 3, 12.0 / 12, 4.0/7 - 3.9/7},
-		{"730d", PolicyDropLost, 2, 3, 14.0 / 16, 4.0/8 - 4.65/8},
+		{"0", eval.CensoringPolicyKeep, 0, 0, 21.0 / 24, 0.4 - 0.55},
+		{"182d", eval.CensoringPolicyDrop, 1, 1, 19.0 / 20, 4.0/9 - 4.75/9},
+		{"182d", eval.CensoringPolicyDropLost, 0, 1, 21.0 / 24, 0.4 - 0.55},
+		{"365d", eval.CensoringPolicyDrop, 2, 2, 16.0 / 16, 4.0/8 - 4.1/8},
+		{"365d", eval.CensoringPolicyDropLost, 1, 2, 18.0 / 20, 4.0/9 - 4.85/9},
+		{"730d", eval.CensoringPolicyDrop, 3, 3, 12.0 / 12, 4.0/7 - 3.9/7},
+		{"730d", eval.CensoringPolicyDropLost, 2, 3, 14.0 / 16, 4.0/8 - 4.65/8},
 	}
 	if len(vs) != len(wants) {
 		t.Fatalf("%d variants, want %d", len(vs), len(wants))
@@ -76,7 +77,7 @@ func TestVariantsByHand(t *testing.T) {
 				math.Abs(float64(m.CalibrationInTheLarge)-w.citl) > 1e-12 {
 				t.Errorf("metrics %+v, want AUROC %.4f, O-E %.4f", m, w.auroc, w.citl)
 			}
-			if v.MatchesCohort != (v.FollowUp == "365d" && v.Policy == PolicyDrop) {
+			if v.MatchesCohort != (v.FollowUp == "365d" && v.Policy == eval.CensoringPolicyDrop) {
 				t.Errorf("matches cohort %v", v.MatchesCohort)
 			}
 			if i > 0 && math.Abs(float64(v.Delta.AUROC)-(w.auroc-wants[0].auroc)) > 1e-12 {
@@ -87,10 +88,10 @@ func TestVariantsByHand(t *testing.T) {
 	if len(warnings) != 0 {
 		t.Errorf("warnings %v", warnings)
 	}
-	r := &CensoringReport{Model: "m", ModelKind: "xgboost", Cohort: "c", Split: data.SplitHeldOut, Rebuilt: true,
+	r := &eval.CensoringSensitivity{Model: "m", ModelKind: "xgboost", Cohort: "c", Split: data.SplitHeldOut, Rebuilt: true,
 		CohortFollowUp: "365d", Variants: vs}
 	var buf bytes.Buffer
-	if err := r.WriteText(&buf); err != nil {
+	if err := WriteCensoringText(&buf, r); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"all kept (reference)", "drop-lost 1/2 (D 1 E 1)", "* 365d", "0.875", "+0.125"} {

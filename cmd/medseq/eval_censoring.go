@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/study"
 )
@@ -92,11 +93,11 @@ func runEvalCensoring(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if o.out != "" {
-		if err := r.WriteJSON(o.out); err != nil {
+		if err := eval.WriteCensoringSensitivity(o.out, r); err != nil {
 			return err
 		}
 	}
-	if err := r.WriteText(e.stdout); err != nil {
+	if err := study.WriteCensoringText(e.stdout, r); err != nil {
 		return err
 	}
 	if o.out != "" {
