@@ -14,6 +14,7 @@ import (
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/internal/buildinfo"
 	inferencepb "github.com/medseq/medseq/proto/inference"
+	"github.com/medseq/medseq/tokenize"
 )
 
 // Tensor names of medseq models in the Open Inference Protocol.
@@ -131,37 +132,8 @@ func decodeTensor(i int, t *inferencepb.ModelInferRequest_InferInputTensor, raw 
 		if c != nil && (len(c.GetBytesContents()) > 0 || len(c.GetInt64Contents()) > 0 || len(c.GetFp32Contents()) > 0) {
 			return nil, badField(field+".contents", "must be empty when raw_input_contents is used")
 		}
-		b := raw[i]
-		if wantType == "BYTES" {
-			for len(b) > 0 {
-				if len(b) < 4 {
-					return nil, badField(fmt.Sprintf("raw_input_contents[%d]", i), "truncated length prefix")
-				}
-				l := binary.LittleEndian.Uint32(b)
-				b = b[4:]
-				if uint64(l) > uint64(len(b)) {
-					return nil, badField(fmt.Sprintf("raw_input_contents[%d]", i), "element longer than the contents")
-				}
-				out.bytes = append(out.bytes, b[:l])
-				b = b[l:]
-				if int64(len(out.bytes)) > n {
-					break
-				}
-			}
-		} else if wantType == "FP32" {
-			if len(b)%4 != 0 {
-				return nil, badField(fmt.Sprintf("raw_input_contents[%d]", i), "length not a multiple of 4 for FP32")
-			}
-			for j := 0; j+4 <= len(b); j += 4 {
-				out.floats = append(out.floats, math.Float32frombits(binary.LittleEndian.Uint32(b[j:])))
-			}
-		} else {
-			if len(b)%8 != 0 {
-				return nil, badField(fmt.Sprintf("raw_input_contents[%d]", i), "length not a multiple of 8 for INT64")
-			}
-			for j := 0; j+8 <= len(b); j += 8 {
-				out.ints = append(out.ints, int64(binary.LittleEndian.Uint64(b[j:])))
-			}
+		if err := out.decodeRaw(raw[i], i, wantType, n); err != nil {
+			return nil, err
 		}
 	case wantType == "BYTES":
 		out.bytes = c.GetBytesContents()
@@ -177,6 +149,48 @@ func decodeTensor(i int, t *inferencepb.ModelInferRequest_InferInputTensor, raw 
 	return out, nil
 }
 
+// decodeRaw decodes raw_input_contents[i], the contents of an input of datatype wantType
+// and n elements: BYTES elements each after its 4-byte little-endian length (reading stops
+// past n elements), little-endian FP32 or INT64 values.
+func (t *tensor) decodeRaw(b []byte, i int, wantType string, n int64) error {
+	switch wantType {
+	case "BYTES":
+		for len(b) > 0 {
+			if len(b) < 4 {
+				return badField(rawField(i), "truncated length prefix")
+			}
+			l := binary.LittleEndian.Uint32(b)
+			b = b[4:]
+			if uint64(l) > uint64(len(b)) {
+				return badField(rawField(i), "element longer than the contents")
+			}
+			t.bytes = append(t.bytes, b[:l])
+			b = b[l:]
+			if int64(len(t.bytes)) > n {
+				break
+			}
+		}
+	case "FP32":
+		if len(b)%4 != 0 {
+			return badField(rawField(i), "length not a multiple of 4 for FP32")
+		}
+		for j := 0; j+4 <= len(b); j += 4 {
+			t.floats = append(t.floats, math.Float32frombits(binary.LittleEndian.Uint32(b[j:])))
+		}
+	default:
+		if len(b)%8 != 0 {
+			return badField(rawField(i), "length not a multiple of 8 for INT64")
+		}
+		for j := 0; j+8 <= len(b); j += 8 {
+			t.ints = append(t.ints, int64(binary.LittleEndian.Uint64(b[j:])))
+		}
+	}
+	return nil
+}
+
+// rawField names raw_input_contents[i].
+func rawField(i int) string { return fmt.Sprintf("raw_input_contents[%d]", i) }
+
 // rows splits a tensor's elements into its rows (first dimension).
 func (t *tensor) rowLen() int {
 	if len(t.shape) == 2 {
@@ -190,152 +204,261 @@ func (t *tensor) batch() int { return int(t.shape[0]) }
 // inferSubjects decodes a ModelInferRequest into subjects.
 func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferRequest, table *data.Codes) ([]*subject, error) {
 	lim := in.s.limits
-	raw := req.GetRawInputContents()
-	if len(raw) == 0 {
-		raw = nil
-	}
-	if raw != nil && len(raw) != len(req.GetInputs()) {
-		return nil, badField("raw_input_contents", "has %d entries for %d inputs", len(raw), len(req.GetInputs()))
-	}
-	maxElems := lim.MaxBatch * lim.MaxCodes
-	ts := map[string]*tensor{}
-	for i, t := range req.GetInputs() {
-		want := "BYTES"
-		switch t.GetName() {
-		case InputCodes, InputPredictionTime, InputBirthDate, InputSex, InputSubjectID:
-		case InputInputIDs:
-			want = "INT64"
-		case InputValues:
-			want = "FP32"
-		default:
-			return nil, badField(fmt.Sprintf("inputs[%d].name", i), "unknown input %q (want %s, %s, %s, %s, %s, %s or %s)", truncate(t.GetName(), 64),
-				InputCodes, InputInputIDs, InputPredictionTime, InputBirthDate, InputSex, InputSubjectID, InputValues)
-		}
-		if ts[t.GetName()] != nil {
-			return nil, badField(fmt.Sprintf("inputs[%d].name", i), "input %q given twice", t.GetName())
-		}
-		d, err := decodeTensor(i, t, raw, want, maxElems)
-		if err != nil {
-			return nil, err
-		}
-		ts[t.GetName()] = d
-	}
-	codesT, idsT := ts[InputCodes], ts[InputInputIDs]
-	switch {
-	case codesT == nil && idsT == nil:
-		return nil, badField("inputs", "need a %q (BYTES) or %q (INT64) input", InputCodes, InputInputIDs)
-	case codesT != nil && idsT != nil:
-		return nil, badField("inputs", "give %q or %q, not both", InputCodes, InputInputIDs)
-	}
-	main := codesT
-	if main == nil {
-		main = idsT
-		if len(main.shape) != 2 {
-			return nil, badField(main.field+".shape", "input %q must be [batch, length]", InputInputIDs)
-		}
-	}
-	valsT := ts[InputValues]
-	if valsT != nil && (codesT == nil || len(codesT.shape) != 2 || !slices.Equal(valsT.shape, codesT.shape)) {
-		return nil, badField(valsT.field+".shape", "input %q must have the shape of a [batch, length] %q input", InputValues, InputCodes)
-	}
-	b := main.batch()
-	if b == 0 {
-		return nil, badField(main.field+".shape", "empty batch")
-	}
-	if b > lim.MaxBatch {
-		return nil, badField(main.field+".shape", "batch of %d, more than the server's limit of %d", b, lim.MaxBatch)
-	}
-	per := func(name string, max int) ([][]byte, error) {
-		t := ts[name]
-		if t == nil {
-			return nil, nil
-		}
-		if t.batch() != b || t.rowLen() != 1 {
-			return nil, badField(t.field+".shape", "input %q must be [%d] (one per subject)", name, b)
-		}
-		for i, e := range t.bytes {
-			if len(e) > max {
-				return nil, badField(fmt.Sprintf("inputs[%s][%d]", name, i), "longer than %d bytes", max)
-			}
-		}
-		return t.bytes, nil
-	}
-	pts, err := per(InputPredictionTime, MaxTimeBytes)
+	ts, err := decodeInputs(req, lim.MaxBatch*lim.MaxCodes)
 	if err != nil {
 		return nil, err
 	}
-	if pts == nil {
-		return nil, badField("inputs", "input %q (BYTES [batch]) is required", InputPredictionTime)
-	}
-	births, err := per(InputBirthDate, MaxTimeBytes)
+	x, err := ts.check(lim.MaxBatch)
 	if err != nil {
 		return nil, err
 	}
-	sexes, err := per(InputSex, MaxSexBytes)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := per(InputSubjectID, MaxIDBytes)
-	if err != nil {
-		return nil, err
-	}
-	at := func(xs [][]byte, i int) string {
-		if xs == nil {
-			return ""
-		}
-		return string(xs[i])
-	}
-	subs := make([]*subject, b)
-	w := main.rowLen()
+	subs := make([]*subject, x.batch)
 	vocab := v.Scorer.Tokenizer().Vocab
-	for i := 0; i < b; i++ {
-		var items []eventItem
-		switch {
-		case codesT != nil && len(codesT.shape) == 1:
-			items = parseCodeItems(string(codesT.bytes[i]))
-		case codesT != nil:
-			for j, e := range codesT.bytes[i*w : (i+1)*w] {
-				s := strings.TrimSpace(string(e))
-				if s == "" {
-					continue
-				}
-				it := splitCodeItem(s)
-				if valsT != nil {
-					if v := valsT.floats[i*w+j]; !math.IsNaN(float64(v)) {
-						if math.IsInf(float64(v), 0) {
-							return nil, badField(fmt.Sprintf("%s.contents[%d]", valsT.field, i*w+j), "infinite value")
-						}
-						it.value, it.hasValue = v, true
-					}
-				}
-				items = append(items, it)
-			}
-		default:
-			for j, id := range idsT.ints[i*w : (i+1)*w] {
-				if id < 0 || id >= int64(vocab.Len()) {
-					return nil, badField(fmt.Sprintf("%s.contents[%d]", idsT.field, i*w+j), "token id outside the vocabulary [0, %d)", vocab.Len())
-				}
-				if vocab.IsSpecial(int32(id)) {
-					continue
-				}
-				items = append(items, eventItem{code: data.ParseCodeText(vocab.Token(int32(id)))}) // a token is a code's text form
-			}
-		}
-		field := fmt.Sprintf("%s[%d]", main.field, i)
-		sub, err := decodeSubject(table, items, at(pts, i), at(births, i), at(sexes, i), at(ids, i), lim, "", field, &v.Manifest.Demographics)
+	for i := range subs {
+		items, err := x.items(i, vocab)
 		if err != nil {
-			if fe, ok := err.(*fieldError); ok && strings.HasPrefix(fe.field, "prediction_time") {
-				fe.field = fmt.Sprintf("inputs[%s][%d]", InputPredictionTime, i)
-			} else if ok && strings.HasPrefix(fe.field, "birth_date") {
-				fe.field = fmt.Sprintf("inputs[%s][%d]", InputBirthDate, i)
-			} else if ok && strings.HasPrefix(fe.field, "sex") {
-				fe.field = fmt.Sprintf("inputs[%s][%d]", InputSex, i)
-			}
 			return nil, err
+		}
+		field := fmt.Sprintf("%s[%d]", x.main.field, i)
+		sub, err := decodeSubject(table, items, at(x.times, i), at(x.births, i), at(x.sexes, i), at(x.subjectIDs, i),
+			lim, "", field, &v.Manifest.Demographics)
+		if err != nil {
+			return nil, inputField(err, i)
 		}
 		subs[i] = sub
 	}
 	return subs, nil
+}
+
+// at is xs[i] as a string, "" when xs is nil (an input not given).
+func at(xs [][]byte, i int) string {
+	if xs == nil {
+		return ""
+	}
+	return string(xs[i])
+}
+
+// inputField renames the field of subject i's error from decodeSubject after the input it
+// came from.
+func inputField(err error, i int) error {
+	fe, ok := err.(*fieldError)
+	switch {
+	case ok && strings.HasPrefix(fe.field, "prediction_time"):
+		fe.field = fmt.Sprintf("inputs[%s][%d]", InputPredictionTime, i)
+	case ok && strings.HasPrefix(fe.field, "birth_date"):
+		fe.field = fmt.Sprintf("inputs[%s][%d]", InputBirthDate, i)
+	case ok && strings.HasPrefix(fe.field, "sex"):
+		fe.field = fmt.Sprintf("inputs[%s][%d]", InputSex, i)
+	}
+	return err
+}
+
+// The inputs a request may give, as indexes into inputTensors.
+const (
+	inCodes = iota
+	inInputIDs
+	inPredictionTime
+	inBirthDate
+	inSex
+	inSubjectID
+	inValues
+	nInputs
+)
+
+// inputTensors are a request's decoded inputs by kind (nil when not given).
+type inputTensors [nInputs]*tensor
+
+// inputKind is the kind and datatype of the input named name; ok is false for an unknown name.
+func inputKind(name string) (kind int, datatype string, ok bool) {
+	switch name {
+	case InputCodes:
+		return inCodes, "BYTES", true
+	case InputInputIDs:
+		return inInputIDs, "INT64", true
+	case InputPredictionTime:
+		return inPredictionTime, "BYTES", true
+	case InputBirthDate:
+		return inBirthDate, "BYTES", true
+	case InputSex:
+		return inSex, "BYTES", true
+	case InputSubjectID:
+		return inSubjectID, "BYTES", true
+	case InputValues:
+		return inValues, "FP32", true
+	}
+	return 0, "", false
+}
+
+// decodeInputs decodes each of a request's inputs (typed or raw contents), each known and
+// given once, of at most maxElems elements.
+func decodeInputs(req *inferencepb.ModelInferRequest, maxElems int) (inputTensors, error) {
+	raw := req.GetRawInputContents()
+	if len(raw) == 0 {
+		raw = nil
+	}
+	var ts inputTensors
+	if raw != nil && len(raw) != len(req.GetInputs()) {
+		return ts, badField("raw_input_contents", "has %d entries for %d inputs", len(raw), len(req.GetInputs()))
+	}
+	for i, t := range req.GetInputs() {
+		kind, want, ok := inputKind(t.GetName())
+		if !ok {
+			return ts, badField(fmt.Sprintf("inputs[%d].name", i), "unknown input %q (want %s, %s, %s, %s, %s, %s or %s)",
+				truncate(t.GetName(), 64),
+				InputCodes, InputInputIDs, InputPredictionTime, InputBirthDate, InputSex, InputSubjectID, InputValues)
+		}
+		if ts[kind] != nil {
+			return ts, badField(fmt.Sprintf("inputs[%d].name", i), "input %q given twice", t.GetName())
+		}
+		d, err := decodeTensor(i, t, raw, want, maxElems)
+		if err != nil {
+			return ts, err
+		}
+		ts[kind] = d
+	}
+	return ts, nil
+}
+
+// inferBatch is a request's inputs checked against each other: one subject per row of main
+// (the codes or input_ids input), each with a prediction time and maybe a birth date, sex
+// and subject id (nil when the input is not given).
+type inferBatch struct {
+	main, codes, ids, values         *tensor
+	batch                            int
+	times, births, sexes, subjectIDs [][]byte
+}
+
+// check checks the inputs' shapes against each other and a batch of at most maxBatch.
+func (ts *inputTensors) check(maxBatch int) (inferBatch, error) {
+	x := inferBatch{codes: ts[inCodes], ids: ts[inInputIDs], values: ts[inValues]}
+	switch {
+	case x.codes == nil && x.ids == nil:
+		return x, badField("inputs", "need a %q (BYTES) or %q (INT64) input", InputCodes, InputInputIDs)
+	case x.codes != nil && x.ids != nil:
+		return x, badField("inputs", "give %q or %q, not both", InputCodes, InputInputIDs)
+	}
+	x.main = x.codes
+	if x.main == nil {
+		x.main = x.ids
+		if len(x.main.shape) != 2 {
+			return x, badField(x.main.field+".shape", "input %q must be [batch, length]", InputInputIDs)
+		}
+	}
+	if v := x.values; v != nil && (x.codes == nil || len(x.codes.shape) != 2 || !slices.Equal(v.shape, x.codes.shape)) {
+		return x, badField(v.field+".shape", "input %q must have the shape of a [batch, length] %q input",
+			InputValues, InputCodes)
+	}
+	x.batch = x.main.batch()
+	if x.batch == 0 {
+		return x, badField(x.main.field+".shape", "empty batch")
+	}
+	if x.batch > maxBatch {
+		return x, badField(x.main.field+".shape", "batch of %d, more than the server's limit of %d", x.batch, maxBatch)
+	}
+	var err error
+	if x.times, err = ts.perSubject(inPredictionTime, InputPredictionTime, x.batch, MaxTimeBytes); err != nil {
+		return x, err
+	}
+	if x.times == nil {
+		return x, badField("inputs", "input %q (BYTES [batch]) is required", InputPredictionTime)
+	}
+	if x.births, err = ts.perSubject(inBirthDate, InputBirthDate, x.batch, MaxTimeBytes); err != nil {
+		return x, err
+	}
+	if x.sexes, err = ts.perSubject(inSex, InputSex, x.batch, MaxSexBytes); err != nil {
+		return x, err
+	}
+	if x.subjectIDs, err = ts.perSubject(inSubjectID, InputSubjectID, x.batch, MaxIDBytes); err != nil {
+		return x, err
+	}
+	return x, nil
+}
+
+// perSubject is the elements of a [batch] BYTES input of one element per subject, each at
+// most max bytes; nil when the input is not given.
+func (ts *inputTensors) perSubject(kind int, name string, batch, max int) ([][]byte, error) {
+	t := ts[kind]
+	if t == nil {
+		return nil, nil
+	}
+	if t.batch() != batch || t.rowLen() != 1 {
+		return nil, badField(t.field+".shape", "input %q must be [%d] (one per subject)", name, batch)
+	}
+	for i, e := range t.bytes {
+		if len(e) > max {
+			return nil, badField(fmt.Sprintf("inputs[%s][%d]", name, i), "longer than %d bytes", max)
+		}
+	}
+	return t.bytes, nil
+}
+
+// items is subject i's events: its codes on one line, its row of [batch, length] codes (and
+// values), or its row of token ids, specials left out.
+func (x *inferBatch) items(i int, vocab *tokenize.Vocab) ([]eventItem, error) {
+	w := x.main.rowLen()
+	switch {
+	case x.codes != nil && len(x.codes.shape) == 1:
+		return parseCodeItems(string(x.codes.bytes[i])), nil
+	case x.codes != nil:
+		var items []eventItem
+		for j, e := range x.codes.bytes[i*w : (i+1)*w] {
+			s := strings.TrimSpace(string(e))
+			if s == "" {
+				continue
+			}
+			it := splitCodeItem(s)
+			if x.values != nil {
+				if v := x.values.floats[i*w+j]; !math.IsNaN(float64(v)) {
+					if math.IsInf(float64(v), 0) {
+						return nil, badField(fmt.Sprintf("%s.contents[%d]", x.values.field, i*w+j), "infinite value")
+					}
+					it.value, it.hasValue = v, true
+				}
+			}
+			items = append(items, it)
+		}
+		return items, nil
+	}
+	var items []eventItem
+	for j, id := range x.ids.ints[i*w : (i+1)*w] {
+		if id < 0 || id >= int64(vocab.Len()) {
+			return nil, badField(fmt.Sprintf("%s.contents[%d]", x.ids.field, i*w+j),
+				"token id outside the vocabulary [0, %d)", vocab.Len())
+		}
+		if vocab.IsSpecial(int32(id)) {
+			continue
+		}
+		// A token is a code's text form.
+		items = append(items, eventItem{code: data.ParseCodeText(vocab.Token(int32(id)))})
+	}
+	return items, nil
+}
+
+// outputSet is the outputs a ModelInferRequest asks for.
+type outputSet struct {
+	probability, rawScore, decision bool
+}
+
+// requestedOutputs is the outputs req names, all three when it names none.
+func requestedOutputs(req *inferencepb.ModelInferRequest) (outputSet, error) {
+	var want outputSet
+	for i, o := range req.GetOutputs() {
+		switch o.GetName() {
+		case OutputProbability:
+			want.probability = true
+		case OutputRawScore:
+			want.rawScore = true
+		case OutputDecision:
+			want.decision = true
+		default:
+			return want, status.Errorf(codes.InvalidArgument, "outputs[%d].name: unknown output %q (want %s, %s or %s)", i,
+				truncate(o.GetName(), 64), OutputProbability, OutputRawScore, OutputDecision)
+		}
+	}
+	if want == (outputSet{}) {
+		want = outputSet{probability: true, rawScore: true, decision: true}
+	}
+	return want, nil
 }
 
 func (in *inference) ModelInfer(ctx context.Context, req *inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
@@ -343,18 +466,9 @@ func (in *inference) ModelInfer(ctx context.Context, req *inferencepb.ModelInfer
 	if err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
-	for i, o := range req.GetOutputs() {
-		switch o.GetName() {
-		case OutputProbability, OutputRawScore, OutputDecision:
-			want[o.GetName()] = true
-		default:
-			return nil, status.Errorf(codes.InvalidArgument, "outputs[%d].name: unknown output %q (want %s, %s or %s)", i,
-				truncate(o.GetName(), 64), OutputProbability, OutputRawScore, OutputDecision)
-		}
-	}
-	if len(want) == 0 {
-		want = map[string]bool{OutputProbability: true, OutputRawScore: true, OutputDecision: true}
+	want, err := requestedOutputs(req)
+	if err != nil {
+		return nil, err
 	}
 	id := req.GetId()
 	if err := checkLen("id", id, MaxIDBytes); err != nil {
@@ -373,51 +487,64 @@ func (in *inference) ModelInfer(ctx context.Context, req *inferencepb.ModelInfer
 	if err != nil {
 		return nil, err
 	}
-	b := int64(len(res))
-	resp := &inferencepb.ModelInferResponse{ModelName: v.Name, ModelVersion: v.Version, Id: id}
-	useRaw := len(req.GetRawInputContents()) > 0
-	addF32 := func(name string, f func(r scored) float64) {
-		vals := make([]float32, len(res))
-		for i, r := range res {
-			vals[i] = float32(f(r))
+	out := inferOutputs{resp: &inferencepb.ModelInferResponse{ModelName: v.Name, ModelVersion: v.Version, Id: id},
+		raw: len(req.GetRawInputContents()) > 0, batch: int64(len(res))}
+	if want.probability {
+		out.addFP32(OutputProbability, res, func(r scored) float64 { return r.prob })
+	}
+	if want.rawScore {
+		out.addFP32(OutputRawScore, res, func(r scored) float64 { return r.raw })
+	}
+	if want.decision {
+		out.addDecision(res, v.Threshold)
+	}
+	return out.resp, nil
+}
+
+// inferOutputs builds a ModelInferResponse's outputs, as raw contents when the request's
+// inputs were.
+type inferOutputs struct {
+	resp  *inferencepb.ModelInferResponse
+	raw   bool
+	batch int64
+}
+
+// addFP32 adds the FP32 output name, f of each result.
+func (o *inferOutputs) addFP32(name string, res []scored, f func(r scored) float64) {
+	vals := make([]float32, len(res))
+	for i, r := range res {
+		vals[i] = float32(f(r))
+	}
+	t := &inferencepb.ModelInferResponse_InferOutputTensor{Name: name, Datatype: "FP32", Shape: []int64{o.batch}}
+	if o.raw {
+		buf := make([]byte, 4*len(vals))
+		for i, x := range vals {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
 		}
-		o := &inferencepb.ModelInferResponse_InferOutputTensor{Name: name, Datatype: "FP32", Shape: []int64{b}}
-		if useRaw {
-			buf := make([]byte, 4*len(vals))
-			for i, x := range vals {
-				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
+		o.resp.RawOutputContents = append(o.resp.RawOutputContents, buf)
+	} else {
+		t.Contents = &inferencepb.InferTensorContents{Fp32Contents: vals}
+	}
+	o.resp.Outputs = append(o.resp.Outputs, t)
+}
+
+// addDecision adds the BOOL output decision: the probability at or above the threshold.
+func (o *inferOutputs) addDecision(res []scored, threshold float64) {
+	vals := make([]bool, len(res))
+	for i, r := range res {
+		vals[i] = r.prob >= threshold
+	}
+	t := &inferencepb.ModelInferResponse_InferOutputTensor{Name: OutputDecision, Datatype: "BOOL", Shape: []int64{o.batch}}
+	if o.raw {
+		buf := make([]byte, len(vals))
+		for i, x := range vals {
+			if x {
+				buf[i] = 1
 			}
-			resp.RawOutputContents = append(resp.RawOutputContents, buf)
-		} else {
-			o.Contents = &inferencepb.InferTensorContents{Fp32Contents: vals}
 		}
-		resp.Outputs = append(resp.Outputs, o)
+		o.resp.RawOutputContents = append(o.resp.RawOutputContents, buf)
+	} else {
+		t.Contents = &inferencepb.InferTensorContents{BoolContents: vals}
 	}
-	if want[OutputProbability] {
-		addF32(OutputProbability, func(r scored) float64 { return r.prob })
-	}
-	if want[OutputRawScore] {
-		addF32(OutputRawScore, func(r scored) float64 { return r.raw })
-	}
-	if want[OutputDecision] {
-		th := v.Threshold
-		vals := make([]bool, len(res))
-		for i, r := range res {
-			vals[i] = r.prob >= th
-		}
-		o := &inferencepb.ModelInferResponse_InferOutputTensor{Name: OutputDecision, Datatype: "BOOL", Shape: []int64{b}}
-		if useRaw {
-			buf := make([]byte, len(vals))
-			for i, x := range vals {
-				if x {
-					buf[i] = 1
-				}
-			}
-			resp.RawOutputContents = append(resp.RawOutputContents, buf)
-		} else {
-			o.Contents = &inferencepb.InferTensorContents{BoolContents: vals}
-		}
-		resp.Outputs = append(resp.Outputs, o)
-	}
-	return resp, nil
+	o.resp.Outputs = append(o.resp.Outputs, t)
 }

@@ -250,59 +250,95 @@ func (r *Repository) Scan(ctx context.Context) error {
 		if !n.IsDir() || strings.HasPrefix(n.Name(), ".") {
 			continue
 		}
-		name := n.Name()
-		vdirs, ignored, err := modelrepo.Versions(filepath.Join(r.dir, name))
+		m, loaded, err := r.scanModel(ctx, n.Name(), old[n.Name()])
 		if err != nil {
-			continue
+			return err
 		}
-		for _, ig := range ignored {
-			if p := filepath.Join(r.dir, name, ig); !r.warned[p] {
-				r.warned[p] = true
-				r.log.Warn("folder ignored: not a model version (version folders are named 1, 2, 3, ...)", "model", name, "folder", ig)
-			}
+		changed = changed || loaded
+		if m != nil {
+			next[m.Name] = m
 		}
-		m := &Model{Name: name, Versions: map[string]*Version{}}
-		for _, vd := range vdirs {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			ver, dir := vd.Name, vd.Path
-			stamp, err := stampOf(dir)
-			if err != nil {
-				continue // no manifest yet: a version being written
-			}
-			if om := old[name]; om != nil {
-				if ov := om.Versions[ver]; ov != nil && ov.stamp == stamp {
-					m.Versions[ver] = ov
-					continue
-				}
-			}
-			if failed, ok := r.failed[dir]; ok {
-				if failed == stamp {
-					continue
-				}
-				r.log.Info("model version changed since it failed to load: retrying", "model", name, "version", ver)
-			}
-			v, err := r.load(name, ver, dir, stamp)
-			if r.onLoad != nil {
-				r.onLoad(v, err, name, ver)
-			}
-			if err != nil {
-				r.failed[dir] = stamp
-				r.log.Warn("model version not loaded", "model", name, "version", ver, "err", err)
+	}
+	if r.unloaded(old, next) {
+		changed = true
+	}
+	if changed || len(next) != len(old) {
+		r.snap.Store(&snapshot{models: next})
+	}
+	return nil
+}
+
+// scanModel scans one model's folder: the versions of old (the model as served, nil when
+// not) whose folders have not changed, and those that load now. loaded reports whether any
+// version was loaded; m is nil when the model has no version to serve.
+func (r *Repository) scanModel(ctx context.Context, name string, old *Model) (m *Model, loaded bool, err error) {
+	vdirs, ignored, err := modelrepo.Versions(filepath.Join(r.dir, name))
+	if err != nil {
+		return nil, false, nil
+	}
+	for _, ig := range ignored {
+		if p := filepath.Join(r.dir, name, ig); !r.warned[p] {
+			r.warned[p] = true
+			r.log.Warn("folder ignored: not a model version (version folders are named 1, 2, 3, ...)",
+				"model", name, "folder", ig)
+		}
+	}
+	m = &Model{Name: name, Versions: map[string]*Version{}}
+	for _, vd := range vdirs {
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		ver, dir := vd.Name, vd.Path
+		stamp, err := stampOf(dir)
+		if err != nil {
+			continue // no manifest yet: a version being written
+		}
+		if old != nil {
+			if ov := old.Versions[ver]; ov != nil && ov.stamp == stamp {
+				m.Versions[ver] = ov
 				continue
 			}
-			delete(r.failed, dir)
-			r.log.Info("model version loaded", "model", name, "version", ver, "kind", v.Manifest.Kind, "seconds", v.LoadTime.Seconds())
+		}
+		if v := r.loadVersion(name, ver, dir, stamp); v != nil {
 			m.Versions[ver] = v
-			changed = true
+			loaded = true
 		}
-		if len(m.Versions) == 0 {
-			continue
-		}
-		m.Serving = r.pick(m)
-		next[name] = m
 	}
+	if len(m.Versions) == 0 {
+		return nil, loaded, nil
+	}
+	m.Serving = r.pick(m)
+	return m, loaded, nil
+}
+
+// loadVersion verifies and loads a version folder, logging the outcome; nil when it failed.
+// A version that failed is not retried until its stamp changes.
+func (r *Repository) loadVersion(name, ver, dir string, stamp string) *Version {
+	if failed, ok := r.failed[dir]; ok {
+		if failed == stamp {
+			return nil
+		}
+		r.log.Info("model version changed since it failed to load: retrying", "model", name, "version", ver)
+	}
+	v, err := r.load(name, ver, dir, stamp)
+	if r.onLoad != nil {
+		r.onLoad(v, err, name, ver)
+	}
+	if err != nil {
+		r.failed[dir] = stamp
+		r.log.Warn("model version not loaded", "model", name, "version", ver, "err", err)
+		return nil
+	}
+	delete(r.failed, dir)
+	r.log.Info("model version loaded", "model", name, "version", ver, "kind", v.Manifest.Kind,
+		"seconds", v.LoadTime.Seconds())
+	return v
+}
+
+// unloaded logs the versions of old that next no longer serves, and reports whether any
+// was, or whether a model serves another version.
+func (r *Repository) unloaded(old, next map[string]*Model) bool {
+	changed := false
 	for name, om := range old {
 		nm := next[name]
 		for ver := range om.Versions {
@@ -315,10 +351,7 @@ func (r *Repository) Scan(ctx context.Context) error {
 			changed = true
 		}
 	}
-	if changed || len(next) != len(old) {
-		r.snap.Store(&snapshot{models: next})
-	}
-	return nil
+	return changed
 }
 
 func (r *Repository) pick(m *Model) *Version {

@@ -93,15 +93,43 @@ type Server struct {
 
 // New builds a server; nothing is loaded or listened on until Serve.
 func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, metrics: NewMetrics(), health: health.NewServer(), tokens: cfg.Tokens,
+		wire: newCodec(), audit: cfg.Audit, limits: cfg.Limits.withDefaults(),
+		slots: make(chan struct{}, cfg.MaxConcurrency)}
+	if cfg.Batching.MaxBatch > 1 {
+		s.batchQ = make(chan *job, cfg.Batching.MaxBatch*cfg.Batching.Workers)
+	}
+	s.mem = newBudget(cfg.MaxInflightBytes, s.metrics.InflightMem)
+	s.repo = NewRepository(cfg.Models, cfg.Policy, cfg.Log)
+	s.repo.gap = cfg.Gap
+	s.repo.thresholds = cfg.Thresholds
+	if cfg.Scorers != nil {
+		s.repo.scorers = cfg.Scorers
+	}
+	s.repo.onLoad = s.countLoad
+	s.grpc = grpc.NewServer(s.grpcOptions()...)
+	s.register(&medseqv1.Predictor_ServiceDesc, &predictor{s: s})
+	s.register(&inferencepb.GRPCInferenceService_ServiceDesc, &inference{s: s})
+	s.register(&healthpb.Health_ServiceDesc, s.health)
+	reflection.Register(s.grpc)
+	s.setHealth()
+	return s, nil
+}
+
+// setDefaults checks the configuration and fills in the defaults of what is zero.
+func (cfg *Config) setDefaults() error {
 	if cfg.Models == "" {
-		return nil, errors.New("serve: no model repository")
+		return errors.New("serve: no model repository")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxMessageBytes < 0 || cfg.MaxConcurrency < 0 || cfg.MaxInflightBytes < 0 || cfg.DrainTimeout < 0 || cfg.Poll < 0 ||
-		cfg.Limits.MaxCodes < 0 || cfg.Limits.MaxBatch < 0 || cfg.Limits.MaxCodeLen < 0 {
-		return nil, errors.New("serve: negative limit (0 means the default)")
+	if cfg.MaxMessageBytes < 0 || cfg.MaxConcurrency < 0 || cfg.MaxInflightBytes < 0 || cfg.DrainTimeout < 0 ||
+		cfg.Poll < 0 || cfg.Limits.MaxCodes < 0 || cfg.Limits.MaxBatch < 0 || cfg.Limits.MaxCodeLen < 0 {
+		return errors.New("serve: negative limit (0 means the default)")
 	}
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = 16 << 20
@@ -110,7 +138,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxInflightBytes = DefaultMaxInflightBytes
 	}
 	if cfg.MaxInflightBytes < 2*int64(cfg.MaxMessageBytes) {
-		return nil, fmt.Errorf("serve: max in-flight bytes %d below twice the max message bytes %d: no request of that size could be read", cfg.MaxInflightBytes, cfg.MaxMessageBytes)
+		return fmt.Errorf("serve: max in-flight bytes %d below twice the max message bytes %d: "+
+			"no request of that size could be read", cfg.MaxInflightBytes, cfg.MaxMessageBytes)
 	}
 	if cfg.MaxConcurrency <= 0 {
 		cfg.MaxConcurrency = 4 * runtime.GOMAXPROCS(0)
@@ -118,45 +147,42 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, metrics: NewMetrics(), health: health.NewServer(), tokens: cfg.Tokens, wire: newCodec(),
-		audit: cfg.Audit, limits: cfg.Limits.withDefaults(), slots: make(chan struct{}, cfg.MaxConcurrency)}
-	if cfg.Batching.MaxBatch > 1 {
-		if cfg.Batching.Workers <= 0 {
-			cfg.Batching.Workers = runtime.GOMAXPROCS(0)
-		}
-		s.cfg.Batching = cfg.Batching
-		s.batchQ = make(chan *job, cfg.Batching.MaxBatch*cfg.Batching.Workers)
+	if cfg.Batching.MaxBatch > 1 && cfg.Batching.Workers <= 0 {
+		cfg.Batching.Workers = runtime.GOMAXPROCS(0)
 	}
-	s.mem = newBudget(cfg.MaxInflightBytes, s.metrics.InflightMem)
-	s.repo = NewRepository(cfg.Models, cfg.Policy, cfg.Log)
-	s.repo.gap = cfg.Gap
 	for name, t := range cfg.Thresholds {
 		if !(t >= 0 && t <= 1) {
-			return nil, fmt.Errorf("serve: threshold %v for model %s outside [0, 1]", t, name)
+			return fmt.Errorf("serve: threshold %v for model %s outside [0, 1]", t, name)
 		}
 	}
-	s.repo.thresholds = cfg.Thresholds
-	if cfg.Scorers != nil {
-		s.repo.scorers = cfg.Scorers
+	return nil
+}
+
+// countLoad is the repository's onLoad: it counts a version's load and publishes its load
+// time, operating point and training code rates.
+func (s *Server) countLoad(v *Version, err error, name, version string) {
+	if err != nil {
+		s.metrics.Loads.WithLabelValues(name, "error").Inc()
+		return
 	}
-	s.repo.onLoad = func(v *Version, err error, name, version string) {
-		if err != nil {
-			s.metrics.Loads.WithLabelValues(name, "error").Inc()
-			return
-		}
-		s.metrics.Loads.WithLabelValues(name, "ok").Inc()
-		s.metrics.LoadTime.WithLabelValues(name, version).Set(v.LoadTime.Seconds())
-		source := "manifest"
-		if v.Overridden {
-			source = "override"
-		}
-		s.metrics.Threshold.WithLabelValues(name, version, source).Set(v.Threshold)
-		if r := v.Manifest.TokenRates; r != nil {
-			for kind, share := range map[string]float64{"whole": r.WholeRate, "pieced": r.PiecedRate, "unknown": r.UnknownRate} {
-				s.metrics.TrainCodes.WithLabelValues(name, version, kind).Set(share)
-			}
+	s.metrics.Loads.WithLabelValues(name, "ok").Inc()
+	s.metrics.LoadTime.WithLabelValues(name, version).Set(v.LoadTime.Seconds())
+	source := "manifest"
+	if v.Overridden {
+		source = "override"
+	}
+	s.metrics.Threshold.WithLabelValues(name, version, source).Set(v.Threshold)
+	if r := v.Manifest.TokenRates; r != nil {
+		for kind, share := range map[string]float64{"whole": r.WholeRate, "pieced": r.PiecedRate, "unknown": r.UnknownRate} {
+			s.metrics.TrainCodes.WithLabelValues(name, version, kind).Set(share)
 		}
 	}
+}
+
+// grpcOptions are the gRPC server's options: codec, limits, authentication, interceptors,
+// keepalive and TLS.
+func (s *Server) grpcOptions() []grpc.ServerOption {
+	cfg := &s.cfg
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(s.wire),
 		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
@@ -173,13 +199,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
-	s.grpc = grpc.NewServer(opts...)
-	s.register(&medseqv1.Predictor_ServiceDesc, &predictor{s: s})
-	s.register(&inferencepb.GRPCInferenceService_ServiceDesc, &inference{s: s})
-	s.register(&healthpb.Health_ServiceDesc, s.health)
-	reflection.Register(s.grpc)
-	s.setHealth()
-	return s, nil
+	return opts
 }
 
 // maxHeaderBytes bounds a call's headers (metadata).

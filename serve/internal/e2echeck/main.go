@@ -30,28 +30,41 @@ import (
 	"github.com/medseq/medseq/serve"
 )
 
+// options are the command's flags.
+type options struct {
+	addr, meds, cohort, model, offline, folder string
+	n                                          int
+	tol                                        float64
+	raw                                        bool
+	writeReq, writeInfer, writeExpect          string
+}
+
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8500", "server")
-	meds := flag.String("meds", "", "MEDS dataset")
-	cohort := flag.String("cohort", "", "cohort folder")
-	model := flag.String("model", "t2d-xgboost", "model name")
-	offline := flag.String("offline", "", "offline predictions (medseq predict --out)")
-	n := flag.Int("n", 50, "held-out subjects to compare")
-	tol := flag.Float64("tol", 1e-6, "largest allowed difference")
-	raw := flag.Bool("raw", false, "compare the raw (uncalibrated) probability with the offline raw_probability column: a steep calibration step magnifies the last bits of a BERT's raw score")
-	writeReq := flag.String("write-predict", "", "write one Predict request as JSON here")
-	writeInfer := flag.String("write-infer", "", "write one ModelInfer request as JSON here")
-	writeExpect := flag.String("write-expected", "", "write the expected probability of that request here")
-	folder := flag.String("folder", "", "the model's version folder: its manifest's operating point and demographics, and its predictions_<split>.parquet (with .extra.parquet), are checked too")
-	report := flag.String("report", "", "an eval report's metrics.json: its deployed point for --folder must be the manifest's, deciding as the folder's held-out predictions do")
+	var o options
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:8500", "server")
+	flag.StringVar(&o.meds, "meds", "", "MEDS dataset")
+	flag.StringVar(&o.cohort, "cohort", "", "cohort folder")
+	flag.StringVar(&o.model, "model", "t2d-xgboost", "model name")
+	flag.StringVar(&o.offline, "offline", "", "offline predictions (medseq predict --out)")
+	flag.IntVar(&o.n, "n", 50, "held-out subjects to compare")
+	flag.Float64Var(&o.tol, "tol", 1e-6, "largest allowed difference")
+	flag.BoolVar(&o.raw, "raw", false, "compare the raw (uncalibrated) probability with the offline "+
+		"raw_probability column: a steep calibration step magnifies the last bits of a BERT's raw score")
+	flag.StringVar(&o.writeReq, "write-predict", "", "write one Predict request as JSON here")
+	flag.StringVar(&o.writeInfer, "write-infer", "", "write one ModelInfer request as JSON here")
+	flag.StringVar(&o.writeExpect, "write-expected", "", "write the expected probability of that request here")
+	flag.StringVar(&o.folder, "folder", "", "the model's version folder: its manifest's operating point and "+
+		"demographics, and its predictions_<split>.parquet (with .extra.parquet), are checked too")
+	report := flag.String("report", "", "an eval report's metrics.json: its deployed point for --folder must be "+
+		"the manifest's, deciding as the folder's held-out predictions do")
 	flag.Parse()
 	if *report != "" {
-		if err := checkReport(*report, *folder); err != nil {
+		if err := checkReport(*report, o.folder); err != nil {
 			fmt.Fprintln(os.Stderr, "e2echeck:", err)
 			os.Exit(1)
 		}
 	}
-	if err := run(*addr, *meds, *cohort, *model, *offline, *folder, *n, *tol, *raw, *writeReq, *writeInfer, *writeExpect); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "e2echeck:", err)
 		os.Exit(1)
 	}
@@ -170,122 +183,173 @@ func ways(r *medseqv1.PredictRequest, demo modelrepo.Demographics) map[string]*m
 	return map[string]*medseqv1.PredictRequest{"fields and events": r, "events only": events, "fields only": fields}
 }
 
-func run(addr, meds, cohort, model, offline, folder string, n int, tol float64, raw bool, writeReq, writeInfer, writeExpect string) error {
+func run(o options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	want, err := readExpected(offline, raw)
+	c, err := prepare(ctx, o)
 	if err != nil {
 		return err
 	}
-	var man *modelrepo.Manifest
-	if folder != "" {
-		if man, err = modelrepo.ReadManifest(folder); err != nil {
-			return err
-		}
-		if err := checkFolder(folder, want, raw, tol); err != nil {
-			return err
-		}
-	}
-	// pick is the probability compared: calibrated, or raw with --raw.
-	pick := func(calibrated, rawScore float64) float64 {
-		if raw {
-			return rawScore
-		}
-		return calibrated
-	}
-	output := serve.OutputProbability
-	if raw {
-		output = serve.OutputRawScore
-	}
-	reqs, err := serve.CohortRequests(ctx, meds, cohort, nil, n, model)
-	if err != nil {
-		return err
-	}
-	if len(reqs) == 0 {
-		return fmt.Errorf("no held-out labels")
-	}
-	exp := make([]float64, len(reqs))
-	expCal := make([]float64, len(reqs))
-	batch := &medseqv1.PredictBatchRequest{ModelName: model}
-	for i, r := range reqs {
-		w, ok := want[key{r.Label.SubjectID, r.Label.PredictionTime}]
-		if !ok {
-			return fmt.Errorf("subject %d at %d has no offline prediction", r.Label.SubjectID, r.Label.PredictionTime)
-		}
-		exp[i], expCal[i] = w.p, w.calibrated
-		batch.Requests = append(batch.Requests, r.Request)
-	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
 	pc := medseqv1.NewPredictorClient(cc)
-	worst := 0.0
-	check := func(what string, i int, got float64) error {
-		d := math.Abs(got - exp[i])
-		worst = math.Max(worst, d)
-		if d > tol {
-			return fmt.Errorf("%s subject %d: server %.9f, offline %.9f", what, reqs[i].Label.SubjectID, got, exp[i])
-		}
-		return nil
-	}
-	info, err := pc.GetModel(ctx, &medseqv1.GetModelRequest{Name: model})
-	if err != nil {
+	if c.info, err = pc.GetModel(ctx, &medseqv1.GetModelRequest{Name: o.model}); err != nil {
 		return fmt.Errorf("GetModel: %w", err)
 	}
-	if man != nil && (info.Threshold != man.OperatingPoint.Threshold || info.ThresholdOverridden) {
-		return fmt.Errorf("GetModel: threshold %v (overridden %v), the manifest's is %v", info.Threshold, info.ThresholdOverridden, man.OperatingPoint.Threshold)
+	if c.man != nil && (c.info.Threshold != c.man.OperatingPoint.Threshold || c.info.ThresholdOverridden) {
+		return fmt.Errorf("GetModel: threshold %v (overridden %v), the manifest's is %v",
+			c.info.Threshold, c.info.ThresholdOverridden, c.man.OperatingPoint.Threshold)
 	}
-	// decided checks a served decision against the offline calibrated probability at the
-	// operating point (a probability within tol of the threshold may go either way).
-	decided := func(what string, i int, decision bool) error {
-		if math.Abs(expCal[i]-info.Threshold) > tol && decision != (expCal[i] >= info.Threshold) {
-			return fmt.Errorf("%s subject %d: decision %v, offline %.9f at threshold %v", what, reqs[i].Label.SubjectID, decision, expCal[i], info.Threshold)
+	if err := c.checkPredict(ctx, pc); err != nil {
+		return err
+	}
+	if err := c.checkPredictBatch(ctx, pc); err != nil {
+		return err
+	}
+	if err := c.checkModelInfer(ctx, inferencepb.NewGRPCInferenceServiceClient(cc)); err != nil {
+		return err
+	}
+	fmt.Printf("e2echeck: %d labelled subjects: Predict (age and sex as fields, events or both), PredictBatch and "+
+		"ModelInfer match offline predictions (max |diff| %.3g <= %g) and decide as they do at threshold %.4g\n",
+		len(c.reqs), c.worst, o.tol, c.info.Threshold)
+	return c.writeExamples()
+}
+
+// checker compares the server's answers for reqs with the offline predictions.
+type checker struct {
+	o      options
+	man    *modelrepo.Manifest // the version folder's manifest; nil without --folder
+	reqs   []serve.LabelledRequest
+	exp    []float64 // the compared offline probability of each request (raw with --raw)
+	expCal []float64 // the calibrated one
+	batch  *medseqv1.PredictBatchRequest
+	info   *medseqv1.ModelInfo
+	worst  float64 // the largest difference so far
+}
+
+// prepare reads the offline predictions (checking the folder's against them with --folder)
+// and builds the requests for the cohort's labels, each with its expected probability.
+func prepare(ctx context.Context, o options) (*checker, error) {
+	want, err := readExpected(o.offline, o.raw)
+	if err != nil {
+		return nil, err
+	}
+	c := &checker{o: o, batch: &medseqv1.PredictBatchRequest{ModelName: o.model}}
+	if o.folder != "" {
+		if c.man, err = modelrepo.ReadManifest(o.folder); err != nil {
+			return nil, err
 		}
-		return nil
+		if err := checkFolder(o.folder, want, o.raw, o.tol); err != nil {
+			return nil, err
+		}
 	}
+	if c.reqs, err = serve.CohortRequests(ctx, o.meds, o.cohort, nil, o.n, o.model); err != nil {
+		return nil, err
+	}
+	if len(c.reqs) == 0 {
+		return nil, fmt.Errorf("no held-out labels")
+	}
+	c.exp = make([]float64, len(c.reqs))
+	c.expCal = make([]float64, len(c.reqs))
+	for i, r := range c.reqs {
+		w, ok := want[key{r.Label.SubjectID, r.Label.PredictionTime}]
+		if !ok {
+			return nil, fmt.Errorf("subject %d at %d has no offline prediction", r.Label.SubjectID, r.Label.PredictionTime)
+		}
+		c.exp[i], c.expCal[i] = w.p, w.calibrated
+		c.batch.Requests = append(c.batch.Requests, r.Request)
+	}
+	return c, nil
+}
+
+// pick is the probability compared: calibrated, or raw with --raw.
+func (c *checker) pick(calibrated, rawScore float64) float64 {
+	if c.o.raw {
+		return rawScore
+	}
+	return calibrated
+}
+
+// check compares a served probability for request i with the offline one.
+func (c *checker) check(what string, i int, got float64) error {
+	d := math.Abs(got - c.exp[i])
+	c.worst = math.Max(c.worst, d)
+	if d > c.o.tol {
+		return fmt.Errorf("%s subject %d: server %.9f, offline %.9f", what, c.reqs[i].Label.SubjectID, got, c.exp[i])
+	}
+	return nil
+}
+
+// decided checks a served decision against the offline calibrated probability at the
+// operating point (a probability within tol of the threshold may go either way).
+func (c *checker) decided(what string, i int, decision bool) error {
+	th := c.info.Threshold
+	if math.Abs(c.expCal[i]-th) > c.o.tol && decision != (c.expCal[i] >= th) {
+		return fmt.Errorf("%s subject %d: decision %v, offline %.9f at threshold %v",
+			what, c.reqs[i].Label.SubjectID, decision, c.expCal[i], th)
+	}
+	return nil
+}
+
+// checkPredict calls Predict for every request, with age and sex each of the ways.
+func (c *checker) checkPredict(ctx context.Context, pc medseqv1.PredictorClient) error {
 	demo := modelrepo.Demographics{Demographics: data.DefaultDemographics()}
-	if man != nil {
-		demo = man.Demographics
+	if c.man != nil {
+		demo = c.man.Demographics
 	}
-	for i, r := range reqs {
+	for i, r := range c.reqs {
 		for way, req := range ways(r.Request, demo) {
 			resp, err := pc.Predict(ctx, req)
 			if err != nil {
 				return fmt.Errorf("call Predict (age and sex as %s): %w", way, err)
 			}
-			if err := check("Predict (age and sex as "+way+")", i, pick(resp.Probability, resp.RawScore)); err != nil {
+			if err := c.check("Predict (age and sex as "+way+")", i, c.pick(resp.Probability, resp.RawScore)); err != nil {
 				return err
 			}
-			if err := decided("Predict (age and sex as "+way+")", i, resp.Decision); err != nil {
+			if err := c.decided("Predict (age and sex as "+way+")", i, resp.Decision); err != nil {
 				return err
 			}
 		}
 	}
-	br, err := pc.PredictBatch(ctx, batch)
+	return nil
+}
+
+// checkPredictBatch calls PredictBatch with every request.
+func (c *checker) checkPredictBatch(ctx context.Context, pc medseqv1.PredictorClient) error {
+	br, err := pc.PredictBatch(ctx, c.batch)
 	if err != nil {
 		return fmt.Errorf("PredictBatch: %w", err)
 	}
 	for i, resp := range br.Responses {
-		if err := check("PredictBatch", i, pick(resp.Probability, resp.RawScore)); err != nil {
+		if err := c.check("PredictBatch", i, c.pick(resp.Probability, resp.RawScore)); err != nil {
 			return err
 		}
-		if err := decided("PredictBatch", i, resp.Decision); err != nil {
+		if err := c.decided("PredictBatch", i, resp.Decision); err != nil {
 			return err
 		}
 	}
-	ireq := serve.InferRequest(model, "", batch.Requests)
-	ir, err := inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(ctx, ireq)
+	return nil
+}
+
+// checkModelInfer calls ModelInfer with every request in one batch.
+func (c *checker) checkModelInfer(ctx context.Context, ic inferencepb.GRPCInferenceServiceClient) error {
+	ir, err := ic.ModelInfer(ctx, serve.InferRequest(c.o.model, "", c.batch.Requests))
 	if err != nil {
 		return fmt.Errorf("ModelInfer: %w", err)
+	}
+	output := serve.OutputProbability
+	if c.o.raw {
+		output = serve.OutputRawScore
 	}
 	probs, err := serve.RawFP32(ir, output)
 	if err != nil {
 		return err
 	}
 	for i, p := range probs {
-		if err := check("ModelInfer", i, float64(p)); err != nil {
+		if err := c.check("ModelInfer", i, float64(p)); err != nil {
 			return err
 		}
 	}
@@ -294,27 +358,31 @@ func run(addr, meds, cohort, model, offline, folder string, n int, tol float64, 
 		return err
 	}
 	for i, d := range decisions {
-		if err := decided("ModelInfer", i, d); err != nil {
+		if err := c.decided("ModelInfer", i, d); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("e2echeck: %d labelled subjects: Predict (age and sex as fields, events or both), PredictBatch and ModelInfer match offline predictions (max |diff| %.3g <= %g) and decide as they do at threshold %.4g\n",
-		len(reqs), worst, tol, info.Threshold)
+	return nil
+}
+
+// writeExamples writes the first request as Predict and ModelInfer JSON and its expected
+// probability, where the flags ask for them.
+func (c *checker) writeExamples() error {
 	mo := protojson.MarshalOptions{UseProtoNames: true}
-	if writeReq != "" {
-		b, _ := mo.Marshal(reqs[0].Request)
-		if err := os.WriteFile(writeReq, b, 0o644); err != nil {
+	if c.o.writeReq != "" {
+		b, _ := mo.Marshal(c.reqs[0].Request)
+		if err := os.WriteFile(c.o.writeReq, b, 0o644); err != nil {
 			return err
 		}
 	}
-	if writeInfer != "" {
-		b, _ := mo.Marshal(serve.InferRequest(model, "", batch.Requests[:1]))
-		if err := os.WriteFile(writeInfer, b, 0o644); err != nil {
+	if c.o.writeInfer != "" {
+		b, _ := mo.Marshal(serve.InferRequest(c.o.model, "", c.batch.Requests[:1]))
+		if err := os.WriteFile(c.o.writeInfer, b, 0o644); err != nil {
 			return err
 		}
 	}
-	if writeExpect != "" {
-		if err := os.WriteFile(writeExpect, []byte(fmt.Sprintf("%.17g\n", exp[0])), 0o644); err != nil {
+	if c.o.writeExpect != "" {
+		if err := os.WriteFile(c.o.writeExpect, []byte(fmt.Sprintf("%.17g\n", c.exp[0])), 0o644); err != nil {
 			return err
 		}
 	}

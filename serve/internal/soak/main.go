@@ -113,25 +113,9 @@ func run(c config) error {
 		return errors.New("--models, --meds, --cohort, --offline and --out are required")
 	}
 	ctx := context.Background()
-	want, err := readOffline(c.offline)
+	reqs, exps, err := labelledRequests(ctx, c)
 	if err != nil {
 		return err
-	}
-	labelled, err := serve.CohortRequests(ctx, c.meds, c.cohort, nil, c.n, c.model)
-	if err != nil {
-		return err
-	}
-	var reqs []*medseqv1.PredictRequest
-	var exps []expected
-	for _, l := range labelled {
-		w, ok := want[[2]int64{l.Label.SubjectID, l.Label.PredictionTime}]
-		if !ok {
-			return fmt.Errorf("subject %d has no offline prediction", l.Label.SubjectID)
-		}
-		reqs, exps = append(reqs, l.Request), append(exps, w)
-	}
-	if len(reqs) == 0 {
-		return errors.New("no labels")
 	}
 	// The run adds versions 2 and 3 and removes 2: it starts from version 1 alone.
 	if vs, _ := filepath.Glob(filepath.Join(c.models, c.model, "*")); len(vs) != 1 || filepath.Base(vs[0]) != "1" {
@@ -160,14 +144,50 @@ func run(c config) error {
 	rss := newSampler(srv.cmd.Process.Pid)
 	defer rss.stop()
 	time.Sleep(300 * time.Millisecond)
-	base := rss.current()
+	m := memory{base: rss.current()}
 
 	t := &tally{counts: map[string]int{}}
 	l := &loader{cc: cc, model: c.model, reqs: reqs, exps: exps, t: t}
+	loadPhase(ctx, c, srv, l)
+	m.peakLoad = rss.max()
+	if err := drainPhase(ctx, c, srv, l); err != nil {
+		return err
+	}
+	m.peak = rss.max()
+	return verify(c, t, m)
+}
 
-	// The load phase: callers until the duration or the call count runs out, while the
-	// chaos goroutine copies versions in, removes one, and rotates the audit log with SIGHUP.
+// labelledRequests are the Predict requests of the cohort's labels with their offline
+// answers.
+func labelledRequests(ctx context.Context, c config) ([]*medseqv1.PredictRequest, []expected, error) {
+	want, err := readOffline(c.offline)
+	if err != nil {
+		return nil, nil, err
+	}
+	labelled, err := serve.CohortRequests(ctx, c.meds, c.cohort, nil, c.n, c.model)
+	if err != nil {
+		return nil, nil, err
+	}
+	var reqs []*medseqv1.PredictRequest
+	var exps []expected
+	for _, l := range labelled {
+		w, ok := want[[2]int64{l.Label.SubjectID, l.Label.PredictionTime}]
+		if !ok {
+			return nil, nil, fmt.Errorf("subject %d has no offline prediction", l.Label.SubjectID)
+		}
+		reqs, exps = append(reqs, l.Request), append(exps, w)
+	}
+	if len(reqs) == 0 {
+		return nil, nil, errors.New("no labels")
+	}
+	return reqs, exps, nil
+}
+
+// loadPhase runs the callers until the duration or the call count runs out, while the chaos
+// goroutine copies versions in, removes one, and rotates the audit log with SIGHUP.
+func loadPhase(ctx context.Context, c config, srv *server, l *loader) {
 	loadCtx, stopLoad := context.WithTimeout(ctx, c.duration)
+	defer stopLoad()
 	var calls atomic.Int64
 	var wg sync.WaitGroup
 	for w := range c.workers {
@@ -185,15 +205,17 @@ func run(c config) error {
 	wg.Wait()
 	stopLoad()
 	if err := <-chaosErr; err != nil {
-		t.fail("chaos: %v", err)
+		l.t.fail("chaos: %v", err)
 	}
-	peakLoad := rss.max()
+}
 
-	// SIGTERM with callers running: calls in flight are answered, later ones refused
-	// (UNAVAILABLE); nothing else.
+// drainPhase sends SIGTERM with callers running: calls in flight are answered, later ones
+// refused (UNAVAILABLE); nothing else. The server must exit 0 having drained.
+func drainPhase(ctx context.Context, c config, srv *server, l *loader) error {
 	termCtx, stopTerm := context.WithCancel(ctx)
 	defer stopTerm()
 	var inDrain atomic.Bool
+	var wg sync.WaitGroup
 	for w := range c.workers {
 		wg.Add(1)
 		go func() {
@@ -213,15 +235,25 @@ func run(c config) error {
 	stopTerm()
 	wg.Wait()
 	if exitErr != nil {
-		t.fail("server exit after SIGTERM: %v", exitErr)
+		l.t.fail("server exit after SIGTERM: %v", exitErr)
 	}
 	logs, _ := os.ReadFile(srv.errPath)
 	if !strings.Contains(string(logs), "msg=stopped") || strings.Contains(string(logs), "drain timed out") {
-		t.fail("server did not drain and stop cleanly (see %s)", srv.errPath)
+		l.t.fail("server did not drain and stop cleanly (see %s)", srv.errPath)
 	}
+	return nil
+}
 
-	// Nothing lost: every subject answered is in the audit log (across the rotated files),
-	// and nothing else is.
+// memory is the server's resident memory: before the load, its peak during the load and
+// its peak overall.
+type memory struct {
+	base, peakLoad, peak int64
+}
+
+// verify checks what the run left: every subject answered is in the audit log (across the
+// rotated files) and nothing else is, version 3 answered, memory stayed bounded; it prints
+// the summary and returns the failures.
+func verify(c config, t *tally, m memory) error {
 	audited, err := countAudit(c.out)
 	if err != nil {
 		return err
@@ -235,11 +267,11 @@ func run(c config) error {
 	if _, ok := t.versions.Load("3"); !ok {
 		t.fail("version 3, copied in during the run, never answered (versions %v)", versions)
 	}
-	peak := rss.max()
-	fmt.Printf("soak: RSS baseline %d MB, peak %d MB during load, %d MB overall (bound %d MB); versions answering %v; %d subjects answered = %d audit records\n",
-		base>>20, peakLoad>>20, peak>>20, c.maxRSSMB, versions, t.answered.Load(), audited)
-	if peak > int64(c.maxRSSMB)<<20 {
-		t.fail("server RSS peaked at %d MB, above %d MB", peak>>20, c.maxRSSMB)
+	fmt.Printf("soak: RSS baseline %d MB, peak %d MB during load, %d MB overall (bound %d MB); "+
+		"versions answering %v; %d subjects answered = %d audit records\n",
+		m.base>>20, m.peakLoad>>20, m.peak>>20, c.maxRSSMB, versions, t.answered.Load(), audited)
+	if m.peak > int64(c.maxRSSMB)<<20 {
+		t.fail("server RSS peaked at %d MB, above %d MB", m.peak>>20, c.maxRSSMB)
 	}
 	kinds := make([]string, 0, len(t.counts))
 	total := 0
@@ -362,117 +394,176 @@ func (l *loader) retry(f func() error) error {
 func (l *loader) call(rng *rand.Rand, draining bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pc := medseqv1.NewPredictorClient(l.cc)
+	c := &caller{l: l, ctx: ctx, pc: medseqv1.NewPredictorClient(l.cc), draining: draining}
 	i := rng.IntN(len(l.reqs))
-	req := l.reqs[i]
-	expectCode := func(kind string, err error, want codes.Code) {
-		l.t.add(kind)
-		got := status.Code(err)
-		if got != want && !(draining && got == codes.Unavailable) {
-			l.t.fail("%s: %v, want %v", kind, err, want)
-		}
-	}
-	good := func(kind string, err error) bool {
-		l.t.add(kind)
-		if err == nil {
-			return true
-		}
-		if !(draining && status.Code(err) == codes.Unavailable) {
-			l.t.fail("%s: %v", kind, err)
-		}
-		return false
-	}
 	switch k := rng.IntN(100); {
 	case k < 50:
-		var resp *medseqv1.PredictResponse
-		err := l.retry(func() (err error) { resp, err = pc.Predict(authed(ctx), req); return err })
-		if good("Predict", err) {
-			l.t.answered.Add(1)
-			l.check("Predict", i, resp.ModelVersion, resp.Probability, resp.RawScore)
-		}
+		c.predict(i)
 	case k < 58:
-		idx := []int{i, rng.IntN(len(l.reqs)), rng.IntN(len(l.reqs))}
-		b := &medseqv1.PredictBatchRequest{ModelName: l.model}
-		for _, j := range idx {
-			b.Requests = append(b.Requests, l.reqs[j])
-		}
-		var resp *medseqv1.PredictBatchResponse
-		err := l.retry(func() (err error) { resp, err = pc.PredictBatch(authed(ctx), b); return err })
-		if good("PredictBatch", err) {
-			l.t.answered.Add(int64(len(idx)))
-			for n, r := range resp.Responses {
-				l.check("PredictBatch", idx[n], r.ModelVersion, r.Probability, r.RawScore)
-			}
-		}
+		c.predictBatch([]int{i, rng.IntN(len(l.reqs)), rng.IntN(len(l.reqs))})
 	case k < 64:
-		idx := []int{i, rng.IntN(len(l.reqs))}
-		ir := serve.InferRequest(l.model, "", []*medseqv1.PredictRequest{l.reqs[idx[0]], l.reqs[idx[1]]})
-		var resp *inferencepb.ModelInferResponse
-		err := l.retry(func() (err error) {
-			resp, err = inferencepb.NewGRPCInferenceServiceClient(l.cc).ModelInfer(authed(ctx), ir)
-			return err
-		})
-		if good("ModelInfer", err) {
-			l.t.answered.Add(int64(len(idx)))
-			out := map[string][]float32{}
-			for _, o := range resp.Outputs {
-				out[o.Name] = o.GetContents().GetFp32Contents()
-			}
-			for n := range idx {
-				l.check("ModelInfer", idx[n], resp.ModelVersion, float64(out[serve.OutputProbability][n]), float64(out[serve.OutputRawScore][n]))
-			}
+		c.modelInfer([]int{i, rng.IntN(len(l.reqs))})
+	case k < 96:
+		c.bad(badCall((k-64)/4), l.reqs[i])
+	default:
+		c.health()
+	}
+}
+
+// caller makes one call and checks its answer.
+type caller struct {
+	l        *loader
+	ctx      context.Context
+	pc       medseqv1.PredictorClient
+	draining bool
+}
+
+// good counts a call that should succeed and reports whether it did; while draining,
+// UNAVAILABLE is no failure.
+func (c *caller) good(kind string, err error) bool {
+	c.l.t.add(kind)
+	if err == nil {
+		return true
+	}
+	if !(c.draining && status.Code(err) == codes.Unavailable) {
+		c.l.t.fail("%s: %v", kind, err)
+	}
+	return false
+}
+
+// expectCode counts a bad call and checks its status; while draining, UNAVAILABLE is no
+// failure.
+func (c *caller) expectCode(kind string, err error, want codes.Code) {
+	c.l.t.add(kind)
+	got := status.Code(err)
+	if got != want && !(c.draining && got == codes.Unavailable) {
+		c.l.t.fail("%s: %v, want %v", kind, err, want)
+	}
+}
+
+func (c *caller) predict(i int) {
+	var resp *medseqv1.PredictResponse
+	err := c.l.retry(func() (err error) { resp, err = c.pc.Predict(authed(c.ctx), c.l.reqs[i]); return err })
+	if c.good("Predict", err) {
+		c.l.t.answered.Add(1)
+		c.l.check("Predict", i, resp.ModelVersion, resp.Probability, resp.RawScore)
+	}
+}
+
+func (c *caller) predictBatch(idx []int) {
+	b := &medseqv1.PredictBatchRequest{ModelName: c.l.model}
+	for _, j := range idx {
+		b.Requests = append(b.Requests, c.l.reqs[j])
+	}
+	var resp *medseqv1.PredictBatchResponse
+	err := c.l.retry(func() (err error) { resp, err = c.pc.PredictBatch(authed(c.ctx), b); return err })
+	if c.good("PredictBatch", err) {
+		c.l.t.answered.Add(int64(len(idx)))
+		for n, r := range resp.Responses {
+			c.l.check("PredictBatch", idx[n], r.ModelVersion, r.Probability, r.RawScore)
 		}
-	case k < 68:
-		err := l.retry(func() error { _, err := pc.Predict(ctx, req); return err })
-		expectCode("bad: no token", err, codes.Unauthenticated)
-	case k < 72:
+	}
+}
+
+func (c *caller) modelInfer(idx []int) {
+	var batch []*medseqv1.PredictRequest
+	for _, j := range idx {
+		batch = append(batch, c.l.reqs[j])
+	}
+	ir := serve.InferRequest(c.l.model, "", batch)
+	var resp *inferencepb.ModelInferResponse
+	err := c.l.retry(func() (err error) {
+		resp, err = inferencepb.NewGRPCInferenceServiceClient(c.l.cc).ModelInfer(authed(c.ctx), ir)
+		return err
+	})
+	if c.good("ModelInfer", err) {
+		c.l.t.answered.Add(int64(len(idx)))
+		out := map[string][]float32{}
+		for _, o := range resp.Outputs {
+			out[o.Name] = o.GetContents().GetFp32Contents()
+		}
+		for n := range idx {
+			c.l.check("ModelInfer", idx[n], resp.ModelVersion, float64(out[serve.OutputProbability][n]),
+				float64(out[serve.OutputRawScore][n]))
+		}
+	}
+}
+
+// badCall is a kind of bad call, each with its documented status.
+type badCall int
+
+const (
+	badNoToken badCall = iota
+	badUnknownToken
+	badGarbage
+	badSubjectIDNotUTF8
+	badInfiniteValue
+	badLongSubjectID
+	badUnknownModel
+	badInlineValue
+)
+
+// bad makes a bad call of kind k from req.
+func (c *caller) bad(k badCall, req *medseqv1.PredictRequest) {
+	ctx := c.ctx
+	predict := func(ctx context.Context, r *medseqv1.PredictRequest) error {
+		return c.l.retry(func() error { _, err := c.pc.Predict(ctx, r); return err })
+	}
+	edited := func(edit func(r *medseqv1.PredictRequest)) *medseqv1.PredictRequest {
+		r := proto.Clone(req).(*medseqv1.PredictRequest)
+		edit(r)
+		return r
+	}
+	switch k {
+	case badNoToken:
+		c.expectCode("bad: no token", predict(ctx, req), codes.Unauthenticated)
+	case badUnknownToken:
 		bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+otherToken+"x")
-		err := l.retry(func() error { _, err := pc.Predict(bad, req); return err })
-		expectCode("bad: unknown token", err, codes.Unauthenticated)
-	case k < 76:
-		err := l.retry(func() error { return l.raw(authed(ctx), []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x01}) })
-		expectCode("bad: garbage bytes", err, codes.InvalidArgument)
-	case k < 80:
+		c.expectCode("bad: unknown token", predict(bad, req), codes.Unauthenticated)
+	case badGarbage:
+		err := c.l.retry(func() error { return c.l.raw(authed(ctx), []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x01}) })
+		c.expectCode("bad: garbage bytes", err, codes.InvalidArgument)
+	case badSubjectIDNotUTF8:
 		b, _ := proto.Marshal(req)
 		b = protowire.AppendString(protowire.AppendTag(b, 3, protowire.BytesType), "\xff\xfe") // subject_id not UTF-8
-		err := l.retry(func() error { return l.raw(authed(ctx), b) })
-		expectCode("bad: subject_id not UTF-8", err, codes.InvalidArgument)
-	case k < 84:
-		r := proto.Clone(req).(*medseqv1.PredictRequest)
-		v := float32(math.Inf(1))
-		r.Events[len(r.Events)-1].NumericValue = &v
-		err := l.retry(func() error { _, err := pc.Predict(authed(ctx), r); return err })
-		expectCode("bad: infinite value", err, codes.InvalidArgument)
-	case k < 88:
-		r := proto.Clone(req).(*medseqv1.PredictRequest)
-		r.SubjectId = strings.Repeat("s", 1000)
-		err := l.retry(func() error { _, err := pc.Predict(authed(ctx), r); return err })
-		expectCode("bad: long subject_id", err, codes.InvalidArgument)
-	case k < 92:
-		r := proto.Clone(req).(*medseqv1.PredictRequest)
-		r.ModelName = strings.Repeat("m", 100)
-		err := l.retry(func() error { _, err := pc.Predict(authed(ctx), r); return err })
-		expectCode("bad: unknown model", err, codes.NotFound)
-		if err != nil && len(status.Convert(err).Message()) > 200 {
-			l.t.fail("NotFound echoes %d bytes", len(status.Convert(err).Message()))
-		}
-	case k < 96:
-		r := proto.Clone(req).(*medseqv1.PredictRequest)
-		r.Events = serve.ParseCodes("ICD10/I10@2019-05-01 LOINC/4548-4@2020-03-01=abc")
-		err := l.retry(func() error { _, err := pc.Predict(authed(ctx), r); return err })
-		expectCode("bad: inline value", err, codes.InvalidArgument)
-	default:
-		var h *healthpb.HealthCheckResponse
-		err := l.retry(func() (err error) {
-			h, err = healthpb.NewHealthClient(l.cc).Check(ctx, &healthpb.HealthCheckRequest{Service: serve.PredictorService})
-			return err
+		err := c.l.retry(func() error { return c.l.raw(authed(ctx), b) })
+		c.expectCode("bad: subject_id not UTF-8", err, codes.InvalidArgument)
+	case badInfiniteValue:
+		r := edited(func(r *medseqv1.PredictRequest) {
+			v := float32(math.Inf(1))
+			r.Events[len(r.Events)-1].NumericValue = &v
 		})
-		l.t.add("health")
-		if err != nil && !(draining && status.Code(err) == codes.Unavailable) {
-			l.t.fail("health: %v", err)
-		} else if err == nil && h.Status != healthpb.HealthCheckResponse_SERVING && !draining {
-			l.t.fail("health: %v", h.Status)
+		c.expectCode("bad: infinite value", predict(authed(ctx), r), codes.InvalidArgument)
+	case badLongSubjectID:
+		r := edited(func(r *medseqv1.PredictRequest) { r.SubjectId = strings.Repeat("s", 1000) })
+		c.expectCode("bad: long subject_id", predict(authed(ctx), r), codes.InvalidArgument)
+	case badUnknownModel:
+		r := edited(func(r *medseqv1.PredictRequest) { r.ModelName = strings.Repeat("m", 100) })
+		err := predict(authed(ctx), r)
+		c.expectCode("bad: unknown model", err, codes.NotFound)
+		if err != nil && len(status.Convert(err).Message()) > 200 {
+			c.l.t.fail("NotFound echoes %d bytes", len(status.Convert(err).Message()))
 		}
+	case badInlineValue:
+		r := edited(func(r *medseqv1.PredictRequest) {
+			r.Events = serve.ParseCodes("ICD10/I10@2019-05-01 LOINC/4548-4@2020-03-01=abc")
+		})
+		c.expectCode("bad: inline value", predict(authed(ctx), r), codes.InvalidArgument)
+	}
+}
+
+// health checks the Predictor's health: SERVING, unless draining.
+func (c *caller) health() {
+	var h *healthpb.HealthCheckResponse
+	err := c.l.retry(func() (err error) {
+		h, err = healthpb.NewHealthClient(c.l.cc).Check(c.ctx, &healthpb.HealthCheckRequest{Service: serve.PredictorService})
+		return err
+	})
+	c.l.t.add("health")
+	if err != nil && !(c.draining && status.Code(err) == codes.Unavailable) {
+		c.l.t.fail("health: %v", err)
+	} else if err == nil && h.Status != healthpb.HealthCheckResponse_SERVING && !c.draining {
+		c.l.t.fail("health: %v", h.Status)
 	}
 }
 
