@@ -158,89 +158,40 @@ func sortCounted(cs []counted) {
 // token), then (with Subwords) WordPiece suffix pieces learned from the codes' structure. A
 // code data.CheckCode refuses is an error naming it.
 func Build(c *Counter, cfg BuildConfig) (*Tokenizer, *BuildReport, error) {
-	if cfg.VocabSize <= 0 {
-		return nil, nil, fmt.Errorf("vocabulary size %d: must be positive", cfg.VocabSize)
+	if err := cfg.check(c); err != nil {
+		return nil, nil, err
 	}
 	if cfg.MinCount < 1 {
 		cfg.MinCount = 1
 	}
-	if cfg.ValueBins == 1 || cfg.ValueBins < 0 {
-		return nil, nil, fmt.Errorf("value bins %d: 0 (off) or at least 2", cfg.ValueBins)
+	all, err := c.counted(cfg.ValueBins > 0)
+	if err != nil {
+		return nil, nil, err
 	}
-	if cfg.ValueBins > 0 && !c.keep {
-		return nil, nil, errors.New("value bins need a Counter that keeps values (Counter.KeepValues)")
-	}
-	c.grow()
-	var all []counted
-	for id, n := range c.count {
-		if n == 0 {
-			continue
-		}
-		name := c.codes.Name(int32(id))
-		if err := data.CheckCode(name); err != nil {
-			return nil, nil, err
-		}
-		if cfg.ValueBins > 0 {
-			if err := checkValueNamespace(name); err != nil {
-				return nil, nil, err
-			}
-		}
-		all = append(all, counted{data.CodeText(name), n})
-	}
-	sortCounted(all)
 	rep := &BuildReport{Sequences: c.Sequences(), Occurrences: c.total, DistinctCodes: len(all)}
-	toks := SpecialTokens()
-	seen := map[string]bool{}
-	for _, t := range toks {
-		seen[t] = true
-	}
-	var covered int64
-	for _, cc := range all {
-		switch {
-		case cc.n < int64(cfg.MinCount):
-			rep.DroppedRare++
-		case rep.WholeCodes >= cfg.VocabSize:
-			rep.DroppedTopN++
-		case seen[cc.s]:
-		default:
-			toks = append(toks, cc.s)
-			seen[cc.s] = true
-			rep.WholeCodes++
-			covered += cc.n
-		}
-	}
+	tl := newTokenList()
+	covered := tl.addWholeCodes(all, cfg, rep)
 	if rep.WholeCodes == 0 {
-		return nil, nil, fmt.Errorf("%w (%d distinct codes, the most frequent occurs %d times, --min-count %d)", ErrNoCodes, len(all), firstCount(all), cfg.MinCount)
+		return nil, nil, fmt.Errorf("%w (%d distinct codes, the most frequent occurs %d times, --min-count %d)",
+			ErrNoCodes, len(all), firstCount(all), cfg.MinCount)
 	}
 	if c.total > 0 {
 		rep.Coverage = float64(covered) / float64(c.total)
 	}
 	var vb *ValueBins
 	if cfg.ValueBins > 0 {
-		vals := map[string][]float32{}
-		for id, vs := range c.values {
-			if name := c.codes.Name(int32(id)); len(vs) > 0 && seen[data.CodeText(name)] {
-				vals[name] = vs
-			}
-		}
-		vb = buildValueBins(vals, cfg.ValueBins)
-		for k := 1; k <= cfg.ValueBins; k++ {
-			toks = append(toks, ValueToken(k))
-			seen[ValueToken(k)] = true
-		}
+		vb = tl.addValueBins(c, cfg.ValueBins)
 		rep.ValueBins, rep.ValueCodes = cfg.ValueBins, len(vb.Edges)
 	}
-	wholeEnd := int32(len(toks))
+	wholeEnd := int32(len(tl.toks))
 	if cfg.Subwords {
 		for _, p := range learnPieces(all, cfg) {
-			if !seen[p] {
-				toks = append(toks, p)
-				seen[p] = true
+			if tl.add(p) {
 				rep.Pieces++
 			}
 		}
 	}
-	v, err := NewVocab(toks)
+	v, err := NewVocab(tl.toks)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -255,6 +206,103 @@ func Build(c *Counter, cfg BuildConfig) (*Tokenizer, *BuildReport, error) {
 	}
 	rep.VocabSize = v.Len()
 	return t, rep, nil
+}
+
+// check checks the configuration against the counter it builds from.
+func (cfg *BuildConfig) check(c *Counter) error {
+	if cfg.VocabSize <= 0 {
+		return fmt.Errorf("vocabulary size %d: must be positive", cfg.VocabSize)
+	}
+	if cfg.ValueBins == 1 || cfg.ValueBins < 0 {
+		return fmt.Errorf("value bins %d: 0 (off) or at least 2", cfg.ValueBins)
+	}
+	if cfg.ValueBins > 0 && !c.keep {
+		return errors.New("value bins need a Counter that keeps values (Counter.KeepValues)")
+	}
+	return nil
+}
+
+// counted is every code counted, in its text form, most frequent first. A code
+// data.CheckCode refuses is an error naming it, and so, with values (value bins), is a code
+// in the value tokens' namespace.
+func (c *Counter) counted(values bool) ([]counted, error) {
+	c.grow()
+	var all []counted
+	for id, n := range c.count {
+		if n == 0 {
+			continue
+		}
+		name := c.codes.Name(int32(id))
+		if err := data.CheckCode(name); err != nil {
+			return nil, err
+		}
+		if values {
+			if err := checkValueNamespace(name); err != nil {
+				return nil, err
+			}
+		}
+		all = append(all, counted{data.CodeText(name), n})
+	}
+	sortCounted(all)
+	return all, nil
+}
+
+// tokenList is the vocabulary's tokens in order, special tokens first, each once.
+type tokenList struct {
+	toks []string
+	seen map[string]bool
+}
+
+func newTokenList() *tokenList {
+	tl := &tokenList{seen: map[string]bool{}}
+	for _, t := range SpecialTokens() {
+		tl.add(t)
+	}
+	return tl
+}
+
+// add appends tok unless the list has it; it reports whether it did.
+func (tl *tokenList) add(tok string) bool {
+	if tl.seen[tok] {
+		return false
+	}
+	tl.toks = append(tl.toks, tok)
+	tl.seen[tok] = true
+	return true
+}
+
+// addWholeCodes adds the cfg.VocabSize most frequent codes (all, most frequent first) with at
+// least cfg.MinCount occurrences, counting what it adds and drops in rep; it returns the
+// occurrences of the codes added.
+func (tl *tokenList) addWholeCodes(all []counted, cfg BuildConfig, rep *BuildReport) (covered int64) {
+	for _, cc := range all {
+		switch {
+		case cc.n < int64(cfg.MinCount):
+			rep.DroppedRare++
+		case rep.WholeCodes >= cfg.VocabSize:
+			rep.DroppedTopN++
+		case tl.add(cc.s):
+			rep.WholeCodes++
+			covered += cc.n
+		}
+	}
+	return covered
+}
+
+// addValueBins learns bins edges from the values of the codes in the list, and adds the
+// value tokens of bins bins.
+func (tl *tokenList) addValueBins(c *Counter, bins int) *ValueBins {
+	vals := map[string][]float32{}
+	for id, vs := range c.values {
+		if name := c.codes.Name(int32(id)); len(vs) > 0 && tl.seen[data.CodeText(name)] {
+			vals[name] = vs
+		}
+	}
+	vb := buildValueBins(vals, bins)
+	for k := 1; k <= bins; k++ {
+		tl.add(ValueToken(k))
+	}
+	return vb
 }
 
 func firstCount(all []counted) int64 {
