@@ -286,91 +286,112 @@ func patchLegacy(raw []byte) ([]byte, legacyInfo, error) {
 		b = b[4:]
 	}
 	r := &reader{b: b}
-	if err := r.need(learnerParamSize, "learner parameters"); err != nil {
+	numFeature, err := patchLearner(r)
+	if err != nil {
 		return nil, info, err
 	}
+	numTrees, err := patchGBTree(r, numFeature)
+	if err != nil {
+		return nil, info, err
+	}
+	// Every tree must fit in what is left, so a corrupt count cannot make anyone allocate much.
+	if int64(numTrees)*(treeParamSize+nodeSize+statSize) > int64(len(b)-r.off) {
+		return nil, info, fmt.Errorf("truncated model: %d trees do not fit in %d bytes", numTrees, len(b)-r.off)
+	}
+	for t := 0; t < numTrees; t++ {
+		if err := patchTree(r, t, numFeature); err != nil {
+			return nil, info, err
+		}
+	}
+	if err := r.need(4*numTrees, "tree_info"); err != nil {
+		return nil, info, err
+	}
+	for t := 0; t < numTrees; t++ {
+		if v := le.Uint32(b[r.off+4*t:]); v != 0 {
+			return nil, info, fmt.Errorf("corrupt model: tree_info[%d] = %d", t, v)
+		}
+	}
+	info.numFeatures = int(numFeature)
+	info.numTrees = numTrees
+	return b, info, nil
+}
+
+// patchLearner checks the learner parameters, objective and booster at r's start, turns the
+// stored base_score into a margin, and returns num_feature; r is left after the booster's
+// name.
+func patchLearner(r *reader) (numFeature uint32, err error) {
+	b := r.b
+	if err := r.need(learnerParamSize, "learner parameters"); err != nil {
+		return 0, err
+	}
 	baseScore := math.Float32frombits(le.Uint32(b[0:]))
-	numFeature := le.Uint32(b[4:])
+	numFeature = le.Uint32(b[4:])
 	numClass := int32(le.Uint32(b[8:]))
 	r.off = learnerParamSize
 	obj, err := r.str("objective")
 	if err != nil {
-		return nil, info, err
+		return 0, err
 	}
 	gbm, err := r.str("booster")
 	if err != nil {
-		return nil, info, err
+		return 0, err
 	}
 	if obj != "binary:logistic" {
-		return nil, info, fmt.Errorf("unsupported objective %q (want binary:logistic)", obj)
+		return 0, fmt.Errorf("unsupported objective %q (want binary:logistic)", obj)
 	}
 	if gbm != "gbtree" {
-		return nil, info, fmt.Errorf("unsupported booster %q (want gbtree)", gbm)
+		return 0, fmt.Errorf("unsupported booster %q (want gbtree)", gbm)
 	}
 	if numClass > 1 {
-		return nil, info, fmt.Errorf("unsupported model: %d classes", numClass)
+		return 0, fmt.Errorf("unsupported model: %d classes", numClass)
 	}
 	if numFeature == 0 || numFeature > 1<<28 {
-		return nil, info, fmt.Errorf("corrupt model: num_feature %d", numFeature)
+		return 0, fmt.Errorf("corrupt model: num_feature %d", numFeature)
 	}
 	// base_score: XGBoost 1.x stores the probability and turns it into a margin when it loads
 	// the model (ProbToMargin of the logistic objective, in float32); leaves adds the stored
 	// value to the margin as is.
 	if !(baseScore > 0 && baseScore < 1) {
-		return nil, info, fmt.Errorf("corrupt model: base_score %v is not a probability", baseScore)
+		return 0, fmt.Errorf("corrupt model: base_score %v is not a probability", baseScore)
 	}
 	margin := -float32(math.Log(float64(1/baseScore - 1)))
 	le.PutUint32(b[0:], math.Float32bits(margin))
+	return numFeature, nil
+}
 
-	gp := r.off
+// patchGBTree checks the gbtree parameters at r (one output group, written when 0) and
+// returns the number of trees; r is left after them.
+func patchGBTree(r *reader, numFeature uint32) (numTrees int, err error) {
+	b, gp := r.b, r.off
 	if err := r.need(gbtreeParamSize, "gbtree parameters"); err != nil {
-		return nil, info, err
+		return 0, err
 	}
-	numTrees := int32(le.Uint32(b[gp:]))
+	trees := int32(le.Uint32(b[gp:]))
 	numParallel := int32(le.Uint32(b[gp+4:]))
 	gbNumFeature := int32(le.Uint32(b[gp+8:]))
 	numGroup := int32(le.Uint32(b[gp+24:]))
 	gbLeafVec := int32(le.Uint32(b[gp+28:]))
 	r.off += gbtreeParamSize
-	if numTrees <= 0 {
-		return nil, info, fmt.Errorf("corrupt model: %d trees", numTrees)
+	if trees <= 0 {
+		return 0, fmt.Errorf("corrupt model: %d trees", trees)
 	}
 	if numParallel != 1 {
-		return nil, info, fmt.Errorf("unsupported model: num_parallel_tree %d", numParallel)
+		return 0, fmt.Errorf("unsupported model: num_parallel_tree %d", numParallel)
 	}
 	if gbNumFeature < 0 || uint32(gbNumFeature) > numFeature {
-		return nil, info, fmt.Errorf("corrupt model: gbtree num_feature %d, learner %d", gbNumFeature, numFeature)
+		return 0, fmt.Errorf("corrupt model: gbtree num_feature %d, learner %d", gbNumFeature, numFeature)
 	}
 	switch numGroup {
 	case 0: // XGBoost 1.x no longer writes it; a binary model has one output group
 		le.PutUint32(b[gp+24:], 1)
 	case 1:
 	default:
-		return nil, info, fmt.Errorf("unsupported model: %d output groups", numGroup)
+		return 0, fmt.Errorf("unsupported model: %d output groups", numGroup)
 	}
 	if gbLeafVec != 0 {
-		return nil, info, fmt.Errorf("unsupported model: size_leaf_vector %d", gbLeafVec)
+		return 0, fmt.Errorf("unsupported model: size_leaf_vector %d", gbLeafVec)
 	}
-	// Every tree must fit in what is left, so a corrupt count cannot make anyone allocate much.
-	if int64(numTrees)*(treeParamSize+nodeSize+statSize) > int64(len(b)-r.off) {
-		return nil, info, fmt.Errorf("truncated model: %d trees do not fit in %d bytes", numTrees, len(b)-r.off)
-	}
-	for t := 0; t < int(numTrees); t++ {
-		if err := patchTree(r, t, numFeature); err != nil {
-			return nil, info, err
-		}
-	}
-	if err := r.need(4*int(numTrees), "tree_info"); err != nil {
-		return nil, info, err
-	}
-	for t := 0; t < int(numTrees); t++ {
-		if v := le.Uint32(b[r.off+4*t:]); v != 0 {
-			return nil, info, fmt.Errorf("corrupt model: tree_info[%d] = %d", t, v)
-		}
-	}
-	info.numFeatures = int(numFeature)
-	info.numTrees = int(numTrees)
-	return b, info, nil
+	return int(trees), nil
 }
 
 func patchTree(r *reader, t int, numFeature uint32) error {
