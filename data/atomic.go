@@ -288,7 +288,8 @@ func sweepStale(path, host string) {
 		}
 		if newest >= 0 && os.Rename(olds[newest], path) == nil {
 			syncDir(dir)
-			slog.Warn("restored an output a killed replacement had moved aside", "path", path, "from", filepath.Base(olds[newest]))
+			slog.Warn("restored an output a killed replacement had moved aside", "path", path, "from",
+				filepath.Base(olds[newest]))
 			olds = slices.Delete(olds, newest, newest+1)
 		}
 	}

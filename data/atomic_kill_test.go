@@ -116,7 +116,8 @@ func TestAtomicDirKilledReplace(t *testing.T) {
 				os.WriteFile(filepath.Join(target, n), []byte("old"), 0o644)
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestAtomicDirKillHelper$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "MEDSEQ_ATOMIC_KILL_TARGET="+target, "MEDSEQ_ATOMIC_KILL_STEP="+tc.step, "MEDSEQ_ATOMIC_KILL_MODE="+tc.mode)
+			cmd.Env = append(os.Environ(), "MEDSEQ_ATOMIC_KILL_TARGET="+target, "MEDSEQ_ATOMIC_KILL_STEP="+tc.step,
+				"MEDSEQ_ATOMIC_KILL_MODE="+tc.mode)
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {

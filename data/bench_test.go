@@ -99,7 +99,8 @@ func benchSubjects(seed int64, codes *data.Codes, rows, nSubjects int, firstID i
 		ids[i] = codes.ID(n)
 	}
 	zipf := rand.NewZipf(r, 1.1, 2, uint64(len(names)-1))
-	static := []int32{codes.ID("GENDER//F"), codes.ID("GENDER//M"), codes.ID("RACE//WHITE"), codes.ID("RACE//BLACK"), codes.ID("RACE//ASIAN"), codes.ID("ETHNICITY//NON_HISPANIC")}
+	static := []int32{codes.ID("GENDER//F"), codes.ID("GENDER//M"), codes.ID("RACE//WHITE"), codes.ID("RACE//BLACK"),
+		codes.ID("RACE//ASIAN"), codes.ID("ETHNICITY//NON_HISPANIC")}
 	birth := codes.ID(data.BirthCode)
 	death := codes.ID(data.DeathCode)
 
@@ -264,7 +265,8 @@ func arrowRawRead(b *testing.B, path string) int {
 	for _, name := range []string{data.ColSubjectID, data.ColTime, data.ColCode, data.ColNumericValue} {
 		cols = append(cols, sc.ColumnIndexByName(name))
 	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{Parallel: true, BatchSize: benchBatchSize}, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{Parallel: true, BatchSize: benchBatchSize},
+		memory.DefaultAllocator)
 	if err != nil {
 		b.Fatal(err)
 	}

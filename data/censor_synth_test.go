@@ -56,11 +56,13 @@ func TestTimeToEventMatchesSynthTruth(t *testing.T) {
 		died := s.Death != synth.NoTime
 		switch {
 		case l.EventObserved || s.DiagnosedInRecord():
-			t.Errorf("negative %d: event observed %v, diagnosed in record %v", l.SubjectID, l.EventObserved, s.DiagnosedInRecord())
+			t.Errorf("negative %d: event observed %v, diagnosed in record %v", l.SubjectID, l.EventObserved,
+				s.DiagnosedInRecord())
 		case (l.CensorReason == data.CensorDeath) != died || (died && l.EventTime != s.Death):
 			t.Errorf("negative %d: censored %s at %v, death %v", l.SubjectID, l.CensorReason, l.EventTime, s.Death)
 		case l.EventTime > s.RecordEnd || l.EventTime < l.PredictionTime:
-			t.Errorf("negative %d: censored at %v, outside [prediction %v, record end %v]", l.SubjectID, l.EventTime, l.PredictionTime, s.RecordEnd)
+			t.Errorf("negative %d: censored at %v, outside [prediction %v, record end %v]", l.SubjectID, l.EventTime,
+				l.PredictionTime, s.RecordEnd)
 		}
 		if l.CensorReason == data.CensorDatasetEnd {
 			admin++
@@ -69,7 +71,8 @@ func TestTimeToEventMatchesSynthTruth(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d labels, censor reasons %v; %d of %d administratively censored run to the cut-off", len(res.Labels), reasons, agree, admin)
+	t.Logf("%d labels, censor reasons %v; %d of %d administratively censored run to the cut-off", len(res.Labels), reasons,
+		agree, admin)
 	if reasons[data.CensorDeath] == 0 || reasons[data.CensorEndOfRecord] == 0 || admin == 0 {
 		t.Errorf("every censoring reason should occur among %d labels: %v", len(res.Labels), reasons)
 	}
@@ -136,7 +139,8 @@ func acesTimeToEvent(t *testing.T, root string) {
 		case !ok || d < 0:
 			t.Errorf("subject %d: follow-up %d %v", l.SubjectID, d, ok)
 		case l.Value && (!l.EventObserved || d > window):
-			t.Errorf("positive of subject %d: event %v after %d us, within the window by its label", l.SubjectID, l.EventObserved, d)
+			t.Errorf("positive of subject %d: event %v after %d us, within the window by its label", l.SubjectID,
+				l.EventObserved, d)
 		case !l.Value && l.EventObserved && d <= window:
 			t.Errorf("negative of subject %d: a creatinine %d us after prediction, inside its window", l.SubjectID, d)
 		case !l.Value && l.EventObserved:
@@ -146,7 +150,8 @@ func acesTimeToEvent(t *testing.T, root string) {
 		}
 	}
 	r := res.Report.TimeToEvent
-	t.Logf("%d labels: events %+v, censored %+v, negatives with a later event %d", len(res.Labels), r.Events, r.Censored, later)
+	t.Logf("%d labels: events %+v, censored %+v, negatives with a later event %d", len(res.Labels), r.Events, r.Censored,
+		later)
 	if later == 0 || r.Known != len(res.Labels) || r.PositivesWithoutEvent != 0 {
 		t.Errorf("report %+v, %d negatives with a later event", r, later)
 	}
@@ -179,7 +184,8 @@ func transformsTimeToEvent(t *testing.T, root string) {
 	for _, l := range res.Labels {
 		// Every subject's first HR is taken inside an admission that ends in a discharge.
 		if !l.EventObserved || l.EventTime < l.PredictionTime || l.CensorReason != "" {
-			t.Errorf("subject %d: event %v at %v, reason %q", l.SubjectID, l.EventObserved, data.TimeOf(l.EventTime), l.CensorReason)
+			t.Errorf("subject %d: event %v at %v, reason %q", l.SubjectID, l.EventObserved, data.TimeOf(l.EventTime),
+				l.CensorReason)
 		}
 	}
 	if len(res.Labels) != len(rows) {

@@ -62,7 +62,8 @@ func tteDataset(t *testing.T) string {
 		return out
 	}
 	return handDataset(t, map[int64][]ev{
-		1: append([]ev{{BirthCode, d(1950, 1, 1)}, {"ICD10/E11.9", d(2015, 3, 1)}, {"ICD10/E11.9", d(2016, 3, 1)}}, visits(2000, 2020)...),
+		1: append([]ev{{BirthCode, d(1950, 1, 1)}, {"ICD10/E11.9", d(2015, 3, 1)}, {"ICD10/E11.9", d(2016, 3, 1)}},
+			visits(2000, 2020)...),
 		6: append([]ev{{BirthCode, d(1951, 1, 1)}}, visits(2000, 2020)...),
 		7: append([]ev{{BirthCode, d(1952, 1, 1)}, {DeathCode, d(2017, 1, 1)}}, visits(2000, 2016)...),
 		8: append([]ev{{BirthCode, d(1951, 1, 1)}}, visits(2000, 2017)...),
@@ -276,7 +277,8 @@ func TestCohortTimeToEventRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := fmt.Sprintf("row %d:", len(res.Labels))
-	if _, err := LoadCohort(out); err == nil || !strings.Contains(err.Error(), row) || !strings.Contains(err.Error(), "moved away") {
+	if _, err := LoadCohort(out); err == nil || !strings.Contains(err.Error(), row) ||
+		!strings.Contains(err.Error(), "moved away") {
 		t.Errorf("unknown censor reason: %v (want %s)", err, row)
 	}
 }
@@ -301,7 +303,8 @@ func appendOldRow(b *array.RecordBuilder, l Label) {
 // errors naming why.
 func TestCohortConfigFromParams(t *testing.T) {
 	cfg := testCohortConfig()
-	cfg.Lead, cfg.Gap, cfg.FollowUp, cfg.CensorWindow, cfg.MinEvents = 2*MicrosPerYear, 30*MicrosPerDay, 0, 90*MicrosPerDay, 3
+	cfg.Lead, cfg.Gap, cfg.FollowUp = 2*MicrosPerYear, 30*MicrosPerDay, 0
+	cfg.CensorWindow, cfg.MinEvents = 90*MicrosPerDay, 3
 	cfg.Negatives, cfg.NegativesPerPositive, cfg.BandYears, cfg.Seed = NegativesRandomDate, 2.5, 10, 42
 	cfg.Fractions, cfg.DeathCodes = SplitFractions{0.6, 0.2, 0.2}, []string{"DEATH", "MEDS_DEATH"}
 	dir := t.TempDir()

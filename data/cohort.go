@@ -256,7 +256,8 @@ func summarise(ctx context.Context, ds *Dataset, cfg *CohortConfig, keep func(in
 			}
 			if keep != nil && !keep(s.ID) {
 				if seen[s.ID] {
-					return fmt.Errorf("%s: subject %d appears in more than one shard or out of order; MEDS keeps a subject in one shard", sh.Path, s.ID)
+					return fmt.Errorf("%s: subject %d appears in more than one shard or out of order; "+
+						"MEDS keeps a subject in one shard", sh.Path, s.ID)
 				}
 				seen[s.ID] = true
 				continue
@@ -289,10 +290,12 @@ func lastTime(events []Event) int64 {
 func summariseOne(cc *codeClass, s Subject, seen map[int64]bool, out *[]subjectInfo) error {
 	{
 		if seen[s.ID] {
-			return fmt.Errorf("subject %d appears in more than one shard or out of order; MEDS keeps a subject in one shard", s.ID)
+			return fmt.Errorf("subject %d appears in more than one shard or out of order; MEDS keeps a subject in one shard",
+				s.ID)
 		}
 		seen[s.ID] = true
-		si := subjectInfo{id: s.ID, birth: StaticTime, death: StaticTime, sex: SexUnknown, target: StaticTime, first: StaticTime, last: StaticTime}
+		si := subjectInfo{id: s.ID, birth: StaticTime, death: StaticTime, sex: SexUnknown, target: StaticTime,
+			first: StaticTime, last: StaticTime}
 		nTimed := 0
 		for _, e := range s.Events {
 			switch cc.kind(e.Code) {

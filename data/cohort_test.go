@@ -37,9 +37,11 @@ func population(t testing.TB, dir string, n int, seed uint64) string {
 		if rng.IntN(2) == 0 {
 			sex = "GENDER//M"
 		}
-		ev := []Event{{Time: StaticTime, Code: w.Codes.ID(sex), Value: NoValue}, {Time: birth, Code: w.Codes.ID(BirthCode), Value: NoValue}}
+		ev := []Event{{Time: StaticTime, Code: w.Codes.ID(sex), Value: NoValue},
+			{Time: birth, Code: w.Codes.ID(BirthCode), Value: NoValue}}
 		diag := StaticTime
-		for tm := reg + int64(rng.Float64()*200*float64(MicrosPerDay)); tm < end; tm += int64((30 + rng.Float64()*300) * float64(MicrosPerDay)) {
+		days := func(d float64) int64 { return int64(d * float64(MicrosPerDay)) }
+		for tm := reg + days(rng.Float64()*200); tm < end; tm += days(30 + rng.Float64()*300) {
 			age := float64(tm-birth) / float64(MicrosPerYear)
 			if diag == StaticTime && age > 20 && rng.Float64() < 0.001*math.Exp(0.07*(age-40)) {
 				diag = tm
@@ -143,7 +145,8 @@ func TestCohortNoLeak(t *testing.T) {
 				for _, e := range s.Events {
 					name := ds2.Codes.Name(e.Code)
 					if e.Time != StaticTime && e.Time > s.Label.PredictionTime-gap {
-						t.Fatalf("subject %d: event at %s after prediction time %s - gap", s.Label.SubjectID, TimeOf(e.Time), TimeOf(s.Label.PredictionTime))
+						t.Fatalf("subject %d: event at %s after prediction time %s - gap", s.Label.SubjectID, TimeOf(e.Time),
+							TimeOf(s.Label.PredictionTime))
 					}
 					for _, bad := range []string{"LEAK/", "WINDOW/", "ICD10/E11", "SNOMED/44054006"} {
 						if strings.HasPrefix(name, bad) {
@@ -189,7 +192,8 @@ func TestMatchedAgeRemovesSamplingBias(t *testing.T) {
 	}
 	m, r := results[NegativesMatchedAge].Report, results[NegativesRandomDate].Report
 	t.Logf("KS matched-age %.3f (neg mean age %.1f), random-date %.3f (neg mean age %.1f), positives mean age %.1f",
-		m.AgeAtPrediction.KS, m.AgeAtPrediction.NegativeSummary.Mean, r.AgeAtPrediction.KS, r.AgeAtPrediction.NegativeSummary.Mean, m.AgeAtPrediction.PositiveSummary.Mean)
+		m.AgeAtPrediction.KS, m.AgeAtPrediction.NegativeSummary.Mean, r.AgeAtPrediction.KS,
+		r.AgeAtPrediction.NegativeSummary.Mean, m.AgeAtPrediction.PositiveSummary.Mean)
 	if m.AgeAtPrediction.KS > 0.05 {
 		t.Errorf("matched-age KS %.3f, want near 0", m.AgeAtPrediction.KS)
 	}
@@ -262,7 +266,8 @@ func TestCohortExclusions(t *testing.T) {
 	}
 	subj := map[int64][]ev{
 		// A good positive: born 1950, records 2000-2020, diagnosed 2015.
-		1: append([]ev{{BirthCode, d(1950, 1, 1)}, {"SEX//F", time.Time{}}, {"ICD10/E11.9", d(2015, 3, 1)}}, visits(2000, 2020)...),
+		1: append([]ev{{BirthCode, d(1950, 1, 1)}, {"SEX//F", time.Time{}}, {"ICD10/E11.9", d(2015, 3, 1)}},
+			visits(2000, 2020)...),
 		// Positive diagnosed at 17: too young at prediction.
 		2: append([]ev{{BirthCode, d(1998, 1, 1)}, {"ICD10/E11.9", d(2015, 3, 1)}}, visits(2000, 2020)...),
 		// Positive whose records start 6 months before the prediction time: short history.
@@ -365,11 +370,13 @@ func TestCohortRefusesOtherDataset(t *testing.T) {
 		t.Errorf("own dataset refused: %v", err)
 	}
 	err = c.CheckDataset(medsB)
-	if !errors.Is(err, ErrInputMismatch) || !strings.Contains(err.Error(), medsB) || !strings.Contains(err.Error(), m.RunID) {
+	if !errors.Is(err, ErrInputMismatch) || !strings.Contains(err.Error(), medsB) ||
+		!strings.Contains(err.Error(), m.RunID) {
 		t.Errorf("other dataset: %v", err)
 	}
 	// Writing again without --force is refused and leaves the old cohort untouched.
-	if err := WriteCohort(out, false, res, NewManifest(StageCohort, nil)); err == nil || !strings.Contains(err.Error(), "--force") {
+	if err := WriteCohort(out, false, res, NewManifest(StageCohort, nil)); err == nil ||
+		!strings.Contains(err.Error(), "--force") {
 		t.Errorf("overwrite without force: %v", err)
 	}
 	if m2, _ := ReadManifest(out); m2.RunID != m.RunID {

@@ -43,7 +43,8 @@ var ErrNoTimeToEvent = errors.New("no time to event")
 // external labels without --target codes.
 func (c *Cohort) RequireTimeToEvent() error {
 	if !c.TimeToEventColumns {
-		return fmt.Errorf("cohort %s: %w: it was written before medseq recorded each label's time to event; rebuild it with medseq data cohort",
+		return fmt.Errorf("cohort %s: %w: it was written before medseq recorded each label's time to event; "+
+			"rebuild it with medseq data cohort",
 			c.Dir, ErrNoTimeToEvent)
 	}
 	unknown := 0
@@ -191,7 +192,8 @@ func LoadCohort(dir string) (*Cohort, error) {
 		}
 		c.TimeToEventColumns = c.TimeToEventColumns && tte.present
 		for i := 0; i < n; i++ {
-			l := Label{SubjectID: ids[i], PredictionTime: int64(pt.Value(i)), Value: val.Value(i), Age: age.Value(i), Birth: int64(birth.Value(i))}
+			l := Label{SubjectID: ids[i], PredictionTime: int64(pt.Value(i)), Value: val.Value(i), Age: age.Value(i),
+				Birth: int64(birth.Value(i))}
 			if age.IsNull(i) {
 				l.Age = math.NaN()
 			}
@@ -319,7 +321,8 @@ func (c *Cohort) Sequences(ctx context.Context, ds *Dataset, splits []string, fn
 		return err
 	}
 	if found != len(byID) {
-		return fmt.Errorf("%w: %d labelled subjects of cohort %s are not in dataset %s", ErrInputMismatch, len(byID)-found, c.Dir, ds.Root)
+		return fmt.Errorf("%w: %d labelled subjects of cohort %s are not in dataset %s", ErrInputMismatch, len(byID)-found,
+			c.Dir, ds.Root)
 	}
 	return nil
 }
@@ -359,7 +362,8 @@ func CohortConfigFromParams(p map[string]any) (CohortConfig, error) {
 			return c, err
 		}
 	}
-	for k, dst := range map[string]*[]string{"sex_prefixes": &c.SexPrefixes, "birth_codes": &c.BirthCodes, "death_codes": &c.DeathCodes} {
+	for k, dst := range map[string]*[]string{"sex_prefixes": &c.SexPrefixes, "birth_codes": &c.BirthCodes,
+		"death_codes": &c.DeathCodes} {
 		if v, present := p[k]; present {
 			if *dst, ok = stringsParam(v); !ok {
 				return c, fmt.Errorf("manifest param %s: %v is not a list of strings", k, v)

@@ -363,7 +363,8 @@ func (in *csvInput) readHeader(want, optional [][]string) (idx []int, names []st
 			}
 		}
 		if at < 0 && required {
-			return 0, "", in.errorf(1, alts[0], "missing column %s; the header has %s", strings.Join(alts, " or "), strings.Join(quoteAll(in.cols), ", "))
+			return 0, "", in.errorf(1, alts[0], "missing column %s; the header has %s", strings.Join(alts, " or "),
+				strings.Join(quoteAll(in.cols), ", "))
 		}
 		return at, name, nil
 	}

@@ -41,7 +41,8 @@ func TestImportCSVUndatedRowsAreStatic(t *testing.T) {
 		for _, mem := range []int{0, 1, 2} {
 			t.Run(fmt.Sprintf("%s/memory-events=%d", name, mem), func(t *testing.T) {
 				out := filepath.Join(t.TempDir(), "meds")
-				sum, err := ImportCSV(context.Background(), ImportConfig{EventsPath: events, SubjectsPath: subjects, Out: out, MemoryEvents: mem})
+				sum, err := ImportCSV(context.Background(), ImportConfig{EventsPath: events, SubjectsPath: subjects, Out: out,
+					MemoryEvents: mem})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -264,7 +264,8 @@ func TestImportCSVTimeLayout(t *testing.T) {
 	os.WriteFile(su, []byte("subject_id,birth_date,sex\n7,17/05/1980,F\n"), 0o644)
 	os.WriteFile(ev, []byte("subject_id,date,code\n7,02/03/2015,A\n7,2016-01-01,B\n"), 0o644)
 	out := filepath.Join(dir, "out")
-	if _, err := ImportCSV(context.Background(), ImportConfig{EventsPath: ev, SubjectsPath: su, Out: out, TimeLayout: "02/01/2006"}); err != nil {
+	if _, err := ImportCSV(context.Background(), ImportConfig{EventsPath: ev, SubjectsPath: su, Out: out,
+		TimeLayout: "02/01/2006"}); err != nil {
 		t.Fatal(err)
 	}
 	ds, err := Open(out)
@@ -284,7 +285,8 @@ func TestImportCSVTimeLayout(t *testing.T) {
 		t.Errorf("got %v, want %s", got, want)
 	}
 	// Without the layout the same file is an error in the subjects file.
-	_, err = ImportCSV(context.Background(), ImportConfig{EventsPath: ev, SubjectsPath: su, Out: filepath.Join(dir, "out2")})
+	_, err = ImportCSV(context.Background(), ImportConfig{EventsPath: ev, SubjectsPath: su,
+		Out: filepath.Join(dir, "out2")})
 	var ie *InputError
 	if !errors.As(err, &ie) || ie.File != su || ie.Line != 2 || ie.Column != "birth_date" {
 		t.Errorf("without layout: %v", err)
@@ -296,7 +298,8 @@ func TestImportCSVExistingOutput(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	os.MkdirAll(out, 0o755)
 	os.WriteFile(filepath.Join(out, "old.txt"), []byte("x"), 0o644)
-	cfg := ImportConfig{EventsPath: filepath.Join(importFixtures, "events.csv"), SubjectsPath: filepath.Join(importFixtures, "subjects.csv"), Out: out}
+	cfg := ImportConfig{EventsPath: filepath.Join(importFixtures, "events.csv"),
+		SubjectsPath: filepath.Join(importFixtures, "subjects.csv"), Out: out}
 	if _, err := ImportCSV(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("non-empty output without force: %v", err)
 	}
@@ -344,35 +347,51 @@ func TestImportCSVBadInput(t *testing.T) {
 			`missing column code; the header has "subject_id", "time", "value"`},
 		{"events missing time", "subject_id,code\n1,A\n", subjects, "events", 1, "time", "missing column time or date"},
 		{"subjects missing sex", events, "subject_id,birth_date\n1,1980-01-01\n", "subjects", 1, "sex", "missing column sex"},
-		{"both time and date", "subject_id,time,date,code\n1,2015-01-01,2015-01-01,A\n", subjects, "events", 1, "date", "both time and date"},
+		{"both time and date", "subject_id,time,date,code\n1,2015-01-01,2015-01-01,A\n", subjects, "events", 1, "date",
+			"both time and date"},
 		{"bad month", evHeader + "1,2015-01-01,A,\n1,2021-13-01,B,\n", subjects, "events", 3, "time",
 			`cannot parse "2021-13-01" as a date or time`},
 		{"bad day", evHeader + "1,2021-02-29,B,\n", subjects, "events", 2, "time", `"2021-02-29"`},
 		{"bad date column", "subject_id,date,code\n1,yesterday,A\n", subjects, "events", 2, "date", `"yesterday"`},
-		{"bad birth date", events, "subject_id,birth_date,sex\n1,1980-01-32,F\n", "subjects", 2, "birth_date", `"1980-01-32"`},
+		{"bad birth date", events, "subject_id,birth_date,sex\n1,1980-01-32,F\n", "subjects", 2, "birth_date",
+			`"1980-01-32"`},
 		{"empty birth date", events, "subject_id,birth_date,sex\n1,,F\n", "subjects", 2, "birth_date", "empty birth_date"},
-		{"bad death date", events, "subject_id,birth_date,sex,death_date\n1,1980-01-01,F,never\n", "subjects", 2, "death_date", `"never"`},
-		{"death before birth", events, "subject_id,birth_date,sex,death_date\n1,1980-01-01,F,1979-01-01\n", "subjects", 2, "death_date", "before birth"},
-		{"events subject id", evHeader + "1,2015-01-01,A,\nP1,2015-01-01,A,\n", subjects, "events", 3, "subject_id", `"P1" is not an integer`},
-		{"subjects subject id", events, "subject_id,birth_date,sex\n1.5,1980-01-01,F\n", "subjects", 2, "subject_id", `"1.5"`},
+		{"bad death date", events, "subject_id,birth_date,sex,death_date\n1,1980-01-01,F,never\n", "subjects", 2,
+			"death_date", `"never"`},
+		{"death before birth", events, "subject_id,birth_date,sex,death_date\n1,1980-01-01,F,1979-01-01\n", "subjects", 2,
+			"death_date", "before birth"},
+		{"events subject id", evHeader + "1,2015-01-01,A,\nP1,2015-01-01,A,\n", subjects, "events", 3, "subject_id",
+			`"P1" is not an integer`},
+		{"subjects subject id", events, "subject_id,birth_date,sex\n1.5,1980-01-01,F\n", "subjects", 2, "subject_id",
+			`"1.5"`},
 		{"value", evHeader + "1,2015-01-01,A,abc\n", subjects, "events", 2, "value", `"abc" is not a finite number`},
-		{"numeric_value", "subject_id,time,code,numeric_value\n1,2015-01-01,A,NaN\n", subjects, "events", 2, "numeric_value", `"NaN"`},
+		{"numeric_value", "subject_id,time,code,numeric_value\n1,2015-01-01,A,NaN\n", subjects, "events", 2, "numeric_value",
+			`"NaN"`},
 		{"empty code", evHeader + "1,2015-01-01,A,\n1,2015-01-02,,3\n", subjects, "events", 3, "code", "empty code"},
-		{"before birth", evHeader + "1,1979-12-31,A,\n", subjects, "events", 2, "time", "before the birth of subject 1 (1980-01-01)"},
-		{"after death", evHeader + "2,2020-01-02 00:00:01,A,\n", subjects, "events", 2, "time", "2020-01-02 00:00:01 is after the death of subject 2 (2020-01-01)"},
-		{"unknown subject", evHeader + "1,2015-01-01,A,\n3,2015-01-01,A,\n", subjects, "events", 3, "subject_id", "subject 3 is not in"},
-		{"duplicate subject", events, "subject_id,birth_date,sex\n1,1980-01-01,F\n2,1980-01-01,F\n1,1980-01-01,F\n", "subjects", 4, "subject_id", "subject 1 is listed twice (first on line 2)"},
+		{"before birth", evHeader + "1,1979-12-31,A,\n", subjects, "events", 2, "time",
+			"before the birth of subject 1 (1980-01-01)"},
+		{"after death", evHeader + "2,2020-01-02 00:00:01,A,\n", subjects, "events", 2, "time",
+			"2020-01-02 00:00:01 is after the death of subject 2 (2020-01-01)"},
+		{"unknown subject", evHeader + "1,2015-01-01,A,\n3,2015-01-01,A,\n", subjects, "events", 3, "subject_id",
+			"subject 3 is not in"},
+		{"duplicate subject", events, "subject_id,birth_date,sex\n1,1980-01-01,F\n2,1980-01-01,F\n1,1980-01-01,F\n",
+			"subjects", 4, "subject_id", "subject 1 is listed twice (first on line 2)"},
 		{"unknown sex", events, "subject_id,birth_date,sex\n1,1980-01-01,X\n", "subjects", 2, "sex", `unknown sex "X"`},
 		{"empty sex", events, "subject_id,birth_date,sex\n1,1980-01-01,\n", "subjects", 2, "sex", `unknown sex ""`},
-		{"unknown split", events, "subject_id,birth_date,sex,split\n1,1980-01-01,F,test\n", "subjects", 2, "split", `unknown split "test"`},
+		{"unknown split", events, "subject_id,birth_date,sex,split\n1,1980-01-01,F,test\n", "subjects", 2, "split",
+			`unknown split "test"`},
 		{"empty events", "", subjects, "events", 1, "subject_id", "empty file"},
 		{"empty subjects", events, "", "subjects", 1, "subject_id", "empty file"},
 		{"header-only events", evHeader, subjects, "events", 2, "subject_id", "no data rows"},
 		{"header-only subjects", events, "subject_id,birth_date,sex\n", "subjects", 2, "subject_id", "no data rows"},
-		{"too few fields", evHeader + "1,2015-01-01,A,\n1,2015-01-01\n", subjects, "events", 3, "code", "the line has 2 fields, the header 4"},
-		{"too many fields", evHeader + "1,2015-01-01,A,,x\n", subjects, "events", 2, "5 (beyond the header)", "the line has 5 fields"},
-		{"invalid utf-8", evHeader + "1,2015-01-01,A,\n1,2015-01-01,B\xff\xfe,\n", subjects, "events", 3, "code", "not valid UTF-8"},
-		{"line after quoted newline", "subject_id,time,code,value,note\n1,2015-01-01,A,,\"two\nlines\"\n1,2015-01-01,A,x,\n", subjects, "events", 4, "value", `"x"`},
+		{"too few fields", evHeader + "1,2015-01-01,A,\n1,2015-01-01\n", subjects, "events", 3, "code",
+			"the line has 2 fields, the header 4"},
+		{"too many fields", evHeader + "1,2015-01-01,A,,x\n", subjects, "events", 2, "5 (beyond the header)",
+			"the line has 5 fields"},
+		{"invalid utf-8", evHeader + "1,2015-01-01,A,\n1,2015-01-01,B\xff\xfe,\n", subjects, "events", 3, "code",
+			"not valid UTF-8"},
+		{"line after quoted newline", "subject_id,time,code,value,note\n1,2015-01-01,A,,\"two\nlines\"\n1,2015-01-01,A,x,\n",
+			subjects, "events", 4, "value", `"x"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -402,7 +421,8 @@ func TestImportCSVBadInput(t *testing.T) {
 			}
 			file := map[string]string{"events": ev, "subjects": su}[tc.file]
 			if ie.File != file || ie.Line != tc.line || ie.Column != tc.column {
-				t.Errorf("error at %s:%d column %q, want %s:%d column %q (%v)", ie.File, ie.Line, ie.Column, file, tc.line, tc.column, err)
+				t.Errorf("error at %s:%d column %q, want %s:%d column %q (%v)", ie.File, ie.Line, ie.Column, file, tc.line,
+					tc.column, err)
 			}
 			prefix := fmt.Sprintf("%s:%d: column %s: ", file, tc.line, tc.column)
 			if msg := err.Error(); !strings.HasPrefix(msg, prefix) || !strings.Contains(msg, tc.msg) {
@@ -487,7 +507,8 @@ func TestImportCSVGzipErrors(t *testing.T) {
 }
 
 func TestParseISOTime(t *testing.T) {
-	layouts := []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02"}
+	layouts := []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05.999999999",
+		"2006-01-02T15:04:05.999999999", "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02"}
 	reference := func(s string) (int64, bool) {
 		for _, l := range layouts {
 			if t, err := time.Parse(l, s); err == nil {
@@ -559,7 +580,8 @@ func writeImportBenchCSV(t testing.TB, dir string, rows, n int) (events, subject
 			code := fmt.Sprintf("SNOMED//%d", 100000+rng.IntN(5000))
 			switch {
 			case j%10 == 0:
-				fmt.Fprintf(ew, "%d,%d-%02d-%02d %02d:%02d:00,LOINC//4548-4,%.1f\n", 1000+i, year, 1+j%12, 1+j%28, j%24, j%60, 4+rng.Float64()*6)
+				fmt.Fprintf(ew, "%d,%d-%02d-%02d %02d:%02d:00,LOINC//4548-4,%.1f\n", 1000+i, year, 1+j%12, 1+j%28, j%24, j%60,
+					4+rng.Float64()*6)
 			case j%3 == 0:
 				fmt.Fprintf(ew, "%d,%d-%02d-%02d,%s,\n", 1000+i, year, 1+j%12, 1+j%28, code)
 			default:
@@ -595,7 +617,8 @@ func BenchmarkImportCSV(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
-				if _, err := ImportCSV(context.Background(), ImportConfig{EventsPath: ev, SubjectsPath: su, Out: out, Force: true, MemoryEvents: mem}); err != nil {
+				if _, err := ImportCSV(context.Background(), ImportConfig{EventsPath: ev, SubjectsPath: su, Out: out, Force: true,
+					MemoryEvents: mem}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -622,7 +645,8 @@ func TestImportCSVSpill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	rng.Shuffle(len(body), func(i, j int) { body[i], body[j] = body[j], body[i] })
 	// Same-time rows of one subject: their order must survive the spill.
-	body = append(body, "1000,2001-01-01,TIE/A,", "1001,2001-01-01,TIE/A,", "1000,2001-01-01,TIE/B,", "1000,2001-01-01,TIE/C,1.5")
+	body = append(body, "1000,2001-01-01,TIE/A,", "1001,2001-01-01,TIE/A,", "1000,2001-01-01,TIE/B,",
+		"1000,2001-01-01,TIE/C,1.5")
 	shuffled := filepath.Join(dir, "shuffled.csv")
 	if err := os.WriteFile(shuffled, []byte(lines[0]+"\n"+strings.Join(body, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -650,7 +674,8 @@ func TestImportCSVSpill(t *testing.T) {
 		t.Fatalf("the default budget spilled %d runs for %d rows", sm.SpillRuns, rows)
 	}
 	spilled := filepath.Join(dir, "spilled")
-	ss, err := ImportCSV(context.Background(), ImportConfig{EventsPath: shuffled, SubjectsPath: su, Out: spilled, MemoryEvents: 700})
+	ss, err := ImportCSV(context.Background(), ImportConfig{EventsPath: shuffled, SubjectsPath: su, Out: spilled,
+		MemoryEvents: 700})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -666,19 +691,23 @@ func TestImportCSVSpill(t *testing.T) {
 	}
 	for id, w := range want {
 		if !slices.Equal(got[id], w) {
-			t.Fatalf("subject %d: %d events differ from the in-memory import's %d:\n%v\n%v", id, len(got[id]), len(w), got[id], w)
+			t.Fatalf("subject %d: %d events differ from the in-memory import's %d:\n%v\n%v",
+				id, len(got[id]), len(w), got[id], w)
 		}
 	}
 	tie := strings.Join(got[1000], "|")
-	if a, b, c := strings.Index(tie, "TIE/A"), strings.Index(tie, "TIE/B"), strings.Index(tie, "TIE/C"); !(a >= 0 && a < b && b < c) {
+	a, b, c := strings.Index(tie, "TIE/A"), strings.Index(tie, "TIE/B"), strings.Index(tie, "TIE/C")
+	if !(a >= 0 && a < b && b < c) {
 		t.Errorf("same-time events out of file order: %s", tie)
 	}
 	// A bad row after many spills: an error naming it, and nothing written.
 	bad := filepath.Join(dir, "bad.csv")
-	if err := os.WriteFile(bad, []byte(lines[0]+"\n"+strings.Join(body, "\n")+"\n1000,2001-13-01,X/1,\n"), 0o644); err != nil {
+	if err := os.WriteFile(bad, []byte(lines[0]+"\n"+strings.Join(body, "\n")+"\n1000,2001-13-01,X/1,\n"),
+		0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = ImportCSV(context.Background(), ImportConfig{EventsPath: bad, SubjectsPath: su, Out: filepath.Join(dir, "bad"), MemoryEvents: 700})
+	_, err = ImportCSV(context.Background(), ImportConfig{EventsPath: bad, SubjectsPath: su,
+		Out: filepath.Join(dir, "bad"), MemoryEvents: 700})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("bad.csv:%d", len(body)+2)) {
 		t.Fatalf("bad row after spills: %v", err)
 	}

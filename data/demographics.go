@@ -14,7 +14,8 @@ type Demographics struct {
 // DefaultDemographics are data cohort's defaults: MEDS_BIRTH, and SEX//, GENDER//, SEX/,
 // GENDER/ prefixes.
 func DefaultDemographics() Demographics {
-	return Demographics{BirthCodes: []string{BirthCode}, SexPrefixes: []string{SexCodePrefix, "GENDER//", "SEX/", "GENDER/"}}
+	return Demographics{BirthCodes: []string{BirthCode},
+		SexPrefixes: []string{SexCodePrefix, "GENDER//", "SEX/", "GENDER/"}}
 }
 
 // IsBirth reports whether code marks birth.

@@ -25,8 +25,9 @@ func TestDescribe(t *testing.T) {
 				SplitHeldOut: {{ID: 2, Events: []Event{{Time: StaticTime, Value: NoValue}, {Time: day(2020, 2, 29), Value: 1}}},
 					{ID: 3, Events: []Event{{Time: day(1985, 12, 31), Value: NoValue}}}},
 			},
-			want: DatasetDescription{Subjects: 3, Rows: 7, Static: 2, Valued: 2, FirstTime: day(1985, 12, 31), LastTime: day(2020, 2, 29),
-				Splits: map[string]int{SplitTrain: 1, SplitHeldOut: 2}},
+			want: DatasetDescription{Subjects: 3, Rows: 7, Static: 2, Valued: 2, FirstTime: day(1985, 12, 31),
+				LastTime: day(2020, 2, 29),
+				Splits:   map[string]int{SplitTrain: 1, SplitHeldOut: 2}},
 		},
 		{
 			name:     "static only, no splits",

@@ -30,7 +30,8 @@ func ParseDuration(s string) (int64, error) {
 			return int64(math.Round(f * u.us)), nil
 		}
 	}
-	return 0, fmt.Errorf("cannot parse duration %q: want a non-negative number with a unit y, w, d, h, min or s (e.g. 365d)", s)
+	return 0, fmt.Errorf("cannot parse duration %q: want a non-negative number with a unit y, w, d, h, "+
+		"min or s (e.g. 365d)", s)
 }
 
 // FormatDuration writes microseconds in the largest unit that divides them exactly (y, d, h,

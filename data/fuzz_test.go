@@ -59,9 +59,12 @@ func importRows(t *testing.T, out string) ([]string, int64) {
 // no dated event before its subject's birth day, no code empty.
 func FuzzImportCSV(f *testing.F) {
 	for _, pair := range [][2]string{
-		{"subject_id,time,code,value\n1,,ICD10/E11,\n1,2010-01-01,ICD10/I11,\n", "subject_id,birth_date,sex\n1,1950-03-04,F\n"},
-		{"subject_id,time,code,value\n1,,ICD10/E11,\n1,2010-01-01,ICD10/I11,\n", "subject_id,birth_date,sex\n1,1990-03-04,F\n"},
-		{"subject_id,date,code,numeric_value\n2,2001-02-03T04:05:06.789Z,\"A,\"\"B\"\"\nC\",1.5\n1,,S,\n2,,S,-0\n", "Subject_ID,Birth_Date,Sex,Death_Date,Split\n1,1980-01-01,male,,train\n2,1970-01-01 00:00,U,2020-01-01,held_out\n"},
+		{"subject_id,time,code,value\n1,,ICD10/E11,\n1,2010-01-01,ICD10/I11,\n",
+			"subject_id,birth_date,sex\n1,1950-03-04,F\n"},
+		{"subject_id,time,code,value\n1,,ICD10/E11,\n1,2010-01-01,ICD10/I11,\n",
+			"subject_id,birth_date,sex\n1,1990-03-04,F\n"},
+		{"subject_id,date,code,numeric_value\n2,2001-02-03T04:05:06.789Z,\"A,\"\"B\"\"\nC\",1.5\n1,,S,\n2,,S,-0\n",
+			"Subject_ID,Birth_Date,Sex,Death_Date,Split\n1,1980-01-01,male,,train\n2,1970-01-01 00:00,U,2020-01-01,held_out\n"},
 		{"\ufeffsubject_id,time,code\n1,2020-01-01 10:00,X\n", "subject_id,birth_date,sex\n1,2020-01-01,F\n"},
 		{"subject_id,time,code\n1,2019-12-31,X\n", "subject_id,birth_date,sex\n1,2020-01-01,F\n"},
 		{"subject_id,time,code\n1,2020-01-01,\n", "subject_id,birth_date,sex\n1,2020-01-01,F\n"},
@@ -95,7 +98,8 @@ func FuzzImportCSV(f *testing.F) {
 		var errs [2]error
 		for i, mem := range []int{0, 2} {
 			out := filepath.Join(dir, fmt.Sprintf("out%d", i))
-			sum, err := ImportCSV(context.Background(), ImportConfig{EventsPath: ep, SubjectsPath: sp, Out: out, MemoryEvents: mem})
+			sum, err := ImportCSV(context.Background(), ImportConfig{EventsPath: ep, SubjectsPath: sp, Out: out,
+				MemoryEvents: mem})
 			errs[i] = err
 			if err != nil {
 				if !errors.Is(err, ErrBadInput) {
@@ -122,7 +126,8 @@ func FuzzImportCSV(f *testing.F) {
 				t.Fatalf("read %d rows, the summary says %d", len(rows), sum.Events)
 			}
 			if static != sum.Static+int64(sum.Subjects) {
-				t.Fatalf("%d static rows; the summary says %d undated event rows and %d subjects (one sex row each)", static, sum.Static, sum.Subjects)
+				t.Fatalf("%d static rows; the summary says %d undated event rows and %d subjects (one sex row each)", static,
+					sum.Static, sum.Subjects)
 			}
 			if n, ok := undatedRows(events); ok && n != sum.Static {
 				t.Fatalf("the events file has %d undated rows, the import made %d static", n, sum.Static)
@@ -213,8 +218,11 @@ func readShardSeeds(tb testing.TB) map[string][]byte {
 	// medseq's own writer.
 	codes := NewCodes()
 	subs := []Subject{
-		{ID: 1, Events: []Event{{Time: StaticTime, Code: codes.ID("SEX//F"), Value: NoValue}, {Time: 0, Code: codes.ID(BirthCode), Value: NoValue}, {Time: 86_400_000_000, Code: codes.ID("LOINC/4548-4"), Value: 48.5}}},
-		{ID: 3, Events: []Event{{Time: -5, Code: codes.ID(BirthCode), Value: NoValue}, {Time: 7, Code: codes.ID("ICD10/E11.9"), Value: NoValue}}},
+		{ID: 1, Events: []Event{{Time: StaticTime, Code: codes.ID("SEX//F"), Value: NoValue},
+			{Time: 0, Code: codes.ID(BirthCode), Value: NoValue},
+			{Time: 86_400_000_000, Code: codes.ID("LOINC/4548-4"), Value: 48.5}}},
+		{ID: 3, Events: []Event{{Time: -5, Code: codes.ID(BirthCode), Value: NoValue},
+			{Time: 7, Code: codes.ID("ICD10/E11.9"), Value: NoValue}}},
 	}
 	p := filepath.Join(dir, "medseq.parquet")
 	if err := WriteShard(p, codes, subs); err != nil {
@@ -271,15 +279,19 @@ func readShardSeeds(tb testing.TB) map[string][]byte {
 	ids := col{arrow.Field{Name: ColSubjectID, Type: arrow.PrimitiveTypes.Int64}, func(b array.Builder) {
 		b.(*array.Int64Builder).AppendValues([]int64{7, 3, 7, 3, 9}, nil)
 	}}
-	msTimes := col{arrow.Field{Name: ColTime, Type: &arrow.TimestampType{Unit: arrow.Millisecond}, Nullable: true}, func(b array.Builder) {
-		b.(*array.TimestampBuilder).AppendValues([]arrow.Timestamp{0, 86_400_000, 5, 1, 2}, []bool{false, true, true, true, true})
-	}}
+	msTimes := col{arrow.Field{Name: ColTime, Type: &arrow.TimestampType{Unit: arrow.Millisecond}, Nullable: true},
+		func(b array.Builder) {
+			b.(*array.TimestampBuilder).AppendValues([]arrow.Timestamp{0, 86_400_000, 5, 1, 2},
+				[]bool{false, true, true, true, true})
+		}}
 	largeCodes := col{arrow.Field{Name: ColCode, Type: arrow.BinaryTypes.LargeString}, func(b array.Builder) {
 		b.(*array.LargeStringBuilder).AppendValues([]string{"SEX//F", "ICD10/E11.9", "LOINC/4548-4", "", "X"}, nil)
 	}}
-	f64Values := col{arrow.Field{Name: ColNumericValue, Type: arrow.PrimitiveTypes.Float64, Nullable: true}, func(b array.Builder) {
-		b.(*array.Float64Builder).AppendValues([]float64{0, 1.5, math.Inf(1), math.NaN(), -2}, []bool{false, true, true, true, true})
-	}}
+	f64Values := col{arrow.Field{Name: ColNumericValue, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		func(b array.Builder) {
+			b.(*array.Float64Builder).AppendValues([]float64{0, 1.5, math.Inf(1), math.NaN(), -2},
+				[]bool{false, true, true, true, true})
+		}}
 	extra := col{arrow.Field{Name: "text_value", Type: arrow.BinaryTypes.String, Nullable: true}, func(b array.Builder) {
 		b.(*array.StringBuilder).AppendValues([]string{"", "a", "", "", ""}, []bool{false, true, false, false, false})
 	}}

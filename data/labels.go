@@ -105,7 +105,8 @@ func ReadLabelFiles(path string) (*LabelFiles, error) {
 func readLabelFile(path string, lf *LabelFiles, values map[string]bool) error {
 	row := 0
 	return ReadTable(path, func(rec arrow.RecordBatch) error {
-		ids, pts, vals := fieldByName(rec, ColSubjectID), fieldByName(rec, ColPredictionTime), fieldByName(rec, ColBooleanValue)
+		ids, pts, vals := fieldByName(rec, ColSubjectID), fieldByName(rec, ColPredictionTime),
+			fieldByName(rec, ColBooleanValue)
 		for _, c := range []string{ColIntegerValue, ColFloatValue, ColCategoricalValue} {
 			if fieldByName(rec, c) != nil {
 				values[c] = true
@@ -113,7 +114,8 @@ func readLabelFile(path string, lf *LabelFiles, values map[string]bool) error {
 		}
 		switch {
 		case ids == nil || pts == nil:
-			return fmt.Errorf("read %s: a MEDS label file needs columns subject_id and prediction_time (it has %s)", path, strings.Join(columnNames(rec), ", "))
+			return fmt.Errorf("read %s: a MEDS label file needs columns subject_id and prediction_time (it has %s)", path,
+				strings.Join(columnNames(rec), ", "))
 		case vals == nil:
 			var other []string
 			for _, c := range []string{ColIntegerValue, ColFloatValue, ColCategoricalValue} {

@@ -109,8 +109,8 @@ func TestReadLabelFilesLayouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lf.Rows) != 3 || lf.Rows[1] != (LabelRow{SubjectID: 1, PredictionTime: t0 + MicrosPerDay, File: aces, Row: 2}) ||
-		!lf.Rows[0].Value || !lf.Rows[2].Null {
+	second := LabelRow{SubjectID: 1, PredictionTime: t0 + MicrosPerDay, File: aces, Row: 2}
+	if len(lf.Rows) != 3 || lf.Rows[1] != second || !lf.Rows[0].Value || !lf.Rows[2].Null {
 		t.Errorf("ACES rows: %+v", lf.Rows)
 	}
 	if strings.Join(lf.ValueColumns, ",") != "integer_value,float_value,categorical_value" {
@@ -145,7 +145,8 @@ func TestReadLabelFilesLayouts(t *testing.T) {
 	if len(lf.Files) != 2 || !strings.HasSuffix(lf.Files[0], "held_out/0.parquet") {
 		t.Fatalf("files %v", lf.Files)
 	}
-	if len(lf.Rows) != 3 || lf.Rows[0].PredictionTime != t0 || lf.Rows[1].PredictionTime != t0-1 || lf.Rows[2].SubjectID != 9 {
+	if len(lf.Rows) != 3 || lf.Rows[0].PredictionTime != t0 || lf.Rows[1].PredictionTime != t0-1 ||
+		lf.Rows[2].SubjectID != 9 {
 		t.Errorf("folder rows: %+v", lf.Rows)
 	}
 }
@@ -219,7 +220,8 @@ func edgeDataset(t testing.TB, dir string) string {
 	subjects := map[int64][]Event{
 		1: {ev(StaticTime, "SEX//F"), ev(day(1960, 1, 1), BirthCode), ev(day(2010, 1, 1), "A"), ev(day(2011, 1, 1), "B"),
 			ev(day(2012, 1, 1), "LATE"), ev(day(2013, 1, 1), DeathCode)},
-		2: {ev(StaticTime, "GENDER//M"), ev(day(1970, 1, 1), BirthCode), ev(day(2015, 1, 1), "A"), ev(day(2016, 1, 1), "LATE")},
+		2: {ev(StaticTime, "GENDER//M"), ev(day(1970, 1, 1), BirthCode), ev(day(2015, 1, 1), "A"),
+			ev(day(2016, 1, 1), "LATE")},
 		3: {ev(StaticTime, "SEX//female"), ev(day(2015, 1, 1), "A"), ev(day(2016, 1, 1), "B"), ev(day(2017, 1, 1), "LATE")},
 		4: {ev(day(1980, 1, 1), BirthCode), ev(day(2019, 1, 1), "A")},
 	}
@@ -287,7 +289,8 @@ func TestBuildLabelCohortExclusions(t *testing.T) {
 		v   bool
 		sex string
 	}
-	want := []got{{1, day(2010, 6, 1), true, SexFemale}, {1, day(2011, 6, 1), false, SexFemale}, {2, day(2015, 6, 1), true, SexMale},
+	want := []got{{1, day(2010, 6, 1), true, SexFemale}, {1, day(2011, 6, 1), false, SexFemale},
+		{2, day(2015, 6, 1), true, SexMale},
 		{3, day(2015, 6, 1), true, SexFemale}, {3, day(2016, 6, 1), false, SexFemale}}
 	if len(res.Labels) != len(want) {
 		t.Fatalf("labels %+v", res.Labels)
@@ -298,7 +301,8 @@ func TestBuildLabelCohortExclusions(t *testing.T) {
 			t.Errorf("label %d: %+v, want %+v", i, l, w)
 		}
 	}
-	if a := res.Labels[0].Age; math.Abs(a-float64(day(2010, 6, 1)-day(1960, 1, 1))/float64(MicrosPerYear)) > 1e-9 || res.Labels[0].Birth != day(1960, 1, 1) {
+	if a := res.Labels[0].Age; math.Abs(a-float64(day(2010, 6, 1)-day(1960, 1, 1))/float64(MicrosPerYear)) > 1e-9 ||
+		res.Labels[0].Birth != day(1960, 1, 1) {
 		t.Errorf("age %v birth %v", a, res.Labels[0].Birth)
 	}
 	if !math.IsNaN(res.Labels[3].Age) || res.Labels[3].Birth != StaticTime {
@@ -331,7 +335,8 @@ func TestBuildLabelCohortExclusions(t *testing.T) {
 		t.Errorf("%d excluded + %d kept != %d rows", total, len(res.Labels), len(rows))
 	}
 	if rep.Source != SamplingLabels || rep.LabelRows != len(rows) || rep.LabelSubjects != 3 || rep.UnknownAge != 2 ||
-		rep.Subjects != 4 || rep.Positives != 3 || rep.Negatives != 2 || !strings.Contains(rep.SplitSource, "subject_splits") {
+		rep.Subjects != 4 || rep.Positives != 3 || rep.Negatives != 2 ||
+		!strings.Contains(rep.SplitSource, "subject_splits") {
 		t.Errorf("report %+v", rep)
 	}
 	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "2 labels have no birth date") {
@@ -373,7 +378,8 @@ func TestBuildLabelCohortExclusions(t *testing.T) {
 	for i, l := range c.Labels {
 		w := gapped.Labels[i]
 		if l.SubjectID != w.SubjectID || l.PredictionTime != w.PredictionTime || l.Value != w.Value || l.Sex != w.Sex ||
-			l.Birth != w.Birth || l.Split != w.Split || (math.IsNaN(w.Age) != math.IsNaN(l.Age)) || (!math.IsNaN(w.Age) && l.Age != w.Age) {
+			l.Birth != w.Birth || l.Split != w.Split || (math.IsNaN(w.Age) != math.IsNaN(l.Age)) ||
+			(!math.IsNaN(w.Age) && l.Age != w.Age) {
 			t.Errorf("loaded label %d: %+v, want %+v", i, l, w)
 		}
 	}
@@ -410,7 +416,8 @@ func TestBuildLabelCohortExclusions(t *testing.T) {
 	p := filepath.Join(dir, "none.parquet")
 	acesLabels(t, p, []int64{99}, []int64{day(2015, 1, 1)}, []any{true})
 	lf, _ = ReadLabelFiles(p)
-	if _, err := BuildLabelCohort(context.Background(), ds, lf, DefaultCohortConfig()); !errors.Is(err, ErrEmptyCohort) || !strings.Contains(err.Error(), ExclNotInData) {
+	if _, err := BuildLabelCohort(context.Background(), ds, lf, DefaultCohortConfig()); !errors.Is(err, ErrEmptyCohort) ||
+		!strings.Contains(err.Error(), ExclNotInData) {
 		t.Errorf("no usable label: %v", err)
 	}
 }
@@ -461,7 +468,8 @@ func TestLabelCohortACESSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := res.Report
-	t.Logf("%d rows, %d labels (%d+), %d subjects, splits %v, exclusions %+v", rep.LabelRows, rep.Labels, rep.Positives, rep.LabelSubjects, rep.Splits, rep.Exclusions)
+	t.Logf("%d rows, %d labels (%d+), %d subjects, splits %v, exclusions %+v", rep.LabelRows, rep.Labels, rep.Positives,
+		rep.LabelSubjects, rep.Splits, rep.Exclusions)
 	if rep.Labels < 100 || rep.Positives == 0 || rep.Negatives == 0 || rep.UnknownAge != rep.Labels {
 		t.Errorf("report %+v", rep)
 	}
@@ -512,14 +520,17 @@ func checkLabelSchema(t *testing.T, path string, rows int) {
 	want := []struct {
 		name string
 		phys parquet.Type
-	}{{"subject_id", parquet.Types.Int64}, {"prediction_time", parquet.Types.Int64}, {"boolean_value", parquet.Types.Boolean}}
+	}{{"subject_id", parquet.Types.Int64}, {"prediction_time", parquet.Types.Int64},
+		{"boolean_value", parquet.Types.Boolean}}
 	if sc.NumColumns() != len(want) {
 		t.Fatalf("%s: %d columns, want %d (optional value columns absent, not all null)", path, sc.NumColumns(), len(want))
 	}
 	for i, w := range want {
 		col := sc.Column(i)
-		if col.Name() != w.name || col.PhysicalType() != w.phys || col.SchemaNode().RepetitionType() != parquet.Repetitions.Optional {
-			t.Errorf("column %d: %s %s %s, want %s %s optional", i, col.Name(), col.PhysicalType(), col.SchemaNode().RepetitionType(), w.name, w.phys)
+		if col.Name() != w.name || col.PhysicalType() != w.phys ||
+			col.SchemaNode().RepetitionType() != parquet.Repetitions.Optional {
+			t.Errorf("column %d: %s %s %s, want %s %s optional", i, col.Name(), col.PhysicalType(),
+				col.SchemaNode().RepetitionType(), w.name, w.phys)
 		}
 	}
 	lt, ok := sc.Column(1).LogicalType().(schema.TimestampLogicalType)
@@ -529,7 +540,8 @@ func checkLabelSchema(t *testing.T, path string, rows int) {
 	n := 0
 	err = ReadTable(path, func(rec arrow.RecordBatch) error {
 		s := rec.Schema()
-		if !arrow.TypeEqual(s.Field(0).Type, arrow.PrimitiveTypes.Int64) || !arrow.TypeEqual(s.Field(1).Type, &arrow.TimestampType{Unit: arrow.Microsecond}) ||
+		if !arrow.TypeEqual(s.Field(0).Type, arrow.PrimitiveTypes.Int64) ||
+			!arrow.TypeEqual(s.Field(1).Type, &arrow.TimestampType{Unit: arrow.Microsecond}) ||
 			!arrow.TypeEqual(s.Field(2).Type, arrow.FixedWidthTypes.Boolean) {
 			t.Errorf("arrow schema %s", s)
 		}

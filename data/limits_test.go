@@ -128,7 +128,8 @@ func checkTextForm(t *testing.T, code string) {
 		return
 	}
 	// Only what must be escaped is.
-	if !strings.ContainsAny(code, "%[#") && strings.IndexFunc(code, func(r rune) bool { return unicode.IsSpace(r) || r < 0x20 || r == 0x7f || r == utf8.RuneError }) < 0 {
+	needsEscape := func(r rune) bool { return unicode.IsSpace(r) || r < 0x20 || r == 0x7f || r == utf8.RuneError }
+	if !strings.ContainsAny(code, "%[#") && strings.IndexFunc(code, needsEscape) < 0 {
 		t.Fatalf("text form %q of %q changed a code that needs no escape", tf, code)
 	}
 }
@@ -172,7 +173,8 @@ func TestCodeText(t *testing.T) {
 	}
 	// Distinct codes, distinct forms.
 	seen := map[string]string{}
-	for _, c := range append(realWorldCodes, "LAB//51498//%20", "LAB//51498//", "%5BMASK]", "%23#.65", "a b", "a%20b", "a%2520b") {
+	for _, c := range append(realWorldCodes, "LAB//51498//%20", "LAB//51498//", "%5BMASK]", "%23#.65", "a b", "a%20b",
+		"a%2520b") {
 		tf := CodeText(c)
 		if prev, dup := seen[tf]; dup && prev != c {
 			t.Errorf("%q and %q share the text form %q", prev, c, tf)
@@ -276,19 +278,31 @@ func TestImportLimits(t *testing.T) {
 		line                   int
 		column, msg            string
 	}{
-		{"NUL", evHeader + "1,2015-01-01,A,\n1,2015-01-02,B\x00C,\n", subjects, "events", 3, "code", `code "B\x00C" holds a NUL byte`},
-		{"invalid UTF-8", evHeader + "1,2015-01-01,\"LAB// \xc3\",\n", subjects, "events", 2, "code", `code "LAB// \xc3" is not valid UTF-8`},
-		{"line break in a quoted code", evHeader + "1,2015-01-01,\"A\nB\",\n", subjects, "events", 2, "code", `code "A\nB" holds a line break`},
-		{"longer than serving accepts", evHeader + "1,2015-01-01," + long + ",\n", subjects, "events", 2, "code", "is 257 bytes, longer than the limit of 256"},
+		{"NUL", evHeader + "1,2015-01-01,A,\n1,2015-01-02,B\x00C,\n", subjects, "events", 3, "code",
+			`code "B\x00C" holds a NUL byte`},
+		{"invalid UTF-8", evHeader + "1,2015-01-01,\"LAB// \xc3\",\n", subjects, "events", 2, "code",
+			`code "LAB// \xc3" is not valid UTF-8`},
+		{"line break in a quoted code", evHeader + "1,2015-01-01,\"A\nB\",\n", subjects, "events", 2, "code",
+			`code "A\nB" holds a line break`},
+		{"longer than serving accepts", evHeader + "1,2015-01-01," + long + ",\n", subjects, "events", 2, "code",
+			"is 257 bytes, longer than the limit of 256"},
 		{"blank", evHeader + "1,2015-01-01,\"  \",\n", subjects, "events", 2, "code", "is blank"},
-		{"second birth", evHeader + "1,2015-01-01,A,\n1,1981-01-01,MEDS_BIRTH,\n", subjects, "events", 3, "code", "MEDS_BIRTH row for subject 1: the birth comes from"},
-		{"same birth twice", evHeader + "1,1980-01-01,MEDS_BIRTH,\n", subjects, "events", 2, "code", "a second birth is refused"},
-		{"event year 2201", evHeader + "1,2201-01-01,A,\n", subjects, "events", 2, "time", `"2201-01-01": year 2201 outside 1800-2200`},
-		{"event year after a good row", evHeader + "1,2015-01-01,A,\n1,2300-05-05,A,\n1,2300-05-05,A,\n", subjects, "events", 3, "time", "year 2300"},
-		{"birth year 1700", evHeader + "1,2015-01-01,A,\n", "subject_id,birth_date,sex\n1,1700-01-01,F\n", "subjects", 2, "birth_date", "year 1700 outside"},
-		{"death year 2250", evHeader + "1,2015-01-01,A,\n", "subject_id,birth_date,sex,death_date\n1,1980-01-01,F,2250-01-01\n", "subjects", 2, "death_date", "year 2250"},
-		{"a 2 MiB line", evHeader + "1,2015-01-01,A,\n1,2015-01-01," + strings.Repeat("x", 2<<20) + ",\n", subjects, "events", 3, "", "line longer than 1048576 bytes"},
-		{"a 2 MiB subjects line", evHeader + "1,2015-01-01,A,\n", "subject_id,birth_date,sex\n1,1980-01-01,F" + strings.Repeat(" ", 2<<20) + "\n", "subjects", 2, "", "line longer than"},
+		{"second birth", evHeader + "1,2015-01-01,A,\n1,1981-01-01,MEDS_BIRTH,\n", subjects, "events", 3, "code",
+			"MEDS_BIRTH row for subject 1: the birth comes from"},
+		{"same birth twice", evHeader + "1,1980-01-01,MEDS_BIRTH,\n", subjects, "events", 2, "code",
+			"a second birth is refused"},
+		{"event year 2201", evHeader + "1,2201-01-01,A,\n", subjects, "events", 2, "time",
+			`"2201-01-01": year 2201 outside 1800-2200`},
+		{"event year after a good row", evHeader + "1,2015-01-01,A,\n1,2300-05-05,A,\n1,2300-05-05,A,\n", subjects, "events",
+			3, "time", "year 2300"},
+		{"birth year 1700", evHeader + "1,2015-01-01,A,\n", "subject_id,birth_date,sex\n1,1700-01-01,F\n", "subjects", 2,
+			"birth_date", "year 1700 outside"},
+		{"death year 2250", evHeader + "1,2015-01-01,A,\n",
+			"subject_id,birth_date,sex,death_date\n1,1980-01-01,F,2250-01-01\n", "subjects", 2, "death_date", "year 2250"},
+		{"a 2 MiB line", evHeader + "1,2015-01-01,A,\n1,2015-01-01," + strings.Repeat("x", 2<<20) + ",\n", subjects, "events",
+			3, "", "line longer than 1048576 bytes"},
+		{"a 2 MiB subjects line", evHeader + "1,2015-01-01,A,\n", "subject_id,birth_date,sex\n1,1980-01-01,F" +
+			strings.Repeat(" ", 2<<20) + "\n", "subjects", 2, "", "line longer than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev, su, err := importBad(t, tc.events, tc.subjects)
@@ -298,7 +312,8 @@ func TestImportLimits(t *testing.T) {
 			}
 			file := map[string]string{"events": ev, "subjects": su}[tc.file]
 			if ie.File != file || ie.Line != tc.line || ie.Column != tc.column {
-				t.Errorf("error at %s:%d column %q, want %s:%d column %q (%v)", ie.File, ie.Line, ie.Column, file, tc.line, tc.column, err)
+				t.Errorf("error at %s:%d column %q, want %s:%d column %q (%v)", ie.File, ie.Line, ie.Column, file, tc.line,
+					tc.column, err)
 			}
 			if msg := err.Error(); !strings.Contains(msg, tc.msg) || len(msg) > 400 {
 				t.Errorf("message %q, want %q in it (and short)", msg, tc.msg)
@@ -325,7 +340,8 @@ func TestImportKeepsAnyCode(t *testing.T) {
 	os.WriteFile(evPath, []byte(ev.String()), 0o644)
 	os.WriteFile(suPath, []byte("subject_id,birth_date,sex\n1,1980-01-01,F\n"), 0o644)
 	out := filepath.Join(dir, "meds")
-	if _, err := ImportCSV(context.Background(), ImportConfig{EventsPath: evPath, SubjectsPath: suPath, Out: out}); err != nil {
+	if _, err := ImportCSV(context.Background(), ImportConfig{EventsPath: evPath, SubjectsPath: suPath,
+		Out: out}); err != nil {
 		t.Fatal(err)
 	}
 	ds, subs := readAll(t, out)
@@ -353,7 +369,8 @@ func TestReaderLimits(t *testing.T) {
 		{"NUL", "LAB//1\x00", born + MicrosPerYear, `column code: row 5: code "LAB//1\x00" holds a NUL byte`},
 		{"invalid UTF-8", "ICD9/250.\xff", born + MicrosPerYear, `row 5: code "ICD9/250.\xff" is not valid UTF-8`},
 		{"too long", strings.Repeat("Z", 300), born + MicrosPerYear, "row 5: code \"ZZZZ"},
-		{"year 2300", "A", Micros(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)), "column time: row 5: year 2300 outside 1800-2200"},
+		{"year 2300", "A", Micros(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)),
+			"column time: row 5: year 2300 outside 1800-2200"},
 		{"year 1500", "A", Micros(time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)), "column time: row 4: year 1500"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -149,7 +149,8 @@ func (m *Manifest) CheckInputFingerprint(name, path, fp string) error {
 	if ref.RunID != "" {
 		want = "run " + ref.RunID
 	}
-	return fmt.Errorf("%w: the %s was built (run %s) from %s %s at %s (fingerprint %.12s), but %s (%s) has fingerprint %.12s; rebuild the %s from this %s or pass the matching %s",
+	return fmt.Errorf("%w: the %s was built (run %s) from %s %s at %s (fingerprint %.12s), "+
+		"but %s (%s) has fingerprint %.12s; rebuild the %s from this %s or pass the matching %s",
 		ErrInputMismatch, m.Stage, m.RunID, name, want, ref.Path, ref.Fingerprint, path, got, fp, m.Stage, name, name)
 }
 

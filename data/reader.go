@@ -78,7 +78,8 @@ func Open(root string) (*Dataset, error) {
 		}
 		var all map[string]any
 		if json.Unmarshal(buf, &all) == nil {
-			for _, k := range []string{"dataset_name", "dataset_version", "etl_name", "etl_version", "meds_version", "created_at"} {
+			for _, k := range []string{"dataset_name", "dataset_version", "etl_name", "etl_version", "meds_version",
+				"created_at"} {
 				delete(all, k)
 			}
 			if len(all) > 0 {
@@ -520,7 +521,8 @@ func (d *Dataset) mergeCodes(local []*Codes, offs []int, ev []Event, workers int
 // readRowGroups reads the rows of rowGroups (nil: all) into ids and ev, interning codes into
 // codes; base is the index in the file of their first row (for error messages). Batches are
 // converted (and their order checked) by a second goroutine while pqarrow decodes the next.
-func readRowGroups(path string, fr *pqarrow.FileReader, cols, rowGroups []int, ids []int64, ev []Event, base int, codes *Codes) (order, error) {
+func readRowGroups(path string, fr *pqarrow.FileReader, cols, rowGroups []int, ids []int64, ev []Event, base int,
+	codes *Codes) (order, error) {
 	rr, err := fr.GetRecordReader(context.Background(), cols, rowGroups)
 	if err != nil {
 		return order{}, fmt.Errorf("read %s: %w", path, err)

@@ -154,7 +154,8 @@ func TestWriteReadRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w.SetCodeMetadata([]CodeMeta{{Code: "ICD10/E11.9", Description: "Type 2 diabetes mellitus without complications", ParentCodes: []string{"ICD10/E11"}}})
+	w.SetCodeMetadata([]CodeMeta{{Code: "ICD10/E11.9", Description: "Type 2 diabetes mellitus without complications",
+		ParentCodes: []string{"ICD10/E11"}}})
 	if err := w.Commit(NewManifest("test", nil)); err != nil {
 		t.Fatal(err)
 	}

@@ -66,8 +66,10 @@ func TestReadColumnVariants(t *testing.T) {
 		dict     bool
 	}{
 		{"string us float32", arrow.BinaryTypes.String, arrow.Microsecond, arrow.PrimitiveTypes.Float32, true},
-		{"large_string ns float64 plain", arrow.BinaryTypes.LargeString, arrow.Nanosecond, arrow.PrimitiveTypes.Float64, false},
-		{"dictionary ms", &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}, arrow.Millisecond, arrow.PrimitiveTypes.Float32, true},
+		{"large_string ns float64 plain", arrow.BinaryTypes.LargeString, arrow.Nanosecond, arrow.PrimitiveTypes.Float64,
+			false},
+		{"dictionary ms", &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String},
+			arrow.Millisecond, arrow.PrimitiveTypes.Float32, true},
 		{"large_string seconds", arrow.BinaryTypes.LargeString, arrow.Second, arrow.PrimitiveTypes.Float64, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,7 +81,8 @@ func TestReadColumnVariants(t *testing.T) {
 				{Name: ColTime, Type: &arrow.TimestampType{Unit: tc.timeUnit}, Nullable: true},
 				{Name: ColSubjectID, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 			}, nil)
-			div := map[arrow.TimeUnit]int64{arrow.Second: 1_000_000, arrow.Millisecond: 1000, arrow.Microsecond: 1, arrow.Nanosecond: 1}[tc.timeUnit]
+			div := map[arrow.TimeUnit]int64{arrow.Second: 1_000_000, arrow.Millisecond: 1000, arrow.Microsecond: 1,
+				arrow.Nanosecond: 1}[tc.timeUnit]
 			mul := int64(1)
 			if tc.timeUnit == arrow.Nanosecond {
 				mul = 1000

@@ -143,7 +143,8 @@ func apportion(n int, w []float64) []int {
 // subject_splits, else its shard folders (shardSplits), else stratified by whether the subject
 // has a positive label (seed, fractions); a subject missing from the first two is stratified
 // too. It returns where the splits came from, for the cohort report.
-func assignSplits(ds *Dataset, shardSplits map[int64]string, labels []Label, seed int64, f SplitFractions) (string, error) {
+func assignSplits(ds *Dataset, shardSplits map[int64]string, labels []Label, seed int64,
+	f SplitFractions) (string, error) {
 	fixed, err := ds.SubjectSplits()
 	if err != nil {
 		return "", err

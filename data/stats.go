@@ -61,7 +61,8 @@ func Summarise(v []float64) Summary {
 	for _, f := range x {
 		sum += f
 	}
-	return Summary{N: len(x), Mean: sum / float64(len(x)), Min: x[0], P25: q(0.25), Median: q(0.5), P75: q(0.75), Max: x[len(x)-1]}
+	return Summary{N: len(x), Mean: sum / float64(len(x)), Min: x[0], P25: q(0.25), Median: q(0.5), P75: q(0.75),
+		Max: x[len(x)-1]}
 }
 
 // Histogram counts v in bins of width w starting at 0 up to the largest value; values below

@@ -44,7 +44,8 @@ func WriteShard(path string, codes *Codes, subjects []Subject) error {
 		return err
 	}
 	defer f.Abort()
-	fw, err := pqarrow.NewFileWriter(EventSchema, struct{ io.Writer }{f}, parquetProps(), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	fw, err := pqarrow.NewFileWriter(EventSchema, struct{ io.Writer }{f}, parquetProps(),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -196,7 +197,8 @@ func WriteTableTo(f *AtomicFile, schema *arrow.Schema, fill func(*array.RecordBu
 	fill(b)
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	fw, err := pqarrow.NewFileWriter(schema, struct{ io.Writer }{f}, parquetProps(), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	fw, err := pqarrow.NewFileWriter(schema, struct{ io.Writer }{f}, parquetProps(),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
