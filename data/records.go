@@ -113,7 +113,8 @@ type Records struct {
 // Shard calls fn with the record of every subject of sh whose split is in want (cut at
 // Until), in the shard's order, and counts every subject of the shard into counts (those of
 // other splits and those without one too).
-func (r *Records) Shard(sh *Shard, want map[string]bool, counts *RecordCounts, fn func(split string, s Subject) error) error {
+func (r *Records) Shard(sh *Shard, want map[string]bool, counts *RecordCounts,
+	fn func(split string, s Subject) error) error {
 	for _, s := range sh.Subjects {
 		split, source := r.Splits.Of(sh.Path, s.ID)
 		if counts != nil {
@@ -132,7 +133,8 @@ func (r *Records) Shard(sh *Shard, want map[string]bool, counts *RecordCounts, f
 // ForEach reads the shards one after another (shards: the order, nil for the dataset's) and
 // calls fn with the record of every subject whose split is one of splits; it returns how many
 // subjects of each split it met. Memory holds one shard at a time.
-func (r *Records) ForEach(ctx context.Context, shards []string, splits []string, fn func(split string, s Subject) error) (RecordCounts, error) {
+func (r *Records) ForEach(ctx context.Context, shards []string, splits []string,
+	fn func(split string, s Subject) error) (RecordCounts, error) {
 	if shards == nil {
 		shards = r.Dataset.Shards
 	}

@@ -92,10 +92,11 @@ func TestRecordSplits(t *testing.T) {
 	t.Run("ForEach reads the asked splits and counts every subject", func(t *testing.T) {
 		recs := &Records{Dataset: ds, Splits: rs, Until: StaticTime}
 		got := map[int64]string{}
-		counts, err := recs.ForEach(context.Background(), nil, []string{SplitTrain, SplitTuning}, func(split string, s Subject) error {
+		read := func(split string, s Subject) error {
 			got[s.ID] = split
 			return nil
-		})
+		}
+		counts, err := recs.ForEach(context.Background(), nil, []string{SplitTrain, SplitTuning}, read)
 		if err != nil {
 			t.Fatal(err)
 		}

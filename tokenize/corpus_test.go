@@ -43,7 +43,8 @@ func TestBuildOnRecords(t *testing.T) {
 		t.Errorf("corpus report %+v (build %+v)", c, records.Config.Build)
 	}
 	if records.Config.Build.Occurrences <= cohort.Config.Build.Occurrences {
-		t.Errorf("records counted %d codes, the censored cohort %d", records.Config.Build.Occurrences, cohort.Config.Build.Occurrences)
+		t.Errorf("records counted %d codes, the censored cohort %d", records.Config.Build.Occurrences,
+			cohort.Config.Build.Occurrences)
 	}
 	// The guard reads the same censored sequences either way: READ/ flagged, LEAK/ not.
 	tokens := func(r *BuildResult) []string {

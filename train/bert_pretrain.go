@@ -118,11 +118,12 @@ func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
+	opened := time.Now()
 	corpus, err := openCorpus(ctx, b, cfg.Corpus)
 	if err != nil {
 		return nil, err
 	}
-	logCorpus(log, corpus.summary)
+	logCorpus(log, corpus.summary, time.Since(opened).Seconds())
 	masking := bert.NewMasking(cfg.MaskRate, b.o.tok.Vocab.Mask, b.o.tok.Vocab.Len(), b.o.tok.Vocab.IsSpecial, b.maxLen)
 	w, err := bert.NewWeights(bc, bert.Heads{MLM: true}, cfg.Seed)
 	if err != nil {

@@ -130,46 +130,59 @@ func recordCorpus(ctx context.Context, b *bertRun, cfg CorpusConfig) (*pretrainC
 	}
 	until, _ := data.ParseUntil(cfg.Until) // checked
 	recs := &data.Records{Dataset: b.o.ds, Splits: splits, Until: until}
-	win := &windower{cm: b.o.tok.NewCodeMap(b.o.ds.Codes), codes: b.o.ds.Codes, demo: b.o.cohort.Demographics,
-		maxLen: b.maxLen, stride: cfg.Stride, visits: b.o.tok.VisitSeparators}
-	sum := modelrepo.Corpus{Kind: CorpusRecords, Until: data.FormatUntil(until), Stride: cfg.Stride, MaxLen: b.maxLen,
-		ShuffleBuffer: cfg.ShuffleBuffer}
-	val := &reservoir{size: cfg.ValWindows, rng: rand.New(rand.NewPCG(evalMaskSeed, 0x74756e696e67))} // "tuning"
-	counts, err := recs.ForEach(ctx, nil, []string{data.SplitTrain, data.SplitTuning}, func(split string, s data.Subject) error {
-		win.refresh()
-		r := win.split(s.Events)
-		switch split {
-		case data.SplitTuning:
-			win.cut(&r, func(lo, hi, _ int) { val.offer(func() bert.Encoded { return win.encode(&r, lo, hi) }) })
-			return nil
-		case data.SplitTrain:
-		default:
-			return fmt.Errorf("train pretrain: a %s record reached the corpus", split) // never: ForEach filters
-		}
-		win.cm.Count(&b.o.trainRates, s.Events)
-		n := 0
-		win.cut(&r, func(_, _, tokens int) { n, sum.Tokens = n+1, sum.Tokens+int64(tokens) })
-		sum.Windows += n
-		if n > 0 {
-			sum.Subjects++
-		}
-		return nil
-	})
+	c := &recordCount{o: b.o, sum: modelrepo.Corpus{Kind: CorpusRecords, Until: data.FormatUntil(until), Stride: cfg.Stride,
+		MaxLen: b.maxLen, ShuffleBuffer: cfg.ShuffleBuffer},
+		win: &windower{cm: b.o.tok.NewCodeMap(b.o.ds.Codes), codes: b.o.ds.Codes, demo: b.o.cohort.Demographics,
+			maxLen: b.maxLen, stride: cfg.Stride, visits: b.o.tok.VisitSeparators},
+		val: &reservoir{size: cfg.ValWindows, rng: rand.New(rand.NewPCG(evalMaskSeed, 0x74756e696e67))}} // "tuning"
+	counts, err := recs.ForEach(ctx, nil, []string{data.SplitTrain, data.SplitTuning}, c.add)
 	if err != nil {
 		return nil, err
 	}
+	sum := c.sum
 	sum.TuningSubjects, sum.HeldOutSubjects = counts.Subjects[data.SplitTuning], counts.Subjects[data.SplitHeldOut]
-	sum.TuningWindows, sum.Unassigned, sum.SplitSources = len(val.kept), counts.Unassigned, counts.Sources
+	sum.TuningWindows, sum.Unassigned, sum.SplitSources = len(c.val.kept), counts.Unassigned, counts.Sources
 	if sum.Windows == 0 || sum.TuningWindows == 0 {
-		return nil, fmt.Errorf("dataset %s has %d training and %d tuning windows with codes (cohort %s and the dataset's subject_splits decide the splits): need both",
-			b.o.ds.Root, sum.Windows, sum.TuningWindows, b.o.in.Cohort)
+		return nil, fmt.Errorf("dataset %s has %d training and %d tuning windows with codes (the splits of cohort %s, "+
+			"else the dataset's subject_splits): need both", b.o.ds.Root, sum.Windows, sum.TuningWindows, b.o.in.Cohort)
 	}
-	stream := &windowStream{ctx: ctx, recs: recs, win: win, seed: b.t.Seed, size: cfg.ShuffleBuffer, perEpoch: sum.Windows}
+	stream := &windowStream{ctx: ctx, recs: recs, win: c.win, seed: b.t.Seed, size: cfg.ShuffleBuffer, perEpoch: sum.Windows}
 	params := map[string]any{"corpus": CorpusRecords, "until": sum.Until, "stride": cfg.Stride,
 		"shuffle_buffer": cfg.ShuffleBuffer, "val_windows": cfg.ValWindows, "corpus_windows": sum.Windows,
 		"corpus_tokens": sum.Tokens}
 	batch := func(step int) ([]bert.Encoded, error) { return stream.rows(step*b.t.BatchSize, b.t.BatchSize) }
-	return &pretrainCorpus{summary: sum, tuning: val.kept, batch: batch, params: params}, nil
+	return &pretrainCorpus{summary: sum, tuning: c.val.kept, batch: batch, params: params}, nil
+}
+
+// recordCount is the pass that opens a records corpus.
+type recordCount struct {
+	o   *opened
+	win *windower
+	sum modelrepo.Corpus // the training windows and tokens so far
+	val *reservoir       // the validation windows
+}
+
+// add counts a training record's windows (and its codes' rates), or offers a tuning
+// record's windows to the validation sample.
+func (c *recordCount) add(split string, s data.Subject) error {
+	c.win.refresh()
+	r := c.win.split(s.Events)
+	switch split {
+	case data.SplitTuning:
+		c.win.cut(&r, func(lo, hi, _ int) { c.val.offer(func() bert.Encoded { return c.win.encode(&r, lo, hi) }) })
+		return nil
+	case data.SplitTrain:
+	default:
+		return fmt.Errorf("train pretrain: a %s record reached the corpus", split) // never: ForEach filters
+	}
+	c.win.cm.Count(&c.o.trainRates, s.Events)
+	n := 0
+	c.win.cut(&r, func(_, _, tokens int) { n, c.sum.Tokens = n+1, c.sum.Tokens+int64(tokens) })
+	c.sum.Windows += n
+	if n > 0 {
+		c.sum.Subjects++
+	}
+	return nil
 }
 
 // reservoir keeps a uniform sample of up to size of the items offered (Algorithm R), making
@@ -181,21 +194,22 @@ type reservoir struct {
 	kept []bert.Encoded
 }
 
-func (r *reservoir) offer(make func() bert.Encoded) {
+func (r *reservoir) offer(item func() bert.Encoded) {
 	r.seen++
 	if len(r.kept) < r.size {
-		r.kept = append(r.kept, make())
+		r.kept = append(r.kept, item())
 		return
 	}
 	if j := r.rng.Int64N(r.seen); j < int64(r.size) {
-		r.kept[j] = make()
+		r.kept[j] = item()
 	}
 }
 
-// logCorpus logs what a pretraining run learns from (counts only, never a code).
-func logCorpus(log *slog.Logger, c modelrepo.Corpus) {
-	log.Info("pretraining corpus", "corpus", c.Kind, "subjects", c.Subjects, "windows", c.Windows, "tokens", c.Tokens,
-		"max_len", c.MaxLen, "until", c.Until, "stride", c.Stride, "shuffle_buffer", c.ShuffleBuffer,
+// logCorpus logs what a pretraining run learns from (counts only, never a code) and how
+// long opening it took.
+func logCorpus(log *slog.Logger, c modelrepo.Corpus, seconds float64) {
+	log.Info("pretraining corpus", "seconds", seconds, "corpus", c.Kind, "subjects", c.Subjects, "windows", c.Windows,
+		"tokens", c.Tokens, "max_len", c.MaxLen, "until", c.Until, "stride", c.Stride, "shuffle_buffer", c.ShuffleBuffer,
 		"tuning_subjects", c.TuningSubjects, "tuning_windows", c.TuningWindows,
 		"held_out_subjects_left_out", c.HeldOutSubjects, "unassigned_subjects_left_out", c.Unassigned)
 }

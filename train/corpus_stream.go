@@ -100,8 +100,8 @@ func (s *windowStream) next() (bert.Encoded, error) {
 		}
 	}
 	if len(s.buf) == 0 {
-		return bert.Encoded{}, fmt.Errorf("train pretrain: the training records gave %d windows in epoch %d, %d when counted: did dataset %s change?",
-			s.inEpoch, s.epoch+1, s.perEpoch, s.recs.Dataset.Root)
+		return bert.Encoded{}, fmt.Errorf("train pretrain: the training records gave %d windows in epoch %d, %d when "+
+			"counted: did dataset %s change?", s.inEpoch, s.epoch+1, s.perEpoch, s.recs.Dataset.Root)
 	}
 	i := s.rng.IntN(len(s.buf))
 	w := s.buf[i]

@@ -193,129 +193,138 @@ func windowKey(e bert.Encoded) string { return fmt.Sprint(e.IDs, e.Ages, e.Days)
 
 func TestRecordsCorpusNeverSeesTuningOrHeldOut(t *testing.T) {
 	p := writePlanted(t, t.TempDir())
+	t.Run("the records tokenizer counts training records only", func(t *testing.T) { checkRecordsTokenizer(t, p) })
+	t.Run("the window stream and the validation windows", func(t *testing.T) { checkWindowStream(t, p) })
+	t.Run("what the engine is fed", func(t *testing.T) { checkEngineFeed(t, p) })
+}
 
-	t.Run("the records tokenizer counts training records only", func(t *testing.T) {
-		tok, cfg, err := tokenize.Load(p.tokRecords)
+// checkRecordsTokenizer: the records tokenizer counts training records only, and reads the
+// tuning records for [UNK].
+func checkRecordsTokenizer(t *testing.T, p planted) {
+	tok, cfg, err := tokenize.Load(p.tokRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tok.Vocab.ID(plantTrain); !ok {
+		t.Errorf("the vocabulary lacks %s, planted in a training record", plantTrain)
+	}
+	for _, c := range forbidden {
+		if _, ok := tok.Vocab.ID(data.CodeText(c)); ok {
+			t.Errorf("the vocabulary holds %s, planted in a subject it must never count", c)
+		}
+	}
+	c := cfg.Corpus
+	if c == nil || c.TrainSubjects != 40 || c.TuningSubjects != 10 || c.HeldOutSubjects != 11 || c.Unassigned != 1 {
+		t.Errorf("corpus report %+v", c)
+	}
+	// The tuning records were read for [UNK]: PLANT/TUNING's six occurrences are [UNK].
+	if cfg.TuningUnk.Unknown != 6 || cfg.TrainRates.Unknown != 0 {
+		t.Errorf("[UNK] on tuning %d (want the 6 planted), on training %d", cfg.TuningUnk.Unknown, cfg.TrainRates.Unknown)
+	}
+}
+
+// checkWindowStream: two epochs of the stream hold no forbidden code, one epoch is every
+// training window once, and the validation windows are the tuning subjects'.
+func checkWindowStream(t *testing.T, p planted) {
+	b, corpus := plantedRun(t, p, p.tokAll, DefaultCorpusConfig())
+	bad := tokenIDs(t, b.o.tok, forbidden...)
+	trainID := tokenIDs(t, b.o.tok, plantTrain)
+	s := corpus.summary
+	if s.Subjects != 40 || s.TuningSubjects != 10 || s.HeldOutSubjects != 11 || s.Unassigned != 1 || s.Windows == 0 {
+		t.Fatalf("corpus %+v", s)
+	}
+	// Two epochs and a bit of the stream.
+	seen := map[string]bool{}
+	for step := 0; step*b.t.BatchSize < 2*s.Windows+b.t.BatchSize; step++ {
+		ws, err := corpus.batch(step)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := tok.Vocab.ID(plantTrain); !ok {
-			t.Errorf("the vocabulary lacks %s, planted in a training record", plantTrain)
-		}
-		for _, c := range forbidden {
-			if _, ok := tok.Vocab.ID(data.CodeText(c)); ok {
-				t.Errorf("the vocabulary holds %s, planted in a subject it must never count", c)
-			}
-		}
-		c := cfg.Corpus
-		if c == nil || c.TrainSubjects != 40 || c.TuningSubjects != 10 || c.HeldOutSubjects != 11 || c.Unassigned != 1 {
-			t.Errorf("corpus report %+v", c)
-		}
-		// The tuning records were read for [UNK]: PLANT/TUNING's six occurrences are [UNK].
-		if cfg.TuningUnk.Unknown != 6 || cfg.TrainRates.Unknown != 0 {
-			t.Errorf("[UNK] on tuning %d (want the 6 planted), on training %d", cfg.TuningUnk.Unknown, cfg.TrainRates.Unknown)
-		}
-	})
-
-	t.Run("the window stream and the validation windows", func(t *testing.T) {
-		b, corpus := plantedRun(t, p, p.tokAll, DefaultCorpusConfig())
-		bad := tokenIDs(t, b.o.tok, forbidden...)
-		trainID := tokenIDs(t, b.o.tok, plantTrain)
-		s := corpus.summary
-		if s.Subjects != 40 || s.TuningSubjects != 10 || s.HeldOutSubjects != 11 || s.Unassigned != 1 || s.Windows == 0 {
-			t.Fatalf("corpus %+v", s)
-		}
-		// Two epochs and a bit of the stream.
-		seen := map[string]bool{}
-		for step := 0; step*b.t.BatchSize < 2*s.Windows+b.t.BatchSize; step++ {
-			ws, err := corpus.batch(step)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, w := range ws {
-				for _, id := range w.IDs {
-					if c, ok := bad[id]; ok {
-						t.Fatalf("step %d fed %s", step, c)
-					}
-					if _, ok := trainID[id]; ok {
-						seen[plantTrain] = true
-					}
-				}
-			}
-		}
-		// One epoch of the stream is every training window exactly once.
-		_, again := plantedRun(t, p, p.tokAll, DefaultCorpusConfig())
-		got, want := epochWindows(t, again, b.t.BatchSize), trainWindows(t, b, 1, 40, data.StaticTime)
-		if !slices.Equal(got, want) {
-			t.Errorf("one epoch gave %d windows, not the %d windows of subjects 1-40 once each", len(got), len(want))
-		}
-		if !seen[plantTrain] {
-			t.Errorf("no window holds %s, planted in a training record", plantTrain)
-		}
-		tuningID := tokenIDs(t, b.o.tok, plantTuning)
-		for _, w := range corpus.tuning {
+		for _, w := range ws {
 			for _, id := range w.IDs {
-				if _, ok := tuningID[id]; ok {
-					seen[plantTuning] = true
-				} else if c, ok := bad[id]; ok {
-					t.Errorf("a validation window holds %s", c)
-				}
-			}
-		}
-		if !seen[plantTuning] || len(corpus.tuning) != s.TuningWindows {
-			t.Errorf("validation: %d windows (summary %d), %s seen %v", len(corpus.tuning), s.TuningWindows, plantTuning,
-				seen[plantTuning])
-		}
-	})
-
-	t.Run("what the engine is fed", func(t *testing.T) {
-		b, corpus := plantedRun(t, p, p.tokAll, DefaultCorpusConfig())
-		bad, trainID := tokenIDs(t, b.o.tok, forbidden...), tokenIDs(t, b.o.tok, plantTrain)
-		cfg := pretrainCfg(fixture{meds: p.meds, cohort: p.cohort, tok: p.tokAll}, filepath.Join(t.TempDir(), "mlm"))
-		perEpoch := (corpus.summary.Windows + cfg.BatchSize - 1) / cfg.BatchSize
-		cfg.MaxSteps, cfg.EvalEvery = 2*perEpoch+1, perEpoch
-		batches, rows, seenTrain := 0, 0, false
-		cfg.onBatch = func(bt *bert.Batch) {
-			batches++
-			for r := 0; r < bt.B; r++ {
-				rows += int(bt.Mask[r*bt.L]) // [CLS] of a real row
-			}
-			// Every token but the masked positions' (where MLM may put a random token of the
-			// vocabulary), and the masked positions' targets: the record's own tokens.
-			masked := map[int]bool{}
-			for i, p := range bt.Positions {
-				if bt.TargetWeights[i] > 0 {
-					masked[i/bt.P*bt.L+int(p)] = true
-				}
-			}
-			for i, id := range slices.Concat(bt.IDs, bt.Targets) {
-				if i < len(bt.IDs) && masked[i] {
-					continue
-				}
 				if c, ok := bad[id]; ok {
-					t.Fatalf("batch %d fed the engine %s", batches, c)
+					t.Fatalf("step %d fed %s", step, c)
 				}
-				_, ok := trainID[id]
-				seenTrain = seenTrain || ok
+				if _, ok := trainID[id]; ok {
+					seen[plantTrain] = true
+				}
 			}
 		}
-		res, err := BERTPretrain(context.Background(), cfg, quietLog(), nil)
-		if err != nil {
-			t.Fatal(err)
+	}
+	// One epoch of the stream is every training window exactly once.
+	_, again := plantedRun(t, p, p.tokAll, DefaultCorpusConfig())
+	got, want := epochWindows(t, again, b.t.BatchSize), trainWindows(t, b, 1, 40, data.StaticTime)
+	if !slices.Equal(got, want) {
+		t.Errorf("one epoch gave %d windows, not the %d windows of subjects 1-40 once each", len(got), len(want))
+	}
+	if !seen[plantTrain] {
+		t.Errorf("no window holds %s, planted in a training record", plantTrain)
+	}
+	tuningID := tokenIDs(t, b.o.tok, plantTuning)
+	for _, w := range corpus.tuning {
+		for _, id := range w.IDs {
+			if _, ok := tuningID[id]; ok {
+				seen[plantTuning] = true
+			} else if c, ok := bad[id]; ok {
+				t.Errorf("a validation window holds %s", c)
+			}
 		}
-		if batches != cfg.MaxSteps || rows != cfg.MaxSteps*cfg.BatchSize || !seenTrain {
-			t.Errorf("fed %d batches of %d rows (want %d of %d), %s seen: %v", batches, rows, cfg.MaxSteps,
-				cfg.MaxSteps*cfg.BatchSize, plantTrain, seenTrain)
+	}
+	if !seen[plantTuning] || len(corpus.tuning) != s.TuningWindows {
+		t.Errorf("validation: %d windows (summary %d), %s seen %v", len(corpus.tuning), s.TuningWindows, plantTuning,
+			seen[plantTuning])
+	}
+}
+
+// checkEngineFeed: no batch fed to the engine holds a forbidden code (masked positions aside,
+// where MLM may draw any token of the vocabulary), and the manifest records the corpus.
+func checkEngineFeed(t *testing.T, p planted) {
+	b, corpus := plantedRun(t, p, p.tokAll, DefaultCorpusConfig())
+	bad, trainID := tokenIDs(t, b.o.tok, forbidden...), tokenIDs(t, b.o.tok, plantTrain)
+	cfg := pretrainCfg(fixture{meds: p.meds, cohort: p.cohort, tok: p.tokAll}, filepath.Join(t.TempDir(), "mlm"))
+	perEpoch := (corpus.summary.Windows + cfg.BatchSize - 1) / cfg.BatchSize
+	cfg.MaxSteps, cfg.EvalEvery = 2*perEpoch+1, perEpoch
+	batches, rows, seenTrain := 0, 0, false
+	cfg.onBatch = func(bt *bert.Batch) {
+		batches++
+		for r := 0; r < bt.B; r++ {
+			rows += int(bt.Mask[r*bt.L]) // [CLS] of a real row
 		}
-		m, err := modelrepo.ReadManifest(cfg.Out)
-		if err != nil {
-			t.Fatal(err)
+		// Every token but the masked positions' (where MLM may put a random token of the
+		// vocabulary), and the masked positions' targets: the record's own tokens.
+		masked := map[int]bool{}
+		for i, p := range bt.Positions {
+			if bt.TargetWeights[i] > 0 {
+				masked[i/bt.P*bt.L+int(p)] = true
+			}
 		}
-		if m.Corpus == nil || m.Corpus.Kind != CorpusRecords || m.Corpus.Windows != corpus.summary.Windows ||
-			m.Corpus.Subjects != 40 || m.Corpus.Tokens != corpus.summary.Tokens || res.Corpus.Windows != m.Corpus.Windows {
-			t.Errorf("manifest corpus %+v, stream's %+v", m.Corpus, corpus.summary)
+		for i, id := range slices.Concat(bt.IDs, bt.Targets) {
+			if i < len(bt.IDs) && masked[i] {
+				continue
+			}
+			if c, ok := bad[id]; ok {
+				t.Fatalf("batch %d fed the engine %s", batches, c)
+			}
+			_, ok := trainID[id]
+			seenTrain = seenTrain || ok
 		}
-	})
+	}
+	res, err := BERTPretrain(context.Background(), cfg, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if batches != cfg.MaxSteps || rows != cfg.MaxSteps*cfg.BatchSize || !seenTrain {
+		t.Errorf("fed %d batches of %d rows (want %d of %d), %s seen: %v", batches, rows, cfg.MaxSteps,
+			cfg.MaxSteps*cfg.BatchSize, plantTrain, seenTrain)
+	}
+	m, err := modelrepo.ReadManifest(cfg.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Corpus == nil || m.Corpus.Kind != CorpusRecords || m.Corpus.Windows != corpus.summary.Windows ||
+		m.Corpus.Subjects != 40 || m.Corpus.Tokens != corpus.summary.Tokens || res.Corpus.Windows != m.Corpus.Windows {
+		t.Errorf("manifest corpus %+v, stream's %+v", m.Corpus, corpus.summary)
+	}
 }
 
 // trainWindows cuts the records of subjects lo-hi directly (no stream) into encoded windows,
@@ -359,56 +368,31 @@ func epochWindows(t *testing.T, corpus *pretrainCorpus, batch int) []string {
 	return out
 }
 
+// windowCase is one way of cutting windows.
+type windowCase struct {
+	name           string
+	visits         bool
+	stride, maxLen int
+}
+
 func TestWindowsCut(t *testing.T) {
 	p := writePlanted(t, t.TempDir())
 	b, _ := plantedRun(t, p, p.tokAll, DefaultCorpusConfig())
-	ds, tok := b.o.ds, b.o.tok
-	sexF, _ := tok.Vocab.ID("SEX//F")
-	sexM, _ := tok.Vocab.ID("SEX//M")
-	birth, _ := tok.Vocab.ID(data.BirthCode)
-	for _, tc := range []struct {
-		name           string
-		visits         bool
-		stride, maxLen int
-	}{{"consecutive", false, 0, 32}, {"visit separators", true, 0, 32}, {"stride", false, 8, 32},
+	for _, tc := range []windowCase{{"consecutive", false, 0, 32}, {"visit separators", true, 0, 32}, {"stride", false, 8, 32},
 		{"stride and visits", true, 10, 24}} {
 		t.Run(tc.name, func(t *testing.T) {
-			win := &windower{cm: tok.NewCodeMap(ds.Codes), codes: ds.Codes, demo: b.o.cohort.Demographics,
+			win := &windower{cm: b.o.tok.NewCodeMap(b.o.ds.Codes), codes: b.o.ds.Codes, demo: b.o.cohort.Demographics,
 				maxLen: tc.maxLen, stride: tc.stride, visits: tc.visits}
-			windows, events := 0, 0
-			err := ds.ForEachSubject(context.Background(), func(s data.Subject) error {
+			windows := 0
+			err := b.o.ds.ForEachSubject(context.Background(), func(s data.Subject) error {
 				win.refresh()
 				r := win.split(s.Events)
 				prev := -1
 				win.cut(&r, func(lo, hi, tokens int) {
 					windows++
-					e := win.encode(&r, lo, hi)
-					exact := len(e.IDs) == tokens && tokens <= tc.maxLen
-					full := hi == len(r.body) || len(e.IDs) > tc.maxLen-3 // the next event did not fit
-					at := 2                                               // the birth event, after the sex row (and a visit separator between them)
-					if tc.visits {
-						at = 3
-					}
-					if !exact || !full || (e.IDs[1] != sexF && e.IDs[1] != sexM) || e.IDs[at] != birth {
-						t.Fatalf("subject %d window [%d,%d): %d tokens (cut said %d, max %d), starts %v", s.ID, lo, hi, len(e.IDs),
-							tokens, tc.maxLen, e.IDs[:4])
-					}
-					if want := float32(float64(r.body[hi-1].Time-r.birth) / float64(data.MicrosPerYear)); math.Abs(float64(e.Ages[0]-want)) > 1e-3 {
-						t.Fatalf("age at [CLS] %v, want the age at the window's last event %v", e.Ages[0], want)
-					}
-					switch {
-					case prev < 0 && lo != 0:
-						t.Fatalf("the first window starts at event %d", lo)
-					case prev >= 0 && tc.stride == 0 && lo != prev:
-						t.Fatalf("window starts at %d, the last ended at %d: want no gap, no overlap", lo, prev)
-					case prev >= 0 && tc.stride > 0 && (lo >= prev || sharedTokens(win, &r, lo, prev) > tc.stride):
-						t.Fatalf("window [%d,%d) after one ending at %d: want an overlap of at most %d tokens", lo, hi, prev, tc.stride)
-					}
+					checkWindow(t, tc, b.o.tok, win, &r, lo, hi, tokens, prev)
 					prev = hi
 				})
-				if prev >= 0 {
-					events += len(r.body)
-				}
 				if prev != len(r.body) {
 					t.Fatalf("subject %d: the windows end at event %d of %d", s.ID, prev, len(r.body))
 				}
@@ -417,10 +401,43 @@ func TestWindowsCut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if windows < 62*2 || events == 0 {
+			if windows < 62*2 {
 				t.Errorf("%d windows", windows)
 			}
 		})
+	}
+}
+
+// checkWindow checks the window [lo, hi) of r that cut said holds tokens and came after a
+// window ending at prev (-1: the first): as long as cut says, full unless the record ends,
+// starting with the sex row and the birth event, aged at its last event, and placed where the
+// stride says.
+func checkWindow(t *testing.T, tc windowCase, tok *tokenize.Tokenizer, win *windower, r *record, lo, hi, tokens, prev int) {
+	t.Helper()
+	sexF, _ := tok.Vocab.ID("SEX//F")
+	sexM, _ := tok.Vocab.ID("SEX//M")
+	birth, _ := tok.Vocab.ID(data.BirthCode)
+	e := win.encode(r, lo, hi)
+	exact := len(e.IDs) == tokens && tokens <= tc.maxLen
+	full := hi == len(r.body) || len(e.IDs) > tc.maxLen-3 // the next event did not fit
+	at := 2                                               // the birth event, after the sex row
+	if tc.visits {
+		at = 3 // and a visit separator
+	}
+	if !exact || !full || (e.IDs[1] != sexF && e.IDs[1] != sexM) || e.IDs[at] != birth {
+		t.Fatalf("window [%d,%d): %d tokens (cut said %d, max %d), starts %v", lo, hi, len(e.IDs), tokens, tc.maxLen, e.IDs[:4])
+	}
+	want := float32(float64(r.body[hi-1].Time-r.birth) / float64(data.MicrosPerYear))
+	if math.Abs(float64(e.Ages[0]-want)) > 1e-3 {
+		t.Fatalf("age at [CLS] %v, want the age at the window's last event %v", e.Ages[0], want)
+	}
+	switch {
+	case prev < 0 && lo != 0:
+		t.Fatalf("the first window starts at event %d", lo)
+	case prev >= 0 && tc.stride == 0 && lo != prev:
+		t.Fatalf("window starts at %d, the last ended at %d: want no gap, no overlap", lo, prev)
+	case prev >= 0 && tc.stride > 0 && (lo >= prev || sharedTokens(win, r, lo, prev) > tc.stride):
+		t.Fatalf("window [%d,%d) after one ending at %d: want an overlap of at most %d tokens", lo, hi, prev, tc.stride)
 	}
 }
 
@@ -453,7 +470,8 @@ func TestRecordsCorpusUntilAndStride(t *testing.T) {
 	if strided.summary.Windows <= all.summary.Windows || strided.summary.Stride != 10 {
 		t.Errorf("stride 10: %d windows, %d without", strided.summary.Windows, all.summary.Windows)
 	}
-	for _, bad := range []CorpusConfig{{Kind: "notes"}, {Kind: CorpusCohort, Until: "2020-01-01"}, {Kind: CorpusRecords, Stride: 30},
+	for _, bad := range []CorpusConfig{{Kind: "notes"}, {Kind: CorpusCohort, Until: "2020-01-01"},
+		{Kind: CorpusRecords, Stride: 30},
 		{Kind: CorpusRecords, Until: "yesterday"}} {
 		if err := bad.check(32); err == nil {
 			t.Errorf("%+v accepted", bad)
