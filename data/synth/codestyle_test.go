@@ -51,7 +51,8 @@ func TestETLCodeStyle(t *testing.T) {
 	if _, err := Generate(context.Background(), Config{Out: plainDir, Subjects: 200, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Generate(context.Background(), Config{Out: etlDir, Subjects: 200, Seed: 3, CodeStyle: CodeStyleETL}); err != nil {
+	if _, err := Generate(context.Background(), Config{Out: etlDir, Subjects: 200, Seed: 3,
+		CodeStyle: CodeStyleETL}); err != nil {
 		t.Fatal(err)
 	}
 	p, e := readDataset(t, plainDir), readDataset(t, etlDir)
@@ -67,7 +68,8 @@ func TestETLCodeStyle(t *testing.T) {
 		for j, pe := range ps.Events {
 			ee := es.Events[j]
 			name := e.ds.Codes.Name(ee.Code)
-			if want := ETLCode(p.ds.Codes.Name(pe.Code)); name != want || ee.Time != pe.Time || ee.Value != pe.Value && ee.Value == ee.Value {
+			valueDiffers := ee.Value != pe.Value && ee.Value == ee.Value // NaN (no value) equals NaN
+			if want := ETLCode(p.ds.Codes.Name(pe.Code)); name != want || ee.Time != pe.Time || valueDiffers {
 				t.Fatalf("subject %d event %d: %q at %d, want %q at %d", ps.ID, j, name, ee.Time, want, pe.Time)
 			}
 			if strings.ContainsAny(name, " \u00a0") {
@@ -94,7 +96,8 @@ func TestETLCodeStyle(t *testing.T) {
 		for j, c := range pm[i].ParentCodes {
 			parents[j] = ETLCode(c)
 		}
-		if em[i].Code != ETLCode(pm[i].Code) || em[i].Description != pm[i].Description || !slices.Equal(em[i].ParentCodes, parents) {
+		if em[i].Code != ETLCode(pm[i].Code) || em[i].Description != pm[i].Description ||
+			!slices.Equal(em[i].ParentCodes, parents) {
 			t.Fatalf("codes.parquet row %d: %+v, plain %+v", i, em[i], pm[i])
 		}
 	}
@@ -108,7 +111,8 @@ func TestETLCodeStyle(t *testing.T) {
 	if !ModelsTargets(etlTargets) || ModelsTargets([]string{ETLCode(OracleTargets[0]), OracleTargets[1]}) {
 		t.Errorf("ModelsTargets(%q) should hold, mixed spellings should not", etlTargets)
 	}
-	if _, err := Generate(context.Background(), Config{Out: filepath.Join(base, "x"), Subjects: 1, CodeStyle: "fancy"}); err == nil || !strings.Contains(err.Error(), "code style") {
+	if _, err := Generate(context.Background(), Config{Out: filepath.Join(base, "x"), Subjects: 1,
+		CodeStyle: "fancy"}); err == nil || !strings.Contains(err.Error(), "code style") {
 		t.Errorf("unknown code style: %v", err)
 	}
 }

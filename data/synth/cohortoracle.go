@@ -39,9 +39,11 @@ func ScoreLabels(meds string, targets []string, labels []data.Label, lead int64)
 	}
 	if !ModelsTargets(targets) {
 		if len(targets) == 0 {
-			return OracleScores{Why: "the cohort's targets are unknown; the synthetic oracle models --target " + strings.Join(OracleTargets, ",")}, nil
+			return OracleScores{Why: "the cohort's targets are unknown; the synthetic oracle models --target " +
+				strings.Join(OracleTargets, ",")}, nil
 		}
-		return OracleScores{Why: fmt.Sprintf("the synthetic oracle models --target %s, not %s", strings.Join(OracleTargets, ","), strings.Join(targets, ","))}, nil
+		return OracleScores{Why: fmt.Sprintf("the synthetic oracle models --target %s, not %s",
+			strings.Join(OracleTargets, ","), strings.Join(targets, ","))}, nil
 	}
 	var s, sh []float64
 	var yb, ybh []bool
@@ -58,7 +60,8 @@ func ScoreLabels(meds string, targets []string, labels []data.Label, lead int64)
 		}
 	}
 	if unscored > 0 {
-		return OracleScores{Why: fmt.Sprintf("the oracle cannot score %d of the %d labels (a subject it does not know, a prediction time at or after the diagnosis, or a lead of 0)", unscored, len(labels))}, nil
+		return OracleScores{Why: fmt.Sprintf("the oracle cannot score %d of the %d labels (a subject it does not know, "+
+			"a prediction time at or after the diagnosis, or a lead of 0)", unscored, len(labels))}, nil
 	}
 	out := OracleScores{N: len(s), NHeldOut: len(sh)}
 	if out.All, err = eval.AUROC(yb, s); err != nil {

@@ -60,7 +60,8 @@ func TestScoreLabels(t *testing.T) {
 	if e, err := ScoreLabels(dir, etl, labels, lead); err != nil || !e.OK() || e.All != got.All {
 		t.Errorf("ETL-spelled targets %v: %+v, %v; want the AUROC %v", etl, e, err, got.All)
 	}
-	unknown := append(append([]data.Label(nil), labels...), data.Label{SubjectID: -7, PredictionTime: labels[0].PredictionTime})
+	unknown := append(append([]data.Label(nil), labels...),
+		data.Label{SubjectID: -7, PredictionTime: labels[0].PredictionTime})
 	noOracle := t.TempDir()
 	broken := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(broken, OracleDir), 0o755); err != nil {

@@ -274,7 +274,8 @@ func (c *collector) commit(cfg Config, meta []data.CodeMeta, styled bool) error 
 		ETLName:        "medseq data synth",
 		ETLVersion:     Version,
 	})
-	params := map[string]any{"subjects": cfg.Subjects, "seed": strconv.FormatInt(cfg.Seed, 10), "generator_version": Version}
+	params := map[string]any{"subjects": cfg.Subjects, "seed": strconv.FormatInt(cfg.Seed, 10),
+		"generator_version": Version}
 	if styled {
 		params["code_style"] = cfg.CodeStyle
 	}

@@ -46,7 +46,8 @@ const (
 func DefaultModel() Model {
 	return Model{
 		Description: "Latent T2D onset O has hazard lambda(t) = lambda0 * exp(f(age(t)) + log_multiplier(t)), " +
-			"log_multiplier = sum of betas over the subject's true risk-factor states at t plus the frailty u ~ N(-sd^2/2, sd^2); " +
+			"log_multiplier = sum of betas over the subject's true risk-factor states at t " +
+			"plus the frailty u ~ N(-sd^2/2, sd^2); " +
 			"the diagnosis D = O + delay, delay ~ Exponential(mean diagnosis_delay_mean_years). " +
 			"oracle/hazard.parquet holds log_multiplier as a step function of time per subject.",
 		Lambda0:     0.0029,

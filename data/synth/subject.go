@@ -925,7 +925,8 @@ func (g *gen) pregnancies() {
 var immunisationSchedule = []struct {
 	ageDays int64
 	which   []int
-}{{56, []int{0, 2, 3}}, {84, []int{0, 1, 3}}, {112, []int{0, 2}}, {365, []int{1, 2, 4}}, {1220, []int{4, 5}}, {4400, []int{6}}}
+}{{56, []int{0, 2, 3}}, {84, []int{0, 1, 3}}, {112, []int{0, 2}}, {365, []int{1, 2, 4}}, {1220, []int{4, 5}},
+	{4400, []int{6}}}
 
 func (g *gen) immunisations() {
 	sp := &g.v.sp

@@ -100,13 +100,15 @@ func TestCheckDigits(t *testing.T) {
 		code  string
 		valid bool
 	}{
-		{"44054006", true}, {"195967001", true}, {"714628002", true}, {"38341003", true}, {"44054007", false}, {"195967010", false},
+		{"44054006", true}, {"195967001", true}, {"714628002", true}, {"38341003", true}, {"44054007", false},
+		{"195967010", false},
 	} {
 		if got := verhoeffValid(c.code); got != c.valid {
 			t.Errorf("verhoeffValid(%s) = %v, want %v", c.code, got, c.valid)
 		}
 	}
-	for _, c := range []struct{ body, check string }{{"4548", "4"}, {"39156", "5"}, {"8480", "6"}, {"2093", "3"}, {"14959", "1"}} {
+	for _, c := range []struct{ body, check string }{{"4548", "4"}, {"39156", "5"}, {"8480", "6"}, {"2093", "3"},
+		{"14959", "1"}} {
 		if got := luhnCheck(c.body); string(rune('0'+got)) != c.check {
 			t.Errorf("LOINC check digit of %s = %d, want %s", c.body, got, c.check)
 		}
@@ -120,8 +122,8 @@ func TestVocabulary(t *testing.T) {
 	atc := regexp.MustCompile(`^ATC/[A-Z][0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?$`)
 	loinc := regexp.MustCompile(`^LOINC/([0-9]{1,5})-([0-9])$`)
 	seen := map[string]bool{}
-	diabetes := map[int32]bool{v.sp.t2dSN: true, v.sp.t2dICD: true, v.sp.t2dICD65: true, v.sp.metformin: true, v.sp.insulin: true,
-		v.sp.prediabICD: true, v.sp.gdmICD: true, v.index["ICD10/E11"]: true}
+	diabetes := map[int32]bool{v.sp.t2dSN: true, v.sp.t2dICD: true, v.sp.t2dICD65: true, v.sp.metformin: true,
+		v.sp.insulin: true, v.sp.prediabICD: true, v.sp.gdmICD: true, v.index["ICD10/E11"]: true}
 	for _, id := range append(append([]int32{}, v.sp.t2dComplications...), v.sp.secondLine...) {
 		diabetes[id] = true
 	}
@@ -174,7 +176,8 @@ func TestDatasetShape(t *testing.T) {
 	rb, o := fixtureData(t)
 	dir, sum := fixture(t)
 	if len(rb.subjects) != fixtureSubjects || o.Len() != fixtureSubjects || sum.Subjects != fixtureSubjects {
-		t.Fatalf("subjects: data %d, oracle %d, summary %d; want %d", len(rb.subjects), o.Len(), sum.Subjects, fixtureSubjects)
+		t.Fatalf("subjects: data %d, oracle %d, summary %d; want %d", len(rb.subjects), o.Len(), sum.Subjects,
+			fixtureSubjects)
 	}
 	codes := rb.ds.Codes
 	var events int64
@@ -547,7 +550,8 @@ func TestDeterminism(t *testing.T) {
 	base := t.TempDir()
 	gen := func(name string, seed int64, workers int) map[string][]byte {
 		dir := filepath.Join(base, name)
-		if _, err := Generate(context.Background(), Config{Out: dir, Subjects: 300, Seed: seed, Workers: workers}); err != nil {
+		if _, err := Generate(context.Background(), Config{Out: dir, Subjects: 300, Seed: seed,
+			Workers: workers}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(filepath.Join(dir, data.ManifestFile)); err != nil {
@@ -558,7 +562,8 @@ func TestDeterminism(t *testing.T) {
 	a := gen("a", 7, 2)
 	b := gen("b", 7, 1)
 	c := gen("c", 8, 2)
-	for _, f := range []string{OracleSubjectsFile, OracleHazardFile, OracleModelFile, data.CodesFile, data.SubjectSplitsFile, data.DatasetJSONFile} {
+	for _, f := range []string{OracleSubjectsFile, OracleHazardFile, OracleModelFile, data.CodesFile,
+		data.SubjectSplitsFile, data.DatasetJSONFile} {
 		if _, ok := a[filepath.FromSlash(f)]; !ok {
 			t.Errorf("missing %s", f)
 		}
@@ -586,7 +591,8 @@ func BenchmarkGenerate(b *testing.B) {
 	base := b.TempDir()
 	var events int64
 	for i := 0; b.Loop(); i++ {
-		s, err := Generate(context.Background(), Config{Out: filepath.Join(base, "ds"), Subjects: 5000, Seed: int64(i), Force: true})
+		s, err := Generate(context.Background(), Config{Out: filepath.Join(base, "ds"), Subjects: 5000, Seed: int64(i),
+			Force: true})
 		if err != nil {
 			b.Fatal(err)
 		}
