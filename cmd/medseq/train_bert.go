@@ -241,14 +241,24 @@ func printCorpus(w io.Writer, c modelrepo.Corpus) {
 }
 
 // demoPretrain is the demo's --pretrain stage: a masked-language model over the training
-// split (the run folder OUT/runs/t2d-bert-mlm, outside models/ since it is not servable),
-// then a classifier fine-tuned from it (OUT/models/t2d-bert-pretrained/1), with maxSteps
-// capping each (0: epochs and early stopping decide).
+// subjects' whole records (the run folder OUT/runs/t2d-bert-mlm, outside models/ since it is
+// not servable), then a classifier fine-tuned from it (OUT/models/t2d-bert-pretrained/1), with
+// maxSteps capping each (0: the classifier's epochs and early stopping decide, and the
+// pretraining takes demoPretrainSteps).
+// demoPretrainSteps are the demo's pretraining steps: what four epochs of the cohort's
+// censored sequences took (about 290 on the demo's data), now over about half an epoch of the
+// 18,000 windows of the training records, so the demo takes as long as it did (about 12 minutes
+// on a shared 2-core CPU).
+const demoPretrainSteps = 300
+
 func demoPretrain(ctx context.Context, e *env, in train.Inputs, out string, force bool, seed int64, maxSteps int) (*train.BERTPretrainResult, *train.BERTClassifyResult, error) {
 	models := filepath.Join(out, "models")
 	pcfg := train.DefaultBERTPretrainConfig()
 	pcfg.Inputs, pcfg.Out, pcfg.Force, pcfg.Name, pcfg.Seed = in, filepath.Join(out, "runs", "t2d-bert-mlm"), force, "t2d-bert-mlm", uint64(seed)
-	pcfg.MaxLen, pcfg.LR, pcfg.EvalEvery, pcfg.Epochs, pcfg.MaxSteps = 128, 1e-3, 50, 4, maxSteps
+	pcfg.MaxLen, pcfg.LR, pcfg.EvalEvery, pcfg.Epochs, pcfg.MaxSteps = 128, 1e-3, 50, 0, maxSteps
+	if pcfg.MaxSteps == 0 {
+		pcfg.MaxSteps = demoPretrainSteps
+	}
 	if pcfg.MaxSteps > 0 && pcfg.MaxSteps < pcfg.EvalEvery {
 		pcfg.EvalEvery = pcfg.MaxSteps
 	}
