@@ -1,5 +1,5 @@
 // Package study holds analyses that need a dataset and a model together: censoring
-// sensitivity, later learning curves. It orchestrates the other packages (data builds and
+// sensitivity and learning curves. It orchestrates the other packages (data builds and
 // rebuilds cohorts, model/scorer scores them as medseq predict does, eval computes the
 // metrics) and owns no algorithm of its own beyond choosing the rows each analysis compares.
 //
@@ -24,4 +24,15 @@
 // --target codes) is used as it is, since it was never filtered by follow-up. Labels whose
 // subject is in the model's cohort keep that cohort's split, so no subject the model trained on
 // is evaluated.
+//
+// # Learning curves
+//
+// Curve answers "which model, at our size?": it trains XGBoost and the BERT classifier through
+// the train drivers on nested, class-stratified fractions of the training split's subjects
+// (deterministic for a seed: each fraction keeps the first round(f·n) subjects of each class in
+// one seeded order), with the same tuning and held-out rows for every fraction (each fit checks
+// it scored exactly the cohort's held-out rows), and reports held-out AUROC with bootstrap
+// intervals, DeLong's test between the models at each fraction and, on synthetic data, the
+// oracle's AUROC (curve.json, curve.svg). Every fraction shares the one tokenizer, counted on the
+// full training split, so that a pretrained --init fits every fraction.
 package study
