@@ -55,7 +55,8 @@ func LoadTokens(path string) (Tokens, error) {
 		h := sha256.Sum256([]byte(tok))
 		if first, dup := seen[h]; dup {
 			// Two lines with one token make the audit log's caller ambiguous.
-			return nil, fmt.Errorf("tokens %s line %d: the token of line %d again (each caller needs its own token)", path, n, first)
+			return nil, fmt.Errorf("tokens %s line %d: the token of line %d again (each caller needs its own token)", path, n,
+				first)
 		}
 		seen[h] = n
 		t[h] = caller

@@ -56,8 +56,10 @@ type jobResult struct {
 }
 
 // submit queues one subject for the batcher and waits for its answer or the deadline.
-func (s *Server) submit(ctx context.Context, method string, v *Version, table *data.Codes, sub *subject, reqID string) (scored, error) {
-	j := &job{ctx: ctx, method: method, v: v, table: table, sub: sub, reqID: reqID, caller: Caller(ctx), enq: time.Now(), done: make(chan jobResult, 1)}
+func (s *Server) submit(ctx context.Context, method string, v *Version, table *data.Codes, sub *subject,
+	reqID string) (scored, error) {
+	j := &job{ctx: ctx, method: method, v: v, table: table, sub: sub, reqID: reqID, caller: Caller(ctx), enq: time.Now(),
+		done: make(chan jobResult, 1)}
 	select {
 	case s.batchQ <- j:
 	case <-ctx.Done():

@@ -26,7 +26,8 @@ func TestDynamicBatching(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			repo := newRepo(t)
-			r := start(t, Config{Models: repo, Batching: Batching{MaxBatch: 16, MaxDelay: 2 * time.Millisecond, Workers: 2, Kinds: tc.kinds}})
+			r := start(t, Config{Models: repo, Batching: Batching{MaxBatch: 16, MaxDelay: 2 * time.Millisecond, Workers: 2,
+				Kinds: tc.kinds}})
 			pc := medseqv1.NewPredictorClient(dial(t, r.addr))
 			reqs := heldOut(t, 30)
 			want := offline(t, filepath.Join(repo, fixtureModel, "1"), reqs)
@@ -43,7 +44,8 @@ func TestDynamicBatching(t *testing.T) {
 							errs <- err
 							return
 						}
-						if math.Abs(resp.Probability-want[i]) > 1e-12 || resp.EventsUsed+resp.EventsCensored != int32(len(lr.Request.Events)) {
+						if math.Abs(resp.Probability-want[i]) > 1e-12 ||
+							resp.EventsUsed+resp.EventsCensored != int32(len(lr.Request.Events)) {
 							t.Errorf("round %d subject %d: %v vs %v", round, i, resp.Probability, want[i])
 						}
 					}()

@@ -26,13 +26,14 @@ func InferRequest(model, version string, reqs []*medseqv1.PredictRequest) *infer
 		return &inferencepb.ModelInferRequest_InferInputTensor{Name: name, Datatype: "BYTES", Shape: []int64{b},
 			Contents: &inferencepb.InferTensorContents{BytesContents: vals}}
 	}
-	out := &inferencepb.ModelInferRequest{ModelName: model, ModelVersion: version, Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{
-		col(InputCodes, func(r *medseqv1.PredictRequest) string { return CodesLine(r.GetEvents()) }),
-		col(InputPredictionTime, (*medseqv1.PredictRequest).GetPredictionTime),
-		col(InputBirthDate, (*medseqv1.PredictRequest).GetBirthDate),
-		col(InputSex, (*medseqv1.PredictRequest).GetSex),
-		col(InputSubjectID, (*medseqv1.PredictRequest).GetSubjectId),
-	}}
+	out := &inferencepb.ModelInferRequest{ModelName: model, ModelVersion: version,
+		Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{
+			col(InputCodes, func(r *medseqv1.PredictRequest) string { return CodesLine(r.GetEvents()) }),
+			col(InputPredictionTime, (*medseqv1.PredictRequest).GetPredictionTime),
+			col(InputBirthDate, (*medseqv1.PredictRequest).GetBirthDate),
+			col(InputSex, (*medseqv1.PredictRequest).GetSex),
+			col(InputSubjectID, (*medseqv1.PredictRequest).GetSubjectId),
+		}}
 	// Numeric values need one element per event: codes as [batch, length] ("" pads) and an
 	// FP32 values input of the same shape (NaN for none).
 	width, valued := 0, false
@@ -66,8 +67,8 @@ func InferRequest(model, version string, reqs []*medseqv1.PredictRequest) *infer
 	shape := []int64{b, int64(width)}
 	out.Inputs[0] = &inferencepb.ModelInferRequest_InferInputTensor{Name: InputCodes, Datatype: "BYTES", Shape: shape,
 		Contents: &inferencepb.InferTensorContents{BytesContents: codes}}
-	out.Inputs = append(out.Inputs, &inferencepb.ModelInferRequest_InferInputTensor{Name: InputValues, Datatype: "FP32", Shape: shape,
-		Contents: &inferencepb.InferTensorContents{Fp32Contents: vals}})
+	out.Inputs = append(out.Inputs, &inferencepb.ModelInferRequest_InferInputTensor{Name: InputValues, Datatype: "FP32",
+		Shape: shape, Contents: &inferencepb.InferTensorContents{Fp32Contents: vals}})
 	return out
 }
 
@@ -112,7 +113,8 @@ func writeCodeItem(sb *strings.Builder, e *medseqv1.Event, withValue bool) {
 // RawInferRequest moves a request's typed contents to raw_input_contents, as Triton clients
 // send them (BYTES elements with 4-byte little-endian length prefixes).
 func RawInferRequest(req *inferencepb.ModelInferRequest) *inferencepb.ModelInferRequest {
-	out := &inferencepb.ModelInferRequest{ModelName: req.ModelName, ModelVersion: req.ModelVersion, Id: req.Id, Outputs: req.Outputs}
+	out := &inferencepb.ModelInferRequest{ModelName: req.ModelName, ModelVersion: req.ModelVersion, Id: req.Id,
+		Outputs: req.Outputs}
 	for _, in := range req.Inputs {
 		var buf []byte
 		c := in.GetContents()
@@ -126,7 +128,8 @@ func RawInferRequest(req *inferencepb.ModelInferRequest) *inferencepb.ModelInfer
 		for _, x := range c.GetFp32Contents() {
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
 		}
-		out.Inputs = append(out.Inputs, &inferencepb.ModelInferRequest_InferInputTensor{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape})
+		out.Inputs = append(out.Inputs, &inferencepb.ModelInferRequest_InferInputTensor{Name: in.Name, Datatype: in.Datatype,
+			Shape: in.Shape})
 		out.RawInputContents = append(out.RawInputContents, buf)
 	}
 	return out

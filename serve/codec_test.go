@@ -33,7 +33,8 @@ func TestCodecRecycledEvents(t *testing.T) {
 	ev = protowire.AppendVarint(ev, 7)
 	raw = protowire.AppendTag(raw, 4, protowire.BytesType)
 	raw = protowire.AppendBytes(raw, ev)
-	second := &medseqv1.PredictRequest{ModelName: "m", PredictionTime: "2021-01-01", Events: []*medseqv1.Event{{Code: "D", Time: "2019-05-05"}}}
+	second := &medseqv1.PredictRequest{ModelName: "m", PredictionTime: "2021-01-01",
+		Events: []*medseqv1.Event{{Code: "D", Time: "2019-05-05"}}}
 	raw2, _ := proto.Marshal(second)
 
 	for round := range 3 {
@@ -86,7 +87,8 @@ func TestCodecUTF8(t *testing.T) {
 	if _, err := c.Marshal(&medseqv1.ModelInfo{Name: bad}); err == nil {
 		t.Error("the fallback encoded a string that is not UTF-8")
 	}
-	good := &medseqv1.PredictResponse{ModelName: "m", ModelVersion: "1", Probability: 0.25, RawScore: 0.5, Decision: true, RequestId: "r"}
+	good := &medseqv1.PredictResponse{ModelName: "m", ModelVersion: "1", Probability: 0.25, RawScore: 0.5, Decision: true,
+		RequestId: "r"}
 	out, err := c.Marshal(good)
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +143,10 @@ func TestCodecOnTheWire(t *testing.T) {
 	if err := call(rawRequest(fixtureModel, "ICD10/I10", "2020-01-01")); err != nil {
 		t.Fatalf("valid request: %v", err)
 	}
-	wantCode(t, call(rawRequest(fixtureModel, string([]byte{0xff}), "2020-01-01")), codes.InvalidArgument, "events[0].code")
-	wantCode(t, call(rawRequest(fixtureModel+string([]byte{0xff}), "A", "2020-01-01")), codes.InvalidArgument, "model_name")
+	wantCode(t, call(rawRequest(fixtureModel, string([]byte{0xff}), "2020-01-01")), codes.InvalidArgument,
+		"events[0].code")
+	wantCode(t, call(rawRequest(fixtureModel+string([]byte{0xff}), "A", "2020-01-01")), codes.InvalidArgument,
+		"model_name")
 	// The server is still there.
 	if err := call(rawRequest(fixtureModel, "ICD10/I10", "2020-01-01")); err != nil {
 		t.Fatalf("after bad requests: %v", err)

@@ -19,7 +19,8 @@ import (
 func TestCodeItemsAnyCode(t *testing.T) {
 	for _, c := range []struct{ in, code, time string }{
 		{"LAB//51498//%20@2020-01-01", "LAB//51498// ", "2020-01-01"},
-		{"HOSPITAL_ADMISSION//EW%20EMER.//EMERGENCY%20ROOM@2020-01-01T10:00:00Z", "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM", "2020-01-01T10:00:00Z"},
+		{"HOSPITAL_ADMISSION//EW%20EMER.//EMERGENCY%20ROOM@2020-01-01T10:00:00Z",
+			"HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM", "2020-01-01T10:00:00Z"},
 		{"LAB//50912//mg/dL@2020-01-01", "LAB//50912//mg/dL", "2020-01-01"},
 		{"%5BMASK]@2020-01-01", "[MASK]", "2020-01-01"},
 		{"EMAIL%40x", "EMAIL@x", ""}, // a static code holding '@'
@@ -32,7 +33,8 @@ func TestCodeItemsAnyCode(t *testing.T) {
 		}
 	}
 	var evs []*medseqv1.Event
-	for i, c := range []string{"LAB//51498// ", "MEDICATION//START//Insulin Glargine 100 unit/mL", "TRANSFER_TO//ward//Med/Surg", "[MASK]",
+	for i, c := range []string{"LAB//51498// ", "MEDICATION//START//Insulin Glargine 100 unit/mL",
+		"TRANSFER_TO//ward//Med/Surg", "[MASK]",
 		"a@b", "x=y", "LAB//%41", "NOTE//naïve\u00a0café", "tab\there"} {
 		e := &medseqv1.Event{Code: c}
 		if i%2 == 0 {
@@ -53,7 +55,8 @@ func TestCodeItemsAnyCode(t *testing.T) {
 		t.Fatalf("ParseCodes(%q): %d events, want %d", line, len(back), len(evs))
 	}
 	for i := range evs {
-		if back[i].Code != evs[i].Code || back[i].Time != evs[i].Time || (back[i].NumericValue == nil) != (evs[i].NumericValue == nil) {
+		if back[i].Code != evs[i].Code || back[i].Time != evs[i].Time ||
+			(back[i].NumericValue == nil) != (evs[i].NumericValue == nil) {
 			t.Errorf("event %d: %+v back as %+v (line %q)", i, evs[i], back[i], line)
 		}
 	}
@@ -68,11 +71,13 @@ func TestDecodeCodeLimits(t *testing.T) {
 		t.Errorf("serving's code limit %d, the data's %d", lim.MaxCodeLen, data.MaxCodeBytes)
 	}
 	one := func(code string) error {
-		_, err := decodeSubject(data.NewCodes(), []eventItem{{code: "MEDS_BIRTH", time: "1960-01-01"}, {code: code, time: "2020-01-01"}},
+		_, err := decodeSubject(data.NewCodes(), []eventItem{{code: "MEDS_BIRTH", time: "1960-01-01"},
+			{code: code, time: "2020-01-01"}},
 			"2021-01-01", "", "", "s1", lim, "", "events", &modelrepo.Demographics{Demographics: data.DefaultDemographics()})
 		return err
 	}
-	for _, c := range []string{"LAB//51498// ", "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM", "[MASK]", "[PAD]", "tab\there",
+	for _, c := range []string{"LAB//51498// ", "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM", "[MASK]", "[PAD]",
+		"tab\there",
 		strings.Repeat("é", data.MaxCodeBytes/2)} {
 		if err := one(c); err != nil {
 			t.Errorf("%q refused: %v", c, err)
@@ -138,8 +143,8 @@ func TestForeignCodesCounted(t *testing.T) {
 		t.Fatal("the fixture's tokenizer pieces no code")
 	}
 	foreign := []string{"READ/C10..", "ICD9/250.00", "LAB//51498// ", "[MASK]"}
-	req := &medseqv1.PredictRequest{ModelName: fixtureModel, PredictionTime: "2021-01-01", BirthDate: "1960-01-01", Sex: "F",
-		Events: ParseCodes("ICD10/I10@2019-05-01 " + ItemCode(pieced) + "@2019-06-01")}
+	req := &medseqv1.PredictRequest{ModelName: fixtureModel, PredictionTime: "2021-01-01", BirthDate: "1960-01-01",
+		Sex: "F", Events: ParseCodes("ICD10/I10@2019-05-01 " + ItemCode(pieced) + "@2019-06-01")}
 	for _, c := range foreign {
 		req.Events = append(req.Events, &medseqv1.Event{Code: c, Time: "2019-07-01"})
 	}
@@ -156,7 +161,8 @@ func TestForeignCodesCounted(t *testing.T) {
 		got[k] = counterValue(t, m.Codes.WithLabelValues(fixtureModel, "1", k))
 	}
 	// Birth and sex come as fields: the server adds their events (whole codes of the model).
-	if got["unknown"] != float64(len(foreign)) || got["pieced"] != 1 || got["whole"] != float64(resp.EventsUsed)-1-float64(len(foreign)) {
+	if got["unknown"] != float64(len(foreign)) || got["pieced"] != 1 ||
+		got["whole"] != float64(resp.EventsUsed)-1-float64(len(foreign)) {
 		t.Errorf("medseq_codes_total %v for %d events used, want unknown %d, pieced 1", got, resp.EventsUsed, len(foreign))
 	}
 	if rates := v.Manifest.TokenRates; rates == nil || rates.Codes == 0 || rates.WholeRate < 0.5 {

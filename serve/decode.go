@@ -168,8 +168,8 @@ type eventItem struct {
 // decodeSubject validates and interns one history into codes, and settles its birth and sex
 // with the model's demographics (settleDemographics). prefix names the request in error
 // messages ("" or "requests[3].").
-func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDate, sex, subjectID string, lim Limits, prefix, eventsField string,
-	demo *modelrepo.Demographics) (*subject, error) {
+func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDate, sex, subjectID string, lim Limits,
+	prefix, eventsField string, demo *modelrepo.Demographics) (*subject, error) {
 	if len(items) == 0 {
 		return nil, badField(prefix+eventsField, "empty: at least one event is required")
 	}
@@ -216,7 +216,8 @@ func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDa
 		if err := data.CheckCode(it.code); err != nil {
 			return nil, badField(f.name()+".code", "%s", codeReason(err))
 		}
-		ev := data.Event{Time: data.StaticTime, Code: codes.IDOwned(it.code), Value: data.NoValue} // request strings are immutable
+		// IDOwned: request strings are immutable.
+		ev := data.Event{Time: data.StaticTime, Code: codes.IDOwned(it.code), Value: data.NoValue}
 		if it.time != "" {
 			t, err := ParseTime(it.time)
 			if err != nil {
@@ -254,7 +255,8 @@ func decodeSubject(codes *data.Codes, items []eventItem, predictionTime, birthDa
 // A history with no birth either way is refused: every training label had one. A history with
 // no sex either way is scored as sex unknown, as data cohort labels a subject without a sex
 // code.
-func (s *subject) settleDemographics(codes *data.Codes, demo *modelrepo.Demographics, prefix, eventsField string) error {
+func (s *subject) settleDemographics(codes *data.Codes, demo *modelrepo.Demographics, prefix,
+	eventsField string) error {
 	if demo == nil {
 		return nil
 	}
@@ -301,7 +303,8 @@ func (s *subject) settleDemographics(codes *data.Codes, demo *modelrepo.Demograp
 	case birthAt >= 0:
 		s.birth = s.events[birthAt].Time
 	case s.birth == data.StaticTime:
-		return badField(prefix+"birth_date", "no birth: send birth_date or a birth event (%s) among %s", strings.Join(demo.BirthCodes, ", "), eventsField)
+		return badField(prefix+"birth_date", "no birth: send birth_date or a birth event (%s) among %s",
+			strings.Join(demo.BirthCodes, ", "), eventsField)
 	default:
 		addBirth = demo.BirthCode != ""
 	}
@@ -339,7 +342,8 @@ func (s *subject) withDemographicEvents(codes *data.Codes, demo *modelrepo.Demog
 }
 
 // decodePredict decodes a medseq.v1 PredictRequest for a model with demographics demo.
-func decodePredict(codes *data.Codes, r *medseqv1.PredictRequest, lim Limits, prefix string, demo *modelrepo.Demographics) (*subject, error) {
+func decodePredict(codes *data.Codes, r *medseqv1.PredictRequest, lim Limits, prefix string,
+	demo *modelrepo.Demographics) (*subject, error) {
 	ip := itemPool.Get().(*[]eventItem)
 	items := slices.Grow((*ip)[:0], len(r.GetEvents()))[:len(r.GetEvents())]
 	for i, e := range r.GetEvents() {
@@ -353,7 +357,8 @@ func decodePredict(codes *data.Codes, r *medseqv1.PredictRequest, lim Limits, pr
 			items[i].time, items[i].badValue = items[i].time[:j], true
 		}
 	}
-	sub, err := decodeSubject(codes, items, r.GetPredictionTime(), r.GetBirthDate(), r.GetSex(), r.GetSubjectId(), lim, prefix, "events", demo)
+	sub, err := decodeSubject(codes, items, r.GetPredictionTime(), r.GetBirthDate(), r.GetSex(), r.GetSubjectId(), lim,
+		prefix, "events", demo)
 	if cap(items) <= maxPooledItems {
 		clear(items) // drop the request's strings
 		*ip = items[:0]

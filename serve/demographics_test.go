@@ -30,26 +30,33 @@ func TestSettleDemographics(t *testing.T) {
 		wantSex    string
 		wantEvents []string // codes in order after settling
 	}{
-		{"events only", []*medseqv1.Event{ev("ICD10/I10", "2010-01-01"), ev("MEDS_BIRTH", "1960-05-01"), ev("SEX//F", "")}, "", "", "",
-			birth, "F", []string{"SEX//F", "MEDS_BIRTH", "ICD10/I10"}},
-		{"fields only: the events are added", []*medseqv1.Event{ev("ICD10/I10", "2010-01-01")}, "1960-05-01", "F", "",
-			birth, "F", []string{"SEX//F", "MEDS_BIRTH", "ICD10/I10"}},
-		{"birth added before same-time rows", []*medseqv1.Event{ev("SNOMED/1", "1960-05-01"), ev("ICD10/I10", "2010-01-01")}, "1960-05-01", "M", "",
-			birth, "M", []string{"SEX//M", "MEDS_BIRTH", "SNOMED/1", "ICD10/I10"}},
-		{"both, agreeing", []*medseqv1.Event{ev("MEDS_BIRTH", "1960-05-01T00:00:00Z"), ev("GENDER//female", ""), ev("ICD10/I10", "2010-01-01")}, "1960-05-01", "F", "",
-			birth, "F", []string{"GENDER//female", "MEDS_BIRTH", "ICD10/I10"}},
-		{"both, birth differs", []*medseqv1.Event{ev("MEDS_BIRTH", "1961-05-01"), ev("ICD10/I10", "2010-01-01")}, "1960-05-01", "", "birth_date", 0, "", nil},
-		{"both, sex differs", []*medseqv1.Event{ev("MEDS_BIRTH", "1960-05-01"), ev("SEX//M", ""), ev("ICD10/I10", "2010-01-01")}, "", "F", "sex", 0, "", nil},
-		{"no birth either way", []*medseqv1.Event{ev("SEX//M", ""), ev("ICD10/I10", "2010-01-01")}, "", "", "birth_date", 0, "", nil},
-		{"a static birth row is no birth", []*medseqv1.Event{ev("MEDS_BIRTH", ""), ev("ICD10/I10", "2010-01-01")}, "", "", "birth_date", 0, "", nil},
-		{"no sex either way: unknown", []*medseqv1.Event{ev("MEDS_BIRTH", "1960-05-01"), ev("ICD10/I10", "2010-01-01")}, "", "", "",
-			birth, data.SexUnknown, []string{"MEDS_BIRTH", "ICD10/I10"}},
-		{"an unknown sex code does not set sex", []*medseqv1.Event{ev("SEX//U", ""), ev("MEDS_BIRTH", "1960-05-01")}, "", "M", "",
-			birth, "M", []string{"SEX//M", "SEX//U", "MEDS_BIRTH"}},
+		{"events only", []*medseqv1.Event{ev("ICD10/I10", "2010-01-01"), ev("MEDS_BIRTH", "1960-05-01"), ev("SEX//F", "")},
+			"", "", "", birth, "F", []string{"SEX//F", "MEDS_BIRTH", "ICD10/I10"}},
+		{"fields only: the events are added", []*medseqv1.Event{ev("ICD10/I10", "2010-01-01")},
+			"1960-05-01", "F", "", birth, "F", []string{"SEX//F", "MEDS_BIRTH", "ICD10/I10"}},
+		{"birth added before same-time rows", []*medseqv1.Event{ev("SNOMED/1", "1960-05-01"), ev("ICD10/I10", "2010-01-01")},
+			"1960-05-01", "M", "", birth, "M", []string{"SEX//M", "MEDS_BIRTH", "SNOMED/1", "ICD10/I10"}},
+		{"both, agreeing", []*medseqv1.Event{ev("MEDS_BIRTH", "1960-05-01T00:00:00Z"), ev("GENDER//female", ""),
+			ev("ICD10/I10", "2010-01-01")},
+			"1960-05-01", "F", "", birth, "F", []string{"GENDER//female", "MEDS_BIRTH", "ICD10/I10"}},
+		{"both, birth differs", []*medseqv1.Event{ev("MEDS_BIRTH", "1961-05-01"), ev("ICD10/I10", "2010-01-01")},
+			"1960-05-01", "", "birth_date", 0, "", nil},
+		{"both, sex differs",
+			[]*medseqv1.Event{ev("MEDS_BIRTH", "1960-05-01"), ev("SEX//M", ""), ev("ICD10/I10", "2010-01-01")},
+			"", "F", "sex", 0, "", nil},
+		{"no birth either way", []*medseqv1.Event{ev("SEX//M", ""), ev("ICD10/I10", "2010-01-01")},
+			"", "", "birth_date", 0, "", nil},
+		{"a static birth row is no birth", []*medseqv1.Event{ev("MEDS_BIRTH", ""), ev("ICD10/I10", "2010-01-01")},
+			"", "", "birth_date", 0, "", nil},
+		{"no sex either way: unknown", []*medseqv1.Event{ev("MEDS_BIRTH", "1960-05-01"), ev("ICD10/I10", "2010-01-01")},
+			"", "", "", birth, data.SexUnknown, []string{"MEDS_BIRTH", "ICD10/I10"}},
+		{"an unknown sex code does not set sex", []*medseqv1.Event{ev("SEX//U", ""), ev("MEDS_BIRTH", "1960-05-01")},
+			"", "M", "", birth, "M", []string{"SEX//M", "SEX//U", "MEDS_BIRTH"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			table := data.NewCodes()
-			req := &medseqv1.PredictRequest{PredictionTime: "2015-01-01", Events: tc.events, BirthDate: tc.birthDate, Sex: tc.sex}
+			req := &medseqv1.PredictRequest{PredictionTime: "2015-01-01", Events: tc.events, BirthDate: tc.birthDate,
+				Sex: tc.sex}
 			sub, err := decodePredict(table, req, DefaultLimits(), "", testDemographics())
 			if tc.wantErr != "" {
 				fe, ok := err.(*fieldError)
@@ -79,8 +86,9 @@ func TestSettleDemographics(t *testing.T) {
 	// A model whose vocabulary held no birth or sex code adds no events for the fields.
 	table := data.NewCodes()
 	bare := &modelrepo.Demographics{Demographics: data.DefaultDemographics()}
-	sub, err := decodePredict(table, &medseqv1.PredictRequest{PredictionTime: "2015-01-01", BirthDate: "1960-05-01", Sex: "F",
-		Events: []*medseqv1.Event{{Code: "ICD10/I10", Time: "2010-01-01"}}}, DefaultLimits(), "", bare)
+	req := &medseqv1.PredictRequest{PredictionTime: "2015-01-01", BirthDate: "1960-05-01", Sex: "F",
+		Events: []*medseqv1.Event{{Code: "ICD10/I10", Time: "2010-01-01"}}}
+	sub, err := decodePredict(table, req, DefaultLimits(), "", bare)
 	if err != nil || len(sub.events) != 1 || sub.birth != birth || sub.sex != "F" {
 		t.Fatalf("bare demographics: %+v %v", sub, err)
 	}
@@ -164,7 +172,8 @@ func TestThresholdOverride(t *testing.T) {
 			overridden := tc.want != man.OperatingPoint.Threshold
 			if info.Threshold != tc.want || info.ThresholdOverridden != overridden ||
 				strings.Contains(info.ThresholdRule, "override") != overridden || !strings.Contains(info.ThresholdRule, "max-f1") {
-				t.Fatalf("GetModel threshold %v overridden %v rule %q", info.Threshold, info.ThresholdOverridden, info.ThresholdRule)
+				t.Fatalf("GetModel threshold %v overridden %v rule %q", info.Threshold, info.ThresholdOverridden,
+					info.ThresholdRule)
 			}
 			for _, lr := range heldOut(t, 20) {
 				resp, err := pc.Predict(ctx, lr.Request)

@@ -65,11 +65,13 @@ const (
 func buildFixture() (*fixture, error) {
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	f := &fixture{root: fixtureRoot, meds: filepath.Join(fixtureRoot, "meds"), cohort: filepath.Join(fixtureRoot, "cohort"),
+	f := &fixture{root: fixtureRoot, meds: filepath.Join(fixtureRoot, "meds"),
+		cohort: filepath.Join(fixtureRoot, "cohort"),
 		models: filepath.Join(fixtureRoot, "models")}
 	f.modelDir = filepath.Join(f.models, fixtureModel, "1")
 	f.valuesDir = filepath.Join(f.models, valuesModel, "1")
-	if _, err := synth.Generate(ctx, synth.Config{Out: f.meds, Subjects: 1500, Seed: 7, Force: true, Logger: log}); err != nil {
+	if _, err := synth.Generate(ctx, synth.Config{Out: f.meds, Subjects: 1500, Seed: 7, Force: true,
+		Logger: log}); err != nil {
 		return nil, err
 	}
 	cfg := data.DefaultCohortConfig()

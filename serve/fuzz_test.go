@@ -24,11 +24,13 @@ import (
 func seedPredict() []*medseqv1.PredictRequest {
 	v := float32(7.5)
 	return []*medseqv1.PredictRequest{
-		{ModelName: fixtureModel, PredictionTime: "2021-01-01", Events: ParseCodes("ICD10/I10@2019-05-01T10:00:00Z SNOMED/38341003@2020-02-03 MEDS_BIRTH@1960-01-01 SEX//F")},
+		{ModelName: fixtureModel, PredictionTime: "2021-01-01",
+			Events: ParseCodes("ICD10/I10@2019-05-01T10:00:00Z SNOMED/38341003@2020-02-03 MEDS_BIRTH@1960-01-01 SEX//F")},
 		{ModelName: fixtureModel, PredictionTime: "2021-01-01T00:00:00+05:30", BirthDate: "1950-02-03", Sex: "M",
 			Events: []*medseqv1.Event{{Code: "LOINC/4548-4", Time: "2020-12-31T23:59:59.999999Z", NumericValue: &v}}},
 		{ModelName: fixtureModel, PredictionTime: "bad", Events: ParseCodes("A@x")},
-		{ModelName: fixtureModel, PredictionTime: "2021-01-01", Events: ParseCodes("LOINC/4548-4@2020-03-01=48.5 L@2020-01-01=abc L@2020-01-02=-0")},
+		{ModelName: fixtureModel, PredictionTime: "2021-01-01",
+			Events: ParseCodes("LOINC/4548-4@2020-03-01=48.5 L@2020-01-01=abc L@2020-01-02=-0")},
 		{},
 	}
 }
@@ -133,9 +135,11 @@ func FuzzModelInfer(f *testing.F) {
 	inline := InferRequest(fixtureModel, "", seedPredict()[:1]) // one-line codes
 	inline.Inputs[0].Contents.BytesContents[0] = []byte("LOINC/4548-4@2020-03-01=48.5 A@2020-01-01=1e39 B@2020-01-02==1")
 	for _, r := range []*inferencepb.ModelInferRequest{good, RawInferRequest(good), inline, {ModelName: fixtureModel},
-		{Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{Name: InputInputIDs, Datatype: "INT64", Shape: []int64{1, 3},
-			Contents: &inferencepb.InferTensorContents{Int64Contents: []int64{0, 7, 9}}}, {Name: InputPredictionTime, Datatype: "BYTES",
-			Shape: []int64{1}, Contents: &inferencepb.InferTensorContents{BytesContents: [][]byte{[]byte("2020-01-01")}}}}}} {
+		{Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{
+			{Name: InputInputIDs, Datatype: "INT64", Shape: []int64{1, 3},
+				Contents: &inferencepb.InferTensorContents{Int64Contents: []int64{0, 7, 9}}},
+			{Name: InputPredictionTime, Datatype: "BYTES", Shape: []int64{1},
+				Contents: &inferencepb.InferTensorContents{BytesContents: [][]byte{[]byte("2020-01-01")}}}}}} {
 		b, _ := proto.Marshal(r)
 		f.Add(b)
 	}

@@ -95,7 +95,8 @@ func newBudget(limit int64, g prometheus.Gauge) *budget {
 	return &budget{limit: limit, gauge: g, freed: make(chan struct{})}
 }
 
-var errBudget = status.Error(codes.ResourceExhausted, "server busy: the memory for requests in flight (--max-inflight-bytes) is taken; retry later")
+var errBudget = status.Error(codes.ResourceExhausted,
+	"server busy: the memory for requests in flight (--max-inflight-bytes) is taken; retry later")
 
 // acquire takes n bytes, waiting up to maxBudgetWait (and the call's deadline) for them.
 func (b *budget) acquire(ctx context.Context, n int64) error {
@@ -113,7 +114,8 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 		}
 		if n > b.limit {
 			b.mu.Unlock()
-			return status.Errorf(codes.ResourceExhausted, "request needs %d bytes in flight, more than the server's --max-inflight-bytes %d", n, b.limit)
+			return status.Errorf(codes.ResourceExhausted, "request needs %d bytes in flight, "+
+				"more than the server's --max-inflight-bytes %d", n, b.limit)
 		}
 		b.waiters++
 		freed := b.freed
@@ -334,7 +336,8 @@ func (s *Server) receive(ctx context.Context, w *wireMsg, recv func(any) error, 
 	if !s.mem.resize(r, held) {
 		s.mem.release(r)
 		if held > s.mem.limit {
-			return 0, status.Errorf(codes.ResourceExhausted, "request: decodes to about %d bytes, more than the server's --max-inflight-bytes %d", held, s.mem.limit)
+			return 0, status.Errorf(codes.ResourceExhausted,
+				"request: decodes to about %d bytes, more than the server's --max-inflight-bytes %d", held, s.mem.limit)
 		}
 		return 0, errBudget
 	}
@@ -363,7 +366,8 @@ func (s *Server) wrapDesc(desc *grpc.ServiceDesc) grpc.ServiceDesc {
 	d.Methods = slices.Clone(desc.Methods)
 	for i := range d.Methods {
 		h := d.Methods[i].Handler
-		d.Methods[i].Handler = func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+		d.Methods[i].Handler = func(srv any, ctx context.Context, dec func(any) error,
+			ic grpc.UnaryServerInterceptor) (any, error) {
 			ci := &callInfo{}
 			ctx = context.WithValue(ctx, callInfoKey{}, ci)
 			return h(srv, ctx, func(v any) error {

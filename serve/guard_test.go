@@ -138,7 +138,8 @@ func TestAuthenticatesBeforeReading(t *testing.T) {
 func TestTokensRefuseSharedToken(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "tokens")
 	os.WriteFile(p, []byte("alice s3cret-token-0123456\nbob s3cret-token-0123456\n"), 0o600)
-	if _, err := LoadTokens(p); err == nil || !strings.Contains(err.Error(), "line 2") || strings.Contains(err.Error(), "s3cret") {
+	if _, err := LoadTokens(p); err == nil || !strings.Contains(err.Error(), "line 2") ||
+		strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("a shared token: %v", err)
 	}
 }
@@ -171,10 +172,12 @@ func TestStringLimits(t *testing.T) {
 		{"request_id", func(r *medseqv1.PredictRequest) { r.RequestId = long(MaxIDBytes + 1) }, "request_id"},
 		{"model_name", func(r *medseqv1.PredictRequest) { r.ModelName = long(10 << 20) }, "model_name"},
 		{"model_version", func(r *medseqv1.PredictRequest) { r.ModelVersion = long(MaxNameBytes + 1) }, "model_version"},
-		{"prediction_time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "2021-01-01" + long(MaxTimeBytes) }, "prediction_time"},
+		{"prediction_time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "2021-01-01" + long(MaxTimeBytes) },
+			"prediction_time"},
 		{"birth_date", func(r *medseqv1.PredictRequest) { r.BirthDate = long(MaxTimeBytes + 1) }, "birth_date"},
 		{"sex", func(r *medseqv1.PredictRequest) { r.Sex = long(MaxSexBytes + 1) }, "sex"},
-		{"event time", func(r *medseqv1.PredictRequest) { r.Events[1].Time = "2020-01-01" + long(MaxTimeBytes) }, "events[1].time"},
+		{"event time", func(r *medseqv1.PredictRequest) { r.Events[1].Time = "2020-01-01" + long(MaxTimeBytes) },
+			"events[1].time"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := good()
@@ -198,7 +201,8 @@ func TestStringLimits(t *testing.T) {
 	_, err = pc.PredictBatch(ctx, b)
 	check(t, err, codes.InvalidArgument, "requests[1].subject_id")
 	// NotFound echoes a prefix of the name only.
-	_, err = pc.Predict(ctx, &medseqv1.PredictRequest{ModelName: long(MaxNameBytes), PredictionTime: "2021-01-01", Events: ParseCodes("A")})
+	_, err = pc.Predict(ctx, &medseqv1.PredictRequest{ModelName: long(MaxNameBytes), PredictionTime: "2021-01-01",
+		Events: ParseCodes("A")})
 	check(t, err, codes.NotFound, "model_name")
 	_, err = pc.GetModel(ctx, &medseqv1.GetModelRequest{Name: long(1 << 20)})
 	check(t, err, codes.InvalidArgument, "name")
@@ -228,6 +232,7 @@ func TestMalformedWire(t *testing.T) {
 	wrongType := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 7) // model_name as a varint
 	badUTF8 := protowire.AppendString(protowire.AppendTag(nil, 3, protowire.BytesType), "\xff\xfe")
 	garbage := []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x01}
+	badName := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "\xff") // name not UTF-8
 	for _, tc := range []struct {
 		method string
 		req    []byte
@@ -239,7 +244,7 @@ func TestMalformedWire(t *testing.T) {
 		{"/medseq.v1.Predictor/PredictBatch", garbage, "request"},
 		{"/medseq.v1.Predictor/GetModel", garbage, "request"},
 		{"/inference.GRPCInferenceService/ModelInfer", garbage, "request"},
-		{"/inference.GRPCInferenceService/ModelInfer", protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "\xff"), "request"},
+		{"/inference.GRPCInferenceService/ModelInfer", badName, "request"},
 		{"/grpc.health.v1.Health/Check", garbage, "request"},
 	} {
 		before := requestsTotal(r.srv, methodName(tc.method), "InvalidArgument")
@@ -249,7 +254,8 @@ func TestMalformedWire(t *testing.T) {
 		}
 	}
 	// A stream: the bad message ends it with INVALID_ARGUMENT.
-	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/medseq.v1.Predictor/PredictStream", grpc.ForceCodecV2(rawCodec{}))
+	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
+		"/medseq.v1.Predictor/PredictStream", grpc.ForceCodecV2(rawCodec{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +264,8 @@ func TestMalformedWire(t *testing.T) {
 	}
 	var resp []byte
 	wantCode(t, st.RecvMsg(&resp), codes.InvalidArgument, "request")
-	if err := rawCall(ctx, cc, "/medseq.v1.Predictor/Predict", rawRequest(fixtureModel, "ICD10/I10", "2020-01-01")); err != nil {
+	if err := rawCall(ctx, cc, "/medseq.v1.Predictor/Predict",
+		rawRequest(fixtureModel, "ICD10/I10", "2020-01-01")); err != nil {
 		t.Fatalf("after malformed requests: %v", err)
 	}
 	if got := metricValue(r.srv.metrics.InflightMem); got != 0 {
@@ -384,7 +391,9 @@ func TestDecodedCost(t *testing.T) {
 func TestModelHealthOption(t *testing.T) {
 	r := start(t, Config{Models: newRepo(t), NoModelHealth: true})
 	hc := healthpb.NewHealthClient(dial(t, r.addr))
-	waitFor(t, "SERVING", func() bool { return healthStatus(t, hc, PredictorService) == healthpb.HealthCheckResponse_SERVING })
+	waitFor(t, "SERVING", func() bool {
+		return healthStatus(t, hc, PredictorService) == healthpb.HealthCheckResponse_SERVING
+	})
 	_, err := hc.Check(tctx(t), &healthpb.HealthCheckRequest{Service: PredictorService + "/" + fixtureModel})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("per-model health with NoModelHealth: %v", err)
@@ -432,7 +441,8 @@ func FuzzReceive(f *testing.F) {
 	f.Add(protowire.AppendString(protowire.AppendTag(nil, 3, protowire.BytesType), "\xff"))
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, v := range []proto.Message{&medseqv1.PredictRequest{}, &medseqv1.PredictBatchRequest{}, &inferencepb.ModelInferRequest{},
+		for _, v := range []proto.Message{&medseqv1.PredictRequest{}, &medseqv1.PredictBatchRequest{},
+			&inferencepb.ModelInferRequest{},
 			&medseqv1.GetModelRequest{}, &healthpb.HealthCheckRequest{}} {
 			var w wireMsg
 			held, err := s.receive(ctx, &w, func(m any) error { m.(*wireMsg).b = bytes.Clone(b); return nil }, v)

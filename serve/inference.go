@@ -38,18 +38,21 @@ type inference struct {
 	s *Server
 }
 
-func (in *inference) ServerLive(context.Context, *inferencepb.ServerLiveRequest) (*inferencepb.ServerLiveResponse, error) {
+func (in *inference) ServerLive(context.Context,
+	*inferencepb.ServerLiveRequest) (*inferencepb.ServerLiveResponse, error) {
 	return &inferencepb.ServerLiveResponse{Live: true}, nil
 }
 
-func (in *inference) ServerReady(context.Context, *inferencepb.ServerReadyRequest) (*inferencepb.ServerReadyResponse, error) {
+func (in *inference) ServerReady(context.Context,
+	*inferencepb.ServerReadyRequest) (*inferencepb.ServerReadyResponse, error) {
 	in.s.mu.Lock()
 	draining := in.s.draining
 	in.s.mu.Unlock()
 	return &inferencepb.ServerReadyResponse{Ready: in.s.repo.Ready() && !draining}, nil
 }
 
-func (in *inference) ModelReady(ctx context.Context, req *inferencepb.ModelReadyRequest) (*inferencepb.ModelReadyResponse, error) {
+func (in *inference) ModelReady(ctx context.Context,
+	req *inferencepb.ModelReadyRequest) (*inferencepb.ModelReadyResponse, error) {
 	if req.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "name: required")
 	}
@@ -63,11 +66,14 @@ func (in *inference) ModelReady(ctx context.Context, req *inferencepb.ModelReady
 	return &inferencepb.ModelReadyResponse{Ready: err == nil}, nil
 }
 
-func (in *inference) ServerMetadata(context.Context, *inferencepb.ServerMetadataRequest) (*inferencepb.ServerMetadataResponse, error) {
-	return &inferencepb.ServerMetadataResponse{Name: "medseq", Version: buildinfo.Get().Version, Extensions: []string{}}, nil
+func (in *inference) ServerMetadata(context.Context,
+	*inferencepb.ServerMetadataRequest) (*inferencepb.ServerMetadataResponse, error) {
+	return &inferencepb.ServerMetadataResponse{Name: "medseq", Version: buildinfo.Get().Version,
+		Extensions: []string{}}, nil
 }
 
-func (in *inference) ModelMetadata(ctx context.Context, req *inferencepb.ModelMetadataRequest) (*inferencepb.ModelMetadataResponse, error) {
+func (in *inference) ModelMetadata(ctx context.Context,
+	req *inferencepb.ModelMetadataRequest) (*inferencepb.ModelMetadataResponse, error) {
 	v, err := in.s.resolve(ctx, "name", req.GetName(), req.GetVersion())
 	if err != nil {
 		return nil, err
@@ -103,7 +109,8 @@ type tensor struct {
 }
 
 // decodeTensor checks an input's datatype, shape and contents (typed or raw).
-func decodeTensor(i int, t *inferencepb.ModelInferRequest_InferInputTensor, raw [][]byte, wantType string, maxElems int) (*tensor, error) {
+func decodeTensor(i int, t *inferencepb.ModelInferRequest_InferInputTensor, raw [][]byte, wantType string,
+	maxElems int) (*tensor, error) {
 	field := fmt.Sprintf("inputs[%d]", i)
 	if t.GetDatatype() != wantType {
 		return nil, badField(field+".datatype", "input %q must be %s", t.GetName(), wantType)
@@ -202,7 +209,8 @@ func (t *tensor) rowLen() int {
 func (t *tensor) batch() int { return int(t.shape[0]) }
 
 // inferSubjects decodes a ModelInferRequest into subjects.
-func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferRequest, table *data.Codes) ([]*subject, error) {
+func (in *inference) inferSubjects(v *Version, req *inferencepb.ModelInferRequest,
+	table *data.Codes) ([]*subject, error) {
 	lim := in.s.limits
 	ts, err := decodeInputs(req, lim.MaxBatch*lim.MaxCodes)
 	if err != nil {
@@ -461,7 +469,8 @@ func requestedOutputs(req *inferencepb.ModelInferRequest) (outputSet, error) {
 	return want, nil
 }
 
-func (in *inference) ModelInfer(ctx context.Context, req *inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
+func (in *inference) ModelInfer(ctx context.Context,
+	req *inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
 	v, err := in.s.resolve(ctx, "model_name", req.GetModelName(), req.GetModelVersion())
 	if err != nil {
 		return nil, err

@@ -96,7 +96,8 @@ func runLoad(t testing.TB, n, c int, req *medseqv1.PredictRequest, b Batching) (
 }
 
 func report(name string, h, p loadResult) string {
-	return fmt.Sprintf("%s: health Check %.0f/s (p50 %v, p99 %v, %d errors); Predict %.0f/s (p50 %v, p99 %v, %d errors); ratio %.2f",
+	return fmt.Sprintf("%s: health Check %.0f/s (p50 %v, p99 %v, %d errors); Predict %.0f/s (p50 %v, p99 %v, "+
+		"%d errors); ratio %.2f",
 		name, h.rps(), h.p50, h.p99, h.errors, p.rps(), p.p50, p.p99, p.errors, p.rps()/h.rps())
 }
 

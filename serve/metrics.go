@@ -72,7 +72,8 @@ func (l labels3) values(n int) []string { return []string{l.a, l.b, l.c}[:n] }
 
 // histogram is v.WithLabelValues of the first n of l, cached.
 func (m *Metrics) histogram(v *prometheus.HistogramVec, n int, l labels3) prometheus.Observer {
-	return m.cache.get(v, l, func() prometheus.Collector { return v.WithLabelValues(l.values(n)...).(prometheus.Histogram) }).(prometheus.Histogram)
+	newHist := func() prometheus.Collector { return v.WithLabelValues(l.values(n)...).(prometheus.Histogram) }
+	return m.cache.get(v, l, newHist).(prometheus.Histogram)
 }
 
 // counter is v.WithLabelValues of the first n of l, cached.
@@ -102,15 +103,19 @@ func NewMetrics() *Metrics {
 		Inferences: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_inference_count_total",
 			Help: "Subjects scored, by model and version."}, []string{"model", "version"}),
 		Codes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_codes_total",
-			Help: "Codes of scored histories (after censoring) by how the model's tokenizer read them: whole (in the vocabulary), pieced (a known parent code and suffix pieces) or unknown ([UNK]); compare with medseq_model_training_code_share to see drift to foreign codes."},
+			Help: "Codes of scored histories (after censoring) by how the model's tokenizer read them: " +
+				"whole (in the vocabulary), pieced (a known parent code and suffix pieces) or unknown ([UNK]); " +
+				"compare with medseq_model_training_code_share to see drift to foreign codes."},
 			[]string{"model", "version", "kind"}),
 		TrainCodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medseq_model_training_code_share",
-			Help: "Share of the training split's codes the model's tokenizer read as whole, pieced or unknown (the manifest's token_rates)."},
+			Help: "Share of the training split's codes the model's tokenizer read as whole, " +
+				"pieced or unknown (the manifest's token_rates)."},
 			[]string{"model", "version", "kind"}),
 		LoadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medseq_model_load_duration_seconds",
 			Help: "Time the last load of a model version took."}, []string{"model", "version"}),
 		Threshold: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medseq_model_threshold",
-			Help: "The operating point a model version decides at (calibrated probability): source manifest, or override (serve --threshold)."},
+			Help: "The operating point a model version decides at (calibrated probability): source manifest, " +
+				"or override (serve --threshold)."},
 			[]string{"model", "version", "source"}),
 		Loads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_model_loads_total",
 			Help: "Model version loads by outcome."}, []string{"model", "status"}),
@@ -123,8 +128,9 @@ func NewMetrics() *Metrics {
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medseq_auth_failures_total",
 			Help: "Calls refused for their bearer token, by reason (missing, malformed, unknown)."}, []string{"reason"}),
 	}
-	r.MustRegister(m.Requests, m.Latency, m.RPCLatency, m.BatchSize, m.QueueTime, m.Inferences, m.Codes, m.TrainCodes, m.LoadTime, m.Threshold, m.Loads,
-		m.ModelsLoaded, m.InFlight, m.InflightMem, m.AuthFailures, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(m.Requests, m.Latency, m.RPCLatency, m.BatchSize, m.QueueTime, m.Inferences, m.Codes, m.TrainCodes,
+		m.LoadTime, m.Threshold, m.Loads, m.ModelsLoaded, m.InFlight, m.InflightMem, m.AuthFailures,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, g := range gpuCollectors() {
 		r.MustRegister(g)
 	}

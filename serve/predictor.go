@@ -26,7 +26,8 @@ type scored struct {
 }
 
 // score censors, scores and calibrates subjects with one version, with metrics and audit.
-func (s *Server) score(ctx context.Context, method string, v *Version, table *data.Codes, subs []*subject, reqID string) ([]scored, error) {
+func (s *Server) score(ctx context.Context, method string, v *Version, table *data.Codes, subs []*subject,
+	reqID string) ([]scored, error) {
 	start := time.Now()
 	if err := s.acquire(ctx, v.Name); err != nil {
 		return nil, err
@@ -176,7 +177,8 @@ func (p *predictor) Predict(ctx context.Context, req *medseqv1.PredictRequest) (
 	return p.response(v, r, id), nil
 }
 
-func (p *predictor) PredictBatch(ctx context.Context, req *medseqv1.PredictBatchRequest) (*medseqv1.PredictBatchResponse, error) {
+func (p *predictor) PredictBatch(ctx context.Context,
+	req *medseqv1.PredictBatchRequest) (*medseqv1.PredictBatchResponse, error) {
 	v, err := p.s.resolve(ctx, "model_name", req.GetModelName(), req.GetModelVersion())
 	if err != nil {
 		return nil, err
@@ -186,7 +188,8 @@ func (p *predictor) PredictBatch(ctx context.Context, req *medseqv1.PredictBatch
 		return nil, status.Error(codes.InvalidArgument, "requests: empty")
 	}
 	if n > p.s.limits.MaxBatch {
-		return nil, status.Errorf(codes.InvalidArgument, "requests: %d subjects, more than the server's limit of %d", n, p.s.limits.MaxBatch)
+		return nil, status.Errorf(codes.InvalidArgument, "requests: %d subjects, more than the server's limit of %d", n,
+			p.s.limits.MaxBatch)
 	}
 	table := data.NewCodes()
 	subs := make([]*subject, n)
@@ -221,7 +224,8 @@ func (p *predictor) PredictBatch(ctx context.Context, req *medseqv1.PredictBatch
 	return out, nil
 }
 
-func (p *predictor) PredictStream(stream grpc.BidiStreamingServer[medseqv1.PredictRequest, medseqv1.PredictResponse]) error {
+func (p *predictor) PredictStream(
+	stream grpc.BidiStreamingServer[medseqv1.PredictRequest, medseqv1.PredictResponse]) error {
 	ctx := stream.Context()
 	for {
 		req, err := stream.Recv()
@@ -241,7 +245,8 @@ func (p *predictor) PredictStream(stream grpc.BidiStreamingServer[medseqv1.Predi
 	}
 }
 
-func (p *predictor) ListModels(ctx context.Context, _ *medseqv1.ListModelsRequest) (*medseqv1.ListModelsResponse, error) {
+func (p *predictor) ListModels(ctx context.Context,
+	_ *medseqv1.ListModelsRequest) (*medseqv1.ListModelsResponse, error) {
 	models := p.s.repo.Models()
 	out := &medseqv1.ListModelsResponse{}
 	for _, name := range sortedKeys(models) {
@@ -267,7 +272,8 @@ func modelInfo(v *Version) *medseqv1.ModelInfo {
 	m := v.Manifest
 	info := &medseqv1.ModelInfo{Name: v.Name, Version: v.Version, Kind: m.Kind, Metrics: m.Metrics,
 		Calibration: v.CalibrationMethod(), VocabSize: int32(m.VocabSize), RunId: m.RunID, Threshold: v.Threshold,
-		GapMicros: v.Gap, CodeVersion: m.CodeVersion, ThresholdRule: m.OperatingPoint.String(), ThresholdOverridden: v.Overridden}
+		GapMicros: v.Gap, CodeVersion: m.CodeVersion, ThresholdRule: m.OperatingPoint.String(),
+		ThresholdOverridden: v.Overridden}
 	if v.Overridden {
 		info.ThresholdRule = "override (serve --threshold); manifest: " + info.ThresholdRule
 	}

@@ -67,7 +67,8 @@ func Start(o Options) (p *Process, err error) {
 		return nil, err
 	}
 	if o.TLS == nil && !isLoopback(lis.Addr()) {
-		o.Log.Warn("serving without TLS on a non-loopback address; health data should not cross a network in clear", "addr", lis.Addr().String())
+		o.Log.Warn("serving without TLS on a non-loopback address; health data should not cross a network in clear", "addr",
+			lis.Addr().String())
 	}
 	p = &Process{srv: srv, audit: o.Audit, lis: lis, log: o.Log}
 	if o.MetricsAddr != "" {
@@ -76,7 +77,8 @@ func Start(o Options) (p *Process, err error) {
 			return nil, err
 		}
 	}
-	o.Log.Info("serving", "addr", lis.Addr().String(), "models", o.Models, "tls", o.TLS != nil, "mtls", o.ClientCA != "", "tokens", o.Tokens != nil)
+	o.Log.Info("serving", "addr", lis.Addr().String(), "models", o.Models, "tls", o.TLS != nil, "mtls", o.ClientCA != "",
+		"tokens", o.Tokens != nil)
 	// Without this, SIGHUP's default action kills the server undrained.
 	p.hup = make(chan os.Signal, 1)
 	signal.Notify(p.hup, syscall.SIGHUP)

@@ -28,7 +28,8 @@ func TestStartAndPredict(t *testing.T) {
 	writeFile(t, key, "  a-key-of-at-least-sixteen-bytes \n")
 	p, err := Start(Options{Config: Config{Models: newRepo(t), Log: slog.New(slog.DiscardHandler)},
 		Addr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", Pprof: true,
-		TLSCert: pki.srvCert, TLSKey: pki.srvKey, ClientCA: pki.caFile, TokensFile: tokens, AuditFile: audit, AuditKeyFile: key})
+		TLSCert: pki.srvCert, TLSKey: pki.srvKey, ClientCA: pki.caFile, TokensFile: tokens, AuditFile: audit,
+		AuditKeyFile: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +48,8 @@ func TestStartAndPredict(t *testing.T) {
 		}
 	}()
 	req := heldOut(t, 1)[0].Request
-	c := ClientConfig{Addr: p.Addr().String(), Token: "s3cret-token-alice-0123", CA: pki.caFile, Cert: pki.cliCert, Key: pki.cliKey,
-		ServerName: "127.0.0.1", Timeout: 10 * time.Second}
+	c := ClientConfig{Addr: p.Addr().String(), Token: "s3cret-token-alice-0123", CA: pki.caFile, Cert: pki.cliCert,
+		Key: pki.cliKey, ServerName: "127.0.0.1", Timeout: 10 * time.Second}
 	resp, err := Predict(tctx(t), c, req)
 	if err != nil || resp.ModelName != fixtureModel || !(resp.Probability >= 0 && resp.Probability <= 1) {
 		t.Fatalf("predict: %v, %v", resp, err)
@@ -115,12 +116,14 @@ func TestStartErrors(t *testing.T) {
 		o    Options
 		want string
 	}{
-		{"tls files", Options{TLSCert: filepath.Join(dir, "none.pem"), TLSKey: filepath.Join(dir, "none-key.pem")}, "none.pem"},
+		{"tls files", Options{TLSCert: filepath.Join(dir, "none.pem"), TLSKey: filepath.Join(dir, "none-key.pem")},
+			"none.pem"},
 		{"shared token", Options{TokensFile: tokens}, "line 2"},
 		{"tokens file", Options{TokensFile: filepath.Join(dir, "no-tokens")}, "no-tokens"},
 		{"audit folder", Options{AuditFile: filepath.Join(dir, "missing", "audit.jsonl")}, "audit log"},
 		{"short audit key", Options{AuditFile: filepath.Join(dir, "a.jsonl"), AuditKeyFile: short}, "shorter than 16 bytes"},
-		{"no audit key", Options{AuditFile: filepath.Join(dir, "b.jsonl"), AuditKeyFile: filepath.Join(dir, "no-key")}, "no-key"},
+		{"no audit key", Options{AuditFile: filepath.Join(dir, "b.jsonl"), AuditKeyFile: filepath.Join(dir, "no-key")},
+			"no-key"},
 		{"busy address", Options{Addr: busy.Addr().String()}, busy.Addr().String()},
 		{"busy metrics address", Options{Addr: free, MetricsAddr: busy.Addr().String()}, busy.Addr().String()},
 	} {
@@ -183,7 +186,8 @@ func TestOnHangup(t *testing.T) {
 	<-done
 	old, _ := os.ReadFile(auditPath + ".1")
 	cur, err := os.ReadFile(auditPath)
-	if err != nil || !strings.Contains(string(old), `"before"`) || strings.Contains(string(old), `"after"`) || !strings.Contains(string(cur), `"after"`) {
+	if err != nil || !strings.Contains(string(old), `"before"`) || strings.Contains(string(old), `"after"`) ||
+		!strings.Contains(string(cur), `"after"`) {
 		t.Fatalf("audit log not reopened: old %q, new %q (%v)", old, cur, err)
 	}
 	// The repository did not exist: the rescan failed, was logged, and nothing stopped.

@@ -104,7 +104,8 @@ func ParsePolicy(s string) (Policy, error) {
 			return p, fmt.Errorf("version policy %q: want latest or name=version[,name=version]", s)
 		}
 		if _, ok := modelrepo.ParseVersion(ver); !ok {
-			return p, fmt.Errorf("version policy %q: version %q of %s is not a version folder's name (a positive integer)", s, ver, name)
+			return p, fmt.Errorf("version policy %q: version %q of %s is not a version folder's name (a positive integer)", s,
+				ver, name)
 		}
 		p.Pinned[name] = ver
 	}
@@ -139,7 +140,8 @@ func NewRepository(dir string, policy Policy, log *slog.Logger) *Repository {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Repository{dir: dir, policy: policy, log: log, failed: map[string]string{}, warned: map[string]bool{}, scorers: scorer.NewRegistry()}
+	r := &Repository{dir: dir, policy: policy, log: log, failed: map[string]string{}, warned: map[string]bool{},
+		scorers: scorer.NewRegistry()}
 	r.snap.Store(&snapshot{models: map[string]*Model{}})
 	return r
 }

@@ -98,7 +98,8 @@ func TestFailedVersionRetried(t *testing.T) {
 	if err := os.WriteFile(model, saved, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if st2, _ := os.Stat(filepath.Join(dir, modelrepo.ManifestFile)); st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime()) {
+	if st2, _ := os.Stat(filepath.Join(dir, modelrepo.ManifestFile)); st2.Size() != st.Size() ||
+		!st2.ModTime().Equal(st.ModTime()) {
 		t.Fatal("the manifest changed")
 	}
 	if err := r.Scan(context.Background()); err != nil {
@@ -127,7 +128,8 @@ func TestVersionVerifiedAtLoad(t *testing.T) {
 		want   string
 	}{
 		{"calibration edited", func(dir string) {
-			c := &modelrepo.Calibration{Method: modelrepo.CalibrationIsotonic, Isotonic: &modelrepo.Isotonic{X: []float64{0, 1}, Y: []float64{1, 1}}}
+			c := &modelrepo.Calibration{Method: modelrepo.CalibrationIsotonic,
+				Isotonic: &modelrepo.Isotonic{X: []float64{0, 1}, Y: []float64{1, 1}}}
 			if err := c.Write(dir); err != nil {
 				t.Fatal(err)
 			}

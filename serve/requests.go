@@ -30,7 +30,8 @@ type LabelledRequest struct {
 // empty; at most limit, 0 = all) from the subjects' full, uncensored histories, so the
 // server's censoring is what decides what the model sees. For end-to-end checks against
 // offline predictions.
-func CohortRequests(ctx context.Context, meds, cohort string, splits []string, limit int, model string) ([]LabelledRequest, error) {
+func CohortRequests(ctx context.Context, meds, cohort string, splits []string, limit int,
+	model string) ([]LabelledRequest, error) {
 	c, err := data.LoadCohort(cohort)
 	if err != nil {
 		return nil, err
@@ -58,8 +59,8 @@ func CohortRequests(ctx context.Context, meds, cohort string, splits []string, l
 	var out []LabelledRequest
 	err = ds.ForEachSubject(ctx, func(s data.Subject) error {
 		for _, l := range want[s.ID] {
-			r := &medseqv1.PredictRequest{ModelName: model, SubjectId: fmt.Sprint(s.ID), PredictionTime: FormatTime(l.PredictionTime),
-				Sex: l.Sex, BirthDate: FormatTime(l.Birth)}
+			r := &medseqv1.PredictRequest{ModelName: model, SubjectId: fmt.Sprint(s.ID),
+				PredictionTime: FormatTime(l.PredictionTime), Sex: l.Sex, BirthDate: FormatTime(l.Birth)}
 			for _, e := range s.Events {
 				ev := &medseqv1.Event{Code: ds.Codes.Name(e.Code), Time: FormatTime(e.Time)}
 				if !math.IsNaN(float64(e.Value)) {

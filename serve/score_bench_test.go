@@ -82,8 +82,10 @@ func BenchmarkHandler(b *testing.B) {
 	}{
 		// The handlers as the server registers them (reading through receive).
 		{"health", srv.health, find(srv.wrapDesc(&healthpb.Health_ServiceDesc), "Check"), &healthpb.HealthCheckRequest{}},
-		{"predict/small", &predictor{s: srv}, find(srv.wrapDesc(&medseqv1.Predictor_ServiceDesc), "Predict"), smallRequest(b)},
-		{"predict/heldout", &predictor{s: srv}, find(srv.wrapDesc(&medseqv1.Predictor_ServiceDesc), "Predict"), heldOut(b, 1)[0].Request},
+		{"predict/small", &predictor{s: srv}, find(srv.wrapDesc(&medseqv1.Predictor_ServiceDesc), "Predict"),
+			smallRequest(b)},
+		{"predict/heldout", &predictor{s: srv}, find(srv.wrapDesc(&medseqv1.Predictor_ServiceDesc), "Predict"),
+			heldOut(b, 1)[0].Request},
 	}
 	for _, tc := range cases {
 		raw, err := proto.Marshal(tc.req)

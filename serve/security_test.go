@@ -189,7 +189,9 @@ func TestTokensAndAudit(t *testing.T) {
 		t.Fatal("short token accepted")
 	}
 	auditPath := filepath.Join(dir, "audit.jsonl")
-	os.WriteFile(auditPath, []byte(`{"time":"2020-01-01T00:00:00Z","request_id":"old","caller":"x","method":"Predict","model":"m","version":"1","score":0.5}`+"\n"), 0o600)
+	old := `{"time":"2020-01-01T00:00:00Z","request_id":"old","caller":"x","method":"Predict","model":"m",` +
+		`"version":"1","score":0.5}`
+	os.WriteFile(auditPath, []byte(old+"\n"), 0o600)
 	a, err := OpenAudit(auditPath)
 	if err != nil {
 		t.Fatal(err)
@@ -207,16 +209,20 @@ func TestTokensAndAudit(t *testing.T) {
 	bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer nope-nope-nope-nope")
 	_, err = pc.Predict(bad, req)
 	wantCode(t, err, codes.Unauthenticated, "authorization")
-	_, err = inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(ctx, InferRequest(fixtureModel, "", requestsOf(reqs)))
+	_, err = inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(ctx,
+		InferRequest(fixtureModel, "", requestsOf(reqs)))
 	wantCode(t, err, codes.Unauthenticated, "authorization")
 	// Health and liveness stay open.
-	if h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+	if h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil ||
+		h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health with tokens: %v %v", h, err)
 	}
-	if _, err := inferencepb.NewGRPCInferenceServiceClient(cc).ServerLive(ctx, &inferencepb.ServerLiveRequest{}); err != nil {
+	if _, err := inferencepb.NewGRPCInferenceServiceClient(cc).ServerLive(ctx,
+		&inferencepb.ServerLiveRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	good := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret-token-bob-456789", "x-request-id", "req-42")
+	good := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret-token-bob-456789", "x-request-id",
+		"req-42")
 	resp, err := pc.Predict(good, req)
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +230,8 @@ func TestTokensAndAudit(t *testing.T) {
 	if resp.RequestId != "req-42" {
 		t.Fatalf("request id %q", resp.RequestId)
 	}
-	if _, err := inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(good, InferRequest(fixtureModel, "", requestsOf(reqs))); err != nil {
+	if _, err := inferencepb.NewGRPCInferenceServiceClient(cc).ModelInfer(good,
+		InferRequest(fixtureModel, "", requestsOf(reqs))); err != nil {
 		t.Fatal(err)
 	}
 	recs := readAudit(t, auditPath)
@@ -299,7 +306,8 @@ func TestMetricsEndpoint(t *testing.T) {
 
 func TestRecoverPanics(t *testing.T) {
 	r := start(t, Config{Models: newRepo(t)})
-	_, err := r.srv.unaryInterceptor(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/medseq.v1.Predictor/Predict"},
+	_, err := r.srv.unaryInterceptor(context.Background(), nil,
+		&grpc.UnaryServerInfo{FullMethod: "/medseq.v1.Predictor/Predict"},
 		func(ctx context.Context, req any) (any, error) { panic("boom") })
 	if status.Code(err) != codes.Internal {
 		t.Fatalf("panic gave %v", err)

@@ -409,7 +409,8 @@ func (s *Server) panicked(full string, p any) error {
 	return status.Error(codes.Internal, "internal error")
 }
 
-func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo,
+	h grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	ci, _ := ctx.Value(callInfoKey{}).(*callInfo)
 	if ci == nil {
@@ -452,7 +453,8 @@ type wrappedStream struct {
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
 
-func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo,
+	h grpc.StreamHandler) (err error) {
 	start := time.Now()
 	ci := &callInfo{}
 	s.metrics.InFlight.Inc()
@@ -508,10 +510,12 @@ func toStatus(err error, field, name, version string) error {
 		return status.Errorf(codes.NotFound, "%s: model %q not found", field, truncate(name, maxEchoBytes))
 	case errors.Is(err, ErrNoVersion):
 		if version == "" {
-			return status.Errorf(codes.Unavailable, "%s: model %q has no version to serve (pinned version not loaded)", field, truncate(name, maxEchoBytes))
+			return status.Errorf(codes.Unavailable, "%s: model %q has no version to serve (pinned version not loaded)", field,
+				truncate(name, maxEchoBytes))
 		}
 		vf := versionField(field)
-		return status.Errorf(codes.NotFound, "%s: version %q of model %q not found", vf, truncate(version, maxEchoBytes), truncate(name, maxEchoBytes))
+		return status.Errorf(codes.NotFound, "%s: version %q of model %q not found", vf, truncate(version, maxEchoBytes),
+			truncate(name, maxEchoBytes))
 	}
 	if _, ok := status.FromError(err); ok {
 		return err

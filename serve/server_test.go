@@ -142,7 +142,8 @@ func offline(t testing.TB, modelDir string, labels []LabelledRequest) []float64 
 		if !ok {
 			return nil
 		}
-		res, err := sc.Score(ds.Codes, []scorer.Input{{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex, PredictionTime: s.Label.PredictionTime}})
+		res, err := sc.Score(ds.Codes, []scorer.Input{{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex,
+			PredictionTime: s.Label.PredictionTime}})
 		if err != nil {
 			return err
 		}
@@ -235,7 +236,8 @@ func TestPredictMatchesOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ir.Outputs[0].Name != OutputProbability || ir.Outputs[0].Datatype != "FP32" || ir.Outputs[0].Shape[0] != int64(len(reqs)) {
+	if ir.Outputs[0].Name != OutputProbability || ir.Outputs[0].Datatype != "FP32" ||
+		ir.Outputs[0].Shape[0] != int64(len(reqs)) {
 		t.Fatalf("outputs %v", ir.Outputs[0])
 	}
 	for i, p := range ir.Outputs[0].Contents.Fp32Contents {
@@ -274,7 +276,8 @@ func TestMetadataRPCs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gm.Kind != "xgboost" || gm.Calibration != "isotonic" || gm.VocabSize <= 5 || gm.RunId == "" || gm.Created == "" || len(gm.Metrics) == 0 {
+	if gm.Kind != "xgboost" || gm.Calibration != "isotonic" || gm.VocabSize <= 5 || gm.RunId == "" || gm.Created == "" ||
+		len(gm.Metrics) == 0 {
 		t.Fatalf("GetModel %+v", gm)
 	}
 	ic := inferencepb.NewGRPCInferenceServiceClient(cc)
@@ -284,10 +287,12 @@ func TestMetadataRPCs(t *testing.T) {
 	if l, err := ic.ServerReady(ctx, &inferencepb.ServerReadyRequest{}); err != nil || !l.Ready {
 		t.Fatalf("ServerReady %v %v", l, err)
 	}
-	if l, err := ic.ModelReady(ctx, &inferencepb.ModelReadyRequest{Name: fixtureModel, Version: "1"}); err != nil || !l.Ready {
+	if l, err := ic.ModelReady(ctx, &inferencepb.ModelReadyRequest{Name: fixtureModel, Version: "1"}); err != nil ||
+		!l.Ready {
 		t.Fatalf("ModelReady %v %v", l, err)
 	}
-	if l, err := ic.ModelReady(ctx, &inferencepb.ModelReadyRequest{Name: fixtureModel, Version: "9"}); err != nil || l.Ready {
+	if l, err := ic.ModelReady(ctx, &inferencepb.ModelReadyRequest{Name: fixtureModel, Version: "9"}); err != nil ||
+		l.Ready {
 		t.Fatalf("ModelReady v9 %v %v", l, err)
 	}
 	if m, err := ic.ServerMetadata(ctx, &inferencepb.ServerMetadataRequest{}); err != nil || m.Name != "medseq" {
@@ -298,7 +303,8 @@ func TestMetadataRPCs(t *testing.T) {
 		t.Fatalf("ModelMetadata %v %v", mm, err)
 	}
 	hc := healthpb.NewHealthClient(cc)
-	for _, svc := range []string{"", PredictorService, InferenceService, PredictorService + "/" + fixtureModel, InferenceService + "/" + fixtureModel} {
+	for _, svc := range []string{"", PredictorService, InferenceService, PredictorService + "/" + fixtureModel,
+		InferenceService + "/" + fixtureModel} {
 		h, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
 		if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 			t.Fatalf("health %q: %v %v", svc, h, err)
@@ -310,7 +316,8 @@ func TestMetadataRPCs(t *testing.T) {
 func TestHealthUnknownModel(t *testing.T) {
 	r := start(t, Config{Models: newRepo(t)})
 	cc := dial(t, r.addr)
-	_, err := healthpb.NewHealthClient(cc).Check(tctx(t), &healthpb.HealthCheckRequest{Service: PredictorService + "/no-such-model"})
+	_, err := healthpb.NewHealthClient(cc).Check(tctx(t),
+		&healthpb.HealthCheckRequest{Service: PredictorService + "/no-such-model"})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("unknown model health: %v", err)
 	}
@@ -352,7 +359,8 @@ func TestBadInput(t *testing.T) {
 				r.Events = append(r.Events, &medseqv1.Event{Code: "X", Time: "2020-01-01"})
 			}
 		}, codes.InvalidArgument, "events"},
-		{"bad event time", func(r *medseqv1.PredictRequest) { r.Events[1].Time = "2020-13-45" }, codes.InvalidArgument, "events[1].time"},
+		{"bad event time", func(r *medseqv1.PredictRequest) { r.Events[1].Time = "2020-13-45" }, codes.InvalidArgument,
+			"events[1].time"},
 		// D9: a bad value is the value's error, not the time's, however it is sent.
 		{"inline value not a number", func(r *medseqv1.PredictRequest) {
 			r.Events = ParseCodes("ICD10/I10@2019-05-01 LOINC/4548-4@2020-03-01=abc")
@@ -372,8 +380,10 @@ func TestBadInput(t *testing.T) {
 			r.Events[0].NumericValue = &v
 		}, codes.InvalidArgument, "events[0].numeric_value"},
 		{"empty code", func(r *medseqv1.PredictRequest) { r.Events[2].Code = "" }, codes.InvalidArgument, "events[2].code"},
-		{"no prediction time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "" }, codes.InvalidArgument, "prediction_time"},
-		{"bad prediction time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "yesterday" }, codes.InvalidArgument, "prediction_time"},
+		{"no prediction time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "" }, codes.InvalidArgument,
+			"prediction_time"},
+		{"bad prediction time", func(r *medseqv1.PredictRequest) { r.PredictionTime = "yesterday" }, codes.InvalidArgument,
+			"prediction_time"},
 		{"bad birth", func(r *medseqv1.PredictRequest) { r.BirthDate = "1960-02-30" }, codes.InvalidArgument, "birth_date"},
 		{"bad sex", func(r *medseqv1.PredictRequest) { r.Sex = "Q" }, codes.InvalidArgument, "sex"},
 	}
@@ -450,25 +460,37 @@ func TestBadInput(t *testing.T) {
 		code  codes.Code
 		field string
 	}{
-		{"values with one-line codes", withValues(func(r *inferencepb.ModelInferRequest) { r.Inputs[0] = infer().Inputs[0] }), codes.InvalidArgument, "inputs[5].shape"},
+		{"values with one-line codes", withValues(func(r *inferencepb.ModelInferRequest) { r.Inputs[0] = infer().Inputs[0] }),
+			codes.InvalidArgument, "inputs[5].shape"},
 		{"values of another shape", withValues(func(r *inferencepb.ModelInferRequest) {
 			r.Inputs[5].Shape = []int64{1, int64(len(r.Inputs[5].Contents.Fp32Contents))}
 		}), codes.InvalidArgument, "inputs[5].shape"},
-		{"values not FP32", withValues(func(r *inferencepb.ModelInferRequest) { r.Inputs[5].Datatype = "FP64" }), codes.InvalidArgument, "inputs[5].datatype"},
-		{"infinite value", withValues(func(r *inferencepb.ModelInferRequest) { r.Inputs[5].Contents.Fp32Contents[0] = float32(math.Inf(1)) }), codes.InvalidArgument, "inputs[5].contents[0]"},
+		{"values not FP32", withValues(func(r *inferencepb.ModelInferRequest) { r.Inputs[5].Datatype = "FP64" }),
+			codes.InvalidArgument, "inputs[5].datatype"},
+		{"infinite value", withValues(func(r *inferencepb.ModelInferRequest) {
+			r.Inputs[5].Contents.Fp32Contents[0] = float32(math.Inf(1))
+		}), codes.InvalidArgument, "inputs[5].contents[0]"},
 		{"unknown model", func(r *inferencepb.ModelInferRequest) { r.ModelName = "x" }, codes.NotFound, "model_name"},
 		{"unknown version", func(r *inferencepb.ModelInferRequest) { r.ModelVersion = "3" }, codes.NotFound, "model_version"},
-		{"wrong datatype", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Datatype = "FP32" }, codes.InvalidArgument, "inputs[0].datatype"},
-		{"wrong shape", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Shape = []int64{3} }, codes.InvalidArgument, "inputs[0].shape"},
-		{"3-d shape", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Shape = []int64{1, 1, 2} }, codes.InvalidArgument, "inputs[0].shape"},
+		{"wrong datatype", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Datatype = "FP32" }, codes.InvalidArgument,
+			"inputs[0].datatype"},
+		{"wrong shape", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Shape = []int64{3} }, codes.InvalidArgument,
+			"inputs[0].shape"},
+		{"3-d shape", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Shape = []int64{1, 1, 2} }, codes.InvalidArgument,
+			"inputs[0].shape"},
 		{"mismatched batch", func(r *inferencepb.ModelInferRequest) {
 			r.Inputs[1].Shape = []int64{1}
 			r.Inputs[1].Contents.BytesContents = r.Inputs[1].Contents.BytesContents[:1]
 		}, codes.InvalidArgument, "inputs[1].shape"},
-		{"unknown input", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Name = "pixels" }, codes.InvalidArgument, "inputs[0].name"},
-		{"no prediction time", func(r *inferencepb.ModelInferRequest) { r.Inputs = r.Inputs[:1] }, codes.InvalidArgument, "prediction_time"},
-		{"bad prediction time", func(r *inferencepb.ModelInferRequest) { r.Inputs[1].Contents.BytesContents[1] = []byte("soon") }, codes.InvalidArgument, "prediction_time][1]"},
-		{"empty sequence", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Contents.BytesContents[0] = []byte(" ") }, codes.InvalidArgument, "inputs[0][0]"},
+		{"unknown input", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Name = "pixels" }, codes.InvalidArgument,
+			"inputs[0].name"},
+		{"no prediction time", func(r *inferencepb.ModelInferRequest) { r.Inputs = r.Inputs[:1] }, codes.InvalidArgument,
+			"prediction_time"},
+		{"bad prediction time", func(r *inferencepb.ModelInferRequest) {
+			r.Inputs[1].Contents.BytesContents[1] = []byte("soon")
+		}, codes.InvalidArgument, "prediction_time][1]"},
+		{"empty sequence", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Contents.BytesContents[0] = []byte(" ") },
+			codes.InvalidArgument, "inputs[0][0]"},
 		{"bad event time", func(r *inferencepb.ModelInferRequest) {
 			r.Inputs[0].Contents.BytesContents[1] = []byte("A@2020-01-01 B@x")
 		}, codes.InvalidArgument, "inputs[0][1][1].time"},
@@ -476,16 +498,17 @@ func TestBadInput(t *testing.T) {
 			r.Outputs = []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: "logits"}}
 		}, codes.InvalidArgument, "outputs[0].name"},
 		{"ids out of vocab", func(r *inferencepb.ModelInferRequest) {
-			r.Inputs[0] = &inferencepb.ModelInferRequest_InferInputTensor{Name: InputInputIDs, Datatype: "INT64", Shape: []int64{2, 2},
-				Contents: &inferencepb.InferTensorContents{Int64Contents: []int64{7, 8, 9, 1 << 40}}}
+			r.Inputs[0] = &inferencepb.ModelInferRequest_InferInputTensor{Name: InputInputIDs, Datatype: "INT64",
+				Shape: []int64{2, 2}, Contents: &inferencepb.InferTensorContents{Int64Contents: []int64{7, 8, 9, 1 << 40}}}
 		}, codes.InvalidArgument, "inputs[0].contents[3]"},
 		{"ids wrong type", func(r *inferencepb.ModelInferRequest) {
-			r.Inputs[0] = &inferencepb.ModelInferRequest_InferInputTensor{Name: InputInputIDs, Datatype: "INT32", Shape: []int64{2, 1},
-				Contents: &inferencepb.InferTensorContents{IntContents: []int32{7, 8}}}
+			r.Inputs[0] = &inferencepb.ModelInferRequest_InferInputTensor{Name: InputInputIDs, Datatype: "INT32",
+				Shape: []int64{2, 1}, Contents: &inferencepb.InferTensorContents{IntContents: []int32{7, 8}}}
 		}, codes.InvalidArgument, "inputs[0].datatype"},
 		{"batch too large", func(r *inferencepb.ModelInferRequest) {
 			r.Inputs[0].Shape = []int64{5}
-			r.Inputs[0].Contents.BytesContents = append(r.Inputs[0].Contents.BytesContents, []byte("a"), []byte("b"), []byte("c"))
+			r.Inputs[0].Contents.BytesContents = append(r.Inputs[0].Contents.BytesContents, []byte("a"), []byte("b"),
+				[]byte("c"))
 		}, codes.InvalidArgument, "inputs[0].shape"},
 	}
 	for _, tc := range icases {
@@ -498,8 +521,8 @@ func TestBadInput(t *testing.T) {
 	}
 	// Token ids are accepted as timeless codes.
 	req := infer()
-	req.Inputs[0] = &inferencepb.ModelInferRequest_InferInputTensor{Name: InputInputIDs, Datatype: "INT64", Shape: []int64{2, 3},
-		Contents: &inferencepb.InferTensorContents{Int64Contents: []int64{0, 7, 8, 9, 10, 0}}}
+	req.Inputs[0] = &inferencepb.ModelInferRequest_InferInputTensor{Name: InputInputIDs, Datatype: "INT64",
+		Shape: []int64{2, 3}, Contents: &inferencepb.InferTensorContents{Int64Contents: []int64{0, 7, 8, 9, 10, 0}}}
 	if _, err := ic.ModelInfer(ctx, req); err != nil {
 		t.Fatalf("input_ids: %v", err)
 	}
@@ -585,7 +608,8 @@ func TestHealthAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := sub.toInput(v1.Gap)
-	if res, err := v1.Scorer.Score(table, []scorer.Input{in}); err != nil || v1.Calibrate(res[0].Probability) != resp.Probability {
+	if res, err := v1.Scorer.Score(table, []scorer.Input{in}); err != nil ||
+		v1.Calibrate(res[0].Probability) != resp.Probability {
 		t.Fatalf("held v1: %v %v", res, err)
 	}
 	// Removing version 2 falls back to version 1.
@@ -766,13 +790,16 @@ func TestSplitCodeItem(t *testing.T) {
 		{"BMI=31", "BMI=31", "", 0, false},                 // a static row carries no inline value
 	} {
 		it := splitCodeItem(c.in)
-		wantBad := strings.Contains(c.in, "@") && strings.Contains(c.in[strings.LastIndexByte(c.in, '@'):], "=") && !c.hasValue
-		if it.code != c.code || it.time != c.time || it.hasValue != c.hasValue || it.value != c.value || it.badValue != wantBad {
+		wantBad := strings.Contains(c.in, "@") && strings.Contains(c.in[strings.LastIndexByte(c.in, '@'):], "=") &&
+			!c.hasValue
+		if it.code != c.code || it.time != c.time || it.hasValue != c.hasValue || it.value != c.value ||
+			it.badValue != wantBad {
 			t.Errorf("%q: %+v, want code %q time %q value %v (%v)", c.in, it, c.code, c.time, c.value, c.hasValue)
 		}
 	}
 	evs := ParseCodes("A@2020-01-01=1.25 B@2020-01-02 C")
-	if evs[0].NumericValue == nil || *evs[0].NumericValue != 1.25 || evs[1].NumericValue != nil || evs[2].NumericValue != nil {
+	if evs[0].NumericValue == nil || *evs[0].NumericValue != 1.25 || evs[1].NumericValue != nil ||
+		evs[2].NumericValue != nil {
 		t.Errorf("ParseCodes: %v", evs)
 	}
 	if got := CodesLine(evs); got != "A@2020-01-01=1.25 B@2020-01-02 C" {

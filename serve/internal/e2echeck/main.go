@@ -119,7 +119,8 @@ func checkFolder(folder string, want map[key]expected, raw bool, tol float64) er
 	if n == 0 {
 		return fmt.Errorf("folder %s: no label in common with the offline predictions", folder)
 	}
-	fmt.Printf("e2echeck: %d labels: the model folder's predictions match offline (max |diff| %.3g <= %g)\n", n, worst, tol)
+	fmt.Printf("e2echeck: %d labels: the model folder's predictions match offline (max |diff| %.3g <= %g)\n", n, worst,
+		tol)
 	return nil
 }
 
@@ -157,10 +158,12 @@ func checkReport(path, folder string) error {
 		}
 		th, c := m.Metrics.Threshold, m.Metrics.Sample.Confusion
 		if th.Method != eval.ThresholdDeployed || th.Value != man.OperatingPoint.Threshold || int(c.TP+c.FP) != positives {
-			return fmt.Errorf("report %s, model %s: deployed point %v (%s) with %v positives; the manifest's is %v, with %d positives in the folder's %s predictions",
+			return fmt.Errorf("report %s, model %s: deployed point %v (%s) with %v positives; the manifest's is %v, "+
+				"with %d positives in the folder's %s predictions",
 				path, m.Name, th.Value, th.Method, c.TP+c.FP, man.OperatingPoint.Threshold, positives, r.Split)
 		}
-		fmt.Printf("e2echeck: report %s: %s's deployed point is the manifest's %.4g (%d of %d %s rows positive, as in the folder)\n",
+		fmt.Printf("e2echeck: report %s: %s's deployed point is the manifest's %.4g (%d of %d %s rows positive, "+
+			"as in the folder)\n",
 			filepath.Base(filepath.Dir(path)), m.Name, th.Value, positives, len(stored), r.Split)
 		return nil
 	}

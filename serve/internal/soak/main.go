@@ -61,7 +61,8 @@ type config struct {
 func main() {
 	var c config
 	flag.StringVar(&c.bin, "bin", "bin/medseq", "the medseq binary")
-	flag.StringVar(&c.models, "models", "", "model repository with MODEL/1 (versions are copied in and removed during the run)")
+	flag.StringVar(&c.models, "models", "", "model repository with MODEL/1 (versions are copied in and removed "+
+		"during the run)")
 	flag.StringVar(&c.model, "model", "t2d-xgboost", "model name")
 	flag.StringVar(&c.meds, "meds", "", "MEDS dataset")
 	flag.StringVar(&c.cohort, "cohort", "", "cohort folder")
@@ -370,7 +371,8 @@ func (l *loader) check(what string, i int, version string, prob, raw float64) {
 	e := l.exps[i]
 	l.t.versions.Store(version, true)
 	if math.Abs(prob-e.calibrated) > tol || math.Abs(raw-e.raw) > tol {
-		l.t.fail("%s, subject %d, version %s: probability %.9f raw %.9f; offline %.9f raw %.9f", what, i, version, prob, raw, e.calibrated, e.raw)
+		l.t.fail("%s, subject %d, version %s: probability %.9f raw %.9f; offline %.9f raw %.9f", what, i, version, prob, raw,
+			e.calibrated, e.raw)
 	}
 }
 
@@ -594,7 +596,8 @@ func (l *loader) burst(ctx context.Context) error {
 			}
 			l.t.add("bad: 15 MB authenticated")
 			// Refused for its subject_id, or for the budget while the others hold it.
-			if err := l.raw(authed(cctx), b); status.Code(err) != codes.InvalidArgument && status.Code(err) != codes.ResourceExhausted {
+			if err := l.raw(authed(cctx), b); status.Code(err) != codes.InvalidArgument &&
+				status.Code(err) != codes.ResourceExhausted {
 				l.t.fail("15 MB authenticated: %v", err)
 			}
 		}()
