@@ -16,7 +16,8 @@ func testManifest() *Manifest {
 	return &Manifest{Manifest: *data.NewManifest("train xgboost", nil), Kind: KindXGBoost, Name: "t2d", VocabSize: 10,
 		Gap: Duration(30 * data.MicrosPerDay), Calibration: CalibrationIsotonic,
 		OperatingPoint: OperatingPoint{Rule: "max-f1", Method: PointMaxF1, Threshold: 0.23, ChosenOn: "tuning", TuningN: 100},
-		Demographics:   Demographics{Demographics: data.DefaultDemographics(), BirthCode: data.BirthCode, SexCodes: map[string]string{"F": "SEX//F"}}}
+		Demographics: Demographics{Demographics: data.DefaultDemographics(), BirthCode: data.BirthCode,
+			SexCodes: map[string]string{"F": "SEX//F"}}}
 }
 
 // TestManifestRoundTrip: Write then ReadManifest gives the same typed manifest, the gap as
@@ -95,7 +96,8 @@ func TestCalibrationFile(t *testing.T) {
 	if _, err := ReadCalibration(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing: %v", err)
 	}
-	c := &Calibration{Method: CalibrationIsotonic, Isotonic: &Isotonic{X: []float64{0.1, 0.5, 0.9}, Y: []float64{0.05, 0.3, 0.8}}}
+	c := &Calibration{Method: CalibrationIsotonic,
+		Isotonic: &Isotonic{X: []float64{0.1, 0.5, 0.9}, Y: []float64{0.05, 0.3, 0.8}}}
 	if err := c.Write(dir); err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,8 @@ func Verify(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("verify %s: %w", filepath.Join(dir, ManifestFile), err)
 	}
 	if m.Fingerprint == "" {
-		return nil, fmt.Errorf("verify %s: %w: the manifest records no fingerprint (written by an older medseq: train the model again)", dir, ErrUnverified)
+		return nil, fmt.Errorf("verify %s: %w: the manifest records no fingerprint (written by an older medseq: "+
+			"train the model again)", dir, ErrUnverified)
 	}
 	fp, files, err := hashFolder(root)
 	if err != nil {

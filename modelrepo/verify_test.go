@@ -20,11 +20,13 @@ const secret = "root:$6$SECRET-HASH:19000:0:99999:7:::\n"
 func verifiedFolder(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "t2d", "1")
-	c := &Calibration{Method: CalibrationIsotonic, Isotonic: &Isotonic{X: []float64{0.1, 0.5, 0.9}, Y: []float64{0.05, 0.3, 0.8}}}
+	c := &Calibration{Method: CalibrationIsotonic,
+		Isotonic: &Isotonic{X: []float64{0.1, 0.5, 0.9}, Y: []float64{0.05, 0.3, 0.8}}}
 	if err := c.Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	for rel, content := range map[string]string{"xgboost/model.json": `{"learner":{}}`, "vocab.txt": "[PAD]\n[UNK]\n", "predictions_tuning.parquet": "PAR1"} {
+	for rel, content := range map[string]string{"xgboost/model.json": `{"learner":{}}`, "vocab.txt": "[PAD]\n[UNK]\n",
+		"predictions_tuning.parquet": "PAR1"} {
 		p := filepath.Join(dir, filepath.FromSlash(rel))
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -95,7 +97,8 @@ func TestVerify(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "xgboost", "extra.bin"), []byte("x"), 0o644)
 		os.Remove(filepath.Join(dir, "vocab.txt"))
 		_, err := Verify(dir)
-		if !errors.Is(err, ErrUnverified) || !strings.Contains(err.Error(), "xgboost/extra.bin added") || !strings.Contains(err.Error(), "vocab.txt missing") {
+		if !errors.Is(err, ErrUnverified) || !strings.Contains(err.Error(), "xgboost/extra.bin added") ||
+			!strings.Contains(err.Error(), "vocab.txt missing") {
 			t.Errorf("added and removed: %v", err)
 		}
 	})
@@ -109,7 +112,8 @@ func TestVerify(t *testing.T) {
 			t.Fatalf("older manifest: %v", err)
 		}
 		os.WriteFile(filepath.Join(dir, "vocab.txt"), []byte("[PAD]\n"), 0o644)
-		if _, err := Verify(dir); !errors.Is(err, ErrUnverified) || !strings.Contains(err.Error(), "differ from the fingerprint") {
+		if _, err := Verify(dir); !errors.Is(err, ErrUnverified) ||
+			!strings.Contains(err.Error(), "differ from the fingerprint") {
 			t.Errorf("older manifest, edited file: %v", err)
 		}
 	})
@@ -120,10 +124,14 @@ func TestVerify(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, target, want string
 	}{
-		{"calibration.json linked to a secret", CalibrationFile, secretFile, "calibration.json is a symbolic link leaving the version folder"},
-		{"manifest.json linked to a secret", ManifestFile, secretFile, "manifest.json is a symbolic link leaving the version folder"},
-		{"a file linked through ..", "vocab.txt", "../../../shadow", "vocab.txt is a symbolic link leaving the version folder"},
-		{"a link inside the folder", CalibrationFile, "vocab.txt", "calibration.json is a symbolic link: a version folder holds regular files only"},
+		{"calibration.json linked to a secret", CalibrationFile, secretFile,
+			"calibration.json is a symbolic link leaving the version folder"},
+		{"manifest.json linked to a secret", ManifestFile, secretFile,
+			"manifest.json is a symbolic link leaving the version folder"},
+		{"a file linked through ..", "vocab.txt", "../../../shadow",
+			"vocab.txt is a symbolic link leaving the version folder"},
+		{"a link inside the folder", CalibrationFile, "vocab.txt",
+			"calibration.json is a symbolic link: a version folder holds regular files only"},
 		{"a folder linked outside", "bert", "/etc", "bert is a symbolic link leaving the version folder"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,7 +164,8 @@ func TestVerify(t *testing.T) {
 		if err := syscall.Mkfifo(p, 0o644); err != nil {
 			t.Skipf("mkfifo: %v", err)
 		}
-		if _, err := Verify(dir); !errors.Is(err, ErrUnverified) || !strings.Contains(err.Error(), "xgboost/model.bin is not a regular file") {
+		if _, err := Verify(dir); !errors.Is(err, ErrUnverified) ||
+			!strings.Contains(err.Error(), "xgboost/model.bin is not a regular file") {
 			t.Errorf("named pipe: %v", err)
 		}
 	})
@@ -225,7 +234,8 @@ func TestParseVersion(t *testing.T) {
 			t.Errorf("ParseVersion(%q) = %d, %v", name, v, ok)
 		}
 	}
-	for _, name := range []string{"", "0", "007", "-1", "+1", "1.2", "old", "v2", " 1", "1 ", "9223372036854775808", "１"} {
+	for _, name := range []string{"", "0", "007", "-1", "+1", "1.2", "old", "v2", " 1", "1 ", "9223372036854775808",
+		"１"} {
 		if v, ok := ParseVersion(name); ok {
 			t.Errorf("ParseVersion(%q) = %d, want not a version", name, v)
 		}
