@@ -77,7 +77,8 @@ func NewSpace(tok *tokenize.Tokenizer, cfg Config) (*Space, error) {
 		}
 		seen[w] = true
 	}
-	return &Space{VocabSize: tok.Vocab.Len(), Windows: append([]int64(nil), cfg.Windows...), LastValue: cfg.LastValue, ParentOnly: true}, nil
+	return &Space{VocabSize: tok.Vocab.Len(), Windows: append([]int64(nil), cfg.Windows...), LastValue: cfg.LastValue,
+		ParentOnly: true}, nil
 }
 
 // NumFeatures is the width of a row.

@@ -13,7 +13,8 @@ import (
 )
 
 func TestRowFeatures(t *testing.T) {
-	v, err := tokenize.NewVocab(append(tokenize.SpecialTokens(), "ICD10/I10", "ICD10/E66.9", "ICD10/E11", "##.65", "LOINC/4548-4"))
+	v, err := tokenize.NewVocab(append(tokenize.SpecialTokens(), "ICD10/I10", "ICD10/E66.9", "ICD10/E11", "##.65",
+		"LOINC/4548-4"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,8 @@ func TestRowFeatures(t *testing.T) {
 		{Time: 700 * day, Code: codes.ID("ICD10/I10"), Value: nv},
 		{Time: 800 * day, Code: codes.ID("LOINC/4548-4"), Value: 0}, // the latest; a zero is a value
 		{Time: 900 * day, Code: codes.ID("LOINC/9999-9"), Value: 7}, // [UNK]: no value feature
-		{Time: 990 * day, Code: codes.ID("ICD10/E11.65"), Value: 3}, // pieced ICD10/E11 ##.65: counts toward ICD10/E11, no value
+		// Pieced ICD10/E11 ##.65: counts toward ICD10/E11, no value.
+		{Time: 990 * day, Code: codes.ID("ICD10/E11.65"), Value: 3},
 		{Time: 995 * day, Code: codes.ID("ICD10/E66.9"), Value: nv},
 	}
 	cfg := DefaultConfig()
@@ -85,7 +87,8 @@ func TestRowFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	back, err := LoadSpace(dir)
-	if err != nil || back.VocabSize != sp.VocabSize || !reflect.DeepEqual(back.Windows, sp.Windows) || !back.LastValue || !back.ParentOnly || back.Check(tok) != nil {
+	if err != nil || back.VocabSize != sp.VocabSize || !reflect.DeepEqual(back.Windows, sp.Windows) || !back.LastValue ||
+		!back.ParentOnly || back.Check(tok) != nil {
 		t.Errorf("round trip %+v %v", back, err)
 	}
 	if _, err := LoadSpace(filepath.Join(dir, "nope")); err == nil {
@@ -102,7 +105,8 @@ func TestSpaceWithoutLastValue(t *testing.T) {
 	v, _ := tokenize.NewVocab(append(tokenize.SpecialTokens(), "LOINC/4548-4"))
 	tok := tokenize.New(v)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, SpaceFile), []byte(`{"vocab_size": 6, "windows_us": [0]}`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, SpaceFile), []byte(`{"vocab_size": 6, "windows_us": [0]}`),
+		0o644); err != nil {
 		t.Fatal(err)
 	}
 	sp, err := LoadSpace(dir)
@@ -112,7 +116,8 @@ func TestSpaceWithoutLastValue(t *testing.T) {
 	codes := data.NewCodes()
 	lab := codes.ID("LOINC/4548-4")
 	var x CSR
-	sp.NewBuilder(tok, tok.NewCodeMap(codes)).Append(&x, Row{Events: []data.Event{{Time: 5, Code: lab, Value: 48}}, Birth: data.StaticTime, PredictionTime: 10})
+	sp.NewBuilder(tok, tok.NewCodeMap(codes)).Append(&x,
+		Row{Events: []data.Event{{Time: 5, Code: lab, Value: 48}}, Birth: data.StaticTime, PredictionTime: 10})
 	if idx, val := x.Row(0); len(idx) != 1 || val[0] != 1 {
 		t.Fatalf("row %v %v, want only the count", idx, val)
 	}
@@ -122,7 +127,8 @@ func TestSpaceWithoutLastValue(t *testing.T) {
 // "id name type" with >>), so every feature name is one field whatever its code holds; the
 // name carries the code's text form, which decodes back to the code.
 func TestFeatMapAnyCode(t *testing.T) {
-	weird := []string{"LAB//51498// ", "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM", "MEDICATION//START//Insulin Glargine 100 unit/mL",
+	weird := []string{"LAB//51498// ", "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM",
+		"MEDICATION//START//Insulin Glargine 100 unit/mL",
 		"[MASK]", "NOTE//naïve\u00a0café", "LAB//x\ty"}
 	toks := tokenize.SpecialTokens()
 	for _, c := range weird {
