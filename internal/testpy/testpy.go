@@ -25,7 +25,8 @@ func Require(t testing.TB, aptPackage string, modules ...string) string {
 	}
 	script := "import " + strings.Join(modules, ", ")
 	if out, err := exec.Command(python, "-c", script).CombinedOutput(); err != nil {
-		msg := python + " cannot import " + strings.Join(modules, ", ") + " (apt-get install -y " + aptPackage + "): " + strings.TrimSpace(string(out))
+		msg := python + " cannot import " + strings.Join(modules, ", ") + " (apt-get install -y " + aptPackage + "): " +
+			strings.TrimSpace(string(out))
 		if os.Getenv("CI") != "" {
 			t.Fatalf("CI is set: %s", msg)
 		}
