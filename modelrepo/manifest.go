@@ -44,6 +44,9 @@ type Manifest struct {
 	// Search is the hyperparameter search that chose the parameters (train xgboost
 	// --search); nil when they were given.
 	Search *Search `json:"search,omitempty"`
+	// Warnings are what training found wrong with the run and logged (a BERT whose training
+	// loss never left its initial value), for whoever reads the folder later.
+	Warnings []string `json:"warnings,omitempty"`
 	// Corpus is what a pretraining run (train pretrain) learned from; nil for other runs.
 	Corpus *Corpus `json:"corpus,omitempty"`
 	// Files is the SHA-256 of each file of the folder (but manifest.json), by slash-separated
