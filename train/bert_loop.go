@@ -75,7 +75,10 @@ type trainLoop struct {
 	stepsPerEpoch int
 	peakLR        float64
 	evalEvery     int
-	patience      int
+	patience      int // evaluations without a better score before stopping (0: never)
+	// patienceSteps, when positive, replaces patience: stop once this many steps have passed
+	// since the best evaluation (train classify's --patience in epochs).
+	patienceSteps int
 	overfitK      int
 	seed          uint64
 	batch         func(step int) *bert.Batch
@@ -88,6 +91,8 @@ type trainLoop struct {
 	// line is what metrics.jsonl gets for an evaluation; describe is the progress line's tail.
 	line     func(BERTMetrics) any
 	describe func(BERTMetrics) string
+	// stopOn is what early stopping and the best weights follow (nil: the validation loss).
+	stopOn *stopMetric
 
 	ckpt            *checkpointer // nil: no checkpoints
 	checkpointEvery int
@@ -230,7 +235,17 @@ func (l *trainLoop) evalStep(st *loopState, best **bert.Weights, lr float64, win
 	}
 	st.HavePrev, st.PrevTrain, st.PrevVal = true, m.TrainLoss, m.ValLoss
 	st.LossSum, st.LossN = 0, 0
-	if !st.HaveBest || m.ValLoss < st.BestLoss {
+	return l.keepBest(st, m, best)
+}
+
+// keepBest keeps the weights of an evaluation better than the best so far and decides early
+// stopping.
+func (l *trainLoop) keepBest(st *loopState, m BERTMetrics, best **bert.Weights) (stop bool, err error) {
+	metric := l.stopOn
+	if metric == nil {
+		metric = lossMetric()
+	}
+	if prev, ok := st.bestMetrics(); !ok || metric.score(m) > metric.score(prev) {
 		st.HaveBest, st.BestLoss, st.BestStep, st.Bad = true, m.ValLoss, m.Step, 0
 		if *best, err = l.eng.Weights(); err != nil {
 			return false, err
@@ -238,11 +253,40 @@ func (l *trainLoop) evalStep(st *loopState, best **bert.Weights, lr float64, win
 		return false, nil
 	}
 	st.Bad++
-	if l.patience > 0 && st.Bad >= l.patience {
-		st.Stopped = fmt.Sprintf("early stopping: no better validation loss in %d evaluations", st.Bad)
+	switch {
+	case l.patienceSteps > 0 && st.Step-st.BestStep >= l.patienceSteps:
+		st.Stopped = fmt.Sprintf("early stopping: no better %s in %.3g epochs (%d evaluations)", metric.name,
+			float64(st.Step-st.BestStep)/float64(l.stepsPerEpoch), st.Bad)
+		return true, nil
+	case l.patienceSteps <= 0 && l.patience > 0 && st.Bad >= l.patience:
+		st.Stopped = fmt.Sprintf("early stopping: no better %s in %d evaluations", metric.name, st.Bad)
 		return true, nil
 	}
 	return false, nil
+}
+
+// stopMetric is what early stopping follows: a score of an evaluation, higher is better.
+type stopMetric struct {
+	name  string // for messages: "validation loss"
+	score func(BERTMetrics) float64
+}
+
+// lossMetric follows the validation loss.
+func lossMetric() *stopMetric {
+	return &stopMetric{name: "validation loss", score: func(m BERTMetrics) float64 { return -m.ValLoss }}
+}
+
+// bestMetrics is the evaluation of the best step so far.
+func (st *loopState) bestMetrics() (BERTMetrics, bool) {
+	if !st.HaveBest {
+		return BERTMetrics{}, false
+	}
+	for _, m := range st.History {
+		if m.Step == st.BestStep {
+			return m, true
+		}
+	}
+	return BERTMetrics{ValLoss: st.BestLoss}, true
 }
 
 // totalSteps is the number of steps: --epochs and --max-steps both bound it, the smaller

@@ -30,8 +30,10 @@ type bertRun struct {
 
 // startBERTRun checks the settings and opens the inputs.
 func startBERTRun(task string, in Inputs, out outFolder, mf BERTModel, t BERTTraining, log *slog.Logger) (*bertRun, error) {
-	if t.BatchSize <= 0 || t.LR <= 0 || t.EvalEvery <= 0 {
-		return nil, fmt.Errorf("%s: batch size, learning rate and eval-every must be positive", task)
+	// A learning rate of 0 trains nothing, but runs: the check that a run left its initial
+	// loss (train classify) is tested so.
+	if t.BatchSize <= 0 || t.LR < 0 || t.EvalEvery <= 0 {
+		return nil, fmt.Errorf("%s: batch size and eval-every must be positive, the learning rate not negative", task)
 	}
 	r, err := startRun(task, in, out, log)
 	if err != nil {
@@ -100,6 +102,10 @@ type bertTask struct {
 	evaluate func() (BERTMetrics, error)         // fills ValLoss and the task's validation metrics
 	line     func(BERTMetrics) any               // a metrics.jsonl line
 	describe func(BERTMetrics) string            // the progress line's tail
+	// stopOn is what early stopping and the best weights follow (nil: the validation loss);
+	// patienceSteps, when positive, counts patience in steps rather than evaluations.
+	stopOn        *stopMetric
+	patienceSteps int
 }
 
 // bertOutcome is what training ended with.
@@ -113,8 +119,9 @@ type bertOutcome struct {
 // train runs the loop from the restored (or fresh) state to the end of training.
 func (b *bertRun) train(ctx context.Context, task bertTask, progress io.Writer) (*bertOutcome, error) {
 	loop := &trainLoop{eng: b.eng, total: b.total, warmup: b.warmup, stepsPerEpoch: b.stepsPerEpoch, peakLR: b.t.LR,
-		evalEvery: b.t.EvalEvery, patience: b.t.Patience, overfitK: b.t.OverfitK, seed: b.t.Seed,
-		batch: task.batch, fetch: task.fetch, stepped: task.stepped, evaluate: task.evaluate, line: task.line, describe: task.describe,
+		evalEvery: b.t.EvalEvery, patience: b.t.Patience, patienceSteps: task.patienceSteps, overfitK: b.t.OverfitK,
+		seed: b.t.Seed, stopOn: task.stopOn, batch: task.batch, fetch: task.fetch, stepped: task.stepped,
+		evaluate: task.evaluate, line: task.line, describe: task.describe,
 		ckpt: b.work.ckpt, checkpointEvery: b.t.CheckpointEvery, afterCheckpoint: b.t.afterCheckpoint,
 		metrics: b.work.metrics, progress: progress, log: b.log, what: b.task}
 	lr, err := loop.run(ctx, b.work.state, b.work.best)
