@@ -73,13 +73,34 @@ type BERTClassifyConfig struct {
 	// Threshold is the rule of the operating point, chosen on the calibrated tuning
 	// predictions (zero: max-f1).
 	Threshold eval.ThresholdSpec
+	// Auto names the settings chosen from the number of training labels and the model's size
+	// (AutoClassifySchedule) in place of BERTTraining's; the CLI sets it for the flags not given.
+	Auto AutoSettings
+	// Pooling is what the classifier reads: bert.PoolingCLS ("" too, or the pretrained
+	// model's) or bert.PoolingMean (the mean over the non-padding tokens).
+	Pooling string
+	// PosWeight weighs the positives in the loss: 0 is auto (negatives/positives on the
+	// training split), 1 none, X > 0 that weight. Calibration is fitted on the tuning split
+	// afterwards, so the probabilities stay honest.
+	PosWeight float64
+	// EarlyStopping is what early stopping and the kept weights follow: StopOnAUROC (the
+	// tuning AUROC, "" too) or StopOnLoss (the tuning loss). Patience counts epochs here.
+	EarlyStopping string
 }
 
-// DefaultBERTClassifyConfig is the flags' defaults.
+// Early-stopping metrics of train classify.
+const (
+	StopOnAUROC = "auroc"
+	StopOnLoss  = "loss"
+)
+
+// DefaultBERTClassifyConfig is the flags' defaults, with the schedule given (the CLI's
+// defaults add AllAuto).
 func DefaultBERTClassifyConfig() BERTClassifyConfig {
 	return BERTClassifyConfig{BERTModel: BERTModel{Config: "tiny", Dropout: -1},
 		BERTTraining: BERTTraining{BatchSize: 32, LR: 5e-4, Warmup: 0.1, WeightDecay: 0.01, Clip: 1,
-			Epochs: 3, EvalEvery: 200, Patience: 5, OverfitK: 3, Seed: 1, Device: "cpu"}}
+			Epochs: 3, EvalEvery: 200, Patience: 5, OverfitK: 3, Seed: 1, Device: "cpu"},
+		Pooling: bert.PoolingCLS, EarlyStopping: StopOnAUROC}
 }
 
 // BERTMetrics is one line of metrics.jsonl.
@@ -98,17 +119,26 @@ type BERTMetrics struct {
 
 // BERTClassifyResult summarises a run.
 type BERTClassifyResult struct {
-	Out        string
-	RunID      string
-	Config     bert.Config
-	Params     int
-	Rows       map[string]int
-	Steps      int
-	BestStep   int
-	BestLoss   float64
-	AUROC      map[string]float64
-	Stopped    string // why training ended
-	Overfit    bool   // the overfitting warning fired
+	Out      string
+	RunID    string
+	Config   bert.Config
+	Params   int
+	Rows     map[string]int
+	Steps    int
+	BestStep int
+	BestLoss float64
+	AUROC    map[string]float64
+	Stopped  string // why training ended
+	Overfit  bool   // the overfitting warning fired
+	// BestAUROC is the tuning AUROC at the best step.
+	BestAUROC float64
+	// Schedule is what the rule chose for this cohort (used for the settings Auto names).
+	Schedule  ClassifySchedule
+	PosWeight float64
+	// Stuck: the training loss never left the loss of predicting the prevalence (Warnings
+	// says what to try).
+	Stuck      bool
+	Warnings   []string
 	TokensPerS float64
 	StepsPerS  float64
 	Device     bert.Device
@@ -203,7 +233,7 @@ func initHint(field string) string {
 // loadInit reads the encoder of a pretrain run for a classifier: the run must come from
 // this tokenizer, its config must match what the flags ask for, and the heads this model
 // lacks are initialised (and listed, as transformers does).
-func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxLen int, seed uint64, log *slog.Logger) (*bert.Weights, error) {
+func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, ch bert.Choice, maxLen int, seed uint64, log *slog.Logger) (*bert.Weights, error) {
 	m, err := modelrepo.ReadManifest(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--init %s: %w", dir, err)
@@ -215,7 +245,7 @@ func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxL
 		return nil, fmt.Errorf("--init %s was pretrained with a different tokenizer than --tokenizer %s, so its token ids mean other codes: %w",
 			dir, in.Tokenizer, err)
 	}
-	w, newly, err := bert.LoadPretrained(modelrepo.BERTPath(dir), mf.choice(), tok.Vocab.Len(), maxLen,
+	w, newly, err := bert.LoadPretrained(modelrepo.BERTPath(dir), ch, tok.Vocab.Len(), maxLen,
 		bert.Heads{Classifier: true}, seed, log)
 	var mismatch *bert.MismatchError
 	if errors.As(err, &mismatch) {
@@ -232,10 +262,15 @@ func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, mf BERTModel, maxL
 // classifyLine is a classify metrics.jsonl line.
 func classifyLine(m BERTMetrics) any { m.ValMLMAccuracy = 0; return m }
 
-// BERTClassify trains a BERT classifier: encoded censored sequences, AdamW with warmup and
-// linear decay, evaluation on the tuning split every EvalEvery steps, early stopping on the
-// validation loss keeping the best weights, checkpoints, then the model version folder.
+// BERTClassify trains a BERT classifier: encoded censored sequences, the settings Auto names
+// chosen from the number of training labels, positives weighted in the loss (PosWeight),
+// AdamW with warmup and linear decay, evaluation on the tuning split, early stopping on the
+// tuning AUROC or loss keeping the best weights, checkpoints, a warning when the training
+// loss never left its initial value, then the model version folder.
 func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger, progress io.Writer) (*BERTClassifyResult, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	b, err := startBERTRun("train classify", cfg.Inputs, outFolder{cfg.Out, cfg.Force, cfg.Name}, cfg.BERTModel,
 		cfg.BERTTraining, log)
 	if err != nil {
@@ -249,44 +284,34 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	splits, err := encodeSplits(ctx, b.o, b.maxLen, data.SplitTrain, data.SplitTuning, data.SplitHeldOut)
+	c, err := prepareClassify(ctx, b, cfg, w)
 	if err != nil {
 		return nil, err
 	}
-	posWeight, err := classBalance(cfg.Cohort, splits)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.openEngine(w, bert.TaskClassify, posWeight, 0); err != nil {
-		return nil, err
-	}
-	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
-	if err := b.schedule(len(tr.seqs)); err != nil {
-		return nil, err
-	}
-	bc := w.Config
-	log.Info("bert classify", "config", cfg.Config, "init", cfg.Init, "hidden", bc.HiddenSize, "layers", bc.NumHiddenLayers,
-		"heads", bc.NumAttentionHeads, "params", b.params, "train", len(tr.seqs), "tuning", len(tu.seqs),
-		"pos_weight", posWeight, "steps", b.total, "warmup", b.warmup, "device", cfg.Device)
-
 	if err := b.createOut(); err != nil {
 		return nil, err
 	}
 	defer b.abort()
-	extra, err := classifyCheckpointParams(cfg.Init, posWeight)
+	extra, err := classifyCheckpointParams(cfg.Init, c.posWeight, c.stopOn.name)
 	if err != nil {
 		return nil, err
 	}
 	if err := b.openCheckpoints(extra, classifyLine); err != nil {
 		return nil, err
 	}
-	out, err := b.train(ctx, classifyTask(b, tr, tu, posWeight), progress)
+	out, err := b.train(ctx, c.task(b), progress)
 	if err != nil {
 		return nil, err
 	}
 	log.Info("training done", "steps", out.Step, "best_step", out.BestStep, "best_val_loss", out.BestLoss, "why", out.Stopped,
 		"tokens_per_s", out.tokensPerS, "steps_per_s", out.stepsPerS)
-	res, err := finishClassifier(ctx, b, cfg, splits, out, posWeight)
+	c.loss = checkLoss(out.History, c.prevalence, c.posWeight)
+	if c.loss.Stuck {
+		c.warnings = append(c.warnings, c.loss.advice(b.t.LR, c.schedule))
+		log.Warn(c.warnings[len(c.warnings)-1], "initial_train_loss", c.loss.Initial, "least_train_loss", c.loss.Best,
+			"prevalence_loss", c.loss.Constant)
+	}
+	res, err := finishClassifier(ctx, b, cfg, c, out)
 	if err != nil {
 		return nil, err
 	}
@@ -294,20 +319,105 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	return res, nil
 }
 
+// classifyRun is what BERTClassify decides before training and finds after.
+type classifyRun struct {
+	splits     map[string]*bertSplit
+	posWeight  float64
+	weightRule string  // auto, none or given
+	prevalence float64 // of the training split
+	schedule   ClassifySchedule
+	stopOn     *stopMetric
+	loss       lossCheck
+	warnings   []string
+}
+
+// prepareClassify encodes the splits, weighs the classes, chooses the schedule, opens the
+// engine and sets the steps.
+func prepareClassify(ctx context.Context, b *bertRun, cfg BERTClassifyConfig, w *bert.Weights) (*classifyRun, error) {
+	splits, err := encodeSplits(ctx, b.o, b.maxLen, data.SplitTrain, data.SplitTuning, data.SplitHeldOut)
+	if err != nil {
+		return nil, err
+	}
+	c := &classifyRun{splits: splits, stopOn: classifyStopMetric(cfg.EarlyStopping)}
+	if err := c.weighClasses(cfg, b.log); err != nil {
+		return nil, err
+	}
+	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
+	c.schedule = AutoClassifySchedule(len(tr.seqs), b.t.BatchSize, w.Config.HiddenSize)
+	applyAuto(&b.t, cfg.Auto, c.schedule, b.log)
+	if err := b.openEngine(w, bert.TaskClassify, c.posWeight, 0); err != nil {
+		return nil, err
+	}
+	if err := b.schedule(len(tr.seqs)); err != nil {
+		return nil, err
+	}
+	if cfg.Auto.EvalEvery {
+		b.t.EvalEvery = b.stepsPerEpoch
+	}
+	bc := w.Config
+	b.log.Info("bert classify", "config", cfg.Config, "init", cfg.Init, "hidden", bc.HiddenSize, "layers", bc.NumHiddenLayers,
+		"heads", bc.NumAttentionHeads, "pooling", poolingName(bc), "params", b.params, "train", len(tr.seqs),
+		"tuning", len(tu.seqs), "pos_weight", c.posWeight, "steps", b.total, "steps_per_epoch", b.stepsPerEpoch,
+		"warmup", b.warmup, "lr", b.t.LR, "eval_every", b.t.EvalEvery, "early_stopping", c.stopOn.name,
+		"patience_epochs", b.t.Patience, "device", cfg.Device)
+	return c, nil
+}
+
+// task is classification in the training loop, with the run's early stopping.
+func (c *classifyRun) task(b *bertRun) bertTask {
+	t := classifyTask(b, c.splits[data.SplitTrain], c.splits[data.SplitTuning], c.posWeight)
+	t.stopOn, t.patienceSteps = c.stopOn, b.t.Patience*b.stepsPerEpoch
+	return t
+}
+
+// classifyStopMetric is what early stopping follows for --early-stopping-metric.
+func classifyStopMetric(name string) *stopMetric {
+	if name == StopOnLoss {
+		return lossMetric()
+	}
+	return &stopMetric{name: "tuning AUROC", score: func(m BERTMetrics) float64 { return m.ValAUROC }}
+}
+
+// poolingName is the pooling a classifier's config records ([CLS] when none is).
+func poolingName(c bert.Config) string {
+	if c.Pooling == "" {
+		return bert.PoolingCLS
+	}
+	return c.Pooling
+}
+
+// check refuses settings BERTClassify cannot honour.
+func (cfg BERTClassifyConfig) check() error {
+	switch {
+	case cfg.Pooling != "" && cfg.Pooling != bert.PoolingCLS && cfg.Pooling != bert.PoolingMean:
+		return fmt.Errorf("train classify: pooling %q is not %s or %s", cfg.Pooling, bert.PoolingCLS, bert.PoolingMean)
+	case cfg.EarlyStopping != "" && cfg.EarlyStopping != StopOnAUROC && cfg.EarlyStopping != StopOnLoss:
+		return fmt.Errorf("train classify: early-stopping metric %q is not %s or %s", cfg.EarlyStopping, StopOnAUROC, StopOnLoss)
+	case cfg.PosWeight < 0 || math.IsNaN(cfg.PosWeight) || math.IsInf(cfg.PosWeight, 0):
+		return fmt.Errorf("train classify: positive weight %v must be positive (0: auto)", cfg.PosWeight)
+	}
+	return nil
+}
+
 // finishClassifier writes the classifier's model folder from the best weights (every split
 // scored as the saved folder serves it) and sums the run up.
-func finishClassifier(ctx context.Context, b *bertRun, cfg BERTClassifyConfig, splits map[string]*bertSplit,
-	out *bertOutcome, posWeight float64) (*BERTClassifyResult, error) {
-	m := b.manifest(modelrepo.KindBERT, cfg.BERTModel, out, map[string]any{"pos_weight": posWeight, "init": cfg.Init})
+func finishClassifier(ctx context.Context, b *bertRun, cfg BERTClassifyConfig, c *classifyRun,
+	out *bertOutcome) (*BERTClassifyResult, error) {
+	m := b.manifest(modelrepo.KindBERT, cfg.BERTModel, out, c.params(cfg, b))
 	if cfg.Init != "" {
 		if _, err := m.AddInput("init", cfg.Init); err != nil {
 			return nil, err
 		}
 	}
+	best, _ := out.bestMetrics()
+	m.Metrics["best_val_auroc"] = best.ValAUROC
+	m.Metrics["train_loss_initial"], m.Metrics["train_loss_least"] = c.loss.Initial, c.loss.Best
+	m.Metrics["train_loss_prevalence"] = c.loss.Constant
+	m.Warnings = c.warnings
 	model := &classifier{bertFolder: bertFolder{weights: out.best, history: out.History, line: classifyLine,
 		export: bert.HFExport{Tokenizer: b.o.tok, MaxLen: b.maxLen, Label: outcomeLabel(b.o.cohort), Log: b.log}},
 		o: b.o, dev: b.dev, labels: map[string][]data.Label{}}
-	for name, sd := range splits {
+	for name, sd := range c.splits {
 		model.labels[name] = sd.labels
 	}
 	auroc, err := b.finish(ctx, ending{manifest: m, model: model, served: &served{score: model.score, labels: model.labels,
@@ -319,46 +429,96 @@ func finishClassifier(ctx context.Context, b *bertRun, cfg BERTClassifyConfig, s
 	res := &BERTClassifyResult{Out: cfg.Out, RunID: m.RunID, Config: out.best.Config, Params: b.params,
 		Rows: map[string]int{}, Steps: out.Step, BestStep: out.BestStep, BestLoss: out.BestLoss, AUROC: auroc,
 		Stopped: out.Stopped, Overfit: out.Overfit, TokensPerS: out.tokensPerS, StepsPerS: out.stepsPerS, Device: b.dev,
-		Elapsed: time.Since(b.start), History: out.History, Point: m.OperatingPoint}
-	for name, sd := range splits {
+		Elapsed: time.Since(b.start), History: out.History, Point: m.OperatingPoint, BestAUROC: best.ValAUROC,
+		Schedule: c.schedule, PosWeight: c.posWeight, Stuck: c.loss.Stuck, Warnings: c.warnings}
+	for name, sd := range c.splits {
 		res.Rows[name] = len(sd.labels)
 	}
 	return res, nil
+}
+
+// params are the classifier's own settings in the manifest: the class weighting, the early
+// stopping, the pooling and what the schedule rule chose.
+func (c *classifyRun) params(cfg BERTClassifyConfig, b *bertRun) map[string]any {
+	auto := cfg.Auto.names()
+	if auto == nil {
+		auto = []string{}
+	}
+	return map[string]any{"pos_weight": c.posWeight, "pos_weight_rule": c.weightRule, "init": cfg.Init,
+		"pooling": poolingName(b.eng.Config()), "early_stopping": c.stopOn.name, "patience_epochs": b.t.Patience,
+		"schedule": map[string]any{"auto": auto, "train_labels": c.schedule.Labels, "epochs": c.schedule.Epochs,
+			"lr": c.schedule.LR, "warmup": c.schedule.Warmup, "patience_epochs": c.schedule.Patience,
+			"steps_per_epoch": b.stepsPerEpoch}}
+}
+
+// classifierChoice is the configuration the flags ask for, with the classifier's pooling.
+func (cfg BERTClassifyConfig) classifierChoice() bert.Choice {
+	ch := cfg.choice()
+	ch.Pooling = cfg.Pooling
+	return ch
 }
 
 // classifierWeights are the weights a classifier starts from: a pretrain run's encoder
 // (--init) with new heads, or new weights of the configuration the flags ask for.
 func classifierWeights(cfg BERTClassifyConfig, b *bertRun) (*bert.Weights, error) {
 	if cfg.Init != "" {
-		return loadInit(cfg.Init, cfg.Inputs, b.o.tok, cfg.BERTModel, b.maxLen, cfg.Seed, b.log)
+		w, err := loadInit(cfg.Init, cfg.Inputs, b.o.tok, cfg.classifierChoice(), b.maxLen, cfg.Seed, b.log)
+		if err == nil && w.Config.Pooling == "" {
+			w.Config.Pooling = bert.PoolingCLS // recorded in config.json, as from scratch
+		}
+		return w, err
 	}
-	bc, err := cfg.choice().Config(b.o.tok.Vocab.Len(), b.maxLen, int(b.pad))
+	bc, err := cfg.classifierChoice().Config(b.o.tok.Vocab.Len(), b.maxLen, int(b.pad))
 	if err != nil {
 		return nil, err
 	}
 	return bert.NewWeights(bc, bert.Heads{Classifier: true}, cfg.Seed)
 }
 
-// classBalance checks there is something to train and stop on and returns the BCE positive
-// weight that balances the training split's classes.
-func classBalance(cohort string, splits map[string]*bertSplit) (float64, error) {
-	tr, tu := splits[data.SplitTrain], splits[data.SplitTuning]
+// weighClasses checks there is something to train and stop on, and sets the BCE positive
+// weight (cfg.PosWeight; auto: negatives/positives on the training split) and the training
+// split's prevalence.
+func (c *classifyRun) weighClasses(cfg BERTClassifyConfig, log *slog.Logger) error {
+	tr, tu := c.splits[data.SplitTrain], c.splits[data.SplitTuning]
 	if len(tr.labels) == 0 || len(tu.labels) == 0 {
-		return 0, fmt.Errorf("cohort %s has %d training and %d tuning labels: need both", cohort, len(tr.labels), len(tu.labels))
+		return fmt.Errorf("cohort %s has %d training and %d tuning labels: need both", cfg.Cohort, len(tr.labels), len(tu.labels))
 	}
 	pos := 0
 	for _, y := range tr.y {
 		pos += int(y)
 	}
 	if pos == 0 || pos == len(tr.y) {
-		return 0, fmt.Errorf("the training split has %d positives of %d: need both classes", pos, len(tr.y))
+		return fmt.Errorf("the training split has %d positives of %d: need both classes", pos, len(tr.y))
 	}
-	return float64(len(tr.y)-pos) / float64(pos), nil
+	c.prevalence = float64(pos) / float64(len(tr.y))
+	switch {
+	case cfg.PosWeight == 0:
+		c.posWeight, c.weightRule = float64(len(tr.y)-pos)/float64(pos), "auto"
+	case cfg.PosWeight == 1:
+		c.posWeight, c.weightRule = 1, "none"
+	default:
+		c.posWeight, c.weightRule = cfg.PosWeight, "given"
+	}
+	log.Info(fmt.Sprintf("class weighting: positives weigh %.3g in the loss (%s); the calibration is fitted on the "+
+		"tuning split afterwards, so the probabilities stay honest", c.posWeight, weightReason(c.weightRule)),
+		"positives", pos, "training_labels", len(tr.y))
+	return nil
+}
+
+// weightReason says where a positive weight came from.
+func weightReason(rule string) string {
+	switch rule {
+	case "auto":
+		return "auto: negatives/positives on the training split"
+	case "none":
+		return "none: unweighted"
+	}
+	return "--pos-weight"
 }
 
 // classifyCheckpointParams are the settings of classification a resumed run must share.
-func classifyCheckpointParams(init string, posWeight float64) (map[string]any, error) {
-	extra := map[string]any{"pos_weight": posWeight}
+func classifyCheckpointParams(init string, posWeight float64, stopOn string) (map[string]any, error) {
+	extra := map[string]any{"pos_weight": posWeight, "early_stopping": stopOn}
 	if init != "" {
 		fp, err := data.Fingerprint(init)
 		if err != nil {

@@ -62,6 +62,3 @@ func TestClassifyBFloat16OnCPU(t *testing.T) {
 		}
 	}
 }
-
-// TestEngineOptionsStaticOnGPU: a GPU engine pads batches to fixed shapes (XLA compiles every
-// new shape); a CPU engine does not.

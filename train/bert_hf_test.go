@@ -93,8 +93,8 @@ func buildTokVisits(ctx context.Context, meds, cohort, out string, bc tokenize.B
 
 // TestClassifyHFFolderMatchesHuggingFace trains tiny classifiers on a tokenizer whose
 // tokenizer.json truncates at 512 (the `tokenize build` default) while the model has 32
-// positions, the user's case: from scratch, and from a pretrained encoder with a shorter
-// --max-len (24: the model trained shorter than its positions). For every history of the
+// positions, the user's case: from scratch, from a pretrained encoder with a shorter
+// --max-len (24: the model trained shorter than its positions), and with mean pooling. For every history of the
 // cohort (every held-out one, the longest included), HuggingFace's tokenizers on bert/tokenizer.json gives medseq's ids,
 // never more than max_position_embeddings, padded with [PAD]; PyTorch's BERT on those ids gives
 // medseq's served logit.
@@ -128,14 +128,17 @@ func TestClassifyHFFolderMatchesHuggingFace(t *testing.T) {
 		}
 	}
 
+	// Mean pooling: transformers cannot pool so, the independent PyTorch BERT (reference.py)
+	// reads medseq_pooling and can.
 	for _, tc := range []struct {
-		name   string
-		init   bool
-		maxLen int
-	}{{"scratch", false, 32}, {"init", true, 24}} {
+		name    string
+		init    bool
+		maxLen  int
+		pooling string
+	}{{"scratch", false, 32, bert.PoolingCLS}, {"init", true, 24, bert.PoolingCLS}, {"mean", false, 32, bert.PoolingMean}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := classifyCfg(f, filepath.Join(root, tc.name))
-			c.Tokenizer, c.MaxLen = tokDir, tc.maxLen
+			c.Tokenizer, c.MaxLen, c.Pooling = tokDir, tc.maxLen, tc.pooling
 			// Long enough to rank the training histories (AUROC near 1), though this tiny model's
 			// logits stay within about 1e-3 of each other.
 			c.LR, c.MaxSteps, c.EvalEvery, c.Dropout, c.WeightDecay = 3e-3, 60, 60, 0, 0
