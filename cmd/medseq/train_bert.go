@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
+	"strconv"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
@@ -106,6 +108,8 @@ func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error
 	operatingPointFlag(fs, &cfg.Threshold)
 	bertModelFlags(fs, &cfg.BERTModel)
 	bertTrainingFlags(fs, &cfg.BERTTraining)
+	classifyFlags(fs, &cfg)
+	posWeight := fs.String("pos-weight", "auto", "weight of the positives in the loss: auto (negatives/positives on the training split), none, or a number; the calibration is fitted on the tuning split afterwards either way")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -129,7 +133,62 @@ func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error
 	if err := checkBERTFlags(&cfg.BERTModel, &cfg.BERTTraining); err != nil {
 		return nil, err
 	}
+	if cfg.Init != "" && !set["pooling"] {
+		cfg.Pooling = "" // the pretrained model's ([CLS] from a pretraining run)
+	}
+	if err := checkClassifyFlags(&cfg, set, *posWeight); err != nil {
+		return nil, err
+	}
 	return &cfg, nil
+}
+
+// classifyFlags registers the flags of classification alone, and tells the shared training
+// flags' help that the schedule is chosen from the cohort when they are left out.
+func classifyFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig) {
+	fs.StringVar(&cfg.Pooling, "pooling", bert.PoolingCLS, "what the classifier reads: cls (the [CLS] token, as transformers' BertForSequenceClassification) or mean (the mean over the non-padding tokens; transformers cannot load it as such, the bert/ folder says so)")
+	fs.StringVar(&cfg.EarlyStopping, "early-stopping-metric", train.StopOnAUROC, "what early stopping and the kept weights follow on the tuning split: auroc or loss")
+	auto := "; auto: chosen from the number of training labels and the model's size (logged, and in the manifest)"
+	for name, usage := range map[string]string{
+		"epochs":     "passes over the training split (an upper bound: early stopping ends sooner; with --max-steps alone, the steps decide)",
+		"lr":         "peak learning rate (AdamW)",
+		"warmup":     "warmup steps, or a fraction of all steps when below 1; then linear decay to 0",
+		"patience":   "stop after N epochs without a better --early-stopping-metric on the tuning split, keeping the best weights (0: never)",
+		"eval-every": "evaluate on the tuning split every N steps",
+	} {
+		f := fs.Lookup(name)
+		f.DefValue, f.Usage = "auto", usage+auto
+		if name == "eval-every" {
+			f.DefValue, f.Usage = "once per epoch", usage
+		}
+	}
+}
+
+// checkClassifyFlags checks the flags of classification and marks the schedule's settings
+// left unset as chosen by the run.
+func checkClassifyFlags(cfg *train.BERTClassifyConfig, set map[string]bool, posWeight string) error {
+	cfg.Auto = train.AutoSettings{Epochs: !set["epochs"] && !set["max-steps"], LR: !set["lr"], Warmup: !set["warmup"],
+		Patience: !set["patience"], EvalEvery: !set["eval-every"]}
+	switch {
+	case cfg.Pooling != "" && cfg.Pooling != bert.PoolingCLS && cfg.Pooling != bert.PoolingMean:
+		return usagef("flag --pooling: %q is not cls or mean", cfg.Pooling)
+	case cfg.EarlyStopping != train.StopOnAUROC && cfg.EarlyStopping != train.StopOnLoss:
+		return usagef("flag --early-stopping-metric: %q is not auroc or loss", cfg.EarlyStopping)
+	case cfg.Patience < 0:
+		return usagef("flag --patience: must not be negative")
+	}
+	switch posWeight {
+	case "auto":
+		cfg.PosWeight = 0
+	case "none":
+		cfg.PosWeight = 1
+	default:
+		w, err := strconv.ParseFloat(posWeight, 64)
+		if err != nil || !(w > 0) || math.IsInf(w, 0) {
+			return usagef("flag --pos-weight: %q is not auto, none or a positive number", posWeight)
+		}
+		cfg.PosWeight = w
+	}
+	return nil
 }
 
 func trainPretrainFlags(e *env, args []string) (*train.BERTPretrainConfig, error) {
@@ -298,15 +357,24 @@ func runTrainClassify(ctx context.Context, e *env, args []string) error {
 
 func printClassifySummary(w io.Writer, r *train.BERTClassifyResult) {
 	c := r.Config
+	pooling := c.Pooling
+	if pooling == "" {
+		pooling = bert.PoolingCLS
+	}
 	fmt.Fprintf(w, "bert model %s (run %s)\n", r.Out, r.RunID)
-	fmt.Fprintf(w, "  model              hidden %d, layers %d, heads %d, FFN %d, max len %d, %d parameters\n",
-		c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, r.Params)
-	fmt.Fprintf(w, "  rows               train %d, tuning %d, held_out %d\n", r.Rows[data.SplitTrain], r.Rows[data.SplitTuning], r.Rows[data.SplitHeldOut])
-	fmt.Fprintf(w, "  steps              %d (best %d, val loss %.4f; %s)\n", r.Steps, r.BestStep, r.BestLoss, r.Stopped)
+	fmt.Fprintf(w, "  model              hidden %d, layers %d, heads %d, FFN %d, max len %d, %s pooling, %d parameters\n",
+		c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, pooling, r.Params)
+	fmt.Fprintf(w, "  rows               train %d, tuning %d, held_out %d (positives weigh %.3g in the loss)\n",
+		r.Rows[data.SplitTrain], r.Rows[data.SplitTuning], r.Rows[data.SplitHeldOut], r.PosWeight)
+	fmt.Fprintf(w, "  steps              %d (best %d: tuning AUROC %.3f, val loss %.4f; %s)\n", r.Steps, r.BestStep, r.BestAUROC,
+		r.BestLoss, r.Stopped)
 	fmt.Fprintf(w, "  speed              %.1f steps/s, %.0f tokens/s (%.1fs in all)\n", r.StepsPerS, r.TokensPerS, r.Elapsed.Seconds())
 	fmt.Fprintf(w, "  AUROC              train %.3f, tuning %.3f, held_out %.3f\n", r.AUROC[data.SplitTrain], r.AUROC[data.SplitTuning], r.AUROC[data.SplitHeldOut])
 	printOperatingPoint(w, r.Point)
 	if r.Overfit {
 		fmt.Fprintln(w, "  warning            training loss fell while validation loss rose: overfitting")
+	}
+	for _, msg := range r.Warnings {
+		fmt.Fprintln(w, "  warning            "+msg)
 	}
 }

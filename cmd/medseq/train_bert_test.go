@@ -266,3 +266,51 @@ func testTokenizerConfig(e *env, meds, cohort, out string) tokenize.FromCohortCo
 	return tokenize.FromCohortConfig{MEDS: meds, Cohort: cohort, Out: out, Build: tokenize.DefaultBuildConfig(),
 		Leak: tokenize.LeakConfig{Threshold: 0.95}, Log: e.log}
 }
+
+// TestClassifyScheduleFlags: the schedule's flags left out are chosen by the run (and
+// --max-steps alone decides the length), --pos-weight, --pooling and
+// --early-stopping-metric are read or refused.
+func TestClassifyScheduleFlags(t *testing.T) {
+	e := &env{stdout: io.Discard, stderr: io.Discard, stdin: strings.NewReader(""), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	base := []string{"--meds", "m", "--cohort", "c", "--tokenizer", "t", "--out", "o"}
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		auto      train.AutoSettings
+		posWeight float64
+		pooling   string
+		stop      string
+		err       string
+	}{
+		{"defaults", nil, train.AllAuto(), 0, bert.PoolingCLS, train.StopOnAUROC, ""},
+		{"lr and epochs given", []string{"--lr", "2e-3", "--epochs", "5"},
+			train.AutoSettings{Warmup: true, Patience: true, EvalEvery: true}, 0, bert.PoolingCLS, train.StopOnAUROC, ""},
+		{"max steps alone", []string{"--max-steps", "30", "--eval-every", "10", "--patience", "2", "--warmup", "0"},
+			train.AutoSettings{LR: true}, 0, bert.PoolingCLS, train.StopOnAUROC, ""},
+		{"no class weighting", []string{"--pos-weight", "none"}, train.AllAuto(), 1, bert.PoolingCLS, train.StopOnAUROC, ""},
+		{"a weight", []string{"--pos-weight", "2.5", "--pooling", "mean", "--early-stopping-metric", "loss"},
+			train.AllAuto(), 2.5, bert.PoolingMean, train.StopOnLoss, ""},
+		{"init keeps its pooling", []string{"--init", "runs/mlm"}, train.AllAuto(), 0, "", train.StopOnAUROC, ""},
+		{"bad weight", []string{"--pos-weight", "-1"}, train.AutoSettings{}, 0, "", "", "--pos-weight"},
+		{"weight zero", []string{"--pos-weight", "0"}, train.AutoSettings{}, 0, "", "", "--pos-weight"},
+		{"bad pooling", []string{"--pooling", "max"}, train.AutoSettings{}, 0, "", "", "--pooling"},
+		{"bad metric", []string{"--early-stopping-metric", "f1"}, train.AutoSettings{}, 0, "", "", "--early-stopping-metric"},
+		{"negative patience", []string{"--patience", "-1"}, train.AutoSettings{}, 0, "", "", "--patience"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := trainClassifyFlags(e, append(append([]string(nil), base...), tc.args...))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want one naming %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Auto != tc.auto || cfg.PosWeight != tc.posWeight || cfg.Pooling != tc.pooling || cfg.EarlyStopping != tc.stop {
+				t.Errorf("auto %+v, pos weight %v, pooling %q, early stopping %q", cfg.Auto, cfg.PosWeight, cfg.Pooling, cfg.EarlyStopping)
+			}
+		})
+	}
+}
