@@ -8,7 +8,10 @@
 // table per dataset, so an Event is 16 bytes and sequences are cheap to slice.
 //
 // Censoring lives here, in one place (Censor and Cohort.Sequences): every later stage —
-// vocabulary counts, features, model inputs — sees a subject only through it.
+// vocabulary counts, features, model inputs — sees a subject only through it. The one
+// exception is deliberate and by split: Records (records.go) streams the whole records of the
+// training (or tuning) subjects, for pretraining and a vocabulary counted on records, and
+// never a held-out subject's (RecordSplits decides, the cohort first).
 //
 // Every label also carries its time to event (Label.EventTime, EventObserved, CensorReason):
 // the first target code at or after its prediction time, or its censoring at the end of

@@ -14,5 +14,9 @@
 //
 // It reads cohorts only through data.Cohort.Sequences, the censored sequences a model may see:
 // BuildFromCohort (`medseq tokenize build`) counts a cohort's training split, measures [UNK]
-// on its tuning split, runs the leakage guard and writes the tokenizer folder.
+// on its tuning split, runs the leakage guard and writes the tokenizer folder. With a records
+// corpus (`--corpus records`, corpus.go) it counts instead the whole records of the training
+// subjects through data.Records (what `train pretrain --corpus records` learns from) and
+// measures [UNK] on the tuning subjects' records; the leakage guard still reads the cohort's
+// censored training split, and a held-out subject is never read.
 package tokenize

@@ -9,4 +9,10 @@
 // model, copies the tokenizer, writes each split's predictions with the calibration and the
 // operating point (servable models), completes the manifest and commits. bertRun (bert_run.go)
 // adds what the two BERT drivers share: device and engine, schedule, checkpoints, the loop.
+//
+// `train pretrain` learns by default from a records corpus (corpus*.go): the whole records of
+// every training subject of the dataset (data.Records), cut into windows of the model's length
+// (corpus_cut.go) and streamed shard by shard through a bounded shuffle buffer
+// (corpus_stream.go), so memory does not grow with the dataset; validation reads a sample of
+// the tuning subjects' windows; a held-out subject is never read.
 package train
