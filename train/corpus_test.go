@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"slices"
@@ -520,5 +521,33 @@ func TestWindowStreamSeeksAsItReads(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(corpus.params), "corpus_windows") {
 		t.Errorf("checkpoint params %v lack the corpus", corpus.params)
+	}
+}
+
+// TestClassifyInitLogsWhatItLoads: fine-tuning from a pretrained run logs the tensors it
+// loaded, left unused and initialised (counts), and the corpus the run was pretrained on.
+func TestClassifyInitLogsWhatItLoads(t *testing.T) {
+	f := getFixture(t)
+	dir := t.TempDir()
+	pre := pretrainCfg(f, filepath.Join(dir, "mlm"))
+	pre.MaxSteps, pre.EvalEvery = 4, 4
+	res, err := BERTPretrain(context.Background(), pre, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	c := classifyCfg(f, filepath.Join(dir, "cls"))
+	c.Init, c.Config, c.MaxSteps, c.EvalEvery = pre.Out, "", 4, 4
+	if _, err := BERTClassify(context.Background(), c, slog.New(slog.NewTextHandler(&logs, nil)), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`msg="pretrained weights loaded"`, "unused=5 newly_initialized=4", // the MLM head's 5, pooler and classifier's 4
+		`msg="pretrained corpus"`, "corpus=records", fmt.Sprintf("windows=%d tokens=%d", res.Corpus.Windows, res.Corpus.Tokens),
+		fmt.Sprintf("subjects=%d", res.Corpus.Subjects),
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs.String())
+		}
 	}
 }
