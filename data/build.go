@@ -155,7 +155,7 @@ type targetCohort struct {
 	byID       map[int64]*subjectInfo
 	excl       exclusions
 	positives  []Label
-	candidates []*subjectInfo // subjects without a target code: the negatives to be
+	candidates []*subjectInfo // subjects without a target code: the candidate negatives
 	matched    matchedSample
 	random     []Label // the negatives of NegativesRandomDate, for the comparison
 	negatives  []Label // those of cfg.Negatives
