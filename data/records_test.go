@@ -42,7 +42,8 @@ func recordsDataset(t *testing.T) *Dataset {
 		}
 	}
 	// 2 listed held_out over its train/ folder; 7 listed tuning; 8 listed with an unknown name.
-	if err := WriteSubjectSplits(root, map[int64]string{2: SplitHeldOut, 7: SplitTuning, 8: "held_out/extra"}); err != nil {
+	listed := map[int64]string{2: SplitHeldOut, 7: SplitTuning, 8: "held_out/extra"}
+	if err := WriteSubjectSplits(root, listed); err != nil {
 		t.Fatal(err)
 	}
 	ds, err := Open(root)
