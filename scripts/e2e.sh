@@ -30,6 +30,10 @@ step "demo ($SUBJECTS subjects)"
 "$BIN" demo --out "$OUT/demo" --subjects "$SUBJECTS" --force >"$OUT/demo.log" 2>&1 || { tail -20 "$OUT/demo.log"; fail "demo"; }
 MODEL_DIR=$OUT/demo/models/t2d-xgboost/1
 [ -f "$MODEL_DIR/manifest.json" ] || fail "demo wrote no $MODEL_DIR"
+[ -f "$OUT/demo/censoring.json" ] || fail "demo wrote no censoring.json (eval censoring)"
+for panel in "Censoring sensitivity" "Kaplan" "Decision curve" "Exclusion"; do
+  grep -qi "$panel" "$OUT/demo/report/report.html" || fail "the demo's report has no $panel panel"
+done
 
 step "offline predictions for every label (medseq predict)"
 "$BIN" predict --force --model "$MODEL_DIR" --meds "$OUT/demo/meds" --cohort "$OUT/demo/cohort" \

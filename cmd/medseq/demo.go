@@ -11,6 +11,7 @@ import (
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/features"
 	"github.com/medseq/medseq/model/xgb"
+	"github.com/medseq/medseq/study"
 	"github.com/medseq/medseq/tokenize"
 	"github.com/medseq/medseq/train"
 )
@@ -37,13 +38,14 @@ type demoOptions struct {
 
 // demoRun is the demo's state: its options and what each step hands to the next.
 type demoRun struct {
-	e         *env
-	o         *demoOptions
-	oracle    oracleResult
-	xres      *train.XGBoostResult
-	bres      *train.BERTClassifyResult // the direct BERT
-	pres      *train.BERTClassifyResult // the pretrained, fine-tuned BERT
-	modelDirs []string                  // the models the report compares
+	e             *env
+	o             *demoOptions
+	oracle        oracleResult
+	xres          *train.XGBoostResult
+	bres          *train.BERTClassifyResult // the direct BERT
+	pres          *train.BERTClassifyResult // the pretrained, fine-tuned BERT
+	modelDirs     []string                  // the models the report compares
+	censoringFile string                    // the censoring-sensitivity JSON the report shows
 }
 
 // demoStep is one step of the demo: a numbered heading ("" for none) and what it does.
@@ -95,7 +97,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		{5, "BERT pretrained as a masked-language model, then fine-tuned (medseq train pretrain; train classify --init)", d.bertPretrained,
 			o.bert && o.pretrain},
 		{0, "", d.compareBERT, o.bert},
-		{6, "evaluation report: the models side by side (medseq eval report)", d.report, true},
+		{6, "censoring sensitivity: the baseline's numbers as the follow-up rule changes (medseq eval censoring)", d.censoring,
+			true},
+		{7, "evaluation report: the models side by side (medseq eval report)", d.report, true},
 	}
 	for _, s := range steps {
 		if !s.on {
@@ -233,9 +237,30 @@ func (d *demoRun) compareBERT(context.Context) error {
 	return nil
 }
 
+// censoring runs eval censoring on the XGBoost baseline and writes censoring.json for the report.
+func (d *demoRun) censoring(ctx context.Context) error {
+	o := d.o
+	cfg := study.CensoringConfig{MEDS: o.meds, Cohort: o.cohort, Model: o.xgboostModel, Bootstrap: 1000,
+		Seed: uint64(o.seed), Logger: d.e.log}
+	reg, _, err := (&scoringDevice{device: "cpu"}).registry()
+	if err != nil {
+		return err
+	}
+	r, err := censoringOf(ctx, reg, cfg)
+	if err != nil {
+		return err
+	}
+	d.censoringFile = filepath.Join(o.out, "censoring.json")
+	if err := eval.WriteCensoringSensitivity(d.censoringFile, r); err != nil {
+		return err
+	}
+	return study.WriteCensoringText(d.e.stdout, r)
+}
+
 func (d *demoRun) report(context.Context) error {
 	o := d.o
-	cfg := eval.ReportConfig{Models: d.modelDirs, Bootstrap: 1000, Seed: uint64(o.seed), CohortDir: o.cohort, CohortMEDS: o.meds}
+	cfg := eval.ReportConfig{Models: d.modelDirs, Bootstrap: 1000, Seed: uint64(o.seed), CohortDir: o.cohort,
+		CohortMEDS: o.meds, Censoring: d.censoringFile}
 	if d.oracle.OK() {
 		cfg.OracleAUROC, cfg.OracleNote = &d.oracle.HeldOut, fmt.Sprintf("held_out, %d labels", d.oracle.NHeldOut)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/eval"
+	"github.com/medseq/medseq/model/scorer"
 	"github.com/medseq/medseq/modelrepo"
 	"github.com/medseq/medseq/study"
 )
@@ -77,18 +78,8 @@ func runEvalCensoring(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// As predict: nothing of the folder is read before it is verified against its manifest.
-	if _, err := modelrepo.Verify(o.cfg.Model); err != nil {
-		return err
-	}
-	if o.cfg.Scorer, err = reg.Load(o.cfg.Model); err != nil {
-		return err
-	}
-	if o.cfg.Calibration, err = modelrepo.ReadCalibration(o.cfg.Model); err != nil {
-		return err
-	}
 	o.cfg.Logger = e.log
-	r, err := study.Censoring(ctx, o.cfg)
+	r, err := censoringOf(ctx, reg, o.cfg)
 	if err != nil {
 		return err
 	}
@@ -104,4 +95,20 @@ func runEvalCensoring(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  written: %s\n", o.out)
 	}
 	return nil
+}
+
+// censoringOf verifies, loads and calibrates cfg.Model as predict does (nothing of the folder is
+// read before it is verified against its manifest), then runs study.Censoring.
+func censoringOf(ctx context.Context, reg *scorer.Registry, cfg study.CensoringConfig) (*eval.CensoringSensitivity, error) {
+	if _, err := modelrepo.Verify(cfg.Model); err != nil {
+		return nil, err
+	}
+	var err error
+	if cfg.Scorer, err = reg.Load(cfg.Model); err != nil {
+		return nil, err
+	}
+	if cfg.Calibration, err = modelrepo.ReadCalibration(cfg.Model); err != nil {
+		return nil, err
+	}
+	return study.Censoring(ctx, cfg)
 }
