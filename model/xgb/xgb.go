@@ -201,7 +201,8 @@ func ftoa(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 // rounds).
 func Train(ctx context.Context, p Params, train *CSR, trainY []float32, tune *CSR, tuneY []float32,
 	onRound func(RoundLog)) (*Booster, []RoundLog, error) {
-	if err := p.Validate(); err != nil {
+	spw, err := checkTrain(p, train, trainY, tune, tuneY)
+	if err != nil {
 		return nil, nil, err
 	}
 	// XGBoost's random engine (row and column sampling) is thread-local and seeded on the
@@ -210,38 +211,6 @@ func Train(ctx context.Context, p Params, train *CSR, trainY []float32, tune *CS
 	// Keep the whole training on one OS thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if tune == nil && p.EarlyStopping > 0 {
-		return nil, nil, errors.New("xgb: early stopping needs a tuning set")
-	}
-	if train == nil {
-		return nil, nil, errors.New("xgb: train: nil matrix")
-	}
-	if tune != nil && tune.NumCol != train.NumCol {
-		return nil, nil, fmt.Errorf("xgb: tune has %d columns, train %d", tune.NumCol, train.NumCol)
-	}
-	if err := checkXY("train", train, trainY); err != nil {
-		return nil, nil, err
-	}
-	if tune != nil {
-		if err := checkXY("tune", tune, tuneY); err != nil {
-			return nil, nil, err
-		}
-	}
-	spw := p.ScalePosWeight
-	if spw == 0 {
-		var pos, neg float64
-		for _, v := range trainY {
-			if v == 1 {
-				pos++
-			} else {
-				neg++
-			}
-		}
-		if pos == 0 || neg == 0 {
-			return nil, nil, fmt.Errorf("xgb: train: labels have %v positives and %v negatives; need both", pos, neg)
-		}
-		spw = neg / pos
-	}
 	dtrain, err := dmatrix("train", train, trainY)
 	if err != nil {
 		return nil, nil, err
@@ -254,8 +223,8 @@ func Train(ctx context.Context, p Params, train *CSR, trainY []float32, tune *CS
 		}
 		defer C.XGDMatrixFree(dtune)
 	}
-	var h C.BoosterHandle
-	if err := xgCall("XGBoosterCreate", func() C.int { return C.medseq_xgb_create2(dtrain, dtune, &h) }); err != nil {
+	h, err := configuredBooster(p, spw, dtrain, dtune)
+	if err != nil {
 		return nil, nil, err
 	}
 	owned := true // h is freed on every error path until it is handed to a Booster
@@ -264,6 +233,79 @@ func Train(ctx context.Context, p Params, train *CSR, trainY []float32, tune *CS
 			C.XGBoosterFree(h)
 		}
 	}()
+	best, logs, err := boostRounds(ctx, h, p, dtrain, dtune, onRound)
+	if err != nil {
+		return nil, logs, err
+	}
+	if best+1 < len(logs) {
+		var sliced C.BoosterHandle
+		if err := xgCall("XGBoosterSlice", func() C.int {
+			return C.XGBoosterSlice(h, 0, C.int(best+1), 1, &sliced)
+		}); err != nil {
+			return nil, logs, err
+		}
+		C.XGBoosterFree(h)
+		h = sliced
+	}
+	owned = false
+	b, err := newBooster(h)
+	if err != nil {
+		return nil, logs, err
+	}
+	if b.best != best {
+		b.Close()
+		return nil, logs, fmt.Errorf("xgb: booster has %d rounds, want %d", b.best+1, best+1)
+	}
+	return b, logs, nil
+}
+
+// checkTrain checks Train's parameters and matrices and returns the positive-class weight:
+// p.ScalePosWeight, or negatives/positives of trainY when it is 0.
+func checkTrain(p Params, train *CSR, trainY []float32, tune *CSR, tuneY []float32) (float64, error) {
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	if tune == nil && p.EarlyStopping > 0 {
+		return 0, errors.New("xgb: early stopping needs a tuning set")
+	}
+	if train == nil {
+		return 0, errors.New("xgb: train: nil matrix")
+	}
+	if tune != nil && tune.NumCol != train.NumCol {
+		return 0, fmt.Errorf("xgb: tune has %d columns, train %d", tune.NumCol, train.NumCol)
+	}
+	if err := checkXY("train", train, trainY); err != nil {
+		return 0, err
+	}
+	if tune != nil {
+		if err := checkXY("tune", tune, tuneY); err != nil {
+			return 0, err
+		}
+	}
+	if p.ScalePosWeight != 0 {
+		return p.ScalePosWeight, nil
+	}
+	var pos, neg float64
+	for _, v := range trainY {
+		if v == 1 {
+			pos++
+		} else {
+			neg++
+		}
+	}
+	if pos == 0 || neg == 0 {
+		return 0, fmt.Errorf("xgb: train: labels have %v positives and %v negatives; need both", pos, neg)
+	}
+	return neg / pos, nil
+}
+
+// configuredBooster creates a booster over dtrain (and dtune, for evaluation) with p's
+// parameters; the caller frees it.
+func configuredBooster(p Params, spw float64, dtrain, dtune C.DMatrixHandle) (C.BoosterHandle, error) {
+	var h C.BoosterHandle
+	if err := xgCall("XGBoosterCreate", func() C.int { return C.medseq_xgb_create2(dtrain, dtune, &h) }); err != nil {
+		return h, err
+	}
 	nthread := p.NThread
 	if nthread == 0 {
 		nthread = runtime.NumCPU()
@@ -293,35 +335,28 @@ func Train(ctx context.Context, p Params, train *CSR, trainY []float32, tune *CS
 	}
 	for _, e := range kv {
 		if err := setParam(h, e[0], e[1]); err != nil {
-			return nil, nil, err
+			C.XGBoosterFree(h)
+			return h, err
 		}
 	}
+	return h, nil
+}
+
+// boostRounds runs up to p.Rounds boosting rounds, evaluating each on train and tune, and
+// returns the best round (the last without early stopping; else the best tune score of
+// p.EvalMetric, stopping p.EarlyStopping rounds after it) and every round's log.
+func boostRounds(ctx context.Context, h C.BoosterHandle, p Params, dtrain, dtune C.DMatrixHandle,
+	onRound func(RoundLog)) (int, []RoundLog, error) {
 	higherBetter := p.EvalMetric == "auc"
 	var logs []RoundLog
 	best, bestScore := -1, 0.0
 	for it := 0; it < p.Rounds; it++ {
 		if err := ctx.Err(); err != nil {
-			return nil, logs, err
+			return best, logs, err
 		}
-		if err := xgCall(fmt.Sprintf("round %d: XGBoosterUpdateOneIter", it), func() C.int {
-			return C.XGBoosterUpdateOneIter(h, C.int(it), dtrain)
-		}); err != nil {
-			return nil, logs, err
-		}
-		var s string
-		if err := xgCall(fmt.Sprintf("round %d: XGBoosterEvalOneIter", it), func() C.int {
-			var out *C.char
-			rc := C.medseq_xgb_eval2(h, C.int(it), dtrain, dtune, &out)
-			if rc == 0 {
-				s = C.GoString(out)
-			}
-			return rc
-		}); err != nil {
-			return nil, logs, err
-		}
-		rl, err := parseEval(it, s)
+		rl, s, err := boostOneRound(h, it, dtrain, dtune)
 		if err != nil {
-			return nil, logs, err
+			return best, logs, err
 		}
 		logs = append(logs, rl)
 		if onRound != nil {
@@ -333,7 +368,7 @@ func Train(ctx context.Context, p Params, train *CSR, trainY []float32, tune *CS
 		}
 		score, ok := rl.Tune[p.EvalMetric]
 		if !ok {
-			return nil, logs, fmt.Errorf("xgb: round %d: no tune-%s in %q", it, p.EvalMetric, s)
+			return best, logs, fmt.Errorf("xgb: round %d: no tune-%s in %q", it, p.EvalMetric, s)
 		}
 		if best < 0 || (higherBetter && score > bestScore) || (!higherBetter && score < bestScore) {
 			best, bestScore = it, score
@@ -341,26 +376,29 @@ func Train(ctx context.Context, p Params, train *CSR, trainY []float32, tune *CS
 			break
 		}
 	}
-	if best+1 < len(logs) {
-		var sliced C.BoosterHandle
-		if err := xgCall("XGBoosterSlice", func() C.int {
-			return C.XGBoosterSlice(h, 0, C.int(best+1), 1, &sliced)
-		}); err != nil {
-			return nil, logs, err
+	return best, logs, nil
+}
+
+// boostOneRound runs round it and reads its evaluation (parsed, and the line as XGBoost wrote it).
+func boostOneRound(h C.BoosterHandle, it int, dtrain, dtune C.DMatrixHandle) (RoundLog, string, error) {
+	if err := xgCall(fmt.Sprintf("round %d: XGBoosterUpdateOneIter", it), func() C.int {
+		return C.XGBoosterUpdateOneIter(h, C.int(it), dtrain)
+	}); err != nil {
+		return RoundLog{}, "", err
+	}
+	var s string
+	if err := xgCall(fmt.Sprintf("round %d: XGBoosterEvalOneIter", it), func() C.int {
+		var out *C.char
+		rc := C.medseq_xgb_eval2(h, C.int(it), dtrain, dtune, &out)
+		if rc == 0 {
+			s = C.GoString(out)
 		}
-		C.XGBoosterFree(h)
-		h = sliced
+		return rc
+	}); err != nil {
+		return RoundLog{}, s, err
 	}
-	owned = false
-	b, err := newBooster(h)
-	if err != nil {
-		return nil, logs, err
-	}
-	if b.best != best {
-		b.Close()
-		return nil, logs, fmt.Errorf("xgb: booster has %d rounds, want %d", b.best+1, best+1)
-	}
-	return b, logs, nil
+	rl, err := parseEval(it, s)
+	return rl, s, err
 }
 
 // parseEval reads XGBoost's evaluation line, "[3]\ttrain-logloss:0.61\ttrain-auc:0.7\ttune-...".
