@@ -318,7 +318,8 @@ func joinExtras(path string, preds []Prediction) ([]Prediction, error) {
 		return nil, err
 	}
 	if got != sum {
-		return nil, fmt.Errorf("read %s: it was not written with %s as it is now (its %s does not match): write the predictions again, or remove it", extra, path, ExtrasHashKey)
+		return nil, fmt.Errorf("read %s: it was not written with %s as it is now (its %s does not match): "+
+			"write the predictions again, or remove it", extra, path, ExtrasHashKey)
 	}
 	n := 0
 	err = data.ReadTable(extra, func(rec arrow.RecordBatch) error {
@@ -332,7 +333,8 @@ func joinExtras(path string, preds []Prediction) ([]Prediction, error) {
 			k := key{ids.Value(i), times.Value(i).ToTime(unit).UnixMicro()}
 			idx := rows[k]
 			if len(idx) == 0 {
-				return fmt.Errorf("read %s: row %d (subject %d at %s) has no prediction in %s", extra, n+i+1, k.id, data.TimeOf(k.t).Format(time.RFC3339Nano), path)
+				return fmt.Errorf("read %s: row %d (subject %d at %s) has no prediction in %s",
+					extra, n+i+1, k.id, data.TimeOf(k.t).Format(time.RFC3339Nano), path)
 			}
 			p := &preds[idx[0]]
 			rows[k] = idx[1:]
@@ -383,108 +385,14 @@ func readPredictionsParquet(path string) ([]Prediction, error) {
 	var out []Prediction
 	row := 0
 	err := data.ReadTable(path, func(rec arrow.RecordBatch) error {
-		col := func(name string) (arrow.Array, error) {
-			if idx := rec.Schema().FieldIndices(name); len(idx) > 0 {
-				return rec.Column(idx[0]), nil
-			}
-			return nil, fmt.Errorf("read %s: missing column %s (want %s)", path, name, strings.Join(standardCols, ", "))
-		}
-		ids, err := col(ColSubjectID)
+		b, err := parquetBatchOf(path, rec, row)
 		if err != nil {
 			return err
-		}
-		times, err := col(ColPredictionTime)
-		if err != nil {
-			return err
-		}
-		labels, err := col(ColLabel)
-		if err != nil {
-			return err
-		}
-		probs, err := col(ColProbability)
-		if err != nil {
-			return err
-		}
-		var attrCols []int
-		for i, f := range rec.Schema().Fields() {
-			switch f.Name {
-			case ColSubjectID, ColPredictionTime, ColLabel, ColPredicted, ColProbability:
-			default:
-				attrCols = append(attrCols, i)
-			}
-		}
-		bad := func(i int, c, format string, args ...any) error {
-			return fmt.Errorf("read %s: row %d, column %s: %s", path, row+i+1, c, fmt.Sprintf(format, args...))
 		}
 		for i := 0; i < int(rec.NumRows()); i++ {
-			var p Prediction
-			if ids.IsNull(i) {
-				return bad(i, ColSubjectID, "null")
-			}
-			switch c := ids.(type) {
-			case *array.Int64:
-				p.SubjectID = c.Value(i)
-			case *array.Int32:
-				p.SubjectID = int64(c.Value(i))
-			case *array.Uint32:
-				p.SubjectID = int64(c.Value(i))
-			case *array.Uint64:
-				p.SubjectID = int64(c.Value(i))
-			default:
-				return bad(i, ColSubjectID, "type %s, want an integer", ids.DataType())
-			}
-			if times.IsNull(i) {
-				return bad(i, ColPredictionTime, "null")
-			}
-			switch c := times.(type) {
-			case *array.Timestamp:
-				unit := c.DataType().(*arrow.TimestampType).Unit
-				p.PredictionTime = c.Value(i).ToTime(unit).UnixMicro()
-			case *array.Int64:
-				p.PredictionTime = c.Value(i)
-			case *array.Date32:
-				p.PredictionTime = c.Value(i).ToTime().UnixMicro()
-			default:
-				return bad(i, ColPredictionTime, "type %s, want a timestamp", times.DataType())
-			}
-			if labels.IsNull(i) {
-				return bad(i, ColLabel, "null")
-			}
-			switch c := labels.(type) {
-			case *array.Boolean:
-				p.Label = c.Value(i)
-			case *array.Int64:
-				if v := c.Value(i); v == 0 || v == 1 {
-					p.Label = v == 1
-				} else {
-					return bad(i, ColLabel, "%d is not 0 or 1", v)
-				}
-			default:
-				return bad(i, ColLabel, "type %s, want boolean", labels.DataType())
-			}
-			if probs.IsNull(i) {
-				return bad(i, ColProbability, "null")
-			}
-			switch c := probs.(type) {
-			case *array.Float64:
-				p.Score = c.Value(i)
-			case *array.Float32:
-				p.Score = float64(c.Value(i))
-			default:
-				return bad(i, ColProbability, "type %s, want a floating-point probability", probs.DataType())
-			}
-			if err := CheckScore(p.Score); err != nil {
-				return bad(i, ColProbability, "%v", err)
-			}
-			for _, j := range attrCols {
-				a := rec.Column(j)
-				if a.IsNull(i) {
-					continue
-				}
-				if p.Attrs == nil {
-					p.Attrs = make(map[string]string, len(attrCols))
-				}
-				p.Attrs[rec.Schema().Field(j).Name] = cellText(a, i)
+			p, err := b.prediction(i)
+			if err != nil {
+				return err
 			}
 			out = append(out, p)
 		}
@@ -495,6 +403,156 @@ func readPredictionsParquet(path string) ([]Prediction, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// isStandardColumn reports whether name is one of the five MEDS-evaluation columns; every
+// other column of a predictions table is an attribute.
+func isStandardColumn(name string) bool {
+	switch name {
+	case ColSubjectID, ColPredictionTime, ColLabel, ColPredicted, ColProbability:
+		return true
+	}
+	return false
+}
+
+// parquetBatch is one record batch of a predictions Parquet file with its columns found.
+type parquetBatch struct {
+	path                      string
+	rec                       arrow.RecordBatch
+	row                       int // rows of the file before this batch
+	ids, times, labels, probs arrow.Array
+	attrCols                  []int // indexes of the attribute columns
+}
+
+// parquetBatchOf finds the required and attribute columns of rec, the batch of path that
+// follows row rows.
+func parquetBatchOf(path string, rec arrow.RecordBatch, row int) (*parquetBatch, error) {
+	b := &parquetBatch{path: path, rec: rec, row: row}
+	for _, c := range []struct {
+		name string
+		dst  *arrow.Array
+	}{{ColSubjectID, &b.ids}, {ColPredictionTime, &b.times}, {ColLabel, &b.labels}, {ColProbability, &b.probs}} {
+		idx := rec.Schema().FieldIndices(c.name)
+		if len(idx) == 0 {
+			return nil, fmt.Errorf("read %s: missing column %s (want %s)",
+				path, c.name, strings.Join(standardCols, ", "))
+		}
+		*c.dst = rec.Column(idx[0])
+	}
+	for i, f := range rec.Schema().Fields() {
+		if !isStandardColumn(f.Name) {
+			b.attrCols = append(b.attrCols, i)
+		}
+	}
+	return b, nil
+}
+
+// bad is the error for the cell of row i (in this batch) and column c.
+func (b *parquetBatch) bad(i int, c string, err error) error {
+	return fmt.Errorf("read %s: row %d, column %s: %s", b.path, b.row+i+1, c, err.Error())
+}
+
+// prediction reads row i of the batch.
+func (b *parquetBatch) prediction(i int) (Prediction, error) {
+	var p Prediction
+	var err error
+	if p.SubjectID, err = subjectIDAt(b.ids, i); err != nil {
+		return p, b.bad(i, ColSubjectID, err)
+	}
+	if p.PredictionTime, err = predictionTimeAt(b.times, i); err != nil {
+		return p, b.bad(i, ColPredictionTime, err)
+	}
+	if p.Label, err = labelAt(b.labels, i); err != nil {
+		return p, b.bad(i, ColLabel, err)
+	}
+	if p.Score, err = probabilityAt(b.probs, i); err != nil {
+		return p, b.bad(i, ColProbability, err)
+	}
+	for _, j := range b.attrCols {
+		a := b.rec.Column(j)
+		if a.IsNull(i) {
+			continue
+		}
+		if p.Attrs == nil {
+			p.Attrs = make(map[string]string, len(b.attrCols))
+		}
+		p.Attrs[b.rec.Schema().Field(j).Name] = cellText(a, i)
+	}
+	return p, nil
+}
+
+var errNull = errors.New("null")
+
+// subjectIDAt is the subject ID in cell i of a, an integer column.
+func subjectIDAt(a arrow.Array, i int) (int64, error) {
+	if a.IsNull(i) {
+		return 0, errNull
+	}
+	switch c := a.(type) {
+	case *array.Int64:
+		return c.Value(i), nil
+	case *array.Int32:
+		return int64(c.Value(i)), nil
+	case *array.Uint32:
+		return int64(c.Value(i)), nil
+	case *array.Uint64:
+		return int64(c.Value(i)), nil
+	}
+	return 0, fmt.Errorf("type %s, want an integer", a.DataType())
+}
+
+// predictionTimeAt is the time in cell i of a, in microseconds since the Unix epoch: a
+// timestamp, a date, or an integer count of microseconds.
+func predictionTimeAt(a arrow.Array, i int) (int64, error) {
+	if a.IsNull(i) {
+		return 0, errNull
+	}
+	switch c := a.(type) {
+	case *array.Timestamp:
+		unit := c.DataType().(*arrow.TimestampType).Unit
+		return c.Value(i).ToTime(unit).UnixMicro(), nil
+	case *array.Int64:
+		return c.Value(i), nil
+	case *array.Date32:
+		return c.Value(i).ToTime().UnixMicro(), nil
+	}
+	return 0, fmt.Errorf("type %s, want a timestamp", a.DataType())
+}
+
+// labelAt is the label in cell i of a: a boolean, or an integer 0 or 1.
+func labelAt(a arrow.Array, i int) (bool, error) {
+	if a.IsNull(i) {
+		return false, errNull
+	}
+	switch c := a.(type) {
+	case *array.Boolean:
+		return c.Value(i), nil
+	case *array.Int64:
+		v := c.Value(i)
+		if v != 0 && v != 1 {
+			return false, fmt.Errorf("%d is not 0 or 1", v)
+		}
+		return v == 1, nil
+	}
+	return false, fmt.Errorf("type %s, want boolean", a.DataType())
+}
+
+// probabilityAt is the probability in cell i of a, a floating-point column; CheckScore
+// must accept it.
+func probabilityAt(a arrow.Array, i int) (float64, error) {
+	if a.IsNull(i) {
+		return 0, errNull
+	}
+	var p float64
+	switch c := a.(type) {
+	case *array.Float64:
+		p = c.Value(i)
+	case *array.Float32:
+		p = float64(c.Value(i))
+	default:
+		return 0, fmt.Errorf("type %s, want a floating-point probability", a.DataType())
+	}
+	return p, CheckScore(p)
 }
 
 // cellText renders one non-null Arrow cell as text: numbers as their shortest decimal text.
@@ -521,33 +579,9 @@ func cellText(a arrow.Array, i int) string {
 func readPredictionsCSV(path string, r io.Reader) ([]Prediction, error) {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err == io.EOF {
-		return nil, fmt.Errorf("read %s: empty file (want a header with %s)", path, strings.Join(standardCols, ", "))
-	}
+	h, err := readCSVHeader(path, cr)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	header = append([]string(nil), header...)
-	if len(header) > 0 {
-		header[0] = strings.TrimPrefix(header[0], "\ufeff")
-	}
-	idx := map[string]int{}
-	for i, h := range header {
-		idx[strings.TrimSpace(h)] = i
-	}
-	for _, c := range []string{ColSubjectID, ColPredictionTime, ColLabel, ColProbability} {
-		if _, ok := idx[c]; !ok {
-			return nil, fmt.Errorf("read %s: line 1: missing column %s (want %s)", path, c, strings.Join(standardCols, ", "))
-		}
-	}
-	var attrCols []int
-	for i, h := range header {
-		switch strings.TrimSpace(h) {
-		case ColSubjectID, ColPredictionTime, ColLabel, ColPredicted, ColProbability:
-		default:
-			attrCols = append(attrCols, i)
-		}
+		return nil, err
 	}
 	var out []Prediction
 	for {
@@ -559,47 +593,107 @@ func readPredictionsCSV(path string, r io.Reader) ([]Prediction, error) {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
 		line, _ := cr.FieldPos(0)
-		bad := func(c, format string, args ...any) error {
-			return fmt.Errorf("read %s: line %d, column %s: %s", path, line, c, fmt.Sprintf(format, args...))
-		}
-		var p Prediction
-		v := strings.TrimSpace(rec[idx[ColSubjectID]])
-		if p.SubjectID, err = strconv.ParseInt(v, 10, 64); err != nil {
-			return nil, bad(ColSubjectID, "%q is not an integer", v)
-		}
-		v = strings.TrimSpace(rec[idx[ColPredictionTime]])
-		t, ok := parseTime(v)
-		if !ok {
-			return nil, bad(ColPredictionTime, "%q is not a date/time (YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|±HH:MM]) or integer microseconds", v)
-		}
-		p.PredictionTime = t
-		v = strings.TrimSpace(rec[idx[ColLabel]])
-		switch strings.ToLower(v) {
-		case "true", "1", "t", "yes":
-			p.Label = true
-		case "false", "0", "f", "no":
-		default:
-			return nil, bad(ColLabel, "%q is not a boolean", v)
-		}
-		v = strings.TrimSpace(rec[idx[ColProbability]])
-		if p.Score, err = strconv.ParseFloat(v, 64); err != nil {
-			return nil, bad(ColProbability, "%q is not a number", v)
-		}
-		if err := CheckScore(p.Score); err != nil {
-			return nil, bad(ColProbability, "%v", err)
-		}
-		for _, j := range attrCols {
-			if rec[j] == "" {
-				continue
-			}
-			if p.Attrs == nil {
-				p.Attrs = make(map[string]string, len(attrCols))
-			}
-			p.Attrs[strings.TrimSpace(header[j])] = rec[j]
+		p, err := h.prediction(rec, line)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// csvHeader is the header of a predictions CSV file: its column names, where each is, and
+// which are attributes.
+type csvHeader struct {
+	path     string
+	names    []string
+	idx      map[string]int // by name, trimmed of spaces
+	attrCols []int
+}
+
+// readCSVHeader reads the header line of path and checks that it names the required columns.
+func readCSVHeader(path string, cr *csv.Reader) (*csvHeader, error) {
+	names, err := cr.Read()
+	if err == io.EOF {
+		return nil, fmt.Errorf("read %s: empty file (want a header with %s)", path, strings.Join(standardCols, ", "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	h := &csvHeader{path: path, names: append([]string(nil), names...), idx: map[string]int{}}
+	if len(h.names) > 0 {
+		h.names[0] = strings.TrimPrefix(h.names[0], "\ufeff")
+	}
+	for i, n := range h.names {
+		h.idx[strings.TrimSpace(n)] = i
+	}
+	for _, c := range []string{ColSubjectID, ColPredictionTime, ColLabel, ColProbability} {
+		if _, ok := h.idx[c]; !ok {
+			return nil, fmt.Errorf("read %s: line 1: missing column %s (want %s)",
+				path, c, strings.Join(standardCols, ", "))
+		}
+	}
+	for i, n := range h.names {
+		if !isStandardColumn(strings.TrimSpace(n)) {
+			h.attrCols = append(h.attrCols, i)
+		}
+	}
+	return h, nil
+}
+
+// timeFormats describes the prediction times a CSV file may hold.
+const timeFormats = "a date/time (YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|±HH:MM]) or integer microseconds"
+
+// prediction reads rec, the record on the given line.
+func (h *csvHeader) prediction(rec []string, line int) (Prediction, error) {
+	bad := func(c, format string, args ...any) error {
+		return fmt.Errorf("read %s: line %d, column %s: %s", h.path, line, c, fmt.Sprintf(format, args...))
+	}
+	field := func(c string) string { return strings.TrimSpace(rec[h.idx[c]]) }
+	var p Prediction
+	var err error
+	v := field(ColSubjectID)
+	if p.SubjectID, err = strconv.ParseInt(v, 10, 64); err != nil {
+		return p, bad(ColSubjectID, "%q is not an integer", v)
+	}
+	v = field(ColPredictionTime)
+	t, ok := parseTime(v)
+	if !ok {
+		return p, bad(ColPredictionTime, "%q is not %s", v, timeFormats)
+	}
+	p.PredictionTime = t
+	v = field(ColLabel)
+	if p.Label, ok = parseLabel(v); !ok {
+		return p, bad(ColLabel, "%q is not a boolean", v)
+	}
+	v = field(ColProbability)
+	if p.Score, err = strconv.ParseFloat(v, 64); err != nil {
+		return p, bad(ColProbability, "%q is not a number", v)
+	}
+	if err := CheckScore(p.Score); err != nil {
+		return p, bad(ColProbability, "%v", err)
+	}
+	for _, j := range h.attrCols {
+		if rec[j] == "" {
+			continue
+		}
+		if p.Attrs == nil {
+			p.Attrs = make(map[string]string, len(h.attrCols))
+		}
+		p.Attrs[strings.TrimSpace(h.names[j])] = rec[j]
+	}
+	return p, nil
+}
+
+// parseLabel reads a CSV label: true, 1, t or yes; false, 0, f or no (any case).
+func parseLabel(v string) (label, ok bool) {
+	switch strings.ToLower(v) {
+	case "true", "1", "t", "yes":
+		return true, true
+	case "false", "0", "f", "no":
+		return false, true
+	}
+	return false, false
 }
 
 var timeLayouts = []string{
