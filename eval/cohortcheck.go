@@ -58,6 +58,48 @@ type CohortCheck struct {
 // seqLens (tokens or events per label row) may be nil; otherwise it, like every dense
 // feature, must have one entry per label.
 func CheckCohort(labels []data.Label, seqLens []int, f Features, cfg CohortCheckConfig) (*CohortCheck, error) {
+	cfg = cfg.withDefaults()
+	n := len(labels)
+	if seqLens != nil && len(seqLens) != n {
+		return nil, fmt.Errorf("cohort check: %d labels but %d sequence lengths", n, len(seqLens))
+	}
+	pos, neg := splitClasses(labels, seqLens)
+	c := &CohortCheck{AgeBinWidth: cfg.AgeBinWidth}
+	c.Positive = pos.stats(cfg)
+	c.Negative = neg.stats(cfg)
+	c.AgeKS = Num(data.KSDistance(pos.ages, neg.ages))
+	c.SeqLenKS = Num(math.NaN())
+	if seqLens != nil {
+		c.SeqLenKS = Num(data.KSDistance(pos.lens, neg.lens))
+	}
+	if pos.n == 0 || neg.n == 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"only one class (%d positive, %d negative): no comparison possible", pos.n, neg.n))
+		return c, nil
+	}
+	if float64(c.AgeKS) > 0.3 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"ages differ strongly between classes (KS %.2f): age alone separates them; consider matching",
+			float64(c.AgeKS)))
+	}
+	if seqLens != nil && float64(c.SeqLenKS) > 0.3 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"sequence lengths differ strongly between classes (KS %.2f): history length alone separates them",
+			float64(c.SeqLenKS)))
+	}
+	leaks, err := findLeaks(labels, f, pos.n, neg.n, cfg.LeakAUROC)
+	if err != nil {
+		return nil, err
+	}
+	c.Leaks = leaks
+	for _, l := range c.Leaks {
+		c.Warnings = append(c.Warnings, leakWarning(l))
+	}
+	return c, nil
+}
+
+// withDefaults fills in the defaults of cfg's unset (or, for LeakAUROC, meaningless) fields.
+func (cfg CohortCheckConfig) withDefaults() CohortCheckConfig {
 	if cfg.AgeBinWidth <= 0 {
 		cfg.AgeBinWidth = 5
 	}
@@ -67,57 +109,62 @@ func CheckCohort(labels []data.Label, seqLens []int, f Features, cfg CohortCheck
 	if cfg.LeakAUROC <= 0.5 || cfg.LeakAUROC > 1 {
 		cfg.LeakAUROC = 0.99
 	}
-	n := len(labels)
-	if seqLens != nil && len(seqLens) != n {
-		return nil, fmt.Errorf("cohort check: %d labels but %d sequence lengths", n, len(seqLens))
+	return cfg
+}
+
+// classSample is one class of a cohort: its size, the known ages and the sequence lengths.
+type classSample struct {
+	n    int
+	ages []float64
+	lens []float64 // nil without sequence lengths
+}
+
+// add counts one label row of the class, with its sequence length when seqLens is not nil.
+func (s *classSample) add(l data.Label, seqLens []int, i int) {
+	s.n++
+	if !math.IsNaN(l.Age) { // unknown without a birth code (a cohort from a label file)
+		s.ages = append(s.ages, l.Age)
 	}
-	var agePos, ageNeg, lenPos, lenNeg []float64
-	var P, N int
+	if seqLens != nil {
+		s.lens = append(s.lens, float64(seqLens[i]))
+	}
+}
+
+// stats describes the class.
+func (s *classSample) stats(cfg CohortCheckConfig) ClassStats {
+	return ClassStats{
+		N:            s.n,
+		Age:          data.Summarise(s.ages),
+		AgeHistogram: data.Histogram(s.ages, cfg.AgeBinWidth, cfg.AgeBins),
+		SeqLen:       data.Summarise(s.lens),
+	}
+}
+
+// splitClasses sorts the label rows into the positive and the negative class.
+func splitClasses(labels []data.Label, seqLens []int) (pos, neg classSample) {
 	for i, l := range labels {
-		known := !math.IsNaN(l.Age) // unknown without a birth code (a cohort from a label file)
 		if l.Value {
-			P++
-			if known {
-				agePos = append(agePos, l.Age)
-			}
-			if seqLens != nil {
-				lenPos = append(lenPos, float64(seqLens[i]))
-			}
+			pos.add(l, seqLens, i)
 		} else {
-			N++
-			if known {
-				ageNeg = append(ageNeg, l.Age)
-			}
-			if seqLens != nil {
-				lenNeg = append(lenNeg, float64(seqLens[i]))
-			}
+			neg.add(l, seqLens, i)
 		}
 	}
-	c := &CohortCheck{AgeBinWidth: cfg.AgeBinWidth}
-	c.Positive = ClassStats{N: P, Age: data.Summarise(agePos), AgeHistogram: data.Histogram(agePos, cfg.AgeBinWidth, cfg.AgeBins), SeqLen: data.Summarise(lenPos)}
-	c.Negative = ClassStats{N: N, Age: data.Summarise(ageNeg), AgeHistogram: data.Histogram(ageNeg, cfg.AgeBinWidth, cfg.AgeBins), SeqLen: data.Summarise(lenNeg)}
-	c.AgeKS = Num(data.KSDistance(agePos, ageNeg))
-	c.SeqLenKS = Num(math.NaN())
-	if seqLens != nil {
-		c.SeqLenKS = Num(data.KSDistance(lenPos, lenNeg))
-	}
-	if P == 0 || N == 0 {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("only one class (%d positive, %d negative): no comparison possible", P, N))
-		return c, nil
-	}
-	if float64(c.AgeKS) > 0.3 {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("ages differ strongly between classes (KS %.2f): age alone separates them; consider matching", float64(c.AgeKS)))
-	}
-	if seqLens != nil && float64(c.SeqLenKS) > 0.3 {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("sequence lengths differ strongly between classes (KS %.2f): history length alone separates them", float64(c.SeqLenKS)))
-	}
+	return pos, neg
+}
+
+// findLeaks returns the features whose presence alone reaches an AUROC of at least leakAUROC
+// (or at most 1 − leakAUROC), strongest first, then by name. P and N count the classes'
+// rows; both must be positive.
+func findLeaks(labels []data.Label, f Features, P, N int, leakAUROC float64) ([]Leak, error) {
+	var leaks []Leak
 	check := func(name string, pp, pn int) {
 		// AUROC of a 0/1 score: ½(1 + TPR − FPR), ties counting one half.
 		auc := 0.5 * (1 + float64(pp)/float64(P) - float64(pn)/float64(N))
-		if auc >= cfg.LeakAUROC || auc <= 1-cfg.LeakAUROC {
-			c.Leaks = append(c.Leaks, Leak{Feature: name, AUROC: auc, PresentPositives: pp, PresentNegatives: pn})
+		if auc >= leakAUROC || auc <= 1-leakAUROC {
+			leaks = append(leaks, Leak{Feature: name, AUROC: auc, PresentPositives: pp, PresentNegatives: pn})
 		}
 	}
+	n := len(labels)
 	for name, v := range f.Dense {
 		if len(v) != n {
 			return nil, fmt.Errorf("cohort check: feature %q has %d rows, want %d", name, len(v), n)
@@ -125,50 +172,68 @@ func CheckCohort(labels []data.Label, seqLens []int, f Features, cfg CohortCheck
 		if _, dup := f.Sparse[name]; dup {
 			return nil, fmt.Errorf("cohort check: feature %q given both dense and sparse", name)
 		}
-		var pp, pn int
-		for i, present := range v {
-			if present {
-				if labels[i].Value {
-					pp++
-				} else {
-					pn++
-				}
-			}
-		}
+		pp, pn := denseCounts(labels, v)
 		check(name, pp, pn)
 	}
 	for name, rows := range f.Sparse {
-		seen := make(map[int]bool, len(rows))
-		var pp, pn int
-		for _, i := range rows {
-			if i < 0 || i >= n {
-				return nil, fmt.Errorf("cohort check: feature %q names row %d of %d", name, i, n)
-			}
-			if seen[i] {
-				continue
-			}
-			seen[i] = true
+		pp, pn, err := sparseCounts(labels, name, rows)
+		if err != nil {
+			return nil, err
+		}
+		check(name, pp, pn)
+	}
+	sort.Slice(leaks, func(a, b int) bool {
+		da, db := math.Abs(leaks[a].AUROC-0.5), math.Abs(leaks[b].AUROC-0.5)
+		if da != db {
+			return da > db
+		}
+		return leaks[a].Feature < leaks[b].Feature
+	})
+	return leaks, nil
+}
+
+// denseCounts counts the positive (pp) and negative (pn) rows where a dense feature is present.
+func denseCounts(labels []data.Label, present []bool) (pp, pn int) {
+	for i, p := range present {
+		if p {
 			if labels[i].Value {
 				pp++
 			} else {
 				pn++
 			}
 		}
-		check(name, pp, pn)
 	}
-	sort.Slice(c.Leaks, func(a, b int) bool {
-		da, db := math.Abs(c.Leaks[a].AUROC-0.5), math.Abs(c.Leaks[b].AUROC-0.5)
-		if da != db {
-			return da > db
+	return pp, pn
+}
+
+// sparseCounts counts the positive (pp) and negative (pn) rows where the sparse feature name
+// is present, each row once however often rows lists it.
+func sparseCounts(labels []data.Label, name string, rows []int) (pp, pn int, err error) {
+	n := len(labels)
+	seen := make(map[int]bool, len(rows))
+	for _, i := range rows {
+		if i < 0 || i >= n {
+			return 0, 0, fmt.Errorf("cohort check: feature %q names row %d of %d", name, i, n)
 		}
-		return c.Leaks[a].Feature < c.Leaks[b].Feature
-	})
-	for _, l := range c.Leaks {
-		what := "presence"
-		if l.AUROC < 0.5 {
-			what = "absence"
+		if seen[i] {
+			continue
 		}
-		c.Warnings = append(c.Warnings, fmt.Sprintf("possible leak: the %s of %q alone gives AUROC %.4f (present in %d positives, %d negatives)", what, l.Feature, math.Max(l.AUROC, 1-l.AUROC), l.PresentPositives, l.PresentNegatives))
+		seen[i] = true
+		if labels[i].Value {
+			pp++
+		} else {
+			pn++
+		}
 	}
-	return c, nil
+	return pp, pn, nil
+}
+
+// leakWarning is the warning for leak l.
+func leakWarning(l Leak) string {
+	what := "presence"
+	if l.AUROC < 0.5 {
+		what = "absence"
+	}
+	return fmt.Sprintf("possible leak: the %s of %q alone gives AUROC %.4f (present in %d positives, %d negatives)",
+		what, l.Feature, math.Max(l.AUROC, 1-l.AUROC), l.PresentPositives, l.PresentNegatives)
 }
