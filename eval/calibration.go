@@ -75,7 +75,11 @@ func Reliability(labels []bool, scores []float64, bins int, strategy string) ([]
 		if cnt[b] == 0 {
 			continue
 		}
-		out = append(out, Bin{Lo: edges[b], Hi: edges[b+1], MeanPredicted: sumP[b] / float64(cnt[b]), ObservedRate: sumY[b] / float64(cnt[b]), Count: cnt[b]})
+		out = append(out, Bin{
+			Lo: edges[b], Hi: edges[b+1],
+			MeanPredicted: sumP[b] / float64(cnt[b]), ObservedRate: sumY[b] / float64(cnt[b]),
+			Count: cnt[b],
+		})
 	}
 	return out, nil
 }
@@ -150,96 +154,28 @@ func fitLogistic(x []float64, y []bool, w []float64) (a, b float64, err error) {
 	if len(x) != len(y) || (w != nil && len(w) != len(x)) {
 		return 0, 0, errors.New("logistic fit: inputs differ in length")
 	}
-	var np, nn float64
-	for i := range y {
-		wi := 1.0
-		if w != nil {
-			wi = w[i]
-		}
-		if y[i] {
-			np += wi
-		} else {
-			nn += wi
-		}
-	}
+	f := &logisticFit{x: x, y: y, w: w}
+	np, nn := f.classWeights()
 	if np == 0 || nn == 0 {
 		return 0, 0, fmt.Errorf("logistic fit: %w", ErrOneClass)
 	}
-	loss := func(a, b float64) float64 {
-		var l float64
-		for i, xi := range x {
-			wi := 1.0
-			if w != nil {
-				wi = w[i]
-			}
-			z := a*xi + b
-			// log(1+e^z) − y·z, stably
-			sp := math.Max(z, 0) + math.Log1p(math.Exp(-math.Abs(z)))
-			if y[i] {
-				l += wi * (sp - z)
-			} else {
-				l += wi * sp
-			}
-		}
-		return l
-	}
-	// With one feature the maximum-likelihood slope is infinite exactly when the classes'
-	// ranges of x meet at most at one point (complete or quasi-complete separation).
-	minP, maxP, minN, maxN := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
-	for i, xi := range x {
-		if w != nil && w[i] == 0 {
-			continue
-		}
-		if y[i] {
-			minP, maxP = min(minP, xi), max(maxP, xi)
-		} else {
-			minN, maxN = min(minN, xi), max(maxN, xi)
-		}
-	}
-	allEqual := minP == maxP && minN == maxN && minP == minN
-	if !allEqual && (maxN <= minP || maxP <= minN) {
+	if f.separated() {
 		return 0, 0, ErrSeparated
 	}
 	a, b = 0, math.Log(np/nn)
-	cur := loss(a, b)
+	cur := f.loss(a, b)
 	for iter := 0; iter < 200; iter++ {
-		var ga, gb, haa, hab, hbb float64
-		for i, xi := range x {
-			wi := 1.0
-			if w != nil {
-				wi = w[i]
-			}
-			p := sigmoid(a*xi + b)
-			r := p
-			if y[i] {
-				r = p - 1
-			}
-			ga += wi * r * xi
-			gb += wi * r
-			h := wi * p * (1 - p)
-			haa += h * xi * xi
-			hab += h * xi
-			hbb += h
-		}
-		det := haa*hbb - hab*hab
+		d := f.derivatives(a, b)
+		det := d.haa*d.hbb - d.hab*d.hab
 		if det <= 0 || math.IsNaN(det) {
-			if math.Abs(ga)+math.Abs(gb) < 1e-12*(np+nn) {
+			if math.Abs(d.ga)+math.Abs(d.gb) < 1e-12*(np+nn) {
 				return a, b, nil
 			}
 			return 0, 0, ErrSeparated
 		}
-		da := (hbb*ga - hab*gb) / det
-		db := (haa*gb - hab*ga) / det
-		t := 1.0
-		var na, nb, nl float64
-		for k := 0; k < 60; k++ {
-			na, nb = a-t*da, b-t*db
-			nl = loss(na, nb)
-			if nl <= cur+1e-12*math.Abs(cur) {
-				break
-			}
-			t /= 2
-		}
+		da := (d.hbb*d.ga - d.hab*d.gb) / det
+		db := (d.haa*d.gb - d.hab*d.ga) / det
+		t, na, nb, nl := f.halvingStep(a, b, da, db, cur)
 		a, b = na, nb
 		done := math.Abs(t*da) <= 1e-13*(1+math.Abs(a)) && math.Abs(t*db) <= 1e-13*(1+math.Abs(b))
 		cur = nl
@@ -253,6 +189,112 @@ func fitLogistic(x []float64, y []bool, w []float64) (a, b float64, err error) {
 	// Newton converges quadratically; 200 iterations without convergence means the
 	// coefficients are running away.
 	return 0, 0, ErrSeparated
+}
+
+// logisticFit is the data of a weighted one-feature logistic regression: x, the labels y
+// and the weights w (nil: all 1), of equal lengths.
+type logisticFit struct {
+	x []float64
+	y []bool
+	w []float64
+}
+
+// weight is the weight of row i.
+func (f *logisticFit) weight(i int) float64 {
+	if f.w != nil {
+		return f.w[i]
+	}
+	return 1.0
+}
+
+// classWeights are the total weights of the positive (np) and the negative (nn) rows.
+func (f *logisticFit) classWeights() (np, nn float64) {
+	for i := range f.y {
+		if f.y[i] {
+			np += f.weight(i)
+		} else {
+			nn += f.weight(i)
+		}
+	}
+	return np, nn
+}
+
+// separated reports whether the maximum-likelihood slope is infinite: with one feature,
+// exactly when the classes' ranges of x (rows of weight 0 left out) meet at most at one
+// point (complete or quasi-complete separation).
+func (f *logisticFit) separated() bool {
+	minP, maxP, minN, maxN := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
+	for i, xi := range f.x {
+		if f.w != nil && f.w[i] == 0 {
+			continue
+		}
+		if f.y[i] {
+			minP, maxP = min(minP, xi), max(maxP, xi)
+		} else {
+			minN, maxN = min(minN, xi), max(maxN, xi)
+		}
+	}
+	allEqual := minP == maxP && minN == maxN && minP == minN
+	return !allEqual && (maxN <= minP || maxP <= minN)
+}
+
+// loss is the weighted log loss at coefficients (a, b).
+func (f *logisticFit) loss(a, b float64) float64 {
+	var l float64
+	for i, xi := range f.x {
+		wi := f.weight(i)
+		z := a*xi + b
+		// log(1+e^z) − y·z, stably
+		sp := math.Max(z, 0) + math.Log1p(math.Exp(-math.Abs(z)))
+		if f.y[i] {
+			l += wi * (sp - z)
+		} else {
+			l += wi * sp
+		}
+	}
+	return l
+}
+
+// logisticDerivatives are the gradient (ga, gb) and the Hessian (haa, hab, hbb) of the loss
+// with respect to (a, b).
+type logisticDerivatives struct {
+	ga, gb, haa, hab, hbb float64
+}
+
+// derivatives are the loss's gradient and Hessian at coefficients (a, b).
+func (f *logisticFit) derivatives(a, b float64) logisticDerivatives {
+	var d logisticDerivatives
+	for i, xi := range f.x {
+		wi := f.weight(i)
+		p := sigmoid(a*xi + b)
+		r := p
+		if f.y[i] {
+			r = p - 1
+		}
+		d.ga += wi * r * xi
+		d.gb += wi * r
+		h := wi * p * (1 - p)
+		d.haa += h * xi * xi
+		d.hab += h * xi
+		d.hbb += h
+	}
+	return d
+}
+
+// halvingStep goes from (a, b) against the Newton step (da, db) scaled by t = 1, ½, ¼, … (60
+// tries at most) until the loss is no more than cur (up to rounding). It returns the last t,
+// the point it reached and the loss there.
+func (f *logisticFit) halvingStep(a, b, da, db, cur float64) (t, na, nb, nl float64) {
+	t = 1.0
+	for k := 0; k < 60; k++ {
+		na, nb = a-t*da, b-t*db
+		nl = f.loss(na, nb)
+		if nl <= cur+1e-12*math.Abs(cur) {
+			break
+		}
+		t /= 2
+	}
+	return t, na, nb, nl
 }
 
 func sigmoid(z float64) float64 {
