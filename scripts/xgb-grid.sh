@@ -8,6 +8,7 @@
 #                colsample 0.5, early stopping after 100 on AUROC);
 #   defaults     this binary's defaults;
 #   search       --search $TRIALS (TPE, seed 1) with this binary's rounds and patience;
+#   p:K=V:...    candidate defaults: --K V ... over this binary's defaults (p:eta=0.05:max-depth=3);
 # and tabulate held-out AUROC (95% bootstrap interval over subjects), tuning and train
 # AUROC, best iteration and time. Every model uses --calibration identity so that the
 # predictions files hold the raw probabilities the AUROCs are of. Nothing but the search
@@ -71,6 +72,11 @@ flags() {
 		"--eval-metric auc --rounds 500 --early-stopping 100" ;;
 	defaults) echo "" ;;
 	search) echo "--search $TRIALS --search-seed 1" ;;
+	p:*) # p:eta=0.05:max-depth=3 is --eta 0.05 --max-depth 3 over this binary's defaults
+		local kv out=""
+		IFS=: read -ra kv <<<"${1#p:}"
+		for x in "${kv[@]}"; do out+=" --${x%%=*} ${x#*=}"; done
+		echo "$out" ;;
 	*) echo "xgb-grid: unknown config $1" >&2; return 1 ;;
 	esac
 }
@@ -114,21 +120,22 @@ for n in $SIZES; do
 done
 
 # The table: one row per size and features, held-out AUROC [95% CI] (train AUROC, best
-# iteration) per configuration; the last line of results.tsv for each model counts.
-{
-	printf '| subjects (labels) | features |'
-	for cfg in $CONFIGS; do printf ' %s |' "$cfg"; done
-	printf '\n|---|---|'
-	for _ in $CONFIGS; do printf -- '---|'; done
-	printf '\n'
-	for n in $SIZES; do
-		for feat in $FEATURES; do
-			printf '| %s | %s |' "$n" "$feat"
-			for cfg in $CONFIGS; do
-				awk -F'\t' -v n="$n" -v f="$feat" -v c="$cfg" '$1==n && $6==f && $7==c {
-					l=sprintf(" %.3f [%.3f, %.3f] (train %.3f, it %d) |", $8, $9, $10, $12, $13) } END { printf "%s", (l ? l : " |") }' "$RESULTS"
-			done
-			printf '\n'
-		done
-	done
-} | tee "$OUT/results.md"
+# iteration) per configuration, and defaults − search when both ran; the last line of
+# results.tsv for each model counts.
+awk -F'\t' -v sizes="$SIZES" -v feats="$FEATURES" -v cfgs="$CONFIGS" '
+	NR > 1 { k = $1 SUBSEP $6 SUBSEP $7; cell[k] = sprintf("%.3f [%.3f, %.3f] (train %.3f, it %d)", $8, $9, $10, $12, $13)
+		auc[k] = $8; labels[$1] = $2 }
+	END {
+		nc = split(cfgs, c, " "); ns = split(sizes, s, " "); nf = split(feats, f, " ")
+		both = index(" " cfgs " ", " defaults ") && index(" " cfgs " ", " search ")
+		printf "| subjects (labels) | features |"; for (i = 1; i <= nc; i++) printf " %s |", c[i]
+		if (both) printf " defaults − search |"
+		printf "\n|---|---|"; for (i = 1; i <= nc + both; i++) printf "---|"; printf "\n"
+		for (a = 1; a <= ns; a++) for (b = 1; b <= nf; b++) {
+			printf "| %s (%s) | %s |", s[a], labels[s[a]], f[b]
+			for (i = 1; i <= nc; i++) printf " %s |", cell[s[a], f[b], c[i]]
+			d = s[a] SUBSEP f[b] SUBSEP "defaults"; q = s[a] SUBSEP f[b] SUBSEP "search"
+			if (both) printf((d in auc && q in auc) ? " %+.3f |" : " |", auc[d] - auc[q])
+			printf "\n"
+		}
+	}' "$RESULTS" | tee "$OUT/results.md"

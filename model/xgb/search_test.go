@@ -58,6 +58,9 @@ func inSpace(t *testing.T, s Space, tp TrialParams) {
 // is the trial's.
 func TestSearch(t *testing.T) {
 	needLib(t)
+	if testing.Short() {
+		t.Skip("26 boosters")
+	}
 	d := newDataset(11)
 	for _, sampler := range []string{SamplerTPE, SamplerRandom} {
 		t.Run(sampler, func(t *testing.T) {
