@@ -83,8 +83,10 @@ type BERTClassifyConfig struct {
 	// training split), 1 none, X > 0 that weight. Calibration is fitted on the tuning split
 	// afterwards, so the probabilities stay honest.
 	PosWeight float64
-	// EarlyStopping is what early stopping and the kept weights follow: StopOnAUROC (the
-	// tuning AUROC, "" too) or StopOnLoss (the tuning loss). Patience counts epochs here.
+	// EarlyStopping is what early stopping and the kept weights follow: StopOnLoss (the
+	// tuning loss, "" too) or StopOnAUROC (the tuning AUROC). Patience counts epochs here. The
+	// loss is the default: on tuning splits of a few hundred labels the AUROC's noise kept the
+	// weights of epochs that had memorised the training split (scripts/bert-schedule-grid.sh).
 	EarlyStopping string
 }
 
@@ -100,7 +102,7 @@ func DefaultBERTClassifyConfig() BERTClassifyConfig {
 	return BERTClassifyConfig{BERTModel: BERTModel{Config: "tiny", Dropout: -1},
 		BERTTraining: BERTTraining{BatchSize: 32, LR: 5e-4, Warmup: 0.1, WeightDecay: 0.01, Clip: 1,
 			Epochs: 3, EvalEvery: 200, Patience: 5, OverfitK: 3, Seed: 1, Device: "cpu"},
-		Pooling: bert.PoolingCLS, EarlyStopping: StopOnAUROC}
+		Pooling: bert.PoolingCLS, EarlyStopping: StopOnLoss}
 }
 
 // BERTMetrics is one line of metrics.jsonl.
@@ -265,7 +267,7 @@ func classifyLine(m BERTMetrics) any { m.ValMLMAccuracy = 0; return m }
 // BERTClassify trains a BERT classifier: encoded censored sequences, the settings Auto names
 // chosen from the number of training labels, positives weighted in the loss (PosWeight),
 // AdamW with warmup and linear decay, evaluation on the tuning split, early stopping on the
-// tuning AUROC or loss keeping the best weights, checkpoints, a warning when the training
+// tuning loss or AUROC keeping the best weights, checkpoints, a warning when the training
 // loss never left its initial value, then the model version folder.
 func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger, progress io.Writer) (*BERTClassifyResult, error) {
 	if err := cfg.check(); err != nil {
@@ -372,10 +374,10 @@ func (c *classifyRun) task(b *bertRun) bertTask {
 
 // classifyStopMetric is what early stopping follows for --early-stopping-metric.
 func classifyStopMetric(name string) *stopMetric {
-	if name == StopOnLoss {
-		return lossMetric()
+	if name == StopOnAUROC {
+		return &stopMetric{name: "tuning AUROC", score: func(m BERTMetrics) float64 { return m.ValAUROC }}
 	}
-	return &stopMetric{name: "tuning AUROC", score: func(m BERTMetrics) float64 { return m.ValAUROC }}
+	return lossMetric()
 }
 
 // poolingName is the pooling a classifier's config records ([CLS] when none is).

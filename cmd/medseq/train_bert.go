@@ -146,7 +146,7 @@ func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error
 // flags' help that the schedule is chosen from the cohort when they are left out.
 func classifyFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig) {
 	fs.StringVar(&cfg.Pooling, "pooling", bert.PoolingCLS, "what the classifier reads: cls (the [CLS] token, as transformers' BertForSequenceClassification) or mean (the mean over the non-padding tokens; transformers cannot load it as such, the bert/ folder says so)")
-	fs.StringVar(&cfg.EarlyStopping, "early-stopping-metric", train.StopOnAUROC, "what early stopping and the kept weights follow on the tuning split: auroc or loss")
+	fs.StringVar(&cfg.EarlyStopping, "early-stopping-metric", train.StopOnLoss, "what early stopping and the kept weights follow on the tuning split: loss or auroc (noisy on a few hundred tuning labels: it kept epochs that had memorised the training split)")
 	auto := "; auto: chosen from the number of training labels and the model's size (logged, and in the manifest)"
 	for name, usage := range map[string]string{
 		"epochs":     "passes over the training split (an upper bound: early stopping ends sooner; with --max-steps alone, the steps decide)",

@@ -282,15 +282,15 @@ func TestClassifyScheduleFlags(t *testing.T) {
 		stop      string
 		err       string
 	}{
-		{"defaults", nil, train.AllAuto(), 0, bert.PoolingCLS, train.StopOnAUROC, ""},
+		{"defaults", nil, train.AllAuto(), 0, bert.PoolingCLS, train.StopOnLoss, ""},
 		{"lr and epochs given", []string{"--lr", "2e-3", "--epochs", "5"},
-			train.AutoSettings{Warmup: true, Patience: true, EvalEvery: true}, 0, bert.PoolingCLS, train.StopOnAUROC, ""},
+			train.AutoSettings{Warmup: true, Patience: true, EvalEvery: true}, 0, bert.PoolingCLS, train.StopOnLoss, ""},
 		{"max steps alone", []string{"--max-steps", "30", "--eval-every", "10", "--patience", "2", "--warmup", "0"},
-			train.AutoSettings{LR: true}, 0, bert.PoolingCLS, train.StopOnAUROC, ""},
-		{"no class weighting", []string{"--pos-weight", "none"}, train.AllAuto(), 1, bert.PoolingCLS, train.StopOnAUROC, ""},
-		{"a weight", []string{"--pos-weight", "2.5", "--pooling", "mean", "--early-stopping-metric", "loss"},
-			train.AllAuto(), 2.5, bert.PoolingMean, train.StopOnLoss, ""},
-		{"init keeps its pooling", []string{"--init", "runs/mlm"}, train.AllAuto(), 0, "", train.StopOnAUROC, ""},
+			train.AutoSettings{LR: true}, 0, bert.PoolingCLS, train.StopOnLoss, ""},
+		{"no class weighting", []string{"--pos-weight", "none"}, train.AllAuto(), 1, bert.PoolingCLS, train.StopOnLoss, ""},
+		{"a weight", []string{"--pos-weight", "2.5", "--pooling", "mean", "--early-stopping-metric", "auroc"},
+			train.AllAuto(), 2.5, bert.PoolingMean, train.StopOnAUROC, ""},
+		{"init keeps its pooling", []string{"--init", "runs/mlm"}, train.AllAuto(), 0, "", train.StopOnLoss, ""},
 		{"bad weight", []string{"--pos-weight", "-1"}, train.AutoSettings{}, 0, "", "", "--pos-weight"},
 		{"weight zero", []string{"--pos-weight", "0"}, train.AutoSettings{}, 0, "", "", "--pos-weight"},
 		{"bad pooling", []string{"--pooling", "max"}, train.AutoSettings{}, 0, "", "", "--pooling"},
