@@ -104,7 +104,7 @@ func curveBERTFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig) {
 	fs.Float64Var(&t.Epochs, "epochs", t.Epochs, "BERT passes over each fit's training rows (0: --max-steps decides)")
 	fs.IntVar(&t.MaxSteps, "max-steps", 0, "BERT: at most this many steps per fit (0: --epochs decide)")
 	fs.IntVar(&t.EvalEvery, "eval-every", t.EvalEvery, "BERT: evaluate on the tuning split every N steps (and at the end)")
-	fs.IntVar(&t.Patience, "patience", t.Patience, "BERT: stop after N evaluations without a better validation loss (0: never)")
+	fs.IntVar(&t.Patience, "patience", t.Patience, "BERT: stop after N epochs without a better tuning loss (0: never)")
 	fs.StringVar(&t.Device, "device", t.Device, "BERT device: cpu, gpu (build with -tags xla) or auto")
 	fs.StringVar(&t.PJRTPlugin, "pjrt-plugin", "", "XLA CUDA PJRT plugin for --device gpu (default: searched)")
 	fs.StringVar(&t.DType, "dtype", "float32", "BERT arithmetic: float32, tf32 or bfloat16 (see train classify -h)")
