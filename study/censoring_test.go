@@ -32,27 +32,10 @@ func buildFixture(t *testing.T, subjects int) fixture {
 		t.Skip("trains a model")
 	}
 	ctx, log, root := context.Background(), slog.New(slog.DiscardHandler), t.TempDir()
-	f := fixture{meds: filepath.Join(root, "meds"), cohort: filepath.Join(root, "cohort"), model: filepath.Join(root, "models", "m", "1")}
-	if _, err := synth.Generate(ctx, synth.Config{Out: f.meds, Subjects: subjects, Seed: 5, Logger: log}); err != nil {
-		t.Fatal(err)
-	}
-	f.cfg = data.DefaultCohortConfig()
-	f.cfg.Targets, f.cfg.Seed, f.cfg.Fractions = synth.OracleTargets, 5, data.SplitFractions{Train: 0.6, Tuning: 0.1, HeldOut: 0.3}
-	ds, err := data.Open(f.meds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := data.BuildCohort(ctx, ds, f.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := data.NewManifest(data.StageCohort, f.cfg.Params())
-	if _, err := m.AddInput(data.InputMEDS, f.meds); err != nil {
-		t.Fatal(err)
-	}
-	if err := data.WriteCohort(f.cohort, false, res, m); err != nil {
-		t.Fatal(err)
-	}
+	f := fixture{model: filepath.Join(root, "models", "m", "1")}
+	var ds *data.Dataset
+	f.meds, f.cohort, f.cfg, ds = writeSynthCohort(t, root, subjects, 5,
+		data.SplitFractions{Train: 0.6, Tuning: 0.1, HeldOut: 0.3})
 	tokDir := filepath.Join(root, "tok")
 	buildTokenizer(t, ds, f, tokDir)
 	xcfg := train.XGBoostConfig{Inputs: train.Inputs{MEDS: f.meds, Cohort: f.cohort, Tokenizer: tokDir}, Out: f.model,

@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/medseq/medseq/data"
-	"github.com/medseq/medseq/data/synth"
 	"github.com/medseq/medseq/eval"
 	"github.com/medseq/medseq/model/features"
 	"github.com/medseq/medseq/model/xgb"
@@ -196,28 +194,11 @@ type curveFixture struct {
 
 func buildCurveFixture(t *testing.T, subjects int) curveFixture {
 	t.Helper()
-	ctx, log, root := context.Background(), slog.New(slog.DiscardHandler), t.TempDir()
-	f := curveFixture{meds: filepath.Join(root, "meds"), cohort: filepath.Join(root, "cohort"), tok: filepath.Join(root, "tok")}
-	if _, err := synth.Generate(ctx, synth.Config{Out: f.meds, Subjects: subjects, Seed: 3, Logger: log}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := data.DefaultCohortConfig()
-	cfg.Targets, cfg.Seed, cfg.Fractions = synth.OracleTargets, 3, data.SplitFractions{Train: 0.6, Tuning: 0.2, HeldOut: 0.2}
-	ds, err := data.Open(f.meds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := data.BuildCohort(ctx, ds, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := data.NewManifest(data.StageCohort, cfg.Params())
-	if _, err := m.AddInput(data.InputMEDS, f.meds); err != nil {
-		t.Fatal(err)
-	}
-	if err := data.WriteCohort(f.cohort, false, res, m); err != nil {
-		t.Fatal(err)
-	}
+	ctx, root := context.Background(), t.TempDir()
+	f := curveFixture{tok: filepath.Join(root, "tok")}
+	var err error
+	f.meds, f.cohort, _, _ = writeSynthCohort(t, root, subjects, 3,
+		data.SplitFractions{Train: 0.6, Tuning: 0.2, HeldOut: 0.2})
 	_, err = tokenize.BuildFromCohort(ctx, tokenize.FromCohortConfig{MEDS: f.meds, Cohort: f.cohort, Out: f.tok,
 		Build: tokenize.DefaultBuildConfig(), Leak: tokenize.LeakConfig{Threshold: 0.95}})
 	if err != nil {
