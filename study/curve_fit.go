@@ -3,7 +3,6 @@ package study
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"path/filepath"
 	"time"
@@ -47,10 +46,10 @@ func (c *curveRun) fit(ctx context.Context, model string, s curveSubset, cohortD
 	name := model + "-" + fractionName(s.fraction)
 	dir := filepath.Join(c.fits, "models", name, "1")
 	// Every fraction reads the tokenizer built from the full cohort: its training split holds
-	// the fraction's, and openCurve checked it. The driver sees a cohort the tokenizer was not
-	// built from, so it runs with AllowMismatch and its warning is lowered to debug.
-	in := train.Inputs{MEDS: c.cfg.MEDS, Cohort: cohortDir, Tokenizer: c.cfg.Tokenizer, AllowMismatch: true}
-	log := slog.New(fitHandler{c.log.Handler()}).With("curve_fit", name)
+	// the fraction's, and the driver checks the tokenizer against that cohort.
+	in := train.Inputs{MEDS: c.cfg.MEDS, Cohort: cohortDir, Tokenizer: c.cfg.Tokenizer,
+		AllowMismatch: c.cfg.AllowMismatch, TokenizerCohort: c.cfg.Cohort}
+	log := c.log.With("curve_fit", name)
 	p := CurvePoint{Model: model, Fraction: s.fraction, Train: s.train, ModelDir: dir}
 	var auroc map[string]float64
 	switch model {
@@ -137,27 +136,3 @@ func compare(c *curveRun) ([]CurveComparison, error) {
 	}
 	return out, nil
 }
-
-// fitHandler passes a training driver's log records on, lowering to debug its warning that
-// the fraction's cohort is not the one the tokenizer was built from (expected: openCurve
-// checked the tokenizer against the full cohort).
-type fitHandler struct{ slog.Handler }
-
-// mismatchWarning is the message train logs when it opens inputs from different runs.
-const mismatchWarning = "inputs from different runs"
-
-func (h fitHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelWarn && r.Message == mismatchWarning {
-		r.Level = slog.LevelDebug
-	}
-	if !h.Handler.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h fitHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return fitHandler{h.Handler.WithAttrs(as)}
-}
-
-func (h fitHandler) WithGroup(name string) slog.Handler { return fitHandler{h.Handler.WithGroup(name)} }

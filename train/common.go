@@ -14,6 +14,10 @@ import (
 type Inputs struct {
 	MEDS, Cohort, Tokenizer string
 	AllowMismatch           bool
+	// TokenizerCohort is the cohort the tokenizer was built from when Cohort is a cut of it
+	// (eval curve's training fractions, which keep its tuning and held-out rows): the tokenizer
+	// is checked against it instead of Cohort. "" means Cohort.
+	TokenizerCohort string
 }
 
 // opened is the loaded inputs.
@@ -66,7 +70,14 @@ func (in Inputs) open(log *slog.Logger) (*opened, error) {
 			if err != nil {
 				return fmt.Errorf("tokenizer %s: %w", in.Tokenizer, err)
 			}
-			if err := tm.CheckInputFingerprint("cohort", in.Cohort, fp["cohort"]); err != nil {
+			cohort, cohortFP := in.Cohort, fp["cohort"]
+			if in.TokenizerCohort != "" {
+				cohort = in.TokenizerCohort
+				if cohortFP, err = data.Fingerprint(cohort); err != nil {
+					return err
+				}
+			}
+			if err := tm.CheckInputFingerprint("cohort", cohort, cohortFP); err != nil {
 				return err
 			}
 			return tm.CheckInputFingerprint(data.InputMEDS, in.MEDS, fp[data.InputMEDS])
