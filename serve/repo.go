@@ -125,6 +125,7 @@ type Repository struct {
 	thresholds map[string]float64
 	log        *slog.Logger
 	onLoad     func(v *Version, err error, name, version string)
+	single     singleModel // single-model mode when its name is set
 	// scorers loads model kinds: XGBoost unless the server is given more (the binary
 	// registers the BERT).
 	scorers *scorer.Registry
@@ -241,25 +242,14 @@ func stampOf(dir string) (string, error) {
 func (r *Repository) Scan(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	names, err := os.ReadDir(r.dir)
-	if err != nil {
-		return fmt.Errorf("model repository: %w", err)
-	}
 	old := r.snap.Load().models
-	next := map[string]*Model{}
-	changed := false
-	for _, n := range names {
-		if !n.IsDir() || strings.HasPrefix(n.Name(), ".") {
-			continue
-		}
-		m, loaded, err := r.scanModel(ctx, n.Name(), old[n.Name()])
-		if err != nil {
-			return err
-		}
-		changed = changed || loaded
-		if m != nil {
-			next[m.Name] = m
-		}
+	scan := r.scanRepository
+	if r.single.name != "" {
+		scan = r.scanSingle
+	}
+	next, changed, err := scan(ctx, old)
+	if err != nil {
+		return err
 	}
 	if r.unloaded(old, next) {
 		changed = true
@@ -268,6 +258,78 @@ func (r *Repository) Scan(ctx context.Context) error {
 		r.snap.Store(&snapshot{models: next})
 	}
 	return nil
+}
+
+// scanRepository scans every model folder of the repository (DIR/<name>/<version>/).
+func (r *Repository) scanRepository(ctx context.Context, old map[string]*Model) (map[string]*Model, bool, error) {
+	names, err := os.ReadDir(r.dir)
+	if err != nil {
+		return nil, false, fmt.Errorf("model repository: %w", err)
+	}
+	next := map[string]*Model{}
+	changed := false
+	for _, n := range names {
+		if !n.IsDir() || strings.HasPrefix(n.Name(), ".") {
+			continue
+		}
+		m, loaded, err := r.scanModel(ctx, n.Name(), old[n.Name()])
+		if err != nil {
+			return nil, false, err
+		}
+		changed = changed || loaded
+		if m != nil {
+			next[m.Name] = m
+		}
+	}
+	return next, changed, nil
+}
+
+// singleModel is single-model mode (serve --model-dir): the repository's folder is one model
+// version's, served under name and version, as KServe's storage initializer lays a model's
+// storageUri out in /mnt/models.
+type singleModel struct{ name, version string }
+
+// ErrNotVersionDir is returned in single-model mode when the folder holds no manifest.json.
+var ErrNotVersionDir = errors.New("not a model version folder (no " + modelrepo.ManifestFile + ")")
+
+// scanSingle loads the one version of single-model mode, again whenever its folder changes
+// (a version that fails to load is retried, as in a repository). A folder without a manifest
+// is an error naming what it holds instead: a model folder's versions (point --model-dir at
+// one of them) or nothing a training command wrote.
+func (r *Repository) scanSingle(ctx context.Context, old map[string]*Model) (map[string]*Model, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	name, ver := r.single.name, r.single.version
+	stamp, err := stampOf(r.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, r.notVersionDir()
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("model folder: %w", err)
+	}
+	if om := old[name]; om != nil {
+		if ov := om.Versions[ver]; ov != nil && ov.stamp == stamp {
+			return old, false, nil
+		}
+	}
+	v := r.loadVersion(name, ver, r.dir, stamp)
+	if v == nil {
+		return map[string]*Model{}, false, nil
+	}
+	return map[string]*Model{name: {Name: name, Versions: map[string]*Version{ver: v}, Serving: v}}, true, nil
+}
+
+// notVersionDir says why single-model mode's folder is not a version folder.
+func (r *Repository) notVersionDir() error {
+	if _, err := os.Stat(r.dir); err != nil {
+		return fmt.Errorf("model folder: %w", err)
+	}
+	if vs, _, err := modelrepo.Versions(r.dir); err == nil && len(vs) > 0 {
+		return fmt.Errorf("model folder %s: %w: it holds version folders (%s ...): point --model-dir at one of them, "+
+			"or serve them all with --models", r.dir, ErrNotVersionDir, vs[0].Name)
+	}
+	return fmt.Errorf("model folder %s: %w", r.dir, ErrNotVersionDir)
 }
 
 // scanModel scans one model's folder: the versions of old (the model as served, nil when

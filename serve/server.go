@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/medseq/medseq/model/scorer"
+	"github.com/medseq/medseq/modelrepo"
 	inferencepb "github.com/medseq/medseq/proto/inference"
 	medseqv1 "github.com/medseq/medseq/proto/medseq/v1"
 )
@@ -40,7 +41,7 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	Models          string        // model repository DIR/<name>/<version>/
+	Models          string        // model repository DIR/<name>/<version>/ (one version's folder with ModelName)
 	Policy          Policy        // version served when a request names none
 	Poll            time.Duration // repository polling interval; 0 = load once
 	Limits          Limits
@@ -65,6 +66,9 @@ type Config struct {
 	// NoModelHealth leaves out the per-model health entries ("medseq.v1.Predictor/<name>"):
 	// health is open to callers without a token, and those entries name the models.
 	NoModelHealth bool
+	// ModelName turns on single-model mode (KServe's /mnt/models): Models is one model
+	// version's folder, served as this name and ModelVersion ("" = "1").
+	ModelName, ModelVersion string
 }
 
 // Server is the gRPC server and its model repository.
@@ -106,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 	s.repo = NewRepository(cfg.Models, cfg.Policy, cfg.Log)
 	s.repo.gap = cfg.Gap
 	s.repo.thresholds = cfg.Thresholds
+	s.repo.single = singleModel{name: cfg.ModelName, version: cfg.ModelVersion}
 	if cfg.Scorers != nil {
 		s.repo.scorers = cfg.Scorers
 	}
@@ -126,6 +131,9 @@ func (cfg *Config) setDefaults() error {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.checkSingleModel(); err != nil {
+		return err
 	}
 	if cfg.MaxMessageBytes < 0 || cfg.MaxConcurrency < 0 || cfg.MaxInflightBytes < 0 || cfg.DrainTimeout < 0 ||
 		cfg.Poll < 0 || cfg.Limits.MaxCodes < 0 || cfg.Limits.MaxBatch < 0 || cfg.Limits.MaxCodeLen < 0 {
@@ -153,6 +161,41 @@ func (cfg *Config) setDefaults() error {
 	for name, t := range cfg.Thresholds {
 		if !(t >= 0 && t <= 1) {
 			return fmt.Errorf("serve: threshold %v for model %s outside [0, 1]", t, name)
+		}
+	}
+	return nil
+}
+
+// checkSingleModel checks single-model mode's name and version (a version is a positive
+// integer, as a repository's folders are named) and fills in the default version.
+func (cfg *Config) checkSingleModel() error {
+	if cfg.ModelName == "" {
+		if cfg.ModelVersion != "" {
+			return errors.New("serve: a model version without a model name (single-model mode)")
+		}
+		return nil
+	}
+	if err := checkModelName(cfg.ModelName); err != nil {
+		return err
+	}
+	if cfg.ModelVersion == "" {
+		cfg.ModelVersion = "1"
+	}
+	if _, ok := modelrepo.ParseVersion(cfg.ModelVersion); !ok {
+		return fmt.Errorf("serve: model version %q is not a positive integer", cfg.ModelVersion)
+	}
+	return nil
+}
+
+// checkModelName refuses a single-model name that a repository folder could not have: empty,
+// hidden, with a slash, longer than requests may name, or not printable ASCII.
+func checkModelName(name string) error {
+	if len(name) > MaxNameBytes || strings.HasPrefix(name, ".") || strings.ContainsAny(name, "/\\") {
+		return fmt.Errorf("serve: model name %q: not a model folder's name", name)
+	}
+	for _, c := range []byte(name) {
+		if c <= ' ' || c > '~' {
+			return fmt.Errorf("serve: model name %q: only printable ASCII without spaces", name)
 		}
 	}
 	return nil

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,11 +22,16 @@ import (
 // serveFlags reads the flags of `medseq serve` into the server's options; the flags that need
 // parsing come back raw in serveRaw.
 func serveFlags(e *env, args []string) (*serve.Options, *serveRaw, error) {
-	fs := newFlags(e, "serve", "--models DIR [--addr HOST:PORT] [--metrics-addr HOST:PORT] [flags]")
+	fs := newFlags(e, "serve", "--models DIR | --model-dir DIR --model-name NAME [--addr HOST:PORT | --grpc-port PORT] "+
+		"[--metrics-addr HOST:PORT] [flags]")
 	o, r := &serve.Options{Config: serve.Config{Log: e.log, Thresholds: map[string]float64{}}}, &serveRaw{}
 	defBatch := serve.DefaultBatching()
 	fs.StringVar(&o.Models, "models", "", "model repository: DIR/<name>/<version>/")
+	fs.StringVar(&r.modelDir, "model-dir", "", "single-model mode (KServe: /mnt/models): the folder of one model version (its manifest.json at the top), served as --model-name")
+	fs.StringVar(&o.ModelName, "model-name", "", "single-model mode: the name the model is served under")
+	fs.StringVar(&o.ModelVersion, "model-version", "1", "single-model mode: the version it is served as (a positive integer)")
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8500", "gRPC listen address")
+	fs.IntVar(&r.grpcPort, "grpc-port", 0, "listen for gRPC on this port on every interface (instead of --addr; KServe's runtimes pass the port)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "Prometheus /metrics listen address (empty: off)")
 	fs.StringVar(&r.policy, "version-policy", "latest", "version served when a request names none: latest, or name=version[,name=version]")
 	fs.DurationVar(&o.Poll, "poll", 5*time.Second, "how often to look for new model versions (0: load once)")
@@ -61,7 +68,43 @@ func serveFlags(e *env, args []string) (*serve.Options, *serveRaw, error) {
 	if err := parseFlags(fs, args); err != nil {
 		return nil, nil, err
 	}
-	return o, r, required("models", o.Models)
+	fs.Visit(func(f *flag.Flag) { r.set = append(r.set, f.Name) })
+	return o, r, r.where(o)
+}
+
+// where settles what is served and where: --models, or --model-dir with --model-name
+// (single-model mode), and --addr or --grpc-port.
+func (r *serveRaw) where(o *serve.Options) error {
+	single := r.modelDir != "" || o.ModelName != "" || slices.Contains(r.set, "model-version")
+	switch {
+	case o.Models != "" && single:
+		return usagef("flag --models serves a repository; --model-dir, --model-name and --model-version serve one model version: give one or the other")
+	case single && (r.modelDir == "" || o.ModelName == ""):
+		return usagef("flags --model-dir and --model-name go together (single-model mode)")
+	case !single && o.Models == "":
+		return usagef("flag --models (a model repository) or --model-dir with --model-name (one model version) is required")
+	case slices.Contains(r.set, "grpc-port") && slices.Contains(r.set, "addr"):
+		return usagef("flags --addr and --grpc-port both say where to listen: give one")
+	case slices.Contains(r.set, "grpc-port") && (r.grpcPort < 1 || r.grpcPort > 65535):
+		return usagef("flag --grpc-port: %d is not a TCP port (1-65535)", r.grpcPort)
+	}
+	if !single {
+		o.ModelVersion = ""
+		return r.port(o)
+	}
+	if _, ok := modelrepo.ParseVersion(o.ModelVersion); !ok {
+		return usagef("flag --model-version: %q is not a version (a positive integer)", o.ModelVersion)
+	}
+	o.Models = r.modelDir
+	return r.port(o)
+}
+
+// port applies --grpc-port.
+func (r *serveRaw) port(o *serve.Options) error {
+	if r.grpcPort != 0 {
+		o.Addr = ":" + strconv.Itoa(r.grpcPort)
+	}
+	return nil
 }
 
 // serveRaw are the serve flags that are parsed after the flag set.
@@ -69,6 +112,9 @@ type serveRaw struct {
 	policy, gap, batchKinds string
 	modelHealth             bool
 	sd                      scoringDevice
+	modelDir                string   // --model-dir
+	grpcPort                int      // --grpc-port; 0: --addr
+	set                     []string // the flags given
 }
 
 // checkServeFlags refuses limits and flag combinations that mean nothing. A limit is never

@@ -120,6 +120,52 @@ func TestServeFlags(t *testing.T) {
 	}
 }
 
+// TestServeSingleModelFlags: --model-dir and --model-name serve one version folder (KServe's
+// /mnt/models), --grpc-port listens on every interface; mixed or partial forms are usage
+// errors naming the flags.
+func TestServeSingleModelFlags(t *testing.T) {
+	e := &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	for _, tc := range []struct {
+		args                    []string
+		models, name, ver, addr string
+	}{
+		{[]string{"--models", "repo"}, "repo", "", "", "127.0.0.1:8500"},
+		{[]string{"--models", "repo", "--grpc-port", "9000"}, "repo", "", "", ":9000"},
+		{[]string{"--model-dir", "/mnt/models", "--model-name", "t2d", "--grpc-port", "8081"}, "/mnt/models", "t2d", "1", ":8081"},
+		{[]string{"--model-dir", "/mnt/models", "--model-name", "t2d", "--model-version", "4", "--addr", "127.0.0.1:0"},
+			"/mnt/models", "t2d", "4", "127.0.0.1:0"},
+	} {
+		o, _, err := serveFlags(e, tc.args)
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+			continue
+		}
+		if o.Models != tc.models || o.ModelName != tc.name || o.ModelVersion != tc.ver || o.Addr != tc.addr {
+			t.Errorf("%v: models %q name %q version %q addr %q", tc.args, o.Models, o.ModelName, o.ModelVersion, o.Addr)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--models", "repo", "--model-dir", "/mnt/models", "--model-name", "t2d"}, "one or the other"},
+		{[]string{"--model-dir", "/mnt/models"}, "--model-dir and --model-name go together"},
+		{[]string{"--model-name", "t2d"}, "--model-dir and --model-name go together"},
+		{[]string{"--models", "repo", "--model-version", "2"}, "one or the other"},
+		{[]string{"--model-dir", "/mnt/models", "--model-name", "t2d", "--model-version", "latest"}, "--model-version"},
+		{[]string{"--models", "repo", "--grpc-port", "8081", "--addr", ":8081"}, "--addr and --grpc-port"},
+		{[]string{"--models", "repo", "--grpc-port", "0"}, "--grpc-port"},
+		{[]string{"--models", "repo", "--grpc-port", "70000"}, "--grpc-port"},
+		{[]string{"--grpc-port", "8081"}, "--models"},
+	} {
+		var ue usageError
+		_, _, err := serveFlags(e, tc.args)
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want a usage error naming %q", tc.args, err, tc.want)
+		}
+	}
+}
+
 // TestServeAndPredictClient trains the demo baseline, serves it on loopback and scores one
 // subject with `medseq predict --addr`.
 func TestServeAndPredictClient(t *testing.T) {
