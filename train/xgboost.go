@@ -89,6 +89,9 @@ func (fs featureSplits) labels() map[string][]data.Label {
 // early stopping on the tuning split, then the model version folder with the leaves predictor
 // checked against libxgboost on every tuning and held-out row.
 func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress io.Writer) (*XGBoostResult, error) {
+	if !xgb.Available {
+		return nil, fmt.Errorf("train xgboost: %w", xgb.ErrUnavailable)
+	}
 	r, err := startRun("train xgboost", cfg.Inputs, outFolder{cfg.Out, cfg.Force, cfg.Name}, log)
 	if err != nil {
 		return nil, err

@@ -86,6 +86,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if !xgb.Available { // the demo trains the XGBoost baseline: say so before hours of data work
+		return fmt.Errorf("demo: %w", xgb.ErrUnavailable)
+	}
 	start := time.Now()
 	d := &demoRun{e: e, o: o}
 	steps := []demoStep{

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/model/xgb"
 )
 
 // runCmd runs the binary's entry point in-process and returns exit code, stdout and stderr.
@@ -33,6 +34,11 @@ func TestVersion(t *testing.T) {
 		if s, _ := bi[k].(string); s == "" {
 			t.Errorf("version --json lacks %s: %s", k, out)
 		}
+	}
+	// The test binary is this build's: cgo exactly when libxgboost can be linked.
+	build, _ := bi["build"].(map[string]any)
+	if build["train_xgboost"] != xgb.Available || build["summary"] == "" || (xgb.Available && build["kind"] != "cgo") {
+		t.Errorf("version --json build %v, want train_xgboost %v (and kind cgo with it)", build, xgb.Available)
 	}
 }
 

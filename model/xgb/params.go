@@ -11,7 +11,9 @@ import (
 
 // ErrUnavailable is what every function returns in a build without libxgboost (see
 // Available).
-var ErrUnavailable = errors.New("xgb: built without libxgboost (cgo disabled or -tags noxgboost)")
+var ErrUnavailable = errors.New("training XGBoost needs the cgo build with libxgboost (make build); this binary is " +
+	"built without it (CGO_ENABLED=0, the serving build, or -tags noxgboost): it scores XGBoost models, with leaves, " +
+	"but cannot train them")
 
 // CSR is the sparse row matrix both model/xgb and model/gbt use: an absent entry is MISSING
 // (not zero), as in XGBoost.
