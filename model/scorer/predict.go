@@ -2,8 +2,12 @@ package scorer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/modelrepo"
@@ -67,6 +71,9 @@ func PredictCohort(ctx context.Context, cfg PredictConfig) (*Predictions, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSplits(in.Cohort, cfg.Splits); err != nil {
+		return nil, err
+	}
 	if in.Mismatch != nil {
 		log.Warn("scoring a dataset the cohort was not built from", "cohort_run", in.Cohort.Manifest.RunID)
 	}
@@ -89,6 +96,26 @@ func PredictCohort(ctx context.Context, cfg PredictConfig) (*Predictions, error)
 		return nil, fmt.Errorf("no labels to score in %s (splits %v)", cfg.Cohort, cfg.Splits)
 	}
 	return out, nil
+}
+
+// ErrUnknownSplit is returned when a split asked for holds no label of the cohort.
+var ErrUnknownSplit = errors.New("no label in this split")
+
+// checkSplits refuses a split the cohort has no label in (a typo, or "all"), naming the
+// splits it has, before anything is scored.
+func checkSplits(c *data.Cohort, splits []string) error {
+	have := map[string]bool{}
+	for _, l := range c.Labels {
+		have[l.Split] = true
+	}
+	for _, s := range splits {
+		if !have[s] {
+			names := slices.Sorted(maps.Keys(have))
+			return fmt.Errorf("split %q: %w of cohort %s (it has %s; without --split every label is scored)",
+				s, ErrUnknownSplit, c.Dir, strings.Join(names, ", "))
+		}
+	}
+	return nil
 }
 
 // add appends one scored label's calibrated prediction and counts its codes.

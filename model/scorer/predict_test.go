@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -82,9 +83,13 @@ func TestPredictCohort(t *testing.T) {
 		if len(held.Scores) != n || n == 0 {
 			t.Errorf("%d held_out predictions, %d held_out labels", len(held.Scores), n)
 		}
-		cfg.Splits = []string{"nosuch"}
-		if _, err := scorer.PredictCohort(ctx, cfg); err == nil || !strings.Contains(err.Error(), "no labels to score") {
-			t.Errorf("a split with no labels: %v", err)
+		for _, bad := range []string{"nosuch", "all"} {
+			cfg.Splits = []string{data.SplitHeldOut, bad}
+			_, err := scorer.PredictCohort(ctx, cfg)
+			if !errors.Is(err, scorer.ErrUnknownSplit) || !strings.Contains(err.Error(), strconv.Quote(bad)) ||
+				!strings.Contains(err.Error(), "held_out, train, tuning") {
+				t.Errorf("split %q, which has no labels: %v", bad, err)
+			}
 		}
 	})
 	t.Run("other dataset", func(t *testing.T) { predictOtherDataset(t, cfg, len(c.Labels)) })
