@@ -46,7 +46,7 @@ func startBERTRun(task string, in Inputs, out outFolder, mf BERTModel, t BERTTra
 // and clipping (posWeight: the BCE positive weight of classification, 0 for 1; maxMasked: the
 // most masked positions per sequence of MLM, 0 for classification).
 func (b *bertRun) openEngine(w *bert.Weights, task bert.Task, posWeight float64, maxMasked int) error {
-	dev, err := bert.OpenDevice(b.t.Device, b.t.PJRTPlugin, b.t.DType, b.log)
+	dev, err := bert.OpenDevice(b.t.Device, b.t.PJRTPlugin, b.t.DType, b.t.Attention, b.log)
 	if err != nil {
 		return err
 	}

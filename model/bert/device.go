@@ -61,6 +61,7 @@ type Device struct {
 	Plugin    string `json:"pjrt_plugin,omitempty"`
 	Backend   string `json:"backend"` // the gomlx backend configuration
 	DType     string `json:"dtype,omitempty"`
+	Attention string `json:"attention,omitempty"` // plain or fused (WithAttention)
 }
 
 // SelectDevice resolves --device (cpu, gpu or auto; "" means cpu) and --pjrt-plugin.
@@ -119,21 +120,58 @@ func selectDevice(flag, pluginFlag string, gpus []GPU, gpuErr error, find func(s
 // options; memory is allocated on demand rather than preallocated.
 func xlaBackendConfig(plugin string) string { return plugin + ",preallocate=false" }
 
-// WithDType is d set to train or score in dtype ("" is float32), its Backend the configuration
-// BackendFor opens for that dtype (check the pair with ValidateDType first).
+// WithDType is d set to train or score in dtype ("" is float32; "auto" is ResolveDType's
+// choice), its Backend the configuration BackendFor opens for that dtype (check the pair with
+// ValidateDType first).
 func (d Device) WithDType(dtype string) Device {
-	if dtype == "" {
-		dtype = "float32"
-	}
-	d.DType = dtype
+	d.DType = ResolveDType(dtype, d)
 	d.Backend = BackendConfig(d)
 	return d
 }
 
+// ResolveDType is --dtype with auto resolved for the device: bfloat16 on a GPU of compute
+// capability 8.0 or later, float16 (with loss scaling) on one of 7.x, float32 elsewhere (the
+// CPU, whose backend has no fast half-precision arithmetic, and older GPUs); "" is float32.
+func ResolveDType(dtype string, d Device) string {
+	switch {
+	case dtype == "":
+		return "float32"
+	case dtype != "auto":
+		return dtype
+	case d.Kind == "gpu" && d.GPU != nil && d.GPU.BFloat16:
+		return "bfloat16"
+	case d.Kind == "gpu" && d.GPU != nil && supportsFP16TensorCores(d.GPU.ComputeMajor):
+		return "float16"
+	}
+	return "float32"
+}
+
+// supportsFP16TensorCores is the float16 rule: tensor cores from compute capability 7.0 (V100).
+func supportsFP16TensorCores(major int) bool { return major >= 7 }
+
+// WithAttention is d set to an --attention mode: plain, fused, or auto (fused on a GPU in
+// bfloat16 or float16, where XLA lowers it to cuDNN's flash attention; plain elsewhere: on the
+// CPU and in float32 the fused path would only be gomlx's decomposed graph without dropout).
+// Set the dtype first. "" is auto.
+func (d Device) WithAttention(mode string) (Device, error) {
+	switch mode {
+	case AttentionPlain, AttentionFused:
+		d.Attention = mode
+	case "", AttentionAuto:
+		d.Attention = AttentionPlain
+		if d.Kind == "gpu" && (d.DType == "bfloat16" || d.DType == "float16") {
+			d.Attention = AttentionFused
+		}
+	default:
+		return d, fmt.Errorf("unknown --attention %q (plain, fused, auto)", mode)
+	}
+	return d, nil
+}
+
 // BackendConfig is the backend configuration a device opens for its dtype. On a GPU, float32
 // matrix products are exact float32 (go-xla's default on CUDA would be TF32, as JAX's is);
-// tf32 asks for the tensor cores' TF32 mode, and bfloat16 (whose backward products run on
-// float32 gradients) uses TF32 there too.
+// tf32 asks for the tensor cores' TF32 mode, and so does bfloat16 for the few products it
+// keeps in float32 (the classifier's).
 func BackendConfig(d Device) string {
 	if d.Kind != "gpu" {
 		return cpuBackendConfig
@@ -143,20 +181,21 @@ func BackendConfig(d Device) string {
 }
 
 // DTypes are the --dtype values.
-var DTypes = []string{"float32", "tf32", "bfloat16", "float16"}
+var DTypes = []string{"float32", "tf32", "bfloat16", "float16", "auto"}
 
 // ValidateDType checks --dtype against the device: float32 anywhere; tf32 (float32 weights,
 // matrix products on TF32 tensor cores) on a GPU of compute capability 8.0 or later; bfloat16 (mixed
 // precision: float32 master weights and optimizer state) on a GPU of compute capability 8.0 or
-// later, and on the CPU when it was asked for explicitly (--device cpu): gomlx's Go backend
-// computes bfloat16 matrix products with float32 accumulation, correctly but slower than
-// float32 (no bfloat16 arithmetic on the CPU), so it serves to test the path, and --device
-// auto falling back to the CPU refuses it rather than run slowly; float16 is refused since it
-// needs loss scaling, which is not implemented (a V100, capability 7.0, has no bfloat16: use
-// float32 there).
+// later; float16 (the same with dynamic loss scaling, for GPUs of compute capability 7.x such
+// as the V100, which have float16 tensor cores but no bfloat16) on a GPU of compute capability
+// 7.0 or later; bfloat16 and float16 also on the CPU when it was asked for explicitly (--device
+// cpu): gomlx's Go backend computes their matrix products with float32 accumulation, correctly
+// but slower than float32 (no half-precision arithmetic on the CPU), so it serves to test the
+// path, and --device auto falling back to the CPU refuses them rather than run slowly; auto is
+// always valid (ResolveDType).
 func ValidateDType(dtype string, d Device) error {
 	switch dtype {
-	case "", "float32":
+	case "", "float32", "auto":
 		return nil
 	case "tf32":
 		if d.Kind != "gpu" || d.GPU == nil {
@@ -167,22 +206,34 @@ func ValidateDType(dtype string, d Device) error {
 				d.GPU.Name, d.GPU.Capability())
 		}
 		return nil
-	case "bfloat16":
-		if d.Kind == "cpu" && (d.Requested == "" || d.Requested == "cpu") {
-			return nil
-		}
-		if d.Kind != "gpu" || d.GPU == nil {
-			return fmt.Errorf("--dtype bfloat16 needs a GPU of compute capability 8.0 or later, and --device %s chose the CPU (%s): use float32, or --device cpu to run bfloat16 on the CPU anyway (slower than float32 there)", d.Requested, d.Reason)
-		}
-		if !d.GPU.BFloat16 {
-			return fmt.Errorf("--dtype bfloat16: %s has compute capability %s and no bfloat16 (it needs 8.0 or later): use --dtype float32",
-				d.GPU.Name, d.GPU.Capability())
-		}
-		return nil
-	case "float16":
-		return errors.New("--dtype float16 needs loss scaling, which medseq does not implement: use --dtype float32 (or bfloat16 on a GPU of compute capability 8.0 or later)")
+	case "bfloat16", "float16":
+		return validateHalf(dtype, d)
 	}
 	return fmt.Errorf("unknown --dtype %q (%s)", dtype, strings.Join(DTypes, ", "))
+}
+
+// validateHalf is ValidateDType for bfloat16 and float16.
+func validateHalf(dtype string, d Device) error {
+	need, ok := "8.0", d.GPU != nil && d.GPU.BFloat16
+	if dtype == "float16" {
+		need, ok = "7.0", d.GPU != nil && supportsFP16TensorCores(d.GPU.ComputeMajor)
+	}
+	if d.Kind == "cpu" && (d.Requested == "" || d.Requested == "cpu") {
+		return nil
+	}
+	if d.Kind != "gpu" || d.GPU == nil {
+		return fmt.Errorf("--dtype %s needs a GPU of compute capability %s or later, and --device %s chose the CPU (%s): use float32 or auto, or --device cpu to run %s on the CPU anyway (slower than float32 there)",
+			dtype, need, d.Requested, d.Reason, dtype)
+	}
+	if !ok {
+		alt := "float32"
+		if dtype == "bfloat16" && supportsFP16TensorCores(d.GPU.ComputeMajor) {
+			alt = "float16 (loss scaling) or auto"
+		}
+		return fmt.Errorf("--dtype %s: %s has compute capability %s (%s needs %s or later): use --dtype %s",
+			dtype, d.GPU.Name, d.GPU.Capability(), dtype, need, alt)
+	}
+	return nil
 }
 
 // reasonSuffix is " (reason)" when the device has one.

@@ -176,6 +176,45 @@ func TestSelectDevice(t *testing.T) {
 	}
 }
 
+// p100 is a GPU without float16 tensor cores.
+var p100 = GPU{Name: "Tesla P100", ComputeMajor: 6, ComputeMinor: 0}
+
+// TestResolveDTypeAndAttention: --dtype auto and --attention auto follow the device.
+func TestResolveDTypeAndAttention(t *testing.T) {
+	for _, c := range []struct {
+		d                 Device
+		dtype, want, attn string
+	}{
+		{Device{Kind: "cpu"}, "auto", "float32", AttentionPlain},
+		{Device{Kind: "gpu", GPU: &a100, Plugin: "/p.so"}, "auto", "bfloat16", AttentionFused},
+		{Device{Kind: "gpu", GPU: &v100, Plugin: "/p.so"}, "auto", "float16", AttentionFused},
+		{Device{Kind: "gpu", GPU: &p100, Plugin: "/p.so"}, "auto", "float32", AttentionPlain},
+		{Device{Kind: "gpu", GPU: &a100, Plugin: "/p.so"}, "tf32", "tf32", AttentionPlain},
+		{Device{Kind: "cpu"}, "bfloat16", "bfloat16", AttentionPlain},
+		{Device{Kind: "cpu"}, "", "float32", AttentionPlain},
+	} {
+		d := c.d.WithDType(c.dtype)
+		if d.DType != c.want {
+			t.Errorf("%s %v with --dtype %q: %s, want %s", c.d.Kind, c.d.GPU, c.dtype, d.DType, c.want)
+		}
+		if wantTF32 := c.want == "bfloat16" || c.want == "tf32"; d.Kind == "gpu" && strings.HasSuffix(d.Backend, "tf32=true") != wantTF32 {
+			t.Errorf("%s: backend %q", c.want, d.Backend)
+		}
+		got, err := d.WithAttention("auto")
+		if err != nil || got.Attention != c.attn {
+			t.Errorf("%s %s --attention auto: %q, %v; want %s", d.Kind, d.DType, got.Attention, err, c.attn)
+		}
+		for _, m := range []string{AttentionPlain, AttentionFused} {
+			if got, err := d.WithAttention(m); err != nil || got.Attention != m {
+				t.Errorf("--attention %s: %q, %v", m, got.Attention, err)
+			}
+		}
+	}
+	if _, err := (Device{Kind: "cpu"}).WithAttention("flash"); err == nil || !strings.Contains(err.Error(), "--attention") {
+		t.Errorf("--attention flash: %v", err)
+	}
+}
+
 func TestValidateDType(t *testing.T) {
 	cpu := Device{Kind: "cpu"}
 	gpuA := Device{Kind: "gpu", GPU: &a100}
@@ -191,8 +230,11 @@ func TestValidateDType(t *testing.T) {
 		{"bfloat16", Device{Requested: "cpu", Kind: "cpu"}, ""},
 		{"bfloat16", Device{Requested: "auto", Kind: "cpu", Reason: "no NVIDIA driver"}, "needs a GPU"},
 		{"bfloat16", gpuV, "capability 7.0"},
-		{"float16", gpuV, "loss scaling"},
-		{"float16", gpuA, "loss scaling"},
+		{"bfloat16", gpuV, "float16 (loss scaling) or auto"},
+		{"float16", gpuV, ""}, {"float16", gpuA, ""}, {"float16", cpu, ""},
+		{"float16", Device{Kind: "gpu", GPU: &p100}, "capability 6.0"},
+		{"float16", Device{Requested: "auto", Kind: "cpu", Reason: "no NVIDIA driver"}, "needs a GPU of compute capability 7.0"},
+		{"auto", cpu, ""}, {"auto", gpuV, ""}, {"auto", gpuA, ""},
 		{"float64", cpu, "unknown --dtype"},
 		{"tf32", gpuA, ""},
 		{"tf32", gpuV, "capability 7.0"},

@@ -69,42 +69,6 @@ func meanAbs(v []float32) float64 {
 	return s / float64(max(len(v), 1))
 }
 
-// flat concatenates weights in spec order.
-func flat(w *Weights) []float32 {
-	var out []float32
-	for _, s := range w.Specs {
-		out = append(out, w.Data[s.Name]...)
-	}
-	return out
-}
-
-// randomBatch is B sequences of random lengths over the vocabulary (ids 5.. are codes),
-// padded to L, with ages and labels; MLM positions mask about 15% of each row.
-func randomBatch(r *rand.Rand, c Config, B, L int) *Batch {
-	b := &Batch{B: B, L: L, IDs: make([]int32, B*L), Mask: make([]int32, B*L), Ages: make([]float32, B*L), Labels: make([]float32, B)}
-	seqs := make([]Encoded, B)
-	for i := 0; i < B; i++ {
-		n := 2 + r.IntN(L-1)
-		ids := make([]int32, n)
-		ages := make([]float32, n)
-		ids[0], ids[n-1] = 2, 3
-		for j := 1; j < n-1; j++ {
-			ids[j] = int32(5 + r.IntN(c.VocabSize-5))
-			ages[j] = float32(20 + r.IntN(70))
-		}
-		seqs[i] = Encoded{IDs: ids, Ages: ages}
-		copy(b.IDs[i*L:], ids)
-		copy(b.Ages[i*L:], ages)
-		for j := 0; j < n; j++ {
-			b.Mask[i*L+j] = 1
-		}
-		b.Labels[i] = float32(r.IntN(2))
-	}
-	m := MakeMLMBatch(r, Masking{Rate: 0.15, MaskID: 4, VocabSize: c.VocabSize, Special: func(id int32) bool { return id < 5 }}, seqs, B, L, 0)
-	b.P, b.Positions, b.Targets, b.TargetWeights = m.P, m.Positions, m.Targets, m.TargetWeights
-	return b
-}
-
 // TestGPUMatchesCPU runs the same weights and batches through the CPU backend (float32, the
 // reference) and the GPU (float32, then bfloat16 mixed precision): classifier logits, three
 // AdamW steps (losses, gradient norms, weights after) and MLM logits. Dropout is off so both

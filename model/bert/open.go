@@ -5,9 +5,10 @@ import (
 )
 
 // OpenDevice chooses the device to train on (SelectDevice with the --device and
-// --pjrt-plugin values), checks dtype against it (ValidateDType) and tells log what was
-// chosen and why.
-func OpenDevice(flag, plugin, dtype string, log *slog.Logger) (Device, error) {
+// --pjrt-plugin values), checks dtype against it (ValidateDType; auto resolved by
+// ResolveDType), sets the attention (Device.WithAttention: plain, fused or auto) and tells log
+// what was chosen and why.
+func OpenDevice(flag, plugin, dtype, attention string, log *slog.Logger) (Device, error) {
 	dev, err := SelectDevice(flag, plugin)
 	if err != nil {
 		return dev, err
@@ -16,10 +17,16 @@ func OpenDevice(flag, plugin, dtype string, log *slog.Logger) (Device, error) {
 		return dev, err
 	}
 	dev = dev.WithDType(dtype)
-	log.Info("device", "kind", dev.Kind, "reason", dev.Reason, "plugin", dev.Plugin, "dtype", dev.DType)
-	if dev.DType == "bfloat16" && dev.Kind == "cpu" {
-		log.Warn("bfloat16 on the CPU: mixed precision runs correctly but slower than float32 (no bfloat16 arithmetic " +
-			"here); it is meant for GPUs of compute capability 8.0 or later")
+	if dev, err = dev.WithAttention(attention); err != nil {
+		return dev, err
+	}
+	log.Info("device", "kind", dev.Kind, "reason", dev.Reason, "plugin", dev.Plugin, "dtype", dev.DType, "attention", dev.Attention)
+	if (dev.DType == "bfloat16" || dev.DType == "float16") && dev.Kind == "cpu" {
+		log.Warn(dev.DType + " on the CPU: mixed precision runs correctly but slower than float32 (no half-precision " +
+			"arithmetic here); it is meant for GPUs")
+	}
+	if dev.Attention == AttentionFused {
+		log.Info("fused attention: no dropout on the attention probabilities, padding as lengths")
 	}
 	return dev, nil
 }
@@ -42,7 +49,7 @@ func NewEngineOn(dev Device, w *Weights, task Task, opt Optim, seed int64, maxMa
 
 // deviceOptions are the engine options of a device: its dtype, and static shapes on a GPU.
 func deviceOptions(dev Device, mlmPositions int) []EngineOption {
-	opts := []EngineOption{WithDType(dev.DType)}
+	opts := []EngineOption{WithDType(dev.DType), WithAttention(dev.Attention)}
 	if dev.Kind == "gpu" {
 		opts = append(opts, WithStaticShapes(mlmPositions))
 	}

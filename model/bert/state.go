@@ -110,7 +110,11 @@ func (e *Engine) SaveState(dir string, best *Weights) ([]string, error) {
 	if err := writeState(filepath.Join(dir, StateWeightsFile), e.specs, meta, tensorSet{"", w.Data}); err != nil {
 		return nil, err
 	}
-	optMeta := map[string]string{"format": StateFormat, "producer": "medseq", "steps": strconv.Itoa(opt.Steps)}
+	optMeta := map[string]string{"format": StateFormat, "producer": "medseq", "steps": strconv.Itoa(opt.Steps),
+		metaSkipped: strconv.Itoa(e.skipped)}
+	if e.scaler != nil {
+		e.scaler.saveMeta(optMeta)
+	}
 	if err := writeState(filepath.Join(dir, StateOptimFile), e.specs, optMeta, tensorSet{"m.", opt.M}, tensorSet{"v.", opt.V}); err != nil {
 		return nil, err
 	}
@@ -149,6 +153,17 @@ func (e *Engine) RestoreState(dir string) (best *Weights, err error) {
 	if err != nil || steps < 0 {
 		return nil, fmt.Errorf("%s: step count %q in the metadata is not a count", p, meta["steps"])
 	}
+	skipped := 0
+	if v, ok := meta[metaSkipped]; ok { // absent in states saved before the loss scaler
+		if skipped, err = strconv.Atoi(v); err != nil || skipped < 0 || skipped > steps {
+			return nil, fmt.Errorf("%s: skipped steps %q in the metadata is not a count up to %d", p, v, steps)
+		}
+	}
+	if e.scaler != nil {
+		if err := e.scaler.restoreMeta(p, meta); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dir, StateBestFile)); err == nil {
 		bd, _, err := readState(filepath.Join(dir, StateBestFile), e.specs, "")
 		if err != nil {
@@ -161,6 +176,7 @@ func (e *Engine) RestoreState(dir string) (best *Weights, err error) {
 	if err := e.setAdam(&adamState{Steps: steps, M: m, V: v}); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
+	e.skipped = skipped
 	e.SetWeights(&Weights{Data: wd})
 	return best, nil
 }
