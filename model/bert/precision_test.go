@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -25,6 +28,34 @@ func (p productCount) total() int {
 // buildTrainGraph builds (without compiling) an engine's training graph on B×L batches, and
 // counts its matrix products by operand dtypes and its dtype conversions.
 func buildTrainGraph(t *testing.T, e *Engine, B, L, P int) (productCount, int) {
+	t.Helper()
+	counts, converts, _ := trainGraphProducts(t, e, B, L, P)
+	return counts, converts
+}
+
+// lhsContracting reads a DotGeneral node's lhs contracting axes from its description.
+var lhsContracting = regexp.MustCompile(`lhsContractingAxes=\[([0-9 ]*)\]`)
+
+// productFLOPs is 2 × output size × contracted size of a DotGeneral node.
+func productFLOPs(t *testing.T, n *graph.Node) float64 {
+	t.Helper()
+	m := lhsContracting.FindStringSubmatch(n.String())
+	if m == nil {
+		t.Fatalf("no contracting axes in %s", n)
+	}
+	k := 1
+	for _, a := range strings.Fields(m[1]) {
+		axis, err := strconv.Atoi(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k *= n.Inputs()[0].Shape().Dimensions[axis]
+	}
+	return 2 * float64(n.Shape().Size()) * float64(k)
+}
+
+// trainGraphProducts is buildTrainGraph with the FLOPs of all the products.
+func trainGraphProducts(t *testing.T, e *Engine, B, L, P int) (productCount, int, float64) {
 	t.Helper()
 	g := graph.NewGraph(e.backend, "precision")
 	var in []*graph.Node
@@ -57,17 +88,60 @@ func buildTrainGraph(t *testing.T, e *Engine, B, L, P int) (productCount, int) {
 		param(dtypes.Float32, B)
 	}
 	e.trainGraph(in)
-	counts, converts := productCount{}, 0
+	counts, converts, flops := productCount{}, 0, 0.0
 	for _, n := range g.Nodes() {
 		switch n.Type() {
 		case graph.NodeTypeDotGeneral:
 			ops := n.Inputs()
 			counts[ops[0].DType().String()+"×"+ops[1].DType().String()]++
+			flops += productFLOPs(t, n)
 		case graph.NodeTypeConvertDType:
 			converts++
 		}
 	}
-	return counts, converts
+	return counts, converts, flops
+}
+
+// TestTrainFLOPs: TrainFLOPsPerToken equals the FLOPs of the products of the built training
+// graph (MLM on static positions, as the GPU benchmark runs it), and PeakFLOPS knows the cards
+// the benchmark reports MFU for.
+func TestTrainFLOPs(t *testing.T) {
+	for _, name := range []string{"tiny", "small"} {
+		c, err := Named(name, 500, 48)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := NewWeights(c, Heads{MLM: true}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEngineFor(t, w, TaskMLM, "bfloat16")
+		_, _, flops := trainGraphProducts(t, e, 3, 48, 16)
+		e.Close()
+		got, want := TrainFLOPsPerToken(c, 48, 16), flops/(3*48)
+		t.Logf("%s: %.4g FLOPs per token (graph %.4g)", name, got, want)
+		if math.Abs(got-want) > 1e-9*want {
+			t.Errorf("%s: TrainFLOPsPerToken %v, the graph's products %v", name, got, want)
+		}
+	}
+	for _, c := range []struct {
+		gpu, dtype string
+		ok         bool
+	}{
+		{"NVIDIA H200", "bfloat16", true}, {"NVIDIA H100 80GB HBM3", "float16", true}, {"NVIDIA H100 PCIe", "tf32", true},
+		{"NVIDIA A100-SXM4-40GB", "float32", true}, {"Tesla V100-SXM2-16GB", "float16", true},
+		{"Tesla V100-SXM2-16GB", "bfloat16", false}, {"Tesla V100-SXM2-16GB", "tf32", false}, {"NVIDIA L4", "bfloat16", false},
+	} {
+		p, ok := PeakFLOPS(c.gpu, c.dtype)
+		if ok != c.ok || ok && !(p > 1e13) {
+			t.Errorf("PeakFLOPS(%q, %s) = %g, %v", c.gpu, c.dtype, p, ok)
+		}
+	}
+	h, _ := PeakFLOPS("NVIDIA H200", "bfloat16")
+	f, _ := PeakFLOPS("NVIDIA H200", "float32")
+	if h < 10*f {
+		t.Errorf("H200: bfloat16 peak %g not well above float32's %g", h, f)
+	}
 }
 
 // TestMixedPrecisionProducts builds the training graph of each dtype and checks the dtype of
