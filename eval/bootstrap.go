@@ -57,7 +57,8 @@ func (p *prepared) bootstrap(cfg Config, sets []*MetricSet) *BootstrapInfo {
 		}()
 	}
 	wg.Wait()
-	info := &BootstrapInfo{Resamples: B, Seed: cfg.Seed, Level: level, Method: "percentile, subjects resampled with replacement"}
+	info := &BootstrapInfo{Resamples: B, Seed: cfg.Seed, Level: level,
+		Method: "percentile, subjects resampled with replacement"}
 	for _, a := range res[0][mAUROC] {
 		if !math.IsNaN(a) {
 			info.Defined++

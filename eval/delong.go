@@ -142,7 +142,8 @@ func PairRows(a, b []Prediction) (labels []bool, sa, sb []float64, err error) {
 	for i, p := range b {
 		k := key{p.SubjectID, p.PredictionTime}
 		if _, dup := idx[k]; dup {
-			return nil, nil, nil, fmt.Errorf("pair predictions: second model repeats subject %d at time %d (row %d)", p.SubjectID, p.PredictionTime, i+1)
+			return nil, nil, nil, fmt.Errorf("pair predictions: second model repeats subject %d at time %d (row %d)",
+				p.SubjectID, p.PredictionTime, i+1)
 		}
 		idx[k] = i
 	}
@@ -154,7 +155,8 @@ func PairRows(a, b []Prediction) (labels []bool, sa, sb []float64, err error) {
 			return nil, nil, nil, fmt.Errorf("pair predictions: subject %d at time %d (row %d) has no prediction from the second model", p.SubjectID, p.PredictionTime, i+1)
 		}
 		if seen[k] {
-			return nil, nil, nil, fmt.Errorf("pair predictions: first model repeats subject %d at time %d (row %d)", p.SubjectID, p.PredictionTime, i+1)
+			return nil, nil, nil, fmt.Errorf("pair predictions: first model repeats subject %d at time %d (row %d)",
+				p.SubjectID, p.PredictionTime, i+1)
 		}
 		seen[k] = true
 		if b[j].Label != p.Label {

@@ -379,7 +379,8 @@ func ChooseThreshold(preds []Prediction, spec ThresholdSpec) (float64, error) {
 	default:
 		return 0, fmt.Errorf("unknown threshold method %q", spec.Method)
 	}
-	if (spec.Method == ThresholdSensitivity || spec.Method == ThresholdSpecificity) && !(spec.Target > 0 && spec.Target <= 1) {
+	byTarget := spec.Method == ThresholdSensitivity || spec.Method == ThresholdSpecificity
+	if byTarget && !(spec.Target > 0 && spec.Target <= 1) {
 		return 0, fmt.Errorf("target %s %v outside (0, 1]", spec.Method, spec.Target)
 	}
 	if err := validate(preds); err != nil {
@@ -538,7 +539,8 @@ func Compute(preds []Prediction, cfg Config) (*Metrics, error) {
 	default:
 		ct.ChosenOn = "evaluation"
 		ct.Value, err = ChooseThreshold(preds, cfg.Threshold)
-		m.Warnings = append(m.Warnings, fmt.Sprintf("the %s threshold was chosen on the evaluated predictions themselves: threshold metrics are optimistic; pass tuning predictions", ct.Method))
+		m.Warnings = append(m.Warnings,
+			fmt.Sprintf("the %s threshold was chosen on the evaluated predictions themselves: threshold metrics are optimistic; pass tuning predictions", ct.Method))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("threshold: %w", err)
@@ -559,7 +561,8 @@ func Compute(preds []Prediction, cfg Config) (*Metrics, error) {
 		info := p.bootstrap(cfg, []*MetricSet{&m.Sample, &m.Subject})
 		m.Bootstrap = info
 		if info.Defined < cfg.Bootstrap {
-			m.Warnings = append(m.Warnings, fmt.Sprintf("%d of %d bootstrap resamples had one class only and were left out of the AUROC/AUPRC intervals", cfg.Bootstrap-info.Defined, cfg.Bootstrap))
+			m.Warnings = append(m.Warnings,
+				fmt.Sprintf("%d of %d bootstrap resamples had one class only and were left out of the AUROC/AUPRC intervals", cfg.Bootstrap-info.Defined, cfg.Bootstrap))
 		}
 	}
 	labels, scores := split(preds)

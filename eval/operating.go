@@ -117,7 +117,8 @@ func PointRates(preds []Prediction, t float64) (sens, spec, ppv, f1 Num) {
 // predicted_boolean_value at the operating point (modelrepo.PredictionsFile), and the raw
 // probability with the other attributes beside them (modelrepo.PredictionsExtraFile). raw holds
 // each split's predictions with raw scores; it must have a tuning split with both classes.
-func ModelOutputs(dir string, raw map[string][]Prediction, method string, spec ThresholdSpec) (*Calibration, modelrepo.OperatingPoint, error) {
+func ModelOutputs(dir string, raw map[string][]Prediction, method string, spec ThresholdSpec) (*Calibration,
+	modelrepo.OperatingPoint, error) {
 	var op modelrepo.OperatingPoint
 	if method == "" {
 		method = CalibrationIsotonic

@@ -108,7 +108,8 @@ func xys(pts []Point) plotter.XYs {
 	return out
 }
 
-func addLine(p *plot.Plot, pts plotter.XYs, c color.Color, width vg.Length, dash []vg.Length, legend string, points bool) error {
+func addLine(p *plot.Plot, pts plotter.XYs, c color.Color, width vg.Length, dash []vg.Length, legend string,
+	points bool) error {
 	if len(pts) == 0 {
 		return nil
 	}
@@ -150,7 +151,8 @@ func plotROC(r *Report) (string, error) {
 	p := newPlot("ROC curves ("+r.Split+")", "1 − specificity (false positive rate)", "sensitivity (true positive rate)")
 	unitSquare(p)
 	for i, m := range r.Models {
-		if err := addLine(p, xys(m.ROC), modelColor(i), vg.Points(1.8), nil, fmt.Sprintf("%s (AUROC %s)", m.Name, fmtNum(m.Metrics.Sample.AUROC.Value, 3)), false); err != nil {
+		if err := addLine(p, xys(m.ROC), modelColor(i), vg.Points(1.8), nil, fmt.Sprintf("%s (AUROC %s)", m.Name,
+			fmtNum(m.Metrics.Sample.AUROC.Value, 3)), false); err != nil {
 			return "", err
 		}
 	}
@@ -175,13 +177,15 @@ func plotPR(r *Report) (string, error) {
 			}
 			pts = append(pts, plotter.XY{X: q.X, Y: q.Y})
 		}
-		if err := addLine(p, pts, modelColor(i), vg.Points(1.8), nil, fmt.Sprintf("%s (AUPRC %s)", m.Name, fmtNum(m.Metrics.Sample.AUPRC.Value, 3)), false); err != nil {
+		if err := addLine(p, pts, modelColor(i), vg.Points(1.8), nil, fmt.Sprintf("%s (AUPRC %s)", m.Name,
+			fmtNum(m.Metrics.Sample.AUPRC.Value, 3)), false); err != nil {
 			return "", err
 		}
 	}
 	if len(r.Models) > 0 {
 		prev := float64(r.Models[0].Metrics.Sample.Prevalence.Value)
-		if err := addLine(p, plotter.XYs{{X: 0, Y: prev}, {X: 1, Y: prev}}, colGrey, vg.Points(1), dashed, fmt.Sprintf("chance (prevalence %.3f)", prev), false); err != nil {
+		if err := addLine(p, plotter.XYs{{X: 0, Y: prev}, {X: 1, Y: prev}}, colGrey, vg.Points(1), dashed,
+			fmt.Sprintf("chance (prevalence %.3f)", prev), false); err != nil {
 			return "", err
 		}
 	}
@@ -438,7 +442,8 @@ func plotTraining(m *ModelReport) (string, error) {
 	if err := addLine(p, xys(t.Train), modelColor(0), vg.Points(1.5), nil, "train ("+t.TrainName+")", false); err != nil {
 		return "", err
 	}
-	if err := addLine(p, xys(t.Val), modelColor(1), vg.Points(1.5), dashed, "validation ("+t.ValName+")", false); err != nil {
+	if err := addLine(p, xys(t.Val), modelColor(1), vg.Points(1.5), dashed, "validation ("+t.ValName+")",
+		false); err != nil {
 		return "", err
 	}
 	p.Legend.Top = true
@@ -458,7 +463,8 @@ func cohortAgeHist(c *CohortCheck) *ClassHistograms {
 		}
 		return out
 	}
-	return &ClassHistograms{Positive: mk(c.Positive.AgeHistogram, c.Positive.N), Negative: mk(c.Negative.AgeHistogram, c.Negative.N)}
+	return &ClassHistograms{Positive: mk(c.Positive.AgeHistogram, c.Positive.N), Negative: mk(c.Negative.AgeHistogram,
+		c.Negative.N)}
 }
 
 // groupColor is risk group g of n on a scale from green (lowest risk) through orange to

@@ -565,7 +565,8 @@ func ReadTrainingCurve(path string) (*TrainingCurve, error) {
 	}
 	tc := &TrainingCurve{XName: first(stepKeys), TrainName: first(trainLossKeys), ValName: first(valLossKeys)}
 	if tc.TrainName == "" && tc.ValName == "" {
-		return nil, fmt.Errorf("read %s: no train or validation loss (looked for %s)", path, strings.Join(append(append([]string{}, trainLossKeys...), valLossKeys...), ", "))
+		return nil, fmt.Errorf("read %s: no train or validation loss (looked for %s)", path,
+			strings.Join(append(append([]string{}, trainLossKeys...), valLossKeys...), ", "))
 	}
 	for i, r := range recs {
 		x := float64(i)

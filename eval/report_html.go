@@ -178,7 +178,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		return err
 	}
 	if r.Bootstrap > 0 {
-		_, err := fmt.Fprintf(w, "(95%% CIs: percentile bootstrap over subjects, %d resamples; %s: undefined)\n", r.Bootstrap, Dash)
+		_, err := fmt.Fprintf(w, "(95%% CIs: percentile bootstrap over subjects, %d resamples; %s: undefined)\n",
+			r.Bootstrap, Dash)
 		return err
 	}
 	return nil

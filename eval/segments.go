@@ -191,7 +191,8 @@ func Segments(preds []Prediction, threshold float64, cfg SegmentConfig) ([]Segme
 			s.Subjects = len(subj)
 			if s.Positives < cfg.MinPositives || s.Negatives < cfg.MinNegatives {
 				s.Small = true
-				s.Note = fmt.Sprintf("too small: %d positives and %d negatives (need %d and %d); metrics withheld", s.Positives, s.Negatives, cfg.MinPositives, cfg.MinNegatives)
+				s.Note = fmt.Sprintf("too small: %d positives and %d negatives (need %d and %d); metrics withheld",
+					s.Positives, s.Negatives, cfg.MinPositives, cfg.MinNegatives)
 				out = append(out, s)
 				continue
 			}

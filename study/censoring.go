@@ -125,8 +125,9 @@ func openInputs(cfg CensoringConfig, r *eval.CensoringSensitivity) (*data.Cohort
 			" subjects may include subjects the model trained on")
 	}
 	if c.Gap != man.Gap.Micros() {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("the cohort's gap (%s) differs from the model's (%s): scoring censors as the cohort does",
-			data.FormatDuration(c.Gap), data.FormatDuration(man.Gap.Micros())))
+		r.Warnings = append(r.Warnings,
+			fmt.Sprintf("the cohort's gap (%s) differs from the model's (%s): scoring censors as the cohort does",
+				data.FormatDuration(c.Gap), data.FormatDuration(man.Gap.Micros())))
 	}
 	ds, err := data.Open(cfg.MEDS)
 	if err != nil {
@@ -178,7 +179,8 @@ type row struct {
 
 // scoreRows scores the labels of the evaluated split on their censored histories, through
 // scorer.ScoreCohort (as medseq predict does), with the model's calibration applied.
-func scoreRows(ctx context.Context, cfg CensoringConfig, ds *data.Dataset, c *data.Cohort, labels []data.Label) ([]row, error) {
+func scoreRows(ctx context.Context, cfg CensoringConfig, ds *data.Dataset, c *data.Cohort, labels []data.Label) ([]row,
+	error) {
 	var keep []data.Label
 	for _, l := range labels {
 		if l.Split == cfg.Split {

@@ -76,7 +76,8 @@ func evaluate(rows []row, f int64, policy string, cfg evalOptions, warnings *[]s
 			v.Dropped++
 			continue
 		}
-		preds = append(preds, eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: rows[i].p})
+		preds = append(preds, eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value,
+			Score: rows[i].p})
 	}
 	var err error
 	if v.Metrics, err = metricsOf(preds, cfg); err != nil {
@@ -114,8 +115,8 @@ func metricsOf(preds []eval.Prediction, cfg evalOptions) (eval.CensoringMetrics,
 	m.Prevalence = eval.Num(float64(m.Positives) / float64(len(preds)))
 	m.MeanPredicted = eval.Num(sum / float64(len(preds)))
 	m.CalibrationInTheLarge = m.Prevalence - m.MeanPredicted
-	res, err := eval.Compute(preds, eval.Config{Threshold: eval.ThresholdSpec{Method: eval.ThresholdFixed, Value: cfg.threshold},
-		Bootstrap: cfg.bootstrap, Seed: cfg.seed})
+	threshold := eval.ThresholdSpec{Method: eval.ThresholdFixed, Value: cfg.threshold}
+	res, err := eval.Compute(preds, eval.Config{Threshold: threshold, Bootstrap: cfg.bootstrap, Seed: cfg.seed})
 	if errors.Is(err, eval.ErrOneClass) {
 		return m, nil
 	}

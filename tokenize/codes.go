@@ -131,5 +131,6 @@ func (r CodeRates) Rates() (whole, pieced, unknown float64) {
 // String is "whole 97.10% (11987), pieced 1.20% (148), [UNK] 1.70% (210) of 12345 codes".
 func (r CodeRates) String() string {
 	w, p, u := r.Rates()
-	return fmt.Sprintf("whole %.2f%% (%d), pieced %.2f%% (%d), [UNK] %.2f%% (%d) of %d codes", 100*w, r.Whole, 100*p, r.Pieced, 100*u, r.Unknown, r.Codes)
+	return fmt.Sprintf("whole %.2f%% (%d), pieced %.2f%% (%d), [UNK] %.2f%% (%d) of %d codes", 100*w, r.Whole, 100*p,
+		r.Pieced, 100*u, r.Unknown, r.Codes)
 }

@@ -60,7 +60,8 @@ func countRecords(ctx context.Context, in *data.OpenedCohort, values bool, until
 		counts.train.KeepValuesSample(recordValueSample)
 	}
 	recs := &data.Records{Dataset: in.Dataset, Splits: splits, Until: until}
-	rc, err := recs.ForEach(ctx, nil, []string{data.SplitTrain, data.SplitTuning}, func(split string, s data.Subject) error {
+	keep := []string{data.SplitTrain, data.SplitTuning}
+	rc, err := recs.ForEach(ctx, nil, keep, func(split string, s data.Subject) error {
 		switch split {
 		case data.SplitTrain:
 			counts.train.Add(s.Events, -1)

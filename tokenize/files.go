@@ -88,7 +88,8 @@ func Load(dir string) (*Tokenizer, *Config, error) {
 		}
 		t.VisitSeparators, t.WholeEnd = cfg.VisitSeparators, cfg.WholeEnd
 		if int(t.WholeEnd) > t.Vocab.Len() {
-			return nil, nil, fmt.Errorf("read %s: %w: whole_end %d beyond vocabulary size %d", filepath.Join(dir, ConfigFile), ErrBadVocab, t.WholeEnd, t.Vocab.Len())
+			return nil, nil, fmt.Errorf("read %s: %w: whole_end %d beyond vocabulary size %d",
+				filepath.Join(dir, ConfigFile), ErrBadVocab, t.WholeEnd, t.Vocab.Len())
 		}
 		if err := t.SetValueBins(cfg.ValueBins); err != nil {
 			return nil, nil, fmt.Errorf("read %s: %w", filepath.Join(dir, ConfigFile), err)

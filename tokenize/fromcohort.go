@@ -99,7 +99,8 @@ func BuildFromCohort(ctx context.Context, cfg FromCohortConfig) (*BuildResult, e
 		return nil, err
 	}
 	res.RunID = m.RunID
-	log.Info("tokenizer written", "vocab_size", res.Tokenizer.Vocab.Len(), "seconds", time.Since(start).Seconds(), "run_id", m.RunID)
+	log.Info("tokenizer written", "vocab_size", res.Tokenizer.Vocab.Len(), "seconds", time.Since(start).Seconds(),
+		"run_id", m.RunID)
 	return res, nil
 }
 

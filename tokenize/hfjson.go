@@ -148,10 +148,12 @@ func ParseHF(name string, buf []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrBadVocab, err)
 	}
 	if f.Model.Type != ModelWordPiece && f.Model.Type != ModelWordLevel {
-		return nil, fmt.Errorf("%s: %w: model type %q is not supported (want WordPiece or WordLevel)", name, ErrBadVocab, f.Model.Type)
+		return nil, fmt.Errorf("%s: %w: model type %q is not supported (want WordPiece or WordLevel)", name,
+			ErrBadVocab, f.Model.Type)
 	}
 	if n := bytes.TrimSpace(f.Normalizer); len(n) > 0 && string(n) != "null" {
-		return nil, fmt.Errorf("%s: %w: normalizer %s would change codes (medseq keeps codes exact: no normalizer)", name, ErrBadVocab, typeOf(n))
+		return nil, fmt.Errorf("%s: %w: normalizer %s would change codes (medseq keeps codes exact: no normalizer)",
+			name, ErrBadVocab, typeOf(n))
 	}
 	if p := bytes.TrimSpace(f.PreTokenizer); len(p) > 0 && string(p) != "null" {
 		if tp := typeOf(p); tp != "WhitespaceSplit" {
@@ -164,7 +166,8 @@ func ParseHF(name string, buf []byte) (*Tokenizer, error) {
 	}
 	for _, a := range f.AddedTokens {
 		if int(a.ID) >= len(toks) || toks[a.ID] != a.Content {
-			return nil, fmt.Errorf("%s: %w: added token %q id %d is not in the model vocabulary", name, ErrBadVocab, a.Content, a.ID)
+			return nil, fmt.Errorf("%s: %w: added token %q id %d is not in the model vocabulary", name, ErrBadVocab,
+				a.Content, a.ID)
 		}
 	}
 	v, err := NewVocab(toks)
@@ -188,7 +191,8 @@ func ParseHF(name string, buf []byte) (*Tokenizer, error) {
 	}
 	if f.Truncation != nil {
 		if f.Truncation.Direction != "" && f.Truncation.Direction != "Left" {
-			return nil, fmt.Errorf("%s: %w: truncation direction %q would drop the most recent codes (want Left)", name, ErrBadVocab, f.Truncation.Direction)
+			return nil, fmt.Errorf("%s: %w: truncation direction %q would drop the most recent codes (want Left)", name,
+				ErrBadVocab, f.Truncation.Direction)
 		}
 		t.MaxLen = f.Truncation.MaxLength
 	}
@@ -225,7 +229,8 @@ func denseVocab(raw json.RawMessage) ([]string, error) {
 	}
 	// A JSON object with a repeated key silently keeps the last; catch it by counting keys.
 	if n := countKeys(raw); n != len(m) {
-		return nil, fmt.Errorf("%w: model vocab lists %d entries for %d distinct tokens (duplicate tokens)", ErrBadVocab, n, len(m))
+		return nil, fmt.Errorf("%w: model vocab lists %d entries for %d distinct tokens (duplicate tokens)",
+			ErrBadVocab, n, len(m))
 	}
 	toks := make([]string, len(m))
 	for tok, id := range m {

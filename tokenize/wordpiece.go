@@ -40,7 +40,8 @@ type Tokenizer struct {
 
 // New returns a WordPiece tokenizer over v with HuggingFace's defaults.
 func New(v *Vocab) *Tokenizer {
-	return &Tokenizer{Vocab: v, Model: ModelWordPiece, ContinuingPrefix: "##", MaxInputCharsPerWord: 100, fast: newFastVocab(v)}
+	return &Tokenizer{Vocab: v, Model: ModelWordPiece, ContinuingPrefix: "##", MaxInputCharsPerWord: 100,
+		fast: newFastVocab(v)}
 }
 
 // AppendWord appends the ids of one word (a code) to dst and reports whether it came out as

@@ -42,7 +42,8 @@ func ScoreCohort(ctx context.Context, sc Scorer, ds *data.Dataset, c *data.Cohor
 	}
 	// Events of a shard stay valid while the shard is current: score before moving on.
 	err := c.Sequences(ctx, ds, splits, func(s data.Sequence) error {
-		pending = append(pending, Input{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex, PredictionTime: s.Label.PredictionTime})
+		pending = append(pending, Input{Events: s.Events, Birth: s.Label.Birth, Sex: s.Label.Sex,
+			PredictionTime: s.Label.PredictionTime})
 		labels = append(labels, s.Label)
 		if len(pending) >= batch {
 			return flush()

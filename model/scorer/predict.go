@@ -121,5 +121,6 @@ func checkSplits(c *data.Cohort, splits []string) error {
 // add appends one scored label's calibrated prediction and counts its codes.
 func (p *Predictions) add(x Scored, cal *modelrepo.Calibration) {
 	p.Rates.Add(x.Result.Rates(x.Events))
-	p.Scores = append(p.Scores, LabelScore{Label: x.Label, Raw: x.Result.Probability, Calibrated: cal.Apply(x.Result.Probability)})
+	p.Scores = append(p.Scores, LabelScore{Label: x.Label, Raw: x.Result.Probability,
+		Calibrated: cal.Apply(x.Result.Probability)})
 }

@@ -38,7 +38,8 @@ type Result struct {
 // Rates are the history's codes counted as whole-code hits, pieced and [UNK] (events is the
 // number of codes scored).
 func (r Result) Rates(events int) tokenize.CodeRates {
-	return tokenize.CodeRates{Codes: int64(events), Whole: int64(events - r.Pieced - r.Unknown), Pieced: int64(r.Pieced), Unknown: int64(r.Unknown)}
+	return tokenize.CodeRates{Codes: int64(events), Whole: int64(events - r.Pieced - r.Unknown),
+		Pieced: int64(r.Pieced), Unknown: int64(r.Unknown)}
 }
 
 // Scorer scores histories. Safe for concurrent use.
@@ -62,7 +63,8 @@ type Registry struct {
 
 // NewRegistry knows the XGBoost kind; Register adds others.
 func NewRegistry() *Registry {
-	return &Registry{loaders: map[string]Loader{modelrepo.KindXGBoost: func(dir string, m *modelrepo.Manifest) (Scorer, error) { return loadXGBoost(dir, m) }}}
+	xgb := func(dir string, m *modelrepo.Manifest) (Scorer, error) { return loadXGBoost(dir, m) }
+	return &Registry{loaders: map[string]Loader{modelrepo.KindXGBoost: xgb}}
 }
 
 // Register adds or replaces the loader of a kind.
@@ -122,7 +124,8 @@ func loadXGBoost(dir string, m *modelrepo.Manifest) (*XGBoost, error) {
 		return nil, err
 	}
 	if p.NumFeatures() > sp.NumFeatures() {
-		return nil, fmt.Errorf("load %s: model uses %d features, the feature space has %d", dir, p.NumFeatures(), sp.NumFeatures())
+		return nil, fmt.Errorf("load %s: model uses %d features, the feature space has %d", dir, p.NumFeatures(),
+			sp.NumFeatures())
 	}
 	return &XGBoost{manifest: m, tok: tok, space: sp, pred: p, words: newWordCache(tok), LoadTime: time.Since(start)}, nil
 }
@@ -163,7 +166,8 @@ func (x *XGBoost) Score(codes *data.Codes, ins []Input) ([]Result, error) {
 		sc.b = x.space.NewBuilderFrom(x.tok, sc)
 	}
 	n := codes.Len()
-	sc.ids, sc.unk, sc.kind = slices.Grow(sc.ids[:0], n)[:n], slices.Grow(sc.unk[:0], n)[:n], slices.Grow(sc.kind[:0], n)[:n]
+	sc.ids, sc.unk = slices.Grow(sc.ids[:0], n)[:n], slices.Grow(sc.unk[:0], n)[:n]
+	sc.kind = slices.Grow(sc.kind[:0], n)[:n]
 	for id := range n {
 		sc.ids[id], sc.kind[id] = x.words.tokens(x.tok, codes.Name(int32(id)))
 		sc.unk[id] = sc.kind[id] == tokenize.CodeUnknown
