@@ -9,24 +9,33 @@
 # ghz (xz-compressed), libxgboost and the libraries it needs, and a small demo (synthetic
 # MEDS, cohort, tokenizer, models). run, each stage under its own timeout, all output in
 # $OUT (or GPU_OUT):
-#   1. the GPU against the CPU (TestGPUMatchesCPU, TestGPUPredictLogitsChunks): logits, three
-#      AdamW steps, MLM logits, float32 and bfloat16; the plugin search
-#      as a user meets it (no variable set);
-#   2. serve's GPU metrics (go-nvml) on the Prometheus port;
-#   3. the load test (scripts/load.sh) on the machine's cores;
-#   4. the MLM training step on the GPU against PyTorch on the same GPU
-#      (BenchmarkTrainStepGPUVsTorch; GPU_BENCH=tiny picks sub-benchmarks);
-#   5. serving on the GPU: medseq serve --device gpu answers the t2d-bert model as the CPU
-#      scores it offline (e2echeck), and medseq predict --device gpu matches predict on the CPU;
-#   6. the CLI: train classify --device gpu (and the same on the CPU), train pretrain
-#      --device gpu --dtype bfloat16, and the GPU-trained model scored offline on the CPU.
-# On an H200 the first run took 7.3 minutes for tests, metrics, load, bench and cli (the bench
-# stage printed everything and then hung at exit until its timeout); with the serve stage and
-# the longer bench a full run may pass the device's 10-minute call limit: split it, e.g.
-# GPU_STAGES="tests bench" then GPU_STAGES="serve cli metrics load".
-# GPU_STAGES picks stages (default "tests metrics load bench serve cli"); GPU_DTYPE is the CLI's
-# --dtype for train classify (default float32). GPU_CHECK_DRY=1 runs it all on the CPU (the CPU in the GPU's place) to check this script
-# without a GPU.
+#   tests   the GPU against the CPU (TestGPUMatchesCPU, TestGPUPredictLogitsChunks): logits,
+#           three AdamW steps, MLM logits, in float32, tf32, bfloat16 and float16 (loss
+#           scaling), plain and fused attention (cuDNN flash attention against the CPU's plain
+#           float32); the CPU-side checks of the mixed precision (every product's dtype, the
+#           FLOPs count, the loss scaler, fused against plain attention); the plugin search as
+#           a user meets it (no variable set);
+#   dtype   train pretrain --device gpu on the demo in float32, float16 (loss scaling) and
+#           bfloat16 (--attention auto: fused in both), GPU_DTYPE_STEPS steps (300): the best
+#           validation losses must agree within 5% (float16 converging as float32 does);
+#   bench   the MLM training step on the GPU against PyTorch on the same GPU
+#           (BenchmarkTrainStepGPUVsTorch: tiny and small, BERT-base at 64x128 and 256x128 in
+#           each dtype, plain and fused attention; tokens/s, steps/s, MFU, peak GPU memory);
+#           GPU_BENCH picks sub-benchmarks by regexp (e.g. 'base/64x128', 'base/256x128');
+#   metrics serve's GPU metrics (go-nvml) on the Prometheus port;
+#   load    the load test (scripts/load.sh) on the machine's cores;
+#   serve   serving on the GPU: medseq serve --device gpu answers the t2d-bert model as the CPU
+#           scores it offline (e2echeck), and medseq predict --device gpu matches predict on the CPU;
+#   cli     train classify --device gpu (GPU_DTYPE, default float32; and the same on the CPU
+#           unless GPU_CLI_CPU=""), train pretrain --device gpu --dtype bfloat16, and the
+#           GPU-trained model scored offline on the CPU.
+# GPU_STAGES picks stages (default "tests dtype bench metrics serve cli"; load on request). One
+# device call may run 10 minutes and a session has about 15, so run it in two calls:
+#   GPU_STAGES="tests bench" scripts/gpu-check.sh run            # at most 4 + 5.5 minutes
+#   GPU_STAGES="dtype serve cli metrics" scripts/gpu-check.sh run # at most 3 + 2 + 4 + 0.5
+# (the limits are each stage's timeout; on an H200 on 2026-12-04 tests, metrics, load, bench
+# and cli took 7.3 minutes, with a shorter bench). GPU_CHECK_DRY=1 runs it all on the CPU (the
+# CPU in the GPU's place) to check this script without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 G=.gpucheck
@@ -59,7 +68,7 @@ run() {
   LOG=$OUT/gpu-check.log
   exec > >(tee -a "$LOG") 2>&1
   : >"$OUT/stages.txt"
-  want() { [[ " ${GPU_STAGES:-tests metrics load bench serve cli} " == *" $1 "* ]]; }
+  want() { [[ " ${GPU_STAGES:-tests dtype bench metrics serve cli} " == *" $1 "* ]]; }
   stage() { # NAME SECONDS CMD...: runs CMD under a timeout, records its exit status and time
     local name=$1 secs=$2 t0=$SECONDS rc
     shift 2
@@ -97,8 +106,39 @@ run() {
   [ -n "$plugin" ] && export PJRT_PLUGIN_LIBRARY_PATH=$plugin
 
   if want tests; then
-    ( cd model/bert && stage gpu-vs-cpu 150 "$W/bin/bert.test" -test.run 'TestGPU' -test.v -test.timeout 10m ) 2>&1 | tee "$OUT/tests.txt"
-    grep -E '^(--- |ok|FAIL|PASS)|relative error|seed|GPU:' "$OUT/tests.txt" | tail -40
+    ( cd model/bert && stage gpu-vs-cpu 240 "$W/bin/bert.test" -test.run \
+      'TestGPU|TestMixedPrecisionProducts|TestTrainFLOPs|TestLossScaler|TestFusedAttention|TestFloat16|TestBFloat16' \
+      -test.v -test.timeout 10m ) 2>&1 | tee "$OUT/tests.txt"
+    grep -E '^ *(--- |ok|FAIL|PASS)|relative error|seed|GPU:|products|fused' "$OUT/tests.txt" | tail -60
+  fi
+  if want dtype; then
+    {
+      steps=${GPU_DTYPE_STEPS:-300}
+      [ "$GPU" = cpu ] && steps=${GPU_DTYPE_STEPS:-20}
+      for dt in float32 float16 bfloat16; do
+        stage "pretrain-$dt" 60 "$MEDSEQ" train pretrain --meds "$W/meds" --cohort "$W/cohort" --tokenizer "$W/tokenizer" \
+          --max-steps "$steps" --eval-every "$((steps < 100 ? steps : 100))" --max-len 128 --device "$GPU" --dtype "$dt" --attention auto --seed 7 \
+          --out "$W/runs/mlm-$dt" --force
+      done
+      python3 - "$W/runs" <<'PY'
+import json, sys
+runs = {}
+for dt in ("float32", "float16", "bfloat16"):
+    try:
+        m = json.load(open(f"{sys.argv[1]}/mlm-{dt}/manifest.json"))
+    except OSError as e:
+        print(f"{dt}: no manifest ({e})"); continue
+    d = m["params"].get("device") or {}
+    runs[dt] = m["metrics"]["best_val_loss"]
+    print(f"{dt:9s} attention {d.get('attention')} best val loss {runs[dt]:.4f} "
+          f"val MLM accuracy {m['metrics'].get('best_val_mlm_accuracy', 0):.4f} tokens/s {m['metrics'].get('tokens_per_s', 0):.0f}")
+bad = [dt for dt in ("float16", "bfloat16") if dt not in runs or "float32" not in runs
+       or abs(runs[dt] - runs["float32"]) > 0.05 * runs["float32"]]
+print("converges as float32 (within 5%):", "no: " + ", ".join(bad) if bad else "yes")
+sys.exit(1 if bad else 0)
+PY
+      echo "dtype-compare rc=$?" | tee -a "$OUT/stages.txt"
+    } 2>&1 | tee "$OUT/dtype.txt"
   fi
   if want metrics; then
     {
@@ -120,7 +160,7 @@ run() {
     cp "$W/load/load.json" "$OUT/" 2>/dev/null
   fi
   if want bench; then
-    ( cd model/bert && MEDSEQ_BENCH_SECONDS=${GPU_BENCH_SECONDS:-3} stage bench 240 "$W/bin/bert.test" -test.run '^$' \
+    ( cd model/bert && MEDSEQ_BENCH_SECONDS=${GPU_BENCH_SECONDS:-3} stage bench 330 "$W/bin/bert.test" -test.run '^$' \
       -test.bench "BenchmarkTrainStepGPUVsTorch/${GPU_BENCH:-}" -test.benchtime 1x -test.v ) 2>&1 | tee "$OUT/bench.txt"
   fi
   if want serve; then

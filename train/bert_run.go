@@ -135,6 +135,10 @@ func (b *bertRun) train(ctx context.Context, task bertTask, progress io.Writer) 
 // length, the device and the metrics every BERT run records.
 func (b *bertRun) manifest(kind string, mf BERTModel, out *bertOutcome, extra map[string]any) *modelrepo.Manifest {
 	extra["static_shapes"] = b.eng.Static()
+	extra["attention"] = b.eng.Attention()
+	if sc := b.eng.Scaler(); sc != nil { // float16: where the loss scale ended and what it skipped
+		extra["loss_scale"], extra["skipped_steps"] = sc.Scale, b.eng.SkippedSteps()
+	}
 	mp := manifestParams(mf, b.t, b.eng.Config(), b.maxLen, b.warmup, out.Step, b.dev, extra)
 	m := b.run.manifest(kind, mp, map[string]float64{"best_step": float64(out.BestStep), "best_val_loss": out.BestLoss,
 		"tokens_per_s": out.tokensPerS, "params": float64(b.params)})

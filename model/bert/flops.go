@@ -3,19 +3,19 @@ package bert
 import "strings"
 
 // TrainFLOPsPerToken is the model FLOPs of one training step per token of a batch of
-// sequences of L tokens with P masked positions per sequence (MLM; 0 for classification,
+// sequences of L tokens with P masked positions per sequence (MLM, on average; 0 for classification,
 // whose head costs next to nothing): the matrix products only, 2 FLOPs per multiply-add,
 // three times the forward pass (the forward product and its two gradients), as MFU is
 // usually counted (no recomputation, no elementwise work). Per token and layer the forward
 // pass has 8H² (query, key, value, output), 4HI (the feed-forward pair) and 4LH (attention
 // scores and context); the MLM head has 2H² + 2HV per masked position. TestTrainFLOPs checks it
 // against the products of the built training graph.
-func TrainFLOPsPerToken(c Config, L, P int) float64 {
+func TrainFLOPsPerToken(c Config, L int, P float64) float64 {
 	H, I, V := float64(c.HiddenSize), float64(c.IntermediateSize), float64(c.VocabSize)
 	layer := 8*H*H + 4*H*I + 4*float64(L)*H
 	fwd := float64(c.NumHiddenLayers) * layer
 	if P > 0 {
-		fwd += float64(P) / float64(L) * (2*H*H + 2*H*V)
+		fwd += P / float64(L) * (2*H*H + 2*H*V)
 	}
 	return 3 * fwd
 }

@@ -106,6 +106,8 @@ type torchBenchResult struct {
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
 	Loss       float64 `json:"loss"`
 	PeakGPUMB  float64 `json:"peak_gpu_mb"`
+	// PeakGPUReservedMB is what PyTorch's caching allocator held at most.
+	PeakGPUReservedMB float64 `json:"peak_gpu_reserved_mb"`
 }
 
 // runTorchBench runs testdata/torch_bench.py's MLM step; extra adds its flags (--device,

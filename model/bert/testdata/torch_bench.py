@@ -1,6 +1,7 @@
 """PyTorch reference benchmark for medseq's BERT training step (no transformers needed).
 
-usage: torch_bench.py --config tiny|small [--steps N] [--warmup N] [--threads 2] [--task mlm|classify]
+usage: torch_bench.py --config tiny|small|base [--steps N] [--warmup N] [--threads 2] [--task mlm|classify]
+    [--device cpu|cuda] [--dtype float32|tf32|bfloat16|float16] [--attention plain|sdpa] [--attn-dropout P]
 
 Builds the same model as model/bert (post-LayerNorm BERT, eps 1e-12, exact GELU, token +
 position + token-type embeddings, attention scaled by 1/sqrt(head dim) with a key padding
@@ -12,6 +13,14 @@ batch is medseq's benchmark batch: vocab 2000, 32 sequences of 64 tokens, a fres
 (80/10/10) every step. It times --steps steps after --warmup steps and prints one JSON line:
 {"tokens_per_s", "steps_per_s", "peak_rss_mb", "base_rss_mb", ...}; peak_rss_mb is the
 process's VmHWM, reset (clear_refs 5) after torch is imported and before the model is built.
+
+On a GPU it is what a PyTorch user would run: --dtype bfloat16 and float16 are autocast (float16
+with torch.amp.GradScaler's dynamic loss scaling), --attention sdpa is
+F.scaled_dot_product_attention (flash or memory-efficient kernels; with no padding in the
+benchmark batch no mask is passed, so the flash kernel may serve it), --attn-dropout sets the
+attention-probability dropout (medseq's fused attention has none: the benchmark passes 0 beside
+it). peak_gpu_mb is torch.cuda.max_memory_allocated, peak_gpu_reserved_mb what its caching
+allocator held at most.
 """
 import argparse
 import json
@@ -39,9 +48,11 @@ def vm(field):
 
 
 class Layer(nn.Module):
-    def __init__(self, H, nh, ffn, p, eps):
+    def __init__(self, H, nh, ffn, p, eps, attention="plain", attn_p=None):
         super().__init__()
         self.nh, self.hd, self.p = nh, H // nh, p
+        self.attention = attention
+        self.attn_p = p if attn_p is None else attn_p
         self.q, self.k, self.v = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
         self.ao = nn.Linear(H, H)
         self.aln = nn.LayerNorm(H, eps=eps)
@@ -54,23 +65,28 @@ class Layer(nn.Module):
         def heads(t):
             return t.view(B, L, self.nh, self.hd).permute(0, 2, 1, 3)
         q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
-        s = q @ k.transpose(-1, -2) / math.sqrt(self.hd) + bias
-        a = F.dropout(torch.softmax(s, dim=-1), self.p, self.training)
-        ctx = (a @ v).permute(0, 2, 1, 3).reshape(B, L, H)
+        if self.attention == "sdpa":
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                                 dropout_p=self.attn_p if self.training else 0.0)
+        else:
+            s = q @ k.transpose(-1, -2) / math.sqrt(self.hd) + bias
+            a = F.dropout(torch.softmax(s, dim=-1), self.attn_p, self.training)
+            ctx = a @ v
+        ctx = ctx.permute(0, 2, 1, 3).reshape(B, L, H)
         x = self.aln(F.dropout(self.ao(ctx), self.p, self.training) + x)
         h = F.gelu(self.i(x))  # exact (erf) GELU
         return self.oln(F.dropout(self.o(h), self.p, self.training) + x)
 
 
 class Bert(nn.Module):
-    def __init__(self, V, maxpos, H, layers, nh, ffn, p=0.1, eps=1e-12):
+    def __init__(self, V, maxpos, H, layers, nh, ffn, p=0.1, eps=1e-12, attention="plain", attn_p=None):
         super().__init__()
-        self.p = p
+        self.p, self.attention = p, attention
         self.word = nn.Embedding(V, H)
         self.pos = nn.Embedding(maxpos, H)
         self.tt = nn.Embedding(2, H)
         self.eln = nn.LayerNorm(H, eps=eps)
-        self.layers = nn.ModuleList([Layer(H, nh, ffn, p, eps) for _ in range(layers)])
+        self.layers = nn.ModuleList([Layer(H, nh, ffn, p, eps, attention, attn_p) for _ in range(layers)])
         self.tdense = nn.Linear(H, H)
         self.tln = nn.LayerNorm(H, eps=eps)
         self.mlm_bias = nn.Parameter(torch.zeros(V))
@@ -86,7 +102,12 @@ class Bert(nn.Module):
         B, L = ids.shape
         x = self.word(ids) + self.pos.weight[:L][None] + self.tt.weight[0][None, None]
         x = F.dropout(self.eln(x), self.p, self.training)
-        bias = ((1.0 - mask.float()) * -1e9)[:, None, None, :]
+        if self.attention == "sdpa" and bool(mask.all()):
+            bias = None  # no padding: no mask, so the flash kernel may serve it
+        elif self.attention == "sdpa":
+            bias = mask.bool()[:, None, None, :]
+        else:
+            bias = ((1.0 - mask.float()) * -1e9)[:, None, None, :]
         for layer in self.layers:
             x = layer(x, bias)
         return x
@@ -152,9 +173,12 @@ def main():
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "tf32", "bfloat16"],
+    ap.add_argument("--dtype", default="float32", choices=["float32", "tf32", "bfloat16", "float16"],
                     help="tf32: float32 with TF32 matrix products (allow_tf32); bfloat16: autocast mixed "
-                    "precision (float32 weights and optimizer state), as medseq's --dtype bfloat16")
+                    "precision (float32 weights and optimizer state), as medseq's --dtype bfloat16; float16: "
+                    "the same in float16 with GradScaler")
+    ap.add_argument("--attention", default="plain", choices=["plain", "sdpa"])
+    ap.add_argument("--attn-dropout", type=float, default=None, help="attention-probability dropout (default 0.1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = args.dtype in ("tf32", "bfloat16")
@@ -168,7 +192,8 @@ def main():
     base = vm("VmRSS")
     c = CONFIGS[args.config]
     dev = torch.device(args.device)
-    model = Bert(args.vocab, args.seq, c["hidden"], c["layers"], c["heads"], c["ffn"]).to(dev).train()
+    model = Bert(args.vocab, args.seq, c["hidden"], c["layers"], c["heads"], c["ffn"], attention=args.attention,
+                 attn_p=args.attn_dropout).to(dev).train()
     named = list(model.named_parameters())
     if args.task == "mlm":
         named = [(n, p) for n, p in named if not n.startswith(("pooler", "cls"))]
@@ -184,7 +209,12 @@ def main():
     B, L, V = args.batch, args.seq, args.vocab
     labels = (torch.arange(B) % 2).float().to(dev)
 
-    autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
+    half = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(args.dtype)
+    autocast = torch.autocast(device_type=dev.type, dtype=half or torch.bfloat16, enabled=half is not None)
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        scaler = torch.amp.GradScaler(dev.type, enabled=args.dtype == "float16")
+    else:
+        scaler = torch.cuda.amp.GradScaler(enabled=args.dtype == "float16")
 
     def step():
         if args.task == "mlm":
@@ -197,9 +227,11 @@ def main():
             with autocast:
                 loss = model.classify_loss(ids.to(dev), torch.ones(B, L, dtype=torch.long, device=dev), labels).float()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         return loss, norm
 
     def sync():
@@ -218,7 +250,7 @@ def main():
     dt = time.perf_counter() - t0
     out = {
         "framework": "pytorch", "torch": torch.__version__, "config": args.config, "task": args.task,
-        "device": str(dev), "dtype": args.dtype,
+        "device": str(dev), "dtype": args.dtype, "attention": args.attention,
         "threads": torch.get_num_threads(), "batch": B, "seq": L, "vocab": V, "steps": n, "seconds": dt,
         "steps_per_s": n / dt, "tokens_per_s": n * B * L / dt, "loss": loss,
         "peak_rss_mb": vm("VmHWM"), "base_rss_mb": base,
@@ -226,6 +258,8 @@ def main():
     }
     if dev.type == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        out["peak_gpu_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
+        out["gpu"] = torch.cuda.get_device_name(dev)
     print(json.dumps(out))
 
 
