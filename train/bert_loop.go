@@ -131,15 +131,18 @@ func (l *trainLoop) run(ctx context.Context, st *loopState, best *bert.Weights) 
 	}
 	trainStart := time.Now()
 	windowStart, windowTokens, tokens, first := time.Now(), 0, 0, st.Step
+	pending := l.prefetch(st.Step)
+	defer func() { pending.wait() }() // never leave a fetch running behind the loop
 	for st.Step < l.total {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		step := st.Step
-		b, err := l.nextBatch(step)
+		b, err := pending.wait()
 		if err != nil {
 			return nil, err
 		}
+		pending = l.prefetch(step + 1) // the next batch is prepared while this step trains
 		if err := l.eng.SetDropoutSeed(int64(stepSeed(l.seed, purposeDropout, step))); err != nil {
 			return nil, err
 		}
@@ -152,8 +155,10 @@ func (l *trainLoop) run(ctx context.Context, st *loopState, best *bert.Weights) 
 			l.stepped(step, sr.Loss)
 		}
 		st.Step++
-		st.LossSum += sr.Loss
-		st.LossN++
+		if !sr.Skipped || !math.IsInf(sr.Loss, 0) && !math.IsNaN(sr.Loss) { // a float16 step the scaler skipped may have no loss
+			st.LossSum += sr.Loss
+			st.LossN++
+		}
 		for _, m := range b.Mask {
 			tokens += int(m)
 			windowTokens += int(m)
@@ -196,6 +201,40 @@ func (l *trainLoop) run(ctx context.Context, st *loopState, best *bert.Weights) 
 	}
 	el := time.Since(trainStart).Seconds()
 	return &loopResult{best: best, tokensPerS: float64(tokens) / el, stepsPerS: float64(st.Step-first) / el}, nil
+}
+
+// fetched is a batch being prepared on another goroutine (prefetch).
+type fetched struct {
+	ch   chan struct{}
+	b    *bert.Batch
+	err  error
+	done bool
+}
+
+// prefetch starts preparing step's batch (nextBatch) on another goroutine, so that it is ready
+// when the step before it has trained; nil past the last step. Fetches run one at a time and in
+// step order: the loop waits for each before starting the next.
+func (l *trainLoop) prefetch(step int) *fetched {
+	if step >= l.total {
+		return nil
+	}
+	f := &fetched{ch: make(chan struct{})}
+	go func() {
+		defer close(f.ch)
+		f.b, f.err = l.nextBatch(step)
+	}()
+	return f
+}
+
+// wait is the prefetched batch (nil, nil for nil: no batch was asked for); a second wait
+// returns nothing.
+func (f *fetched) wait() (*bert.Batch, error) {
+	if f == nil || f.done {
+		return nil, nil
+	}
+	<-f.ch
+	f.done = true
+	return f.b, f.err
 }
 
 // nextBatch is step's batch, from fetch when the task has one.

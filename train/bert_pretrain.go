@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/medseq/medseq/data"
@@ -207,6 +208,9 @@ func mlmTask(b *bertRun, corpus *pretrainCorpus, masking bert.Masking, onBatch f
 	evalBatches := bert.MLMEvalBatches(rand.New(rand.NewPCG(evalMaskSeed, 0)), masking, corpus.tuning, 2*b.t.BatchSize,
 		b.maxLen, b.pad)
 	epochs := &epochLog{log: b.log, stepsPerEpoch: b.stepsPerEpoch, total: b.total, start: time.Now()}
+	// The loop fetches a step's batch while the step before it trains (trainLoop.prefetch):
+	// the epoch log counts a batch when its step is taken, on the loop's goroutine.
+	fed := &fedBatches{byStep: map[int]fedBatch{}}
 	return bertTask{
 		fetch: func(step int) (*bert.Batch, error) {
 			seqs, err := corpus.batch(step)
@@ -215,13 +219,18 @@ func mlmTask(b *bertRun, corpus *pretrainCorpus, masking bert.Masking, onBatch f
 			}
 			r := rand.New(rand.NewPCG(stepSeed(b.t.Seed, purposeMask, step), 0x6d6c6d))
 			batch := bert.MakeMLMBatch(r, masking, seqs, b.t.BatchSize, b.maxLen, b.pad)
-			epochs.fed(len(seqs), batch)
+			fed.put(step, fedBatch{len(seqs), batch})
 			if onBatch != nil {
 				onBatch(batch)
 			}
 			return batch, nil
 		},
-		stepped: epochs.stepped,
+		stepped: func(step int, loss float64) {
+			if f, ok := fed.take(step); ok {
+				epochs.fed(f.windows, f.batch)
+			}
+			epochs.stepped(step, loss)
+		},
 		evaluate: func() (BERTMetrics, error) {
 			loss, acc, err := b.eng.EvalMLM(evalBatches)
 			return BERTMetrics{ValLoss: loss, ValMLMAccuracy: acc}, err
@@ -240,4 +249,30 @@ func (o *bertOutcome) bestMLMAccuracy() float64 {
 		}
 	}
 	return acc
+}
+
+// fedBatch is a fetched batch and its count of windows, until its step is taken.
+type fedBatch struct {
+	windows int
+	batch   *bert.Batch
+}
+
+// fedBatches hands fetched batches from the fetching goroutine to the loop's.
+type fedBatches struct {
+	mu     sync.Mutex
+	byStep map[int]fedBatch
+}
+
+func (f *fedBatches) put(step int, b fedBatch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byStep[step] = b
+}
+
+func (f *fedBatches) take(step int) (fedBatch, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.byStep[step]
+	delete(f.byStep, step)
+	return b, ok
 }
