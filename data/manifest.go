@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -158,7 +159,17 @@ func (m *Manifest) CheckInputFingerprint(name, path, fp string) error {
 // files under root (or of root itself when it is a file), skipping manifest.json and hidden
 // temp files, so it does not depend on where the artifact lives. Symbolic links and other
 // entries that are not regular files are skipped.
+//
+// A root of the form SCHEME:... names a dataset in a Source: its fingerprint is the one the
+// source gives (for Iceberg, the tables' ids and the snapshots read).
 func Fingerprint(root string) (string, error) {
+	if IsSourceRef(root) {
+		src, err := openSource(context.Background(), root)
+		if err != nil {
+			return "", fmt.Errorf("fingerprint: %w", err)
+		}
+		return src.Fingerprint(), nil
+	}
 	st, err := os.Stat(root)
 	if err != nil {
 		return "", fmt.Errorf("fingerprint: %w", err)

@@ -17,6 +17,31 @@ import (
 // ReadTable reads a whole (small) Parquet file and calls fn with each
 // batch. Metadata files are small, so reading them whole is fine.
 func ReadTable(path string, fn func(rec arrow.RecordBatch) error) error {
+	return readTable(path, fn)
+}
+
+// readMetadataTable reads the dataset's metadata table (TableSubjectSplits or TableCodes)
+// from its source, or the Parquet file rel below its folder; found is false when there is none.
+func (d *Dataset) readMetadataTable(table, rel string, fn func(rec arrow.RecordBatch) error) (bool, error) {
+	if d.src != nil {
+		return d.scanSourceTable(table, fn)
+	}
+	p := filepath.Join(d.Root, rel)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return true, readTable(p, fn)
+}
+
+// metadataName names a metadata table in messages: its file, or its table in the source.
+func (d *Dataset) metadataName(table, rel string) string {
+	if d.src != nil {
+		return d.Root + " table " + table
+	}
+	return filepath.Join(d.Root, rel)
+}
+
+func readTable(path string, fn func(rec arrow.RecordBatch) error) error {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
@@ -72,12 +97,9 @@ func fieldByName(rec arrow.RecordBatch, name string) arrow.Array {
 // SubjectSplits reads metadata/subject_splits.parquet. It returns (nil, nil) when the
 // dataset has none.
 func (d *Dataset) SubjectSplits() (map[int64]string, error) {
-	p := filepath.Join(d.Root, SubjectSplitsFile)
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
 	out := map[int64]string{}
-	err := ReadTable(p, func(rec arrow.RecordBatch) error {
+	p := d.metadataName(TableSubjectSplits, SubjectSplitsFile)
+	found, err := d.readMetadataTable(TableSubjectSplits, SubjectSplitsFile, func(rec arrow.RecordBatch) error {
 		idc, sc := fieldByName(rec, ColSubjectID), fieldByName(rec, "split")
 		if idc == nil || sc == nil {
 			return fmt.Errorf("read %s: want columns subject_id and split", p)
@@ -95,17 +117,17 @@ func (d *Dataset) SubjectSplits() (map[int64]string, error) {
 		}
 		return nil
 	})
+	if !found && err == nil {
+		return nil, nil
+	}
 	return out, err
 }
 
 // CodeMetadata reads metadata/codes.parquet. It returns (nil, nil) when the dataset has none.
 func (d *Dataset) CodeMetadata() ([]CodeMeta, error) {
-	p := filepath.Join(d.Root, CodesFile)
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
 	var out []CodeMeta
-	err := ReadTable(p, func(rec arrow.RecordBatch) error {
+	p := d.metadataName(TableCodes, CodesFile)
+	_, err := d.readMetadataTable(TableCodes, CodesFile, func(rec arrow.RecordBatch) error {
 		cc, dc, pc := fieldByName(rec, "code"), fieldByName(rec, "description"), fieldByName(rec, "parent_codes")
 		if cc == nil {
 			return fmt.Errorf("read %s: missing column code", p)

@@ -27,19 +27,20 @@ func OpenCohort(medsDir, cohortDir string, allowMismatch bool) (*OpenedCohort, e
 	if err != nil {
 		return nil, err
 	}
-	fp, err := Fingerprint(medsDir)
+	ds, err := Open(medsDir)
 	if err != nil {
 		return nil, err
 	}
-	oc := &OpenedCohort{Cohort: c, MEDSFingerprint: fp}
+	fp, err := ds.Fingerprint()
+	if err != nil {
+		return nil, err
+	}
+	oc := &OpenedCohort{Cohort: c, Dataset: ds, MEDSFingerprint: fp}
 	if err := c.Manifest.CheckInputFingerprint(InputMEDS, medsDir, fp); err != nil {
 		if !allowMismatch {
 			return nil, fmt.Errorf("%w (or pass --allow-mismatch)", err)
 		}
 		oc.Mismatch = err
-	}
-	if oc.Dataset, err = Open(medsDir); err != nil {
-		return nil, err
 	}
 	return oc, nil
 }

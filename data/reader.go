@@ -3,7 +3,6 @@ package data
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,11 +37,17 @@ type Dataset struct {
 	Meta   DatasetMetadata
 	// BatchSize is the number of rows per Arrow batch when reading (default 64Ki).
 	BatchSize int64
+	// src is where the shards come from when root names a Source (SCHEME:...), nil for a folder.
+	src Source
 }
 
 // Open finds the shards of the MEDS dataset at root (a folder holding data/ and optionally
-// metadata/) and reads metadata/dataset.json when present.
+// metadata/) and reads metadata/dataset.json when present. A root of the form SCHEME:...
+// names a dataset held in a Source (OpenSource), such as iceberg:CATALOG/NAMESPACE.
 func Open(root string) (*Dataset, error) {
+	if IsSourceRef(root) {
+		return OpenSource(context.Background(), root)
+	}
 	dataDir := filepath.Join(root, DataDir)
 	st, err := os.Stat(dataDir)
 	if err != nil || !st.IsDir() {
@@ -73,18 +78,8 @@ func Open(root string) (*Dataset, error) {
 	sort.Strings(shards)
 	ds := &Dataset{Root: root, Shards: shards, Codes: NewCodes(), BatchSize: 1 << 16}
 	if buf, err := os.ReadFile(filepath.Join(root, DatasetJSONFile)); err == nil {
-		if err := json.Unmarshal(buf, &ds.Meta); err != nil {
+		if ds.Meta, err = parseDatasetJSON(buf); err != nil {
 			return nil, fmt.Errorf("read %s: %w", filepath.Join(root, DatasetJSONFile), err)
-		}
-		var all map[string]any
-		if json.Unmarshal(buf, &all) == nil {
-			for _, k := range []string{"dataset_name", "dataset_version", "etl_name", "etl_version", "meds_version",
-				"created_at"} {
-				delete(all, k)
-			}
-			if len(all) > 0 {
-				ds.Meta.Extra = all
-			}
 		}
 	}
 	return ds, nil
@@ -92,6 +87,9 @@ func Open(root string) (*Dataset, error) {
 
 // ShardSplit returns the split a shard's path implies (data/<split>/...), or "".
 func (d *Dataset) ShardSplit(shard string) string {
+	if d.src != nil {
+		return d.src.ShardSplit(shard)
+	}
 	rel, err := filepath.Rel(filepath.Join(d.Root, DataDir), shard)
 	if err != nil {
 		return ""
@@ -144,6 +142,9 @@ func (d *Dataset) ForEachSubject(ctx context.Context, fn func(Subject) error) er
 // ReadShard reads one MEDS data file and groups its rows by subject (sorting them when the
 // file is not already ordered by subject and time).
 func (d *Dataset) ReadShard(path string) (sh *Shard, err error) {
+	if d.src != nil {
+		return d.readSourceShard(path)
+	}
 	defer recoverCorrupt(path, &err)
 	rows, err := d.readColumns(path)
 	if err != nil {

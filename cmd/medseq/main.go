@@ -36,6 +36,7 @@ func commands() map[string]command {
 		"data synth":      {"write a synthetic primary-care EHR as a MEDS dataset", runDataSynth},
 		"data import":     {"import events and subjects CSV files into a MEDS dataset", runDataImport},
 		"data cohort":     {"build labels with leak-free prediction times, splits and a cohort report", runDataCohort},
+		"data export":     {"write a MEDS folder into Iceberg tables (events bucketed by subject_id, subject_splits, codes)", runDataExport},
 		"data info":       {"summarise a MEDS dataset", runDataInfo},
 		"data sequences":  {"print the censored sequences a model sees for a cohort", runDataSequences},
 		"demo":            {"run the whole pipeline on synthetic data", runDemo},
