@@ -19,7 +19,7 @@ BENCH      ?= .
 BENCHTIME  ?= 1x
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build deps deps-build deps-e2e deps-test test test-short demo bench lint clean proto e2e load soak gpu-prepare
+.PHONY: all build static image image-check deps deps-build deps-e2e deps-test test test-short demo bench lint clean proto e2e load soak gpu-prepare
 
 all: build
 
@@ -40,6 +40,29 @@ deps: deps-test
 
 build: deps-build
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/medseq
+
+# The pure-Go serving build (CGO_ENABLED=0, static: serves and scores both model kinds, cannot
+# train XGBoost) and the serving image around it, an image tarball written without a container
+# daemon (internal/imagebuild; docker load -i, podman load -i, crane push) and then validated.
+# Timestamps are the commit's: the same commit gives the same image. image-check serves demo
+# models with the image's binary and compares its answers with the cgo build's predictions.
+STATIC_BIN  := bin/medseq-static
+IMAGE       := bin/medseq-serve-image.tar
+SOURCE_DATE := $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+STATIC_LDFLAGS := -s -w -X $(PKG)/internal/buildinfo.Version=$(VERSION) \
+              -X $(PKG)/internal/buildinfo.Commit=$(COMMIT) \
+              -X $(PKG)/internal/buildinfo.BuildTime=$(SOURCE_DATE)
+
+static: deps-build
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(STATIC_LDFLAGS)' -o $(STATIC_BIN) ./cmd/medseq
+
+image: static
+	$(GO) run ./internal/imagebuild --binary $(STATIC_BIN) --out $(IMAGE) --version $(VERSION) \
+	  --revision $(COMMIT) --created $(SOURCE_DATE)
+	MEDSEQ_IMAGE=$(CURDIR)/$(IMAGE) MEDSEQ_STATIC_BINARY=$(CURDIR)/$(STATIC_BIN) $(GO) test -count=1 -run TestBuiltImage ./internal/imagebuild
+
+image-check: image deps-e2e
+	scripts/image-check.sh
 
 test: deps-test lint
 	scripts/e2e.sh
