@@ -108,6 +108,7 @@ type torchBenchResult struct {
 	PeakGPUMB  float64 `json:"peak_gpu_mb"`
 	// PeakGPUReservedMB is what PyTorch's caching allocator held at most.
 	PeakGPUReservedMB float64 `json:"peak_gpu_reserved_mb"`
+	Attention         string  `json:"attention"` // plain or sdpa (torch_bench.py --attention)
 }
 
 // runTorchBench runs testdata/torch_bench.py's MLM step; extra adds its flags (--device,

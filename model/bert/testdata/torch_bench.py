@@ -180,6 +180,8 @@ def main():
     ap.add_argument("--attention", default="plain", choices=["plain", "sdpa"])
     ap.add_argument("--attn-dropout", type=float, default=None, help="attention-probability dropout (default 0.1)")
     args = ap.parse_args()
+    if args.attention == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):  # torch < 2.0
+        args.attention = "plain"
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = args.dtype in ("tf32", "bfloat16")
     torch.backends.cudnn.allow_tf32 = args.dtype in ("tf32", "bfloat16")
