@@ -38,8 +38,12 @@ deps-test:
 
 deps: deps-test
 
+# -tags iceberg links the Iceberg reader and `data export` (iceberg-go with its S3, GCS and Azure
+# clients and SQLite: +74 MB of binary, docs/DATA.md); a build without it reads MEDS folders only.
+TAGS       ?= iceberg
+
 build: deps-build
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/medseq
+	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/medseq
 
 # The pure-Go serving build (CGO_ENABLED=0, static: serves and scores both model kinds, cannot
 # train XGBoost) and the serving image around it, an image tarball written without a container
@@ -66,7 +70,7 @@ image-check: image deps-e2e
 
 test: deps-test lint
 	scripts/e2e.sh
-	MEDSEQ_REQUIRE_R=1 $(GO) test -count=1 ./...
+	MEDSEQ_REQUIRE_R=1 $(GO) test -count=1 -tags iceberg ./...
 	$(GO) test -count=1 -tags xla ./model/bert
 
 test-short: deps-test
@@ -79,13 +83,14 @@ demo: build
 bench: deps-test
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem ./...
 
-# gofmt, go vet (both build tags) and staticcheck (pinned; staticcheck.conf): the lint gate.
+# gofmt, go vet (no tag, xla, iceberg) and staticcheck (pinned; staticcheck.conf; with iceberg): the lint gate.
 lint: deps-build
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags xla ./...
-	GOFLAGS= $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(GO) vet -tags iceberg ./...
+	GOFLAGS= $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags iceberg ./...
 
 # Regenerates the protobuf and gRPC code under proto/ (committed).
 proto:
