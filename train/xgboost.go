@@ -173,8 +173,36 @@ func featureRows(ctx context.Context, o *opened, space *features.Space) (feature
 		if sd.x.NumCol == 0 {
 			sd.x.NumCol = space.NumFeatures()
 		}
+		sd.sortRows()
 	}
 	return splits, nil
+}
+
+// sortRows puts the rows in (subject, prediction time) order: the order the dataset's shards
+// happen to hold subjects in (a folder's paths, an Iceberg table's buckets) does not change
+// the booster.
+func (sd *splitData) sortRows() {
+	perm := make([]int, len(sd.labels))
+	for i := range perm {
+		perm[i] = i
+	}
+	less := func(a, b data.Label) bool {
+		return a.SubjectID < b.SubjectID || (a.SubjectID == b.SubjectID && a.PredictionTime < b.PredictionTime)
+	}
+	sort.SliceStable(perm, func(a, b int) bool { return less(sd.labels[perm[a]], sd.labels[perm[b]]) })
+	if sort.SliceIsSorted(perm, func(a, b int) bool { return perm[a] < perm[b] }) {
+		return
+	}
+	x := features.CSR{NumCol: sd.x.NumCol, Indptr: make([]int64, 1, len(sd.x.Indptr))}
+	labels := make([]data.Label, len(perm))
+	for i, p := range perm {
+		lo, hi := sd.x.Indptr[p], sd.x.Indptr[p+1]
+		x.Indices = append(x.Indices, sd.x.Indices[lo:hi]...)
+		x.Data = append(x.Data, sd.x.Data[lo:hi]...)
+		x.Indptr = append(x.Indptr, int64(len(x.Indices)))
+		labels[i] = sd.labels[p]
+	}
+	sd.x, sd.labels = x, labels
 }
 
 // xgbTrain trains libxgboost with early stopping on the tuning split, writing each round's
