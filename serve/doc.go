@@ -4,6 +4,11 @@
 // grpc.health.v1 and server reflection; Prometheus metrics on a separate HTTP listener;
 // TLS, optional mutual TLS, bearer tokens and an append-only audit log.
 //
+// Single-model mode (Config.ModelName, serve --model-dir) serves one model version's folder
+// instead of a repository, under a name the caller gives: the layout KServe's storage
+// initializer leaves in /mnt/models. Health (grpc.health.v1) is what Kubernetes' gRPC probes
+// ask: NOT_SERVING until a model has loaded and while draining.
+//
 // The repository is polled: a new version folder is loaded in the background and swapped in
 // atomically; a request keeps the *Version it resolved at its start, so requests in flight
 // finish on the version they started on.

@@ -47,7 +47,7 @@ func commands() map[string]command {
 		"eval censoring":  {"a model's AUROC, prevalence and calibration as the cohort's follow-up requirement changes", runEvalCensoring},
 		"eval curve":      {"learning curves: XGBoost and BERT on nested fractions of the training split, held-out AUROC against labels", runEvalCurve},
 		"eval metrics":    {"metrics with bootstrap intervals, calibration and segments from a predictions file", runEvalMetrics},
-		"serve":           {"serve a model repository over gRPC (medseq.v1.Predictor, Open Inference Protocol v2, health, metrics)", runServe},
+		"serve":           {"serve a model repository, or one model version (KServe), over gRPC (medseq.v1.Predictor, Open Inference Protocol v2, health, metrics)", runServe},
 		"predict":         {"score labelled subjects offline (--model), or one subject through a server (--addr)", runPredict},
 		"tokenize build":  {"build the vocabulary and tokenizer from a cohort's censored training split", runTokenizeBuild},
 		"tokenize encode": {"encode one subject's codes per line on stdin to token ids", runTokenizeEncode},
