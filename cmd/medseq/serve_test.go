@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/medseq/medseq/data"
 	"github.com/medseq/medseq/model/bert"
@@ -227,9 +229,11 @@ func TestServeAndPredictClient(t *testing.T) {
 	if err := st.Send(req); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Recv(); err != nil {
+	first, err := st.Recv()
+	if err != nil {
 		t.Fatal(err)
 	}
+	checkSingleModelServe(t, filepath.Join(out, demoModels, "t2d-xgboost", "1"), req, first)
 	if err := os.Rename(auditPath, auditPath+".1"); err != nil {
 		t.Fatal(err)
 	}
@@ -260,6 +264,59 @@ func TestServeAndPredictClient(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not drain")
+	}
+}
+
+// checkSingleModelServe serves one version folder as KServe runs the runtime (--model-dir,
+// --model-name, --grpc-port) and checks that it is SERVING on grpc.health.v1 and answers req,
+// sent to its own name, as the repository server answered it (want).
+func checkSingleModelServe(t *testing.T, dir string, req *medseqv1.PredictRequest, want *medseqv1.PredictResponse) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := lis.Addr().(*net.TCPAddr).Port
+	lis.Close()
+	var stdout syncBuf
+	e := &env{stdout: &stdout, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(ctx, e, []string{"--model-dir", dir, "--model-name", "kserve-t2d", "--grpc-port", strconv.Itoa(port),
+			"--metrics-addr", "", "--poll", "0"})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("single-model server: %v", err)
+		}
+	}()
+	cc, err := grpc.NewClient("127.0.0.1:"+strconv.Itoa(port), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	hc := healthpb.NewHealthClient(cc)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && st.Status == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("single-model server on --grpc-port %d: health %v, %v; output %q", port, st, err, stdout.String())
+		}
+	}
+	one := proto.Clone(req).(*medseqv1.PredictRequest)
+	one.ModelName = "kserve-t2d"
+	got, err := medseqv1.NewPredictorClient(cc).Predict(ctx, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ModelName != "kserve-t2d" || got.ModelVersion != "1" || got.Probability != want.Probability ||
+		got.Decision != want.Decision {
+		t.Errorf("single-model answer %s %s %v %v; the repository server's %s %s %v %v", got.ModelName, got.ModelVersion,
+			got.Probability, got.Decision, want.ModelName, want.ModelVersion, want.Probability, want.Decision)
 	}
 }
 
