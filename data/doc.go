@@ -18,5 +18,9 @@
 // observation by death, at the dataset's end (administrative: within the cohort's censor
 // window of it) or at an earlier end of record. censor.go defines them.
 //
+// A dataset is a folder of Parquet shards or, through a Source registered for its reference's
+// scheme (source.go), tables elsewhere: package data/icebergmeds registers iceberg:CATALOG/NS.
+// Every reader (Open, ReadShard, SubjectSplits, CodeMetadata, Fingerprint) takes either.
+//
 // The package knows nothing about models.
 package data

@@ -168,6 +168,9 @@ func Fingerprint(root string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("fingerprint: %w", err)
 		}
+		if c, ok := src.(io.Closer); ok {
+			defer c.Close()
+		}
 		return src.Fingerprint(), nil
 	}
 	st, err := os.Stat(root)

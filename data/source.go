@@ -50,7 +50,7 @@ type SourceOpener func(ctx context.Context, ref string) (Source, error)
 // ErrNoSource is returned for a dataset reference whose scheme this binary cannot open.
 var ErrNoSource = errors.New("no such dataset source")
 
-// Sources maps a reference's scheme to the opener of its datasets. The registry is the
+// sourceRegistry maps a reference's scheme to the opener of its datasets. sources is the
 // package's one deliberate global, as database/sql's drivers are: it lets the binary link a
 // table format's (large) client in and leaves this package and every caller of Open free of it.
 type sourceRegistry struct {
