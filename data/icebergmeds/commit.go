@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/catalog/rest"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/medseq/medseq/data"
@@ -21,19 +22,11 @@ var commitOrder = []string{data.TableSubjectSplits, data.TableCodes, data.TableE
 // (REST), else one table after another, rolling back those already committed when one fails.
 func (et *exportTables) commit(ctx context.Context, log *slog.Logger) error {
 	if _, ok := et.cat.(catalog.TransactionalCatalog); ok {
-		mt, err := catalog.NewMultiTableTransaction(et.cat)
-		if err != nil {
+		err := et.commitTogether(ctx)
+		if !errors.Is(err, rest.ErrEndpointNotSupported) {
 			return err
 		}
-		for _, name := range commitOrder {
-			if err := mt.AddTransaction(et.tx[name]); err != nil {
-				return fmt.Errorf("commit table %s: %w", name, err)
-			}
-		}
-		if err := mt.Commit(ctx); err != nil {
-			return fmt.Errorf("commit tables %s: %w", strings.Join(commitOrder, ", "), err)
-		}
-		return nil
+		log.Info("the catalog does not offer multi-table commits: committing table by table")
 	}
 	var done []string
 	for _, name := range commitOrder {
@@ -45,6 +38,23 @@ func (et *exportTables) commit(ctx context.Context, log *slog.Logger) error {
 			return err
 		}
 		done = append(done, name)
+	}
+	return nil
+}
+
+// commitTogether commits the staged appends in one multi-table commit.
+func (et *exportTables) commitTogether(ctx context.Context) error {
+	mt, err := catalog.NewMultiTableTransaction(et.cat)
+	if err != nil {
+		return err
+	}
+	for _, name := range commitOrder {
+		if err := mt.AddTransaction(et.tx[name]); err != nil {
+			return fmt.Errorf("commit table %s: %w", name, err)
+		}
+	}
+	if err := mt.Commit(ctx); err != nil {
+		return fmt.Errorf("commit tables %s: %w", strings.Join(commitOrder, ", "), err)
 	}
 	return nil
 }
