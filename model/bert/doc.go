@@ -15,8 +15,13 @@
 // Engine runs training steps and inference on a gomlx backend: the pure-Go CPU backend, or
 // XLA on an NVIDIA GPU through a CUDA PJRT plugin in builds with -tags xla (device.go:
 // discovery through go-nvml, the plugin search, the dtype checks; float32 is exact float32,
-// tf32 and bfloat16 are opt-in). On a GPU batches take static shapes (WithStaticShapes), so
-// XLA compiles each graph once. Scorer serves a model version folder (serve, predict).
+// tf32, bfloat16 and float16 are opt-in, auto picks by compute capability). In bfloat16 and
+// float16 every matrix product and both of its gradients take half-precision operands (graph.go's
+// mm); float16 trains with dynamic loss scaling (scaler.go, PyTorch's GradScaler's rules).
+// Attention is plain (materialised scores, the reference) or fused (WithAttention: gomlx's
+// attention.Core, cuDNN flash attention on CUDA). On a GPU batches take static shapes
+// (WithStaticShapes), so XLA compiles each graph once. TrainFLOPsPerToken and PeakFLOPS
+// (flops.go) give the benchmarks' MFU. Scorer serves a model version folder (serve, predict).
 //
 // What training needs of BERT lives here too, so that package train asks rather than reaches
 // in: Choice (choice.go) turns a named configuration and overrides into a Config and checks a

@@ -550,7 +550,8 @@ type StepResult struct {
 // donated to the step (XLA updates them in place). A step whose loss or gradients are not
 // finite changes no weight: with a loss scaler (float16) it is skipped and the scale backs off
 // (StepResult.Skipped; an error after LossScaler.MaxSkipped such steps in a row), without one
-// it is an error.
+// it is an error. A failure of the computation itself (a backend error) leaves the engine
+// without its donated state: do not train on after it.
 func (e *Engine) TrainStep(b *Batch, lr float64) (StepResult, error) {
 	if err := b.check(e.cfg, e.task, true); err != nil {
 		return StepResult{}, err
