@@ -561,3 +561,51 @@ func TestLossScalerState(t *testing.T) {
 		t.Errorf("step after restore: %+v, unbroken %+v", r2, r1)
 	}
 }
+
+// TestNonFiniteStepChangesNothing: without a loss scaler, a step whose loss is not finite is an
+// error and leaves the weights, AdamW's moments and the step count as they were (the state is
+// donated to the step, so it is the graph that keeps them), and training can go on from there.
+func TestNonFiniteStepChangesNothing(t *testing.T) {
+	w, err := NewWeights(toyConfig(t, false), Heads{Classifier: true}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngineFor(t, w, TaskClassify, "float32")
+	defer e.Close()
+	r := rand.New(rand.NewPCG(2, 3))
+	if _, err := e.TrainStep(toyBatch(r, 16, 16), 1e-3); err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.Weights()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adam0, err := e.copyAdam()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := toyBatch(r, 16, 16)
+	b.Labels[0] = float32(math.Inf(1)) // an infinite label: the loss is not finite
+	if _, err := e.TrainStep(b, 1e-3); err == nil || !strings.Contains(err.Error(), "training loss is") {
+		t.Fatalf("non-finite loss: %v", err)
+	}
+	after, err := e.Weights()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adam1, err := e.copyAdam()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(flat(before), flat(after)); d != 0 || e.Steps() != 1 || adam1.Steps != adam0.Steps {
+		t.Fatalf("after a non-finite step: weights moved by %g, steps %d", d, e.Steps())
+	}
+	for _, sp := range e.specs {
+		if maxAbsDiff(adam0.M[sp.Name], adam1.M[sp.Name]) != 0 || maxAbsDiff(adam0.V[sp.Name], adam1.V[sp.Name]) != 0 {
+			t.Fatalf("a non-finite step changed AdamW's moments of %s", sp.Name)
+		}
+	}
+	if _, err := e.TrainStep(toyBatch(r, 16, 16), 1e-3); err != nil || e.Steps() != 2 {
+		t.Fatalf("training after a non-finite step: %v (steps %d)", err, e.Steps())
+	}
+}
