@@ -197,7 +197,7 @@ PY
         # $M is split on purpose (flags).
         # shellcheck disable=SC2086
         stage "classify-$dev" 120 "$MEDSEQ" train classify $M --device "$dev" --dtype "$dt" --name "bert-$dev" --out "$W/runs/bert-$dev/1" --force
-        stage "predict-$dev" 30 "$MEDSEQ" predict --model "$W/runs/bert-$dev/1" --meds "$W/meds" --cohort "$W/cohort" --split held_out --out "$W/pred-$dev.parquet"
+        stage "predict-$dev" 30 "$MEDSEQ" predict --model "$W/runs/bert-$dev/1" --meds "$W/meds" --cohort "$W/cohort" --split held_out --out "$W/pred-$dev.parquet" --force
       done
       for m in "$W"/runs/bert-*/1; do
         python3 -c '
