@@ -21,6 +21,7 @@ type curveOptions struct {
 	cfg                        study.CurveConfig
 	fractions, models, windows []string
 	lastValues, progress       bool
+	posWeight                  *string
 }
 
 func curveFlags(e *env, args []string) (*curveOptions, error) {
@@ -43,7 +44,7 @@ func curveFlags(e *env, args []string) (*curveOptions, error) {
 	fs.IntVar(&c.Bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for the held_out AUROC intervals (0: none)")
 	fs.BoolVar(&o.progress, "progress", false, "print the training drivers' progress lines on stderr")
 	curveXGBoostFlags(fs, &c.XGBoost, o)
-	curveBERTFlags(fs, &c.BERT)
+	o.posWeight = curveBERTFlags(fs, &c.BERT)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -89,25 +90,23 @@ func curveXGBoostFlags(fs *flag.FlagSet, cfg *train.XGBoostConfig, o *curveOptio
 	fs.BoolVar(&o.lastValues, "last-values", false, "XGBoost: add each code's latest numeric value as a feature")
 }
 
-// curveBERTFlags registers the BERT fits' flags, as train classify names them.
-func curveBERTFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig) {
+// curveBERTFlags registers the BERT fits' flags as train classify names them (their help
+// marked "BERT:"), but for --seed (eval curve's own) and checkpoints; --pos-weight's is returned.
+func curveBERTFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig) *string {
 	*cfg = train.DefaultBERTClassifyConfig()
-	t := &cfg.BERTTraining
+	before := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { before[f.Name] = true })
 	bertModelFlags(fs, &cfg.BERTModel)
-	fs.StringVar(&cfg.Init, "init", "", "BERT: fine-tune from the encoder of "+
-		"this `medseq train pretrain` run folder (built with --tokenizer)")
-	fs.IntVar(&t.BatchSize, "batch-size", t.BatchSize, "BERT sequences per step")
-	fs.Float64Var(&t.LR, "lr", t.LR, "BERT peak learning rate (AdamW)")
-	fs.Float64Var(&t.Warmup, "warmup", t.Warmup, "BERT warmup steps, or a fraction of all steps when below 1")
-	fs.Float64Var(&t.WeightDecay, "weight-decay", t.WeightDecay, "BERT AdamW weight decay")
-	fs.Float64Var(&t.Clip, "clip", t.Clip, "BERT gradient clipping by global norm (0: off)")
-	fs.Float64Var(&t.Epochs, "epochs", t.Epochs, "BERT passes over each fit's training rows (0: --max-steps decides)")
-	fs.IntVar(&t.MaxSteps, "max-steps", 0, "BERT: at most this many steps per fit (0: --epochs decide)")
-	fs.IntVar(&t.EvalEvery, "eval-every", t.EvalEvery, "BERT: evaluate on the tuning split every N steps (and at the end)")
-	fs.IntVar(&t.Patience, "patience", t.Patience, "BERT: stop after N epochs without a better tuning loss (0: never)")
-	fs.StringVar(&t.Device, "device", t.Device, "BERT device: cpu, gpu (build with -tags xla) or auto")
-	fs.StringVar(&t.PJRTPlugin, "pjrt-plugin", "", "XLA CUDA PJRT plugin for --device gpu (default: searched)")
-	fs.StringVar(&t.DType, "dtype", "float32", "BERT arithmetic: float32, tf32 or bfloat16 (see train classify -h)")
+	fs.StringVar(&cfg.Init, "init", "", "fine-tune from the encoder of this `medseq train pretrain` run folder "+
+		"(built with --tokenizer)")
+	bertStepFlags(fs, &cfg.BERTTraining)
+	posWeight := classifyFlags(fs, cfg)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !before[f.Name] {
+			f.Usage = "BERT: " + f.Usage
+		}
+	})
+	return posWeight
 }
 
 // finish reads the lists and checks the flags after parsing.
@@ -161,21 +160,11 @@ func (o *curveOptions) finishXGBoost(fs *flag.FlagSet) error {
 	return checkSearchFlags(fs, cfg)
 }
 
-// finishBERT sets the BERT fits' seed and, with --init, the pretrained model's shape.
+// finishBERT sets the BERT fits' seed and checks their flags as train classify does: the
+// schedule's settings left out are chosen by each fit from its own number of training labels.
 func (o *curveOptions) finishBERT(fs *flag.FlagSet) error {
-	cfg := &o.cfg.BERT
-	cfg.Seed = o.cfg.Seed
-	set := flagsSet(fs)
-	maxStepsAlone(set, &cfg.BERTTraining)
-	if cfg.Init != "" {
-		if !set["config"] {
-			cfg.Config = ""
-		}
-		if !set["dropout"] {
-			cfg.Dropout = -1
-		}
-	}
-	return checkBERTFlags(&cfg.BERTModel, &cfg.BERTTraining)
+	o.cfg.BERT.Seed = o.cfg.Seed
+	return finishClassifyFlags(fs, &o.cfg.BERT, *o.posWeight)
 }
 
 // runEvalCurve is eval curve: each model trained on nested fractions of the training split,

@@ -29,8 +29,18 @@ func bertModelFlags(fs *flag.FlagSet, m *train.BERTModel) {
 	fs.Float64Var(&m.Dropout, "dropout", 0.1, "dropout on hidden states and attention probabilities")
 }
 
-// bertTrainingFlags registers the optimisation, evaluation and checkpoint flags.
+// bertTrainingFlags registers the optimisation, evaluation, device and checkpoint flags.
 func bertTrainingFlags(fs *flag.FlagSet, t *train.BERTTraining) {
+	bertStepFlags(fs, t)
+	fs.IntVar(&t.OverfitK, "overfit-warn", t.OverfitK, "warn after N evaluations of falling training loss and rising validation loss (0: never)")
+	fs.Uint64Var(&t.Seed, "seed", t.Seed, "random seed (initialisation, batch order, masking, dropout)")
+	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "write a checkpoint (weights, optimizer state, early-stopping state, metrics) to OUT.work/ every N steps (0: never)")
+	fs.BoolVar(&t.Resume, "resume", false, "continue from the newest checkpoint in OUT.work/ (ends exactly where an unbroken run ends)")
+}
+
+// bertStepFlags registers the optimisation, evaluation and device flags: those of every BERT
+// fit, also eval curve's (which has its own --seed and no checkpoints).
+func bertStepFlags(fs *flag.FlagSet, t *train.BERTTraining) {
 	fs.IntVar(&t.BatchSize, "batch-size", t.BatchSize, "sequences per step")
 	fs.Float64Var(&t.LR, "lr", t.LR, "peak learning rate (AdamW)")
 	fs.Float64Var(&t.Warmup, "warmup", t.Warmup, "warmup steps, or a fraction of all steps when below 1; then linear decay to 0")
@@ -40,14 +50,10 @@ func bertTrainingFlags(fs *flag.FlagSet, t *train.BERTTraining) {
 	fs.IntVar(&t.MaxSteps, "max-steps", 0, "at most this many training steps (0: --epochs decide; with both, the smaller wins)")
 	fs.IntVar(&t.EvalEvery, "eval-every", t.EvalEvery, "evaluate on the tuning split every N steps")
 	fs.IntVar(&t.Patience, "patience", t.Patience, "stop after N evaluations without a better validation loss (0: never)")
-	fs.IntVar(&t.OverfitK, "overfit-warn", t.OverfitK, "warn after N evaluations of falling training loss and rising validation loss (0: never)")
-	fs.Uint64Var(&t.Seed, "seed", t.Seed, "random seed (initialisation, batch order, masking, dropout)")
 	fs.StringVar(&t.Device, "device", t.Device, "cpu, gpu (an NVIDIA GPU through XLA; build with -tags xla) or auto")
 	fs.StringVar(&t.PJRTPlugin, "pjrt-plugin", "", "XLA CUDA PJRT plugin for --device gpu (default: searched, e.g. jax_plugins/xla_cuda*/xla_cuda_plugin.so)")
 	fs.StringVar(&t.DType, "dtype", "float32", "float32 (exact float32, also on a GPU); tf32 (float32 weights, matrix products on TF32 tensor cores) on GPUs of compute capability 8.0 or later; bfloat16 (every matrix product and its gradients in bfloat16, float32 master weights and optimizer state) on such GPUs; float16 (the same with dynamic loss scaling) on GPUs of compute capability 7.0 or later such as the V100; bfloat16 and float16 also on --device cpu for testing (slower there); or auto: bfloat16 on compute capability 8.0 or later, float16 on 7.x, float32 on the CPU")
 	fs.StringVar(&t.Attention, "attention", "auto", "plain (attention scores materialised, dropout on the attention probabilities), fused (gomlx attention.Core: cuDNN flash attention on a GPU in bfloat16/float16; no attention-probability dropout, padding as lengths) or auto (fused on a GPU in bfloat16/float16, plain elsewhere)")
-	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "write a checkpoint (weights, optimizer state, early-stopping state, metrics) to OUT.work/ every N steps (0: never)")
-	fs.BoolVar(&t.Resume, "resume", false, "continue from the newest checkpoint in OUT.work/ (ends exactly where an unbroken run ends)")
 }
 
 // checkBERTFlags validates the shared flags.
@@ -109,8 +115,7 @@ func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error
 	operatingPointFlag(fs, &cfg.Threshold)
 	bertModelFlags(fs, &cfg.BERTModel)
 	bertTrainingFlags(fs, &cfg.BERTTraining)
-	classifyFlags(fs, &cfg)
-	posWeight := fs.String("pos-weight", "auto", "weight of the positives in the loss: auto (negatives/positives on the training split), none, or a number; the calibration is fitted on the tuning split afterwards either way")
+	posWeight := classifyFlags(fs, &cfg)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -120,10 +125,19 @@ func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error
 	if err := checkCalibration(cfg.Calibration); err != nil {
 		return nil, err
 	}
+	if err := finishClassifyFlags(fs, &cfg, *posWeight); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// finishClassifyFlags checks a classification's flags after parsing (train classify's and
+// eval curve's BERT fits): --max-steps alone, the pretrained model's shape, dropout and pooling
+// with --init unless a flag asks otherwise, and the schedule's settings left to the run.
+func finishClassifyFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig, posWeight string) error {
 	set := flagsSet(fs)
 	maxStepsAlone(set, &cfg.BERTTraining)
 	if cfg.Init != "" {
-		// The pretrained model's shape and dropout unless a flag asks otherwise.
 		if !set["config"] {
 			cfg.Config = ""
 		}
@@ -132,20 +146,18 @@ func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error
 		}
 	}
 	if err := checkBERTFlags(&cfg.BERTModel, &cfg.BERTTraining); err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.Init != "" && !set["pooling"] {
 		cfg.Pooling = "" // the pretrained model's ([CLS] from a pretraining run)
 	}
-	if err := checkClassifyFlags(&cfg, set, *posWeight); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	return checkClassifyFlags(cfg, set, posWeight)
 }
 
-// classifyFlags registers the flags of classification alone, and tells the shared training
-// flags' help that the schedule is chosen from the cohort when they are left out.
-func classifyFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig) {
+// classifyFlags registers the flags of classification alone (--pos-weight's is returned), and
+// tells the shared training flags' help that the schedule is chosen from the cohort when they
+// are left out.
+func classifyFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig) *string {
 	fs.StringVar(&cfg.Pooling, "pooling", bert.PoolingCLS, "what the classifier reads: cls (the [CLS] token, as transformers' BertForSequenceClassification) or mean (the mean over the non-padding tokens; transformers cannot load it as such, the bert/ folder says so)")
 	fs.StringVar(&cfg.EarlyStopping, "early-stopping-metric", train.StopOnLoss, "what early stopping and the kept weights follow on the tuning split: loss or auroc (noisy on a few hundred tuning labels: it kept epochs that had memorised the training split)")
 	auto := "; auto: chosen from the number of training labels and the model's size (logged, and in the manifest)"
@@ -162,6 +174,8 @@ func classifyFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig) {
 			f.DefValue, f.Usage = "once per epoch", usage
 		}
 	}
+	return fs.String("pos-weight", "auto", "weight of the positives in the loss: auto (negatives/positives on the "+
+		"training split), none, or a number; the calibration is fitted on the tuning split afterwards either way")
 }
 
 // checkClassifyFlags checks the flags of classification and marks the schedule's settings

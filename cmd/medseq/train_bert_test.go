@@ -297,20 +297,35 @@ func TestClassifyScheduleFlags(t *testing.T) {
 		{"bad metric", []string{"--early-stopping-metric", "f1"}, train.AutoSettings{}, 0, "", "", "--early-stopping-metric"},
 		{"negative patience", []string{"--patience", "-1"}, train.AutoSettings{}, 0, "", "", "--patience"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := trainClassifyFlags(e, append(append([]string(nil), base...), tc.args...))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err %v, want one naming %s", err, tc.err)
+		// eval curve's BERT fits read the same flags as train classify, each fit choosing the
+		// schedule from its own fraction's labels.
+		for cmd, parse := range map[string]func([]string) (*train.BERTClassifyConfig, error){
+			"train classify": func(args []string) (*train.BERTClassifyConfig, error) { return trainClassifyFlags(e, args) },
+			"eval curve": func(args []string) (*train.BERTClassifyConfig, error) {
+				o, err := curveFlags(e, args)
+				if err != nil {
+					return nil, err
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.Auto != tc.auto || cfg.PosWeight != tc.posWeight || cfg.Pooling != tc.pooling || cfg.EarlyStopping != tc.stop {
-				t.Errorf("auto %+v, pos weight %v, pooling %q, early stopping %q", cfg.Auto, cfg.PosWeight, cfg.Pooling, cfg.EarlyStopping)
-			}
-		})
+				return &o.cfg.BERT, nil
+			},
+		} {
+			t.Run(cmd+"/"+tc.name, func(t *testing.T) {
+				cfg, err := parse(append(append([]string(nil), base...), tc.args...))
+				if tc.err != "" {
+					if err == nil || !strings.Contains(err.Error(), tc.err) {
+						t.Fatalf("err %v, want one naming %s", err, tc.err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.Auto != tc.auto || cfg.PosWeight != tc.posWeight || cfg.Pooling != tc.pooling ||
+					cfg.EarlyStopping != tc.stop {
+					t.Errorf("auto %+v, pos weight %v, pooling %q, early stopping %q", cfg.Auto, cfg.PosWeight,
+						cfg.Pooling, cfg.EarlyStopping)
+				}
+			})
+		}
 	}
 }
