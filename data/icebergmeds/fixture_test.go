@@ -47,10 +47,16 @@ func newFixture(t *testing.T, subjects int) *fixture {
 	return f
 }
 
-// catalog opens the fixture's catalog, closed when the test ends.
+// catalog opens the fixture's SQL catalog, closed when the test ends.
 func (f *fixture) catalog(t *testing.T) catalog.Catalog {
 	t.Helper()
-	cat, err := f.cfg.OpenCatalog(context.Background(), "local")
+	return f.open(t, "local")
+}
+
+// open opens the configured catalog name, closed when the test ends.
+func (f *fixture) open(t *testing.T, name string) catalog.Catalog {
+	t.Helper()
+	cat, err := f.cfg.OpenCatalog(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +67,17 @@ func (f *fixture) catalog(t *testing.T) catalog.Catalog {
 // export exports folder meds to local/ns.
 func (f *fixture) export(t *testing.T, meds, ns string, buckets int) *ExportResult {
 	t.Helper()
-	ref, err := ParseRef("iceberg:local/" + ns)
+	return f.exportTo(t, "local", meds, ns, buckets)
+}
+
+// exportTo exports folder meds to cat/ns.
+func (f *fixture) exportTo(t *testing.T, cat, meds, ns string, buckets int) *ExportResult {
+	t.Helper()
+	ref, err := ParseRef(cat + "/" + ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Export(context.Background(), meds, f.catalog(t), ref, ExportOptions{Buckets: buckets})
+	res, err := Export(context.Background(), meds, f.open(t, cat), ref, ExportOptions{Buckets: buckets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,155 +2,32 @@ package icebergmeds
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/data/icebergmeds/icebergtest"
+	"github.com/medseq/medseq/data/synth"
 )
 
-// restServer is an in-process Iceberg REST catalog serving the tables of a SQL catalog: the
-// config endpoint, an OAuth2 client-credentials token endpoint whose tokens expire after ttl,
-// namespaces and LoadTable with vended storage config. It records the requests it gets.
-type restServer struct {
-	t        *testing.T
-	backend  catalog.Catalog
-	id, key  string
-	ttl      time.Duration
-	mu       sync.Mutex
-	tokens   map[string]time.Time // token: expiry
-	issued   int
-	requests []restRequest
-}
-
-type restRequest struct {
-	Method, Path, Delegation, Warehouse string
-	Authorized                          bool
-}
-
-const restPrefix = "medseq-test"
-
-func (s *restServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/auth/token" {
-		s.token(w, r)
-		return
-	}
-	s.mu.Lock()
-	exp, ok := s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
-	authorized := ok && time.Now().Before(exp)
-	s.requests = append(s.requests, restRequest{Method: r.Method, Path: r.URL.Path, Authorized: authorized,
-		Delegation: r.Header.Get(accessDelegationHeader), Warehouse: r.URL.Query().Get("warehouse")})
-	s.mu.Unlock()
-	if !authorized {
-		restError(w, http.StatusUnauthorized, "NotAuthorizedException", "missing, unknown or expired token")
-		return
-	}
-	if r.URL.Path == "/v1/config" {
-		writeJSON(w, map[string]any{"defaults": map[string]string{}, "overrides": map[string]string{"prefix": restPrefix}})
-		return
-	}
-	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/"+restPrefix+"/namespaces/")
-	if !ok || r.Method != http.MethodGet {
-		restError(w, http.StatusNotFound, "NotFoundException", "no route "+r.Method+" "+r.URL.Path)
-		return
-	}
-	ns, tbl, isTable := strings.Cut(rest, "/tables/")
-	ident := table.Identifier(strings.Split(ns, "\x1f"))
-	if !isTable {
-		props, err := s.backend.LoadNamespaceProperties(r.Context(), ident)
-		if err != nil {
-			restError(w, http.StatusNotFound, "NoSuchNamespaceException", err.Error())
-			return
-		}
-		writeJSON(w, map[string]any{"namespace": ident, "properties": props})
-		return
-	}
-	s.loadTable(w, r, append(ident, tbl))
-}
-
-// loadTable answers LoadTable with the backend's metadata and, when asked to delegate access,
-// vended storage credentials.
-func (s *restServer) loadTable(w http.ResponseWriter, r *http.Request, ident table.Identifier) {
-	t, err := s.backend.LoadTable(r.Context(), ident)
-	if err != nil {
-		restError(w, http.StatusNotFound, "NoSuchTableException", err.Error())
-		return
-	}
-	buf, err := os.ReadFile(strings.TrimPrefix(t.MetadataLocation(), "file://"))
-	if err != nil {
-		s.t.Error(err)
-		restError(w, http.StatusInternalServerError, "ServerError", err.Error())
-		return
-	}
-	resp := map[string]any{"metadata-location": t.MetadataLocation(), "metadata": json.RawMessage(buf)}
-	if r.Header.Get(accessDelegationHeader) == "vended-credentials" {
-		resp["config"] = map[string]string{"s3.access-key-id": "ASIA-TEST", "s3.secret-access-key": "vended",
-			"s3.session-token": "session", "client.region": "eu-west-1"}
-	}
-	writeJSON(w, resp)
-}
-
-// token is the OAuth2 client-credentials endpoint.
-func (s *restServer) token(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || r.Form.Get("grant_type") != "client_credentials" {
-		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
-		return
-	}
-	if r.Form.Get("client_id") != s.id || r.Form.Get("client_secret") != s.key ||
-		r.Form.Get("scope") != "PRINCIPAL_ROLE:ALL" {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"error":"invalid_client","error_description":"unknown client or bad secret or scope"}`)
-		return
-	}
-	s.mu.Lock()
-	s.issued++
-	tok := fmt.Sprintf("token-%d", s.issued)
-	s.tokens[tok] = time.Now().Add(s.ttl)
-	s.mu.Unlock()
-	writeJSON(w, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(s.ttl.Seconds()),
-		"issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
-}
-
-func restError(w http.ResponseWriter, code int, typ, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": code}})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
-}
-
-// newRESTServer serves the fixture's SQL catalog over REST and adds catalog "polaris", with
-// its credential in $TEST_POLARIS_CREDENTIAL, to the fixture's config.
-func newRESTServer(t *testing.T, f *fixture, ttl time.Duration) *restServer {
-	s := &restServer{t: t, backend: f.catalog(t), id: "medseq", key: "s3cr3t", ttl: ttl, tokens: map[string]time.Time{}}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	t.Setenv("TEST_POLARIS_CREDENTIAL", s.id+":"+s.key)
-	f.cfg.Catalogs["polaris"] = map[string]string{KeyType: TypeREST, KeyURI: srv.URL, KeyWarehouse: "clinical",
-		KeyCredential: "env:TEST_POLARIS_CREDENTIAL", KeyScope: "PRINCIPAL_ROLE:ALL",
-		KeyOAuth2ServerURI: srv.URL + "/auth/token"}
+// newRESTServer serves the fixture's SQL catalog over REST (icebergtest) and adds catalog
+// name to the fixture's config, with its credential in $TEST_POLARIS_CREDENTIAL.
+func newRESTServer(t *testing.T, f *fixture, name string, opt icebergtest.Options) *icebergtest.Server {
+	s := icebergtest.NewServer(t, f.catalog(t), opt)
+	t.Setenv("TEST_POLARIS_CREDENTIAL", s.Credential())
+	f.cfg.Catalogs[name] = map[string]string{KeyType: TypeREST, KeyURI: s.URL, KeyWarehouse: "clinical",
+		KeyCredential: "env:TEST_POLARIS_CREDENTIAL", KeyScope: icebergtest.DefaultScope,
+		KeyOAuth2ServerURI: s.TokenURL()}
 	return s
-}
-
-func (s *restServer) log() ([]restRequest, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]restRequest(nil), s.requests...), s.issued
 }
 
 // TestRESTCatalog reads a dataset through a REST catalog and checks what medseq asked of it.
@@ -160,7 +37,7 @@ func TestRESTCatalog(t *testing.T) {
 	}
 	f := newFixture(t, 200)
 	f.export(t, f.meds, "demo", 4)
-	srv := newRESTServer(t, f, 11*time.Second)
+	srv := newRESTServer(t, f, "polaris", icebergtest.Options{TokenTTL: 11 * time.Second})
 	ctx := context.Background()
 	viaSQL, err := Open(ctx, "iceberg:local/demo", Options{Config: f.cfg})
 	if err != nil {
@@ -192,7 +69,7 @@ func TestRESTCatalog(t *testing.T) {
 	}
 	sameSubjects(t, subjects(t, folder), subjects(t, ds))
 
-	reqs, _ := srv.log()
+	reqs := srv.Requests()
 	var loads int
 	for _, r := range reqs {
 		if !r.Authorized {
@@ -204,7 +81,7 @@ func TestRESTCatalog(t *testing.T) {
 		if strings.Contains(r.Path, "/tables/") {
 			loads++
 			if r.Delegation != "vended-credentials" {
-				t.Errorf("LoadTable %s: %s %q, want vended-credentials", r.Path, accessDelegationHeader, r.Delegation)
+				t.Errorf("LoadTable %s: %s %q, want vended-credentials", r.Path, icebergtest.AccessDelegationHeader, r.Delegation)
 			}
 		}
 	}
@@ -217,7 +94,7 @@ func TestRESTCatalog(t *testing.T) {
 // tokenRefresh checks that one catalog renews its token once it nears expiry (the server
 // refuses expired tokens, and golang.org/x/oauth2 renews 10s before expiry: with an 11s token,
 // after a second).
-func tokenRefresh(t *testing.T, f *fixture, srv *restServer) {
+func tokenRefresh(t *testing.T, f *fixture, srv *icebergtest.Server) {
 	ctx := context.Background()
 	cat, err := f.cfg.OpenCatalog(ctx, "polaris")
 	if err != nil {
@@ -228,18 +105,18 @@ func tokenRefresh(t *testing.T, f *fixture, srv *restServer) {
 	if _, err := cat.LoadTable(ctx, ident); err != nil {
 		t.Fatal(err)
 	}
-	_, before := srv.log()
+	before := srv.TokensIssued()
 	if _, err := cat.LoadTable(ctx, ident); err != nil {
 		t.Fatal(err)
 	}
-	if _, again := srv.log(); again != before {
+	if again := srv.TokensIssued(); again != before {
 		t.Fatalf("a fresh token was not reused: %d tokens, then %d", before, again)
 	}
 	time.Sleep(1500 * time.Millisecond)
 	if _, err := cat.LoadTable(ctx, ident); err != nil {
 		t.Fatal(err)
 	}
-	if _, after := srv.log(); after != before+1 {
+	if after := srv.TokensIssued(); after != before+1 {
 		t.Fatalf("%d tokens issued before the token neared expiry, %d after: want one refresh", before, after)
 	}
 }
@@ -262,7 +139,7 @@ func writeConfig(t *testing.T, f *fixture) {
 // TestRESTBadCredential: a refused client credential is an error naming the catalog.
 func TestRESTBadCredential(t *testing.T) {
 	f := newFixture(t, 0)
-	newRESTServer(t, f, time.Minute)
+	newRESTServer(t, f, "polaris", icebergtest.Options{})
 	t.Setenv("TEST_POLARIS_CREDENTIAL", "medseq:wrong")
 	_, err := Open(context.Background(), "iceberg:polaris/demo", Options{Config: f.cfg})
 	if err == nil || !strings.Contains(err.Error(), "catalog polaris") || !strings.Contains(err.Error(), "invalid_client") {
@@ -272,5 +149,140 @@ func TestRESTBadCredential(t *testing.T) {
 	_, err = Open(context.Background(), "iceberg:polaris/demo", Options{Config: f.cfg})
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "TEST_POLARIS_CREDENTIAL") {
 		t.Fatalf("unset credential: %v", err)
+	}
+}
+
+// TestRESTExport exports a MEDS folder through a REST catalog, committing the three tables in
+// one multi-table commit or, where the server does not offer one, table by table; reads it back
+// through REST and through the SQL catalog underneath, identical to the folder; and checks that
+// a refused commit leaves nothing committed.
+func TestRESTExport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and reads Iceberg tables")
+	}
+	f := newFixture(t, 150)
+	src, more := filepath.Join(f.dir, "more-src"), filepath.Join(f.dir, "more")
+	if _, err := synth.Generate(context.Background(), synth.Config{Out: src, Subjects: 40, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	shiftIDs(t, src, more, 1_000_000)
+	folder, err := data.Open(f.meds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := subjects(t, folder)
+	cases := []struct {
+		name      string
+		endpoints []string
+		together  bool // one multi-table commit, else one commit per table
+	}{
+		{"multi-table commit", nil, true},
+		{"table by table", icebergtest.EndpointsWithoutTransactions, false},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cat, ns := fmt.Sprintf("polaris%d", i), fmt.Sprintf("viarest%d", i)
+			srv := newRESTServer(t, f, cat, icebergtest.Options{Endpoints: c.endpoints})
+			writeConfig(t, f)
+			if res := f.exportTo(t, cat, f.meds, ns, 4); res.Subjects != len(want) || len(res.Created) != 3 {
+				t.Fatalf("export: %+v", res)
+			}
+			reqs := srv.Requests()
+			txs, commits := countCommits(reqs)
+			if c.together && (txs != 1 || commits != 0) || !c.together && (txs != 0 || commits != 3) {
+				t.Fatalf("%d multi-table commits and %d table commits, want %v", txs, commits, c.together)
+			}
+			checkRequests(t, reqs)
+			for _, ref := range []string{"iceberg:" + cat + "/" + ns, "iceberg:local/" + ns} {
+				ds, err := data.Open(ref)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameSubjects(t, want, subjects(t, ds))
+				sameMetadata(t, folder, ds)
+				if !reflect.DeepEqual(ds.Meta, folder.Meta) {
+					t.Errorf("%s: dataset.json %+v, want %+v", ref, ds.Meta, folder.Meta)
+				}
+			}
+			t.Run("refused commit", func(t *testing.T) {
+				from := len(srv.Requests())
+				refusedCommit(t, f, srv, cat, ns, more, len(want))
+				// Table by table: subject_splits is committed (more has no code metadata: codes is
+				// left alone), events refused, and subject_splits rolled back on the append; its
+				// tables dropped on the new namespace.
+				txs, commits := countCommits(srv.Requests()[from:])
+				if c.together && (txs != 2 || commits != 0) || !c.together && (txs != 0 || commits != 5) {
+					t.Fatalf("%d multi-table commits and %d table commits, want %v", txs, commits, c.together)
+				}
+			})
+		})
+	}
+}
+
+// refusedCommit has the server refuse commits to the events table, then exports folder more
+// to namespace ns (appending to its n subjects) and to a new namespace: both fail, and leave
+// the tables as they were and no new namespace.
+func refusedCommit(t *testing.T, f *fixture, srv *icebergtest.Server, cat, ns, more string, n int) {
+	ctx := context.Background()
+	before, err := data.Fingerprint("iceberg:local/" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.RefuseCommits(func(id table.Identifier) bool { return id[len(id)-1] == data.TableEvents })
+	defer srv.RefuseCommits(nil)
+	for _, dest := range []string{ns, ns + "_new"} {
+		ref, err := ParseRef(cat + "/" + dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Export(ctx, more, f.open(t, cat), ref, ExportOptions{Buckets: 4})
+		if err == nil || !strings.Contains(err.Error(), "ForbiddenException") {
+			t.Fatalf("export to %s with commits to events refused: %v", dest, err)
+		}
+	}
+	if after, err := data.Fingerprint("iceberg:local/" + ns); err != nil || after != before {
+		t.Fatalf("a refused append changed the tables (%v)", err)
+	}
+	ds, err := data.Open("iceberg:" + cat + "/" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(subjects(t, ds)); got != n {
+		t.Fatalf("%d subjects after a refused append, want %d", got, n)
+	}
+	ok, err := f.catalog(t).CheckNamespaceExists(ctx, table.Identifier{ns + "_new"})
+	if ok || err != nil {
+		t.Fatalf("a refused export to a new namespace left it behind (exists %v, %v)", ok, err)
+	}
+}
+
+// countCommits counts the multi-table commits and the single-table commits in reqs.
+func countCommits(reqs []icebergtest.Request) (txs, commits int) {
+	for _, r := range reqs {
+		switch {
+		case r.Method != http.MethodPost:
+		case strings.HasSuffix(r.Path, "/transactions/commit"):
+			txs++
+		case strings.Contains(r.Path, "/tables/"):
+			commits++
+		}
+	}
+	return txs, commits
+}
+
+// checkRequests checks that every request carried a valid token and that every table load
+// and creation asked for vended credentials.
+func checkRequests(t *testing.T, reqs []icebergtest.Request) {
+	t.Helper()
+	for _, r := range reqs {
+		if !r.Authorized {
+			t.Errorf("%s %s without a valid token", r.Method, r.Path)
+		}
+		loadOrCreate := r.Method == http.MethodGet && strings.Contains(r.Path, "/tables/") ||
+			r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/tables")
+		if loadOrCreate && r.Delegation != "vended-credentials" {
+			t.Errorf("%s %s: %s %q, want vended-credentials", r.Method, r.Path, icebergtest.AccessDelegationHeader,
+				r.Delegation)
+		}
 	}
 }
