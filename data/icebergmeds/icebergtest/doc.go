@@ -12,9 +12,13 @@
 //   - tables: list, load (with storage config vended when the request carries
 //     X-Iceberg-Access-Delegation: vended-credentials), create, commit (requirements and
 //     updates) and drop;
-//   - POST /v1/{prefix}/transactions/commit, the multi-table commit: every table's
-//     requirements are checked before any table is written, and a table written before a
-//     later one fails is rolled back, so the commit is all or nothing.
+//   - POST /v1/{prefix}/transactions/commit, the multi-table commit, all or nothing: writes
+//     are serialized, every table's requirements are checked and its updates tried on its
+//     metadata before any table is written, and should the backing catalog still fail on a
+//     later table, those written before it are undone (a table the commit created is
+//     dropped; one that existed gets its main branch back at the snapshot it had: data is
+//     restored exactly, while schema or property changes of the undone commit stay in its
+//     metadata, as catalog.Catalog offers no way to put an earlier metadata file back).
 //
 // Writes are delegated to the backing catalog. It records every request (method, path,
 // delegation header, warehouse, whether it carried a valid token) for tests to assert on, and
