@@ -25,21 +25,28 @@ func cohortFlags(e *env, args []string) (*cohortOptions, error) {
 	o := &cohortOptions{cfg: data.DefaultCohortConfig()}
 	c := &o.cfg
 	fs.StringVar(&o.meds, "meds", "", "MEDS dataset folder (holding data/ and metadata/)")
-	fs.StringVar(&o.out, "out", "", "output cohort folder (labels.parquet, cohort.parquet, cohort_report.json, manifest.json)")
+	fs.StringVar(&o.out, "out", "", "output cohort folder (labels.parquet, cohort.parquet, cohort_report.json, "+
+		"manifest.json)")
 	fs.BoolVar(&o.force, "force", false, "replace an existing output folder")
-	listVar(fs, &c.Targets, "target", nil, "code prefixes of the outcome, comma-separated (e.g. ICD10/E11,SNOMED/44054006); "+
+	listVar(fs, &c.Targets, "target", nil, "code prefixes of the outcome, comma-separated (e.g. "+
+		"ICD10/E11,SNOMED/44054006); "+
 		"with --labels they only time each label's event")
-	fs.StringVar(&o.labels, "labels", "", "instead of --target: a MEDS label file, or a folder of them (ACES, MEDS-DEV: subject_id, prediction_time, boolean_value)")
+	fs.StringVar(&o.labels, "labels", "", "instead of --target: a MEDS label file, or a folder of them (ACES, MEDS-DEV: "+
+		"subject_id, prediction_time, boolean_value)")
 	durationVar(fs, &c.Lead, "lead", c.Lead, "how long before the diagnosis the prediction is made")
 	durationVar(fs, &c.Gap, "gap", c.Gap, "events in this window before the prediction time are hidden too")
-	durationVar(fs, &c.MinHistory, "min-history", c.MinHistory, "records must start at least this long before the prediction time")
+	durationVar(fs, &c.MinHistory, "min-history", c.MinHistory, "records must start at least this long before the "+
+		"prediction time")
 	fs.IntVar(&c.MinEvents, "min-events", c.MinEvents, "at least this many visible timed events (distinct times)")
 	durationVar(fs, &c.MinAge, "min-age", c.MinAge, "minimum age at prediction time")
-	durationVar(fs, &c.FollowUp, "follow-up", c.FollowUp, "negatives must be observed this long after their prediction time")
+	durationVar(fs, &c.FollowUp, "follow-up", c.FollowUp, "negatives must be observed this long after their prediction "+
+		"time")
 	durationVar(fs, &c.CensorWindow, "censor-window", c.CensorWindow,
 		"a label censored this close to the dataset's end is censored at the dataset end, not lost to follow-up")
-	fs.StringVar(&c.Negatives, "negatives", c.Negatives, "negatives' prediction times: matched-age or random-date (naive, biased)")
-	fs.Float64Var(&c.NegativesPerPositive, "negatives-per-positive", 0, "matched-age: negatives per positive in each birth band (0: from the data)")
+	fs.StringVar(&c.Negatives, "negatives", c.Negatives, "negatives' prediction times: matched-age or random-date "+
+		"(naive, biased)")
+	fs.Float64Var(&c.NegativesPerPositive, "negatives-per-positive", 0, "matched-age: negatives per positive in each "+
+		"birth band (0: from the data)")
 	fs.IntVar(&c.BandYears, "band-years", c.BandYears, "matched-age: width of the birth-year bands")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed for sampling and splits")
 	fs.StringVar(&o.split, "split", "0.8,0.1,0.1", "train,tuning,held_out fractions for subjects without a dataset split")
@@ -137,7 +144,8 @@ func printCohortSummary(w io.Writer, r *data.CohortReport, out string) {
 	if r.UnknownAge > 0 && r.UnknownAge == r.Labels {
 		fmt.Fprintf(w, "  age at prediction  unknown: no subject has a birth code\n")
 	} else {
-		fmt.Fprintf(w, "  age at prediction  positives mean %.1f (median %.1f), negatives mean %.1f (median %.1f), KS distance %.3f\n",
+		fmt.Fprintf(w, "  age at prediction  positives mean %.1f (median %.1f), negatives mean %.1f (median %.1f), KS "+
+			"distance %.3f\n",
 			r.AgeAtPrediction.PositiveSummary.Mean, r.AgeAtPrediction.PositiveSummary.Median,
 			r.AgeAtPrediction.NegativeSummary.Mean, r.AgeAtPrediction.NegativeSummary.Median, r.AgeAtPrediction.KS)
 	}
@@ -161,7 +169,8 @@ func printCohortSummary(w io.Writer, r *data.CohortReport, out string) {
 		if m == r.Sampling.Method {
 			mark = "*"
 		}
-		fmt.Fprintf(w, "    %s %-12s negatives %6d  mean age %.1f vs positives %.1f  KS %.3f\n", mark, m, c.Negatives, c.NegativeMeanAge, c.PositiveMeanAge, c.KS)
+		fmt.Fprintf(w, "    %s %-12s negatives %6d  mean age %.1f vs "+
+			"positives %.1f  KS %.3f\n", mark, m, c.Negatives, c.NegativeMeanAge, c.PositiveMeanAge, c.KS)
 	}
 	splits := []string{data.SplitTrain, data.SplitTuning, data.SplitHeldOut}
 	var parts []string
@@ -186,7 +195,8 @@ func printCohortSummary(w io.Writer, r *data.CohortReport, out string) {
 // given: 18y, 365d), e.g. "lead 365d, gap 0, min history 365d, min age 18y, follow-up 365d".
 func cohortDurations(params map[string]any) string {
 	var parts []string
-	for _, k := range [][2]string{{"lead", "lead"}, {"gap", "gap"}, {"min_history", "min history"}, {"min_age", "min age"}, {"follow_up", "follow-up"}} {
+	for _, k := range [][2]string{{"lead", "lead"}, {"gap", "gap"}, {"min_history", "min history"}, {"min_age",
+		"min age"}, {"follow_up", "follow-up"}} {
 		if v, ok := params[k[0]].(string); ok {
 			parts = append(parts, k[1]+" "+v)
 		}

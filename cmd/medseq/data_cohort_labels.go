@@ -27,7 +27,8 @@ func labelsFlagsOnly(fs *flag.FlagSet) error {
 		}
 	})
 	if len(bad) > 0 {
-		return usagef("flag %s does not apply with --labels: the label file gives the prediction times and the outcomes", strings.Join(bad, ", "))
+		return usagef("flag %s does not apply with --labels: the label file gives the prediction times and the "+
+			"outcomes", strings.Join(bad, ", "))
 	}
 	return nil
 }
@@ -52,7 +53,8 @@ func runLabelCohort(ctx context.Context, e *env, o *cohortOptions) error {
 	if _, err := m.AddInput(data.InputLabels, o.labels); err != nil {
 		return err
 	}
-	e.log.Info("building cohort from labels", "shards", len(ds.Shards), "label_files", len(lf.Files), "label_rows", len(lf.Rows))
+	e.log.Info("building cohort from labels", "shards", len(ds.Shards), "label_files", len(lf.Files), "label_rows",
+		len(lf.Rows))
 	res, err := data.BuildLabelCohort(ctx, ds, lf, o.cfg)
 	if err != nil {
 		return fmt.Errorf("cohort from %s and labels %s: %w", o.meds, o.labels, err)
@@ -68,9 +70,11 @@ func runLabelCohort(ctx context.Context, e *env, o *cohortOptions) error {
 	if len(r.LabelFiles) == 1 {
 		files = r.LabelFiles[0]
 	}
-	fmt.Fprintf(e.stdout, "  label file         %s: %d rows, %d kept for %d subjects\n", files, r.LabelRows, r.Labels, r.LabelSubjects)
+	fmt.Fprintf(e.stdout, "  label file         %s: %d rows, %d kept for %d subjects\n", files, r.LabelRows, r.Labels,
+		r.LabelSubjects)
 	if len(r.IgnoredColumns) > 0 {
-		fmt.Fprintf(e.stdout, "  ignored columns    %s (medseq predicts boolean_value)\n", strings.Join(r.IgnoredColumns, ", "))
+		fmt.Fprintf(e.stdout, "  ignored columns    %s (medseq predicts boolean_value)\n",
+			strings.Join(r.IgnoredColumns, ", "))
 	}
 	return nil
 }

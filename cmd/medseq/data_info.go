@@ -36,7 +36,8 @@ func printDataInfo(w io.Writer, meds string, codes int, d *data.DatasetDescripti
 	fmt.Fprintf(w, "dataset %s\n  shards %d, subjects %d, rows %d (%d static, %d with a value), codes %d\n",
 		meds, d.Shards, d.Subjects, d.Rows, d.Static, d.Valued, codes)
 	if d.LastTime != data.StaticTime {
-		fmt.Fprintf(w, "  time span %s .. %s\n", data.TimeOf(d.FirstTime).Format("2006-01-02"), data.TimeOf(d.LastTime).Format("2006-01-02"))
+		fmt.Fprintf(w, "  time span %s .. "+
+			"%s\n", data.TimeOf(d.FirstTime).Format("2006-01-02"), data.TimeOf(d.LastTime).Format("2006-01-02"))
 	}
 	el := d.Elapsed.Seconds()
 	fmt.Fprintf(w, "  read in %.2fs (%.1fM rows/s)\n", el, float64(d.Rows)/el/1e6)

@@ -55,7 +55,8 @@ func runDataSequences(ctx context.Context, e *env, args []string) error {
 	}
 	for _, v := range []bool{true, false} {
 		s := data.Summarise(lengths[v])
-		fmt.Fprintf(e.stdout, "%-8s sequences %6d  events per sequence: median %.0f, mean %.1f, p25 %.0f, p75 %.0f, max %.0f\n",
+		fmt.Fprintf(e.stdout, "%-8s sequences %6d  events per sequence: median %.0f, mean %.1f, p25 %.0f, p75 %.0f, max "+
+			"%.0f\n",
 			map[bool]string{true: "positive", false: "negative"}[v], s.N, s.Median, s.Mean, s.P25, s.P75, s.Max)
 	}
 	return nil

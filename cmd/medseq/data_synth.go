@@ -17,7 +17,9 @@ func runDataSynth(ctx context.Context, e *env, args []string) error {
 	subjects := fs.Int("subjects", synth.DefaultSubjects, "number of subjects")
 	seed := fs.Int64("seed", 1, "random seed: the same seed writes the same data")
 	force := fs.Bool("force", false, "replace an existing non-empty output folder")
-	style := fs.String("code-style", synth.CodeStylePlain, "how codes are spelt: plain (SNOMED/<id>, ICD10/E11.9, ATC/..., LOINC/...) or etl (as MEDS ETLs spell MIMIC-IV: DIAGNOSIS//ICD 10//E11.9, codes with spaces, units, non-ASCII letters; see synth.ETLCode)")
+	style := fs.String("code-style", synth.CodeStylePlain, "how codes are spelt: plain (SNOMED/<id>, ICD10/E11.9, "+
+		"ATC/..., LOINC/...) or etl (as MEDS ETLs spell MIMIC-IV: DIAGNOSIS//ICD 10//E11.9, codes with spaces, units, "+
+		"non-ASCII letters; see synth.ETLCode)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -30,11 +32,13 @@ func runDataSynth(ctx context.Context, e *env, args []string) error {
 	if !slices.Contains(synth.CodeStyles, *style) {
 		return usagef("--code-style must be one of %s, got %q", strings.Join(synth.CodeStyles, ", "), *style)
 	}
-	s, err := synth.Generate(ctx, synth.Config{Out: *out, Subjects: *subjects, Seed: *seed, Force: *force, Logger: e.log, CodeStyle: *style})
+	s, err := synth.Generate(ctx, synth.Config{Out: *out, Subjects: *subjects, Seed: *seed, Force: *force,
+		Logger: e.log, CodeStyle: *style})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "wrote %s: %d subjects, %d events, %d distinct codes, %d with a T2D diagnosis in their record (%.1f%%), %.1fs (%.2fM events/s)\n",
+	fmt.Fprintf(e.stdout, "wrote %s: %d subjects, %d events, %d distinct codes, %d with a T2D diagnosis in their record "+
+		"(%.1f%%), %.1fs (%.2fM events/s)\n",
 		s.Out, s.Subjects, s.Events, s.DistinctCodes, s.Diagnosed, 100*float64(s.Diagnosed)/float64(s.Subjects),
 		s.Elapsed.Seconds(), s.EventsPerSecond/1e6)
 	if *style == synth.CodeStyleETL {
@@ -42,8 +46,10 @@ func runDataSynth(ctx context.Context, e *env, args []string) error {
 		for i, c := range synth.OracleTargets {
 			t[i] = synth.ETLCode(c)
 		}
-		fmt.Fprintf(e.stdout, "codes spelt as MEDS ETLs spell them; the oracle's outcome is --target %q\n", strings.Join(t, ","))
+		fmt.Fprintf(e.stdout, "codes spelt as MEDS ETLs spell them; the oracle's outcome is --target %q\n",
+			strings.Join(t, ","))
 	}
-	fmt.Fprintf(e.stdout, "oracle (true onset, diagnosis and hazard per subject): %s\n", filepath.Join(s.Out, synth.OracleDir))
+	fmt.Fprintf(e.stdout, "oracle (true onset, diagnosis and hazard per subject): %s\n", filepath.Join(s.Out,
+		synth.OracleDir))
 	return nil
 }

@@ -65,15 +65,18 @@ func demoFlags(e *env, args []string) (*demoOptions, error) {
 	fs.BoolVar(&o.force, "force", false, "replace the output of an earlier demo")
 	fs.BoolVar(&o.bert, "bert", true, "train the BERT too (a few minutes on a 2-core CPU)")
 	fs.IntVar(&o.bertSteps, "bert-max-steps", 0, "cap the BERT's training steps (0: epochs and early stopping decide)")
-	fs.BoolVar(&o.pretrain, "pretrain", false, "also pretrain a masked-language model and fine-tune it (train pretrain, then train classify --init)")
-	fs.BoolVar(&o.values, "values", false, "let both models read numeric values (lab results): the tokenizer with --value-bins 10, XGBoost with --last-values")
+	fs.BoolVar(&o.pretrain, "pretrain", false, "also pretrain a masked-language model and fine-tune it (train pretrain, "+
+		"then train classify --init)")
+	fs.BoolVar(&o.values, "values", false, "let both models read numeric values (lab results): the tokenizer with "+
+		"--value-bins 10, XGBoost with --last-values")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if o.subjects < 100 {
 		return nil, usagef("flag --subjects: at least 100 for a cohort worth the name, got %d", o.subjects)
 	}
-	o.meds, o.cohort, o.tokenizer = filepath.Join(o.out, demoMEDS), filepath.Join(o.out, demoCohort), filepath.Join(o.out, demoTokenizer)
+	o.meds, o.cohort = filepath.Join(o.out, demoMEDS), filepath.Join(o.out, demoCohort)
+	o.tokenizer = filepath.Join(o.out, demoTokenizer)
 	o.xgboostModel = filepath.Join(o.out, demoModels, "t2d-xgboost", "1")
 	o.bertModel = filepath.Join(o.out, demoModels, "t2d-bert", "1")
 	return o, nil
@@ -93,14 +96,19 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	d := &demoRun{e: e, o: o}
 	steps := []demoStep{
 		{1, "synthetic primary-care EHR (medseq data synth)", d.synth, true},
-		{2, "cohort: type 2 diabetes one year ahead, leak-free censoring, matched-age negatives (medseq data cohort)", d.cohort, true},
-		{3, "tokenizer: WordPiece over whole codes, counted on the censored training split (medseq tokenize build)", d.tokenizer, true},
-		{4, "XGBoost baseline: token counts, age and sex; libxgboost to train, leaves to serve (medseq train xgboost)", d.xgboost, true},
+		{2, "cohort: type 2 diabetes one year ahead, leak-free censoring, matched-age negatives " +
+			"(medseq data cohort)", d.cohort, true},
+		{3, "tokenizer: WordPiece over whole codes, counted on the censored training split " +
+			"(medseq tokenize build)", d.tokenizer, true},
+		{4, "XGBoost baseline: token counts, age and sex; libxgboost to train, leaves to serve " +
+			"(medseq train xgboost)", d.xgboost, true},
 		{5, "BERT by direct classification, trained from scratch on the codes (medseq train classify)", d.bertDirect, o.bert},
-		{5, "BERT pretrained as a masked-language model, then fine-tuned (medseq train pretrain; train classify --init)", d.bertPretrained,
+		{5, "BERT pretrained as a masked-language model, then fine-tuned " +
+			"(medseq train pretrain; train classify --init)", d.bertPretrained,
 			o.bert && o.pretrain},
 		{0, "", d.compareBERT, o.bert},
-		{6, "censoring sensitivity: the baseline's numbers as the follow-up rule changes (medseq eval censoring)", d.censoring,
+		{6, "censoring sensitivity: the baseline's numbers as the follow-up rule changes (medseq eval censoring)",
+			d.censoring,
 			true},
 		{7, "evaluation report: the models side by side (medseq eval report)", d.report, true},
 	}
@@ -122,11 +130,13 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
 func (d *demoRun) synth(ctx context.Context) error {
 	o := d.o
-	s, err := synth.Generate(ctx, synth.Config{Out: o.meds, Subjects: o.subjects, Seed: o.seed, Force: o.force, Logger: d.e.log})
+	s, err := synth.Generate(ctx, synth.Config{Out: o.meds, Subjects: o.subjects, Seed: o.seed, Force: o.force,
+		Logger: d.e.log})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.e.stdout, "%s: %d subjects, %d events, %d distinct codes, %d diagnosed with type 2 diabetes in their record\n",
+	fmt.Fprintf(d.e.stdout, "%s: %d subjects, %d events, %d distinct codes, "+
+		"%d diagnosed with type 2 diabetes in their record\n",
 		o.meds, s.Subjects, s.Events, s.DistinctCodes, s.Diagnosed)
 	return nil
 }
@@ -223,7 +233,8 @@ func (d *demoRun) compareBERT(context.Context) error {
 	fmt.Fprintf(w, "  %-22s %8.3f %8.3f\n", "XGBoost", xres.AUROC[data.SplitTuning], xres.AUROC[data.SplitHeldOut])
 	fmt.Fprintf(w, "  %-22s %8.3f %8.3f\n", "BERT (direct)", bres.AUROC[data.SplitTuning], bres.AUROC[data.SplitHeldOut])
 	if d.pres != nil {
-		fmt.Fprintf(w, "  %-22s %8.3f %8.3f\n", "BERT (pretrained)", d.pres.AUROC[data.SplitTuning], d.pres.AUROC[data.SplitHeldOut])
+		fmt.Fprintf(w, "  %-22s %8.3f %8.3f\n", "BERT (pretrained)", d.pres.AUROC[data.SplitTuning],
+			d.pres.AUROC[data.SplitHeldOut])
 	}
 	if d.oracle.OK() {
 		fmt.Fprintf(w, "  %-22s %8s %8.3f\n", "oracle", "", d.oracle.HeldOut)
@@ -236,7 +247,8 @@ func (d *demoRun) compareBERT(context.Context) error {
 	case diff < -0.03:
 		verdict = "more than 0.03 below"
 	}
-	fmt.Fprintf(w, "  held_out: the BERT (direct) is %s the XGBoost baseline (%+.3f AUROC; DeLong's test in the report)\n", verdict, diff)
+	fmt.Fprintf(w, "  held_out: the BERT (direct) is %s the XGBoost baseline "+
+		"(%+.3f AUROC; DeLong's test in the report)\n", verdict, diff)
 	return nil
 }
 
@@ -279,10 +291,12 @@ func (d *demoRun) printNext() {
 		names += ", t2d-bert (its calls are batched)"
 	}
 	fmt.Fprintf(d.e.stdout, "\nserve: medseq serve --models %s --addr 127.0.0.1:8500 --metrics-addr 127.0.0.1:9090\n"+
-		"  then: medseq predict --addr 127.0.0.1:8500 --name t2d-xgboost --codes \"ICD10/I10@2019-05-01 SNOMED/38341003@2020-02-03\" "+
+		"  then: medseq predict --addr 127.0.0.1:8500 --name t2d-xgboost --codes \"ICD10/I10@2019-05-01 "+
+		"SNOMED/38341003@2020-02-03\" "+
 		"--birth-date 1961-04-12 --sex F --prediction-time 2021-01-01\n"+
 		"    (or birth and sex as events: --codes \"SEX//F MEDS_BIRTH@1961-04-12 ICD10/I10@2019-05-01 ...\")\n"+
 		"  models served: %s\n", filepath.Join(o.out, demoModels), names)
-	fmt.Fprintf(d.e.stdout, "\nscore offline: medseq predict --model %s --meds %s --cohort %s --split held_out --out held_out.parquet\n",
+	fmt.Fprintf(d.e.stdout, "\nscore offline: medseq predict --model %s --meds %s --cohort %s --split held_out --out "+
+		"held_out.parquet\n",
 		o.xgboostModel, o.meds, o.cohort)
 }

@@ -25,19 +25,24 @@ type evalMetricsOptions struct {
 }
 
 func evalMetricsFlags(e *env, args []string) (*evalMetricsOptions, error) {
-	fs := newFlags(e, "eval metrics", "--predictions FILE [--segments COLS] [--threshold 0.5|max-f1|youden|sens=0.9] [--tuning FILE] [--bootstrap 1000] [--seed 1]")
+	fs := newFlags(e, "eval metrics", "--predictions FILE [--segments COLS] [--threshold 0.5|max-f1|youden|sens=0.9] "+
+		"[--tuning FILE] [--bootstrap 1000] [--seed 1]")
 	o := &evalMetricsOptions{}
 	var threshold string
 	fs.StringVar(&o.predictions, "predictions", "", "predictions to evaluate (MEDS-evaluation layout, .parquet or .csv)")
-	fs.StringVar(&o.tuning, "tuning", "", "tuning-split predictions on which max-f1, youden and sens= thresholds are chosen (without it they are chosen on --predictions, optimistically)")
-	listVar(fs, &o.segments, "segments", nil, "comma-separated attribute columns to report per segment (age bands are added when an age column exists)")
-	fs.StringVar(&threshold, "threshold", "0.5", "decision threshold: a probability, max-f1, youden, sens=X or spec=X (target sensitivity or specificity)")
+	fs.StringVar(&o.tuning, "tuning", "", "tuning-split predictions on which max-f1, youden and sens= thresholds are "+
+		"chosen (without it they are chosen on --predictions, optimistically)")
+	listVar(fs, &o.segments, "segments", nil, "comma-separated attribute columns to report per segment (age bands are "+
+		"added when an age column exists)")
+	fs.StringVar(&threshold, "threshold", "0.5", "decision threshold: a probability, max-f1, youden, sens=X or spec=X "+
+		"(target sensitivity or specificity)")
 	fs.IntVar(&o.bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for 95% intervals (0 for none)")
 	fs.Uint64Var(&o.seed, "seed", 1, "bootstrap seed")
 	fs.IntVar(&o.minPos, "min-positives", 10, "segments with fewer positives are reported with counts only")
 	fs.IntVar(&o.minNeg, "min-negatives", 10, "segments with fewer negatives are reported with counts only")
 	fs.IntVar(&o.bins, "bins", 10, "reliability-curve bins")
-	fs.BoolVar(&o.json, "json", false, "print every number (both weightings, calibration bins, segments) as JSON instead of the table")
+	fs.BoolVar(&o.json, "json", false, "print every number (both weightings, calibration bins, segments) as JSON instead "+
+		"of the table")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -129,16 +134,19 @@ func runEvalMetrics(ctx context.Context, e *env, args []string) error {
 // predictions), the threshold, calibration and per-segment AUROCs. --json prints everything.
 func writeMetricsTable(w io.Writer, rep evalMetricsReport) error {
 	m := rep.Metrics
-	fmt.Fprintf(w, "%s: %d predictions of %d subjects, %d positive, %d negative\n", rep.Predictions, m.N, m.Subjects, m.Positives, m.Negatives)
+	fmt.Fprintf(w, "%s: %d predictions of %d subjects, %d positive, %d "+
+		"negative\n", rep.Predictions, m.N, m.Subjects, m.Positives, m.Negatives)
 	fmt.Fprintf(w, "threshold %.3f: %s\n\n", m.Threshold.Value, thresholdHow(m.Threshold))
 	if err := writeMetricRows(w, m); err != nil {
 		return err
 	}
 	c, cal := m.Sample.Confusion, m.Calibration
 	fmt.Fprintf(w, "confusion          TP %g, FP %g, TN %g, FN %g\n", c.TP, c.FP, c.TN, c.FN)
-	fmt.Fprintf(w, "calibration        ECE %s, slope %s, intercept %s (%d bins)\n", tableNum(cal.ECE), tableNum(cal.Slope), tableNum(cal.Intercept), cal.Bins)
+	fmt.Fprintf(w, "calibration        ECE %s, slope %s, "+
+		"intercept %s (%d bins)\n", tableNum(cal.ECE), tableNum(cal.Slope), tableNum(cal.Intercept), cal.Bins)
 	if m.Bootstrap != nil {
-		fmt.Fprintf(w, "(95%% CIs: percentile bootstrap over subjects, %d resamples, seed %d; %s: undefined)\n", m.Bootstrap.Resamples, m.Bootstrap.Seed, eval.Dash)
+		fmt.Fprintf(w, "(95%% CIs: percentile bootstrap over subjects, %d resamples, "+
+			"seed %d; %s: undefined)\n", m.Bootstrap.Resamples, m.Bootstrap.Seed, eval.Dash)
 	} else {
 		fmt.Fprintln(w, "(no intervals: --bootstrap 0)")
 	}

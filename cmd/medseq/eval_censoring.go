@@ -35,7 +35,8 @@ func censoringFlags(e *env, args []string) (*censoringOptions, error) {
 	for _, f := range study.DefaultFollowUps() {
 		followUps = append(followUps, data.FormatDuration(f))
 	}
-	listVar(fs, &followUps, "follow-ups", followUps, "follow-up requirements of negatives compared (0 is always the reference)")
+	listVar(fs, &followUps, "follow-ups", followUps, "follow-up requirements of negatives compared (0 is always the "+
+		"reference)")
 	fs.StringVar(&c.Split, "split", data.SplitHeldOut, "the split evaluated")
 	fs.IntVar(&c.Bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for the AUROC intervals (0: none)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "bootstrap seed")
@@ -99,7 +100,8 @@ func runEvalCensoring(ctx context.Context, e *env, args []string) error {
 
 // censoringOf verifies, loads and calibrates cfg.Model as predict does (nothing of the folder is
 // read before it is verified against its manifest), then runs study.Censoring.
-func censoringOf(ctx context.Context, reg *scorer.Registry, cfg study.CensoringConfig) (*eval.CensoringSensitivity, error) {
+func censoringOf(ctx context.Context, reg *scorer.Registry, cfg study.CensoringConfig) (*eval.CensoringSensitivity,
+	error) {
 	if _, err := modelrepo.Verify(cfg.Model); err != nil {
 		return nil, err
 	}

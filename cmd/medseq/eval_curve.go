@@ -32,8 +32,10 @@ func curveFlags(e *env, args []string) (*curveOptions, error) {
 	fs.StringVar(&c.MEDS, "meds", "", "MEDS dataset folder the cohort was built from")
 	fs.StringVar(&c.Cohort, "cohort", "", "cohort folder (medseq data cohort): its training split is cut, "+
 		"its tuning and held_out splits kept")
-	fs.StringVar(&c.Tokenizer, "tokenizer", "", "tokenizer folder built from the cohort (medseq tokenize build): every fit reads it")
-	fs.StringVar(&c.Out, "out", "", "output folder: curve.json and curve.svg (the fits go to OUT.fits/, removed at the end)")
+	fs.StringVar(&c.Tokenizer, "tokenizer", "", "tokenizer folder built from the cohort (medseq tokenize build): every "+
+		"fit reads it")
+	fs.StringVar(&c.Out, "out", "", "output folder: curve.json and curve.svg (the fits go to OUT.fits/, removed at the "+
+		"end)")
 	fs.BoolVar(&c.Force, "force", false, "replace --out (and a left-over OUT.fits/)")
 	fs.BoolVar(&c.AllowMismatch, "allow-mismatch", false, "accept a tokenizer built from another cohort or dataset")
 	fs.BoolVar(&c.KeepModels, "keep-models", false, "keep the fits' cohorts and model folders in OUT.fits/")
@@ -41,7 +43,8 @@ func curveFlags(e *env, args []string) (*curveOptions, error) {
 		"shares of the training split's subjects, ascending, each in (0, 1]; nested and stratified by class")
 	listVar(fs, &o.models, "models", []string{study.CurveXGBoost, study.CurveBERT}, "models fitted: xgboost, bert or both")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the fractions' subjects, the bootstrap and the models")
-	fs.IntVar(&c.Bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for the held_out AUROC intervals (0: none)")
+	fs.IntVar(&c.Bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for the held_out AUROC intervals (0: "+
+		"none)")
 	fs.BoolVar(&o.progress, "progress", false, "print the training drivers' progress lines on stderr")
 	curveXGBoostFlags(fs, &c.XGBoost, o)
 	o.posWeight = curveBERTFlags(fs, &c.BERT)
@@ -75,7 +78,8 @@ func curveXGBoostFlags(fs *flag.FlagSet, cfg *train.XGBoostConfig, o *curveOptio
 	fs.Float64Var(&p.Alpha, "alpha", p.Alpha, "XGBoost L1 regularisation of leaf weights")
 	fs.Float64Var(&p.ScalePosWeight, "scale-pos-weight", 0, "XGBoost weight of positives "+
 		"(0: negatives/positives of each fit's training rows)")
-	fs.StringVar(&p.EvalMetric, "eval-metric", p.EvalMetric, "XGBoost early-stopping metric on the tuning split: logloss or auc")
+	fs.StringVar(&p.EvalMetric, "eval-metric", p.EvalMetric, "XGBoost early-stopping metric on the tuning split: logloss "+
+		"or auc")
 	fs.IntVar(&p.Rounds, "rounds", p.Rounds, "XGBoost maximum boosting rounds")
 	fs.IntVar(&p.EarlyStopping, "early-stopping", p.EarlyStopping, "XGBoost: stop after this many "+
 		"rounds without improvement on the tuning split (0: never)")

@@ -24,22 +24,34 @@ type evalReportOptions struct {
 }
 
 func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
-	fs := newFlags(e, "eval report", "--model MODELDIR [--model MODELDIR...] | --models DIR --out DIR [--split held_out] [--tuning-split tuning] [--oracle MEDSDIR] [--cohort COHORTDIR] [--bootstrap 1000] [--threshold max-f1] [--horizons 1y,2y,5y] [--censoring FILE.json]")
+	fs := newFlags(e, "eval report", "--model MODELDIR [--model MODELDIR...] | --models DIR --out DIR [--split held_out] "+
+		"[--tuning-split tuning] [--oracle MEDSDIR] [--cohort COHORTDIR] [--bootstrap 1000] [--threshold max-f1] "+
+		"[--horizons 1y,2y,5y] [--censoring FILE.json]")
 	o := &evalReportOptions{}
 	var threshold, root string
-	appendListVar(fs, &o.cfg.Models, "model", "model version folder (with predictions_<split>.parquet, calibration.json, manifest.json); repeat it or separate folders by commas")
-	fs.StringVar(&root, "models", "", "model repository DIR/<name>/<version>/ (as serve reads it): add every model's latest version (the highest positive-integer folder)")
+	appendListVar(fs, &o.cfg.Models, "model", "model version folder (with predictions_<split>.parquet, calibration.json, "+
+		"manifest.json); repeat it or separate folders by commas")
+	fs.StringVar(&root, "models", "", "model repository DIR/<name>/<version>/ (as serve reads it): add every model's "+
+		"latest version (the highest positive-integer folder)")
 	fs.StringVar(&o.out, "out", "", "folder for report.html and metrics.json (created if missing)")
 	fs.StringVar(&o.cfg.Split, "split", data.SplitHeldOut, "the split to evaluate")
-	fs.StringVar(&o.cfg.TuningSplit, "tuning-split", data.SplitTuning, "the split on which alternative operating points are chosen")
-	fs.StringVar(&o.oracle, "oracle", "", "synthetic MEDS folder: report its oracle's AUROC on the evaluated rows (the best achievable)")
-	fs.StringVar(&o.cfg.CohortDir, "cohort", "", "cohort folder (default: the one the first model's manifest names): the task, its exclusion flow and the time to event come from it; given, it adds the cohort checks (age per class, KS distance, warnings)")
-	fs.StringVar(&o.cfg.CohortMEDS, "meds", "", "with --cohort: the MEDS folder it was built from, to compare the classes' sequence lengths and flag codes that alone separate them")
-	durationVar(fs, &o.lead, "lead", 365*data.MicrosPerDay, "the cohort's lead time for --oracle (read from --cohort's manifest when given)")
+	fs.StringVar(&o.cfg.TuningSplit, "tuning-split", data.SplitTuning, "the split on which alternative operating points "+
+		"are chosen")
+	fs.StringVar(&o.oracle, "oracle", "", "synthetic MEDS folder: report its oracle's AUROC on the evaluated rows (the "+
+		"best achievable)")
+	fs.StringVar(&o.cfg.CohortDir, "cohort", "", "cohort folder (default: the one the first model's manifest names): the "+
+		"task, its exclusion flow and the time to event come from it; given, it adds the cohort checks (age per class, KS "+
+		"distance, warnings)")
+	fs.StringVar(&o.cfg.CohortMEDS, "meds", "", "with --cohort: the MEDS folder it was built from, to compare the "+
+		"classes' sequence lengths and flag codes that alone separate them")
+	durationVar(fs, &o.lead, "lead", 365*data.MicrosPerDay, "the cohort's lead time for --oracle (read from --cohort's "+
+		"manifest when given)")
 	fs.IntVar(&o.cfg.Bootstrap, "bootstrap", 1000, "bootstrap resamples of subjects for 95% intervals (0 for none)")
 	fs.Uint64Var(&o.cfg.Seed, "seed", 1, "bootstrap seed")
-	fs.StringVar(&threshold, "threshold", "", "one more alternative operating point to show beside each model's deployed one (its manifest's) and max-f1 and youden: a probability, sens=X or spec=X (chosen on --tuning-split)")
-	listVar(fs, &o.cfg.SegmentColumns, "segments", nil, "attribute columns to segment by (default sex; age bands always when there is an age)")
+	fs.StringVar(&threshold, "threshold", "", "one more alternative operating point to show beside each model's deployed "+
+		"one (its manifest's) and max-f1 and youden: a probability, sens=X or spec=X (chosen on --tuning-split)")
+	listVar(fs, &o.cfg.SegmentColumns, "segments", nil, "attribute columns to segment by (default sex; age bands always "+
+		"when there is an age)")
 	fs.IntVar(&o.cfg.MinPositives, "min-positives", 10, "segments with fewer positives are reported with counts only")
 	fs.IntVar(&o.cfg.MinNegatives, "min-negatives", 10, "segments with fewer negatives are reported with counts only")
 	fs.IntVar(&o.cfg.Bins, "bins", 10, "reliability-curve bins")
@@ -60,7 +72,8 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 		}
 		for _, x := range ignored {
 			if e.log != nil {
-				e.log.Warn("folder ignored: not a model version (version folders are named 1, 2, 3, ...)", "folder", filepath.Join(root, x))
+				e.log.Warn("folder ignored: not a model version (version folders are named 1, 2, 3, ...)", "folder",
+					filepath.Join(root, x))
 			}
 		}
 		o.cfg.Models = append(o.cfg.Models, latest...)
@@ -90,8 +103,10 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 // once parsed.
 func survivalFlags(fs *flag.FlagSet, cfg *eval.ReportConfig) func() error {
 	var horizons string
-	fs.StringVar(&horizons, "horizons", "1y,2y,5y", "horizons of the time-to-event panel (Kaplan–Meier incidence, AUC(t), Brier(t), calibration), comma-separated durations")
-	fs.StringVar(&cfg.Censoring, "censoring", "", "a censoring-sensitivity JSON (medseq eval censoring --out FILE) to show as a table and plots")
+	fs.StringVar(&horizons, "horizons", "1y,2y,5y", "horizons of the time-to-event panel (Kaplan–Meier incidence, "+
+		"AUC(t), Brier(t), calibration), comma-separated durations")
+	fs.StringVar(&cfg.Censoring, "censoring", "", "a censoring-sensitivity JSON (medseq eval censoring --out FILE) to "+
+		"show as a table and plots")
 	return func() error {
 		h, err := eval.ParseHorizons(horizons)
 		if err != nil {
@@ -239,7 +254,8 @@ func latestVersions(root string) (dirs, ignored []string, err error) {
 		}
 	}
 	if len(dirs) == 0 {
-		return nil, ignored, fmt.Errorf("model repository %s: no model version folders (<name>/<version>/ with a manifest.json, the version a positive integer)", root)
+		return nil, ignored, fmt.Errorf("model repository %s: no model version folders (<name>/<version>/ with a "+
+			"manifest.json, the version a positive integer)", root)
 	}
 	return dirs, ignored, nil
 }

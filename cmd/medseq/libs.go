@@ -70,9 +70,11 @@ func sharedLibs() ([]sharedLib, error) {
 	}
 	if !xgb.Available {
 		libs = append(libs, sharedLib{Name: "libxgboost.so", Status: "not linked", Use: "train xgboost",
-			Note: "this build has none (-tags noxgboost or CGO_ENABLED=0): train xgboost and demo fail; predict, serve and eval score XGBoost models without it"})
+			Note: "this build has none (-tags noxgboost or CGO_ENABLED=0): train xgboost and demo fail; predict, serve and " +
+				"eval score XGBoost models without it"})
 	}
-	libs = append(libs, sharedLib{Name: "libnvidia-ml.so.1", Status: "looked up when used", Use: "GPU discovery for --device gpu|auto (the NVIDIA driver's NVML; optional)"})
+	libs = append(libs, sharedLib{Name: "libnvidia-ml.so.1", Status: "looked up when used", Use: "GPU discovery for " +
+		"--device gpu|auto (the NVIDIA driver's NVML; optional)"})
 	plugin := sharedLib{Name: "CUDA PJRT plugin", Use: "--device gpu|auto (XLA)"}
 	if !bert.XLABuilt {
 		plugin.Status, plugin.Note = "not in this build", "go build -tags xla ./cmd/medseq to train and score on a GPU"

@@ -17,7 +17,8 @@ type scoringDevice struct {
 }
 
 func (d *scoringDevice) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.device, "device", "cpu", "where BERT models score: cpu, gpu (an NVIDIA GPU through XLA; a -tags xla build) or auto (XGBoost always scores on the CPU)")
+	fs.StringVar(&d.device, "device", "cpu", "where BERT models score: cpu, gpu (an NVIDIA GPU through XLA; a -tags xla "+
+		"build) or auto (XGBoost always scores on the CPU)")
 	fs.StringVar(&d.plugin, "pjrt-plugin", "", "XLA CUDA PJRT plugin for --device gpu (default: searched)")
 }
 
@@ -49,8 +50,10 @@ func modelRegistry(dev bert.Device) *scorer.Registry {
 // its calibrated tuning predictions (max-f1 by default).
 func operatingPointFlag(fs *flag.FlagSet, spec *eval.ThresholdSpec) {
 	*spec = eval.ThresholdSpec{Method: eval.ThresholdMaxF1}
-	fs.Func("threshold", "the model's operating point, chosen on the calibrated tuning predictions: max-f1 (default), youden, "+
-		"sens=0.90 (highest threshold reaching that sensitivity), spec=0.95 (lowest keeping that specificity) or a probability such as 0.37; "+
+	fs.Func("threshold", "the model's operating point, chosen on the calibrated tuning predictions: max-f1 (default), "+
+		"youden, "+
+		"sens=0.90 (highest threshold reaching that sensitivity), spec=0.95 (lowest keeping that specificity) or a "+
+		"probability such as 0.37; "+
 		"predict, serve and the report all decide at it", func(v string) error {
 		t, err := eval.ParseThreshold(v)
 		if err != nil {

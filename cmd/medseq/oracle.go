@@ -24,7 +24,8 @@ func printOracle(w io.Writer, o oracleResult) {
 	case o.Why != "":
 		fmt.Fprintf(w, "  oracle AUROC       none: %s\n", o.Why)
 	default:
-		fmt.Fprintf(w, "  oracle AUROC       %.3f on held_out (%d labels), %.3f on all %d labels: the best any model can do on this cohort\n",
+		fmt.Fprintf(w, "  oracle AUROC       %.3f on held_out (%d labels), %.3f on all %d labels: the best any model can do "+
+			"on this cohort\n",
 			o.HeldOut, o.NHeldOut, o.All, o.N)
 	}
 }

@@ -28,7 +28,8 @@ func predictFlags(e *env, args []string) (*predictOptions, error) {
 	fs.StringVar(&o.cfg.Model, "model", "", "model version folder (train xgboost / train classify)")
 	fs.StringVar(&o.cfg.MEDS, "meds", "", "MEDS dataset folder")
 	fs.StringVar(&o.cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort): its labels say whom to score and when")
-	fs.StringVar(&o.out, "out", "", "predictions file (.parquet: meds-evaluation's PredictionSchema, with NAME.extra.parquet beside it; or .csv)")
+	fs.StringVar(&o.out, "out", "", "predictions file (.parquet: meds-evaluation's PredictionSchema, with "+
+		"NAME.extra.parquet beside it; or .csv)")
 	fs.BoolVar(&o.force, "force", false, "replace --out if it exists")
 	listVar(fs, &o.cfg.Splits, "split", nil, "only these splits (default: all labels)")
 	fs.BoolVar(&o.cfg.AllowMismatch, "allow-mismatch", false, "score a dataset the cohort was not built from")
@@ -90,21 +91,24 @@ func evalPredictions(scores []scorer.LabelScore) []eval.Prediction {
 		l := x.Label
 		attrs := eval.LabelAttrs(l, l.Split)
 		attrs[eval.ColRawProbability] = eval.FormatRaw(x.Raw)
-		preds[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: x.Calibrated, Attrs: attrs}
+		preds[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value,
+			Score: x.Calibrated, Attrs: attrs}
 	}
 	return preds
 }
 
 // printPredictions prints what predict scored: AUROC, the operating point's rates, how the
 // tokenizer read the codes against training, and where the predictions are.
-func printPredictions(w io.Writer, log *slog.Logger, o *predictOptions, res *scorer.Predictions, preds []eval.Prediction) {
+func printPredictions(w io.Writer, log *slog.Logger, o *predictOptions, res *scorer.Predictions,
+	preds []eval.Prediction) {
 	man := res.Manifest
 	y := make([]bool, len(preds))
 	s := make([]float64, len(preds))
 	for i, p := range preds {
 		y[i], s[i] = p.Label, p.Score
 	}
-	fmt.Fprintf(w, "scored %d labels with %s model %s (calibrated: %s)\n", len(preds), res.Kind, o.cfg.Model, res.Calibration)
+	fmt.Fprintf(w, "scored %d labels with %s model %s (calibrated: %s)\n", len(preds), res.Kind, o.cfg.Model,
+		res.Calibration)
 	if auc, err := eval.AUROC(y, s); err == nil {
 		fmt.Fprintf(w, "  AUROC %.4f\n", auc)
 	}
@@ -116,7 +120,8 @@ func printPredictions(w io.Writer, log *slog.Logger, o *predictOptions, res *sco
 		fmt.Fprintf(w, "  in training (%s split): whole %.2f%%, pieced %.2f%%, [UNK] %.2f%% of %d codes\n",
 			tr.Split, 100*tr.WholeRate, 100*tr.PiecedRate, 100*tr.UnknownRate, tr.Codes)
 		if _, _, u := res.Rates.Rates(); u > tr.UnknownRate+0.05 {
-			log.Warn("far more codes are unknown to the tokenizer than in training: codes from another coding system or version?",
+			log.Warn("far more codes are unknown to the tokenizer than in training: codes from another coding system or "+
+				"version?",
 				"unknown_rate", u, "training_unknown_rate", tr.UnknownRate)
 		}
 	}

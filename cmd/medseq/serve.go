@@ -27,29 +27,39 @@ func serveFlags(e *env, args []string) (*serve.Options, *serveRaw, error) {
 	o, r := &serve.Options{Config: serve.Config{Log: e.log, Thresholds: map[string]float64{}}}, &serveRaw{}
 	defBatch := serve.DefaultBatching()
 	fs.StringVar(&o.Models, "models", "", "model repository: DIR/<name>/<version>/")
-	fs.StringVar(&r.modelDir, "model-dir", "", "single-model mode (KServe: /mnt/models): the folder of one model version (its manifest.json at the top), served as --model-name")
+	fs.StringVar(&r.modelDir, "model-dir", "", "single-model mode (KServe: /mnt/models): the folder of one model version "+
+		"(its manifest.json at the top), served as --model-name")
 	fs.StringVar(&o.ModelName, "model-name", "", "single-model mode: the name the model is served under")
-	fs.StringVar(&o.ModelVersion, "model-version", "1", "single-model mode: the version it is served as (a positive integer)")
+	fs.StringVar(&o.ModelVersion, "model-version", "1", "single-model mode: the version it is served as (a positive "+
+		"integer)")
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8500", "gRPC listen address")
-	fs.IntVar(&r.grpcPort, "grpc-port", 0, "listen for gRPC on this port on every interface (instead of --addr; KServe's runtimes pass the port)")
+	fs.IntVar(&r.grpcPort, "grpc-port", 0, "listen for gRPC on this port on every interface (instead of --addr; KServe's "+
+		"runtimes pass the port)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "Prometheus /metrics listen address (empty: off)")
-	fs.StringVar(&r.policy, "version-policy", "latest", "version served when a request names none: latest, or name=version[,name=version]")
+	fs.StringVar(&r.policy, "version-policy", "latest", "version served when a request names none: latest, or "+
+		"name=version[,name=version]")
 	fs.DurationVar(&o.Poll, "poll", 5*time.Second, "how often to look for new model versions (0: load once)")
 	fs.IntVar(&o.Limits.MaxCodes, "max-codes", serve.DefaultLimits().MaxCodes, "most events per subject")
-	fs.IntVar(&o.Limits.MaxBatch, "max-request-subjects", serve.DefaultLimits().MaxBatch, "most subjects in one PredictBatch or ModelInfer request")
+	fs.IntVar(&o.Limits.MaxBatch, "max-request-subjects", serve.DefaultLimits().MaxBatch, "most subjects in one "+
+		"PredictBatch or ModelInfer request")
 	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", 16<<20, "largest request or response message")
 	fs.IntVar(&o.MaxConcurrency, "max-concurrency", 0, "requests scoring at once (0: 4 x CPUs)")
-	fs.Int64Var(&o.MaxInflightBytes, "max-inflight-bytes", serve.DefaultMaxInflightBytes, "memory held by requests being received and answered "+
-		"(a request holds twice --max-message-bytes while it arrives, then its decoded size); a call that cannot get it within a second is RESOURCE_EXHAUSTED")
-	fs.BoolVar(&r.modelHealth, "model-health", true, "per-model health entries (medseq.v1.Predictor/<name>): health needs no token, so they name the models to anyone who can connect")
+	fs.Int64Var(&o.MaxInflightBytes, "max-inflight-bytes", serve.DefaultMaxInflightBytes, "memory held by requests being "+
+		"received and answered "+
+		"(a request holds twice --max-message-bytes while it arrives, then its decoded size); a call that cannot get it "+
+		"within a second is RESOURCE_EXHAUSTED")
+	fs.BoolVar(&r.modelHealth, "model-health", true, "per-model health entries (medseq.v1.Predictor/<name>): health "+
+		"needs no token, so they name the models to anyone who can connect")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate (PEM); with --tls-key")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&o.ClientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS)")
 	fs.StringVar(&o.TokensFile, "tokens", "", "bearer tokens file (CALLER TOKEN per line) required for prediction RPCs")
 	fs.StringVar(&o.AuditFile, "audit", "", "append-only audit log (JSON lines)")
-	fs.StringVar(&o.AuditKeyFile, "audit-key-file", "", "hash subject ids in the audit log with HMAC-SHA-256 under this file's key (default: plain SHA-256)")
+	fs.StringVar(&o.AuditKeyFile, "audit-key-file", "", "hash subject ids in the audit log with HMAC-SHA-256 under this "+
+		"file's key (default: plain SHA-256)")
 	fs.StringVar(&r.gap, "gap", "", "override the cohort gap hidden before each prediction time (e.g. 30d)")
-	fs.Func("threshold", "NAME=PROBABILITY: decide model NAME at this calibrated probability instead of its manifest's operating point "+
+	fs.Func("threshold", "NAME=PROBABILITY: decide model NAME at this calibrated probability instead of its manifest's "+
+		"operating point "+
 		"(repeatable; GetModel and the medseq_model_threshold metric say so)", func(v string) error {
 		name, val, ok := strings.Cut(v, "=")
 		t, err := strconv.ParseFloat(val, 64)
@@ -59,11 +69,15 @@ func serveFlags(e *env, args []string) (*serve.Options, *serveRaw, error) {
 		o.Thresholds[name] = t
 		return nil
 	})
-	fs.IntVar(&o.Batching.MaxBatch, "dynamic-batch-size", defBatch.MaxBatch, "dynamic batching of Predict calls: most subjects per scoring call (0/1: off)")
-	fs.DurationVar(&o.Batching.MaxDelay, "dynamic-batch-delay", defBatch.MaxDelay, "dynamic batching: longest a call waits for others to join its batch")
-	fs.StringVar(&r.batchKinds, "dynamic-batch-kinds", strings.Join(defBatch.Kinds, ","), "dynamic batching: model kinds batched (bert, xgboost, comma-separated; all: every kind)")
+	fs.IntVar(&o.Batching.MaxBatch, "dynamic-batch-size", defBatch.MaxBatch, "dynamic batching of Predict calls: most "+
+		"subjects per scoring call (0/1: off)")
+	fs.DurationVar(&o.Batching.MaxDelay, "dynamic-batch-delay", defBatch.MaxDelay, "dynamic batching: longest a call "+
+		"waits for others to join its batch")
+	fs.StringVar(&r.batchKinds, "dynamic-batch-kinds", strings.Join(defBatch.Kinds, ","), "dynamic batching: model kinds "+
+		"batched (bert, xgboost, comma-separated; all: every kind)")
 	fs.BoolVar(&o.Pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr (keep that address private)")
-	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Second, "how long calls in flight may take to finish on shutdown")
+	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Second, "how long calls in flight may take to finish on "+
+		"shutdown")
 	r.sd.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, nil, err
@@ -78,7 +92,8 @@ func (r *serveRaw) where(o *serve.Options) error {
 	single := r.modelDir != "" || o.ModelName != "" || slices.Contains(r.set, "model-version")
 	switch {
 	case o.Models != "" && single:
-		return usagef("flag --models serves a repository; --model-dir, --model-name and --model-version serve one model version: give one or the other")
+		return usagef("flag --models serves a repository; --model-dir, --model-name and --model-version serve one model " +
+			"version: give one or the other")
 	case single && (r.modelDir == "" || o.ModelName == ""):
 		return usagef("flags --model-dir and --model-name go together (single-model mode)")
 	case !single && o.Models == "":
@@ -141,7 +156,8 @@ func checkServeFlags(o *serve.Options) error {
 	}
 	switch {
 	case o.MaxInflightBytes < 2*int64(o.MaxMessageBytes):
-		return usagef("flag --max-inflight-bytes (%d) is below twice --max-message-bytes (%d): no request of that size could be read", o.MaxInflightBytes, o.MaxMessageBytes)
+		return usagef("flag --max-inflight-bytes (%d) is below twice --max-message-bytes (%d): no request of that size "+
+			"could be read", o.MaxInflightBytes, o.MaxMessageBytes)
 	case o.AuditKeyFile != "" && o.AuditFile == "":
 		return usagef("flag --audit-key-file needs --audit")
 	case (o.TLSCert == "") != (o.TLSKey == ""):
@@ -207,7 +223,8 @@ func runPredictClient(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.Addr, "addr", "", "server address HOST:PORT")
 	fs.StringVar(&req.ModelName, "name", "", "model name")
 	fs.StringVar(&req.ModelVersion, "version", "", "model version (default: the server's policy)")
-	fs.StringVar(&codes, "codes", "", "space-separated CODE@TIME or CODE@TIME=VALUE items (TIME: RFC 3339 or YYYY-MM-DD; VALUE: the event's numeric value; bare CODE: static)")
+	fs.StringVar(&codes, "codes", "", "space-separated CODE@TIME or CODE@TIME=VALUE items (TIME: RFC 3339 or YYYY-MM-DD; "+
+		"VALUE: the event's numeric value; bare CODE: static)")
 	fs.StringVar(&req.PredictionTime, "prediction-time", "", "prediction time (default: now)")
 	fs.StringVar(&req.BirthDate, "birth-date", "", "birth date (RFC 3339 or YYYY-MM-DD)")
 	fs.StringVar(&req.Sex, "sex", "", "F or M")
@@ -249,7 +266,8 @@ func printPredictResponse(w io.Writer, resp *medseqv1.PredictResponse, asJSON bo
 		fmt.Fprintln(w, string(b))
 		return nil
 	}
-	fmt.Fprintf(w, "model       %s version %s\nprobability %.9g (raw %.9g, calibrated)\ndecision    %v at threshold %.6g\nevents      %d used, %d censored; %d codes unknown, %d truncated\nrequest id  %s\n",
+	fmt.Fprintf(w, "model       %s version %s\nprobability %.9g (raw %.9g, calibrated)\ndecision    %v at threshold "+
+		"%.6g\nevents      %d used, %d censored; %d codes unknown, %d truncated\nrequest id  %s\n",
 		resp.ModelName, resp.ModelVersion, resp.Probability, resp.RawScore, resp.Decision, resp.Threshold,
 		resp.EventsUsed, resp.EventsCensored, resp.UnknownCodes, resp.TruncatedCodes, strings.TrimSpace(resp.RequestId))
 	return nil
@@ -270,7 +288,8 @@ func parseBatchKinds(v string) ([]string, error) {
 		case modelrepo.KindBERT, modelrepo.KindXGBoost:
 			kinds = append(kinds, k)
 		default:
-			return nil, usagef("flag --dynamic-batch-kinds: unknown model kind %q (want %s, %s or all)", k, modelrepo.KindBERT, modelrepo.KindXGBoost)
+			return nil, usagef("flag --dynamic-batch-kinds: unknown model kind %q (want %s, %s or "+
+				"all)", k, modelrepo.KindBERT, modelrepo.KindXGBoost)
 		}
 	}
 	return kinds, nil

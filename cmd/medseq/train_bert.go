@@ -24,18 +24,23 @@ func bertModelFlags(fs *flag.FlagSet, m *train.BERTModel) {
 	fs.IntVar(&m.Heads, "heads", 0, "attention heads (overrides --config)")
 	fs.IntVar(&m.Intermediate, "intermediate", 0, "feed-forward size (overrides --config)")
 	fs.BoolVar(&m.AgeEmbeddings, "age-embeddings", false, "add embeddings of each token's age in years (BEHRT)")
-	fs.BoolVar(&m.TimeEmbeddings, "time-embeddings", false, "add embeddings of how long before the prediction time each event happened (log2 buckets of days)")
-	fs.IntVar(&m.MaxLen, "max-len", 0, "tokens per sequence with [CLS] and [SEP] (0: the tokenizer's); older codes are dropped")
+	fs.BoolVar(&m.TimeEmbeddings, "time-embeddings", false, "add embeddings of how long before the prediction time each "+
+		"event happened (log2 buckets of days)")
+	fs.IntVar(&m.MaxLen, "max-len", 0, "tokens per sequence with [CLS] and [SEP] (0: the tokenizer's); older codes are "+
+		"dropped")
 	fs.Float64Var(&m.Dropout, "dropout", 0.1, "dropout on hidden states and attention probabilities")
 }
 
 // bertTrainingFlags registers the optimisation, evaluation, device and checkpoint flags.
 func bertTrainingFlags(fs *flag.FlagSet, t *train.BERTTraining) {
 	bertStepFlags(fs, t)
-	fs.IntVar(&t.OverfitK, "overfit-warn", t.OverfitK, "warn after N evaluations of falling training loss and rising validation loss (0: never)")
+	fs.IntVar(&t.OverfitK, "overfit-warn", t.OverfitK, "warn after N evaluations of falling training loss and rising "+
+		"validation loss (0: never)")
 	fs.Uint64Var(&t.Seed, "seed", t.Seed, "random seed (initialisation, batch order, masking, dropout)")
-	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "write a checkpoint (weights, optimizer state, early-stopping state, metrics) to OUT.work/ every N steps (0: never)")
-	fs.BoolVar(&t.Resume, "resume", false, "continue from the newest checkpoint in OUT.work/ (ends exactly where an unbroken run ends)")
+	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", 0, "write a checkpoint (weights, optimizer state, early-stopping "+
+		"state, metrics) to OUT.work/ every N steps (0: never)")
+	fs.BoolVar(&t.Resume, "resume", false, "continue from the newest checkpoint in OUT.work/ (ends exactly where an "+
+		"unbroken run ends)")
 }
 
 // bertStepFlags registers the optimisation, evaluation and device flags: those of every BERT
@@ -43,17 +48,29 @@ func bertTrainingFlags(fs *flag.FlagSet, t *train.BERTTraining) {
 func bertStepFlags(fs *flag.FlagSet, t *train.BERTTraining) {
 	fs.IntVar(&t.BatchSize, "batch-size", t.BatchSize, "sequences per step")
 	fs.Float64Var(&t.LR, "lr", t.LR, "peak learning rate (AdamW)")
-	fs.Float64Var(&t.Warmup, "warmup", t.Warmup, "warmup steps, or a fraction of all steps when below 1; then linear decay to 0")
-	fs.Float64Var(&t.WeightDecay, "weight-decay", t.WeightDecay, "AdamW weight decay (dense weights only; never LayerNorm, biases or embeddings)")
+	fs.Float64Var(&t.Warmup, "warmup", t.Warmup, "warmup steps, or a fraction of all steps when below 1; then linear "+
+		"decay to 0")
+	fs.Float64Var(&t.WeightDecay, "weight-decay", t.WeightDecay, "AdamW weight decay (dense weights only; never "+
+		"LayerNorm, biases or embeddings)")
 	fs.Float64Var(&t.Clip, "clip", t.Clip, "clip the gradients' global norm to this (0: off)")
-	fs.Float64Var(&t.Epochs, "epochs", t.Epochs, "passes over the training split (0: --max-steps decides; --max-steps alone ignores the default; with both given, the smaller wins)")
-	fs.IntVar(&t.MaxSteps, "max-steps", 0, "at most this many training steps (0: --epochs decide; with both, the smaller wins)")
+	fs.Float64Var(&t.Epochs, "epochs", t.Epochs, "passes over the training split (0: --max-steps decides; --max-steps "+
+		"alone ignores the default; with both given, the smaller wins)")
+	fs.IntVar(&t.MaxSteps, "max-steps", 0, "at most this many training steps (0: --epochs decide; with both, the smaller "+
+		"wins)")
 	fs.IntVar(&t.EvalEvery, "eval-every", t.EvalEvery, "evaluate on the tuning split every N steps")
 	fs.IntVar(&t.Patience, "patience", t.Patience, "stop after N evaluations without a better validation loss (0: never)")
 	fs.StringVar(&t.Device, "device", t.Device, "cpu, gpu (an NVIDIA GPU through XLA; build with -tags xla) or auto")
-	fs.StringVar(&t.PJRTPlugin, "pjrt-plugin", "", "XLA CUDA PJRT plugin for --device gpu (default: searched, e.g. jax_plugins/xla_cuda*/xla_cuda_plugin.so)")
-	fs.StringVar(&t.DType, "dtype", "float32", "float32 (exact float32, also on a GPU); tf32 (float32 weights, matrix products on TF32 tensor cores) on GPUs of compute capability 8.0 or later; bfloat16 (every matrix product and its gradients in bfloat16, float32 master weights and optimizer state) on such GPUs; float16 (the same with dynamic loss scaling) on GPUs of compute capability 7.0 or later such as the V100; bfloat16 and float16 also on --device cpu for testing (slower there); or auto: bfloat16 on compute capability 8.0 or later, float16 on 7.x, float32 on the CPU")
-	fs.StringVar(&t.Attention, "attention", "auto", "plain (attention scores materialised, dropout on the attention probabilities), fused (gomlx attention.Core: cuDNN flash attention on a GPU in bfloat16/float16; no attention-probability dropout, padding as lengths) or auto (fused on a GPU in bfloat16/float16, plain elsewhere)")
+	fs.StringVar(&t.PJRTPlugin, "pjrt-plugin", "", "XLA CUDA PJRT plugin for --device gpu (default: searched, e.g. "+
+		"jax_plugins/xla_cuda*/xla_cuda_plugin.so)")
+	fs.StringVar(&t.DType, "dtype", "float32", "float32 (exact float32, also on a GPU); tf32 (float32 weights, matrix "+
+		"products on TF32 tensor cores) on GPUs of compute capability 8.0 or later; bfloat16 (every matrix product and its "+
+		"gradients in bfloat16, float32 master weights and optimizer state) on such GPUs; float16 (the same with dynamic "+
+		"loss scaling) on GPUs of compute capability 7.0 or later such as the V100; bfloat16 and float16 also on --device "+
+		"cpu for testing (slower there); or auto: bfloat16 on compute capability 8.0 or later, float16 on 7.x, float32 on "+
+		"the CPU")
+	fs.StringVar(&t.Attention, "attention", "auto", "plain (attention scores materialised, dropout on the attention "+
+		"probabilities), fused (gomlx attention.Core: cuDNN flash attention on a GPU in bfloat16/float16; no "+
+		"attention-probability dropout, padding as lengths) or auto (fused on a GPU in bfloat16/float16, plain elsewhere)")
 }
 
 // checkBERTFlags validates the shared flags.
@@ -101,17 +118,20 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 }
 
 func trainClassifyFlags(e *env, args []string) (*train.BERTClassifyConfig, error) {
-	fs := newFlags(e, "train classify", "--meds DIR --cohort DIR --tokenizer DIR --out MODELDIR [--init PRETRAINDIR] [flags]")
+	fs := newFlags(e, "train classify", "--meds DIR --cohort DIR --tokenizer DIR --out MODELDIR [--init PRETRAINDIR] "+
+		"[flags]")
 	cfg := train.DefaultBERTClassifyConfig()
 	fs.StringVar(&cfg.MEDS, "meds", "", "MEDS dataset folder")
 	fs.StringVar(&cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort)")
 	fs.StringVar(&cfg.Tokenizer, "tokenizer", "", "tokenizer folder (medseq tokenize build)")
 	fs.StringVar(&cfg.Out, "out", "", "model version folder to write, e.g. models/t2d-bert/1")
 	fs.StringVar(&cfg.Name, "name", "", "model name recorded in the manifest")
-	fs.StringVar(&cfg.Init, "init", "", "start from the encoder of this `medseq train pretrain` run folder (heads new; the model flags default to its config)")
+	fs.StringVar(&cfg.Init, "init", "", "start from the encoder of this `medseq train pretrain` run folder (heads new; "+
+		"the model flags default to its config)")
 	fs.BoolVar(&cfg.Force, "force", false, "replace an existing output folder (and discard earlier checkpoints)")
 	fs.BoolVar(&cfg.AllowMismatch, "allow-mismatch", false, "accept inputs from different runs")
-	fs.StringVar(&cfg.Calibration, "calibration", eval.CalibrationIsotonic, "calibration fitted on the tuning split: isotonic, platt or identity")
+	fs.StringVar(&cfg.Calibration, "calibration", eval.CalibrationIsotonic, "calibration fitted on the tuning split: "+
+		"isotonic, platt or identity")
 	operatingPointFlag(fs, &cfg.Threshold)
 	bertModelFlags(fs, &cfg.BERTModel)
 	bertTrainingFlags(fs, &cfg.BERTTraining)
@@ -158,14 +178,20 @@ func finishClassifyFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig, posWei
 // tells the shared training flags' help that the schedule is chosen from the cohort when they
 // are left out.
 func classifyFlags(fs *flag.FlagSet, cfg *train.BERTClassifyConfig) *string {
-	fs.StringVar(&cfg.Pooling, "pooling", bert.PoolingCLS, "what the classifier reads: cls (the [CLS] token, as transformers' BertForSequenceClassification) or mean (the mean over the non-padding tokens; transformers cannot load it as such, the bert/ folder says so)")
-	fs.StringVar(&cfg.EarlyStopping, "early-stopping-metric", train.StopOnLoss, "what early stopping and the kept weights follow on the tuning split: loss or auroc (noisy on a few hundred tuning labels: it kept epochs that had memorised the training split)")
+	fs.StringVar(&cfg.Pooling, "pooling", bert.PoolingCLS, "what the classifier reads: cls (the [CLS] token, as "+
+		"transformers' BertForSequenceClassification) or mean (the mean over the non-padding tokens; transformers cannot "+
+		"load it as such, the bert/ folder says so)")
+	fs.StringVar(&cfg.EarlyStopping, "early-stopping-metric", train.StopOnLoss, "what early stopping and the kept "+
+		"weights follow on the tuning split: loss or auroc (noisy on a few hundred tuning labels: it kept epochs that had "+
+		"memorised the training split)")
 	auto := "; auto: chosen from the number of training labels and the model's size (logged, and in the manifest)"
 	for name, usage := range map[string]string{
-		"epochs":     "passes over the training split (an upper bound: early stopping ends sooner; with --max-steps alone, the steps decide)",
-		"lr":         "peak learning rate (AdamW)",
-		"warmup":     "warmup steps, or a fraction of all steps when below 1; then linear decay to 0",
-		"patience":   "stop after N epochs without a better --early-stopping-metric on the tuning split, keeping the best weights (0: never)",
+		"epochs": "passes over the training split (an upper bound: early stopping ends sooner; with --max-steps alone, " +
+			"the steps decide)",
+		"lr":     "peak learning rate (AdamW)",
+		"warmup": "warmup steps, or a fraction of all steps when below 1; then linear decay to 0",
+		"patience": "stop after N epochs without a better --early-stopping-metric on the tuning split, keeping the best " +
+			"weights (0: never)",
 		"eval-every": "evaluate on the tuning split every N steps",
 	} {
 		f := fs.Lookup(name)
@@ -210,13 +236,15 @@ func trainPretrainFlags(e *env, args []string) (*train.BERTPretrainConfig, error
 	fs := newFlags(e, "train pretrain", "--meds DIR --cohort DIR --tokenizer DIR --out RUNDIR [flags]")
 	cfg := train.DefaultBERTPretrainConfig()
 	fs.StringVar(&cfg.MEDS, "meds", "", "MEDS dataset folder")
-	fs.StringVar(&cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort): its splits decide whose records are trained on (--corpus records), or its censored training split is the corpus (--corpus cohort)")
+	fs.StringVar(&cfg.Cohort, "cohort", "", "cohort folder (medseq data cohort): its splits decide whose records are "+
+		"trained on (--corpus records), or its censored training split is the corpus (--corpus cohort)")
 	fs.StringVar(&cfg.Tokenizer, "tokenizer", "", "tokenizer folder (medseq tokenize build)")
 	fs.StringVar(&cfg.Out, "out", "", "run folder to write (for train classify --init), e.g. runs/mlm-1")
 	fs.StringVar(&cfg.Name, "name", "", "name recorded in the manifest")
 	fs.BoolVar(&cfg.Force, "force", false, "replace an existing output folder (and discard earlier checkpoints)")
 	fs.BoolVar(&cfg.AllowMismatch, "allow-mismatch", false, "accept inputs from different runs")
-	fs.Float64Var(&cfg.MaskRate, "mask-rate", cfg.MaskRate, "share of non-special tokens masked per sequence (80% [MASK], 10% random, 10% kept)")
+	fs.Float64Var(&cfg.MaskRate, "mask-rate", cfg.MaskRate, "share of non-special tokens masked per sequence (80% "+
+		"[MASK], 10% random, 10% kept)")
 	corpusFlags(fs, &cfg.Corpus)
 	bertModelFlags(fs, &cfg.BERTModel)
 	bertTrainingFlags(fs, &cfg.BERTTraining)
@@ -241,11 +269,15 @@ func trainPretrainFlags(e *env, args []string) (*train.BERTPretrainConfig, error
 
 // corpusFlags registers what train pretrain learns from.
 func corpusFlags(fs *flag.FlagSet, c *train.CorpusConfig) {
-	fs.StringVar(&c.Kind, "corpus", c.Kind, "records: the whole records of every training subject of the dataset (the cohort's split, else the dataset's subject_splits), cut into windows of --max-len tokens; cohort: the cohort's censored training sequences")
+	fs.StringVar(&c.Kind, "corpus", c.Kind, "records: the whole records of every training subject of the dataset (the "+
+		"cohort's split, else the dataset's subject_splits), cut into windows of --max-len tokens; cohort: the cohort's "+
+		"censored training sequences")
 	fs.StringVar(&c.Until, "until", "", "records: only events before this date (YYYY-MM-DD or RFC 3339)")
 	fs.IntVar(&c.Stride, "stride", 0, "records: tokens consecutive windows of a record share (0: none)")
-	fs.IntVar(&c.ShuffleBuffer, "shuffle-buffer", c.ShuffleBuffer, "records: windows the training stream shuffles among (memory: this many windows)")
-	fs.IntVar(&c.ValWindows, "val-windows", c.ValWindows, "records: at most this many tuning windows for the MLM validation (a uniform sample beyond)")
+	fs.IntVar(&c.ShuffleBuffer, "shuffle-buffer", c.ShuffleBuffer, "records: windows the training stream shuffles among "+
+		"(memory: this many windows)")
+	fs.IntVar(&c.ValWindows, "val-windows", c.ValWindows, "records: at most this many tuning windows for the MLM "+
+		"validation (a uniform sample beyond)")
 }
 
 // checkCorpusFlags validates the corpus flags.
@@ -290,7 +322,8 @@ func printPretrainSummary(w io.Writer, r *train.BERTPretrainResult) {
 	printCorpus(w, r.Corpus)
 	fmt.Fprintf(w, "  steps              %d (best %d; %s)\n", r.Steps, r.BestStep, r.Stopped)
 	fmt.Fprintf(w, "  tuning MLM         loss %.4f, masked-token accuracy %.3f\n", r.BestLoss, r.BestAcc)
-	fmt.Fprintf(w, "  speed              %.1f steps/s, %.0f tokens/s (%.1fs in all)\n", r.StepsPerS, r.TokensPerS, r.Elapsed.Seconds())
+	fmt.Fprintf(w, "  speed              %.1f steps/s, %.0f tokens/s (%.1fs in all)\n", r.StepsPerS, r.TokensPerS,
+		r.Elapsed.Seconds())
 	if r.Overfit {
 		fmt.Fprintln(w, "  warning            training loss fell while validation loss rose: overfitting")
 	}
@@ -310,7 +343,8 @@ func printCorpus(w io.Writer, c modelrepo.Corpus) {
 	}
 	fmt.Fprintf(w, "  corpus             records: %d training subjects, %d windows of up to %d tokens (%d tokens%s)\n",
 		c.Subjects, c.Windows, c.MaxLen, c.Tokens, until)
-	fmt.Fprintf(w, "  validation         %d windows of %d tuning subjects; left out: %d held-out subjects, %d without a split\n",
+	fmt.Fprintf(w, "  validation         %d windows of %d tuning subjects; left out: %d held-out subjects, %d without a "+
+		"split\n",
 		c.TuningWindows, c.TuningSubjects, c.HeldOutSubjects, c.Unassigned)
 }
 
@@ -325,10 +359,12 @@ func printCorpus(w io.Writer, c modelrepo.Corpus) {
 // on a shared 2-core CPU).
 const demoPretrainSteps = 300
 
-func demoPretrain(ctx context.Context, e *env, in train.Inputs, out string, force bool, seed int64, maxSteps int) (*train.BERTPretrainResult, *train.BERTClassifyResult, error) {
+func demoPretrain(ctx context.Context, e *env, in train.Inputs, out string, force bool, seed int64,
+	maxSteps int) (*train.BERTPretrainResult, *train.BERTClassifyResult, error) {
 	models := filepath.Join(out, "models")
 	pcfg := train.DefaultBERTPretrainConfig()
-	pcfg.Inputs, pcfg.Out, pcfg.Force, pcfg.Name, pcfg.Seed = in, filepath.Join(out, "runs", "t2d-bert-mlm"), force, "t2d-bert-mlm", uint64(seed)
+	pcfg.Inputs, pcfg.Out, pcfg.Force, pcfg.Name, pcfg.Seed = in, filepath.Join(out, "runs",
+		"t2d-bert-mlm"), force, "t2d-bert-mlm", uint64(seed)
 	pcfg.MaxLen, pcfg.LR, pcfg.EvalEvery, pcfg.Epochs, pcfg.MaxSteps = 128, 1e-3, 50, 0, maxSteps
 	if pcfg.MaxSteps == 0 {
 		pcfg.MaxSteps = demoPretrainSteps
@@ -343,7 +379,8 @@ func demoPretrain(ctx context.Context, e *env, in train.Inputs, out string, forc
 	printPretrainSummary(e.stdout, pres)
 	ccfg := train.DefaultBERTClassifyConfig()
 	ccfg.Inputs, ccfg.Init, ccfg.Config, ccfg.Dropout = in, pcfg.Out, "", -1
-	ccfg.Out, ccfg.Force, ccfg.Name, ccfg.Seed = filepath.Join(models, "t2d-bert-pretrained", "1"), force, "t2d-bert-pretrained", uint64(seed)
+	ccfg.Out, ccfg.Force, ccfg.Name, ccfg.Seed = filepath.Join(models, "t2d-bert-pretrained",
+		"1"), force, "t2d-bert-pretrained", uint64(seed)
 	ccfg.MaxLen, ccfg.LR, ccfg.EvalEvery, ccfg.Epochs, ccfg.MaxSteps = 128, 5e-4, 50, 4, maxSteps
 	if ccfg.MaxSteps > 0 && ccfg.MaxSteps < ccfg.EvalEvery {
 		ccfg.EvalEvery = ccfg.MaxSteps
@@ -381,10 +418,13 @@ func printClassifySummary(w io.Writer, r *train.BERTClassifyResult) {
 		c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, pooling, r.Params)
 	fmt.Fprintf(w, "  rows               train %d, tuning %d, held_out %d (positives weigh %.3g in the loss)\n",
 		r.Rows[data.SplitTrain], r.Rows[data.SplitTuning], r.Rows[data.SplitHeldOut], r.PosWeight)
-	fmt.Fprintf(w, "  steps              %d (best %d: tuning AUROC %.3f, val loss %.4f; %s)\n", r.Steps, r.BestStep, r.BestAUROC,
+	fmt.Fprintf(w, "  steps              %d (best %d: tuning AUROC %.3f, val loss %.4f; %s)\n", r.Steps, r.BestStep,
+		r.BestAUROC,
 		r.BestLoss, r.Stopped)
-	fmt.Fprintf(w, "  speed              %.1f steps/s, %.0f tokens/s (%.1fs in all)\n", r.StepsPerS, r.TokensPerS, r.Elapsed.Seconds())
-	fmt.Fprintf(w, "  AUROC              train %.3f, tuning %.3f, held_out %.3f\n", r.AUROC[data.SplitTrain], r.AUROC[data.SplitTuning], r.AUROC[data.SplitHeldOut])
+	fmt.Fprintf(w, "  speed              %.1f steps/s, %.0f tokens/s (%.1fs in all)\n", r.StepsPerS, r.TokensPerS,
+		r.Elapsed.Seconds())
+	fmt.Fprintf(w, "  AUROC              train %.3f, "+
+		"tuning %.3f, held_out %.3f\n", r.AUROC[data.SplitTrain], r.AUROC[data.SplitTuning], r.AUROC[data.SplitHeldOut])
 	printOperatingPoint(w, r.Point)
 	if r.Overfit {
 		fmt.Fprintln(w, "  warning            training loss fell while validation loss rose: overfitting")

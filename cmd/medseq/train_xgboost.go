@@ -35,10 +35,12 @@ func xgboostFlags(e *env, args []string) (*train.XGBoostConfig, error) {
 	fs.Float64Var(&p.ColsampleByTree, "colsample-bytree", p.ColsampleByTree, "columns sampled per tree")
 	fs.Float64Var(&p.Lambda, "lambda", p.Lambda, "L2 regularisation of leaf weights")
 	fs.Float64Var(&p.Alpha, "alpha", p.Alpha, "L1 regularisation of leaf weights")
-	fs.Float64Var(&p.ScalePosWeight, "scale-pos-weight", 0, "weight of positives (0: negatives/positives of the training split)")
+	fs.Float64Var(&p.ScalePosWeight, "scale-pos-weight", 0, "weight of positives (0: negatives/positives of the training "+
+		"split)")
 	fs.StringVar(&p.EvalMetric, "eval-metric", p.EvalMetric, "early-stopping metric on the tuning split: logloss or auc")
 	fs.IntVar(&p.Rounds, "rounds", p.Rounds, "maximum boosting rounds")
-	fs.IntVar(&p.EarlyStopping, "early-stopping", p.EarlyStopping, "stop after this many rounds without improvement on the tuning split (0: never)")
+	fs.IntVar(&p.EarlyStopping, "early-stopping", p.EarlyStopping, "stop after this many rounds without improvement on "+
+		"the tuning split (0: never)")
 	fs.IntVar(&p.NThread, "nthread", p.NThread, "threads")
 	fs.Int64Var(&p.Seed, "seed", p.Seed, "random seed")
 	cfg.Search = xgb.DefaultSearchConfig(0)
@@ -49,9 +51,12 @@ func xgboostFlags(e *env, args []string) (*train.XGBoostConfig, error) {
 	fs.Uint64Var(&cfg.Search.Seed, "search-seed", cfg.Search.Seed, "seed of --search's draws")
 	var windows []int64
 	var ws []string
-	listVar(fs, &ws, "windows", []string{"all", "365d", "30d"}, "count windows before the prediction time (all = whole history)")
-	lastValues := fs.Bool("last-values", false, "add each code's latest numeric value (lab results) as a feature; a BERT sees values only through a tokenizer built with --value-bins, so without one this makes the comparison unequal")
-	fs.StringVar(&cfg.Calibration, "calibration", eval.CalibrationIsotonic, "calibration fitted on the tuning split: isotonic, platt or identity")
+	listVar(fs, &ws, "windows", []string{"all", "365d", "30d"}, "count windows before the prediction time (all = whole "+
+		"history)")
+	lastValues := fs.Bool("last-values", false, "add each code's latest numeric value (lab results) as a feature; a BERT "+
+		"sees values only through a tokenizer built with --value-bins, so without one this makes the comparison unequal")
+	fs.StringVar(&cfg.Calibration, "calibration", eval.CalibrationIsotonic, "calibration fitted on the tuning split: "+
+		"isotonic, platt or identity")
 	operatingPointFlag(fs, &cfg.Threshold)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
@@ -133,17 +138,20 @@ func runTrainXGBoost(ctx context.Context, e *env, args []string) error {
 
 func printXGBoostSummary(w io.Writer, r *train.XGBoostResult) {
 	fmt.Fprintf(w, "xgboost model %s (run %s)\n", r.Out, r.RunID)
-	fmt.Fprintf(w, "  rows               train %d, tuning %d, held_out %d\n", r.Rows[data.SplitTrain], r.Rows[data.SplitTuning], r.Rows[data.SplitHeldOut])
+	fmt.Fprintf(w, "  rows               train %d, "+
+		"tuning %d, held_out %d\n", r.Rows[data.SplitTrain], r.Rows[data.SplitTuning], r.Rows[data.SplitHeldOut])
 	fmt.Fprintf(w, "  best iteration     %d (%.1fs)\n", r.BestIteration, r.Elapsed.Seconds())
 	if s := r.Search; s != nil {
 		b := s.Trials[s.Best]
-		fmt.Fprintf(w, "  search             %d %s trials (seed %d): trial %d kept, tuning AUROC %.3f; eta %.3g, max_depth %d, "+
+		fmt.Fprintf(w, "  search             %d %s trials (seed %d): trial %d kept, tuning AUROC %.3f; eta %.3g, max_depth "+
+			"%d, "+
 			"min_child_weight %.3g, subsample %.2f, colsample_bytree %.2f, lambda %.3g, alpha %.3g\n",
 			len(s.Trials), s.Sampler, s.Seed, b.Trial, b.TuningAUROC, b.Params["eta"], int(b.Params["max_depth"]),
 			b.Params["min_child_weight"], b.Params["subsample"], b.Params["colsample_bytree"], b.Params["lambda"],
 			b.Params["alpha"])
 	}
-	fmt.Fprintf(w, "  AUROC              train %.3f, tuning %.3f, held_out %.3f\n", r.AUROC[data.SplitTrain], r.AUROC[data.SplitTuning], r.AUROC[data.SplitHeldOut])
+	fmt.Fprintf(w, "  AUROC              train %.3f, "+
+		"tuning %.3f, held_out %.3f\n", r.AUROC[data.SplitTrain], r.AUROC[data.SplitTuning], r.AUROC[data.SplitHeldOut])
 	fmt.Fprintf(w, "  leaves vs libxgboost max |diff| %.2g over tuning and held-out rows\n", r.ParityMaxDiff)
 	printOperatingPoint(w, r.Point)
 	fmt.Fprintln(w, "  top features by gain")
