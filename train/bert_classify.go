@@ -48,8 +48,10 @@ type BERTTraining struct {
 	Seed        uint64
 	Device      string // cpu, gpu or auto
 	PJRTPlugin  string // the XLA CUDA PJRT plugin for gpu (default: searched)
-	DType       string // float32 (default), tf32, bfloat16 or float16 (mixed precision, float32 master weights and AdamW state; float16 with loss scaling), or auto (bert.ResolveDType)
-	Attention   string // plain, fused or auto ("" too: bert.Device.WithAttention)
+	// DType is float32 (default), tf32, bfloat16 or float16 (mixed precision, float32 master
+	// weights and AdamW state; float16 with loss scaling), or auto (bert.ResolveDType).
+	DType     string
+	Attention string // plain, fused or auto ("" too: bert.Device.WithAttention)
 	// CheckpointEvery writes a checkpoint to WorkDir(Out) every N steps (0: never); Resume
 	// continues from the newest one there.
 	CheckpointEvery int

@@ -53,8 +53,8 @@ func runLabelCohort(ctx context.Context, e *env, o *cohortOptions) error {
 	if _, err := m.AddInput(data.InputLabels, o.labels); err != nil {
 		return err
 	}
-	e.log.Info("building cohort from labels", "shards", len(ds.Shards), "label_files", len(lf.Files), "label_rows",
-		len(lf.Rows))
+	e.log.Info("building cohort from labels", "shards", len(ds.Shards), "label_files", len(lf.Files),
+		"label_rows", len(lf.Rows))
 	res, err := data.BuildLabelCohort(ctx, ds, lf, o.cfg)
 	if err != nil {
 		return fmt.Errorf("cohort from %s and labels %s: %w", o.meds, o.labels, err)

@@ -72,8 +72,8 @@ func evalReportFlags(e *env, args []string) (*evalReportOptions, error) {
 		}
 		for _, x := range ignored {
 			if e.log != nil {
-				e.log.Warn("folder ignored: not a model version (version folders are named 1, 2, 3, ...)", "folder",
-					filepath.Join(root, x))
+				e.log.Warn("folder ignored: not a model version (version folders are named 1, 2, 3, ...)",
+					"folder", filepath.Join(root, x))
 			}
 		}
 		o.cfg.Models = append(o.cfg.Models, latest...)

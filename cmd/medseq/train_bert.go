@@ -363,8 +363,8 @@ func demoPretrain(ctx context.Context, e *env, in train.Inputs, out string, forc
 	maxSteps int) (*train.BERTPretrainResult, *train.BERTClassifyResult, error) {
 	models := filepath.Join(out, "models")
 	pcfg := train.DefaultBERTPretrainConfig()
-	pcfg.Inputs, pcfg.Out, pcfg.Force, pcfg.Name, pcfg.Seed = in, filepath.Join(out, "runs",
-		"t2d-bert-mlm"), force, "t2d-bert-mlm", uint64(seed)
+	pcfg.Inputs, pcfg.Force, pcfg.Name, pcfg.Seed = in, force, "t2d-bert-mlm", uint64(seed)
+	pcfg.Out = filepath.Join(out, "runs", "t2d-bert-mlm")
 	pcfg.MaxLen, pcfg.LR, pcfg.EvalEvery, pcfg.Epochs, pcfg.MaxSteps = 128, 1e-3, 50, 0, maxSteps
 	if pcfg.MaxSteps == 0 {
 		pcfg.MaxSteps = demoPretrainSteps
@@ -379,8 +379,8 @@ func demoPretrain(ctx context.Context, e *env, in train.Inputs, out string, forc
 	printPretrainSummary(e.stdout, pres)
 	ccfg := train.DefaultBERTClassifyConfig()
 	ccfg.Inputs, ccfg.Init, ccfg.Config, ccfg.Dropout = in, pcfg.Out, "", -1
-	ccfg.Out, ccfg.Force, ccfg.Name, ccfg.Seed = filepath.Join(models, "t2d-bert-pretrained",
-		"1"), force, "t2d-bert-pretrained", uint64(seed)
+	ccfg.Force, ccfg.Name, ccfg.Seed = force, "t2d-bert-pretrained", uint64(seed)
+	ccfg.Out = filepath.Join(models, "t2d-bert-pretrained", "1")
 	ccfg.MaxLen, ccfg.LR, ccfg.EvalEvery, ccfg.Epochs, ccfg.MaxSteps = 128, 5e-4, 50, 4, maxSteps
 	if ccfg.MaxSteps > 0 && ccfg.MaxSteps < ccfg.EvalEvery {
 		ccfg.EvalEvery = ccfg.MaxSteps
