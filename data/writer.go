@@ -52,10 +52,7 @@ func WriteShard(path string, codes *Codes, subjects []Subject) error {
 	mem := memory.DefaultAllocator
 	b := array.NewRecordBuilder(mem, EventSchema)
 	defer b.Release()
-	ids := b.Field(0).(*array.Int64Builder)
-	times := b.Field(1).(*array.TimestampBuilder)
-	cb := b.Field(2).(*array.StringBuilder)
-	vals := b.Field(3).(*array.Float32Builder)
+	rows := NewEventRows(b)
 	const batch = 1 << 16
 	n := 0
 	flush := func() error {
@@ -70,18 +67,7 @@ func WriteShard(path string, codes *Codes, subjects []Subject) error {
 	for _, s := range subjects {
 		SortEvents(s.Events)
 		for _, e := range s.Events {
-			ids.Append(s.ID)
-			if e.Time == StaticTime {
-				times.AppendNull()
-			} else {
-				times.Append(arrow.Timestamp(e.Time))
-			}
-			cb.Append(codes.Name(e.Code))
-			if e.HasValue() {
-				vals.Append(e.Value)
-			} else {
-				vals.AppendNull()
-			}
+			rows.Append(s.ID, e, codes)
 			n++
 			if n == batch {
 				if err := flush(); err != nil {
@@ -329,3 +315,37 @@ func (w *DatasetWriter) Commit(m *Manifest) error {
 
 // Abort discards everything written.
 func (w *DatasetWriter) Abort() { w.dir.Abort() }
+
+// EventRows appends events as MEDS rows to a record builder whose first four fields are
+// EventSchema's (subject_id int64, time timestamp, code string, numeric_value float32): a
+// static event's time and a missing value become nulls. The one place an Event becomes a row,
+// for the MEDS writer and for other writers of the same columns (Iceberg export).
+type EventRows struct {
+	ids   *array.Int64Builder
+	times *array.TimestampBuilder
+	codes *array.StringBuilder
+	vals  *array.Float32Builder
+}
+
+// NewEventRows takes b's first four field builders; it panics if their types are not
+// EventSchema's (a programming error, not bad data).
+func NewEventRows(b *array.RecordBuilder) EventRows {
+	return EventRows{ids: b.Field(0).(*array.Int64Builder), times: b.Field(1).(*array.TimestampBuilder),
+		codes: b.Field(2).(*array.StringBuilder), vals: b.Field(3).(*array.Float32Builder)}
+}
+
+// Append appends subject id's event e, its code named by codes.
+func (r EventRows) Append(id int64, e Event, codes *Codes) {
+	r.ids.Append(id)
+	if e.IsStatic() {
+		r.times.AppendNull()
+	} else {
+		r.times.Append(arrow.Timestamp(e.Time))
+	}
+	r.codes.Append(codes.Name(e.Code))
+	if e.HasValue() {
+		r.vals.Append(e.Value)
+	} else {
+		r.vals.AppendNull()
+	}
+}

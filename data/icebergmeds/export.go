@@ -341,25 +341,11 @@ func shardRecords(codes *data.Codes, sh *data.Shard) iter.Seq[arrow.RecordBatch]
 	return func(yield func(arrow.RecordBatch) bool) {
 		b := array.NewRecordBuilder(memory.DefaultAllocator, arrowEvents)
 		defer b.Release()
-		ids := b.Field(0).(*array.Int64Builder)
-		times := b.Field(1).(*array.TimestampBuilder)
-		code := b.Field(2).(*array.StringBuilder)
-		vals := b.Field(3).(*array.Float32Builder)
+		rows := data.NewEventRows(b)
 		n := 0
 		for _, s := range sh.Subjects {
 			for _, e := range s.Events {
-				ids.Append(s.ID)
-				if e.IsStatic() {
-					times.AppendNull()
-				} else {
-					times.Append(arrow.Timestamp(e.Time))
-				}
-				code.Append(codes.Name(e.Code))
-				if e.HasValue() {
-					vals.Append(e.Value)
-				} else {
-					vals.AppendNull()
-				}
+				rows.Append(s.ID, e, codes)
 				if n++; n == batch {
 					if !yield(b.NewRecordBatch()) {
 						return
