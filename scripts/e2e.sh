@@ -27,7 +27,7 @@ go build -o "$OUT/e2echeck" ./serve/internal/e2echeck
 grep -q '^  serve ' <<<"$("$BIN" help)" || fail "this medseq has no 'serve' command (cmd/medseq/main.go must list it)"
 
 step "demo ($SUBJECTS subjects)"
-"$BIN" demo --out "$OUT/demo" --subjects "$SUBJECTS" --force >"$OUT/demo.log" 2>&1 || { tail -20 "$OUT/demo.log"; fail "demo"; }
+"$BIN" demo --out "$OUT/demo" --subjects "$SUBJECTS" --bert-max-steps 60 --force >"$OUT/demo.log" 2>&1 || { tail -20 "$OUT/demo.log"; fail "demo"; }
 MODEL_DIR=$OUT/demo/models/t2d-xgboost/1
 [ -f "$MODEL_DIR/manifest.json" ] || fail "demo wrote no $MODEL_DIR"
 [ -f "$OUT/demo/censoring.json" ] || fail "demo wrote no censoring.json (eval censoring)"

@@ -34,6 +34,9 @@ type demoOptions struct {
 	bertSteps               int
 	meds, cohort, tokenizer string // the stages' folders under out
 	xgboostModel, bertModel string
+	// otherXGBoost is the second XGBoost variant: reading last values when the demo's
+	// models read codes only, codes only when --values.
+	otherXGBoost, otherXGBoostName string
 }
 
 // demoRun is the demo's state: its options and what each step hands to the next.
@@ -41,7 +44,8 @@ type demoRun struct {
 	e             *env
 	o             *demoOptions
 	oracle        oracleResult
-	xres          *train.XGBoostResult
+	xres          *train.XGBoostResult      // the XGBoost reading what the BERT reads
+	xother        *train.XGBoostResult      // the other XGBoost variant (values or codes only)
 	bres          *train.BERTClassifyResult // the direct BERT
 	pres          *train.BERTClassifyResult // the pretrained, fine-tuned BERT
 	modelDirs     []string                  // the models the report compares
@@ -79,6 +83,11 @@ func demoFlags(e *env, args []string) (*demoOptions, error) {
 	o.tokenizer = filepath.Join(o.out, demoTokenizer)
 	o.xgboostModel = filepath.Join(o.out, demoModels, "t2d-xgboost", "1")
 	o.bertModel = filepath.Join(o.out, demoModels, "t2d-bert", "1")
+	o.otherXGBoostName = "t2d-xgboost-values"
+	if o.values {
+		o.otherXGBoostName = "t2d-xgboost-codes"
+	}
+	o.otherXGBoost = filepath.Join(o.out, demoModels, o.otherXGBoostName, "1")
 	return o, nil
 }
 
@@ -102,11 +111,12 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 			"(medseq tokenize build)", d.tokenizer, true},
 		{4, "XGBoost baseline: token counts, age and sex; libxgboost to train, leaves to serve " +
 			"(medseq train xgboost)", d.xgboost, true},
+		{4, d.otherXGBoostTitle(), d.xgboostOther, true},
 		{5, "BERT by direct classification, trained from scratch on the codes (medseq train classify)", d.bertDirect, o.bert},
 		{5, "BERT pretrained as a masked-language model, then fine-tuned " +
 			"(medseq train pretrain; train classify --init)", d.bertPretrained,
 			o.bert && o.pretrain},
-		{0, "", d.compareBERT, o.bert},
+		{0, "", d.compare, true},
 		{6, "censoring sensitivity: the baseline's numbers as the follow-up rule changes (medseq eval censoring)",
 			d.censoring,
 			true},
@@ -175,21 +185,14 @@ func (d *demoRun) inputs() train.Inputs {
 	return train.Inputs{MEDS: d.o.meds, Cohort: d.o.cohort, Tokenizer: d.o.tokenizer}
 }
 
+// xgboost trains the baseline that reads what the BERT reads: codes, or last values too with
+// --values.
 func (d *demoRun) xgboost(ctx context.Context) error {
-	o := d.o
-	cfg := train.XGBoostConfig{Inputs: d.inputs(), Out: o.xgboostModel, Force: o.force, Name: "t2d-xgboost",
-		Params: xgb.DefaultParams(), Calibration: eval.CalibrationIsotonic}
-	cfg.Params.Seed = o.seed
-	if o.values {
-		cfg.Features = features.DefaultConfig()
-		cfg.Features.LastValue = true
-	}
-	res, err := train.XGBoost(ctx, cfg, d.e.log, d.e.stderr)
+	res, err := d.trainXGBoost(ctx, d.o.xgboostModel, "t2d-xgboost", d.o.values)
 	if err != nil {
 		return err
 	}
-	d.xres, d.modelDirs = res, append(d.modelDirs, cfg.Out)
-	printXGBoostSummary(d.e.stdout, res)
+	d.xres = res
 	if d.oracle.OK() {
 		fmt.Fprintf(d.e.stdout, "  held_out AUROC     xgboost %.3f vs oracle %.3f (the best achievable on this cohort)\n",
 			res.AUROC[data.SplitHeldOut], d.oracle.HeldOut)
@@ -197,16 +200,49 @@ func (d *demoRun) xgboost(ctx context.Context) error {
 	return nil
 }
 
+// otherXGBoostTitle is the heading of the second XGBoost variant's step.
+func (d *demoRun) otherXGBoostTitle() string {
+	if d.o.values {
+		return "the same XGBoost on codes only, without the numeric values (medseq train xgboost)"
+	}
+	return "the same XGBoost reading numeric values too: each lab's last value before the prediction time " +
+		"(medseq train xgboost --last-values)"
+}
+
+// xgboostOther trains the other XGBoost variant, so the demo shows what the values are worth.
+func (d *demoRun) xgboostOther(ctx context.Context) error {
+	res, err := d.trainXGBoost(ctx, d.o.otherXGBoost, d.o.otherXGBoostName, !d.o.values)
+	d.xother = res
+	return err
+}
+
+// trainXGBoost trains one XGBoost variant with the defaults, isotonic calibration and, with
+// lastValues, the last value of each valued code among the features.
+func (d *demoRun) trainXGBoost(ctx context.Context, out, name string, lastValues bool) (*train.XGBoostResult, error) {
+	o := d.o
+	cfg := train.XGBoostConfig{Inputs: d.inputs(), Out: out, Force: o.force, Name: name,
+		Params: xgb.DefaultParams(), Calibration: eval.CalibrationIsotonic}
+	cfg.Params.Seed = o.seed
+	if lastValues {
+		cfg.Features = features.DefaultConfig()
+		cfg.Features.LastValue = true
+	}
+	res, err := train.XGBoost(ctx, cfg, d.e.log, d.e.stderr)
+	if err != nil {
+		return nil, err
+	}
+	d.modelDirs = append(d.modelDirs, cfg.Out)
+	printXGBoostSummary(d.e.stdout, res)
+	return res, nil
+}
+
 func (d *demoRun) bertDirect(ctx context.Context) error {
 	o := d.o
 	cfg := train.DefaultBERTClassifyConfig()
 	cfg.Inputs, cfg.Out = d.inputs(), o.bertModel
 	cfg.Force, cfg.Name, cfg.Seed = o.force, "t2d-bert", uint64(o.seed)
-	cfg.MaxLen, cfg.LR, cfg.EvalEvery, cfg.Epochs = 128, 1e-3, 50, 4
-	cfg.MaxSteps = o.bertSteps
-	if cfg.MaxSteps > 0 && cfg.MaxSteps < cfg.EvalEvery {
-		cfg.EvalEvery = cfg.MaxSteps
-	}
+	cfg.MaxLen = 128
+	demoSchedule(&cfg, o.bertSteps)
 	res, err := train.BERTClassify(ctx, cfg, d.e.log, d.e.stderr)
 	if err != nil {
 		return err
@@ -214,6 +250,17 @@ func (d *demoRun) bertDirect(ctx context.Context) error {
 	d.bres, d.modelDirs = res, append(d.modelDirs, cfg.Out)
 	printClassifySummary(d.e.stdout, res)
 	return nil
+}
+
+// demoSchedule lets a demo classifier choose its schedule from its cohort's size, as `train
+// classify` does with no schedule flags; with --bert-max-steps the steps are capped and the
+// tuning split is read every 50 steps (or at the cap) instead of every epoch.
+func demoSchedule(cfg *train.BERTClassifyConfig, maxSteps int) {
+	cfg.Auto = train.AllAuto()
+	if maxSteps > 0 {
+		cfg.Auto.Epochs, cfg.Auto.EvalEvery = false, false
+		cfg.MaxSteps, cfg.EvalEvery = maxSteps, min(50, maxSteps)
+	}
 }
 
 func (d *demoRun) bertPretrained(ctx context.Context) error {
@@ -225,21 +272,33 @@ func (d *demoRun) bertPretrained(ctx context.Context) error {
 	return nil
 }
 
-// compareBERT prints the models' tuning and held_out AUROCs side by side and the verdict on
-// the direct BERT against the baseline.
-func (d *demoRun) compareBERT(context.Context) error {
-	w, xres, bres := d.e.stdout, d.xres, d.bres
+// compare prints the models' tuning and held_out AUROCs side by side and, with a BERT, the
+// verdict on the direct BERT against the XGBoost reading the same inputs.
+func (d *demoRun) compare(context.Context) error {
+	w := d.e.stdout
+	codes, values := d.xres, d.xother
+	if d.o.values {
+		codes, values = d.xother, d.xres
+	}
 	fmt.Fprintf(w, "\n  %-22s %8s %8s\n", "tuning / held_out AUROC", "tuning", "held_out")
-	fmt.Fprintf(w, "  %-22s %8.3f %8.3f\n", "XGBoost", xres.AUROC[data.SplitTuning], xres.AUROC[data.SplitHeldOut])
-	fmt.Fprintf(w, "  %-22s %8.3f %8.3f\n", "BERT (direct)", bres.AUROC[data.SplitTuning], bres.AUROC[data.SplitHeldOut])
+	row := func(name string, auroc map[string]float64) {
+		fmt.Fprintf(w, "  %-22s %8.3f %8.3f\n", name, auroc[data.SplitTuning], auroc[data.SplitHeldOut])
+	}
+	row("XGBoost (codes)", codes.AUROC)
+	row("XGBoost (last values)", values.AUROC)
+	if d.bres != nil {
+		row("BERT (direct)", d.bres.AUROC)
+	}
 	if d.pres != nil {
-		fmt.Fprintf(w, "  %-22s %8.3f %8.3f\n", "BERT (pretrained)", d.pres.AUROC[data.SplitTuning],
-			d.pres.AUROC[data.SplitHeldOut])
+		row("BERT (pretrained)", d.pres.AUROC)
 	}
 	if d.oracle.OK() {
 		fmt.Fprintf(w, "  %-22s %8s %8.3f\n", "oracle", "", d.oracle.HeldOut)
 	}
-	diff := bres.AUROC[data.SplitHeldOut] - xres.AUROC[data.SplitHeldOut]
+	if d.bres == nil {
+		return nil
+	}
+	diff := d.bres.AUROC[data.SplitHeldOut] - d.xres.AUROC[data.SplitHeldOut]
 	verdict := "within 0.03 of"
 	switch {
 	case diff > 0:
@@ -247,9 +306,17 @@ func (d *demoRun) compareBERT(context.Context) error {
 	case diff < -0.03:
 		verdict = "more than 0.03 below"
 	}
-	fmt.Fprintf(w, "  held_out: the BERT (direct) is %s the XGBoost baseline "+
-		"(%+.3f AUROC; DeLong's test in the report)\n", verdict, diff)
+	fmt.Fprintf(w, "  held_out: the BERT (direct) is %s the XGBoost baseline reading the same %s "+
+		"(%+.3f AUROC; DeLong's test in the report)\n", verdict, d.inputsRead(), diff)
 	return nil
+}
+
+// inputsRead says what the BERT and the baseline XGBoost read.
+func (d *demoRun) inputsRead() string {
+	if d.o.values {
+		return "codes and values"
+	}
+	return "codes"
 }
 
 // censoring runs eval censoring on the XGBoost baseline and writes censoring.json for the report.
@@ -286,7 +353,7 @@ func (d *demoRun) report(context.Context) error {
 // printNext prints how to serve the demo's models and score a cohort offline.
 func (d *demoRun) printNext() {
 	o := d.o
-	names := "t2d-xgboost"
+	names := "t2d-xgboost, " + o.otherXGBoostName
 	if o.bert {
 		names += ", t2d-bert (its calls are batched)"
 	}

@@ -75,12 +75,14 @@ func TestDemoEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"matched-age", "random-date", "oracle AUROC", "KS", "BERT (direct)", "XGBoost"} {
+	for _, want := range []string{"matched-age", "random-date", "oracle AUROC", "KS", "BERT (direct)", "XGBoost (codes)",
+		"XGBoost (last values)", "reading the same codes"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
 		}
 	}
-	for _, f := range []string{"t2d-bert/1/bert/model.safetensors", "t2d-bert/1/bert/config.json", "t2d-bert/1/calibration.json", "t2d-xgboost/1/xgboost/model.bin"} {
+	for _, f := range []string{"t2d-bert/1/bert/model.safetensors", "t2d-bert/1/bert/config.json", "t2d-bert/1/calibration.json", "t2d-xgboost/1/xgboost/model.bin",
+		"t2d-xgboost-values/1/xgboost/model.bin"} {
 		if _, err := os.Stat(filepath.Join(out, demoModels, f)); err != nil {
 			t.Errorf("demo did not write %s", f)
 		}

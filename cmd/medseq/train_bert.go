@@ -381,10 +381,8 @@ func demoPretrain(ctx context.Context, e *env, in train.Inputs, out string, forc
 	ccfg.Inputs, ccfg.Init, ccfg.Config, ccfg.Dropout = in, pcfg.Out, "", -1
 	ccfg.Force, ccfg.Name, ccfg.Seed = force, "t2d-bert-pretrained", uint64(seed)
 	ccfg.Out = filepath.Join(models, "t2d-bert-pretrained", "1")
-	ccfg.MaxLen, ccfg.LR, ccfg.EvalEvery, ccfg.Epochs, ccfg.MaxSteps = 128, 5e-4, 50, 4, maxSteps
-	if ccfg.MaxSteps > 0 && ccfg.MaxSteps < ccfg.EvalEvery {
-		ccfg.EvalEvery = ccfg.MaxSteps
-	}
+	ccfg.MaxLen = 128
+	demoSchedule(&ccfg, maxSteps)
 	cres, err := train.BERTClassify(ctx, ccfg, e.log, e.stderr)
 	if err != nil {
 		return nil, nil, err
