@@ -188,8 +188,9 @@ func (mf BERTModel) maxLen(tok *tokenize.Tokenizer) int {
 
 // choice is the configuration the flags ask for.
 func (mf BERTModel) choice() bert.Choice {
-	return bert.Choice{Name: mf.Config, Hidden: mf.Hidden, Layers: mf.Layers, Heads: mf.Heads, Intermediate: mf.Intermediate,
-		AgeEmbeddings: mf.AgeEmbeddings, TimeEmbeddings: mf.TimeEmbeddings, Dropout: mf.Dropout}
+	return bert.Choice{Name: mf.Config, Hidden: mf.Hidden, Layers: mf.Layers, Heads: mf.Heads,
+		Intermediate: mf.Intermediate, AgeEmbeddings: mf.AgeEmbeddings, TimeEmbeddings: mf.TimeEmbeddings,
+		Dropout: mf.Dropout}
 }
 
 // encodeSplits encodes the censored sequences of the named splits.
@@ -207,7 +208,8 @@ func encodeSplits(ctx context.Context, o *opened, maxLen int, names ...string) (
 		}
 		cm.Refresh()
 		o.countTrain(cm, s)
-		enc := cm.Encode(tokenize.Input{Events: s.Events, Birth: s.Label.Birth, PredictionTime: s.Label.PredictionTime}, opts)
+		enc := cm.Encode(tokenize.Input{Events: s.Events, Birth: s.Label.Birth,
+			PredictionTime: s.Label.PredictionTime}, opts)
 		sd.seqs = append(sd.seqs, bert.FromEncoding(enc))
 		sd.labels = append(sd.labels, s.Label)
 		return nil
@@ -238,7 +240,8 @@ func initHint(field string) string {
 // loadInit reads the encoder of a pretrain run for a classifier: the run must come from
 // this tokenizer, its config must match what the flags ask for, and the heads this model
 // lacks are initialised (and listed, as transformers does).
-func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, ch bert.Choice, maxLen int, seed uint64, log *slog.Logger) (*bert.Weights, error) {
+func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, ch bert.Choice, maxLen int, seed uint64,
+	log *slog.Logger) (*bert.Weights, error) {
 	m, err := modelrepo.ReadManifest(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--init %s: %w", dir, err)
@@ -247,8 +250,8 @@ func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, ch bert.Choice, ma
 		return nil, fmt.Errorf("--init %s: a %q run, not a BERT (train pretrain) run", dir, m.Kind)
 	}
 	if err := m.CheckInput("tokenizer", in.Tokenizer); err != nil {
-		return nil, fmt.Errorf("--init %s was pretrained with a different tokenizer than --tokenizer %s, so its token ids mean other codes: %w",
-			dir, in.Tokenizer, err)
+		return nil, fmt.Errorf("--init %s was pretrained with a different tokenizer than --tokenizer %s, "+
+			"so its token ids mean other codes: %w", dir, in.Tokenizer, err)
 	}
 	w, newly, err := bert.LoadPretrained(modelrepo.BERTPath(dir), ch, tok.Vocab.Len(), maxLen,
 		bert.Heads{Classifier: true}, seed, log)
@@ -259,7 +262,8 @@ func loadInit(dir string, in Inputs, tok *tokenize.Tokenizer, ch bert.Choice, ma
 	if err != nil {
 		return nil, fmt.Errorf("--init %s: %w", dir, err)
 	}
-	log.Info("encoder loaded", "init", dir, "run", m.RunID, "tensors", len(w.Specs)-len(newly), "newly_initialized", len(newly))
+	log.Info("encoder loaded", "init", dir, "run", m.RunID, "tensors", len(w.Specs)-len(newly),
+		"newly_initialized", len(newly))
 	logInitCorpus(log, dir, m)
 	return w, nil
 }
@@ -272,7 +276,8 @@ func classifyLine(m BERTMetrics) any { m.ValMLMAccuracy = 0; return m }
 // AdamW with warmup and linear decay, evaluation on the tuning split, early stopping on the
 // tuning loss or AUROC keeping the best weights, checkpoints, a warning when the training
 // loss never left its initial value, then the model version folder.
-func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger, progress io.Writer) (*BERTClassifyResult, error) {
+func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
+	progress io.Writer) (*BERTClassifyResult, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -308,8 +313,8 @@ func BERTClassify(ctx context.Context, cfg BERTClassifyConfig, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	log.Info("training done", "steps", out.Step, "best_step", out.BestStep, "best_val_loss", out.BestLoss, "why", out.Stopped,
-		"tokens_per_s", out.tokensPerS, "steps_per_s", out.stepsPerS)
+	log.Info("training done", "steps", out.Step, "best_step", out.BestStep, "best_val_loss", out.BestLoss,
+		"why", out.Stopped, "tokens_per_s", out.tokensPerS, "steps_per_s", out.stepsPerS)
 	c.loss = checkLoss(out.History, c.prevalence, c.posWeight)
 	if c.loss.Stuck {
 		c.warnings = append(c.warnings, c.loss.advice(b.t.LR, c.schedule))
@@ -360,9 +365,10 @@ func prepareClassify(ctx context.Context, b *bertRun, cfg BERTClassifyConfig, w 
 		b.t.EvalEvery = b.stepsPerEpoch
 	}
 	bc := w.Config
-	b.log.Info("bert classify", "config", cfg.Config, "init", cfg.Init, "hidden", bc.HiddenSize, "layers", bc.NumHiddenLayers,
-		"heads", bc.NumAttentionHeads, "pooling", poolingName(bc), "params", b.params, "train", len(tr.seqs),
-		"tuning", len(tu.seqs), "pos_weight", c.posWeight, "steps", b.total, "steps_per_epoch", b.stepsPerEpoch,
+	b.log.Info("bert classify", "config", cfg.Config, "init", cfg.Init, "hidden", bc.HiddenSize,
+		"layers", bc.NumHiddenLayers, "heads", bc.NumAttentionHeads, "pooling", poolingName(bc),
+		"params", b.params, "train", len(tr.seqs), "tuning", len(tu.seqs), "pos_weight", c.posWeight,
+		"steps", b.total, "steps_per_epoch", b.stepsPerEpoch,
 		"warmup", b.warmup, "lr", b.t.LR, "eval_every", b.t.EvalEvery, "early_stopping", c.stopOn.name,
 		"patience_epochs", b.t.Patience, "device", cfg.Device)
 	return c, nil
@@ -397,7 +403,8 @@ func (cfg BERTClassifyConfig) check() error {
 	case cfg.Pooling != "" && cfg.Pooling != bert.PoolingCLS && cfg.Pooling != bert.PoolingMean:
 		return fmt.Errorf("train classify: pooling %q is not %s or %s", cfg.Pooling, bert.PoolingCLS, bert.PoolingMean)
 	case cfg.EarlyStopping != "" && cfg.EarlyStopping != StopOnAUROC && cfg.EarlyStopping != StopOnLoss:
-		return fmt.Errorf("train classify: early-stopping metric %q is not %s or %s", cfg.EarlyStopping, StopOnAUROC, StopOnLoss)
+		return fmt.Errorf("train classify: early-stopping metric %q is not %s or %s",
+			cfg.EarlyStopping, StopOnAUROC, StopOnLoss)
 	case cfg.PosWeight < 0 || math.IsNaN(cfg.PosWeight) || math.IsInf(cfg.PosWeight, 0):
 		return fmt.Errorf("train classify: positive weight %v must be positive (0: auto)", cfg.PosWeight)
 	}
@@ -425,8 +432,9 @@ func finishClassifier(ctx context.Context, b *bertRun, cfg BERTClassifyConfig, c
 	for name, sd := range c.splits {
 		model.labels[name] = sd.labels
 	}
-	auroc, err := b.finish(ctx, ending{manifest: m, model: model, served: &served{score: model.score, labels: model.labels,
-		calibration: cfg.Calibration, threshold: cfg.Threshold}})
+	auroc, err := b.finish(ctx, ending{manifest: m, model: model,
+		served: &served{score: model.score, labels: model.labels, calibration: cfg.Calibration,
+			threshold: cfg.Threshold}})
 	if err != nil {
 		return nil, err
 	}
@@ -486,7 +494,8 @@ func classifierWeights(cfg BERTClassifyConfig, b *bertRun) (*bert.Weights, error
 func (c *classifyRun) weighClasses(cfg BERTClassifyConfig, log *slog.Logger) error {
 	tr, tu := c.splits[data.SplitTrain], c.splits[data.SplitTuning]
 	if len(tr.labels) == 0 || len(tu.labels) == 0 {
-		return fmt.Errorf("cohort %s has %d training and %d tuning labels: need both", cfg.Cohort, len(tr.labels), len(tu.labels))
+		return fmt.Errorf("cohort %s has %d training and %d tuning labels: need both",
+			cfg.Cohort, len(tr.labels), len(tu.labels))
 	}
 	pos := 0
 	for _, y := range tr.y {

@@ -48,7 +48,8 @@ func hfNodeTokenizers(t *testing.T) string {
 		}
 		t.Skip("node is not installed (scripts/hf-deps.sh installs it and the HuggingFace tokenizers package)")
 	}
-	if _, err := os.Stat(filepath.Join(hfParityDir, "node_modules", "tokenizers", "package.json")); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(hfParityDir, "node_modules", "tokenizers",
+		"package.json")); errors.Is(err, os.ErrNotExist) {
 		if !ci {
 			t.Skipf("%s/node_modules is missing: run scripts/hf-deps.sh", hfParityDir)
 		}
@@ -62,8 +63,9 @@ func hfNodeTokenizers(t *testing.T) string {
 }
 
 // historyText is a history as a line of codes, as a user hands it to a HuggingFace tokenizer:
-// the codes in order, each in its text form (data.CodeText), with [SEP] between days when the tokenizer separates visits (static rows
-// are one visit before the first day), as medseq's encoder does.
+// the codes in order, each in its text form (data.CodeText), with [SEP] between days when the
+// tokenizer separates visits (static rows are one visit before the first day), as medseq's
+// encoder does.
 func historyText(codes *data.Codes, evs []data.Event, visitSep bool) string {
 	var b strings.Builder
 	lastDay := int64(math.MinInt64)
@@ -94,9 +96,10 @@ func buildTokVisits(ctx context.Context, meds, cohort, out string, bc tokenize.B
 // TestClassifyHFFolderMatchesHuggingFace trains tiny classifiers on a tokenizer whose
 // tokenizer.json truncates at 512 (the `tokenize build` default) while the model has 32
 // positions, the user's case: from scratch, from a pretrained encoder with a shorter
-// --max-len (24: the model trained shorter than its positions), and with mean pooling. For every history of the
-// cohort (every held-out one, the longest included), HuggingFace's tokenizers on bert/tokenizer.json gives medseq's ids,
-// never more than max_position_embeddings, padded with [PAD]; PyTorch's BERT on those ids gives
+// --max-len (24: the model trained shorter than its positions), and with mean pooling. For
+// every history of the cohort (every held-out one, the longest included), HuggingFace's
+// tokenizers on bert/tokenizer.json gives medseq's ids, never more than
+// max_position_embeddings, padded with [PAD]; PyTorch's BERT on those ids gives
 // medseq's served logit.
 func TestClassifyHFFolderMatchesHuggingFace(t *testing.T) {
 	if testing.Short() {
@@ -122,7 +125,8 @@ func TestClassifyHFFolderMatchesHuggingFace(t *testing.T) {
 	if a, _ := pc["architectures"].([]any); len(a) != 1 || a[0] != "BertForMaskedLM" || pc["id2label"] != nil {
 		t.Errorf("pretrain config.json: architectures %v, id2label %v", pc["architectures"], pc["id2label"])
 	}
-	for _, name := range []string{tokenize.HFFile, tokenize.HFTokenizerConfigFile, tokenize.HFSpecialTokensFile, tokenize.VocabFile} {
+	for _, name := range []string{tokenize.HFFile, tokenize.HFTokenizerConfigFile, tokenize.HFSpecialTokensFile,
+		tokenize.VocabFile} {
 		if _, err := os.Stat(filepath.Join(modelrepo.BERTPath(pre.Out), name)); err != nil {
 			t.Errorf("pretrain bert/ lacks %s", name)
 		}
@@ -135,7 +139,8 @@ func TestClassifyHFFolderMatchesHuggingFace(t *testing.T) {
 		init    bool
 		maxLen  int
 		pooling string
-	}{{"scratch", false, 32, bert.PoolingCLS}, {"init", true, 24, bert.PoolingCLS}, {"mean", false, 32, bert.PoolingMean}} {
+	}{{"scratch", false, 32, bert.PoolingCLS}, {"init", true, 24, bert.PoolingCLS},
+		{"mean", false, 32, bert.PoolingMean}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := classifyCfg(f, filepath.Join(root, tc.name))
 			c.Tokenizer, c.MaxLen, c.Pooling = tokDir, tc.maxLen, tc.pooling
@@ -228,7 +233,8 @@ func cohortHistories(t *testing.T, f fixture, out string, maxLen, positions int)
 		if s.Label.Split == data.SplitHeldOut {
 			h.heldOut++
 		}
-		h.ins = append(h.ins, scorer.Input{Events: s.Events, Birth: s.Label.Birth, PredictionTime: s.Label.PredictionTime})
+		h.ins = append(h.ins, scorer.Input{Events: s.Events, Birth: s.Label.Birth,
+			PredictionTime: s.Label.PredictionTime})
 		h.lines = append(h.lines, historyText(ds.Codes, s.Events, tok.VisitSeparators))
 		return nil
 	})
@@ -255,8 +261,8 @@ func cohortHistories(t *testing.T, f fixture, out string, maxLen, positions int)
 		}
 	}
 	if h.longest <= 2*positions || h.truncated < 5 {
-		t.Fatalf("the longest held-out history has %d tokens and %d are truncated: want some far beyond the model's %d positions",
-			h.longest, h.truncated, positions)
+		t.Fatalf("the longest held-out history has %d tokens and %d are truncated: "+
+			"want some far beyond the model's %d positions", h.longest, h.truncated, positions)
 	}
 	return h
 }
@@ -264,7 +270,8 @@ func cohortHistories(t *testing.T, f fixture, out string, maxLen, positions int)
 // checkHFTokenizer encodes the histories' text with HuggingFace's tokenizers in one batch
 // (padded on the right to the longest with [PAD]) and checks the ids are medseq's; it returns
 // them with their attention mask.
-func checkHFTokenizer(t *testing.T, node, bdir string, h *histories, padID, positions, maxLen int) (theirs, mask [][]int32) {
+func checkHFTokenizer(t *testing.T, node, bdir string, h *histories,
+	padID, positions, maxLen int) (theirs, mask [][]int32) {
 	t.Helper()
 	corpus := filepath.Join(t.TempDir(), hfCorpusFile)
 	if err := os.WriteFile(corpus, []byte(strings.Join(h.lines, "\n")+"\n"), 0o644); err != nil {
@@ -289,7 +296,8 @@ func checkHFTokenizer(t *testing.T, node, bdir string, h *histories, padID, posi
 			t.Fatalf("history %d: %d ids, history 0 %d: the batch is not padded to one length", i, len(ids), width)
 		}
 		if len(ids) > positions {
-			t.Fatalf("history %d: %d ids exceed max_position_embeddings %d (IndexError in transformers)", i, len(ids), positions)
+			t.Fatalf("history %d: %d ids exceed max_position_embeddings %d (IndexError in transformers)",
+				i, len(ids), positions)
 		}
 		n := len(ids)
 		for n > 0 && ids[n-1] == h.pad {
@@ -353,7 +361,8 @@ func checkPyTorchLogits(t *testing.T, python, out string, h *histories, theirs, 
 			t.Errorf("history %d: sigmoid(PyTorch logit) %v, medseq probability %v", i, p, r.Probability)
 		}
 	}
-	t.Logf("%d histories, %d held out (longest %d tokens, %d truncated to %d): max |medseq - PyTorch| logit %.3g, logits in [%.3f, %.3f]",
+	t.Logf("%d histories, %d held out (longest %d tokens, %d truncated to %d): "+
+		"max |medseq - PyTorch| logit %.3g, logits in [%.3f, %.3f]",
 		len(res), h.heldOut, h.longest, h.truncated, maxLen, maxDiff, lo, hi)
 	// The logits spread little, so the limit is a hundredth of their spread (float32 noise is
 	// about 1e-8 here): another id or position anywhere moves a logit by more.

@@ -61,7 +61,8 @@ func TestClassifyLRZeroNeverLeavesInitialLoss(t *testing.T) {
 			if want := math.Ln2 * (w*prev + 1 - prev); math.Abs(mean-want) > 0.1*want {
 				t.Errorf("mean training loss %.4f, want about %.4f for positives weighing %.3g", mean, want, w)
 			}
-			if !res.Stuck || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "training loss never left its initial value") {
+			if !res.Stuck || len(res.Warnings) != 1 ||
+				!strings.Contains(res.Warnings[0], "training loss never left its initial value") {
 				t.Fatalf("stuck %v, warnings %q", res.Stuck, res.Warnings)
 			}
 			if !strings.Contains(logBuf.String(), "level=WARN msg=\"training loss never left its initial value") ||
@@ -152,7 +153,8 @@ func TestClassifyEarlyStopping(t *testing.T) {
 				t.Fatal(err)
 			}
 			if m.Params["early_stopping"] != tc.name || m.Params["patience_epochs"] != float64(1) {
-				t.Errorf("manifest early_stopping %v, patience %v", m.Params["early_stopping"], m.Params["patience_epochs"])
+				t.Errorf("manifest early_stopping %v, patience %v",
+					m.Params["early_stopping"], m.Params["patience_epochs"])
 			}
 			checkSavedTuningLoss(t, c.Out, res)
 		})
@@ -179,8 +181,8 @@ func checkBest(t *testing.T, res *BERTClassifyResult, score func(BERTMetrics) fl
 		t.Errorf("stopped at step %d, best %d, %d steps per epoch", res.Steps, res.BestStep, perEpoch)
 	}
 	if res.BestAUROC != best.ValAUROC || res.BestLoss != best.ValLoss {
-		t.Errorf("result's best AUROC %v and loss %v, the history's %v and %v", res.BestAUROC, res.BestLoss, best.ValAUROC,
-			best.ValLoss)
+		t.Errorf("result's best AUROC %v and loss %v, the history's %v and %v",
+			res.BestAUROC, res.BestLoss, best.ValAUROC, best.ValLoss)
 	}
 }
 
@@ -206,7 +208,8 @@ func checkSavedTuningLoss(t *testing.T, dir string, res *BERTClassifyResult) {
 	got := bceLoss(logits, y, res.PosWeight)
 	last := res.History[len(res.History)-1].ValLoss
 	if math.Abs(got-res.BestLoss) > 1e-4 {
-		t.Errorf("the saved model's tuning loss %.6f, the best evaluation's %.6f (the last one's %.6f)", got, res.BestLoss, last)
+		t.Errorf("the saved model's tuning loss %.6f, the best evaluation's %.6f (the last one's %.6f)",
+			got, res.BestLoss, last)
 	}
 	if math.Abs(last-res.BestLoss) > 1e-3 && math.Abs(got-last) < 1e-4 {
 		t.Errorf("the saved model is the last evaluation's (%.6f), not the best's (%.6f)", last, res.BestLoss)
@@ -251,7 +254,8 @@ func TestClassifyAutoSchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	sched, _ := m.Params["schedule"].(map[string]any)
-	if m.Params["lr"] != s.LR || m.Params["warmup_steps"] != float64(3) || m.Params["eval_every"] != float64(perEpoch) ||
+	if m.Params["lr"] != s.LR || m.Params["warmup_steps"] != float64(3) ||
+		m.Params["eval_every"] != float64(perEpoch) ||
 		fmt.Sprint(sched["auto"]) != "[lr warmup patience eval-every]" || sched["train_labels"] != float64(s.Labels) {
 		t.Errorf("manifest lr %v, warmup %v, eval_every %v, schedule %v", m.Params["lr"], m.Params["warmup_steps"],
 			m.Params["eval_every"], sched)
@@ -273,10 +277,12 @@ func TestClassifyMeanPooling(t *testing.T) {
 	}
 	bdir := modelrepo.BERTPath(c.Out)
 	cfg := readJSONFile(t, filepath.Join(bdir, bert.ConfigFile))
-	if cfg["medseq_pooling"] != bert.PoolingMean || !strings.Contains(fmt.Sprint(cfg["medseq_pooling_note"]), "always pools [CLS]") {
+	if cfg["medseq_pooling"] != bert.PoolingMean ||
+		!strings.Contains(fmt.Sprint(cfg["medseq_pooling_note"]), "always pools [CLS]") {
 		t.Errorf("config.json medseq_pooling %v, note %v", cfg["medseq_pooling"], cfg["medseq_pooling_note"])
 	}
-	if readme, err := os.ReadFile(filepath.Join(bdir, bert.ReadmeFile)); err != nil || !strings.Contains(string(readme), "mean") {
+	if readme, err := os.ReadFile(filepath.Join(bdir, bert.ReadmeFile)); err != nil ||
+		!strings.Contains(string(readme), "mean") {
 		t.Errorf("README.md: %v", err)
 	}
 	m, err := modelrepo.ReadManifest(c.Out)

@@ -155,7 +155,8 @@ func (l *trainLoop) run(ctx context.Context, st *loopState, best *bert.Weights) 
 			l.stepped(step, sr.Loss)
 		}
 		st.Step++
-		if !sr.Skipped || !math.IsInf(sr.Loss, 0) && !math.IsNaN(sr.Loss) { // a float16 step the scaler skipped may have no loss
+		// a float16 step the scaler skipped may have no loss
+		if !sr.Skipped || !math.IsInf(sr.Loss, 0) && !math.IsNaN(sr.Loss) {
 			st.LossSum += sr.Loss
 			st.LossN++
 		}
@@ -166,8 +167,9 @@ func (l *trainLoop) run(ctx context.Context, st *loopState, best *bert.Weights) 
 		if l.progress != nil && (step%10 == 0 || st.Step == l.total) {
 			el := time.Since(trainStart).Seconds()
 			rate := float64(st.Step-first) / el
-			fmt.Fprintf(l.progress, "\rstep %d/%d  loss %.4f  lr %.2g  %.0f tokens/s  ETA %s   ", st.Step, l.total, sr.Loss, lr,
-				float64(tokens)/el, (time.Duration(float64(l.total-st.Step)/rate) * time.Second).Round(time.Second))
+			fmt.Fprintf(l.progress, "\rstep %d/%d  loss %.4f  lr %.2g  %.0f tokens/s  ETA %s   ",
+				st.Step, l.total, sr.Loss, lr, float64(tokens)/el,
+				(time.Duration(float64(l.total-st.Step)/rate) * time.Second).Round(time.Second))
 		}
 		if st.Step%l.evalEvery == 0 || st.Step == l.total {
 			stop, err := l.evalStep(st, &best, lr, windowStart, windowTokens, trainStart)
@@ -246,20 +248,23 @@ func (l *trainLoop) nextBatch(step int) (*bert.Batch, error) {
 }
 
 // evalStep evaluates after st.Step steps, records the metrics and decides early stopping.
-func (l *trainLoop) evalStep(st *loopState, best **bert.Weights, lr float64, windowStart time.Time, windowTokens int, trainStart time.Time) (stop bool, err error) {
+func (l *trainLoop) evalStep(st *loopState, best **bert.Weights, lr float64,
+	windowStart time.Time, windowTokens int, trainStart time.Time) (stop bool, err error) {
 	m, err := l.evaluate()
 	if err != nil {
 		return false, err
 	}
 	el := time.Since(windowStart).Seconds()
-	m.Step, m.Epoch, m.TrainLoss, m.LR = st.Step, float64(st.Step)/float64(l.stepsPerEpoch), st.LossSum/float64(st.LossN), lr
+	m.Step, m.Epoch, m.TrainLoss, m.LR = st.Step, float64(st.Step)/float64(l.stepsPerEpoch),
+		st.LossSum/float64(st.LossN), lr
 	m.TokensPerS, m.ElapsedS = float64(windowTokens)/el, time.Since(trainStart).Seconds()
 	st.History = append(st.History, m)
 	if err := l.writeLine(m); err != nil {
 		return false, err
 	}
 	if l.progress != nil {
-		fmt.Fprintf(l.progress, "\rstep %d/%d  train loss %.4f  val loss %.4f  %s  %.0f tokens/s\n", m.Step, l.total, m.TrainLoss, m.ValLoss, l.describe(m), m.TokensPerS)
+		fmt.Fprintf(l.progress, "\rstep %d/%d  train loss %.4f  val loss %.4f  %s  %.0f tokens/s\n",
+			m.Step, l.total, m.TrainLoss, m.ValLoss, l.describe(m), m.TokensPerS)
 	}
 	l.log.Debug("eval", "step", m.Step, "train_loss", m.TrainLoss, "val_loss", m.ValLoss)
 	if st.HavePrev && m.TrainLoss < st.PrevTrain && m.ValLoss > st.PrevVal {
@@ -269,7 +274,8 @@ func (l *trainLoop) evalStep(st *loopState, best **bert.Weights, lr float64, win
 	}
 	if l.overfitK > 0 && st.Rising >= l.overfitK && !st.Overfit {
 		st.Overfit = true
-		l.log.Warn("overfitting: training loss keeps falling while validation loss rises (raise --dropout or --weight-decay, or stop earlier)",
+		l.log.Warn("overfitting: training loss keeps falling while validation loss rises "+
+			"(raise --dropout or --weight-decay, or stop earlier)",
 			"evaluations", st.Rising, "step", m.Step, "train_loss", m.TrainLoss, "val_loss", m.ValLoss)
 	}
 	st.HavePrev, st.PrevTrain, st.PrevVal = true, m.TrainLoss, m.ValLoss

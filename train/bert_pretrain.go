@@ -71,8 +71,8 @@ type mlmMetrics struct {
 }
 
 func mlmLine(m BERTMetrics) any {
-	return mlmMetrics{Step: m.Step, Epoch: m.Epoch, TrainLoss: m.TrainLoss, ValLoss: m.ValLoss, ValMLMAccuracy: m.ValMLMAccuracy,
-		LR: m.LR, TokensPerS: m.TokensPerS, ElapsedS: m.ElapsedS}
+	return mlmMetrics{Step: m.Step, Epoch: m.Epoch, TrainLoss: m.TrainLoss, ValLoss: m.ValLoss,
+		ValMLMAccuracy: m.ValMLMAccuracy, LR: m.LR, TokensPerS: m.TokensPerS, ElapsedS: m.ElapsedS}
 }
 
 // maskable keeps the sequences with at least one token that may be masked.
@@ -99,7 +99,8 @@ func maskable(seqs []bert.Encoded, special func(int32) bool) []bert.Encoded {
 // with the corpus), bert/ (a HuggingFace folder, bert.SaveHF: config.json for
 // BertForMaskedLM, model.safetensors with the encoder and cls.predictions.*, the tokenizer),
 // the tokenizer files and metrics.jsonl; `train classify --init` starts from it.
-func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger, progress io.Writer) (*BERTPretrainResult, error) {
+func BERTPretrain(ctx context.Context, cfg BERTPretrainConfig, log *slog.Logger,
+	progress io.Writer) (*BERTPretrainResult, error) {
 	if cfg.MaskRate <= 0 || cfg.MaskRate >= 1 {
 		return nil, fmt.Errorf("train pretrain: mask rate %v must be in (0, 1)", cfg.MaskRate)
 	}
@@ -164,7 +165,8 @@ func finishPretrain(ctx context.Context, b *bertRun, cfg BERTPretrainConfig, cor
 	out *bertOutcome) (*BERTPretrainResult, error) {
 	bestAcc := out.bestMLMAccuracy()
 	b.log.Info("pretraining done", "steps", out.Step, "best_step", out.BestStep, "best_val_loss", out.BestLoss,
-		"best_val_mlm_accuracy", bestAcc, "why", out.Stopped, "tokens_per_s", out.tokensPerS, "steps_per_s", out.stepsPerS)
+		"best_val_mlm_accuracy", bestAcc, "why", out.Stopped, "tokens_per_s", out.tokensPerS,
+		"steps_per_s", out.stepsPerS)
 
 	m := b.manifest(KindBERTMLM, cfg.BERTModel, out, map[string]any{"mask_rate": cfg.MaskRate,
 		"max_predictions": bert.MaxPredictions(b.maxLen, cfg.MaskRate), "corpus": corpus.summary.Kind})
@@ -179,9 +181,9 @@ func finishPretrain(ctx context.Context, b *bertRun, cfg BERTPretrainConfig, cor
 	b.closeWork()
 	res := &BERTPretrainResult{Out: cfg.Out, RunID: m.RunID, Config: out.best.Config, Params: b.params,
 		Rows:   map[string]int{data.SplitTrain: sum.Windows, data.SplitTuning: len(corpus.tuning)},
-		Corpus: sum, Steps: out.Step, BestStep: out.BestStep, BestLoss: out.BestLoss, BestAcc: bestAcc, Stopped: out.Stopped,
-		Overfit: out.Overfit, TokensPerS: out.tokensPerS, StepsPerS: out.stepsPerS, Elapsed: time.Since(b.start),
-		History: out.History}
+		Corpus: sum, Steps: out.Step, BestStep: out.BestStep, BestLoss: out.BestLoss, BestAcc: bestAcc,
+		Stopped: out.Stopped, Overfit: out.Overfit, TokensPerS: out.tokensPerS, StepsPerS: out.stepsPerS,
+		Elapsed: time.Since(b.start), History: out.History}
 	b.log.Info("bert pretrain run written", "out", cfg.Out, "seconds", res.Elapsed.Seconds())
 	return res, nil
 }

@@ -29,7 +29,8 @@ type bertRun struct {
 }
 
 // startBERTRun checks the settings and opens the inputs.
-func startBERTRun(task string, in Inputs, out outFolder, mf BERTModel, t BERTTraining, log *slog.Logger) (*bertRun, error) {
+func startBERTRun(task string, in Inputs, out outFolder, mf BERTModel, t BERTTraining,
+	log *slog.Logger) (*bertRun, error) {
 	// A learning rate of 0 trains nothing, but runs: the check that a run left its initial
 	// loss (train classify) is tested so.
 	if t.BatchSize <= 0 || t.LR < 0 || t.EvalEvery <= 0 {
@@ -128,7 +129,8 @@ func (b *bertRun) train(ctx context.Context, task bertTask, progress io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	return &bertOutcome{loopState: *b.work.state, best: lr.best, tokensPerS: lr.tokensPerS, stepsPerS: lr.stepsPerS}, nil
+	return &bertOutcome{loopState: *b.work.state, best: lr.best, tokensPerS: lr.tokensPerS,
+		stepsPerS: lr.stepsPerS}, nil
 }
 
 // manifest starts a BERT run's manifest: the settings (extra: the task's own), the trained
@@ -182,8 +184,9 @@ func manifestParams(mf BERTModel, t BERTTraining, bc bert.Config, maxLen, warmup
 func trainParams(task string, bc bert.Config, maxLen int, t BERTTraining, total, warmup int, o *opened,
 	extra map[string]any) map[string]any {
 	p := map[string]any{"task": task, "config": bc, "max_len": maxLen, "batch_size": t.BatchSize, "lr": t.LR,
-		"warmup_steps": warmup, "weight_decay": t.WeightDecay, "clip": t.Clip, "steps": total, "eval_every": t.EvalEvery,
-		"patience": t.Patience, "overfit_warn": t.OverfitK, "seed": t.Seed, "device": t.Device}
+		"warmup_steps": warmup, "weight_decay": t.WeightDecay, "clip": t.Clip, "steps": total,
+		"eval_every": t.EvalEvery, "patience": t.Patience, "overfit_warn": t.OverfitK, "seed": t.Seed,
+		"device": t.Device}
 	for _, name := range []string{"cohort", "tokenizer"} {
 		p[name+"_fingerprint"] = o.fp[name]
 	}

@@ -58,8 +58,10 @@ func TestApplyAuto(t *testing.T) {
 		log  string
 	}{
 		{"all", AllAuto(), BERTTraining{LR: 5e-4, Epochs: 20, Warmup: 0.1, Patience: 5},
-			"auto: 1,024 training labels → 20 epochs, lr 0.0005, warmup 10%, patience 5 epochs, evaluated every epoch"},
-		{"lr given", AutoSettings{Epochs: true, Warmup: true}, BERTTraining{LR: 3e-3, Epochs: 20, Warmup: 0.1, Patience: 2},
+			"auto: 1,024 training labels → 20 epochs, lr 0.0005, warmup 10%, patience 5 epochs, " +
+				"evaluated every epoch"},
+		{"lr given", AutoSettings{Epochs: true, Warmup: true},
+			BERTTraining{LR: 3e-3, Epochs: 20, Warmup: 0.1, Patience: 2},
 			"auto: 1,024 training labels → 20 epochs, warmup 10%"},
 		{"none", AutoSettings{}, BERTTraining{LR: 3e-3, MaxSteps: 40, Warmup: 0.2, Patience: 2}, ""},
 	} {
@@ -118,7 +120,8 @@ func TestConstantLoss(t *testing.T) {
 				logits[i] = float32(z)
 			}
 			if l := bceLoss(logits, y, tc.w); l < got-1e-6 {
-				t.Errorf("prevalence %g weight %g: the constant logit %g reaches %v, below %v", tc.prev, tc.w, z, l, got)
+				t.Errorf("prevalence %g weight %g: the constant logit %g reaches %v, below %v",
+					tc.prev, tc.w, z, l, got)
 			}
 		}
 	}
@@ -162,7 +165,8 @@ func TestCheckLoss(t *testing.T) {
 		!strings.Contains(adv, "1,024 training labels") {
 		t.Errorf("advice %q", adv)
 	}
-	if adv := checkLoss(hist(1.12), 0.2, 4).advice(2e-3, ClassifySchedule{LR: 1e-3}); !strings.Contains(adv, "--lr 0.006") {
+	if adv := checkLoss(hist(1.12), 0.2, 4).advice(2e-3,
+		ClassifySchedule{LR: 1e-3}); !strings.Contains(adv, "--lr 0.006") {
 		t.Errorf("advice at a rate above the rule's: %q", adv)
 	}
 }

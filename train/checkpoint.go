@@ -137,8 +137,8 @@ func (c *checkpointer) prepare(resume, force bool) (*checkpoint, error) {
 	}
 	if len(cks) > 0 {
 		if !force {
-			return nil, fmt.Errorf("%s holds checkpoints of an earlier run (newest %s): pass --resume to continue it or --force to start over",
-				c.work, filepath.Base(cks[0]))
+			return nil, fmt.Errorf("%s holds checkpoints of an earlier run (newest %s): "+
+				"pass --resume to continue it or --force to start over", c.work, filepath.Base(cks[0]))
 		}
 		if err := os.RemoveAll(c.work); err != nil {
 			return nil, err

@@ -80,8 +80,10 @@ func getFixture(t *testing.T) fixture {
 			fixErr = err
 			return
 		}
-		f := fixture{root: root, meds: filepath.Join(root, "meds"), cohort: filepath.Join(root, "cohort"), tok: filepath.Join(root, "tok")}
-		if _, err := synth.Generate(ctx, synth.Config{Out: f.meds, Subjects: 600, Seed: 5, Logger: quietLog()}); err != nil {
+		f := fixture{root: root, meds: filepath.Join(root, "meds"), cohort: filepath.Join(root, "cohort"),
+			tok: filepath.Join(root, "tok")}
+		if _, err := synth.Generate(ctx, synth.Config{Out: f.meds, Subjects: 600, Seed: 5,
+			Logger: quietLog()}); err != nil {
 			fixErr = err
 			return
 		}
@@ -126,8 +128,8 @@ func TestMain(m *testing.M) {
 }
 
 func tinyTraining() BERTTraining {
-	return BERTTraining{BatchSize: 8, LR: 2e-3, Warmup: 2, WeightDecay: 0.01, Clip: 1, MaxSteps: 12, EvalEvery: 4, Patience: 0,
-		OverfitK: 2, Seed: 7, Device: "cpu"}
+	return BERTTraining{BatchSize: 8, LR: 2e-3, Warmup: 2, WeightDecay: 0.01, Clip: 1, MaxSteps: 12, EvalEvery: 4,
+		Patience: 0, OverfitK: 2, Seed: 7, Device: "cpu"}
 }
 
 func tinyModel() BERTModel {
@@ -297,8 +299,10 @@ func TestClassifyResumeEqualsUnbrokenRunAndInit(t *testing.T) {
 	if _, err := BERTClassify(ctx, a, log, nil); err != nil {
 		t.Fatal(err)
 	}
-	want := "are newly initialized: [bert.pooler.dense.bias, bert.pooler.dense.weight, classifier.bias, classifier.weight]"
-	if !strings.Contains(logBuf.String(), want) || !strings.Contains(logBuf.String(), "were not used when initializing") {
+	want := "are newly initialized: [bert.pooler.dense.bias, bert.pooler.dense.weight, " +
+		"classifier.bias, classifier.weight]"
+	if !strings.Contains(logBuf.String(), want) ||
+		!strings.Contains(logBuf.String(), "were not used when initializing") {
 		t.Errorf("log lacks the newly-initialised list:\n%s", logBuf.String())
 	}
 	m, _ := modelrepo.ReadManifest(a.Out)
@@ -330,8 +334,8 @@ func TestClassifyResumeEqualsUnbrokenRunAndInit(t *testing.T) {
 	// A config that does not match the pretrained one is a clear error.
 	bad := classifyCfg(f, filepath.Join(dir, "bad"))
 	bad.Init, bad.Layers = pre.Out, 3
-	if _, err := BERTClassify(ctx, bad, quietLog(), nil); err == nil || !strings.Contains(err.Error(), "config mismatch") ||
-		!strings.Contains(err.Error(), "num_hidden_layers") {
+	if _, err := BERTClassify(ctx, bad, quietLog(), nil); err == nil ||
+		!strings.Contains(err.Error(), "config mismatch") || !strings.Contains(err.Error(), "num_hidden_layers") {
 		t.Errorf("layers mismatch: %v", err)
 	}
 	// A pretrain run from another tokenizer is refused.
@@ -342,8 +346,10 @@ func TestClassifyResumeEqualsUnbrokenRunAndInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := classifyCfg(f, filepath.Join(dir, "other"))
-	other.Tokenizer, other.Init, other.Config, other.Hidden, other.Layers, other.Heads, other.Intermediate = tok2, pre.Out, "", 0, 0, 0, 0
-	if _, err := BERTClassify(ctx, other, quietLog(), nil); err == nil || !strings.Contains(err.Error(), "different tokenizer") {
+	other.Tokenizer, other.Init, other.Config, other.Hidden, other.Layers, other.Heads, other.Intermediate =
+		tok2, pre.Out, "", 0, 0, 0, 0
+	if _, err := BERTClassify(ctx, other, quietLog(), nil); err == nil ||
+		!strings.Contains(err.Error(), "different tokenizer") {
 		t.Errorf("other tokenizer: %v", err)
 	}
 }
@@ -366,7 +372,8 @@ func TestCorruptCheckpointIsAClearError(t *testing.T) {
 	// Settings that differ from the checkpoint's.
 	lr := c
 	lr.LR = 1e-2
-	if _, err := BERTClassify(ctx, lr, log, nil); err == nil || !strings.Contains(err.Error(), "settings differ") || !strings.Contains(err.Error(), "lr") {
+	if _, err := BERTClassify(ctx, lr, log, nil); err == nil || !strings.Contains(err.Error(), "settings differ") ||
+		!strings.Contains(err.Error(), "lr") {
 		t.Errorf("changed --lr: %v", err)
 	}
 	// A truncated weights file.
@@ -375,7 +382,8 @@ func TestCorruptCheckpointIsAClearError(t *testing.T) {
 	if err := os.WriteFile(wp, buf[:len(buf)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := BERTClassify(ctx, c, log, nil); err == nil || !strings.Contains(err.Error(), "unusable") || !strings.Contains(err.Error(), bert.StateWeightsFile) {
+	if _, err := BERTClassify(ctx, c, log, nil); err == nil || !strings.Contains(err.Error(), "unusable") ||
+		!strings.Contains(err.Error(), bert.StateWeightsFile) {
 		t.Errorf("truncated weights: %v", err)
 	}
 	// A checkpoint of the earlier format (the optimizer's step in state.json, no format in
@@ -399,7 +407,8 @@ func TestCorruptCheckpointIsAClearError(t *testing.T) {
 		t.Errorf("format 1 checkpoint: %v", err)
 	}
 	// A garbled state.json.
-	if err := os.WriteFile(filepath.Join(ck, ckptStateFile), []byte("{\"format\": 1, \"loop\": [}"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(ck, ckptStateFile),
+		[]byte("{\"format\": 1, \"loop\": [}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := BERTClassify(ctx, c, log, nil); err == nil || !strings.Contains(err.Error(), "unusable") {
@@ -444,7 +453,8 @@ func TestSampleOrderIsAFunctionOfSeedAndStep(t *testing.T) {
 			t.Errorf("epoch %d covers %d of 10 rows", e, len(seen))
 		}
 	}
-	if c := (&sampleOrder{n: 10, batch: 4, seed: 4}); reflect.DeepEqual(c.rows(0), seq[:4]) && reflect.DeepEqual(c.rows(1), seq[4:8]) {
+	if c := (&sampleOrder{n: 10, batch: 4, seed: 4}); reflect.DeepEqual(c.rows(0), seq[:4]) &&
+		reflect.DeepEqual(c.rows(1), seq[4:8]) {
 		t.Errorf("another seed gives the same order")
 	}
 }

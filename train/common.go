@@ -139,7 +139,8 @@ func (o *opened) forSplits(ctx context.Context, splits []string, fn func(data.Se
 
 // scoreWith scores each split's labels with sc through scorer.ScoreCohort (as medseq predict
 // does) and returns the raw probabilities in the labels' order.
-func (o *opened) scoreWith(ctx context.Context, sc scorer.Scorer, labels map[string][]data.Label) (map[string][]float64, error) {
+func (o *opened) scoreWith(ctx context.Context, sc scorer.Scorer,
+	labels map[string][]data.Label) (map[string][]float64, error) {
 	type key struct{ id, pt int64 }
 	got := map[key]float64{}
 	var splits []string

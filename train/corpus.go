@@ -52,7 +52,8 @@ func (c *CorpusConfig) check(maxLen int) error {
 	case c.Kind == CorpusCohort && (c.Until != "" || c.Stride != 0):
 		return fmt.Errorf("train pretrain: --until and --stride cut records: they need --corpus %s", CorpusRecords)
 	case c.Stride < 0 || c.Stride >= maxLen-2:
-		return fmt.Errorf("train pretrain: stride %d: from 0 to fewer than the %d tokens a window holds", c.Stride, maxLen-2)
+		return fmt.Errorf("train pretrain: stride %d: from 0 to fewer than the %d tokens a window holds",
+			c.Stride, maxLen-2)
 	case c.ShuffleBuffer < 0 || c.ValWindows < 0:
 		return fmt.Errorf("train pretrain: shuffle buffer and validation windows must not be negative")
 	}
@@ -130,8 +131,8 @@ func recordCorpus(ctx context.Context, b *bertRun, cfg CorpusConfig) (*pretrainC
 	}
 	until, _ := data.ParseUntil(cfg.Until) // checked
 	recs := &data.Records{Dataset: b.o.ds, Splits: splits, Until: until}
-	c := &recordCount{o: b.o, sum: modelrepo.Corpus{Kind: CorpusRecords, Until: data.FormatUntil(until), Stride: cfg.Stride,
-		MaxLen: b.maxLen, ShuffleBuffer: cfg.ShuffleBuffer},
+	c := &recordCount{o: b.o, sum: modelrepo.Corpus{Kind: CorpusRecords, Until: data.FormatUntil(until),
+		Stride: cfg.Stride, MaxLen: b.maxLen, ShuffleBuffer: cfg.ShuffleBuffer},
 		win: &windower{cm: b.o.tok.NewCodeMap(b.o.ds.Codes), codes: b.o.ds.Codes, demo: b.o.cohort.Demographics,
 			maxLen: b.maxLen, stride: cfg.Stride, visits: b.o.tok.VisitSeparators},
 		val: &reservoir{size: cfg.ValWindows, rng: rand.New(rand.NewPCG(evalMaskSeed, 0x74756e696e67))}} // "tuning"
@@ -146,7 +147,8 @@ func recordCorpus(ctx context.Context, b *bertRun, cfg CorpusConfig) (*pretrainC
 		return nil, fmt.Errorf("dataset %s has %d training and %d tuning windows with codes (the splits of cohort %s, "+
 			"else the dataset's subject_splits): need both", b.o.ds.Root, sum.Windows, sum.TuningWindows, b.o.in.Cohort)
 	}
-	stream := &windowStream{ctx: ctx, recs: recs, win: c.win, seed: b.t.Seed, size: cfg.ShuffleBuffer, perEpoch: sum.Windows}
+	stream := &windowStream{ctx: ctx, recs: recs, win: c.win, seed: b.t.Seed, size: cfg.ShuffleBuffer,
+		perEpoch: sum.Windows}
 	params := map[string]any{"corpus": CorpusRecords, "until": sum.Until, "stride": cfg.Stride,
 		"shuffle_buffer": cfg.ShuffleBuffer, "val_windows": cfg.ValWindows, "corpus_windows": sum.Windows,
 		"corpus_tokens": sum.Tokens}
@@ -209,8 +211,8 @@ func (r *reservoir) offer(item func() bert.Encoded) {
 // long opening it took.
 func logCorpus(log *slog.Logger, c modelrepo.Corpus, seconds float64) {
 	log.Info("pretraining corpus", "seconds", seconds, "corpus", c.Kind, "subjects", c.Subjects, "windows", c.Windows,
-		"tokens", c.Tokens, "max_len", c.MaxLen, "until", c.Until, "stride", c.Stride, "shuffle_buffer", c.ShuffleBuffer,
-		"tuning_subjects", c.TuningSubjects, "tuning_windows", c.TuningWindows,
+		"tokens", c.Tokens, "max_len", c.MaxLen, "until", c.Until, "stride", c.Stride,
+		"shuffle_buffer", c.ShuffleBuffer, "tuning_subjects", c.TuningSubjects, "tuning_windows", c.TuningWindows,
 		"held_out_subjects_left_out", c.HeldOutSubjects, "unassigned_subjects_left_out", c.Unassigned)
 }
 
@@ -255,11 +257,11 @@ func (e *epochLog) stepped(step int, loss float64) {
 func logInitCorpus(log *slog.Logger, dir string, m *modelrepo.Manifest) {
 	c := m.Corpus
 	if c == nil {
-		log.Info("pretrained corpus not recorded (a run from before corpora were recorded, or not a train pretrain run)",
-			"init", dir, "run", m.RunID)
+		log.Info("pretrained corpus not recorded (a run from before corpora were recorded, "+
+			"or not a train pretrain run)", "init", dir, "run", m.RunID)
 		return
 	}
-	log.Info("pretrained corpus", "init", dir, "run", m.RunID, "corpus", c.Kind, "subjects", c.Subjects, "windows", c.Windows,
-		"tokens", c.Tokens, "until", c.Until, "stride", c.Stride, "max_len", c.MaxLen, "steps", m.Params["steps"],
-		"best_val_loss", m.Metrics["best_val_loss"])
+	log.Info("pretrained corpus", "init", dir, "run", m.RunID, "corpus", c.Kind, "subjects", c.Subjects,
+		"windows", c.Windows, "tokens", c.Tokens, "until", c.Until, "stride", c.Stride, "max_len", c.MaxLen,
+		"steps", m.Params["steps"], "best_val_loss", m.Metrics["best_val_loss"])
 }

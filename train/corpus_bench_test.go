@@ -15,7 +15,8 @@ import (
 // far larger than one shard or the shuffle buffer.
 func writeStreamDataset(b *testing.B, dir string, n int) Inputs {
 	b.Helper()
-	in := Inputs{MEDS: filepath.Join(dir, "meds"), Cohort: filepath.Join(dir, "cohort"), Tokenizer: filepath.Join(dir, "tok")}
+	in := Inputs{MEDS: filepath.Join(dir, "meds"), Cohort: filepath.Join(dir, "cohort"),
+		Tokenizer: filepath.Join(dir, "tok")}
 	w, err := data.NewDatasetWriter(in.MEDS, false)
 	if err != nil {
 		b.Fatal(err)
@@ -58,7 +59,8 @@ func BenchmarkRecordStreamMemory(b *testing.B) {
 		tr.BatchSize = 32
 		mf := tinyModel()
 		mf.MaxLen = 128
-		run, err := startBERTRun("train pretrain", in, outFolder{path: filepath.Join(b.TempDir(), "out")}, mf, tr, quietLog())
+		run, err := startBERTRun("train pretrain", in, outFolder{path: filepath.Join(b.TempDir(), "out")},
+			mf, tr, quietLog())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -93,8 +93,8 @@ func writePlanted(t *testing.T, dir string) planted {
 		t.Fatal(err)
 	}
 	writePlantedCohort(t, p)
-	cfg := tokenize.FromCohortConfig{MEDS: p.meds, Cohort: p.cohort, Out: p.tokRecords, Build: tokenize.DefaultBuildConfig(),
-		Corpus: tokenize.CorpusRecords}
+	cfg := tokenize.FromCohortConfig{MEDS: p.meds, Cohort: p.cohort, Out: p.tokRecords,
+		Build: tokenize.DefaultBuildConfig(), Corpus: tokenize.CorpusRecords}
 	cfg.Build.MaxLen = 32
 	if _, err := tokenize.BuildFromCohort(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -122,7 +122,8 @@ func writePlantedCohort(t testing.TB, p planted) {
 	if _, err := m.AddInput(data.InputMEDS, p.meds); err != nil {
 		t.Fatal(err)
 	}
-	if err := data.WriteCohort(p.cohort, false, &data.CohortResult{Labels: labels, Report: &data.CohortReport{}}, m); err != nil {
+	if err := data.WriteCohort(p.cohort, false,
+		&data.CohortResult{Labels: labels, Report: &data.CohortReport{}}, m); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -135,7 +136,8 @@ func writeTokenizerOfAll(t testing.TB, p planted) {
 		t.Fatal(err)
 	}
 	c := tokenize.NewCounter(ds.Codes)
-	if err := ds.ForEachSubject(context.Background(), func(s data.Subject) error { c.Add(s.Events, -1); return nil }); err != nil {
+	if err := ds.ForEachSubject(context.Background(),
+		func(s data.Subject) error { c.Add(s.Events, -1); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	bc := tokenize.DefaultBuildConfig()
@@ -220,7 +222,8 @@ func checkRecordsTokenizer(t *testing.T, p planted) {
 	}
 	// The tuning records were read for [UNK]: PLANT/TUNING's six occurrences are [UNK].
 	if cfg.TuningUnk.Unknown != 6 || cfg.TrainRates.Unknown != 0 {
-		t.Errorf("[UNK] on tuning %d (want the 6 planted), on training %d", cfg.TuningUnk.Unknown, cfg.TrainRates.Unknown)
+		t.Errorf("[UNK] on tuning %d (want the 6 planted), on training %d",
+			cfg.TuningUnk.Unknown, cfg.TrainRates.Unknown)
 	}
 }
 
@@ -379,8 +382,8 @@ type windowCase struct {
 func TestWindowsCut(t *testing.T) {
 	p := writePlanted(t, t.TempDir())
 	b, _ := plantedRun(t, p, p.tokAll, DefaultCorpusConfig())
-	for _, tc := range []windowCase{{"consecutive", false, 0, 32}, {"visit separators", true, 0, 32}, {"stride", false, 8, 32},
-		{"stride and visits", true, 10, 24}} {
+	for _, tc := range []windowCase{{"consecutive", false, 0, 32}, {"visit separators", true, 0, 32},
+		{"stride", false, 8, 32}, {"stride and visits", true, 10, 24}} {
 		t.Run(tc.name, func(t *testing.T) {
 			win := &windower{cm: b.o.tok.NewCodeMap(b.o.ds.Codes), codes: b.o.ds.Codes, demo: b.o.cohort.Demographics,
 				maxLen: tc.maxLen, stride: tc.stride, visits: tc.visits}
@@ -413,7 +416,8 @@ func TestWindowsCut(t *testing.T) {
 // window ending at prev (-1: the first): as long as cut says, full unless the record ends,
 // starting with the sex row and the birth event, aged at its last event, and placed where the
 // stride says.
-func checkWindow(t *testing.T, tc windowCase, tok *tokenize.Tokenizer, win *windower, r *record, lo, hi, tokens, prev int) {
+func checkWindow(t *testing.T, tc windowCase, tok *tokenize.Tokenizer, win *windower, r *record,
+	lo, hi, tokens, prev int) {
 	t.Helper()
 	sexF, _ := tok.Vocab.ID("SEX//F")
 	sexM, _ := tok.Vocab.ID("SEX//M")
@@ -426,7 +430,8 @@ func checkWindow(t *testing.T, tc windowCase, tok *tokenize.Tokenizer, win *wind
 		at = 3 // and a visit separator
 	}
 	if !exact || !full || (e.IDs[1] != sexF && e.IDs[1] != sexM) || e.IDs[at] != birth {
-		t.Fatalf("window [%d,%d): %d tokens (cut said %d, max %d), starts %v", lo, hi, len(e.IDs), tokens, tc.maxLen, e.IDs[:4])
+		t.Fatalf("window [%d,%d): %d tokens (cut said %d, max %d), starts %v",
+			lo, hi, len(e.IDs), tokens, tc.maxLen, e.IDs[:4])
 	}
 	want := float32(float64(r.body[hi-1].Time-r.birth) / float64(data.MicrosPerYear))
 	if math.Abs(float64(e.Ages[0]-want)) > 1e-3 {
@@ -542,8 +547,10 @@ func TestClassifyInitLogsWhatItLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`msg="pretrained weights loaded"`, "unused=5 newly_initialized=4", // the MLM head's 5, pooler and classifier's 4
-		`msg="pretrained corpus"`, "corpus=records", fmt.Sprintf("windows=%d tokens=%d", res.Corpus.Windows, res.Corpus.Tokens),
+		`msg="pretrained weights loaded"`,
+		"unused=5 newly_initialized=4", // the MLM head's 5, pooler and classifier's 4
+		`msg="pretrained corpus"`, "corpus=records",
+		fmt.Sprintf("windows=%d tokens=%d", res.Corpus.Windows, res.Corpus.Tokens),
 		fmt.Sprintf("subjects=%d", res.Corpus.Subjects),
 	} {
 		if !strings.Contains(logs.String(), want) {

@@ -1,8 +1,8 @@
 // Package train owns the training drivers: `train xgboost`, and `train pretrain` and
-// `train classify` for the BERT (with checkpoints and resume): reading a cohort's censored sequences, batching, schedules,
-// early stopping, progress and machine-readable metrics logs, and writing a model version
-// folder of the model repository. It does not compute evaluation metrics itself beyond what
-// early stopping watches; eval judges the results.
+// `train classify` for the BERT (with checkpoints and resume): reading a cohort's censored
+// sequences, batching, schedules, early stopping, progress and machine-readable metrics
+// logs, and writing a model version folder of the model repository. It does not compute
+// evaluation metrics itself beyond what early stopping watches; eval judges the results.
 //
 // Every driver fills in one skeleton (run.go): startRun opens and checks the inputs, the
 // driver reads its data and trains inside createOut's atomic folder, and finish saves the

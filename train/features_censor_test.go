@@ -29,8 +29,10 @@ func TestFeatureRowsCensored(t *testing.T) {
 		ev := []data.Event{
 			{Time: at(1960), Code: w.Codes.ID(data.BirthCode), Value: data.NoValue},
 			{Time: at(2005), Code: w.Codes.ID("ICD10/I10"), Value: data.NoValue},
-			{Time: at(2009) + 200*data.MicrosPerDay, Code: w.Codes.ID("GAP/HBA1C"), Value: 47}, // inside the 30-day gap
-			{Time: at(2011), Code: w.Codes.ID("LEAK/METFORMIN"), Value: data.NoValue},          // after the prediction time
+			// inside the 30-day gap
+			{Time: at(2009) + 200*data.MicrosPerDay, Code: w.Codes.ID("GAP/HBA1C"), Value: 47},
+			// after the prediction time
+			{Time: at(2011), Code: w.Codes.ID("LEAK/METFORMIN"), Value: data.NoValue},
 		}
 		if pos {
 			ev = append(ev, data.Event{Time: at(2011), Code: w.Codes.ID("ICD10/E11.9"), Value: data.NoValue})
@@ -49,7 +51,8 @@ func TestFeatureRowsCensored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := tokenize.NewVocab(append(tokenize.SpecialTokens(), "ICD10/I10", "GAP/HBA1C", "LEAK/METFORMIN", "ICD10/E11.9"))
+	v, err := tokenize.NewVocab(append(tokenize.SpecialTokens(),
+		"ICD10/I10", "GAP/HBA1C", "LEAK/METFORMIN", "ICD10/E11.9"))
 	if err != nil {
 		t.Fatal(err)
 	}

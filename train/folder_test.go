@@ -30,14 +30,16 @@ func TestClassifyFolderIsTheServedAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	op := m.OperatingPoint
-	if op.Rule != "spec=0.8" || op.ChosenOn != "tuning" || op.Tuning == nil || op.Tuning.Specificity < 0.8 || op.Threshold != res.Point.Threshold {
+	if op.Rule != "spec=0.8" || op.ChosenOn != "tuning" || op.Tuning == nil || op.Tuning.Specificity < 0.8 ||
+		op.Threshold != res.Point.Threshold {
 		t.Errorf("operating point %+v (result %+v)", op, res.Point)
 	}
 	c, err := data.LoadCohort(f.cohort)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Gap.Micros() != c.Gap || m.MaxLen != cfg.MaxLen || m.Calibration != eval.CalibrationIsotonic || m.Device.String() == "" {
+	if m.Gap.Micros() != c.Gap || m.MaxLen != cfg.MaxLen || m.Calibration != eval.CalibrationIsotonic ||
+		m.Device.String() == "" {
 		t.Errorf("manifest gap %v max_len %d calibration %q device %v", m.Gap, m.MaxLen, m.Calibration, m.Device)
 	}
 	if m.Demographics.BirthCode != data.BirthCode || m.Demographics.SexCodes[data.SexFemale] != "SEX//F" ||
@@ -81,7 +83,8 @@ func TestClassifyFolderIsTheServedAnswer(t *testing.T) {
 		for i, p := range raw {
 			want, ok := served[key{p.SubjectID, p.PredictionTime}]
 			if !ok || p.Score != want || stored[i].Score != cal.Apply(want) {
-				t.Fatalf("%s subject %d: folder raw %v calibrated %v, scorer %v (%v)", split, p.SubjectID, p.Score, stored[i].Score, want, ok)
+				t.Fatalf("%s subject %d: folder raw %v calibrated %v, scorer %v (%v)",
+					split, p.SubjectID, p.Score, stored[i].Score, want, ok)
 			}
 			n++
 		}

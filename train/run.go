@@ -73,7 +73,8 @@ func (r *run) abort() {
 // manifest starts the run's manifest: its stage and settings, the model's kind and name and
 // the driver's metrics (finish adds the rest).
 func (r *run) manifest(kind string, params map[string]any, metrics map[string]float64) *modelrepo.Manifest {
-	return &modelrepo.Manifest{Manifest: *data.NewManifest(r.task, params), Kind: kind, Name: r.out.name, Metrics: metrics}
+	return &modelrepo.Manifest{Manifest: *data.NewManifest(r.task, params), Kind: kind, Name: r.out.name,
+		Metrics: metrics}
 }
 
 // trained is a driver's trained model, as the finish sees it.
@@ -159,8 +160,8 @@ func (r *run) predictions(ctx context.Context, m *modelrepo.Manifest, s *served)
 func splitPredictions(split string, ls []data.Label, scores []float64) []eval.Prediction {
 	p := make([]eval.Prediction, len(ls))
 	for i, l := range ls {
-		p[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value, Score: scores[i],
-			Attrs: eval.LabelAttrs(l, split)}
+		p[i] = eval.Prediction{SubjectID: l.SubjectID, PredictionTime: l.PredictionTime, Label: l.Value,
+			Score: scores[i], Attrs: eval.LabelAttrs(l, split)}
 	}
 	return p
 }

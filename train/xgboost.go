@@ -124,7 +124,8 @@ func XGBoost(ctx context.Context, cfg XGBoostConfig, log *slog.Logger, progress 
 	for name, sd := range splits {
 		res.Rows[name] = len(sd.labels)
 	}
-	log.Info("xgboost model written", "out", cfg.Out, "best_iteration", res.BestIteration, "seconds", res.Elapsed.Seconds())
+	log.Info("xgboost model written", "out", cfg.Out, "best_iteration", res.BestIteration,
+		"seconds", res.Elapsed.Seconds())
 	return res, nil
 }
 
@@ -144,7 +145,8 @@ func xgbData(ctx context.Context, r *run, cfg XGBoostConfig) (*features.Space, f
 		return nil, nil, fmt.Errorf("cohort %s has %d training and %d tuning labels: need both",
 			cfg.Cohort, len(tr.labels), len(tu.labels))
 	}
-	r.log.Info("features built", "train_rows", len(tr.labels), "tuning_rows", len(tu.labels), "features", space.NumFeatures())
+	r.log.Info("features built", "train_rows", len(tr.labels), "tuning_rows", len(tu.labels),
+		"features", space.NumFeatures())
 	return space, splits, nil
 }
 
@@ -207,7 +209,8 @@ func (sd *splitData) sortRows() {
 
 // xgbTrain trains libxgboost with early stopping on the tuning split, writing each round's
 // metrics to the folder's training log and progress lines.
-func xgbTrain(ctx context.Context, r *run, p xgb.Params, splits featureSplits, progress io.Writer) (*xgb.Booster, error) {
+func xgbTrain(ctx context.Context, r *run, p xgb.Params, splits featureSplits,
+	progress io.Writer) (*xgb.Booster, error) {
 	logf, err := data.CreateAtomic(modelrepo.TrainLogPath(r.dir.Tmp))
 	if err != nil {
 		return nil, err
@@ -262,8 +265,8 @@ func (l *roundLog) round(r xgb.RoundLog) {
 	if l.progress != nil && (r.Round%progressEvery == 0 || r.Round == l.rounds-1) {
 		rate := float64(r.Round+1) / time.Since(l.start).Seconds()
 		eta := time.Duration(float64(l.rounds-r.Round-1) / rate * float64(time.Second)).Round(time.Second)
-		fmt.Fprintf(l.progress, "round %4d/%d  train logloss %.4f  tuning logloss %.4f  tuning AUROC %.4f  %.1f rounds/s  "+
-			"ETA %s (at most; early stopping may end sooner)\n",
+		fmt.Fprintf(l.progress, "round %4d/%d  train logloss %.4f  tuning logloss %.4f  tuning AUROC %.4f  "+
+			"%.1f rounds/s  ETA %s (at most; early stopping may end sooner)\n",
 			r.Round, l.rounds, r.Train["logloss"], r.Tune["logloss"], r.Tune["auc"], rate, eta)
 	}
 }
@@ -273,8 +276,9 @@ func xgbParams(p xgb.Params, space *features.Space) map[string]any {
 	return map[string]any{
 		"eta": p.Eta, "gamma": p.Gamma, "max_depth": p.MaxDepth,
 		"min_child_weight": p.MinChildWeight, "subsample": p.Subsample,
-		"colsample_bytree": p.ColsampleByTree, "lambda": p.Lambda, "alpha": p.Alpha, "scale_pos_weight": p.ScalePosWeight,
-		"eval_metric": p.EvalMetric, "rounds": p.Rounds, "early_stopping": p.EarlyStopping,
+		"colsample_bytree": p.ColsampleByTree, "lambda": p.Lambda, "alpha": p.Alpha,
+		"scale_pos_weight": p.ScalePosWeight, "eval_metric": p.EvalMetric,
+		"rounds": p.Rounds, "early_stopping": p.EarlyStopping,
 		"nthread": p.NThread, "seed": p.Seed, "windows": space.Windows,
 	}
 }

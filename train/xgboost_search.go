@@ -61,7 +61,8 @@ func xgbSearch(ctx context.Context, r *run, cfg XGBoostConfig, splits featureSpl
 		return nil, xgb.Params{}, nil, err
 	}
 	best := res.Trials[res.Best]
-	r.log.Info("search done", "best_trial", best.Trial, "tuning_auroc", best.TuningAUROC, "best_iteration", best.BestIteration)
+	r.log.Info("search done", "best_trial", best.Trial, "tuning_auroc", best.TuningAUROC,
+		"best_iteration", best.BestIteration)
 	return booster, res.Params, rec, nil
 }
 
@@ -82,8 +83,9 @@ func (l *trialLog) trial(t xgb.Trial) {
 	}
 	l.best = max(l.best, t.TuningAUROC)
 	p := t.Params
-	l.r.log.Info("search trial", "trial", t.Trial, "of", l.n, "tuning_auroc", t.TuningAUROC, "train_auroc", t.TrainAUROC,
-		"best_iteration", t.BestIteration, "rounds", t.Rounds, "seconds", t.Seconds, "eta", p.Eta, "max_depth", p.MaxDepth,
+	l.r.log.Info("search trial", "trial", t.Trial, "of", l.n, "tuning_auroc", t.TuningAUROC,
+		"train_auroc", t.TrainAUROC, "best_iteration", t.BestIteration, "rounds", t.Rounds,
+		"seconds", t.Seconds, "eta", p.Eta, "max_depth", p.MaxDepth,
 		"min_child_weight", p.MinChildWeight, "subsample", p.Subsample, "colsample_bytree", p.ColsampleByTree,
 		"lambda", p.Lambda, "alpha", p.Alpha)
 	if l.progress != nil {

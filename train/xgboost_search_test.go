@@ -118,11 +118,13 @@ func TestXGBoostSearch(t *testing.T) {
 		t.Errorf("manifest params %v: the search stops on auc with the given rounds and patience", m.Params)
 	}
 	if res.BestIteration != best.BestIteration || math.Abs(res.AUROC[data.SplitTuning]-best.TuningAUROC) > 1e-6 {
-		t.Errorf("model: best iteration %d, tuning AUROC %v; kept trial %+v", res.BestIteration, res.AUROC[data.SplitTuning], best)
+		t.Errorf("model: best iteration %d, tuning AUROC %v; kept trial %+v",
+			res.BestIteration, res.AUROC[data.SplitTuning], best)
 	}
 	rounds := metricsWithoutTiming(t, cfg.Out)
 	if len(rounds) != best.Rounds || rounds[best.BestIteration]["tuning_auc"] != best.TuningAUROC {
-		t.Errorf("metrics.jsonl has %d rounds, kept trial %d; its best round %v", len(rounds), best.Rounds, rounds[best.BestIteration])
+		t.Errorf("metrics.jsonl has %d rounds, kept trial %d; its best round %v",
+			len(rounds), best.Rounds, rounds[best.BestIteration])
 	}
 	if _, err := modelrepo.Verify(cfg.Out); err != nil {
 		t.Errorf("model folder does not verify: %v", err)
@@ -144,7 +146,8 @@ func TestXGBoostSearch(t *testing.T) {
 	}
 	h, h2 := res.AUROC[data.SplitHeldOut], res2.AUROC[data.SplitHeldOut]
 	if math.Abs(h+h2-1) > 1e-9 || res2.BestIteration != res.BestIteration {
-		t.Fatalf("held-out AUROC %v, with its labels inverted %v (want 1 - %v); best iteration %d, %d", h, h2, h, res.BestIteration, res2.BestIteration)
+		t.Fatalf("held-out AUROC %v, with its labels inverted %v (want 1 - %v); best iteration %d, %d",
+			h, h2, h, res.BestIteration, res2.BestIteration)
 	}
 }
 

@@ -20,7 +20,8 @@ func benchSetup(b *testing.B, name string, task Task, opts ...EngineOption) (*En
 }
 
 // benchSetupOn is benchSetup on a backend, for batches of B sequences of L tokens.
-func benchSetupOn(b *testing.B, be compute.Backend, name string, task Task, B, L int, opts ...EngineOption) (*Engine, func() *Batch) {
+func benchSetupOn(b *testing.B, be compute.Backend, name string, task Task, B, L int,
+	opts ...EngineOption) (*Engine, func() *Batch) {
 	b.Helper()
 	h := Heads{Classifier: true}
 	if task == TaskMLM {
@@ -50,7 +51,8 @@ func benchSetupOn(b *testing.B, be compute.Backend, name string, task Task, B, L
 		seqs[i] = Encoded{IDs: ids, Ages: make([]float32, L)}
 		labels[i] = float32(i % 2)
 	}
-	m := Masking{Rate: 0.15, MaskID: 4, VocabSize: 2000, Special: func(id int32) bool { return id < 5 }, MaxPerRow: MaxPredictions(L, 0.15)}
+	m := Masking{Rate: 0.15, MaskID: 4, VocabSize: 2000, Special: func(id int32) bool { return id < 5 },
+		MaxPerRow: MaxPredictions(L, 0.15)}
 	fixed := MakeBatch(seqs, labels, B, L, 0)
 	return e, func() *Batch {
 		if task == TaskMLM {

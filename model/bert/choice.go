@@ -72,8 +72,8 @@ type MismatchError struct {
 
 func (e *MismatchError) Error() string {
 	if e.Field == "max_position_embeddings" {
-		return fmt.Sprintf("config mismatch: the sequence length %v exceeds the pretrained model's max_position_embeddings %v",
-			e.Asked, e.Pretrained)
+		return fmt.Sprintf("config mismatch: the sequence length %v exceeds the pretrained model's "+
+			"max_position_embeddings %v", e.Asked, e.Pretrained)
 	}
 	return fmt.Sprintf("config mismatch: the pretrained model's %s is %v, asked for %v", e.Field, e.Pretrained, e.Asked)
 }
@@ -97,7 +97,8 @@ func (ch Choice) Adapt(c Config, vocabSize, maxLen int) (Config, error) {
 		for _, x := range []struct {
 			name      string
 			got, want int
-		}{{"hidden_size", c.HiddenSize, want.HiddenSize}, {"num_hidden_layers", c.NumHiddenLayers, want.NumHiddenLayers},
+		}{{"hidden_size", c.HiddenSize, want.HiddenSize},
+			{"num_hidden_layers", c.NumHiddenLayers, want.NumHiddenLayers},
 			{"num_attention_heads", c.NumAttentionHeads, want.NumAttentionHeads},
 			{"intermediate_size", c.IntermediateSize, want.IntermediateSize}} {
 			if x.got != x.want {
@@ -152,10 +153,10 @@ func LoadPretrained(dir string, ch Choice, vocabSize, maxLen int, h Heads, seed 
 			dir, arch, strings.Join(unused, ", ")))
 	}
 	if len(newly) > 0 {
-		log.Warn(fmt.Sprintf("Some weights of %s were not initialized from the model checkpoint at %s and are newly initialized: [%s]",
-			arch, dir, strings.Join(newly, ", ")))
+		log.Warn(fmt.Sprintf("Some weights of %s were not initialized from the model checkpoint at %s "+
+			"and are newly initialized: [%s]", arch, dir, strings.Join(newly, ", ")))
 	}
-	log.Info("pretrained weights loaded", "dir", dir, "architecture", arch, "tensors", len(w.Data), "loaded", len(w.Data)-len(newly),
-		"unused", len(unused), "newly_initialized", len(newly))
+	log.Info("pretrained weights loaded", "dir", dir, "architecture", arch, "tensors", len(w.Data),
+		"loaded", len(w.Data)-len(newly), "unused", len(unused), "newly_initialized", len(newly))
 	return w, newly, nil
 }

@@ -23,10 +23,11 @@ func TestChoiceConfig(t *testing.T) {
 		{"hidden alone sets intermediate", Choice{Name: "tiny", Hidden: 32, Dropout: -1}, func(c *Config) {
 			c.HiddenSize, c.IntermediateSize = 32, 128
 		}, ""},
-		{"every size and dropout", Choice{Name: "tiny", Hidden: 16, Layers: 1, Heads: 2, Intermediate: 40, Dropout: 0}, func(c *Config) {
-			c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize = 16, 1, 2, 40
-			c.HiddenDropoutProb, c.AttentionProbsDropoutProb = 0, 0
-		}, ""},
+		{"every size and dropout", Choice{Name: "tiny", Hidden: 16, Layers: 1, Heads: 2, Intermediate: 40, Dropout: 0},
+			func(c *Config) {
+				c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize = 16, 1, 2, 40
+				c.HiddenDropoutProb, c.AttentionProbsDropoutProb = 0, 0
+			}, ""},
 		{"embeddings", Choice{Name: "tiny", AgeEmbeddings: true, TimeEmbeddings: true, Dropout: -1}, func(c *Config) {
 			c.AgeEmbeddings, c.TimeEmbeddings, c.TimeBuckets = true, true, DefaultTimeBuckets
 		}, ""},
@@ -113,11 +114,13 @@ func TestLoadPretrainedForClassifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logBuf bytes.Buffer
-	w, newly, err := LoadPretrained(dir, Choice{Dropout: 0}, 40, 32, Heads{Classifier: true}, 9, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	w, newly, err := LoadPretrained(dir, Choice{Dropout: 0}, 40, 32, Heads{Classifier: true}, 9,
+		slog.New(slog.NewTextHandler(&logBuf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"}; !slices.Equal(newly, want) {
+	if want := []string{"bert.pooler.dense.bias", "bert.pooler.dense.weight",
+		"classifier.bias", "classifier.weight"}; !slices.Equal(newly, want) {
 		t.Errorf("newly %v, want %v", newly, want)
 	}
 	if !w.Heads.Classifier || w.Heads.MLM || w.Config.HiddenDropoutProb != 0 {
@@ -128,13 +131,16 @@ func TestLoadPretrainedForClassifier(t *testing.T) {
 			t.Fatalf("encoder tensor %s changed", s.Name)
 		}
 	}
-	for _, want := range []string{"were not used when initializing BertForSequenceClassification: [cls.predictions.bias",
-		"are newly initialized: [bert.pooler.dense.bias"} {
+	for _, want := range []string{
+		"were not used when initializing BertForSequenceClassification: [cls.predictions.bias",
+		"are newly initialized: [bert.pooler.dense.bias",
+	} {
 		if !strings.Contains(logBuf.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logBuf.String())
 		}
 	}
-	if _, _, err := LoadPretrained(dir, Choice{Layers: 2, Dropout: -1}, 40, 32, Heads{Classifier: true}, 9, slog.Default()); err == nil {
+	if _, _, err := LoadPretrained(dir, Choice{Layers: 2, Dropout: -1}, 40, 32, Heads{Classifier: true}, 9,
+		slog.Default()); err == nil {
 		t.Error("a pretrained model of other sizes was accepted")
 	}
 }

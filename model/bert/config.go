@@ -134,13 +134,16 @@ func (c Config) Validate() error {
 	case c.VocabSize <= 0:
 		return fmt.Errorf("bert config: vocab_size %d must be positive", c.VocabSize)
 	case c.HiddenSize <= 0 || c.NumHiddenLayers <= 0 || c.NumAttentionHeads <= 0 || c.IntermediateSize <= 0:
-		return fmt.Errorf("bert config: hidden_size %d, num_hidden_layers %d, num_attention_heads %d and intermediate_size %d must be positive",
+		return fmt.Errorf("bert config: hidden_size %d, num_hidden_layers %d, num_attention_heads %d "+
+			"and intermediate_size %d must be positive",
 			c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize)
 	case c.HiddenSize%c.NumAttentionHeads != 0:
-		return fmt.Errorf("bert config: hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
+		return fmt.Errorf("bert config: hidden_size %d is not a multiple of num_attention_heads %d",
+			c.HiddenSize, c.NumAttentionHeads)
 	case c.MaxPositionEmbeddings < 2:
 		return fmt.Errorf("bert config: max_position_embeddings %d must be at least 2", c.MaxPositionEmbeddings)
-	case c.HiddenDropoutProb < 0 || c.HiddenDropoutProb >= 1 || c.AttentionProbsDropoutProb < 0 || c.AttentionProbsDropoutProb >= 1:
+	case c.HiddenDropoutProb < 0 || c.HiddenDropoutProb >= 1 ||
+		c.AttentionProbsDropoutProb < 0 || c.AttentionProbsDropoutProb >= 1:
 		return fmt.Errorf("bert config: dropout must be in [0, 1)")
 	case c.HiddenAct != "" && c.HiddenAct != "gelu":
 		return fmt.Errorf("bert config: hidden_act %q is not supported (only gelu)", c.HiddenAct)

@@ -79,7 +79,8 @@ func SelectDevice(flag, pluginFlag string) (Device, error) {
 	return d, err
 }
 
-func selectDevice(flag, pluginFlag string, gpus []GPU, gpuErr error, find func(string) (string, error)) (Device, error) {
+func selectDevice(flag, pluginFlag string, gpus []GPU, gpuErr error,
+	find func(string) (string, error)) (Device, error) {
 	cpu := Device{Requested: flag, Kind: "cpu", Backend: cpuBackendConfig}
 	switch flag {
 	case "", "cpu":
@@ -199,11 +200,12 @@ func ValidateDType(dtype string, d Device) error {
 		return nil
 	case "tf32":
 		if d.Kind != "gpu" || d.GPU == nil {
-			return fmt.Errorf("--dtype tf32 is the matrix mode of NVIDIA GPUs of compute capability 8.0 or later, and --device %s chose the CPU%s: use float32", d.Requested, reasonSuffix(d))
+			return fmt.Errorf("--dtype tf32 is the matrix mode of NVIDIA GPUs of compute capability 8.0 or later, "+
+				"and --device %s chose the CPU%s: use float32", d.Requested, reasonSuffix(d))
 		}
 		if !d.GPU.BFloat16 {
-			return fmt.Errorf("--dtype tf32: %s has compute capability %s and no TF32 (it needs 8.0 or later): use --dtype float32",
-				d.GPU.Name, d.GPU.Capability())
+			return fmt.Errorf("--dtype tf32: %s has compute capability %s and no TF32 (it needs 8.0 or later): "+
+				"use --dtype float32", d.GPU.Name, d.GPU.Capability())
 		}
 		return nil
 	case "bfloat16", "float16":
@@ -222,7 +224,9 @@ func validateHalf(dtype string, d Device) error {
 		return nil
 	}
 	if d.Kind != "gpu" || d.GPU == nil {
-		return fmt.Errorf("--dtype %s needs a GPU of compute capability %s or later, and --device %s chose the CPU (%s): use float32 or auto, or --device cpu to run %s on the CPU anyway (slower than float32 there)",
+		return fmt.Errorf("--dtype %s needs a GPU of compute capability %s or later, "+
+			"and --device %s chose the CPU (%s): use float32 or auto, "+
+			"or --device cpu to run %s on the CPU anyway (slower than float32 there)",
 			dtype, need, d.Requested, d.Reason, dtype)
 	}
 	if !ok {
@@ -286,7 +290,9 @@ type pluginSearch struct {
 }
 
 // cudaPluginNames are the file names of CUDA PJRT plugins: go-xla's installs and jax's.
-var cudaPluginNames = []string{"pjrt_c_api_cuda*_plugin.so", "pjrt-plugin-cuda*.so", "pjrt_plugin_cuda*.so", "xla_cuda_plugin.so"}
+var cudaPluginNames = []string{
+	"pjrt_c_api_cuda*_plugin.so", "pjrt-plugin-cuda*.so", "pjrt_plugin_cuda*.so", "xla_cuda_plugin.so",
+}
 
 func (s pluginSearch) find(explicit string) (string, error) {
 	if explicit != "" {
@@ -305,7 +311,9 @@ func (s pluginSearch) find(explicit string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("no CUDA PJRT plugin found (pass --pjrt-plugin PATH, set %s, or `pip install jax[cuda12]` for jax_plugins/xla_cuda12/xla_cuda_plugin.so; searched %d places)", PluginEnv, len(dirs))
+	return "", fmt.Errorf("no CUDA PJRT plugin found (pass --pjrt-plugin PATH, set %s, "+
+		"or `pip install jax[cuda12]` for jax_plugins/xla_cuda12/xla_cuda_plugin.so; searched %d places)",
+		PluginEnv, len(dirs))
 }
 
 func regularFile(p string) error {

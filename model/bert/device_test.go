@@ -34,24 +34,28 @@ func TestFindPJRTPluginSearch(t *testing.T) {
 		t.Fatalf("dist-packages: got %q, %v; want %s", p, err, deb)
 	}
 	// A directory is not a plugin.
-	if err := os.MkdirAll(filepath.Join(root, "usr/local/lib/python3.11/site-packages/jax_plugins/xla_cuda12/xla_cuda_plugin.so"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(root,
+		"usr/local/lib/python3.11/site-packages/jax_plugins/xla_cuda12/xla_cuda_plugin.so"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := s.find(""); p != deb {
 		t.Fatalf("a directory named like the plugin was taken: %q", p)
 	}
 	// /usr/local's site-packages comes before /usr's; the newest Python and CUDA first.
-	loc := touch(t, filepath.Join(root, "usr/local/lib/python3.12/site-packages/jax_plugins/xla_cuda12/xla_cuda_plugin.so"))
+	loc := touch(t, filepath.Join(root,
+		"usr/local/lib/python3.12/site-packages/jax_plugins/xla_cuda12/xla_cuda_plugin.so"))
 	touch(t, filepath.Join(root, "usr/local/lib/python3.10/site-packages/jax_plugins/xla_cuda12/xla_cuda_plugin.so"))
 	if p, _ := s.find(""); p != loc {
 		t.Fatalf("/usr/local: got %q, want %s", p, loc)
 	}
-	loc13 := touch(t, filepath.Join(root, "usr/local/lib/python3.12/site-packages/jax_plugins/xla_cuda13/xla_cuda_plugin.so"))
+	loc13 := touch(t, filepath.Join(root,
+		"usr/local/lib/python3.12/site-packages/jax_plugins/xla_cuda13/xla_cuda_plugin.so"))
 	if p, _ := s.find(""); p != loc13 {
 		t.Fatalf("cuda13 over cuda12: got %q, want %s", p, loc13)
 	}
 	// pyenv and the user's site-packages come before the system's.
-	py := touch(t, filepath.Join(home, ".pyenv/versions/3.11.9/lib/python3.11/site-packages/jax_plugins/xla_cuda12/xla_cuda_plugin.so"))
+	py := touch(t, filepath.Join(home,
+		".pyenv/versions/3.11.9/lib/python3.11/site-packages/jax_plugins/xla_cuda12/xla_cuda_plugin.so"))
 	if p, _ := s.find(""); p != py {
 		t.Fatalf("pyenv: got %q, want %s", p, py)
 	}
@@ -103,7 +107,8 @@ func TestFindPJRTPluginSearch(t *testing.T) {
 	if p, err := s.find(ex); err != nil || p != ex {
 		t.Fatalf("explicit: got %q, %v", p, err)
 	}
-	if _, err := s.find(filepath.Join(root, "missing.so")); err == nil || !strings.Contains(err.Error(), "--pjrt-plugin") {
+	if _, err := s.find(filepath.Join(root, "missing.so")); err == nil ||
+		!strings.Contains(err.Error(), "--pjrt-plugin") {
 		t.Fatalf("explicit missing plugin: %v", err)
 	}
 	if _, err := s.find(root); err == nil || !strings.Contains(err.Error(), "not a file") {
@@ -122,8 +127,10 @@ func TestFindPJRTPluginRealSearchNoDownload(t *testing.T) {
 }
 
 var (
-	a100 = GPU{Index: 0, Name: "NVIDIA A100-SXM4-40GB", MemoryBytes: 40 << 30, DriverVersion: "550.54", ComputeMajor: 8, ComputeMinor: 0, BFloat16: true}
-	v100 = GPU{Index: 0, Name: "Tesla V100-SXM2-16GB", MemoryBytes: 16 << 30, DriverVersion: "535.1", ComputeMajor: 7, ComputeMinor: 0, BFloat16: false}
+	a100 = GPU{Index: 0, Name: "NVIDIA A100-SXM4-40GB", MemoryBytes: 40 << 30, DriverVersion: "550.54",
+		ComputeMajor: 8, ComputeMinor: 0, BFloat16: true}
+	v100 = GPU{Index: 0, Name: "Tesla V100-SXM2-16GB", MemoryBytes: 16 << 30, DriverVersion: "535.1",
+		ComputeMajor: 7, ComputeMinor: 0, BFloat16: false}
 )
 
 func TestSelectDevice(t *testing.T) {
@@ -137,14 +144,15 @@ func TestSelectDevice(t *testing.T) {
 			t.Fatalf("%q: %+v, %v", flag, d, err)
 		}
 	}
-	if _, err := selectDevice("tpu", "", nil, nil, found); err == nil || !strings.Contains(err.Error(), "unknown device") {
+	if _, err := selectDevice("tpu", "", nil, nil, found); err == nil ||
+		!strings.Contains(err.Error(), "unknown device") {
 		t.Fatalf("tpu: %v", err)
 	}
 
 	// auto: GPU and plugin -> gpu; else cpu with the reason.
 	d, err := selectDevice("auto", "", []GPU{a100}, nil, found)
-	if err != nil || d.Kind != "gpu" || d.GPU == nil || d.GPU.Name != a100.Name || d.Plugin != "/x/xla_cuda_plugin.so" ||
-		!strings.HasPrefix(d.Backend, "/x/xla_cuda_plugin.so") {
+	if err != nil || d.Kind != "gpu" || d.GPU == nil || d.GPU.Name != a100.Name ||
+		d.Plugin != "/x/xla_cuda_plugin.so" || !strings.HasPrefix(d.Backend, "/x/xla_cuda_plugin.so") {
 		t.Fatalf("auto with GPU and plugin: %+v, %v", d, err)
 	}
 	d, err = selectDevice("auto", "", nil, noDriver, found)
@@ -152,7 +160,8 @@ func TestSelectDevice(t *testing.T) {
 		t.Fatalf("auto without driver: %+v, %v", d, err)
 	}
 	d, err = selectDevice("auto", "", []GPU{a100}, nil, missing)
-	if err != nil || d.Kind != "cpu" || !strings.Contains(d.Reason, "A100") || !strings.Contains(d.Reason, "no CUDA PJRT plugin") {
+	if err != nil || d.Kind != "cpu" || !strings.Contains(d.Reason, "A100") ||
+		!strings.Contains(d.Reason, "no CUDA PJRT plugin") {
 		t.Fatalf("auto without plugin: %+v, %v", d, err)
 	}
 	// auto with an explicit plugin that is missing is an error, not a silent CPU run.
@@ -161,13 +170,16 @@ func TestSelectDevice(t *testing.T) {
 	}
 
 	// gpu: an error naming what is missing.
-	if _, err := selectDevice("gpu", "", nil, noDriver, found); err == nil || !strings.Contains(err.Error(), "no NVIDIA driver") {
+	if _, err := selectDevice("gpu", "", nil, noDriver, found); err == nil ||
+		!strings.Contains(err.Error(), "no NVIDIA driver") {
 		t.Fatalf("gpu without driver: %v", err)
 	}
-	if _, err := selectDevice("gpu", "", nil, nil, found); err == nil || !strings.Contains(err.Error(), "no NVIDIA GPU") {
+	if _, err := selectDevice("gpu", "", nil, nil, found); err == nil ||
+		!strings.Contains(err.Error(), "no NVIDIA GPU") {
 		t.Fatalf("gpu without GPUs: %v", err)
 	}
-	if _, err := selectDevice("gpu", "", []GPU{a100}, nil, missing); err == nil || !strings.Contains(err.Error(), "no CUDA PJRT plugin") {
+	if _, err := selectDevice("gpu", "", []GPU{a100}, nil, missing); err == nil ||
+		!strings.Contains(err.Error(), "no CUDA PJRT plugin") {
 		t.Fatalf("gpu without plugin: %v", err)
 	}
 	d, err = selectDevice("gpu", "", []GPU{v100, a100}, nil, found)
@@ -197,7 +209,8 @@ func TestResolveDTypeAndAttention(t *testing.T) {
 		if d.DType != c.want {
 			t.Errorf("%s %v with --dtype %q: %s, want %s", c.d.Kind, c.d.GPU, c.dtype, d.DType, c.want)
 		}
-		if wantTF32 := c.want == "bfloat16" || c.want == "tf32"; d.Kind == "gpu" && strings.HasSuffix(d.Backend, "tf32=true") != wantTF32 {
+		if wantTF32 := c.want == "bfloat16" || c.want == "tf32"; d.Kind == "gpu" &&
+			strings.HasSuffix(d.Backend, "tf32=true") != wantTF32 {
 			t.Errorf("%s: backend %q", c.want, d.Backend)
 		}
 		got, err := d.WithAttention("auto")
@@ -210,7 +223,8 @@ func TestResolveDTypeAndAttention(t *testing.T) {
 			}
 		}
 	}
-	if _, err := (Device{Kind: "cpu"}).WithAttention("flash"); err == nil || !strings.Contains(err.Error(), "--attention") {
+	if _, err := (Device{Kind: "cpu"}).WithAttention("flash"); err == nil ||
+		!strings.Contains(err.Error(), "--attention") {
 		t.Errorf("--attention flash: %v", err)
 	}
 }
@@ -233,7 +247,8 @@ func TestValidateDType(t *testing.T) {
 		{"bfloat16", gpuV, "float16 (loss scaling) or auto"},
 		{"float16", gpuV, ""}, {"float16", gpuA, ""}, {"float16", cpu, ""},
 		{"float16", Device{Kind: "gpu", GPU: &p100}, "capability 6.0"},
-		{"float16", Device{Requested: "auto", Kind: "cpu", Reason: "no NVIDIA driver"}, "needs a GPU of compute capability 7.0"},
+		{"float16", Device{Requested: "auto", Kind: "cpu", Reason: "no NVIDIA driver"},
+			"needs a GPU of compute capability 7.0"},
 		{"auto", cpu, ""}, {"auto", gpuV, ""}, {"auto", gpuA, ""},
 		{"float64", cpu, "unknown --dtype"},
 		{"tf32", gpuA, ""},

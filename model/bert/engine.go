@@ -86,10 +86,12 @@ type Batch struct {
 func (b *Batch) check(c Config, task Task, train bool) error {
 	n := b.B * b.L
 	if b.B <= 0 || b.L <= 0 || len(b.IDs) != n || len(b.Mask) != n {
-		return fmt.Errorf("bert batch: %d×%d needs %d ids and mask values, got %d and %d", b.B, b.L, n, len(b.IDs), len(b.Mask))
+		return fmt.Errorf("bert batch: %d×%d needs %d ids and mask values, got %d and %d",
+			b.B, b.L, n, len(b.IDs), len(b.Mask))
 	}
 	if b.L > c.MaxPositionEmbeddings {
-		return fmt.Errorf("bert batch: sequence length %d exceeds max_position_embeddings %d", b.L, c.MaxPositionEmbeddings)
+		return fmt.Errorf("bert batch: sequence length %d exceeds max_position_embeddings %d",
+			b.L, c.MaxPositionEmbeddings)
 	}
 	for _, id := range b.IDs {
 		if id < 0 || int(id) >= c.VocabSize {
@@ -280,7 +282,8 @@ func (e *Engine) fit(b *Batch, withP bool) *Batch {
 }
 
 // NewEngine puts w on the backend for task (the task's head must be in w.Heads).
-func NewEngine(backend compute.Backend, w *Weights, task Task, opt Optim, seed int64, opts ...EngineOption) (*Engine, error) {
+func NewEngine(backend compute.Backend, w *Weights, task Task, opt Optim, seed int64,
+	opts ...EngineOption) (*Engine, error) {
 	if err := w.check(); err != nil {
 		return nil, err
 	}
@@ -290,7 +293,8 @@ func NewEngine(backend compute.Backend, w *Weights, task Task, opt Optim, seed i
 	if task == TaskMLM && !w.Heads.MLM {
 		return nil, errors.New("bert: masked language modelling needs the MLM head")
 	}
-	e := &Engine{backend: backend, cfg: w.Config, heads: w.Heads, specs: w.Specs, task: task, opt: opt, dtype: dtypes.Float32}
+	e := &Engine{backend: backend, cfg: w.Config, heads: w.Heads, specs: w.Specs, task: task, opt: opt,
+		dtype: dtypes.Float32}
 	for _, o := range opts {
 		if err := o(e); err != nil {
 			return nil, err
@@ -364,7 +368,8 @@ func (e *Engine) SetWeights(w *Weights) {
 
 // Weights copies the current weights to the host.
 func (e *Engine) Weights() (*Weights, error) {
-	w := &Weights{Config: e.cfg, Heads: e.heads, Specs: append([]TensorSpec(nil), e.specs...), Data: map[string][]float32{}}
+	w := &Weights{Config: e.cfg, Heads: e.heads, Specs: append([]TensorSpec(nil), e.specs...),
+		Data: map[string][]float32{}}
 	for i, s := range e.specs {
 		v, err := tensors.CopyFlatData[float32](e.params[i])
 		if err != nil {
@@ -466,7 +471,8 @@ func (e *Engine) trainGraph(in []*graph.Node) []*graph.Node {
 	norm := globalNorm(grads)
 	finite := graph.LogicalAnd(graph.IsFinite(loss), graph.IsFinite(norm))
 	if e.opt.Clip > 0 {
-		scale := graph.Min(graph.ConstAs(norm, 1), graph.Div(graph.ConstAs(norm, e.opt.Clip), graph.AddScalar(norm, 1e-6)))
+		scale := graph.Min(graph.ConstAs(norm, 1),
+			graph.Div(graph.ConstAs(norm, e.opt.Clip), graph.AddScalar(norm, 1e-6)))
 		for i := range grads {
 			grads[i] = graph.Mul(grads[i], scale)
 		}
@@ -566,8 +572,10 @@ func (e *Engine) TrainStep(b *Batch, lr float64) (StepResult, error) {
 		return StepResult{}, err
 	}
 	P := len(e.specs)
-	res := StepResult{Loss: float64(tensors.ToScalar[float32](out[3*P+1])), GradNorm: float64(tensors.ToScalar[float32](out[3*P+2]))}
-	finite := !math.IsNaN(res.Loss) && !math.IsInf(res.Loss, 0) && !math.IsNaN(res.GradNorm) && !math.IsInf(res.GradNorm, 0)
+	res := StepResult{Loss: float64(tensors.ToScalar[float32](out[3*P+1])),
+		GradNorm: float64(tensors.ToScalar[float32](out[3*P+2]))}
+	finite := !math.IsNaN(res.Loss) && !math.IsInf(res.Loss, 0) &&
+		!math.IsNaN(res.GradNorm) && !math.IsInf(res.GradNorm, 0)
 	// The donated inputs are gone: the outputs are the state either way (unchanged when not finite).
 	e.params, e.m, e.v = out[:P], out[P:2*P], out[2*P:3*P]
 	finalize(out[3*P+1 : 3*P+3])

@@ -21,7 +21,8 @@ func toyConfig(t testing.TB, ages bool) Config {
 
 // toyBatch draws B sequences of length L: [CLS] codes [SEP] padding; label = token 7 present.
 func toyBatch(r *rand.Rand, B, L int) *Batch {
-	b := &Batch{B: B, L: L, IDs: make([]int32, B*L), Mask: make([]int32, B*L), Ages: make([]float32, B*L), Labels: make([]float32, B)}
+	b := &Batch{B: B, L: L, IDs: make([]int32, B*L), Mask: make([]int32, B*L), Ages: make([]float32, B*L),
+		Labels: make([]float32, B)}
 	for i := 0; i < B; i++ {
 		n := 3 + r.IntN(L-4)
 		row := b.IDs[i*L : (i+1)*L]
@@ -91,7 +92,8 @@ func TestEvaluationSeesNewWeights(t *testing.T) {
 			}
 		}
 		if same == len(before) {
-			t.Fatalf("step %d: evaluation repeats the previous logits %v: weights were frozen into the graph", step+1, after)
+			t.Fatalf("step %d: evaluation repeats the previous logits %v: weights were frozen into the graph",
+				step+1, after)
 		}
 		before = after
 	}
@@ -126,7 +128,8 @@ func TestLearnsToyTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("toy task: %d steps in %v (%.1f steps/s, %.0f tokens/s), AUROC %.4f", steps, el, float64(steps)/el.Seconds(), float64(steps*32*16)/el.Seconds(), auc)
+	t.Logf("toy task: %d steps in %v (%.1f steps/s, %.0f tokens/s), AUROC %.4f", steps, el,
+		float64(steps)/el.Seconds(), float64(steps*32*16)/el.Seconds(), auc)
 	if auc < 0.9 || math.IsNaN(auc) {
 		t.Fatalf("AUROC %.3f after %d steps, want > 0.9", auc, steps)
 	}

@@ -124,7 +124,8 @@ func TestGPUMatchesCPU(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			batches := []*Batch{randomBatch(r, c, tc.B, tc.L), randomBatch(r, c, tc.B, tc.L), randomBatch(r, c, tc.B, tc.L)}
+			batches := []*Batch{randomBatch(r, c, tc.B, tc.L), randomBatch(r, c, tc.B, tc.L),
+				randomBatch(r, c, tc.B, tc.L)}
 			probe := randomBatch(r, c, tc.B, tc.L)
 
 			gpu, _ := gpuBackend(t, tc.dtype)
@@ -146,7 +147,8 @@ func TestGPUMatchesCPU(t *testing.T) {
 				if side.name == "gpu" {
 					attn = tc.attention
 				}
-				e, err := NewEngine(side.be, w.Clone(), TaskClassify, DefaultOptim(), 1, WithDType(side.dtype), WithAttention(attn))
+				e, err := NewEngine(side.be, w.Clone(), TaskClassify, DefaultOptim(), 1,
+					WithDType(side.dtype), WithAttention(attn))
 				if err != nil {
 					t.Fatalf("%s engine: %v", side.name, err)
 				}
@@ -187,9 +189,11 @@ func TestGPUMatchesCPU(t *testing.T) {
 					t.Errorf("gpu step %d skipped by the loss scaler (scale %g)", s+1, engines["gpu"].Scaler().Scale)
 				}
 				dl, dg := math.Abs(rg.Loss-rc.Loss)/math.Abs(rc.Loss), math.Abs(rg.GradNorm-rc.GradNorm)/rc.GradNorm
-				t.Logf("step %d: loss cpu %.6f gpu %.6f (%.1e), grad norm cpu %.5f gpu %.5f (%.1e)", s+1, rc.Loss, rg.Loss, dl, rc.GradNorm, rg.GradNorm, dg)
+				t.Logf("step %d: loss cpu %.6f gpu %.6f (%.1e), grad norm cpu %.5f gpu %.5f (%.1e)",
+					s+1, rc.Loss, rg.Loss, dl, rc.GradNorm, rg.GradNorm, dg)
 				if !(dl <= tc.tol) || !(dg <= tc.tolTrained) {
-					t.Errorf("step %d: loss differs by %.1e (tolerance %.0e), gradient norm by %.1e (tolerance %.0e)", s+1, dl, tc.tol, dg, tc.tolTrained)
+					t.Errorf("step %d: loss differs by %.1e (tolerance %.0e), "+
+						"gradient norm by %.1e (tolerance %.0e)", s+1, dl, tc.tol, dg, tc.tolTrained)
 				}
 			}
 			wc, err := engines["cpu"].Weights()
@@ -339,7 +343,8 @@ func BenchmarkTrainStepGPUVsTorch(b *testing.B) {
 			gpu, _ := gpuBackend(b, tc.dtype)
 			// Static shapes, as training on a GPU uses: one compiled graph (the first H200 run,
 			// without them, compiled new MLM shapes inside the timing: 1 step/s for tiny).
-			e, batch := benchSetupOn(b, gpu, tc.config, TaskMLM, tc.B, tc.L, WithDType(tc.dtype), WithAttention(tc.attention),
+			e, batch := benchSetupOn(b, gpu, tc.config, TaskMLM, tc.B, tc.L,
+				WithDType(tc.dtype), WithAttention(tc.attention),
 				WithStaticShapes(StaticPositions(MaxPredictions(tc.L, 0.15))))
 			defer e.Close()
 			n, sec := timeSteps(b, e, batch, 5, minSec)
@@ -365,8 +370,9 @@ func BenchmarkTrainStepGPUVsTorch(b *testing.B) {
 			if d.Kind == "cpu" { // MEDSEQ_GPU_DRY_RUN
 				device = "cpu"
 			}
-			res, err := runTorchBench(python, tc.config, max(b.N, 3), minSec, 4, "--device", device, "--dtype", tc.dtype,
-				"--batch", strconv.Itoa(tc.B), "--seq", strconv.Itoa(tc.L), "--attention", "sdpa", "--attn-dropout", attnDropout)
+			res, err := runTorchBench(python, tc.config, max(b.N, 3), minSec, 4,
+				"--device", device, "--dtype", tc.dtype, "--batch", strconv.Itoa(tc.B),
+				"--seq", strconv.Itoa(tc.L), "--attention", "sdpa", "--attn-dropout", attnDropout)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -378,7 +384,8 @@ func BenchmarkTrainStepGPUVsTorch(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 			if ours > 0 && res.TokensPerS > 0 {
 				b.ReportMetric(ours/res.TokensPerS, "x-pytorch")
-				b.Logf("%s MLM step on the GPU: medseq %.0f tokens/s, PyTorch %s (%s attention) %.0f tokens/s: %.2fx (goal 1.2x for base)",
+				b.Logf("%s MLM step on the GPU: medseq %.0f tokens/s, PyTorch %s (%s attention) %.0f tokens/s: "+
+					"%.2fx (goal 1.2x for base)",
 					name, ours, res.Torch, res.Attention, res.TokensPerS, ours/res.TokensPerS)
 			}
 		})

@@ -129,7 +129,8 @@ func (f *fwd) encode(t tokenInputs) *Node {
 	tt := Slice(f.w["bert.embeddings.token_type_embeddings.weight"], AxisRange(0, 1))
 	x = Add(x, Reshape(tt, 1, 1, H))
 	if c.AgeEmbeddings && ages != nil {
-		bucket := ConvertDType(Clip(Floor(ages), ConstAs(ages, 0), ConstAs(ages, float64(c.AgeBuckets-1))), dtypes.Int32)
+		bucket := ConvertDType(Clip(Floor(ages), ConstAs(ages, 0), ConstAs(ages, float64(c.AgeBuckets-1))),
+			dtypes.Int32)
 		x = Add(x, Gather(f.w["bert.embeddings.age_embeddings.weight"], ExpandAxes(bucket, -1)))
 	}
 	if c.TimeEmbeddings && days != nil {

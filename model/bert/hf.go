@@ -47,10 +47,10 @@ const ReadmeFile = "README.md"
 
 // The classifier's logit, as config.json's medseq_logit states it.
 const hfLogitNote = `logits[:, 0] is the log-odds of id2label["0"]: probability = sigmoid(logit). ` +
-	`medseq trains this one logit with binary cross-entropy (problem_type multi_label_classification is transformers' name ` +
-	`for that loss with one label; it is neither regression, which transformers assumes for num_labels 1 without a ` +
-	`problem_type, nor a softmax). The probability is uncalibrated: the model version's calibration.json maps it to ` +
-	`medseq's calibrated probability.`
+	`medseq trains this one logit with binary cross-entropy (problem_type multi_label_classification ` +
+	`is transformers' name for that loss with one label; it is neither regression, which transformers ` +
+	`assumes for num_labels 1 without a problem_type, nor a softmax). The probability is uncalibrated: ` +
+	`the model version's calibration.json maps it to medseq's calibrated probability.`
 
 // The extra weights, as config.json's medseq_extra_weights_note states it.
 const hfExtraNote = `transformers' BERT has no age or time embeddings: from_pretrained drops these tensors ` +
@@ -95,7 +95,8 @@ transformers as well: score such a model with medseq.
 func (c Config) extraWeights() []string {
 	var out []string
 	for _, s := range Spec(c, Heads{}) {
-		if strings.HasPrefix(s.Name, "bert.embeddings.age_embeddings.") || strings.HasPrefix(s.Name, "bert.embeddings.time_embeddings.") {
+		if strings.HasPrefix(s.Name, "bert.embeddings.age_embeddings.") ||
+			strings.HasPrefix(s.Name, "bert.embeddings.time_embeddings.") {
 			out = append(out, s.Name)
 		}
 	}
@@ -119,8 +120,8 @@ func (c Config) marshalHF(h Heads, x HFExport) ([]byte, error) {
 	if maxLen == 0 {
 		maxLen = c.MaxPositionEmbeddings
 	}
-	hc := hfConfig{Config: c, Architectures: []string{architecture(h)}, PositionEmbeddingType: "absolute", TorchDType: "float32",
-		UseCache: true, MedseqMaxLength: maxLen}
+	hc := hfConfig{Config: c, Architectures: []string{architecture(h)}, PositionEmbeddingType: "absolute",
+		TorchDType: "float32", UseCache: true, MedseqMaxLength: maxLen}
 	if h.Classifier {
 		label := x.Label
 		if label == "" {
@@ -155,16 +156,19 @@ func SaveHF(dir string, w *Weights, x HFExport) (*HFFolder, error) {
 		maxLen = c.MaxPositionEmbeddings
 	}
 	if maxLen < 2 || maxLen > c.MaxPositionEmbeddings {
-		return nil, fmt.Errorf("save %s: trained length %d must be in [2, max_position_embeddings %d]", dir, maxLen, c.MaxPositionEmbeddings)
+		return nil, fmt.Errorf("save %s: trained length %d must be in [2, max_position_embeddings %d]",
+			dir, maxLen, c.MaxPositionEmbeddings)
 	}
 	x.MaxLen = maxLen
 	files := map[string][]byte{}
 	if t := x.Tokenizer; t != nil {
 		if n := t.Vocab.Len(); n != c.VocabSize {
-			return nil, fmt.Errorf("save %s: the tokenizer has %d tokens, the model's vocab_size is %d", dir, n, c.VocabSize)
+			return nil, fmt.Errorf("save %s: the tokenizer has %d tokens, the model's vocab_size is %d",
+				dir, n, c.VocabSize)
 		}
 		if int(t.Vocab.Pad) != c.PadTokenID {
-			return nil, fmt.Errorf("save %s: the tokenizer's [PAD] is id %d, the model's pad_token_id is %d", dir, t.Vocab.Pad, c.PadTokenID)
+			return nil, fmt.Errorf("save %s: the tokenizer's [PAD] is id %d, the model's pad_token_id is %d",
+				dir, t.Vocab.Pad, c.PadTokenID)
 		}
 		var err error
 		if files, err = t.HFFolderFiles(maxLen); err != nil {
@@ -201,7 +205,8 @@ func SaveHF(dir string, w *Weights, x HFExport) (*HFFolder, error) {
 		names[i] = s.Name
 		ts[s.Name] = Tensor{DType: "F32", Shape: s.Shape, F32: w.Data[s.Name]}
 	}
-	if err := WriteSafetensors(filepath.Join(dir, SafetensorsFile), names, ts, map[string]string{"format": "pt", "producer": "medseq"}); err != nil {
+	if err := WriteSafetensors(filepath.Join(dir, SafetensorsFile), names, ts,
+		map[string]string{"format": "pt", "producer": "medseq"}); err != nil {
 		return nil, err
 	}
 	out.Dropped, out.MeanPooling = c.extraWeights(), w.Heads.Classifier && c.MeanPooling()
@@ -209,12 +214,15 @@ func SaveHF(dir string, w *Weights, x HFExport) (*HFFolder, error) {
 		x.Log.Info("HuggingFace folder written", "dir", dir, "architecture", out.Architecture, "max_length", maxLen,
 			"tokenizer", x.Tokenizer != nil)
 		if len(out.Dropped) > 0 {
-			x.Log.Warn(fmt.Sprintf("transformers' %s drops medseq's extra weights [%s]: loaded there, the model ignores ages and times, so its outputs differ from medseq's (config.json's medseq_extra_weights says so)",
+			x.Log.Warn(fmt.Sprintf("transformers' %s drops medseq's extra weights [%s]: loaded there, "+
+				"the model ignores ages and times, so its outputs differ from medseq's "+
+				"(config.json's medseq_extra_weights says so)",
 				out.Architecture, strings.Join(out.Dropped, ", ")), "dir", dir)
 		}
 		if out.MeanPooling {
-			x.Log.Warn("the classifier pools the mean of the tokens, which transformers' BertForSequenceClassification "+
-				"cannot express (it pools [CLS]): loaded there its logits differ from medseq's (config.json's "+
+			x.Log.Warn("the classifier pools the mean of the tokens, which transformers' "+
+				"BertForSequenceClassification cannot express (it pools [CLS]): "+
+				"loaded there its logits differ from medseq's (config.json's "+
 				"medseq_pooling_note and README.md say so and show how to pool)", "dir", dir)
 		}
 	}
@@ -240,7 +248,8 @@ func TrainedLength(dir string, c Config) (int, error) {
 	case x.N == 0:
 		return c.MaxPositionEmbeddings, nil
 	case x.N < 2 || x.N > c.MaxPositionEmbeddings:
-		return 0, fmt.Errorf("%s: medseq_max_length %d must be in [2, max_position_embeddings %d]", p, x.N, c.MaxPositionEmbeddings)
+		return 0, fmt.Errorf("%s: medseq_max_length %d must be in [2, max_position_embeddings %d]",
+			p, x.N, c.MaxPositionEmbeddings)
 	}
 	return x.N, nil
 }

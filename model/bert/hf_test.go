@@ -61,11 +61,13 @@ func TestSaveHFFolder(t *testing.T) {
 	const maxLen = 24 // trained shorter than the 32 positions (train classify --init with --max-len)
 	dir := t.TempDir()
 	var logBuf bytes.Buffer
-	res, err := SaveHF(dir, w, HFExport{Tokenizer: tok, MaxLen: maxLen, Label: "ICD10/E11", Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	res, err := SaveHF(dir, w, HFExport{Tokenizer: tok, MaxLen: maxLen, Label: "ICD10/E11",
+		Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantFiles := []string{"config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"}
+	wantFiles := []string{"config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json",
+		"tokenizer_config.json", "vocab.txt"}
 	if !slices.Equal(res.Files, wantFiles) {
 		t.Errorf("files %v, want %v", res.Files, wantFiles)
 	}
@@ -75,21 +77,24 @@ func TestSaveHFFolder(t *testing.T) {
 		}
 	}
 	extras := []string{"bert.embeddings.age_embeddings.weight", "bert.embeddings.time_embeddings.weight"}
-	if res.Architecture != "BertForSequenceClassification" || res.MaxLen != maxLen || !slices.Equal(res.Dropped, extras) {
+	if res.Architecture != "BertForSequenceClassification" || res.MaxLen != maxLen ||
+		!slices.Equal(res.Dropped, extras) {
 		t.Errorf("result %+v", res)
 	}
-	if l := logBuf.String(); !strings.Contains(l, "drops medseq's extra weights [bert.embeddings.age_embeddings.weight, bert.embeddings.time_embeddings.weight]") {
+	if l := logBuf.String(); !strings.Contains(l, "drops medseq's extra weights "+
+		"[bert.embeddings.age_embeddings.weight, bert.embeddings.time_embeddings.weight]") {
 		t.Errorf("the log does not say which weights transformers drops:\n%s", l)
 	}
 
 	// tokenizer.json: truncation Left at maxLen, padding Right with [PAD]'s id.
 	tj := readJSON(t, filepath.Join(dir, "tokenizer.json"))
-	wantTrunc := map[string]any{"direction": "Left", "max_length": float64(maxLen), "strategy": "LongestFirst", "stride": float64(0)}
+	wantTrunc := map[string]any{"direction": "Left", "max_length": float64(maxLen), "strategy": "LongestFirst",
+		"stride": float64(0)}
 	if !reflect.DeepEqual(tj["truncation"], wantTrunc) {
 		t.Errorf("truncation %v, want %v", tj["truncation"], wantTrunc)
 	}
-	wantPad := map[string]any{"strategy": "BatchLongest", "direction": "Right", "pad_to_multiple_of": nil, "pad_id": float64(0),
-		"pad_type_id": float64(0), "pad_token": "[PAD]"}
+	wantPad := map[string]any{"strategy": "BatchLongest", "direction": "Right", "pad_to_multiple_of": nil,
+		"pad_id": float64(0), "pad_type_id": float64(0), "pad_token": "[PAD]"}
 	if !reflect.DeepEqual(tj["padding"], wantPad) {
 		t.Errorf("padding %v, want %v", tj["padding"], wantPad)
 	}
@@ -110,8 +115,10 @@ func TestSaveHFFolder(t *testing.T) {
 		codes = append(codes, fmt.Sprintf("C%d", i))
 	}
 	enc := back.EncodeText(strings.Join(codes, " "), tokenize.Options{MaxLen: back.MaxLen})
-	if len(enc.IDs) != maxLen || enc.IDs[0] != tok.Vocab.Cls || enc.IDs[maxLen-1] != tok.Vocab.Sep || enc.IDs[1] != 50-(maxLen-2) || enc.IDs[maxLen-2] != 49 {
-		t.Errorf("a 45-code line encodes to %v: want [CLS], the newest %d codes (ids %d..49), [SEP]", enc.IDs, maxLen-2, 50-(maxLen-2))
+	if len(enc.IDs) != maxLen || enc.IDs[0] != tok.Vocab.Cls || enc.IDs[maxLen-1] != tok.Vocab.Sep ||
+		enc.IDs[1] != 50-(maxLen-2) || enc.IDs[maxLen-2] != 49 {
+		t.Errorf("a 45-code line encodes to %v: want [CLS], the newest %d codes (ids %d..49), [SEP]",
+			enc.IDs, maxLen-2, 50-(maxLen-2))
 	}
 	if vt, _ := os.ReadFile(filepath.Join(dir, "vocab.txt")); !bytes.Equal(vt, tok.Vocab.VocabTxt()) {
 		t.Errorf("vocab.txt differs from the tokenizer's")
@@ -120,9 +127,13 @@ func TestSaveHFFolder(t *testing.T) {
 	// tokenizer_config.json and special_tokens_map.json: what AutoTokenizer reads. transformers
 	// is not installed where the tests run, so they are checked here key by key.
 	tc := readJSON(t, filepath.Join(dir, "tokenizer_config.json"))
-	for k, want := range map[string]any{"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": float64(maxLen),
-		"truncation_side": "left", "padding_side": "right", "do_lower_case": false, "clean_up_tokenization_spaces": false,
-		"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"} {
+	for k, want := range map[string]any{
+		"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": float64(maxLen),
+		"truncation_side": "left", "padding_side": "right",
+		"do_lower_case": false, "clean_up_tokenization_spaces": false,
+		"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+		"mask_token": "[MASK]",
+	} {
 		if !reflect.DeepEqual(tc[k], want) {
 			t.Errorf("tokenizer_config.json %s = %v, want %v", k, tc[k], want)
 		}
@@ -138,17 +149,21 @@ func TestSaveHFFolder(t *testing.T) {
 		}
 	}
 	st := readJSON(t, filepath.Join(dir, "special_tokens_map.json"))
-	wantST := map[string]any{"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}
+	wantST := map[string]any{"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+		"mask_token": "[MASK]"}
 	if !reflect.DeepEqual(st, wantST) {
 		t.Errorf("special_tokens_map.json %v, want %v", st, wantST)
 	}
 
 	// config.json: one logit read through a sigmoid, the label, the trained length, the extras.
 	cj := readJSON(t, filepath.Join(dir, "config.json"))
-	for k, want := range map[string]any{"architectures": []any{"BertForSequenceClassification"}, "num_labels": float64(1),
+	for k, want := range map[string]any{
+		"architectures": []any{"BertForSequenceClassification"}, "num_labels": float64(1),
 		"id2label": map[string]any{"0": "ICD10/E11"}, "label2id": map[string]any{"ICD10/E11": float64(0)},
-		"problem_type": "multi_label_classification", "medseq_max_length": float64(maxLen), "max_position_embeddings": float64(32),
-		"pad_token_id": float64(0), "medseq_extra_weights": []any{extras[0], extras[1]}} {
+		"problem_type": "multi_label_classification", "medseq_max_length": float64(maxLen),
+		"max_position_embeddings": float64(32), "pad_token_id": float64(0),
+		"medseq_extra_weights": []any{extras[0], extras[1]},
+	} {
 		if !reflect.DeepEqual(cj[k], want) {
 			t.Errorf("config.json %s = %v, want %v", k, cj[k], want)
 		}
@@ -193,8 +208,9 @@ func TestSaveHFHeadsAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	cj := readJSON(t, filepath.Join(dir, "config.json"))
-	if !reflect.DeepEqual(cj["architectures"], []any{"BertForMaskedLM"}) || cj["id2label"] != nil || cj["problem_type"] != nil ||
-		cj["medseq_logit"] != nil || cj["medseq_extra_weights"] != nil || cj["medseq_max_length"] != float64(32) {
+	if !reflect.DeepEqual(cj["architectures"], []any{"BertForMaskedLM"}) || cj["id2label"] != nil ||
+		cj["problem_type"] != nil || cj["medseq_logit"] != nil || cj["medseq_extra_weights"] != nil ||
+		cj["medseq_max_length"] != float64(32) {
 		t.Errorf("MLM config.json: %v", cj)
 	}
 	if len(res.Dropped) != 0 {
@@ -205,7 +221,8 @@ func TestSaveHFHeadsAndErrors(t *testing.T) {
 	}
 
 	old := t.TempDir() // a folder written before medseq_max_length: max_position_embeddings
-	if err := os.WriteFile(filepath.Join(old, ConfigFile), []byte(`{"max_position_embeddings": 32}`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(old, ConfigFile),
+		[]byte(`{"max_position_embeddings": 32}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := TrainedLength(old, c); err != nil || n != 32 {
@@ -217,14 +234,16 @@ func TestSaveHFHeadsAndErrors(t *testing.T) {
 		want string
 	}{
 		"beyond positions": {HFExport{MaxLen: 33}, "max_position_embeddings 32"},
-		"vocabulary":       {HFExport{Tokenizer: tokenize.New(must(tokenize.NewVocab(tokenize.SpecialTokens())))}, "vocab_size is 50"},
+		"vocabulary": {HFExport{Tokenizer: tokenize.New(must(tokenize.NewVocab(tokenize.SpecialTokens())))},
+			"vocab_size is 50"},
 	} {
 		if _, err := SaveHF(t.TempDir(), w, tc.x); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
 		}
 	}
 	w.Config.PadTokenID = 7
-	if _, err := SaveHF(t.TempDir(), w, HFExport{Tokenizer: tok}); err == nil || !strings.Contains(err.Error(), "pad_token_id is 7") {
+	if _, err := SaveHF(t.TempDir(), w, HFExport{Tokenizer: tok}); err == nil ||
+		!strings.Contains(err.Error(), "pad_token_id is 7") {
 		t.Errorf("pad mismatch: err = %v", err)
 	}
 }

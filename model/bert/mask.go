@@ -21,7 +21,8 @@ type Masking struct {
 // of vocabSize (maskID: [MASK]; special tokens are never chosen nor drawn), at most
 // MaxPredictions(maxLen, rate) chosen per sequence.
 func NewMasking(rate float64, maskID int32, vocabSize int, special func(int32) bool, maxLen int) Masking {
-	return Masking{Rate: rate, MaskID: maskID, VocabSize: vocabSize, Special: special, MaxPerRow: MaxPredictions(maxLen, rate)}
+	return Masking{Rate: rate, MaskID: maskID, VocabSize: vocabSize, Special: special,
+		MaxPerRow: MaxPredictions(maxLen, rate)}
 }
 
 // MaxPredictions is the cap on masked positions per sequence for sequences of up to maxLen

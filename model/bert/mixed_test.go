@@ -92,7 +92,8 @@ func TestBFloat16MatchesFloat32(t *testing.T) {
 		l2, mx := relErr(got, want)
 		t.Logf("%s: bfloat16 vs float32 logits: relative L2 error %.2e, max error / max |logit| %.2e", stage, l2, mx)
 		if l2 > bf16Tol || mx > bf16Tol || math.IsNaN(l2) {
-			t.Fatalf("%s: bfloat16 logits differ from float32 by %.3g (L2) and %.3g (max), want < %g", stage, l2, mx, bf16Tol)
+			t.Fatalf("%s: bfloat16 logits differ from float32 by %.3g (L2) and %.3g (max), want < %g",
+				stage, l2, mx, bf16Tol)
 		}
 		if l2 == 0 {
 			t.Fatalf("%s: bfloat16 logits equal float32's exactly: the engine did not compute in bfloat16", stage)

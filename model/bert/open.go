@@ -20,7 +20,8 @@ func OpenDevice(flag, plugin, dtype, attention string, log *slog.Logger) (Device
 	if dev, err = dev.WithAttention(attention); err != nil {
 		return dev, err
 	}
-	log.Info("device", "kind", dev.Kind, "reason", dev.Reason, "plugin", dev.Plugin, "dtype", dev.DType, "attention", dev.Attention)
+	log.Info("device", "kind", dev.Kind, "reason", dev.Reason, "plugin", dev.Plugin, "dtype", dev.DType,
+		"attention", dev.Attention)
 	if (dev.DType == "bfloat16" || dev.DType == "float16") && dev.Kind == "cpu" {
 		log.Warn(dev.DType + " on the CPU: mixed precision runs correctly but slower than float32 (no half-precision " +
 			"arithmetic here); it is meant for GPUs")

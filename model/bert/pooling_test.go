@@ -57,7 +57,8 @@ func TestPoolingReadsOnlyRealTokens(t *testing.T) {
 	for i := range logits["cls"] {
 		diff = math.Max(diff, math.Abs(float64(logits["cls"][i]-logits["mean"][i])))
 		if logits["cls"][i] != logits["unset"][i] {
-			t.Errorf("row %d: no pooling gives %v, [CLS] pooling %v: want the same", i, logits["unset"][i], logits["cls"][i])
+			t.Errorf("row %d: no pooling gives %v, [CLS] pooling %v: want the same",
+				i, logits["unset"][i], logits["cls"][i])
 		}
 	}
 	if diff < 1e-3 {

@@ -128,9 +128,10 @@ func TestTrainFLOPs(t *testing.T) {
 		gpu, dtype string
 		ok         bool
 	}{
-		{"NVIDIA H200", "bfloat16", true}, {"NVIDIA H100 80GB HBM3", "float16", true}, {"NVIDIA H100 PCIe", "tf32", true},
-		{"NVIDIA A100-SXM4-40GB", "float32", true}, {"Tesla V100-SXM2-16GB", "float16", true},
-		{"Tesla V100-SXM2-16GB", "bfloat16", false}, {"Tesla V100-SXM2-16GB", "tf32", false}, {"NVIDIA L4", "bfloat16", false},
+		{"NVIDIA H200", "bfloat16", true}, {"NVIDIA H100 80GB HBM3", "float16", true},
+		{"NVIDIA H100 PCIe", "tf32", true}, {"NVIDIA A100-SXM4-40GB", "float32", true},
+		{"Tesla V100-SXM2-16GB", "float16", true}, {"Tesla V100-SXM2-16GB", "bfloat16", false},
+		{"Tesla V100-SXM2-16GB", "tf32", false}, {"NVIDIA L4", "bfloat16", false},
 	} {
 		p, ok := PeakFLOPS(c.gpu, c.dtype)
 		if ok != c.ok || ok && !(p > 1e13) {
@@ -238,7 +239,8 @@ func TestFloat16MatchesFloat32(t *testing.T) {
 			t.Fatal(err)
 		}
 		if res.Skipped {
-			t.Fatalf("step %d skipped at scale %g (loss %v, gradient norm %v)", step, fp.Scaler().Scale, res.Loss, res.GradNorm)
+			t.Fatalf("step %d skipped at scale %g (loss %v, gradient norm %v)",
+				step, fp.Scaler().Scale, res.Loss, res.GradNorm)
 		}
 		if step < 10 {
 			first += res.Loss / 10
@@ -326,7 +328,8 @@ func TestLossScalerOverflow(t *testing.T) {
 	}
 	t.Logf("%d skipped steps, scale now %g after %d clean steps", skipped, s.Scale, clean)
 	if clean < 8 || skipped < 10 || e.SkippedSteps() != skipped || e.Steps() != skipped+clean {
-		t.Fatalf("%d clean and %d skipped steps (engine: %d steps, %d skipped)", clean, skipped, e.Steps(), e.SkippedSteps())
+		t.Fatalf("%d clean and %d skipped steps (engine: %d steps, %d skipped)",
+			clean, skipped, e.Steps(), e.SkippedSteps())
 	}
 	if s.Scale != want {
 		t.Errorf("scale %g, want %g", s.Scale, want)
@@ -415,7 +418,8 @@ func TestFusedAttentionMatchesPlain(t *testing.T) {
 		t.Run(tc.dtype, func(t *testing.T) {
 			engines := map[string]*Engine{}
 			for _, mode := range []string{AttentionPlain, AttentionFused} {
-				e, err := NewEngine(be, w.Clone(), TaskClassify, DefaultOptim(), 1, WithDType(tc.dtype), WithAttention(mode))
+				e, err := NewEngine(be, w.Clone(), TaskClassify, DefaultOptim(), 1,
+					WithDType(tc.dtype), WithAttention(mode))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -431,7 +435,8 @@ func TestFusedAttentionMatchesPlain(t *testing.T) {
 				l2, mx := relErr(got, want)
 				t.Logf("%s: fused vs plain relative L2 %.2e, max %.2e", what, l2, mx)
 				if l2 > tc.tol || mx > tc.tol {
-					t.Errorf("%s: fused attention differs from plain by %.3g (L2), %.3g (max), want <= %g", what, l2, mx, tc.tol)
+					t.Errorf("%s: fused attention differs from plain by %.3g (L2), %.3g (max), want <= %g",
+						what, l2, mx, tc.tol)
 				}
 			}
 			lp, err := plain.Logits(probe)
@@ -470,7 +475,8 @@ func TestFusedAttentionMatchesPlain(t *testing.T) {
 			for i, s := range fused.specs {
 				in = append(in, graph.Parameter(g, fmt.Sprintf("w%d", i), shapes.Make(dtypes.Float32, s.Shape...)))
 			}
-			in = append(in, graph.Parameter(g, "ids", shapes.Make(dtypes.Int32, 2, 32)), graph.Parameter(g, "mask", shapes.Make(dtypes.Int32, 2, 32)))
+			in = append(in, graph.Parameter(g, "ids", shapes.Make(dtypes.Int32, 2, 32)),
+				graph.Parameter(g, "mask", shapes.Make(dtypes.Int32, 2, 32)))
 			fused.evalGraph(in)
 			n := 0
 			for _, node := range g.Nodes() {
@@ -478,7 +484,8 @@ func TestFusedAttentionMatchesPlain(t *testing.T) {
 					n++
 				}
 			}
-			t.Logf("%s backend: %d fused attention ops in the graph (0: attention.Core's decomposed fallback)", be.Name(), n)
+			t.Logf("%s backend: %d fused attention ops in the graph (0: attention.Core's decomposed fallback)",
+				be.Name(), n)
 		})
 	}
 }
@@ -486,7 +493,8 @@ func TestFusedAttentionMatchesPlain(t *testing.T) {
 // randomBatch is B sequences of random lengths over the vocabulary (ids 5.. are codes),
 // padded to L, with ages and labels; MLM positions mask about 15% of each row.
 func randomBatch(r *rand.Rand, c Config, B, L int) *Batch {
-	b := &Batch{B: B, L: L, IDs: make([]int32, B*L), Mask: make([]int32, B*L), Ages: make([]float32, B*L), Labels: make([]float32, B)}
+	b := &Batch{B: B, L: L, IDs: make([]int32, B*L), Mask: make([]int32, B*L), Ages: make([]float32, B*L),
+		Labels: make([]float32, B)}
 	seqs := make([]Encoded, B)
 	for i := 0; i < B; i++ {
 		n := 2 + r.IntN(L-1)
@@ -505,7 +513,8 @@ func randomBatch(r *rand.Rand, c Config, B, L int) *Batch {
 		}
 		b.Labels[i] = float32(r.IntN(2))
 	}
-	m := MakeMLMBatch(r, Masking{Rate: 0.15, MaskID: 4, VocabSize: c.VocabSize, Special: func(id int32) bool { return id < 5 }}, seqs, B, L, 0)
+	m := MakeMLMBatch(r, Masking{Rate: 0.15, MaskID: 4, VocabSize: c.VocabSize,
+		Special: func(id int32) bool { return id < 5 }}, seqs, B, L, 0)
 	b.P, b.Positions, b.Targets, b.TargetWeights = m.P, m.Positions, m.Targets, m.TargetWeights
 	return b
 }

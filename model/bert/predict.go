@@ -181,7 +181,8 @@ func LoadScorerOn(dir string, m *modelrepo.Manifest, dev Device) (*Scorer, error
 		return nil, fmt.Errorf("load %s: the checkpoint has no classifier (a pretraining checkpoint?)", dir)
 	}
 	if w.Config.VocabSize != tok.Vocab.Len() {
-		return nil, fmt.Errorf("load %s: the model's vocab_size %d differs from the tokenizer's %d tokens", dir, w.Config.VocabSize, tok.Vocab.Len())
+		return nil, fmt.Errorf("load %s: the model's vocab_size %d differs from the tokenizer's %d tokens",
+			dir, w.Config.VocabSize, tok.Vocab.Len())
 	}
 	// Truncate as training did: at the trained length, not the tokenizer folder's max_len.
 	maxLen, err := TrainedLength(modelrepo.BERTPath(dir), w.Config)

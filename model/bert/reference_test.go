@@ -36,7 +36,8 @@ func TestMatchesPyTorchReference(t *testing.T) {
 	for _, tc := range []struct {
 		ages, time bool
 		pooling    string
-	}{{false, false, ""}, {true, false, PoolingCLS}, {true, true, ""}, {false, false, PoolingMean}, {true, true, PoolingMean}} {
+	}{{false, false, ""}, {true, false, PoolingCLS}, {true, true, ""}, {false, false, PoolingMean},
+		{true, true, PoolingMean}} {
 		ages := tc.ages
 		c := toyConfig(t, ages)
 		c.NumHiddenLayers, c.Pooling = 2, tc.pooling
@@ -78,8 +79,8 @@ func TestMatchesPyTorchReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := map[string]any{"ids": rows(b.IDs, b.B, b.L), "mask": rows(b.Mask, b.B, b.L), "ages": rows(b.Ages, b.B, b.L),
-			"days": rows(b.Days, b.B, b.L), "positions": rows(b.Positions, b.B, b.P)}
+		in := map[string]any{"ids": rows(b.IDs, b.B, b.L), "mask": rows(b.Mask, b.B, b.L),
+			"ages": rows(b.Ages, b.B, b.L), "days": rows(b.Days, b.B, b.L), "positions": rows(b.Positions, b.B, b.P)}
 		buf, _ := json.Marshal(in)
 		inPath, outPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
 		if err := os.WriteFile(inPath, buf, 0o644); err != nil {
@@ -129,7 +130,9 @@ func TestMatchesPyTorchReference(t *testing.T) {
 		for i, x := range ref.HFLogits {
 			maxDiff = math.Max(maxDiff, math.Abs(x-float64(logits[i])))
 		}
-		t.Logf("ages=%v time=%v pooling=%q: classifier max |ours-torch| %.3g (logits %v), MLM max relative %.3g (|logit| up to %.1f), transformers checked: %v", ages, tc.time, tc.pooling, maxDiff, ref.Logits, mlmDiff, mlmMax, ref.HFLogits != nil)
+		t.Logf("ages=%v time=%v pooling=%q: classifier max |ours-torch| %.3g (logits %v), "+
+			"MLM max relative %.3g (|logit| up to %.1f), transformers checked: %v",
+			ages, tc.time, tc.pooling, maxDiff, ref.Logits, mlmDiff, mlmMax, ref.HFLogits != nil)
 		if maxDiff > 1e-4 || mlmDiff > 1e-4 {
 			t.Fatalf("ours and PyTorch differ: classifier %.3g, MLM %.3g (limit 1e-4)", maxDiff, mlmDiff)
 		}

@@ -52,7 +52,8 @@ func WriteSafetensors(path string, names []string, ts map[string]Tensor, metadat
 			size *= d
 		}
 		if size != len(t.F32) {
-			return fmt.Errorf("write %s: tensor %s has %d values, shape %v needs %d", path, n, len(t.F32), t.Shape, size)
+			return fmt.Errorf("write %s: tensor %s has %d values, shape %v needs %d",
+				path, n, len(t.F32), t.Shape, size)
 		}
 		shape := t.Shape
 		if shape == nil {
@@ -138,7 +139,8 @@ func ParseSafetensors(buf []byte) (map[string]Tensor, map[string]string, error) 
 	}
 	hn := binary.LittleEndian.Uint64(buf[:8])
 	if hn > MaxHeaderBytes || hn > uint64(len(buf)-8) {
-		return nil, nil, fmt.Errorf("corrupt safetensors file: header size %d exceeds the file (%d bytes) or the %d byte limit", hn, len(buf), MaxHeaderBytes)
+		return nil, nil, fmt.Errorf("corrupt safetensors file: header size %d exceeds the file (%d bytes) "+
+			"or the %d byte limit", hn, len(buf), MaxHeaderBytes)
 	}
 	hj := buf[8 : 8+hn]
 	if len(bytes.TrimSpace(hj)) == 0 || bytes.TrimSpace(hj)[0] != '{' {
@@ -159,7 +161,8 @@ func ParseSafetensors(buf []byte) (map[string]Tensor, map[string]string, error) 
 	for name, r := range raw {
 		if name == "__metadata__" {
 			if err := json.Unmarshal(r, &md); err != nil {
-				return nil, nil, fmt.Errorf("corrupt safetensors header: __metadata__ must map strings to strings: %w", err)
+				return nil, nil, fmt.Errorf("corrupt safetensors header: "+
+					"__metadata__ must map strings to strings: %w", err)
 			}
 			continue
 		}
@@ -171,21 +174,25 @@ func ParseSafetensors(buf []byte) (map[string]Tensor, map[string]string, error) 
 		}
 		size, ok := dtypeSize[e.DType]
 		if !ok {
-			return nil, nil, fmt.Errorf("safetensors tensor %s: dtype %q is not supported (F32, F16, BF16)", name, e.DType)
+			return nil, nil, fmt.Errorf("safetensors tensor %s: dtype %q is not supported (F32, F16, BF16)",
+				name, e.DType)
 		}
 		n := uint64(1)
 		for _, d := range e.Shape {
 			if d < 0 {
-				return nil, nil, fmt.Errorf("corrupt safetensors header: tensor %s has a negative dimension in %v", name, e.Shape)
+				return nil, nil, fmt.Errorf("corrupt safetensors header: tensor %s has a negative dimension in %v",
+					name, e.Shape)
 			}
 			n *= uint64(d)
 		}
 		b, en := e.Offsets[0], e.Offsets[1]
 		if en < b || en > uint64(len(body)) {
-			return nil, nil, fmt.Errorf("corrupt safetensors file: tensor %s data_offsets [%d, %d] outside the %d data bytes", name, b, en, len(body))
+			return nil, nil, fmt.Errorf("corrupt safetensors file: tensor %s data_offsets [%d, %d] "+
+				"outside the %d data bytes", name, b, en, len(body))
 		}
 		if en-b != n*size {
-			return nil, nil, fmt.Errorf("corrupt safetensors file: tensor %s has %d bytes, %s%v needs %d", name, en-b, e.DType, e.Shape, n*size)
+			return nil, nil, fmt.Errorf("corrupt safetensors file: tensor %s has %d bytes, %s%v needs %d",
+				name, en-b, e.DType, e.Shape, n*size)
 		}
 		spans = append(spans, span{name, b, en})
 		ts[name] = Tensor{DType: e.DType, Shape: e.Shape, F32: decode(e.DType, body[b:en], int(n))}
@@ -199,15 +206,18 @@ func ParseSafetensors(buf []byte) (map[string]Tensor, map[string]string, error) 
 	var pos uint64
 	for _, s := range spans {
 		if s.begin < pos {
-			return nil, nil, fmt.Errorf("corrupt safetensors file: tensor %s [%d, %d] overlaps the previous tensor", s.name, s.begin, s.end)
+			return nil, nil, fmt.Errorf("corrupt safetensors file: tensor %s [%d, %d] overlaps the previous tensor",
+				s.name, s.begin, s.end)
 		}
 		if s.begin > pos {
-			return nil, nil, fmt.Errorf("corrupt safetensors file: %d unused bytes before tensor %s", s.begin-pos, s.name)
+			return nil, nil, fmt.Errorf("corrupt safetensors file: %d unused bytes before tensor %s",
+				s.begin-pos, s.name)
 		}
 		pos = s.end
 	}
 	if pos != uint64(len(body)) {
-		return nil, nil, fmt.Errorf("corrupt safetensors file: the tensors cover %d of %d data bytes (truncated or padded)", pos, len(body))
+		return nil, nil, fmt.Errorf("corrupt safetensors file: the tensors cover %d of %d data bytes "+
+			"(truncated or padded)", pos, len(body))
 	}
 	return ts, md, nil
 }
@@ -289,7 +299,8 @@ func Load(dir string) (w *Weights, unused []string, err error) {
 			return nil, nil, fmt.Errorf("load %s: tensor %s is missing (config.json asks for it)", p, s.Name)
 		}
 		if !slices.Equal(t.Shape, s.Shape) {
-			return nil, nil, fmt.Errorf("load %s: tensor %s has shape %s but config.json gives %s: the config does not match the checkpoint",
+			return nil, nil, fmt.Errorf("load %s: tensor %s has shape %s but config.json gives %s: "+
+				"the config does not match the checkpoint",
 				p, s.Name, shapeString(t.Shape), shapeString(s.Shape))
 		}
 		w.Data[s.Name] = t.F32

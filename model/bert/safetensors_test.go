@@ -16,7 +16,8 @@ func TestDecaysOnlyDenseWeights(t *testing.T) {
 	decayed := 0
 	for _, s := range Spec(c, Heads{Classifier: true, MLM: true}) {
 		d := Decays(s.Name)
-		bad := strings.Contains(s.Name, "LayerNorm") || strings.HasSuffix(s.Name, ".bias") || strings.Contains(s.Name, "embeddings")
+		bad := strings.Contains(s.Name, "LayerNorm") || strings.HasSuffix(s.Name, ".bias") ||
+			strings.Contains(s.Name, "embeddings")
 		if d && bad {
 			t.Errorf("%s is decayed", s.Name)
 		}
@@ -108,13 +109,17 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"bert.embeddings.word_embeddings.weight", "bert.encoder.layer.1.attention.self.query.weight",
-		"bert.encoder.layer.0.output.LayerNorm.bias", "bert.pooler.dense.weight", "classifier.weight", "cls.predictions.transform.dense.weight", "cls.predictions.bias"} {
+	for _, n := range []string{
+		"bert.embeddings.word_embeddings.weight", "bert.encoder.layer.1.attention.self.query.weight",
+		"bert.encoder.layer.0.output.LayerNorm.bias", "bert.pooler.dense.weight", "classifier.weight",
+		"cls.predictions.transform.dense.weight", "cls.predictions.bias",
+	} {
 		if _, ok := ts[n]; !ok {
 			t.Errorf("no %s in the checkpoint", n)
 		}
 	}
-	if q := ts["bert.encoder.layer.0.intermediate.dense.weight"].Shape; q[0] != c.IntermediateSize || q[1] != c.HiddenSize {
+	if q := ts["bert.encoder.layer.0.intermediate.dense.weight"].Shape; q[0] != c.IntermediateSize ||
+		q[1] != c.HiddenSize {
 		t.Errorf("intermediate weight shape %v, want [out, in]", q)
 	}
 	if md["format"] != "pt" {
@@ -134,7 +139,8 @@ func TestLoadRejectsMismatchedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err := Load(dir)
-	if err == nil || !strings.Contains(err.Error(), "bert.encoder.layer.0.intermediate.dense.weight") || !strings.Contains(err.Error(), "does not match") {
+	if err == nil || !strings.Contains(err.Error(), "bert.encoder.layer.0.intermediate.dense.weight") ||
+		!strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("err = %v, want a mismatch naming the tensor", err)
 	}
 	c.IntermediateSize, c.NumHiddenLayers = 256, 3
@@ -163,7 +169,8 @@ func TestParseSafetensorsCorrupt(t *testing.T) {
 	if err != nil || ts["a"].F32[1] != 2 || md["k"] != "v" {
 		t.Fatalf("good file: %v %v %v", ts, md, err)
 	}
-	bf := stFile(`{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]}}`, []byte{0x00, 0x3c, 0x00, 0xc0, 0x80, 0x3f})
+	bf := stFile(`{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},`+
+		`"b":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]}}`, []byte{0x00, 0x3c, 0x00, 0xc0, 0x80, 0x3f})
 	ts, _, err = ParseSafetensors(bf)
 	if err != nil || ts["h"].F32[0] != 1 || ts["h"].F32[1] != -2 || ts["b"].F32[0] != 1 {
 		t.Fatalf("half floats: %v %v", ts, err)
@@ -178,8 +185,8 @@ func TestParseSafetensorsCorrupt(t *testing.T) {
 		"bad json":       {stFile(`{"a":`, nil), "corrupt safetensors header"},
 		"out of range":   {stFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}`, f32(1, 2)), "outside"},
 		"size mismatch":  {stFile(`{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, f32(1, 2)), "needs 12"},
-		"overlap": {stFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32(1, 2)),
-			"overlaps"},
+		"overlap": {stFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},`+
+			`"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32(1, 2)), "overlaps"},
 		"trailing":  {stFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, f32(1, 2)), "cover 4 of 8"},
 		"gap":       {stFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32(1, 2)), "unused bytes"},
 		"dtype":     {stFile(`{"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}`, f32(1, 2)), "not supported"},
@@ -202,7 +209,8 @@ func TestParseSafetensorsCorrupt(t *testing.T) {
 	p := filepath.Join(dir, SafetensorsFile)
 	buf, _ := os.ReadFile(p)
 	os.WriteFile(p, buf[:len(buf)-10], 0o644)
-	if _, _, err := Load(dir); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "corrupt") {
+	if _, _, err := Load(dir); err == nil || !strings.Contains(err.Error(), p) ||
+		!strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("truncated: %v", err)
 	}
 }

@@ -48,8 +48,8 @@ func (s *LossScaler) update(finite bool) error {
 	s.clean = 0
 	s.skipped++
 	if s.skipped > s.MaxSkipped {
-		return fmt.Errorf("%w in %d steps in a row (loss scale now %g): lower the learning rate or use bfloat16/float32",
-			ErrLossNotFinite, s.skipped, s.Scale)
+		return fmt.Errorf("%w in %d steps in a row (loss scale now %g): "+
+			"lower the learning rate or use bfloat16/float32", ErrLossNotFinite, s.skipped, s.Scale)
 	}
 	return nil
 }

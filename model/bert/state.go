@@ -21,7 +21,8 @@ type adamState struct {
 
 // copyAdam copies the optimizer state to the host.
 func (e *Engine) copyAdam() (*adamState, error) {
-	s := &adamState{Steps: e.steps, M: make(map[string][]float32, len(e.specs)), V: make(map[string][]float32, len(e.specs))}
+	s := &adamState{Steps: e.steps, M: make(map[string][]float32, len(e.specs)),
+		V: make(map[string][]float32, len(e.specs))}
 	for i, sp := range e.specs {
 		m, err := tensors.CopyFlatData[float32](e.m[i])
 		if err != nil {
@@ -51,7 +52,8 @@ func (e *Engine) setAdam(s *adamState) error {
 			return fmt.Errorf("bert optimizer state: no moments for %s", sp.Name)
 		}
 		if len(m) != sp.Size() || len(v) != sp.Size() {
-			return fmt.Errorf("bert optimizer state: %s moments have %d and %d values, shape %v needs %d", sp.Name, len(m), len(v), sp.Shape, sp.Size())
+			return fmt.Errorf("bert optimizer state: %s moments have %d and %d values, shape %v needs %d",
+				sp.Name, len(m), len(v), sp.Shape, sp.Size())
 		}
 		ms[i] = tensors.FromFlatDataAndDimensions(append([]float32(nil), m...), sp.Shape...)
 		vs[i] = tensors.FromFlatDataAndDimensions(append([]float32(nil), v...), sp.Shape...)
@@ -115,7 +117,8 @@ func (e *Engine) SaveState(dir string, best *Weights) ([]string, error) {
 	if e.scaler != nil {
 		e.scaler.saveMeta(optMeta)
 	}
-	if err := writeState(filepath.Join(dir, StateOptimFile), e.specs, optMeta, tensorSet{"m.", opt.M}, tensorSet{"v.", opt.V}); err != nil {
+	if err := writeState(filepath.Join(dir, StateOptimFile), e.specs, optMeta,
+		tensorSet{"m.", opt.M}, tensorSet{"v.", opt.V}); err != nil {
 		return nil, err
 	}
 	files := []string{StateWeightsFile, StateOptimFile}
@@ -195,7 +198,8 @@ func writeState(path string, specs []TensorSpec, meta map[string]string, sets ..
 		for _, set := range sets {
 			v, ok := set.data[s.Name]
 			if !ok || len(v) != s.Size() {
-				return fmt.Errorf("save state %s: %s%s has %d values, shape %v needs %d", path, set.prefix, s.Name, len(v), s.Shape, s.Size())
+				return fmt.Errorf("save state %s: %s%s has %d values, shape %v needs %d",
+					path, set.prefix, s.Name, len(v), s.Shape, s.Size())
 			}
 			names = append(names, set.prefix+s.Name)
 			ts[set.prefix+s.Name] = Tensor{DType: "F32", Shape: s.Shape, F32: v}
@@ -217,7 +221,8 @@ func readState(path string, specs []TensorSpec, prefix string) (map[string][]flo
 	for _, s := range specs {
 		t, ok := ts[prefix+s.Name]
 		if !ok {
-			return nil, nil, fmt.Errorf("%s has no tensor %s: the state does not match this model's config", path, prefix+s.Name)
+			return nil, nil, fmt.Errorf("%s has no tensor %s: the state does not match this model's config",
+				path, prefix+s.Name)
 		}
 		if t.DType != "F32" || !slices.Equal(t.Shape, s.Shape) {
 			return nil, nil, fmt.Errorf("%s: tensor %s is %s %s, the model needs F32 %s", path, prefix+s.Name, t.DType,

@@ -123,7 +123,8 @@ func TestRestoreStateRefuses(t *testing.T) {
 		}
 		b := newToyEngine(t, c, Heads{Classifier: true}, TaskClassify)
 		defer b.Close()
-		if _, err := b.RestoreState(dir); !errors.Is(err, ErrStateFormat) || !strings.Contains(err.Error(), StateWeightsFile) {
+		if _, err := b.RestoreState(dir); !errors.Is(err, ErrStateFormat) ||
+			!strings.Contains(err.Error(), StateWeightsFile) {
 			t.Errorf("earlier format: %v", err)
 		}
 	})

@@ -78,7 +78,8 @@ func TestStaticShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := Masking{Rate: 0.15, MaskID: 4, VocabSize: 60, Special: func(id int32) bool { return id < 5 }, MaxPerRow: MaxPredictions(64, 0.15)}
+	m := Masking{Rate: 0.15, MaskID: 4, VocabSize: 60, Special: func(id int32) bool { return id < 5 },
+		MaxPerRow: MaxPredictions(64, 0.15)}
 	P := StaticPositions(m.MaxPerRow)
 	r := rand.New(rand.NewPCG(1, 1))
 	seqs := make([]Encoded, 9)
@@ -153,8 +154,9 @@ func TestStaticShapes(t *testing.T) {
 }
 
 func TestPadToKeepsData(t *testing.T) {
-	b := &Batch{B: 2, L: 3, IDs: []int32{1, 2, 3, 4, 5, 6}, Mask: []int32{1, 1, 0, 1, 1, 1}, Ages: []float32{1, 2, 3, 4, 5, 6},
-		P: 1, Positions: []int32{1, 2}, Targets: []int32{7, 8}, TargetWeights: []float32{1, 1}}
+	b := &Batch{B: 2, L: 3, IDs: []int32{1, 2, 3, 4, 5, 6}, Mask: []int32{1, 1, 0, 1, 1, 1},
+		Ages: []float32{1, 2, 3, 4, 5, 6}, P: 1, Positions: []int32{1, 2}, Targets: []int32{7, 8},
+		TargetWeights: []float32{1, 1}}
 	if b.PadTo(2, 1) != b || b.PadTo(3, 1) != b {
 		t.Fatal("PadTo to the same or smaller shapes should return the batch itself")
 	}
@@ -177,7 +179,8 @@ func TestTimeBucket(t *testing.T) {
 	for _, c := range []struct {
 		days float32
 		want int32
-	}{{-3, 0}, {0, 0}, {0.99, 0}, {1, 1}, {2.99, 1}, {3, 2}, {6.5, 2}, {7, 3}, {364, 8}, {365, 8}, {1e9, 15}, {float32(math.NaN()), 0}} {
+	}{{-3, 0}, {0, 0}, {0.99, 0}, {1, 1}, {2.99, 1}, {3, 2}, {6.5, 2}, {7, 3}, {364, 8}, {365, 8}, {1e9, 15},
+		{float32(math.NaN()), 0}} {
 		if got := TimeBucket(c.days, 16); got != c.want {
 			t.Errorf("TimeBucket(%v) = %d, want %d", c.days, got, c.want)
 		}
@@ -284,7 +287,8 @@ func newEngineOnCPU(t *testing.T, w *Weights, dev Device, maxMasked int) *Engine
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewEngine(be, w, TaskMLM, DefaultOptim(), 1, deviceOptions(dev.WithDType(""), StaticPositions(maxMasked))...)
+	e, err := NewEngine(be, w, TaskMLM, DefaultOptim(), 1,
+		deviceOptions(dev.WithDType(""), StaticPositions(maxMasked))...)
 	if err != nil {
 		t.Fatal(err)
 	}

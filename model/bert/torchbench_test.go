@@ -113,9 +113,11 @@ type torchBenchResult struct {
 
 // runTorchBench runs testdata/torch_bench.py's MLM step; extra adds its flags (--device,
 // --dtype, --batch, --seq).
-func runTorchBench(python, config string, steps int, minSec float64, threads int, extra ...string) (torchBenchResult, error) {
+func runTorchBench(python, config string, steps int, minSec float64, threads int,
+	extra ...string) (torchBenchResult, error) {
 	args := []string{filepath.Join("testdata", "torch_bench.py"), "--config", config, "--task", "mlm",
-		"--steps", strconv.Itoa(steps), "--warmup", "2", "--seconds", fmt.Sprint(minSec), "--threads", strconv.Itoa(threads)}
+		"--steps", strconv.Itoa(steps), "--warmup", "2", "--seconds", fmt.Sprint(minSec),
+		"--threads", strconv.Itoa(threads)}
 	cmd := exec.Command(python, append(args, extra...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

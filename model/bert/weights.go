@@ -117,7 +117,8 @@ func NewWeights(c Config, h Heads, seed uint64) (*Weights, error) {
 
 // Clone deep-copies the weights.
 func (w *Weights) Clone() *Weights {
-	out := &Weights{Config: w.Config, Heads: w.Heads, Specs: append([]TensorSpec(nil), w.Specs...), Data: make(map[string][]float32, len(w.Data))}
+	out := &Weights{Config: w.Config, Heads: w.Heads, Specs: append([]TensorSpec(nil), w.Specs...),
+		Data: make(map[string][]float32, len(w.Data))}
 	for k, v := range w.Data {
 		out.Data[k] = append([]float32(nil), v...)
 	}
