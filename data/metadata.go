@@ -14,12 +14,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// ReadTable reads a whole (small) Parquet file and calls fn with each
-// batch. Metadata files are small, so reading them whole is fine.
-func ReadTable(path string, fn func(rec arrow.RecordBatch) error) error {
-	return readTable(path, fn)
-}
-
 // readMetadataTable reads the dataset's metadata table (TableSubjectSplits or TableCodes)
 // from its source, or the Parquet file rel below its folder; found is false when there is none.
 func (d *Dataset) readMetadataTable(table, rel string, fn func(rec arrow.RecordBatch) error) (bool, error) {
@@ -30,7 +24,7 @@ func (d *Dataset) readMetadataTable(table, rel string, fn func(rec arrow.RecordB
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
-	return true, readTable(p, fn)
+	return true, ReadTable(p, fn)
 }
 
 // metadataName names a metadata table in messages: its file, or its table in the source.
@@ -41,7 +35,9 @@ func (d *Dataset) metadataName(table, rel string) string {
 	return filepath.Join(d.Root, rel)
 }
 
-func readTable(path string, fn func(rec arrow.RecordBatch) error) error {
+// ReadTable reads a whole (small) Parquet file and calls fn with each
+// batch. Metadata files are small, so reading them whole is fine.
+func ReadTable(path string, fn func(rec arrow.RecordBatch) error) error {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)

@@ -65,6 +65,14 @@ func benchSetupOn(b *testing.B, be compute.Backend, name string, task Task, B, L
 // The benchmark batch: 32 sequences of 64 tokens.
 const benchBatch, benchSeq = 32, 64
 
+// timeTrainSteps times b.N training steps on batches of benchBatch × benchSeq tokens, after
+// one untimed step that compiles the graph, and reports tokens/s.
+func timeTrainSteps(b *testing.B, e *Engine, batch func() *Batch) {
+	b.Helper()
+	n, sec := timeSteps(b, e, batch, 1, 0)
+	b.ReportMetric(float64(n*benchBatch*benchSeq)/sec, "tokens/s")
+}
+
 // BenchmarkTrainStep is one AdamW step (vocab 2000, 64 tokens, batch 32, dropout on) of the
 // tiny and small configs, classification and MLM on gathered positions; it reports tokens/s.
 // BenchmarkTrainStepVsTorch (torchbench_test.go) runs the PyTorch reference beside it.
@@ -78,16 +86,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			b.Run(label, func(b *testing.B) {
 				e, batch := benchSetup(b, name, task)
 				defer e.Close()
-				if _, err := e.TrainStep(batch(), 1e-4); err != nil { // compile outside the timing
-					b.Fatal(err)
-				}
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					if _, err := e.TrainStep(batch(), 1e-4); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.N*benchBatch*benchSeq)/b.Elapsed().Seconds(), "tokens/s")
+				timeTrainSteps(b, e, batch)
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
 			})
 		}
@@ -102,16 +101,7 @@ func BenchmarkTrainStepDType(b *testing.B) {
 		b.Run(dtype, func(b *testing.B) {
 			e, batch := benchSetup(b, "tiny", TaskMLM, WithDType(dtype))
 			defer e.Close()
-			if _, err := e.TrainStep(batch(), 1e-4); err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, err := e.TrainStep(batch(), 1e-4); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N*benchBatch*benchSeq)/b.Elapsed().Seconds(), "tokens/s")
+			timeTrainSteps(b, e, batch)
 		})
 	}
 }
@@ -125,16 +115,7 @@ func BenchmarkTrainStepAttention(b *testing.B) {
 			b.Run(name+"/"+mode, func(b *testing.B) {
 				e, batch := benchSetup(b, name, TaskMLM, WithAttention(mode))
 				defer e.Close()
-				if _, err := e.TrainStep(batch(), 1e-4); err != nil {
-					b.Fatal(err)
-				}
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					if _, err := e.TrainStep(batch(), 1e-4); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.N*benchBatch*benchSeq)/b.Elapsed().Seconds(), "tokens/s")
+				timeTrainSteps(b, e, batch)
 			})
 		}
 	}
