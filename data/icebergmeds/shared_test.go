@@ -1,12 +1,17 @@
 package icebergmeds
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/medseq/medseq/data"
+	"github.com/medseq/medseq/data/synth"
 )
 
 // TestSharedMEDS exports the MEDS datasets other tools wrote (../shared/data/meds: ACES'
@@ -82,4 +87,46 @@ func sameSplits(t *testing.T, folder, ice *data.Dataset) {
 	if len(want) == 0 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("splits of %d subjects from Iceberg, want %d", len(got), len(want))
 	}
+}
+
+// TestETLCodes exports a synthetic dataset whose codes are spelled as MEDS ETLs write real data
+// (synth's etl style: spaces, units, slashes, parentheses, non-ASCII letters) and reads it back
+// through the SQL catalog: every subject's events with their codes byte for byte.
+func TestETLCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes Iceberg tables")
+	}
+	f := newFixture(t, 0)
+	meds := filepath.Join(f.dir, "etl")
+	_, err := synth.Generate(context.Background(), synth.Config{Out: meds, Subjects: 150, Seed: 3,
+		CodeStyle: synth.CodeStyleETL, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.export(t, meds, "etl", 4)
+	folder, err := data.Open(meds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ice, err := data.Open("iceberg:local/etl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := subjects(t, folder)
+	var spaced, nonASCII int
+	for _, evs := range want {
+		for _, e := range evs {
+			if strings.Contains(e.Code, " ") {
+				spaced++
+			}
+			if strings.IndexFunc(e.Code, func(r rune) bool { return r > unicode.MaxASCII }) >= 0 {
+				nonASCII++
+			}
+		}
+	}
+	if spaced == 0 || nonASCII == 0 {
+		t.Fatalf("the etl-style data has %d codes with spaces and %d with non-ASCII letters: want both", spaced,
+			nonASCII)
+	}
+	sameSubjects(t, want, subjects(t, ice))
 }
