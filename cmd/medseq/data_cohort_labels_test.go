@@ -204,30 +204,7 @@ func TestDataCohortLabelsACESSample(t *testing.T) {
 	if _, err := os.Stat(meds); err != nil {
 		t.Skip("no ../shared/data/meds/aces_sample")
 	}
-	ds, err := data.Open(meds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var task []data.Label
-	err = ds.ForEachSubject(context.Background(), func(s data.Subject) error {
-		for _, e := range s.Events {
-			if !strings.HasPrefix(ds.Codes.Name(e.Code), "ADMISSION//") {
-				continue
-			}
-			for _, h := range []int64{24, 48} {
-				pt := e.Time + h*3600*1_000_000
-				y := false
-				for _, f := range s.Events {
-					y = y || (ds.Codes.Name(f.Code) == "LAB//creatinine" && f.Time > pt && f.Time <= pt+2*data.MicrosPerDay)
-				}
-				task = append(task, data.Label{SubjectID: s.ID, PredictionTime: pt, Value: y})
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	task := acesCreatinineTask(t, meds)
 	dir := t.TempDir()
 	labels, cohort := filepath.Join(dir, "creatinine.parquet"), filepath.Join(dir, "cohort")
 	writeACESLabels(t, labels, task)
@@ -254,4 +231,35 @@ func TestDataCohortLabelsACESSample(t *testing.T) {
 	if _, ok := preds[0].Attrs["age"]; ok || preds[0].Attrs["sex"] == "" {
 		t.Errorf("attributes %v: no age without a birth code, sex from SEX//female|male", preds[0].Attrs)
 	}
+}
+
+// acesCreatinineTask labels ACES' sample as an ACES task would: 24 and 48 hours after each
+// admission, whether a creatinine result follows within two days.
+func acesCreatinineTask(t *testing.T, meds string) []data.Label {
+	t.Helper()
+	ds, err := data.Open(meds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var task []data.Label
+	err = ds.ForEachSubject(context.Background(), func(s data.Subject) error {
+		for _, e := range s.Events {
+			if !strings.HasPrefix(ds.Codes.Name(e.Code), "ADMISSION//") {
+				continue
+			}
+			for _, h := range []int64{24, 48} {
+				pt := e.Time + h*3600*1_000_000
+				y := false
+				for _, f := range s.Events {
+					y = y || (ds.Codes.Name(f.Code) == "LAB//creatinine" && f.Time > pt && f.Time <= pt+2*data.MicrosPerDay)
+				}
+				task = append(task, data.Label{SubjectID: s.ID, PredictionTime: pt, Value: y})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
 }

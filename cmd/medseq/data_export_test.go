@@ -102,6 +102,37 @@ func startREST(t *testing.T, dir, cfg string) *icebergtest.Server {
 	return srv
 }
 
+// TestIcebergACESLabels: labels an ACES task wrote build the same cohort from ACES' sample
+// (../shared/data/meds, written by another tool) as a folder and exported to Iceberg tables.
+func TestIcebergACESLabels(t *testing.T) {
+	meds := filepath.Join("..", "..", "..", "shared", "data", "meds", "aces_sample")
+	if _, err := os.Stat(meds); err != nil {
+		t.Skip("no ../shared/data/meds/aces_sample")
+	}
+	dir := t.TempDir()
+	startREST(t, dir, filepath.Join(dir, "iceberg.yaml"))
+	if code, stdout, stderr := runCmd(t, "data", "export", "--meds", meds, "--iceberg", "local/aces"); code != 0 {
+		t.Fatalf("data export: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	labels := filepath.Join(dir, "creatinine.parquet")
+	writeACESLabels(t, labels, acesCreatinineTask(t, meds))
+	var files [][]byte
+	for i, src := range []string{meds, "iceberg:local/aces"} {
+		cohort := filepath.Join(dir, fmt.Sprint("cohort", i))
+		if code, stdout, stderr := runCmd(t, "data", "cohort", "--meds", src, "--labels", labels, "--out", cohort); code != 0 {
+			t.Fatalf("data cohort --meds %s: exit %d\n%s\n%s", src, code, stdout, stderr)
+		}
+		b, err := os.ReadFile(filepath.Join(cohort, "labels.parquet"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, b)
+	}
+	if len(files[0]) == 0 || !bytes.Equal(files[0], files[1]) {
+		t.Errorf("cohort labels differ between the folder and Iceberg (%d and %d bytes)", len(files[0]), len(files[1]))
+	}
+}
+
 // samePipelineOutputs compares the labels, vocabulary and predictions of two pipeline runs.
 func samePipelineOutputs(t *testing.T, src, a, b string) {
 	t.Helper()
